@@ -1,0 +1,128 @@
+"""Binary masks and their COCO compressed-RLE form.
+
+Masks in ``core`` are ``np.ndarray`` of dtype ``bool`` and shape ``(H, W)`` at the image's
+original resolution. On disk and in the store they are COCO compressed RLE dictionaries
+``{"size": [h, w], "counts": str}`` (pycocotools, column-major run lengths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+RLE = dict[str, Any]
+
+
+class MaskError(ValueError):
+    """A mask or RLE that cannot be used (wrong shape, wrong size, malformed counts)."""
+
+
+def as_bool_mask(mask: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Validate ``mask`` as a 2-D binary mask and return it as ``bool`` (H, W).
+
+    Accepts bool or integer arrays holding only 0/1. ``hw`` checks the size ``(H, W)``.
+    """
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise MaskError(f"mask must be 2-D (H, W), got shape {arr.shape}")
+    if arr.dtype != np.bool_:
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise MaskError(f"mask must be bool or integer 0/1, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise MaskError("integer mask must hold only 0 and 1")
+        arr = arr.astype(bool)
+    if hw is not None and tuple(arr.shape) != tuple(hw):
+        raise MaskError(f"mask size {arr.shape[0]}x{arr.shape[1]} (HxW) != image size {hw[0]}x{hw[1]}")
+    return arr
+
+
+def encode_rle(mask: np.ndarray) -> RLE:
+    """Encode a bool (H, W) mask as COCO compressed RLE with ``counts`` as ``str``."""
+    from pycocotools import mask as mask_utils  # lazy: keeps ``import core`` light
+
+    arr = as_bool_mask(mask)
+    rle = mask_utils.encode(np.asfortranarray(arr.astype(np.uint8)))
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+
+
+def decode_rle(rle: RLE, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode COCO compressed RLE (``counts`` str or bytes) to a bool (H, W) mask.
+
+    Raises :class:`MaskError` for malformed input or when ``hw`` does not match ``size``.
+    """
+    from pycocotools import mask as mask_utils
+
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise MaskError("RLE must be a dict with 'size' and 'counts'")
+    size = rle["size"]
+    if (
+        not isinstance(size, list | tuple)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
+    ):
+        raise MaskError(f"RLE 'size' must be [h, w] of non-negative ints, got {size!r}")
+    h, w = int(size[0]), int(size[1])
+    if hw is not None and (h, w) != tuple(hw):
+        raise MaskError(f"mask size {h}x{w} (HxW) != image size {hw[0]}x{hw[1]}")
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        counts_b = counts.encode("ascii", errors="strict") if counts.isascii() else None
+        if counts_b is None:
+            raise MaskError("RLE 'counts' must be ASCII")
+    elif isinstance(counts, bytes):
+        counts_b = counts
+    else:
+        raise MaskError("RLE 'counts' must be a compressed string (uncompressed lists are not accepted)")
+    if not _counts_cover(counts_b, h * w):
+        raise MaskError(f"RLE 'counts' do not describe exactly {h}x{w} pixels")
+    arr = mask_utils.decode({"size": [h, w], "counts": counts_b})
+    return arr.astype(bool)
+
+
+def _counts_cover(counts: bytes, n_pixels: int) -> bool:
+    """True if compressed COCO counts decode to runs summing to ``n_pixels``.
+
+    pycocotools reads past malformed strings silently; this mirrors its LEB128-like
+    decoding (``rleFrString``) to reject truncated or garbage counts before decoding.
+    """
+    runs: list[int] = []
+    p = 0
+    n = len(counts)
+    while p < n:
+        x = 0
+        k = 0
+        more = True
+        while more:
+            if p >= n:
+                return False
+            c = counts[p] - 48
+            if c < 0 or c > 63:
+                return False
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(runs) > 2:
+            x += runs[-2]
+        if x < 0:
+            return False
+        runs.append(x)
+    return sum(runs) == n_pixels
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two bool masks of equal shape; two empty masks have IoU 1.0 by convention here."""
+    inter = np.logical_and(a, b).sum()
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(inter) / float(union)
+
+
+def bbox_xyxy(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight box ``(x0, y0, x1, y1)`` in pixels, exclusive max; ``None`` for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
