@@ -1,0 +1,212 @@
+"""``rea2seg``: the headless command line (import/export, stats, metrics, runs, evaluation).
+
+Every subcommand returns an exit status: 0 on success, 1 when some input was skipped or a
+check failed, 2 for a usage error or an input that could not be read at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from core.store.models import CATEGORIES, STATUSES
+
+# Optional command groups, each a module with ``register(subparsers)``.
+_PLUGINS = ("core.geometric.cli", "core.pipeline.cli", "core.evaluator.cli")
+
+
+def _err(msg: str) -> None:
+    print(f"rea2seg: {msg}", file=sys.stderr)
+
+
+def _open(db: str):
+    from core.store import open_store
+
+    return open_store(db)
+
+
+# -- import / export ------------------------------------------------------------------------
+
+
+def cmd_import_reasonseg(args: argparse.Namespace) -> int:
+    from core.importers.reasonseg import import_reasonseg
+
+    store = _open(args.db)
+    report = import_reasonseg(store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_import_sgdr(args: argparse.Namespace) -> int:
+    from core.importers.sgdr import import_sgdr
+
+    store = _open(args.db)
+    report = import_sgdr(store, args.file, dataset=args.dataset)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_export_sgdr(args: argparse.Namespace) -> int:
+    from core.importers.sgdr import export_sgdr
+
+    store = _open(args.db)
+    n = export_sgdr(store, args.out, status=args.status, dataset=args.dataset)
+    print(f"wrote {n} samples to {args.out}")
+    return 0
+
+
+# -- stats / metrics ------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from core.store import review
+
+    store = _open(args.db)
+    counts = review.counts(store)
+    if args.json:
+        out: dict[str, dict[str, int]] = {}
+        for (cat, st), n in counts.items():
+            out.setdefault(cat, {})[st] = n
+        print(json.dumps({"counts": out, "total": sum(counts.values())}, indent=2, sort_keys=True))
+        return 0
+    cats = sorted({c for c, _ in counts}, key=lambda c: (CATEGORIES + (c,)).index(c))
+    head = f"{'category':<16}" + "".join(f"{s:>10}" for s in STATUSES) + f"{'total':>10}"
+    print(head)
+    print("-" * len(head))
+    for c in cats:
+        row = [counts.get((c, s), 0) for s in STATUSES]
+        print(f"{c:<16}" + "".join(f"{n:>10}" for n in row) + f"{sum(row):>10}")
+    tot = [sum(counts.get((c, s), 0) for c in cats) for s in STATUSES]
+    print("-" * len(head))
+    print(f"{'total':<16}" + "".join(f"{n:>10}" for n in tot) + f"{sum(tot):>10}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from core.masks import decode_rle
+    from core.metrics import MetricAccumulator
+    from core.sgdr import SgdrError, read_sgdr
+
+    try:
+        gt, gt_err = read_sgdr(args.gt)
+        pred, pred_err = read_sgdr(args.pred)
+    except SgdrError as exc:
+        _err(str(exc))
+        return 2
+    problems = [f"{n}: {r}" for n, r in gt_err + pred_err]
+    preds = {p.id: p for p in pred}
+    acc = MetricAccumulator(ignore_mode=args.ignore_mode)
+    for g in gt:
+        hw = (g.mask["size"][0], g.mask["size"][1])
+        gmask = decode_rle(g.mask)
+        ign = decode_rle(g.ignore) if g.ignore else None
+        p = preds.get(g.id)
+        if p is None:
+            problems.append(f"{g.id}: no prediction (counted as an empty mask)")
+            import numpy as np
+
+            pmask = np.zeros(hw, dtype=bool)
+        elif tuple(p.mask["size"]) != hw:
+            problems.append(f"{g.id}: prediction size {p.mask['size']} != ground truth size {list(hw)}; skipped")
+            continue
+        else:
+            pmask = decode_rle(p.mask)
+        acc.add(pmask, gmask, ign, g.category)
+    extra = sorted(set(preds) - {g.id for g in gt})
+    if extra:
+        problems.append(f"{len(extra)} predictions have no ground truth (ignored): {extra[:5]}")
+    for msg in problems:
+        _err(msg)
+    res = acc.result()
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        print(f"{'category':<16}{'n':>6}{'gIoU':>10}{'cIoU':>10}")
+        rows = [*res["per_category"].items(), ("overall", res["overall"])]
+        for name, r in rows:
+            if r["n"]:
+                print(f"{name:<16}{r['n']:>6}{r['giou']:>10.4f}{r['ciou']:>10.4f}")
+    return 1 if any("skipped" in m for m in problems) or gt_err or pred_err else 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rea2seg", description="Rea2Seg Studio command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_imp = sub.add_parser("import", help="import samples into a store")
+    imp = p_imp.add_subparsers(dest="format", required=True)
+    p = imp.add_parser("reasonseg", help="LISA's ReasonSeg layout (image + same-stem labelme JSON)")
+    p.add_argument("dir")
+    p.add_argument("--db", required=True, help="store path (SQLite) or SQLAlchemy URL")
+    p.add_argument("--dataset", help="dataset name (default: reasonseg-<dir name>)")
+    p.add_argument("--first-text-only", action="store_true", help="only text[0] per image, as LISA's validation")
+    p.set_defaults(func=cmd_import_reasonseg)
+    p = imp.add_parser("sgdr", help="the SGDR interchange JSON")
+    p.add_argument("file")
+    p.add_argument("--db", required=True)
+    p.add_argument("--dataset", help="dataset name (default: the file's stem)")
+    p.set_defaults(func=cmd_import_sgdr)
+
+    p_exp = sub.add_parser("export", help="export from a store")
+    exp = p_exp.add_subparsers(dest="format", required=True)
+    p = exp.add_parser("sgdr", help="the SGDR interchange JSON")
+    p.add_argument("--db", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--dataset")
+    p.set_defaults(func=cmd_export_sgdr)
+
+    p = sub.add_parser("stats", help="sample counts by category and status")
+    p.add_argument("--db", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("metrics", help="gIoU / cIoU of a prediction SGDR file against a ground-truth one")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--pred", required=True)
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--ignore-mode",
+        choices=("exclude", "background"),
+        default="exclude",
+        help="exclude ignore pixels (LISA, default) or count them as background (LENS)",
+    )
+    p.set_defaults(func=cmd_metrics)
+
+    for name in _PLUGINS:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        mod.register(sub)
+        if hasattr(mod, "register_export"):
+            mod.register_export(exp)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from core.images import ImageError
+    from core.models.base import ModelLoadError
+    from core.store import StoreError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (StoreError, ModelLoadError, ImageError, FileNotFoundError, ValueError, LookupError) as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The SGDR interchange JSON: the project's own format for samples with masks.
+
+::
+
+    {"version": 1,
+     "samples": [{"id": "clevr-0001-q0",            # unique within the file
+                  "image": "images/0001.png",       # path relative to the JSON file
+                  "question": "Which object is …?",
+                  "category": "geometric",          # discriminative|geometric|spatial|multi_step|reasonseg|other
+                  "source": "rea2seg-geometric",
+                  "status": "pending",              # pending|verified|rejected|flagged
+                  "mask": {"size": [h, w], "counts": "…"},   # COCO compressed RLE
+                  "ignore": null}]}                 # optional RLE of pixels excluded from metrics
+
+Reading validates each entry on its own: a bad entry is reported with its index/id and reason
+and the others are still returned. Writing uses a fixed key order and layout, so an export →
+import → export cycle is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.masks import MaskError, decode_rle
+from core.store.models import CATEGORIES, STATUSES
+
+SGDR_VERSION = 1
+_KEYS = ("id", "image", "question", "category", "source", "status", "mask", "ignore")
+
+
+class SgdrError(ValueError):
+    """The file as a whole cannot be read (not JSON, wrong top-level shape or version)."""
+
+
+@dataclass
+class SgdrSample:
+    id: str
+    image: str
+    question: str
+    category: str
+    source: str
+    status: str
+    mask: dict[str, Any] | None
+    ignore: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _KEYS}
+
+
+def _check_rle(value: Any, what: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    decode_rle(value)  # raises MaskError with the reason
+    return {"size": [int(value["size"][0]), int(value["size"][1])], "counts": _counts_str(value["counts"])}
+
+
+def _counts_str(counts: str | bytes) -> str:
+    return counts.decode("ascii") if isinstance(counts, bytes) else counts
+
+
+def parse_sample(entry: Any) -> SgdrSample:
+    """Validate one entry; raises ``ValueError`` with a plain reason."""
+    if not isinstance(entry, dict):
+        raise ValueError("entry is not a JSON object")
+    for key in ("id", "image", "question"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise ValueError(f"'{key}' must be a non-empty string")
+    category = entry.get("category", "other")
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+    status = entry.get("status", "pending")
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    source = entry.get("source", "")
+    if not isinstance(source, str):
+        raise ValueError("'source' must be a string")
+    try:
+        mask = _check_rle(entry.get("mask"), "mask")
+        ignore = _check_rle(entry.get("ignore"), "ignore")
+    except MaskError as exc:
+        raise ValueError(f"bad mask: {exc}") from exc
+    if mask is None:
+        raise ValueError("'mask' is missing")
+    if ignore is not None and ignore["size"] != mask["size"]:
+        raise ValueError(f"ignore size {ignore['size']} != mask size {mask['size']}")
+    return SgdrSample(entry["id"], entry["image"], entry["question"], category, source, status, mask, ignore)
+
+
+def read_sgdr(path: str | Path) -> tuple[list[SgdrSample], list[tuple[str, str]]]:
+    """(valid samples, [(entry name, reason)] for the entries that were skipped)."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SgdrError(f"{p}: file not found") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SgdrError(f"{p}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
+        raise SgdrError(f"{p}: expected an object with a 'samples' list")
+    if data.get("version") != SGDR_VERSION:
+        raise SgdrError(f"{p}: unsupported version {data.get('version')!r} (this reader knows {SGDR_VERSION})")
+    samples: list[SgdrSample] = []
+    errors: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(data["samples"]):
+        name = f"{p.name}[{i}]"
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            name += f" id={entry['id']!r}"
+        try:
+            sample = parse_sample(entry)
+        except ValueError as exc:
+            errors.append((name, str(exc)))
+            continue
+        if sample.id in seen:
+            errors.append((name, "duplicate id in this file"))
+            continue
+        seen.add(sample.id)
+        samples.append(sample)
+    return samples, errors
+
+
+def dumps_sgdr(samples: list[SgdrSample]) -> str:
+    """The file text: one sample per line, fixed key order, trailing newline."""
+    lines = [json.dumps(s.to_dict(), ensure_ascii=False, separators=(", ", ": ")) for s in samples]
+    body = ",\n  ".join(lines)
+    return f'{{"version": {SGDR_VERSION},\n "samples": [\n  {body}\n ]}}\n' if lines else (
+        f'{{"version": {SGDR_VERSION},\n "samples": []}}\n'
+    )
+
+
+def write_sgdr(path: str | Path, samples: list[SgdrSample]) -> None:
+    """Write atomically (temp file + rename): a crash never leaves half a file."""
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(dumps_sgdr(samples), encoding="utf-8")
+    tmp.replace(p)

@@ -1,0 +1,204 @@
+"""The store's schema (SQLAlchemy 2 declarative). Changes go through Alembic migrations.
+
+Masks are stored as COCO compressed RLE (JSON text); mask rows are immutable: editing a
+mask adds a row and moves the sample's pointer, and a :class:`Revision` records before/after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+CATEGORIES = ("discriminative", "geometric", "spatial", "multi_step", "reasonseg", "other")
+STATUSES = ("pending", "verified", "rejected", "flagged")
+MASK_KINDS = ("gt", "ignore", "candidate", "edited")
+SCHEMA_VERSION = "0001"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("dataset_id", "path", name="uq_image_path"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # absolute path
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+
+
+class Mask(Base):
+    """One immutable binary mask as COCO compressed RLE."""
+
+    __tablename__ = "masks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[str] = mapped_column(Text)
+    area: Mapped[int] = mapped_column(Integer, default=0)
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def rle(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+
+class Sample(Base):
+    __tablename__ = "samples"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "external_id", name="uq_sample_external"),
+        Index("ix_samples_status_category", "status", "category"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(300))
+    question: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    is_sentence: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    gt_mask_id: Mapped[int | None] = mapped_column(
+        ForeignKey("masks.id", use_alter=True, name="fk_sample_gt_mask"), nullable=True
+    )
+    ignore_mask_id: Mapped[int | None] = mapped_column(
+        ForeignKey("masks.id", use_alter=True, name="fk_sample_ignore_mask"), nullable=True
+    )
+    edited_mask_id: Mapped[int | None] = mapped_column(
+        ForeignKey("masks.id", use_alter=True, name="fk_sample_edited_mask"), nullable=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    image: Mapped[Image] = relationship(lazy="joined")
+    dataset: Mapped[Dataset] = relationship()
+
+
+class Review(Base):
+    """A reviewer's decision (accept → verified, reject, flag) with a note."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    user: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decision: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Revision(Base):
+    """One change of one field of a sample, with who, when, before and after.
+
+    ``action`` is ``edit`` for a user change, ``undo``/``redo`` for a revert or re-apply of the
+    edit ``ref_id``. ``before``/``after`` are JSON values: question text, status string, or a
+    mask id (``None`` for no mask).
+    """
+
+    __tablename__ = "revisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    user: Mapped[str] = mapped_column(String(100))
+    field: Mapped[str] = mapped_column(String(32))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    action: Mapped[str] = mapped_column(String(8), default="edit")
+    ref_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Run(Base):
+    """A pipeline run: configuration and model identities."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    preset: Mapped[str] = mapped_column(String(100))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_ids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    is_random: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RunSample(Base):
+    """The trace of one sample in one run (zlib-compressed JSON of :class:`PipelineTrace`)."""
+
+    __tablename__ = "run_samples"
+    __table_args__ = (UniqueConstraint("run_id", "sample_id", name="uq_run_sample"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    trace: Mapped[bytes] = mapped_column(LargeBinary)
+    top1_candidate: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CandidateRow(Base):
+    """One candidate of one run/sample, queryable without decoding the trace."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (UniqueConstraint("run_id", "sample_id", "idx", name="uq_candidate"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    idx: Mapped[int] = mapped_column(Integer)
+    origin: Mapped[str] = mapped_column(String(16))
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[str] = mapped_column(Text)
+    sam_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    eval_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rank: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    true_iou: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EvaluatorOutput(Base):
+    """The evaluator's text for one group (prompt, raw text, CoT, parsed scores)."""
+
+    __tablename__ = "evaluator_outputs"
+    __table_args__ = (UniqueConstraint("run_id", "sample_id", "group_index", name="uq_eval_group"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    group_index: Mapped[int] = mapped_column(Integer)
+    candidate_ids: Mapped[list[int]] = mapped_column(JSON)
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    raw_text: Mapped[str] = mapped_column(Text, default="")
+    cot: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scores: Mapped[list[float | None]] = mapped_column(JSON)
+    parse_error: Mapped[str | None] = mapped_column(Text, nullable=True)

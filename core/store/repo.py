@@ -1,0 +1,260 @@
+"""Repository functions: each takes an open :class:`~sqlalchemy.orm.Session` first.
+
+Callers own the transaction (``with store.session() as s:``), one per user action.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.masks import as_bool_mask, decode_rle, encode_rle, mask_iou
+from core.pipeline.trace import PipelineTrace
+from core.store.models import (
+    CATEGORIES,
+    STATUSES,
+    CandidateRow,
+    Dataset,
+    EvaluatorOutput,
+    Image,
+    Mask,
+    Run,
+    RunSample,
+    Sample,
+)
+
+
+class NotFoundError(LookupError):
+    """A sample, run or trace id that is not in the store."""
+
+
+def get_or_create_dataset(s: Session, name: str) -> Dataset:
+    ds = s.scalar(select(Dataset).where(Dataset.name == name))
+    if ds is None:
+        ds = Dataset(name=name)
+        s.add(ds)
+        s.flush()
+    return ds
+
+
+def get_or_create_image(s: Session, dataset: Dataset, path: Path, sha256: str, hw: tuple[int, int]) -> Image:
+    p = str(Path(path).resolve())
+    img = s.scalar(select(Image).where(Image.dataset_id == dataset.id, Image.path == p))
+    if img is None:
+        img = Image(dataset_id=dataset.id, path=p, sha256=sha256, height=hw[0], width=hw[1])
+        s.add(img)
+        s.flush()
+    return img
+
+
+def add_mask(
+    s: Session, sample: Sample, mask: np.ndarray | dict[str, Any], kind: str, provenance: dict[str, Any] | None = None
+) -> Mask:
+    """Store a bool (H, W) mask (or an RLE dict) for ``sample``; checks it matches the image size."""
+    hw = (sample.image.height, sample.image.width)
+    if isinstance(mask, dict):
+        arr = decode_rle(mask, hw)  # validates
+        rle = encode_rle(arr)
+    else:
+        arr = as_bool_mask(mask, hw)
+        rle = encode_rle(arr)
+    row = Mask(
+        sample_id=sample.id,
+        kind=kind,
+        height=hw[0],
+        width=hw[1],
+        counts=rle["counts"],
+        area=int(arr.sum()),
+        provenance=provenance,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def get_mask(s: Session, mask_id: int | None) -> np.ndarray | None:
+    if mask_id is None:
+        return None
+    row = s.get(Mask, mask_id)
+    if row is None:
+        raise NotFoundError(f"mask {mask_id} not found")
+    return decode_rle(row.rle)
+
+
+def list_samples(
+    s: Session,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    text: str | None = None,
+    dataset: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Sample]:
+    """Samples ordered by id, optionally filtered (``text`` matches question or external id)."""
+    q = select(Sample).order_by(Sample.id)
+    if status:
+        q = q.where(Sample.status == status)
+    if category:
+        q = q.where(Sample.category == category)
+    if text:
+        like = f"%{text}%"
+        q = q.where(or_(Sample.question.ilike(like), Sample.external_id.ilike(like)))
+    if dataset:
+        q = q.join(Dataset, Sample.dataset_id == Dataset.id).where(Dataset.name == dataset)
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(s.scalars(q))
+
+
+def get_sample(s: Session, sample_id: int, *, for_update: bool = False) -> Sample:
+    q = select(Sample).where(Sample.id == sample_id)
+    if for_update:
+        q = q.with_for_update(of=Sample)
+    row = s.scalar(q)
+    if row is None:
+        raise NotFoundError(f"sample {sample_id} not found")
+    return row
+
+
+def image_path(sample: Sample) -> Path:
+    return Path(sample.image.path)
+
+
+def gt_mask(s: Session, sample_id: int) -> np.ndarray | None:
+    return get_mask(s, get_sample(s, sample_id).gt_mask_id)
+
+
+def ignore_mask(s: Session, sample_id: int) -> np.ndarray | None:
+    return get_mask(s, get_sample(s, sample_id).ignore_mask_id)
+
+
+def edited_mask(s: Session, sample_id: int) -> np.ndarray | None:
+    return get_mask(s, get_sample(s, sample_id).edited_mask_id)
+
+
+def current_mask(s: Session, sample_id: int) -> np.ndarray | None:
+    """The sample's answer mask: the edited mask if there is one, else the ground truth."""
+    sample = get_sample(s, sample_id)
+    return get_mask(s, sample.edited_mask_id if sample.edited_mask_id is not None else sample.gt_mask_id)
+
+
+def counts(s: Session) -> dict[tuple[str, str], int]:
+    """{(category, status): n} over all samples (zeros included for known values)."""
+    out = {(c, st): 0 for c in CATEGORIES for st in STATUSES}
+    for cat, st, n in s.execute(select(Sample.category, Sample.status, func.count()).group_by(Sample.category, Sample.status)):
+        out[(cat, st)] = int(n)
+    return out
+
+
+# -- runs and traces ------------------------------------------------------------------------
+
+
+def create_run(
+    s: Session, *, name: str, preset: str, config: dict[str, Any], model_ids: dict[str, Any], is_random: bool
+) -> int:
+    run = Run(name=name, preset=preset, config=config, model_ids=model_ids, is_random=is_random)
+    s.add(run)
+    s.flush()
+    return run.id
+
+
+def get_run(s: Session, run_id: int) -> Run:
+    run = s.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return run
+
+
+def list_runs(s: Session) -> list[Run]:
+    return list(s.scalars(select(Run).order_by(Run.id)))
+
+
+def latest_run(s: Session, preset: str | None = None) -> Run | None:
+    q = select(Run).order_by(Run.id.desc()).limit(1)
+    if preset:
+        q = q.where(Run.preset == preset)
+    return s.scalar(q)
+
+
+def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) -> None:
+    """Upsert the trace of ``sample_id`` in ``run_id`` with its candidate and evaluator rows."""
+    get_run(s, run_id)
+    sample = get_sample(s, sample_id)
+    hw = (sample.image.height, sample.image.width)
+    if tuple(trace.image_hw) != hw:
+        raise ValueError(f"trace image size {trace.image_hw} != sample {sample_id} image size {hw}")
+    trace.sample_id = sample_id
+    for model in (RunSample, CandidateRow, EvaluatorOutput):
+        for row in s.scalars(select(model).where(model.run_id == run_id, model.sample_id == sample_id)):
+            s.delete(row)
+    s.flush()
+    gt = get_mask(s, sample.gt_mask_id)
+    ev = trace.evaluator
+    ranks = {cid: i + 1 for i, cid in enumerate(ev.ranking)} if ev else {}
+    for c in trace.candidates:
+        rle = encode_rle(c.mask)
+        s.add(
+            CandidateRow(
+                run_id=run_id,
+                sample_id=sample_id,
+                idx=c.id,
+                origin=c.origin,
+                height=hw[0],
+                width=hw[1],
+                counts=rle["counts"],
+                sam_score=c.sam_score,
+                stability=c.stability,
+                eval_score=ev.final_scores.get(c.id) if ev else None,
+                rank=ranks.get(c.id),
+                true_iou=None if gt is None else mask_iou(c.mask, gt),
+            )
+        )
+    if ev:
+        for g in ev.groups:
+            s.add(
+                EvaluatorOutput(
+                    run_id=run_id,
+                    sample_id=sample_id,
+                    group_index=g.index,
+                    candidate_ids=list(g.candidate_ids),
+                    prompt=g.prompt,
+                    raw_text=g.raw_text,
+                    cot=g.cot,
+                    scores=list(g.scores),
+                    parse_error=g.parse_error,
+                )
+            )
+    s.add(
+        RunSample(
+            run_id=run_id,
+            sample_id=sample_id,
+            trace=zlib.compress(trace.to_json().encode("utf-8"), 6),
+            top1_candidate=ev.ranking[0] if ev and ev.ranking else None,
+            seconds=float(sum(trace.timings.values())) if trace.timings else 0.0,
+        )
+    )
+    s.flush()
+
+
+def load_trace(s: Session, run_id: int, sample_id: int) -> PipelineTrace | None:
+    row = s.scalar(select(RunSample).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    if row is None:
+        return None
+    return PipelineTrace.from_json(zlib.decompress(row.trace).decode("utf-8"))
+
+
+def finished_sample_ids(s: Session, run_id: int) -> set[int]:
+    return set(s.scalars(select(RunSample.sample_id).where(RunSample.run_id == run_id)))
+
+
+def runs_for_sample(s: Session, sample_id: int) -> list[Run]:
+    q = select(Run).join(RunSample, RunSample.run_id == Run.id).where(RunSample.sample_id == sample_id).order_by(Run.id)
+    return list(s.scalars(q))

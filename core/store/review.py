@@ -1,0 +1,239 @@
+"""The review API: every function is one user action in one short transaction.
+
+Every change writes a :class:`~core.store.models.Revision` row (who, when, field, before,
+after); undo and redo are changes too and are recorded the same way, so the history is
+complete and nothing is ever overwritten without a trace. Undo reverts the sample's most
+recent edit that is still in effect; redo re-applies the most recently undone edit as long as
+no new edit came after it (the usual editor semantics).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.store import repo
+from core.store.db import Store
+from core.store.models import CATEGORIES, STATUSES, Review, Revision, Sample, utcnow
+
+_DECISIONS = {"accept": "verified", "reject": "rejected", "flag": "flagged", "reopen": "pending"}
+_FIELDS = ("question", "status", "edited_mask", "category")
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be applied (empty question, unknown status, …)."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: int
+    at: dt.datetime
+    user: str
+    field: str
+    before: Any
+    after: Any
+    note: str
+    action: str
+    undone: bool
+
+
+def _get_field(sample: Sample, field: str) -> Any:
+    return sample.edited_mask_id if field == "edited_mask" else getattr(sample, field)
+
+
+def _set_field(sample: Sample, field: str, value: Any) -> None:
+    if field == "edited_mask":
+        sample.edited_mask_id = value
+    else:
+        setattr(sample, field, value)
+    sample.updated_at = utcnow()
+
+
+def _change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+    if field not in _FIELDS:
+        raise ReviewError(f"unknown field {field!r}")
+    before = _get_field(sample, field)
+    if before == after:
+        return None
+    _set_field(sample, field, after)
+    rev = Revision(sample_id=sample.id, user=user, field=field, before=before, after=after, note=note)
+    s.add(rev)
+    s.flush()
+    return rev
+
+
+def _check_user(user: str) -> str:
+    user = (user or "").strip()
+    if not user:
+        raise ReviewError("a user name is required for every change")
+    return user
+
+
+def decide(store: Store, sample_id: int, decision: str, *, user: str, note: str = "") -> str:
+    """accept / reject / flag / reopen a sample; returns the new status."""
+    if decision not in _DECISIONS:
+        raise ReviewError(f"unknown decision {decision!r}; use one of {sorted(_DECISIONS)}")
+    user = _check_user(user)
+    status = _DECISIONS[decision]
+
+    def action(s: Session) -> str:
+        sample = repo.get_sample(s, sample_id, for_update=True)
+        s.add(Review(sample_id=sample_id, user=user, decision=decision, note=note))
+        _change(s, sample, "status", status, user, note)
+        return status
+
+    return store.run(action)
+
+
+def accept(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
+    return decide(store, sample_id, "accept", user=user, note=note)
+
+
+def reject(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
+    return decide(store, sample_id, "reject", user=user, note=note)
+
+
+def flag(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
+    return decide(store, sample_id, "flag", user=user, note=note)
+
+
+def set_status(store: Store, sample_id: int, status: str, *, user: str, note: str = "") -> None:
+    if status not in STATUSES:
+        raise ReviewError(f"unknown status {status!r}; use one of {list(STATUSES)}")
+    user = _check_user(user)
+    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "status", status, user, note))
+
+
+def edit_question(store: Store, sample_id: int, question: str, *, user: str, note: str = "") -> None:
+    question = question.strip()
+    if not question:
+        raise ReviewError("the question cannot be empty")
+    user = _check_user(user)
+    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
+
+
+def set_category(store: Store, sample_id: int, category: str, *, user: str, note: str = "") -> None:
+    if category not in CATEGORIES:
+        raise ReviewError(f"unknown category {category!r}; use one of {list(CATEGORIES)}")
+    user = _check_user(user)
+    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "category", category, user, note))
+
+
+def replace_mask(
+    store: Store,
+    sample_id: int,
+    mask: np.ndarray | None,
+    *,
+    user: str,
+    provenance: dict[str, Any] | None = None,
+    note: str = "",
+) -> int | None:
+    """Set the sample's edited mask (bool (H, W) at image size; ``None`` clears it).
+
+    Returns the new mask id. ``provenance`` records how the mask was made (tool, prompts,
+    source candidate) and is stored with the mask.
+    """
+    user = _check_user(user)
+
+    def action(s: Session) -> int | None:
+        sample = repo.get_sample(s, sample_id, for_update=True)
+        new_id = None
+        if mask is not None:
+            new_id = repo.add_mask(s, sample, mask, "edited", provenance).id
+        _change(s, sample, "edited_mask", new_id, user, note)
+        return new_id
+
+    return store.run(action)
+
+
+def _undo_stack(s: Session, sample_id: int) -> tuple[list[Revision], list[Revision]]:
+    """(edits in effect, oldest first; undone edits that can be redone, most recent undo last)."""
+    rows = list(s.scalars(select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id)))
+    by_id = {r.id: r for r in rows}
+    last_edit = max((r.id for r in rows if r.action == "edit"), default=0)
+    active = [r for r in rows if r.action == "edit" and not r.undone]
+    redoable: list[Revision] = []
+    for r in rows:
+        if r.action == "undo" and r.id > last_edit and r.ref_id in by_id and by_id[r.ref_id].undone:
+            redoable = [x for x in redoable if x.id != r.ref_id] + [by_id[r.ref_id]]
+        elif r.action == "redo":
+            redoable = [x for x in redoable if x.id != r.ref_id]
+    return active, redoable
+
+
+def undo(store: Store, sample_id: int, *, user: str) -> bool:
+    """Revert the sample's latest edit still in effect. False if there is nothing to undo."""
+    user = _check_user(user)
+
+    def action(s: Session) -> bool:
+        sample = repo.get_sample(s, sample_id, for_update=True)
+        active, _ = _undo_stack(s, sample_id)
+        if not active:
+            return False
+        edit = active[-1]
+        current = _get_field(sample, edit.field)
+        _set_field(sample, edit.field, edit.before)
+        edit.undone = True
+        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=edit.before,
+                       action="undo", ref_id=edit.id, note=f"undo of change {edit.id}"))
+        return True
+
+    return store.run(action)
+
+
+def redo(store: Store, sample_id: int, *, user: str) -> bool:
+    """Re-apply the most recently undone edit. False if there is nothing to redo."""
+    user = _check_user(user)
+
+    def action(s: Session) -> bool:
+        sample = repo.get_sample(s, sample_id, for_update=True)
+        _, redoable = _undo_stack(s, sample_id)
+        if not redoable:
+            return False
+        edit = redoable[-1]
+        current = _get_field(sample, edit.field)
+        _set_field(sample, edit.field, edit.after)
+        edit.undone = False
+        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=edit.after,
+                       action="redo", ref_id=edit.id, note=f"redo of change {edit.id}"))
+        return True
+
+    return store.run(action)
+
+
+def history(store: Store, sample_id: int) -> list[HistoryEntry]:
+    """Every change of the sample, oldest first."""
+
+    def action(s: Session) -> list[HistoryEntry]:
+        repo.get_sample(s, sample_id)
+        rows = s.scalars(select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id))
+        return [
+            HistoryEntry(r.id, r.at, r.user, r.field, r.before, r.after, r.note, r.action, r.undone) for r in rows
+        ]
+
+    return store.run(action, write=False)
+
+
+def reviews(store: Store, sample_id: int) -> list[tuple[dt.datetime, str, str, str]]:
+    """(when, user, decision, note) of every review decision on the sample, oldest first."""
+    q = select(Review).where(Review.sample_id == sample_id).order_by(Review.id)
+    return store.run(lambda s: [(r.at, r.user, r.decision, r.note) for r in s.scalars(q)], write=False)
+
+
+def queue(store: Store, *, status: str | None = "pending", category: str | None = None) -> list[int]:
+    """Sample ids to review, in id order, filtered by status (default pending) and category."""
+    q = select(Sample.id).order_by(Sample.id)
+    if status:
+        q = q.where(Sample.status == status)
+    if category:
+        q = q.where(Sample.category == category)
+    return store.run(lambda s: list(s.scalars(q)), write=False)
+
+
+def counts(store: Store) -> dict[tuple[str, str], int]:
+    return store.run(repo.counts, write=False)
