@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 RLE = dict[str, Any]
+MAX_PIXELS = 1 << 28  # 16384 x 16384: refuses RLE headers that would allocate absurd masks
 
 
 class MaskError(ValueError):
@@ -63,6 +64,8 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None) -> np.ndarray:
     ):
         raise MaskError(f"RLE 'size' must be [h, w] of non-negative ints, got {size!r}")
     h, w = int(size[0]), int(size[1])
+    if h * w > MAX_PIXELS:
+        raise MaskError(f"mask size {h}x{w} is larger than the {MAX_PIXELS}-pixel limit")
     if hw is not None and (h, w) != tuple(hw):
         raise MaskError(f"mask size {h}x{w} (HxW) != image size {hw[0]}x{hw[1]}")
     counts = rle["counts"]

@@ -12,7 +12,7 @@ Rasterisation follows LISA's ``get_mask_from_json`` pixel for pixel:
 
 Every entry of ``text`` becomes its own sample of the same image (external id
 ``<stem>#<i>``); ``first_text_only=True`` keeps only ``text[0]``, as LISA's validation does.
-Polygons with a point more than ``OOB_TOLERANCE`` pixels outside the image are reported as
+Polygons with a point more than ``OOB_TOLERANCE`` pixels outside ``[0, W] x [0, H]`` are reported as
 errors (the rest of the directory still imports); points within it are clipped by drawing, as
 in LISA.
 """
@@ -84,7 +84,7 @@ def rasterize(shapes: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[np.nda
         pts = np.asarray(shp["points"], dtype=np.float64)
         lo = pts.min(axis=0)
         hi = pts.max(axis=0)
-        if lo[0] < -OOB_TOLERANCE or lo[1] < -OOB_TOLERANCE or hi[0] > w - 1 + OOB_TOLERANCE or hi[1] > h - 1 + OOB_TOLERANCE:
+        if lo[0] < -OOB_TOLERANCE or lo[1] < -OOB_TOLERANCE or hi[0] > w + OOB_TOLERANCE or hi[1] > h + OOB_TOLERANCE:
             raise AnnotationError(
                 f"shape {k} ({shp['label']}): polygon out of bounds "
                 f"(x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f}; image {w}x{h})"
