@@ -46,17 +46,49 @@ def sgdr_file(tmp_path) -> Path:
     return out
 
 
-@pytest.fixture
-def store(tmp_path):
-    st = open_store(tmp_path / "store.sqlite")
+@pytest.fixture(scope="session")
+def pg_server():
+    from tests.pg import PostgresServer
+
+    try:
+        server = PostgresServer()
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    """The store on each backend: SQLite file, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        st = open_store(tmp_path / "store.sqlite")
+    else:
+        st = open_store(request.getfixturevalue("pg_server").new_database())
     yield st
     st.close()
 
 
 @pytest.fixture
-def filled_store(store, sgdr_file):
+def sqlite_store(tmp_path):
+    st = open_store(tmp_path / "store.sqlite")
+    yield st
+    st.close()
+
+
+def _fill(store, sgdr_file):
     from core.importers.sgdr import import_sgdr
 
     rep = import_sgdr(store, sgdr_file)
     assert rep.ok and rep.added == 4
     return store
+
+
+@pytest.fixture
+def filled_store(store, sgdr_file):
+    return _fill(store, sgdr_file)
+
+
+@pytest.fixture
+def filled_sqlite(sqlite_store, sgdr_file):
+    return _fill(sqlite_store, sgdr_file)

@@ -15,8 +15,8 @@ from core.store.models import Revision
 from tests.unit.conftest import box_mask
 
 
-def test_sqlite_pragmas_and_schema_version(store):
-    with store.session() as s:
+def test_sqlite_pragmas_and_schema_version(sqlite_store):
+    with sqlite_store.session() as s:
         conn = s.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -147,7 +147,7 @@ _WORKER = textwrap.dedent(
 
 
 def test_two_processes_reviewing_at_once_lose_nothing(filled_store, tmp_path):
-    db = filled_store.url.replace("sqlite:///", "")
+    db = filled_store.engine.url.render_as_string(hide_password=False)
     procs = [
         subprocess.Popen([sys.executable, "-c", _WORKER, db, who, "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for who in ("a", "b")
@@ -180,8 +180,8 @@ _BURST = textwrap.dedent(
 )
 
 
-def test_kill9_during_review_burst_keeps_every_committed_review(filled_store):
-    db = filled_store.url.replace("sqlite:///", "")
+def test_kill9_during_review_burst_keeps_every_committed_review(filled_sqlite):
+    db = filled_sqlite.url.replace("sqlite:///", "")
     p = subprocess.Popen([sys.executable, "-c", _BURST, db], stdout=subprocess.PIPE, text=True)
     seen = []
     for line in p.stdout:
