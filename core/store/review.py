@@ -166,44 +166,36 @@ def _undo_stack(s: Session, sample_id: int) -> tuple[list[Revision], list[Revisi
     return active, redoable
 
 
-def undo(store: Store, sample_id: int, *, user: str) -> bool:
-    """Revert the sample's latest edit still in effect. False if there is nothing to undo."""
+def _step(store: Store, sample_id: int, user: str, kind: str) -> bool:
+    """Apply one undo (``kind="undo"``) or redo step; False when there is nothing to do."""
     user = _check_user(user)
 
     def action(s: Session) -> bool:
         sample = repo.get_sample(s, sample_id, for_update=True)
-        active, _ = _undo_stack(s, sample_id)
-        if not active:
+        active, redoable = _undo_stack(s, sample_id)
+        stack = active if kind == "undo" else redoable
+        if not stack:
             return False
-        edit = active[-1]
+        edit = stack[-1]
+        value = edit.before if kind == "undo" else edit.after
         current = _get_field(sample, edit.field)
-        _set_field(sample, edit.field, edit.before)
-        edit.undone = True
-        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=edit.before,
-                       action="undo", ref_id=edit.id, note=f"undo of change {edit.id}"))
+        _set_field(sample, edit.field, value)
+        edit.undone = kind == "undo"
+        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=value,
+                       action=kind, ref_id=edit.id, note=f"{kind} of change {edit.id}"))
         return True
 
     return store.run(action)
+
+
+def undo(store: Store, sample_id: int, *, user: str) -> bool:
+    """Revert the sample's latest edit still in effect. False if there is nothing to undo."""
+    return _step(store, sample_id, user, "undo")
 
 
 def redo(store: Store, sample_id: int, *, user: str) -> bool:
     """Re-apply the most recently undone edit. False if there is nothing to redo."""
-    user = _check_user(user)
-
-    def action(s: Session) -> bool:
-        sample = repo.get_sample(s, sample_id, for_update=True)
-        _, redoable = _undo_stack(s, sample_id)
-        if not redoable:
-            return False
-        edit = redoable[-1]
-        current = _get_field(sample, edit.field)
-        _set_field(sample, edit.field, edit.after)
-        edit.undone = False
-        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=edit.after,
-                       action="redo", ref_id=edit.id, note=f"redo of change {edit.id}"))
-        return True
-
-    return store.run(action)
+    return _step(store, sample_id, user, "redo")
 
 
 def history(store: Store, sample_id: int) -> list[HistoryEntry]:
