@@ -1,0 +1,88 @@
+"""Model presets and the user config file.
+
+The config file is TOML, at ``$REA2SEG_CONFIG`` or ``~/.config/rea2seg/config.toml``::
+
+    [presets.lisa-7b]
+    mllm_path = "/models/lisa-7b"            # LISA-style directory (see core.models.lisa)
+    sam_checkpoint = "/models/sam_vit_h_4b8939.pth"
+    sam_model_type = "vit_h"
+    device = "cuda"
+
+Presets: ``lisa-7b`` (LLaVA + SAM ViT-H, paths from the config), ``tiny-random`` (a tiny
+random-init LLaVA + SAM of the real classes, built on the fly into the per-user cache and
+loaded back through the same loaders — its output is noise and is labelled random).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.models.base import ModelLoadError
+
+PRESETS = ("tiny-random", "lisa-7b")
+
+
+def config_path() -> Path:
+    env = os.environ.get("REA2SEG_CONFIG")
+    return Path(env) if env else Path.home() / ".config" / "rea2seg" / "config.toml"
+
+
+def load_config(path: str | Path | None = None) -> dict[str, Any]:
+    """The parsed config (``{}`` when the file does not exist); a malformed file is an error."""
+    p = Path(path) if path else config_path()
+    if not p.is_file():
+        return {}
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{p}: not valid TOML ({exc})") from exc
+
+
+@dataclass
+class Segmenter:
+    prompt_model: Any
+    sam: Any
+    preset: str
+    is_random: bool
+
+
+def _tiny(device: str) -> Segmenter:
+    from core.demo import data_dir
+    from core.models.lisa import load_lisa
+    from core.models.sam_backend import SamV1Backend
+    from core.models.tiny_mllm import build_tiny_lisa
+    from core.models.tiny_sam import load_tiny_sam, save_tiny_sam
+
+    cache = data_dir() / "tiny-random"
+    lisa_dir = cache / "lisa"
+    if not (lisa_dir / "text_hidden_fcs.pt").is_file():
+        build_tiny_lisa(lisa_dir)
+    sam_file = cache / "sam_tiny.pth"
+    if not sam_file.is_file():
+        save_tiny_sam(sam_file)
+    pm = load_lisa(lisa_dir, device=device, is_random=True, max_new_tokens=4)
+    sam = SamV1Backend(load_tiny_sam(sam_file), device, name="sam-tiny-random", is_random=True)
+    return Segmenter(pm, sam, "tiny-random", True)
+
+
+def load_segmenter(preset: str, config: dict[str, Any] | None = None, device: str | None = None) -> Segmenter:
+    """Load the preset's MLLM and SAM backend (lazily, from local paths only)."""
+    cfg = load_config() if config is None else config
+    section = cfg.get("presets", {}).get(preset, {})
+    dev = device or section.get("device", "cpu")
+    if preset == "tiny-random":
+        return _tiny(dev)
+    if preset == "lisa-7b":
+        from core.models.lisa import load_lisa
+        from core.models.sam_backend import load_sam_backend
+
+        where = f"presets.{preset}.%s in {config_path()}"
+        pm = load_lisa(section.get("mllm_path", ""), device=dev, setting=where % "mllm_path")
+        sam = load_sam_backend("sam", section.get("sam_checkpoint"), model_type=section.get("sam_model_type", "vit_h"),
+                               device=dev, setting=where % "sam_checkpoint")
+        return Segmenter(pm, sam, preset, False)
+    raise ModelLoadError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")

@@ -1,0 +1,139 @@
+"""``rea2seg run`` (stage 1 over a store's samples) and ``rea2seg trace`` (dump a saved trace)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def _bar(i: int, n: int, t0: float, label: str) -> None:
+    width = 30
+    done = int(width * i / max(n, 1))
+    rate = (time.perf_counter() - t0) / max(i, 1)
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {i}/{n}  {rate:.2f} s/sample  {label[:40]:<40}")
+    sys.stderr.flush()
+
+
+def default_settings(segmenter, **overrides):
+    """Paper defaults for the segmenter's backbone (App. B). For random weights the AMG filters
+    are opened (0) and the model's own layer range is used, so every step still produces output
+    to inspect; the trace records the settings used."""
+    from core.pipeline.settings import Stage1Settings
+
+    base = {}
+    if segmenter.is_random:
+        base = {"layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 30, "k1": 12, "k2": 8}
+    return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
+
+
+def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None) -> int:
+    """Run stage 1 on each sample, saving each trace in its own transaction. Returns the count."""
+    from core.images import load_image_rgb
+    from core.pipeline.stage1 import run_stage1
+    from core.store import repo
+
+    done = 0
+    for i, sid in enumerate(sample_ids):
+        if should_cancel is not None and should_cancel():
+            break
+        sample = store.run(lambda s, sid=sid: repo.get_sample(s, sid), write=False)
+        image = load_image_rgb(repo.image_path(sample))
+        trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
+                           preset=segmenter.preset, should_cancel=should_cancel)
+        store.run(lambda s, sid=sid, trace=trace: repo.save_trace(s, run_id, sid, trace))
+        done += 1
+        if progress is not None:
+            progress(i + 1, len(sample_ids), sample.external_id)
+    return done
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.models.presets import load_segmenter
+    from core.store import open_store, repo
+
+    store = open_store(args.db)
+    with store.session(write=False) as s:
+        if args.sample:
+            ids = list(args.sample)
+            for sid in ids:
+                repo.get_sample(s, sid)
+        else:
+            ids = [x.id for x in repo.list_samples(s, status=args.status, category=args.category)]
+        run = repo.latest_run(s, args.preset) if args.resume else None
+    if args.resume and run is None:
+        print(f"rea2seg: no earlier run with preset {args.preset} to resume; starting a new one", file=sys.stderr)
+    seg = load_segmenter(args.preset, device=args.device)
+    overrides = json.loads(args.settings) if args.settings else {}
+    settings = default_settings(seg, **overrides)
+    if run is None:
+        with store.session() as s:
+            run_id = repo.create_run(
+                s, name=args.run_name or f"{args.preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=args.preset,
+                config={"stage1": settings.to_dict()},
+                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name}, is_random=seg.is_random,
+            )
+    else:
+        run_id = run.id
+    with store.session(write=False) as s:
+        finished = repo.finished_sample_ids(s, run_id)
+    todo = [i for i in ids if i not in finished]
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    label = " (RANDOM WEIGHTS: output is noise, not a result)" if seg.is_random else ""
+    print(f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done{label}", file=sys.stderr)
+    t0 = time.perf_counter()
+    n = run_samples(store, seg, todo, run_id, settings, progress=lambda i, k, name: _bar(i, k, t0, name))
+    sys.stderr.write("\n")
+    print(f"run {run_id}: saved {n} traces")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from core.store import open_store, repo
+
+    store = open_store(args.db)
+    with store.session(write=False) as s:
+        if args.run is None:
+            runs = repo.runs_for_sample(s, args.sample)
+            if not runs:
+                print(f"rea2seg: sample {args.sample} has no saved trace", file=sys.stderr)
+                return 1
+            run_id = runs[-1].id
+        else:
+            run_id = args.run
+        trace = repo.load_trace(s, run_id, args.sample)
+    if trace is None:
+        print(f"rea2seg: no trace for sample {args.sample} in run {run_id}", file=sys.stderr)
+        return 1
+    d = trace.to_dict()
+    if args.json:
+        print(json.dumps(d))
+    else:
+        print(f"sample {args.sample}, run {run_id}, preset {trace.preset}{'  [RANDOM WEIGHTS]' if trace.is_random else ''}")
+        print(f"question: {trace.question}")
+        print(f"candidates: {len(trace.candidates)}  " + ", ".join(f"#{c.id} {c.origin} {c.sam_score:.3f}" for c in trace.candidates))
+        print("timings: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in trace.timings.items()))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run stage 1 (candidate discovery) over a store's samples")
+    p.add_argument("--db", required=True)
+    p.add_argument("--preset", required=True, help="tiny-random | lisa-7b (paths from the config file)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the latest run of this preset")
+    p.add_argument("--run-name")
+    p.add_argument("--sample", type=int, nargs="*", help="only these sample ids")
+    p.add_argument("--status")
+    p.add_argument("--category")
+    p.add_argument("--device")
+    p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("trace", help="print a saved trace")
+    p.add_argument("--db", required=True)
+    p.add_argument("--sample", type=int, required=True)
+    p.add_argument("--run", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trace)

@@ -1,0 +1,153 @@
+"""Tiny random-init real architectures through the real loaders, and the full stage 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.models.base import ModelLoadError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    from core.models.tiny_mllm import build_tiny_lisa
+
+    return build_tiny_lisa(tmp_path_factory.mktemp("tiny") / "lisa")
+
+
+@pytest.fixture(scope="module")
+def lisa(tiny_dir):
+    from core.models.lisa import load_lisa
+
+    return load_lisa(tiny_dir, is_random=True, max_new_tokens=3)
+
+
+@pytest.fixture(scope="module")
+def sam():
+    from core.models.sam_backend import SamV1Backend
+    from core.models.tiny_sam import build_tiny_sam
+
+    return SamV1Backend(build_tiny_sam(), name="sam-tiny", is_random=True)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+
+
+def test_lean_attention_row_equals_eager(tiny_dir, lisa):
+    from transformers import LlavaForConditionalGeneration
+
+    from core.models.attention import AttentionRowCapture
+
+    eager = LlavaForConditionalGeneration.from_pretrained(tiny_dir, local_files_only=True, attn_implementation="eager").eval()
+    ids = torch.tensor([[1] + [eager.config.image_token_id] * 16 + list(range(10, 40))])
+    pix = torch.randn(1, 3, 56, 56)
+    q = ids.shape[1] - 3
+    with torch.inference_mode():
+        ref = eager(input_ids=ids, pixel_values=pix, output_attentions=True).attentions
+        with AttentionRowCapture(lisa.model.model.language_model.layers, [0, 2, 3], q) as cap:
+            lisa.model(input_ids=ids, pixel_values=pix)  # the SDPA model, same weights
+    rows = cap.rows()
+    for n, layer in enumerate([0, 2, 3]):
+        assert torch.allclose(rows[n], ref[layer][0, :, q].float(), atol=1e-5)
+    assert torch.allclose(rows.sum(-1), torch.ones_like(rows.sum(-1)), atol=1e-5)
+
+
+def test_tiny_lisa_round_trip_is_identical(tiny_dir, lisa, image, tmp_path):
+    import shutil
+
+    from core.models.lisa import load_lisa
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dir, copy)
+    again = load_lisa(copy, is_random=True, max_new_tokens=3)
+    a = lisa.encode(image, "which cube is left of the red sphere ?", [1, 3])
+    b = again.encode(image, "which cube is left of the red sphere ?", [1, 3])
+    assert np.array_equal(a.prompt_embedding, b.prompt_embedding)
+    assert np.array_equal(a.attention, b.attention)
+    assert a.prompt_embedding.shape == (1, 256) and a.attention.shape == (2, 4, 16) and a.grid_hw == (4, 4)
+    # 80x60 padded to 80x80 (10 px on top): the 4x4 grid has 20 px cells
+    assert a.token_boxes_xyxy[0].tolist() == [0, -10, 20, 10] and a.token_boxes_xyxy[-1].tolist() == [60, 50, 80, 70]
+    assert "[SEG]" in a.generated_text
+
+
+def test_missing_checkpoint_messages_name_file_and_setting(tmp_path):
+    from core.models.lisa import load_lisa
+    from core.models.presets import load_segmenter
+    from core.models.sam_backend import load_sam_backend
+
+    with pytest.raises(ModelLoadError, match=r"'/nope/lisa' does not exist \(setting presets.lisa-7b.mllm_path"):
+        load_segmenter("lisa-7b", {"presets": {"lisa-7b": {"mllm_path": "/nope/lisa"}}})
+    with pytest.raises(ModelLoadError, match="sam_vit_h.pth' does not exist"):
+        load_sam_backend("sam", tmp_path / "sam_vit_h.pth")
+    (tmp_path / "d").mkdir()
+    with pytest.raises(ModelLoadError, match="text_hidden_fcs.pt' is missing"):
+        load_lisa(tmp_path / "d")
+    with pytest.raises(ModelLoadError, match="unknown preset"):
+        load_segmenter("gpt-9", {})
+
+
+def test_seed_amg_equals_library_generate_without_second_embedding(sam, image):
+    from segment_anything import SamAutomaticMaskGenerator
+
+    seeds = np.array([[10, 10], [40, 30], [70, 50], [20, 45]], np.float32)
+    settings = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 0.7}
+    sam.set_image(image)
+    calls = sam.embed_calls
+    ours = sam.amg_from_seeds(seeds, settings)
+    assert sam.embed_calls == calls  # no second encoder pass
+    ref = SamAutomaticMaskGenerator(sam.sam, points_per_side=None, point_grids=[seeds / np.array([80, 60])],
+                                    pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7).generate(image)
+    assert len(ours) == len(ref) > 0
+    for a, r in zip(ours, ref, strict=True):
+        assert np.array_equal(a.mask, r["segmentation"]) and a.predicted_iou == pytest.approx(r["predicted_iou"])
+        assert np.allclose(seeds[a.seed_index], r["point_coords"][0])
+
+
+def test_full_stage1_trace_on_tiny_models(lisa, sam, image):
+    from core.pipeline.settings import Stage1Settings
+    from core.pipeline.stage1 import Cancelled, run_stage1
+    from core.pipeline.trace import PipelineTrace
+
+    s = Stage1Settings.for_backbone("sam", layers=None, k1=10, k2=6, seeds_total=12, pred_iou_thresh=0.0,
+                                    stability_score_thresh=0.0, tau=0.0)
+    steps = []
+    sam._image = None
+    before = sam.embed_calls
+    tr = run_stage1(lisa, sam, image, "which ball is on the left ?", s, preset="tiny", progress=lambda n, f: steps.append(n))
+    assert sam.embed_calls == before + 1  # one image embedding for every step
+    assert steps[0] == "mllm" and steps[-1] == "done"
+    assert tr.is_random and tr.initial_logits.shape == (60, 80) and tr.attention.token_map.shape == (4, 4)
+    assert len(tr.seeds.topk1) == 10 and len(tr.seeds.topk2) == 6 and len(tr.seeds.seeds_xy) == 12
+    assert tr.graph.core_members and tr.graph.k >= 0
+    origins = [c.origin for c in tr.candidates]
+    assert 1 <= len(origins) <= 15 and origins == sorted(origins, key=["multimask", "semantic", "amg"].index)
+    assert sum(o == "amg" for o in origins) <= 9
+    back = PipelineTrace.from_json(tr.to_json())
+    assert back.to_json() == tr.to_json()
+    with pytest.raises(Cancelled):
+        run_stage1(lisa, sam, image, "q", s, should_cancel=lambda: True)
+
+
+def test_cli_run_resume_and_trace_over_demo(tmp_path, capsys):
+    import json
+
+    from core.cli import main
+    from core.demo import DEMO_SGDR
+
+    db = str(tmp_path / "demo.sqlite")
+    assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
+    assert main(["run", "--db", db, "--preset", "tiny-random", "--limit", "2"]) == 0
+    assert main(["run", "--db", db, "--preset", "tiny-random", "--resume"]) == 0  # finishes the whole demo
+    capsys.readouterr()
+    assert main(["trace", "--db", db, "--sample", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["sample_id"] == 3 and d["is_random"] and d["candidates"]
+    from core.store import open_store, repo
+
+    with open_store(db).session() as s:
+        assert len(repo.list_runs(s)) == 1 and repo.finished_sample_ids(s, 1) == set(range(1, 41))
