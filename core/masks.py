@@ -80,7 +80,7 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None) -> np.ndarray:
     if not _counts_cover(counts_b, h * w):
         raise MaskError(f"RLE 'counts' do not describe exactly {h}x{w} pixels")
     arr = mask_utils.decode({"size": [h, w], "counts": counts_b})
-    return arr.astype(bool)
+    return np.ascontiguousarray(arr, dtype=bool)
 
 
 def _counts_cover(counts: bytes, n_pixels: int) -> bool:

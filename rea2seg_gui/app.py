@@ -9,22 +9,40 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rea2seg-gui", description="Rea2Seg Studio")
     ap.add_argument("store", nargs="?", help="store path (SQLite) or SQLAlchemy URL")
-    ap.add_argument("--demo", action="store_true", help="open the bundled demo project")
+    ap.add_argument("--demo", action="store_true", help="open the bundled demo project (a per-user copy)")
+    ap.add_argument("--user", help="name recorded with your changes (default: your login)")
     args = ap.parse_args(argv)
+
+    from PySide6 import QtWidgets
+
+    from core.store import StoreError, open_store
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("Rea2Seg Studio")
     target = args.store
-    if args.demo:
-        from core.demo import ensure_demo_store
+    try:
+        if args.demo:
+            from core.demo import ensure_demo_store
 
-        try:
             target = str(ensure_demo_store())
-        except FileNotFoundError as exc:
-            print(f"rea2seg-gui: {exc}", file=sys.stderr)
-            return 2
-    if not target:
-        ap.error("give a store path/URL or --demo")
-    from core.cli import main as cli_main
+        if not target:
+            from core.demo import data_dir
 
-    return cli_main(["stats", "--db", target])
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(None, "Open a Rea2Seg store", str(data_dir()),
+                                                            "Stores (*.sqlite *.db);;All files (*)")
+            if not path:
+                return 0
+            target = path
+        store = open_store(target)
+    except (StoreError, FileNotFoundError, ValueError) as exc:
+        QtWidgets.QMessageBox.critical(None, "Rea2Seg Studio", str(exc))
+        print(f"rea2seg-gui: {exc}", file=sys.stderr)
+        return 2
+    from rea2seg_gui.main_window import MainWindow
+
+    win = MainWindow(store, user=args.user)
+    win.show()
+    return app.exec()
 
 
 if __name__ == "__main__":
