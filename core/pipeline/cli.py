@@ -28,8 +28,10 @@ def default_settings(segmenter, **overrides):
     return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
 
 
-def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None) -> int:
-    """Run stage 1 on each sample, saving each trace in its own transaction. Returns the count."""
+def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None,
+                evaluator=None, cot: bool = True, group_size: int = 5) -> int:
+    """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
+    in its own transaction, so a kill loses at most the sample in flight. Returns the count."""
     from core.images import load_image_rgb
     from core.pipeline.stage1 import run_stage1
     from core.store import repo
@@ -42,6 +44,10 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
         image = load_image_rgb(repo.image_path(sample))
         trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
                            preset=segmenter.preset, should_cancel=should_cancel)
+        if evaluator is not None:
+            from core.evaluator.stage2 import run_stage2
+
+            run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot)
         store.run(lambda s, sid=sid, trace=trace: repo.save_trace(s, run_id, sid, trace))
         done += 1
         if progress is not None:
@@ -65,14 +71,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and run is None:
         print(f"rea2seg: no earlier run with preset {args.preset} to resume; starting a new one", file=sys.stderr)
     seg = load_segmenter(args.preset, device=args.device)
+    evaluator = None
+    if args.evaluator:
+        from core.evaluator.presets import load_evaluator
+
+        evaluator = load_evaluator(args.evaluator)
     overrides = json.loads(args.settings) if args.settings else {}
     settings = default_settings(seg, **overrides)
     if run is None:
         with store.session() as s:
             run_id = repo.create_run(
                 s, name=args.run_name or f"{args.preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=args.preset,
-                config={"stage1": settings.to_dict()},
-                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name}, is_random=seg.is_random,
+                config={"stage1": settings.to_dict(), "stage2": {"evaluator": args.evaluator, "cot": args.cot,
+                                                                  "group_size": args.group_size}},
+                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name,
+                           "evaluator": evaluator.name if evaluator else None},
+                is_random=seg.is_random or bool(evaluator and evaluator.is_random),
             )
     else:
         run_id = run.id
@@ -84,7 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     label = " (RANDOM WEIGHTS: output is noise, not a result)" if seg.is_random else ""
     print(f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done{label}", file=sys.stderr)
     t0 = time.perf_counter()
-    n = run_samples(store, seg, todo, run_id, settings, progress=lambda i, k, name: _bar(i, k, t0, name))
+    n = run_samples(store, seg, todo, run_id, settings, progress=lambda i, k, name: _bar(i, k, t0, name),
+                    evaluator=evaluator, cot=args.cot, group_size=args.group_size)
     sys.stderr.write("\n")
     print(f"run {run_id}: saved {n} traces")
     return 0
@@ -129,6 +144,9 @@ def register(sub) -> None:
     p.add_argument("--status")
     p.add_argument("--category")
     p.add_argument("--device")
+    p.add_argument("--evaluator", help="also run stage 2 with this evaluator preset: tiny-random | internvl3-8b | openai")
+    p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
+    p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("trace", help="print a saved trace")
