@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import getpass
 import html
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import cv2
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -64,6 +64,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.active_worker: workers.Worker | None = None
         self.thread: QtCore.QThread | None = None
         self.tool = "none"
+        self._thumb_base: tuple[int, np.ndarray] | None = None
+        # read-ahead of the next sample's image and trace (plain data, no Qt objects)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._prefetched: dict[tuple[int, int | None], Future] = {}
         self._build()
         self._shortcuts()
         self.refresh_samples()
@@ -442,12 +446,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
         smp, gt, ign, runs = self.store.run(load, write=False)
         self.current_id = sample_id
-        try:
-            self.image = load_image_rgb(repo.image_path(smp))
-        except ImageError as exc:
-            self.image = np.zeros((smp.image.height, smp.image.width, 3), np.uint8)
-            self.statusBar().showMessage(str(exc))
+        run_id = runs[-1].id if runs else None
+        image, trace = self._take_prefetched(sample_id, run_id)
+        if image is None:
+            try:
+                image = load_image_rgb(repo.image_path(smp))
+            except ImageError as exc:
+                image = np.zeros((smp.image.height, smp.image.width, 3), np.uint8)
+                self.statusBar().showMessage(str(exc))
+        self.image = image
+        self._pending_trace = (run_id, trace)
         self.canvas.set_image(self.image)
+        self._thumb_base = None
         self.gt = gt
         self.canvas.set_mask("gt", gt)
         self.canvas.set_mask("ignore", ign)
@@ -464,7 +474,37 @@ class MainWindow(QtWidgets.QMainWindow):
         self._load_trace()
         self._load_history()
         self.statusBar().showMessage(f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}")
+        self._prefetch_next()
         self.sample_shown.emit(sample_id)
+
+    def _load(self, sample_id: int, run_id: int | None):
+        def work():
+            smp = self.store.run(lambda s: repo.get_sample(s, sample_id), write=False)
+            img = load_image_rgb(repo.image_path(smp))
+            tr = None if run_id is None else self.store.run(lambda s: repo.load_trace(s, run_id, sample_id), write=False)
+            return img, tr
+
+        return work
+
+    def _prefetch_next(self) -> None:
+        r = self._row_of(self.current_id)
+        if r is None or r + 1 >= self.sample_table.rowCount():
+            return
+        nxt = self.sample_table.item(r + 1, 0).data(QtCore.Qt.ItemDataRole.DisplayRole)
+        runs = self.store.run(lambda s: repo.runs_for_sample(s, nxt), write=False)
+        key = (nxt, runs[-1].id if runs else None)
+        if key not in self._prefetched:
+            self._prefetched = {k: v for k, v in self._prefetched.items() if k[0] in (nxt, self.current_id)}
+            self._prefetched[key] = self._pool.submit(self._load(*key))
+
+    def _take_prefetched(self, sample_id: int, run_id: int | None):
+        fut = self._prefetched.pop((sample_id, run_id), None)
+        if fut is None:
+            return None, None
+        try:
+            return fut.result(timeout=10)
+        except Exception:  # noqa: BLE001 - fall back to a direct load, which reports the error
+            return None, None
 
     def _load_masks(self) -> None:
         if self.current_id is None:
@@ -489,7 +529,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _load_trace(self) -> None:
         run_id = self.run_combo.currentData()
         trace = None
-        if run_id is not None and self.current_id is not None:
+        pending = getattr(self, "_pending_trace", (None, None))
+        self._pending_trace = (None, None)
+        if run_id is not None and pending[0] == run_id and pending[1] is not None:
+            trace = pending[1]
+        elif run_id is not None and self.current_id is not None:
             trace = self.store.run(lambda s: repo.load_trace(s, run_id, self.current_id), write=False)
         self.trace = trace
         self.canvas.set_trace(trace)
@@ -506,10 +550,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _thumb(self, mask: np.ndarray) -> QtGui.QIcon:
         h, w = mask.shape
-        scale = 72 / max(h, w)
-        size = (max(1, int(w * scale)), max(1, int(h * scale)))
-        img = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-        m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        step = max(1, int(np.ceil(max(h, w) / 72)))
+        if self._thumb_base is None or self._thumb_base[0] != step:
+            small = self.image[::step, ::step]
+            self._thumb_base = (step, small.astype(np.float32))
+        img = self._thumb_base[1].copy()
+        m = mask[::step, ::step]  # nearest-neighbour subsampling, exact pixels
         img[m] = img[m] * 0.35 + np.array([60, 140, 255]) * 0.65
         img[~m] *= 0.55
         img = np.ascontiguousarray(img.astype(np.uint8))
@@ -877,6 +923,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.save_mask()
         if self.active_worker is not None:
             self.active_worker.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
         if self.thread is not None:
             try:
                 self.thread.quit()

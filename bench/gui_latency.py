@@ -1,0 +1,106 @@
+"""GUI latency at 1024² (offscreen): switching samples, and showing/toggling 15 candidate overlays.
+
+Targets: ≤ 50 ms to switch samples, ≤ 16 ms per overlay toggle. Prints measured/target ratios.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def build_store(d: Path, n: int = 6):
+    from core.importers.sgdr import import_sgdr
+    from core.masks import encode_rle
+    from core.pipeline.trace import Candidate, PipelineTrace
+    from core.sgdr import SgdrSample, write_sgdr
+    from core.store import open_store, repo
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(n):
+        img = cv2.GaussianBlur(rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8), (0, 0), 3)
+        cv2.imwrite(str(d / f"im{i}.png"), img)
+        m = np.zeros((1024, 1024), bool)
+        m[200:600, 300:700] = True
+        samples.append(SgdrSample(f"s{i}", f"im{i}.png", f"question {i}", "spatial", "bench", "pending", encode_rle(m)))
+    write_sgdr(d / "b.json", samples)
+    st = open_store(d / "b.sqlite")
+    import_sgdr(st, d / "b.json")
+    with st.session() as s:
+        run_id = repo.create_run(s, name="bench", preset="bench", config={}, model_ids={}, is_random=True)
+    for sid in range(1, n + 1):
+        cands = []
+        for c in range(15):
+            m = np.zeros((1024, 1024), bool)
+            y, x = rng.integers(0, 700, 2)
+            m[y : y + 300, x : x + 300] = True
+            cands.append(Candidate(c, "amg", c, m, 0.9))
+        tr = PipelineTrace("q", (1024, 1024), "bench", {}, True, {}, rng.normal(size=(1024, 1024)).astype(np.float32),
+                           m, None, None, None, cands)
+        with st.session() as s:
+            repo.save_trace(s, run_id, sid, tr)
+    return st
+
+
+def main() -> None:
+    from PySide6 import QtCore, QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    from rea2seg_gui.main_window import MainWindow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        st = build_store(Path(tmp))
+        w = MainWindow(st, user="bench", settings=QtCore.QSettings(str(Path(tmp) / "s.ini"), QtCore.QSettings.Format.IniFormat))
+        w.resize(1600, 1000)
+        w.show()
+        app.processEvents()
+        switch, cold = [], []
+        for i in range(12):  # next sample after a 0.3 s look: the read-ahead has the data ready
+            time.sleep(0.3)
+            t = time.perf_counter()
+            w.step(1) if i % 6 != 5 else w.show_sample(1)
+            app.processEvents()
+            (cold if i % 6 == 5 else switch).append(time.perf_counter() - t)
+        for sid in (4, 2, 6):  # jumps: nothing read ahead
+            t = time.perf_counter()
+            w.show_sample(sid)
+            app.processEvents()
+            cold.append(time.perf_counter() - t)
+        toggles = []
+        for r in range(15):
+            t = time.perf_counter()
+            w.cand_table.selectRow(r)
+            app.processEvents()
+            toggles.append(time.perf_counter() - t)
+        vis = []
+        for _ in range(15):
+            t = time.perf_counter()
+            w.layer_checks["candidate"].toggle()
+            app.processEvents()
+            vis.append(time.perf_counter() - t)
+        w.close()
+    s_ms = statistics.median(switch) * 1000
+    cold_ms = statistics.median(cold) * 1000
+    c_ms = statistics.median(toggles) * 1000
+    v_ms = statistics.median(vis) * 1000
+    print(f"next sample (1024², 15 candidates):   median {s_ms:.1f} ms (target 50 ms)   ratio {s_ms / 50:.2f}")
+    print(f"jump to a sample (no read-ahead):     median {cold_ms:.1f} ms (target 50 ms)   ratio {cold_ms / 50:.2f}")
+    print(f"show one of 15 candidate overlays:    median {c_ms:.1f} ms (target 16 ms)   ratio {c_ms / 16:.2f}")
+    print(f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}")
+
+
+if __name__ == "__main__":
+    main()
