@@ -64,6 +64,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.active_worker: workers.Worker | None = None
         self.thread: QtCore.QThread | None = None
         self.tool = "none"
+        self._job_callback = None
+        self._job_name = ""
         self._thumb_base: tuple[int, np.ndarray] | None = None
         # read-ahead of the next sample's image and trace (plain data, no Qt objects)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
@@ -71,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build()
         self._shortcuts()
         self.refresh_samples()
+        self.refresh_runs()
         geo = self.settings.value("window/geometry")
         if geo is not None:
             self.restoreGeometry(geo)
@@ -141,6 +144,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self._evaluator_tab(), "Evaluator")
         self.tabs.addTab(self._edit_tab(), "Edit")
         self.tabs.addTab(self._run_tab(), "Run")
+        from rea2seg_gui.dialogs import MetricsView
+
+        self.metrics_view = MetricsView()
+        self.metrics_view.compute_button.clicked.connect(self.compute_metrics)
+        self.tabs.addTab(self.metrics_view, "Metrics")
         rdock = QtWidgets.QDockWidget("Inspector", self)
         rdock.setObjectName("inspector_dock")
         rdock.setWidget(self.tabs)
@@ -153,6 +161,7 @@ class MainWindow(QtWidgets.QMainWindow):
         act.triggered.connect(self._open_dialog)
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        menu.addAction("&Settings…", self.show_settings)
         menu.addSeparator()
         menu.addAction("&Quit", self.close)
         helpm = self.menuBar().addMenu("&Help")
@@ -327,6 +336,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.use_paper_defaults = QtWidgets.QCheckBox("Use the preset's defaults (paper defaults; opened filters for random weights)")
         self.use_paper_defaults.setChecked(True)
         f.addRow(self.use_paper_defaults)
+        self.eval_preset = QtWidgets.QComboBox()
+        self.eval_preset.addItems(["none (stage 1 only)", "tiny-random", "internvl3-8b", "openai"])
+        f.addRow("Evaluator (stage 2)", self.eval_preset)
+        self.eval_cot = QtWidgets.QCheckBox("Chain of thought before the scores")
+        self.eval_cot.setChecked(True)
+        f.addRow(self.eval_cot)
+        self.group_size = QtWidgets.QSpinBox()
+        self.group_size.setRange(1, 15)
+        self.group_size.setValue(5)
+        f.addRow("Group size s", self.group_size)
         self.scope_selected = QtWidgets.QRadioButton("Selected samples")
         self.scope_all = QtWidgets.QRadioButton("Whole project")
         self.scope_selected.setChecked(True)
@@ -812,28 +831,39 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # --------------------------------------------------------------------------------- runs
     def _start(self, job, done, what: str) -> None:
+        # Connect to bound slots of this window (which lives on the GUI thread) so Qt queues
+        # the worker's signals to the GUI thread; a lambda would run in the worker's thread.
         w = workers.Worker(job)
-        w.progress.connect(self._on_progress)
-        w.finished.connect(lambda r: self._job_done(done, r))
-        w.failed.connect(lambda msg: self._job_failed(what, msg))
+        self._job_callback = done
+        self._job_name = what
+        w.progress.connect(self._on_progress, QtCore.Qt.ConnectionType.QueuedConnection)
+        w.finished.connect(self._job_done, QtCore.Qt.ConnectionType.QueuedConnection)
+        w.failed.connect(self._job_failed, QtCore.Qt.ConnectionType.QueuedConnection)
         self.active_worker = w
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.thread = workers.start(w, self)
 
+    @QtCore.Slot(int, int, str)
     def _on_progress(self, done: int, total: int, label: str) -> None:
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
         self.statusBar().showMessage(f"{done}/{total} {label}")
 
-    def _job_done(self, done, result) -> None:
+    @QtCore.Slot(object)
+    def _job_done(self, result) -> None:
         self.active_worker = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        done(result)
+        callback, self._job_callback = self._job_callback, None
+        if callback is not None:
+            callback(result)
 
-    def _job_failed(self, what: str, msg: str) -> None:
+    @QtCore.Slot(str)
+    def _job_failed(self, msg: str) -> None:
+        what = self._job_name
         self.active_worker = None
+        self._job_callback = None
         self.start_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.run_error.setPlainText(f"{what} failed: {msg}")
@@ -851,20 +881,31 @@ class MainWindow(QtWidgets.QMainWindow):
         overrides = {} if self.use_paper_defaults.isChecked() else {k: w.value() for k, w in self.params.items()}
         store = self.store
         self.run_error.clear()
+        ev_preset = None if self.eval_preset.currentIndex() == 0 else self.eval_preset.currentText()
+        cot, group_size = self.eval_cot.isChecked(), self.group_size.value()
 
         def job(progress, should_cancel):
             seg = self._segmenter(preset)
+            evaluator = None
+            if ev_preset:
+                from core.evaluator.presets import load_evaluator
+
+                evaluator = load_evaluator(ev_preset)
             settings = default_settings(seg, **overrides)
             todo = ids if ids is not None else store.run(lambda s: [x.id for x in repo.list_samples(s)], write=False)
             run_id = store.run(lambda s: repo.create_run(
-                s, name=f"{preset} (GUI)", preset=preset, config={"stage1": settings.to_dict()},
-                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name}, is_random=seg.is_random))
+                s, name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)", preset=preset,
+                config={"stage1": settings.to_dict(), "stage2": {"evaluator": ev_preset, "cot": cot, "group_size": group_size}},
+                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name, "evaluator": evaluator.name if evaluator else None},
+                is_random=seg.is_random or bool(evaluator and evaluator.is_random)))
             progress(0, len(todo), "loading")
-            run_samples(store, seg, todo, run_id, settings, progress=progress, should_cancel=should_cancel)
+            run_samples(store, seg, todo, run_id, settings, progress=progress, should_cancel=should_cancel,
+                        evaluator=evaluator, cot=cot, group_size=group_size)
             return run_id
 
         def done(run_id) -> None:
             self.statusBar().showMessage(f"run {run_id} finished")
+            self.refresh_runs()
             if self.current_id is not None:
                 self.show_sample(self.current_id)
             self.run_finished.emit(int(run_id))
@@ -875,6 +916,40 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.active_worker is not None:
             self.active_worker.cancel()
             self.statusBar().showMessage("cancelling after the current sample…")
+
+    # ------------------------------------------------------------------------------ metrics
+    def refresh_runs(self) -> None:
+        runs = self.store.run(lambda s: [(r.id, r.name, r.is_random) for r in repo.list_runs(s)], write=False)
+        combo = self.metrics_view.run_combo
+        combo.clear()
+        for rid, name, rnd in reversed(runs):
+            combo.addItem(f"#{rid} {name}" + (" [random]" if rnd else ""), rid)
+
+    def compute_metrics(self) -> None:
+        from core.evaluator.evaluate import coverage_curve, evaluate_run, format_table
+
+        run_id = self.metrics_view.run_combo.currentData()
+        if run_id is None:
+            self.refresh_runs()
+            run_id = self.metrics_view.run_combo.currentData()
+            if run_id is None:
+                self.statusBar().showMessage("no runs yet")
+                return
+        store = self.store
+
+        def job(progress, should_cancel):
+            res = evaluate_run(store, run_id)
+            return res, coverage_curve(store, run_id), format_table(res)
+
+        self._start(job, lambda r: self.metrics_view.show_result(*r), "Metrics")
+
+    def show_settings(self) -> None:
+        from rea2seg_gui.dialogs import SettingsDialog
+
+        dlg = SettingsDialog(self)
+        if dlg.exec():
+            self.segmenters.clear()  # reload models with the new paths on next use
+            self.statusBar().showMessage(f"settings saved to {dlg.path}")
 
     # ------------------------------------------------------------------------------ misc
     def show_cheatsheet(self) -> None:

@@ -97,3 +97,22 @@ def format_table(res: dict[str, Any]) -> str:
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     lines.append(f"evaluator score vs true IoU: Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])} over {c['n']} candidates")
     return "\n".join(lines)
+
+
+def coverage_curve(store: Store, run_id: int, max_n: int = 15) -> list[float]:
+    """Mean over samples of the best true IoU among the first n candidates (in ranking order),
+    for n = 1..max_n: how much of the oracle the candidate budget reaches."""
+    with store.session(write=False) as s:
+        ids = sorted(repo.finished_sample_ids(s, run_id))
+    rows = []
+    for sid in ids:
+        with store.session(write=False) as s:
+            trace = repo.load_trace(s, run_id, sid)
+            gt = repo.current_mask(s, sid)
+            ign = repo.ignore_mask(s, sid)
+        if trace is None or gt is None:
+            continue
+        by_id = {c.id: c for c in trace.candidates}
+        ious = [sample_iou(*intersection_union(by_id[c].mask, gt, ign)) for c in _ranking(trace)]
+        rows.append([max(ious[:n]) if ious[:n] else 0.0 for n in range(1, max_n + 1)])
+    return [float(v) for v in np.mean(rows, axis=0)] if rows else []

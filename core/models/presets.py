@@ -86,3 +86,53 @@ def load_segmenter(preset: str, config: dict[str, Any] | None = None, device: st
                                device=dev, setting=where % "sam_checkpoint")
         return Segmenter(pm, sam, preset, False)
     raise ModelLoadError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{s}"'
+
+
+def dumps_config(cfg: dict[str, Any]) -> str:
+    """TOML text for ``{table: {name: {key: scalar}}}`` (the shape of this config)."""
+    lines: list[str] = []
+    for table, entries in cfg.items():
+        for name, values in entries.items():
+            lines.append(f'[{table}."{name}"]')
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v not in (None, "")]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def save_config(cfg: dict[str, Any], path: str | Path | None = None) -> Path:
+    """Write the config atomically (a temp file renamed over the old one)."""
+    p = Path(path) if path else config_path()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = dumps_config(cfg)
+    tomllib.loads(text)  # never write a file this program cannot read back
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+    return p
+
+
+PATH_KEYS = {
+    ("presets", "lisa-7b"): ("mllm_path", "sam_checkpoint"),
+    ("evaluator", "internvl3-8b"): ("model_path", "lora_path"),
+}
+
+
+def check_paths(cfg: dict[str, Any]) -> list[str]:
+    """Plain-language problems with the configured paths (empty when all set paths exist)."""
+    problems = []
+    for (table, name), keys in PATH_KEYS.items():
+        section = cfg.get(table, {}).get(name, {})
+        for k in keys:
+            v = section.get(k)
+            if v and not Path(v).exists():
+                problems.append(f"{table}.{name}.{k}: '{v}' does not exist")
+    return problems
