@@ -62,7 +62,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sam_points: list[tuple[float, float, int]] = []
         self.segmenters: dict[str, Any] = {}
         self.active_worker: workers.Worker | None = None
-        self.thread: QtCore.QThread | None = None
+        self.worker_thread: QtCore.QThread | None = None
         self.tool = "none"
         self._job_callback = None
         self._job_name = ""
@@ -842,7 +842,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.active_worker = w
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.thread = workers.start(w, self)
+        self.worker_thread = workers.start(w, self)
 
     @QtCore.Slot(int, int, str)
     def _on_progress(self, done: int, total: int, label: str) -> None:
@@ -999,10 +999,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.active_worker is not None:
             self.active_worker.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self.thread is not None:
+        if self.worker_thread is not None:
             try:
-                self.thread.quit()
-                self.thread.wait(5000)
+                self.worker_thread.quit()
+                self.worker_thread.wait(5000)
             except RuntimeError:
                 pass
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -33,7 +33,7 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
     in its own transaction, so a kill loses at most the sample in flight. Returns the count."""
     from core.images import load_image_rgb
-    from core.pipeline.stage1 import run_stage1
+    from core.pipeline.stage1 import Cancelled, run_stage1
     from core.store import repo
 
     done = 0
@@ -42,8 +42,11 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
             break
         sample = store.run(lambda s, sid=sid: repo.get_sample(s, sid), write=False)
         image = load_image_rgb(repo.image_path(sample))
-        trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
-                           preset=segmenter.preset, should_cancel=should_cancel)
+        try:
+            trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
+                               preset=segmenter.preset, should_cancel=should_cancel)
+        except Cancelled:
+            break  # the sample in flight is dropped; everything saved so far stays
         if evaluator is not None:
             from core.evaluator.stage2 import run_stage2
 

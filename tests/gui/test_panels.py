@@ -61,4 +61,5 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     done = demo_store.run(lambda s: repo.finished_sample_ids(s, blocker.args[0]), write=False)
     assert 1 <= len(done) < 40
     # progress reached the widgets on the GUI thread
-    assert seen_threads and all(t is window.thread() for t in seen_threads)
+    gui_thread = QtCore.QCoreApplication.instance().thread()
+    assert seen_threads and all(t is gui_thread for t in seen_threads)
