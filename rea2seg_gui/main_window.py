@@ -283,7 +283,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.brush_size.setValue(8)
         f.addRow("Brush radius (px)", self.brush_size)
         self.sam_preset = QtWidgets.QComboBox()
-        self.sam_preset.addItems(["tiny-random", "lisa-7b"])
+        self.sam_preset.addItems(["tiny-random", "tiny-random-lens", "lisa-7b", "lens-3b"])
         f.addRow("SAM from preset", self.sam_preset)
         self.sam_use_mask = QtWidgets.QCheckBox("Prompt SAM with the current edited mask too")
         self.sam_use_mask.setChecked(True)
@@ -314,7 +314,7 @@ class MainWindow(QtWidgets.QMainWindow):
         w = QtWidgets.QWidget()
         f = QtWidgets.QFormLayout(w)
         self.run_preset = QtWidgets.QComboBox()
-        self.run_preset.addItems(["tiny-random", "lisa-7b"])
+        self.run_preset.addItems(["tiny-random", "tiny-random-lens", "lisa-7b", "lens-3b"])
         f.addRow("Preset", self.run_preset)
         self.params: dict[str, QtWidgets.QAbstractSpinBox] = {}
         spec = (("k1", 1, 1000, 50), ("k2", 1, 1000, 30), ("top_n", 0, 50, 9), ("seeds_total", 1, 2000, 48))

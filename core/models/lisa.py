@@ -92,7 +92,8 @@ class LisaPromptModel:
         prompt_len = inputs["input_ids"].shape[1]
         with torch.inference_mode():
             gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        new = gen[0, prompt_len:].tolist()
+        # an answer may not carry image placeholders (no features exist for them)
+        new = [t for t in gen[0, prompt_len:].tolist() if t != self.image_token_id]
         forced = self.seg_id not in new
         if forced:
             tail = self.processor.tokenizer(" " + ANSWER_TEMPLATE, add_special_tokens=False)["input_ids"]

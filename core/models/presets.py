@@ -8,9 +8,15 @@ The config file is TOML, at ``$REA2SEG_CONFIG`` or ``~/.config/rea2seg/config.to
     sam_model_type = "vit_h"
     device = "cuda"
 
-Presets: ``lisa-7b`` (LLaVA + SAM ViT-H, paths from the config), ``tiny-random`` (a tiny
-random-init LLaVA + SAM of the real classes, built on the fly into the per-user cache and
-loaded back through the same loaders — its output is noise and is labelled random).
+    [presets.lens-3b]
+    mllm_path = "/models/lens-3b"              # Qwen2.5-VL directory + lens_head.pt (core.models.lens)
+    sam2_checkpoint = "/models/sam2.1_hiera_large.pt"
+    sam2_config = "configs/sam2.1/sam2.1_hiera_l.yaml"
+
+Presets: ``lisa-7b`` (LLaVA + SAM ViT-H) and ``lens-3b`` (Qwen2.5-VL + SAM2), paths from the
+config; ``tiny-random`` / ``tiny-random-lens`` (tiny random-init versions of the same real
+classes, built on the fly into the per-user cache and loaded back through the same loaders —
+their output is noise and is labelled random).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from core.models.base import ModelLoadError
 
-PRESETS = ("tiny-random", "lisa-7b")
+PRESETS = ("tiny-random", "tiny-random-lens", "lisa-7b", "lens-3b")
 
 
 def config_path() -> Path:
@@ -69,6 +75,25 @@ def _tiny(device: str) -> Segmenter:
     return Segmenter(pm, sam, "tiny-random", True)
 
 
+def _tiny_lens(device: str) -> Segmenter:
+    from core.demo import data_dir
+    from core.models.lens import load_lens
+    from core.models.sam_backend import Sam2Backend
+    from core.models.tiny_mllm import build_tiny_lens
+    from core.models.tiny_sam import load_tiny_sam2, save_tiny_sam2
+
+    cache = data_dir() / "tiny-random"
+    lens_dir = cache / "lens"
+    if not (lens_dir / "lens_head.pt").is_file():
+        build_tiny_lens(lens_dir)
+    sam_file = cache / "sam2_tiny.pth"
+    if not sam_file.is_file():
+        save_tiny_sam2(sam_file)
+    pm = load_lens(lens_dir, device=device, is_random=True, max_new_tokens=4)
+    sam = Sam2Backend(load_tiny_sam2(sam_file), device, name="sam2-tiny-random", is_random=True)
+    return Segmenter(pm, sam, "tiny-random-lens", True)
+
+
 def load_segmenter(preset: str, config: dict[str, Any] | None = None, device: str | None = None) -> Segmenter:
     """Load the preset's MLLM and SAM backend (lazily, from local paths only)."""
     cfg = load_config() if config is None else config
@@ -76,6 +101,17 @@ def load_segmenter(preset: str, config: dict[str, Any] | None = None, device: st
     dev = device or section.get("device", "cpu")
     if preset == "tiny-random":
         return _tiny(dev)
+    if preset == "tiny-random-lens":
+        return _tiny_lens(dev)
+    if preset == "lens-3b":
+        from core.models.lens import load_lens
+        from core.models.sam_backend import load_sam_backend
+
+        where = f"presets.{preset}.%s in {config_path()}"
+        pm = load_lens(section.get("mllm_path", ""), device=dev, setting=where % "mllm_path")
+        sam = load_sam_backend("sam2", section.get("sam2_checkpoint"), model_cfg=section.get("sam2_config"),
+                               device=dev, setting=where % "sam2_checkpoint")
+        return Segmenter(pm, sam, preset, False)
     if preset == "lisa-7b":
         from core.models.lisa import load_lisa
         from core.models.sam_backend import load_sam_backend
@@ -122,6 +158,7 @@ def save_config(cfg: dict[str, Any], path: str | Path | None = None) -> Path:
 
 PATH_KEYS = {
     ("presets", "lisa-7b"): ("mllm_path", "sam_checkpoint"),
+    ("presets", "lens-3b"): ("mllm_path", "sam2_checkpoint"),
     ("evaluator", "internvl3-8b"): ("model_path", "lora_path"),
 }
 

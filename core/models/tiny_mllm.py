@@ -66,3 +66,66 @@ def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, la
                    num_additional_image_tokens=1).save_pretrained(out)
     torch.save(make_text_hidden_fcs(64).state_dict(), out / "text_hidden_fcs.pt")
     return out
+
+
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _qwen_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
+    vocab = {t: i for i, t in enumerate(specials)}
+    for w in [*WORDS, "user", "assistant"]:
+        vocab.setdefault(w, len(vocab))
+        vocab.setdefault(w.lower(), len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=specials[1:])
+
+
+def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, layers: int = 4) -> Path:
+    """A tiny Qwen2.5-VL (+ processor, + query tokens and connector) in the layout of
+    :func:`core.models.lens.load_lens`."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    from core.models.lens import make_connector
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tok = _qwen_tokenizer()
+    cfg = Qwen2_5_VLConfig(
+        text_config={"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": layers,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, "bos_token_id": None},
+        vision_config={"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4, "out_hidden_size": 64,
+                       "window_size": 56, "fullatt_block_indexes": [1], "patch_size": 14, "spatial_merge_size": 2},
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
+    )
+    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+                        chat_template=QWEN_CHAT_TEMPLATE).save_pretrained(out)
+    torch.save({"queries": torch.randn(n_queries, 64) * 0.02, "connector": make_connector(64).state_dict()}, out / "lens_head.pt")
+    return out

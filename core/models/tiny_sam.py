@@ -65,3 +65,15 @@ def build_tiny_sam2(image_size: int = 256, seed: int = 0):
         f"++model.image_size={image_size}",
     ]
     return build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=over).eval()
+
+
+def save_tiny_sam2(path: str | Path, image_size: int = 256, seed: int = 0) -> Path:
+    p = Path(path)
+    torch.save(build_tiny_sam2(image_size, seed).state_dict(), p)
+    return p
+
+
+def load_tiny_sam2(path: str | Path, image_size: int = 256):
+    model = build_tiny_sam2(image_size)
+    model.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+    return model.eval()

@@ -139,7 +139,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("run", help="run stage 1 (candidate discovery) over a store's samples")
     p.add_argument("--db", required=True)
-    p.add_argument("--preset", required=True, help="tiny-random | lisa-7b (paths from the config file)")
+    p.add_argument("--preset", required=True, help="tiny-random | tiny-random-lens | lisa-7b | lens-3b (paths from the config file)")
     p.add_argument("--limit", type=int)
     p.add_argument("--resume", action="store_true", help="continue the latest run of this preset")
     p.add_argument("--run-name")

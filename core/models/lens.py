@@ -1,0 +1,132 @@
+"""LENS-style segmentation MLLM: Qwen2.5-VL + learnable query tokens + connector → SAM2 (§4.1, App. B).
+
+On-disk layout accepted by :func:`load_lens` (a local directory, loaded offline):
+
+- a transformers ``Qwen2_5_VLForConditionalGeneration`` checkpoint with its processor;
+- ``lens_head.pt``: ``{"queries": float (n_queries, hidden), "connector": state dict of
+  Linear(hidden, hidden) → GELU → Linear(hidden, 256)}`` — the learnable query tokens (64 in
+  LENS) and the connector that turns their last hidden states into SAM2 sparse prompts.
+
+Flow: the model first answers the question (generation); then a second forward pass runs over
+prompt + answer + the query tokens appended at the end (their embeddings replace placeholder
+ids through a hook on the embedding layer). The connector maps the queries' last hidden states
+to the SAM2 prompt embedding (n_queries, 256); the attention row is that of the *first* query
+token, captured by :mod:`core.models.attention` at the chosen decoder layers (default layer 33,
+counted from 0, as the paper's App. B; clipped to the model's depth for small models).
+
+Token → pixel geometry: the processor resizes the image to (h', w'), multiples of 28
+(``smart_resize``); 14-px patches are merged 2×2, so each image token covers a 28 × 28 block of
+the resized image, i.e. ``28 · W / w'`` × ``28 · H / h'`` original pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.models.attention import AttentionRowCapture
+from core.models.base import ModelLoadError, PromptModelOutput
+
+DEFAULT_LAYER = 33
+
+
+def qwen_grid_boxes(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
+    """float32 (gh*gw, 4) xyxy boxes of the merged Qwen token grid in original pixels."""
+    h, w = image_hw
+    gh, gw = grid_hw
+    ch, cw = h / gh, w / gw
+    ys, xs = np.mgrid[0:gh, 0:gw]
+    return np.stack([xs.ravel() * cw, ys.ravel() * ch, (xs.ravel() + 1) * cw, (ys.ravel() + 1) * ch], 1).astype(np.float32)
+
+
+def make_connector(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
+    return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim))
+
+
+class LensPromptModel:
+    def __init__(self, model, processor, queries: torch.Tensor, connector: torch.nn.Module, name: str, is_random: bool,
+                 device: str = "cpu", max_new_tokens: int = 64) -> None:
+        self.model = model.to(device).eval()
+        self.processor = processor
+        self.queries = queries.to(device)
+        self.connector = connector.to(device).eval()
+        self.name = name
+        self.is_random = is_random
+        self.device = device
+        self.max_new_tokens = max_new_tokens
+        n = model.config.text_config.num_hidden_layers
+        self.default_layers = [min(DEFAULT_LAYER, n - 1)]
+        self.image_token_id = model.config.image_token_id
+        self.pad_id = processor.tokenizer.pad_token_id
+
+    def _messages(self, question: str) -> list[dict]:
+        return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+
+    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
+        layers = list(layers) if layers else self.default_layers
+        text = self.processor.apply_chat_template(self._messages(question), add_generation_prompt=True, tokenize=False)
+        inputs = self.processor(images=[image_rgb], text=[text], return_tensors="pt").to(self.device)
+        with torch.inference_mode():
+            gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+        answer = gen[0, inputs["input_ids"].shape[1]:]
+        # an answer may not carry image/video placeholders (no features exist for them)
+        mm = {self.image_token_id, self.model.config.video_token_id, self.model.config.vision_start_token_id}
+        answer = answer[~torch.isin(answer, torch.tensor(sorted(mm), device=answer.device))]
+        nq = self.queries.shape[0]
+        ids = torch.cat([inputs["input_ids"][0], answer, torch.full((nq,), self.pad_id, device=self.device)])[None]
+        first_query = ids.shape[1] - nq
+        emb_layer = self.model.get_input_embeddings()
+
+        def put_queries(_mod, _inp, out):
+            if out.shape[1] == ids.shape[1]:
+                out = out.clone()
+                out[0, first_query:] = self.queries.to(out.dtype)
+            return out
+
+        handle = emb_layer.register_forward_hook(put_queries)
+        try:
+            with torch.inference_mode(), AttentionRowCapture(self.model.model.language_model.layers, layers, first_query) as cap:
+                out = self.model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=inputs["pixel_values"],
+                                 image_grid_thw=inputs["image_grid_thw"], output_hidden_states=True)
+        finally:
+            handle.remove()
+        with torch.inference_mode():
+            emb = self.connector(out.hidden_states[-1][0, first_query:].float())
+        rows = cap.rows()
+        img_pos = (ids[0] == self.image_token_id).nonzero().flatten()
+        _, gh, gw = (int(v) for v in inputs["image_grid_thw"][0])
+        merge = self.processor.image_processor.merge_size
+        grid = (gh // merge, gw // merge)
+        return PromptModelOutput(
+            prompt_embedding=emb.cpu().numpy().astype(np.float32),
+            attention=rows[:, :, img_pos].cpu().numpy().astype(np.float32),
+            layers=layers,
+            grid_hw=grid,
+            token_boxes_xyxy=qwen_grid_boxes(image_rgb.shape[:2], grid),
+            generated_text=self.processor.tokenizer.decode(answer, skip_special_tokens=True),
+            prompt_token="query[0]",
+        )
+
+
+def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
+              max_new_tokens: int = 64) -> LensPromptModel:
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    p = Path(path) if path else None
+    if p is None or not p.is_dir():
+        raise ModelLoadError(f"LENS model directory '{path}' does not exist (setting {setting})")
+    head = p / "lens_head.pt"
+    if not head.is_file():
+        raise ModelLoadError(f"'{head}' is missing: the query tokens and connector are needed (setting {setting})")
+    try:
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(p, local_files_only=True, attn_implementation="sdpa")
+        processor = AutoProcessor.from_pretrained(p, local_files_only=True)
+        state = torch.load(head, map_location="cpu", weights_only=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc
+    connector = make_connector(model.config.text_config.hidden_size, state["connector"]["2.weight"].shape[0])
+    connector.load_state_dict(state["connector"])
+    return LensPromptModel(model, processor, state["queries"].float(), connector, f"lens:{p.name}", is_random, device,
+                           max_new_tokens)
