@@ -120,3 +120,49 @@ class MetricsView(QtWidgets.QWidget):
             self.curve.plot(np.arange(1, len(coverage) + 1), coverage, pen=pg.mkPen((40, 200, 90), width=2), symbol="o")
             self.curve.setYRange(0, 1)
         self.table.setPlainText(table_text)
+
+
+class CompareDialog(QtWidgets.QDialog):
+    """Two traces of the same sample side by side (e.g. before / after changing parameters)."""
+
+    def __init__(self, image: np.ndarray, gt: np.ndarray | None, left, right, titles: tuple[str, str], parent=None) -> None:
+        from core.masks import mask_iou
+        from rea2seg_gui.canvas import Canvas
+
+        super().__init__(parent)
+        self.setWindowTitle("Compare traces")
+        self.resize(1400, 800)
+        grid = QtWidgets.QGridLayout(self)
+        self.canvases = []
+        for col, (trace, title) in enumerate(((left, titles[0]), (right, titles[1]))):
+            label = QtWidgets.QLabel(title)
+            label.setTextFormat(pg.QtCore.Qt.TextFormat.PlainText)
+            canvas = Canvas()
+            canvas.set_image(image)
+            canvas.set_mask("gt", gt)
+            for key in ("topk2", "graph"):
+                canvas.set_layer_visible(key, True)
+            canvas.set_trace(trace)
+            grid.addWidget(label, 0, col)
+            grid.addWidget(canvas, 1, col)
+            self.canvases.append(canvas)
+        rows = []
+        keys = sorted(set(left.settings) | set(right.settings))
+        for k in keys:
+            a, b = left.settings.get(k), right.settings.get(k)
+            if a != b:
+                rows.append(f"{k}: {a} → {b}")
+
+        def summary(t) -> str:
+            origins = {o: sum(c.origin == o for c in t.candidates) for o in ("multimask", "semantic", "amg")}
+            best = max((mask_iou(c.mask, gt) for c in t.candidates), default=0.0) if gt is not None else None
+            g = t.graph
+            return (f"{len(t.candidates)} candidates {origins}; k-core k={g.k if g else '—'} with "
+                    f"{len(g.core_members) if g else 0} points; best true IoU {'—' if best is None else f'{best:.3f}'}")
+
+        text = QtWidgets.QPlainTextEdit()
+        text.setReadOnly(True)
+        text.setPlainText("Changed settings: " + ("; ".join(rows) or "none") + f"\nleft:  {summary(left)}\nright: {summary(right)}")
+        text.setMaximumHeight(90)
+        self.summary = text
+        grid.addWidget(text, 2, 0, 1, 2)

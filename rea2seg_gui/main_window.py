@@ -261,9 +261,19 @@ class MainWindow(QtWidgets.QMainWindow):
         return w
 
     def _evaluator_tab(self) -> QtWidgets.QWidget:
+        w = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(w)
+        self.eval_groups = QtWidgets.QListWidget()  # the masks as the evaluator saw them, per group
+        self.eval_groups.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
+        self.eval_groups.setIconSize(QtCore.QSize(72, 54))
+        self.eval_groups.setMaximumHeight(220)
+        self.eval_groups.setWrapping(True)
+        self.eval_groups.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
+        v.addWidget(self.eval_groups)
         self.eval_text = QtWidgets.QPlainTextEdit()  # model text is plain text, never HTML
         self.eval_text.setReadOnly(True)
-        return self.eval_text
+        v.addWidget(self.eval_text, 1)
+        return w
 
     def _edit_tab(self) -> QtWidgets.QWidget:
         w = QtWidgets.QWidget()
@@ -360,6 +370,9 @@ class MainWindow(QtWidgets.QMainWindow):
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
         f.addRow(row)
+        self.compare_button = QtWidgets.QPushButton("Re-run this sample with these parameters and compare")
+        self.compare_button.clicked.connect(self.rerun_and_compare)
+        f.addRow(self.compare_button)
         self.progress = QtWidgets.QProgressBar()
         f.addRow(self.progress)
         self.run_error = QtWidgets.QPlainTextEdit()
@@ -612,10 +625,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _fill_evaluator(self) -> None:
         t = self.trace
+        self.eval_groups.clear()
         if t is None or t.evaluator is None:
             self.eval_text.setPlainText("No evaluator output for this sample in this run (stage 2 was not run).")
             return
         ev = t.evaluator
+        for g in ev.groups:
+            for slot, (cid, score) in enumerate(zip(g.candidate_ids, g.scores, strict=False)):
+                label = f"G{g.index} mask {slot + 1}\n#{cid}: {'—' if score is None else f'{score:.2f}'}"
+                self.eval_groups.addItem(QtWidgets.QListWidgetItem(self._thumb(t.candidate(cid).mask), label))
         out = [f"Question: {t.question}", f"Evaluator: {ev.backend} {ev.model_id}" + ("  (RANDOM WEIGHTS)" if ev.is_random else ""),
                f"Group size {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}", ""]
         for g in ev.groups:
@@ -911,6 +929,39 @@ class MainWindow(QtWidgets.QMainWindow):
             self.run_finished.emit(int(run_id))
 
         self._start(job, done, "Run")
+
+    def rerun_and_compare(self) -> None:
+        """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
+        from core.pipeline.cli import default_settings, run_samples
+
+        if self.current_id is None or self.trace is None:
+            self.run_error.setPlainText("Pick a sample that already has a trace (choose its run in the Candidates tab).")
+            return
+        sid, old = self.current_id, self.trace
+        old_title = self.run_combo.currentText()
+        preset = self.run_preset.currentText()
+        overrides = {k: w.value() for k, w in self.params.items()}
+        store = self.store
+
+        def job(progress, should_cancel):
+            seg = self._segmenter(preset)
+            settings = default_settings(seg, **overrides)
+            run_id = store.run(lambda s: repo.create_run(
+                s, name=f"{preset} compare (GUI)", preset=preset, config={"stage1": settings.to_dict()},
+                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name}, is_random=seg.is_random))
+            run_samples(store, seg, [sid], run_id, settings, progress=progress, should_cancel=should_cancel)
+            return run_id, store.run(lambda s: repo.load_trace(s, run_id, sid), write=False)
+
+        def done(result) -> None:
+            from rea2seg_gui.dialogs import CompareDialog
+
+            run_id, new = result
+            self.compare_dialog = CompareDialog(self.image, self.gt, old, new, (old_title, f"#{run_id} {preset} (new parameters)"), self)
+            self.compare_dialog.show()
+            self.refresh_runs()
+            self.run_finished.emit(int(run_id))
+
+        self._start(job, done, "Compare")
 
     def cancel_run(self) -> None:
         if self.active_worker is not None:

@@ -34,6 +34,7 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert tr is not None and tr.evaluator is not None and tr.evaluator.is_random and tr.evaluator.cot is False
     text = window.eval_text.toPlainText()
     assert "RANDOM WEIGHTS" in text and "Group 0" in text and "Final ranking" in text
+    assert window.eval_groups.count() == len(tr.candidates)  # every mask as the evaluator saw it
     # ranks appear in the gallery
     ranks = [window.cand_table.item(r, 6).data(0) for r in range(window.cand_table.rowCount())]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
@@ -63,3 +64,20 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     # progress reached the widgets on the GUI thread
     gui_thread = QtCore.QCoreApplication.instance().thread()
     assert seen_threads and all(t is gui_thread for t in seen_threads)
+
+
+def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
+    window._select_row(0)
+    with qtbot.waitSignal(window.run_finished, timeout=120_000):
+        window.start_button.click()
+    assert window.trace is not None
+    window.use_paper_defaults.setChecked(False)
+    window.params["k2"].setValue(5)
+    window.params["k1"].setValue(10)
+    window.params["seeds_total"].setValue(10)
+    with qtbot.waitSignal(window.run_finished, timeout=120_000):
+        window.compare_button.click()
+    dlg = window.compare_dialog
+    assert len(dlg.canvases) == 2 and all(c.items["seeds"] for c in dlg.canvases)
+    text = dlg.summary.toPlainText()
+    assert "k2:" in text and "→ 5" in text and "left:" in text and "right:" in text
