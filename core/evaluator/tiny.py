@@ -16,21 +16,12 @@ CHAT_TEMPLATE = (
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from core.models.tiny_mllm import WORDS
+    from core.models.tiny_mllm import WORDS, word_tokenizer
 
     specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<pad>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
-    vocab = {t: i for i, t in enumerate(specials)}
     extra = "Mask Answer: IoU 0 1 2 3 4 5 6 7 8 9 : . 0.5 0.25 0.75 user assistant system Image images".split()
-    for w in [*WORDS, *extra]:
-        vocab.setdefault(w, len(vocab))
-        vocab.setdefault(w.lower(), len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<pad>",
+    return word_tokenizer(
+        specials, [*WORDS, *extra], eos_token="<|im_end|>", pad_token="<pad>",
         additional_special_tokens=specials[1:],
         extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
                               "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},

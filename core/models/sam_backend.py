@@ -46,6 +46,36 @@ def _seed_index(point_xy: np.ndarray, seeds_xy: np.ndarray) -> int:
     return int(np.argmin(d))
 
 
+def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray, seeds_xy: np.ndarray,
+              settings: dict[str, Any], defaults: tuple[float, float]) -> list[AmgMask]:
+    """The library's automatic mask generator with the seeds as its only point grid, run on the
+    predictor whose embedding is already computed. ``defaults``: (pred_iou, stability) thresholds."""
+    if len(seeds_xy) == 0:
+        return []
+    h, w = image.shape[:2]
+    seeds = np.asarray(seeds_xy, dtype=np.float64)
+    gen = generator_cls(
+        model,
+        points_per_side=None,
+        point_grids=[seeds / np.array([w, h], dtype=np.float64)],
+        points_per_batch=int(settings.get("points_per_batch", 64)),
+        pred_iou_thresh=float(settings.get("pred_iou_thresh", defaults[0])),
+        stability_score_thresh=float(settings.get("stability_score_thresh", defaults[1])),
+        stability_score_offset=float(settings.get("stability_score_offset", 1.0)),
+        box_nms_thresh=float(settings.get("box_nms_thresh", 0.7)),
+        crop_n_layers=0,
+        output_mode="binary_mask",
+    )
+    gen.predictor = _EmbeddedPredictor(predictor, image.shape)
+    with torch.inference_mode():
+        anns = gen.generate(image)
+    return [
+        AmgMask(a["segmentation"].astype(bool), float(a["predicted_iou"]), float(a["stability_score"]),
+                _seed_index(np.asarray(a["point_coords"][0]), seeds))
+        for a in anns
+    ]
+
+
 def _lowres_mask_prompt(logits: np.ndarray, target_len: int, img_size: int) -> np.ndarray:
     """L (H, W) → the decoder's low-res mask input frame (1, s, s), s = img_size / 4.
 
@@ -142,30 +172,7 @@ class SamV1Backend:
         from segment_anything import SamAutomaticMaskGenerator
 
         self._require()
-        if len(seeds_xy) == 0:
-            return []
-        h, w = self._image.shape[:2]
-        grid = np.asarray(seeds_xy, dtype=np.float64) / np.array([w, h], dtype=np.float64)
-        gen = SamAutomaticMaskGenerator(
-            self.sam,
-            points_per_side=None,
-            point_grids=[grid],
-            points_per_batch=int(settings.get("points_per_batch", 64)),
-            pred_iou_thresh=float(settings.get("pred_iou_thresh", 0.88)),
-            stability_score_thresh=float(settings.get("stability_score_thresh", 0.9)),
-            stability_score_offset=float(settings.get("stability_score_offset", 1.0)),
-            box_nms_thresh=float(settings.get("box_nms_thresh", 0.7)),
-            crop_n_layers=0,
-            output_mode="binary_mask",
-        )
-        gen.predictor = _EmbeddedPredictor(self.predictor, self._image.shape)
-        with torch.inference_mode():
-            anns = gen.generate(self._image)
-        return [
-            AmgMask(a["segmentation"].astype(bool), float(a["predicted_iou"]), float(a["stability_score"]),
-                    _seed_index(np.asarray(a["point_coords"][0]), np.asarray(seeds_xy, dtype=np.float64)))
-            for a in anns
-        ]
+        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, self._image, seeds_xy, settings, (0.88, 0.9))
 
 
 class Sam2Backend:
@@ -251,30 +258,7 @@ class Sam2Backend:
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         self._require()
-        if len(seeds_xy) == 0:
-            return []
-        h, w = self._image.shape[:2]
-        grid = np.asarray(seeds_xy, dtype=np.float64) / np.array([w, h], dtype=np.float64)
-        gen = SAM2AutomaticMaskGenerator(
-            self.model,
-            points_per_side=None,
-            point_grids=[grid],
-            points_per_batch=int(settings.get("points_per_batch", 64)),
-            pred_iou_thresh=float(settings.get("pred_iou_thresh", 0.8)),
-            stability_score_thresh=float(settings.get("stability_score_thresh", 0.88)),
-            stability_score_offset=float(settings.get("stability_score_offset", 1.0)),
-            box_nms_thresh=float(settings.get("box_nms_thresh", 0.7)),
-            crop_n_layers=0,
-            output_mode="binary_mask",
-        )
-        gen.predictor = _EmbeddedPredictor(self.predictor, self._image.shape)
-        with torch.inference_mode():
-            anns = gen.generate(self._image)
-        return [
-            AmgMask(a["segmentation"].astype(bool), float(a["predicted_iou"]), float(a["stability_score"]),
-                    _seed_index(np.asarray(a["point_coords"][0]), np.asarray(seeds_xy, dtype=np.float64)))
-            for a in anns
-        ]
+        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, self._image, seeds_xy, settings, (0.8, 0.88))
 
 
 def load_sam_backend(kind: str, checkpoint: str | Path | None, *, model_type: str = "vit_h",

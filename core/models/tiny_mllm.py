@@ -16,21 +16,24 @@ WORDS = (
 ).split()
 
 
-def _tokenizer():
+def word_tokenizer(specials: list[str], words: list[str], **kwargs):
+    """An offline word-level tokenizer: ``specials`` first (``specials[0]`` is unknown), then
+    ``words`` and their lower-case forms; the remaining specials are additional special tokens."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"]
     vocab = {t: i for i, t in enumerate(specials)}
-    for w in WORDS:
+    for w in words:
         vocab.setdefault(w, len(vocab))
         vocab.setdefault(w.lower(), len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[0]))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        additional_special_tokens=["<image>", "[SEG]"],
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token=specials[0], **kwargs)
+
+
+def _tokenizer():
+    return word_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"], list(WORDS), bos_token="<s>",
+                          eos_token="</s>", pad_token="<pad>", additional_special_tokens=["<image>", "[SEG]"])
 
 
 def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, layers: int = 4) -> Path:
@@ -77,19 +80,10 @@ QWEN_CHAT_TEMPLATE = (
 
 
 def _qwen_tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
     specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>",
                 "<|image_pad|>", "<|video_pad|>"]
-    vocab = {t: i for i, t in enumerate(specials)}
-    for w in [*WORDS, "user", "assistant"]:
-        vocab.setdefault(w, len(vocab))
-        vocab.setdefault(w.lower(), len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=specials[1:])
+    return word_tokenizer(specials, [*WORDS, "user", "assistant"], eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                          additional_special_tokens=specials[1:])
 
 
 def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, layers: int = 4) -> Path:
