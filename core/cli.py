@@ -195,12 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from core.images import ImageError
     from core.models.base import ModelLoadError
+    from core.pipeline.cli import OutOfMemory
     from core.store import StoreError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ModelLoadError, ImageError, FileNotFoundError, ValueError, LookupError) as exc:
+    except (StoreError, ModelLoadError, ImageError, FileNotFoundError, ValueError, LookupError, OutOfMemory) as exc:
         _err(str(exc))
         return 2
     except KeyboardInterrupt:

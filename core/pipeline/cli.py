@@ -28,11 +28,21 @@ def default_settings(segmenter, **overrides):
     return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
 
 
+class OutOfMemory(RuntimeError):
+    """The device ran out of memory; the message says on which sample and what to try."""
+
+
 def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None,
-                evaluator=None, cot: bool = True, group_size: int = 5) -> int:
+                evaluator=None, cot: bool = True, group_size: int = 5, skipped: list[tuple[int, str]] | None = None) -> int:
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
-    in its own transaction, so a kill loses at most the sample in flight. Returns the count."""
-    from core.images import load_image_rgb
+    in its own transaction, so a kill loses at most the sample in flight. Returns the count.
+
+    A sample whose image cannot be read is skipped and listed in ``skipped`` (sample id, reason);
+    running out of device memory stops the run with :class:`OutOfMemory` (traces saved so far stay).
+    """
+    import torch
+
+    from core.images import ImageError, load_image_rgb
     from core.pipeline.stage1 import Cancelled, run_stage1
     from core.store import repo
 
@@ -41,16 +51,28 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
         if should_cancel is not None and should_cancel():
             break
         sample = store.run(lambda s, sid=sid: repo.get_sample(s, sid), write=False)
-        image = load_image_rgb(repo.image_path(sample))
+        try:
+            image = load_image_rgb(repo.image_path(sample))
+        except ImageError as exc:
+            if skipped is not None:
+                skipped.append((sid, str(exc)))
+            if progress is not None:
+                progress(i + 1, len(sample_ids), f"{sample.external_id} skipped")
+            continue
         try:
             trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
                                preset=segmenter.preset, should_cancel=should_cancel)
+            if evaluator is not None:
+                from core.evaluator.stage2 import run_stage2
+
+                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot)
         except Cancelled:
             break  # the sample in flight is dropped; everything saved so far stays
-        if evaluator is not None:
-            from core.evaluator.stage2 import run_stage2
-
-            run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(
+                f"out of device memory on sample {sid} ({image.shape[1]}x{image.shape[0]} px); {done} traces were saved. "
+                "Free the device, use --device cpu, or a smaller evaluator group size, and run again with --resume."
+            ) from exc
         store.run(lambda s, sid=sid, trace=trace: repo.save_trace(s, run_id, sid, trace))
         done += 1
         if progress is not None:
@@ -101,11 +123,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     label = " (RANDOM WEIGHTS: output is noise, not a result)" if seg.is_random else ""
     print(f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done{label}", file=sys.stderr)
     t0 = time.perf_counter()
+    skipped: list[tuple[int, str]] = []
     n = run_samples(store, seg, todo, run_id, settings, progress=lambda i, k, name: _bar(i, k, t0, name),
-                    evaluator=evaluator, cot=args.cot, group_size=args.group_size)
+                    evaluator=evaluator, cot=args.cot, group_size=args.group_size, skipped=skipped)
     sys.stderr.write("\n")
-    print(f"run {run_id}: saved {n} traces")
-    return 0
+    for sid, reason in skipped:
+        print(f"rea2seg: skipped sample {sid}: {reason}", file=sys.stderr)
+    print(f"run {run_id}: saved {n} traces" + (f", skipped {len(skipped)}" if skipped else ""))
+    return 1 if skipped else 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:

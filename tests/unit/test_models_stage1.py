@@ -151,3 +151,43 @@ def test_cli_run_resume_and_trace_over_demo(tmp_path, capsys):
 
     with open_store(db).session() as s:
         assert len(repo.list_runs(s)) == 1 and repo.finished_sample_ids(s, 1) == set(range(1, 41))
+
+
+def test_run_skips_an_unreadable_image_and_reports_it(tmp_path, capsys):
+    from core.cli import main
+    from core.store import open_store, repo
+    from tests.unit.conftest import make_image
+
+    make_image(tmp_path / "a.png", (40, 60))
+    make_image(tmp_path / "b.png", (40, 60), 1)
+    from core.masks import encode_rle
+    from core.sgdr import SgdrSample, write_sgdr
+
+    m = encode_rle(np.zeros((40, 60), bool))
+    write_sgdr(tmp_path / "p.json", [SgdrSample("a", "a.png", "q a", "other", "t", "pending", m),
+                                     SgdrSample("b", "b.png", "q b", "other", "t", "pending", m)])
+    db = str(tmp_path / "x.sqlite")
+    assert main(["import", "sgdr", str(tmp_path / "p.json"), "--db", db]) == 0
+    (tmp_path / "a.png").write_bytes(b"broken after import")
+    assert main(["run", "--db", db, "--preset", "tiny-random"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped sample 1" in err and "not a readable image" in err
+    with open_store(db).session() as s:
+        assert repo.finished_sample_ids(s, 1) == {2}
+
+
+def test_out_of_memory_stops_with_a_clear_message(tmp_path, monkeypatch, capsys):
+    import core.pipeline.stage1 as stage1
+    from core.cli import main
+    from core.demo import DEMO_SGDR
+
+    db = str(tmp_path / "d.sqlite")
+    assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
+
+    def oom(*a, **k):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(stage1, "run_stage1", oom)
+    assert main(["run", "--db", db, "--preset", "tiny-random", "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "out of device memory on sample 1" in err and "--resume" in err
