@@ -15,9 +15,13 @@ that *predicts* ``[SEG]`` (LISA's one-token shift), projected by ``text_hidden_f
 prompt embedding, and — through :mod:`core.models.attention` — that same position's attention
 row over the image tokens at the chosen layers (default 14–30, App. B).
 
-Token → pixel geometry: LLaVA-1.5 pads the image to a square (centred, mean colour) and
-resizes it to the vision tower's size; the ``g × g`` patch grid therefore maps back to squares
-of side ``max(H, W) / g`` in the padded frame, shifted by the padding.
+- optional ``rea2seg.json`` with ``{"image_aspect_ratio": "pad" | "crop"}``.
+
+Token → pixel geometry depends on how the model saw the image. ``pad`` (LLaVA-1.5, READ; the
+default): the image is centred on a square of its mean colour and resized, so the ``g × g``
+grid maps back to squares of side ``max(H, W) / g`` shifted by the padding. ``crop`` (LISA-7B-v1,
+whose CLIP processor resizes the shortest side and centre-crops): the grid covers only the
+central ``min(H, W)`` square, cells of side ``min(H, W) / g``.
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ def expand_to_square(image_rgb: np.ndarray, fill: tuple[int, int, int]) -> tuple
     return out, px, py
 
 
-def square_grid_boxes(image_hw: tuple[int, int], grid: int, pad_xy: tuple[int, int]) -> np.ndarray:
+def crop_grid_boxes(image_hw: tuple[int, int], grid: int) -> np.ndarray:
+    """float32 (grid², 4) xyxy boxes for a centre-cropped square input (``crop`` mode)."""
+    h, w = image_hw
+    side = min(h, w)
+    return square_grid_boxes((side, side), grid, (-(w - side) / 2, -(h - side) / 2))
+
+
+def square_grid_boxes(image_hw: tuple[int, int], grid: int, pad_xy: tuple[float, float]) -> np.ndarray:
     """float32 (grid², 4) xyxy boxes of the patch grid in original-image pixels (row-major)."""
     h, w = image_hw
     cell = max(h, w) / grid
@@ -62,7 +73,10 @@ class LisaPromptModel:
     default_layers = DEFAULT_LAYERS
 
     def __init__(self, model, processor, text_hidden_fcs: torch.nn.Module, name: str, is_random: bool,
-                 device: str = "cpu", max_new_tokens: int = 32) -> None:
+                 device: str = "cpu", max_new_tokens: int = 32, image_aspect_ratio: str = "pad") -> None:
+        if image_aspect_ratio not in ("pad", "crop"):
+            raise ModelLoadError(f"{name}: image_aspect_ratio must be 'pad' or 'crop', got {image_aspect_ratio!r}")
+        self.image_aspect_ratio = image_aspect_ratio
         self.model = model.to(device).eval()
         self.processor = processor
         self.fcs = text_hidden_fcs.to(device).eval()
@@ -86,8 +100,13 @@ class LisaPromptModel:
     def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
         layers = list(layers) if layers else self.default_layers
         ip = self.processor.image_processor
-        fill = tuple(int(round(m * 255)) for m in ip.image_mean)
-        square, px, py = expand_to_square(image_rgb, fill)
+        if self.image_aspect_ratio == "pad":
+            fill = tuple(int(round(m * 255)) for m in ip.image_mean)
+            square, px, py = expand_to_square(image_rgb, fill)
+            boxes = square_grid_boxes(image_rgb.shape[:2], self.grid, (px, py))
+        else:  # the processor resizes the shortest side and centre-crops
+            square = image_rgb
+            boxes = crop_grid_boxes(image_rgb.shape[:2], self.grid)
         inputs = self.processor(images=square, text=self._prompt(question), return_tensors="pt").to(self.device)
         prompt_len = inputs["input_ids"].shape[1]
         with torch.inference_mode():
@@ -119,7 +138,7 @@ class LisaPromptModel:
             attention=attention,
             layers=layers,
             grid_hw=(self.grid, self.grid),
-            token_boxes_xyxy=square_grid_boxes(image_rgb.shape[:2], self.grid, (px, py)),
+            token_boxes_xyxy=boxes,
             generated_text=text + (" (answer template appended: the model did not emit [SEG])" if forced else ""),
             prompt_token=SEG_TOKEN,
         )
@@ -149,5 +168,13 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
         raise ModelLoadError(f"'{p}' could not be loaded as a LISA-style model ({exc}) (setting {setting})") from exc
     fcs = make_text_hidden_fcs(model.config.text_config.hidden_size, state["2.weight"].shape[0])
     fcs.load_state_dict(state)
+    extra = {}
+    if (p / "rea2seg.json").is_file():
+        import json
+
+        try:
+            extra = json.loads((p / "rea2seg.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelLoadError(f"'{p / 'rea2seg.json'}' is not valid JSON ({exc}) (setting {setting})") from exc
     return LisaPromptModel(model, processor, fcs, name=f"lisa:{p.name}", is_random=is_random, device=device,
-                           max_new_tokens=max_new_tokens)
+                           max_new_tokens=max_new_tokens, image_aspect_ratio=extra.get("image_aspect_ratio", "pad"))

@@ -191,3 +191,18 @@ def test_out_of_memory_stops_with_a_clear_message(tmp_path, monkeypatch, capsys)
     assert main(["run", "--db", db, "--preset", "tiny-random", "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "out of device memory on sample 1" in err and "--resume" in err
+
+
+def test_crop_mode_models_report_centre_crop_token_boxes(tiny_dir, image, tmp_path):
+    import json
+    import shutil
+
+    from core.models.lisa import crop_grid_boxes, load_lisa
+
+    shutil.copytree(tiny_dir, tmp_path / "v1")
+    (tmp_path / "v1" / "rea2seg.json").write_text(json.dumps({"image_aspect_ratio": "crop"}))
+    out = load_lisa(tmp_path / "v1", is_random=True, max_new_tokens=2).encode(image, "which cube ?", [1])
+    assert np.array_equal(out.token_boxes_xyxy, crop_grid_boxes((60, 80), 4))
+    (tmp_path / "v1" / "rea2seg.json").write_text(json.dumps({"image_aspect_ratio": "stretch"}))
+    with pytest.raises(ModelLoadError, match="image_aspect_ratio"):
+        load_lisa(tmp_path / "v1")

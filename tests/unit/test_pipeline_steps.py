@@ -133,3 +133,14 @@ def test_settings_defaults_and_validation():
         Stage1Settings(k1=5, k2=10)
     with pytest.raises(ValueError, match="unknown"):
         Stage1Settings.from_dict({"kappa": 1})
+
+
+def test_clip_token_geometry_pad_and_crop():
+    from core.models.lisa import crop_grid_boxes, square_grid_boxes
+
+    # pad: 80x60 centred on an 80x80 square (10 px top), 4x4 grid of 20 px cells
+    pad = square_grid_boxes((60, 80), 4, (0, 10))
+    assert pad[0].tolist() == [0, -10, 20, 10] and pad[15].tolist() == [60, 50, 80, 70]
+    # crop: the central 60x60 square of an 80x60 image, 4x4 grid of 15 px cells starting at x = 10
+    crop = crop_grid_boxes((60, 80), 4)
+    assert crop[0].tolist() == [10, 0, 25, 15] and crop[15].tolist() == [55, 45, 70, 60]
