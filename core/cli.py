@@ -132,6 +132,14 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 1 if any("skipped" in m for m in problems) or gt_err or pred_err else 0
 
 
+def cmd_convert_lisa(args: argparse.Namespace) -> int:
+    from core.models.convert import convert_lisa
+
+    out = convert_lisa(args.src, args.out, clip=args.clip)
+    print(f"wrote {out}: point presets.lisa-7b.mllm_path at it (and sam_checkpoint at {out / 'sam.pth'})")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -178,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="exclude ignore pixels (LISA, default) or count them as background (LENS)",
     )
     p.set_defaults(func=cmd_metrics)
+
+    p_conv = sub.add_parser("convert", help="convert released checkpoints into the layouts the loaders read")
+    conv = p_conv.add_subparsers(dest="format", required=True)
+    p = conv.add_parser("lisa", help="a LISA checkpoint (LISAForCausalLM) → LLaVA + text_hidden_fcs.pt + sam.pth")
+    p.add_argument("src")
+    p.add_argument("--out", required=True)
+    p.add_argument("--clip", help="local CLIP ViT-L/14 directory (vision config, image processor, weights if absent)")
+    p.set_defaults(func=cmd_convert_lisa)
 
     for name in _PLUGINS:
         try:

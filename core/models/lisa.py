@@ -15,7 +15,8 @@ that *predicts* ``[SEG]`` (LISA's one-token shift), projected by ``text_hidden_f
 prompt embedding, and — through :mod:`core.models.attention` — that same position's attention
 row over the image tokens at the chosen layers (default 14–30, App. B).
 
-- optional ``rea2seg.json`` with ``{"image_aspect_ratio": "pad" | "crop"}``.
+- optional ``rea2seg.json`` with ``{"image_aspect_ratio": "pad" | "crop", "prompt_template":
+  "…{image}…{question}…"}`` (``{image}`` becomes the processor's image token).
 
 Token → pixel geometry depends on how the model saw the image. ``pad`` (LLaVA-1.5, READ; the
 default): the image is centred on a square of its mean colour and resized, so the ``g × g``
@@ -35,6 +36,7 @@ from core.models.attention import AttentionRowCapture
 from core.models.base import ModelLoadError, PromptModelOutput
 
 SEG_TOKEN = "[SEG]"
+DEFAULT_PROMPT = "USER: {image}\n{question} Please output segmentation mask. ASSISTANT:"
 ANSWER_TEMPLATE = "Sure, it is [SEG]."
 DEFAULT_LAYERS = list(range(14, 31))
 
@@ -73,7 +75,11 @@ class LisaPromptModel:
     default_layers = DEFAULT_LAYERS
 
     def __init__(self, model, processor, text_hidden_fcs: torch.nn.Module, name: str, is_random: bool,
-                 device: str = "cpu", max_new_tokens: int = 32, image_aspect_ratio: str = "pad") -> None:
+                 device: str = "cpu", max_new_tokens: int = 32, image_aspect_ratio: str = "pad",
+                 prompt_template: str = DEFAULT_PROMPT) -> None:
+        if "{image}" not in prompt_template or "{question}" not in prompt_template:
+            raise ModelLoadError(f"{name}: prompt_template needs {{image}} and {{question}}")
+        self.prompt_template = prompt_template
         if image_aspect_ratio not in ("pad", "crop"):
             raise ModelLoadError(f"{name}: image_aspect_ratio must be 'pad' or 'crop', got {image_aspect_ratio!r}")
         self.image_aspect_ratio = image_aspect_ratio
@@ -95,7 +101,7 @@ class LisaPromptModel:
         self.default_layers = [i for i in DEFAULT_LAYERS if i < n] or list(range(n // 2, n))
 
     def _prompt(self, question: str) -> str:
-        return f"USER: <image>\n{question} Please output segmentation mask. ASSISTANT:"
+        return self.prompt_template.replace("{image}", self.processor.image_token).replace("{question}", question)
 
     def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
         layers = list(layers) if layers else self.default_layers
@@ -177,4 +183,5 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
         except json.JSONDecodeError as exc:
             raise ModelLoadError(f"'{p / 'rea2seg.json'}' is not valid JSON ({exc}) (setting {setting})") from exc
     return LisaPromptModel(model, processor, fcs, name=f"lisa:{p.name}", is_random=is_random, device=device,
-                           max_new_tokens=max_new_tokens, image_aspect_ratio=extra.get("image_aspect_ratio", "pad"))
+                           max_new_tokens=max_new_tokens, image_aspect_ratio=extra.get("image_aspect_ratio", "pad"),
+                           prompt_template=extra.get("prompt_template", DEFAULT_PROMPT))
