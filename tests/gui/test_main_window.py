@@ -129,3 +129,24 @@ def test_window_layout_and_recent_stores_are_remembered(qtbot, window, settings,
     window.close()
     assert settings.value("window/geometry") is not None
     assert settings.value("recent")[0] == demo_store.url
+
+
+def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, demo_store):
+    window.sam_preset.setCurrentText("tiny-random")
+    window.sam_use_mask.setChecked(False)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_S)
+    assert window.tool == "sam" and not window.canvas.paint_mode
+    window.canvas.clicked.emit(200.0, 150.0, 1)  # positive
+    qtbot.waitUntil(lambda: window.active_worker is None and window.edit_provenance.get("tool") == "sam", timeout=60_000)
+    window.canvas.clicked.emit(20.0, 20.0, 2)  # negative
+    qtbot.waitUntil(lambda: window.active_worker is None and len(window.edit_provenance.get("labels", [])) == 2, timeout=60_000)
+    prov = window.edit_provenance
+    assert prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0] and prov["is_random"] is True
+    assert window.edit_mask is not None and window.edit_mask.shape == (360, 480)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace)
+    qtbot.waitUntil(lambda: window.active_worker is None and window.edit_provenance.get("labels") == [1], timeout=60_000)
+    window.save_mask()
+    from core.store.models import Mask
+
+    prov_saved = demo_store.run(lambda s: s.query(Mask).filter(Mask.kind == "edited").one().provenance, write=False)
+    assert prov_saved["tool"] == "sam" and prov_saved["points_xy"] == [[200.0, 150.0]]

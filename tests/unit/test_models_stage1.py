@@ -206,3 +206,40 @@ def test_crop_mode_models_report_centre_crop_token_boxes(tiny_dir, image, tmp_pa
     (tmp_path / "v1" / "rea2seg.json").write_text(json.dumps({"image_aspect_ratio": "stretch"}))
     with pytest.raises(ModelLoadError, match="image_aspect_ratio"):
         load_lisa(tmp_path / "v1")
+
+
+def test_run_killed_mid_way_resumes_to_completion(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from core.cli import main
+    from core.demo import DEMO_SGDR
+
+    db = str(tmp_path / "k.sqlite")
+    assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
+    p = subprocess.Popen([sys.executable, "-m", "core.cli", "run", "--db", db, "--preset", "tiny-random", "--limit", "12"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    n = 0
+    while time.time() < deadline and n < 3:
+        time.sleep(0.3)
+        try:
+            con = sqlite3.connect(db, timeout=5)
+            n = con.execute("SELECT count(*) FROM run_samples").fetchone()[0]
+            con.close()
+        except sqlite3.OperationalError:
+            pass
+    p.kill()
+    p.wait()
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    partial = con.execute("SELECT count(*) FROM run_samples").fetchone()[0]
+    con.close()
+    assert 3 <= partial < 12
+    assert main(["run", "--db", db, "--preset", "tiny-random", "--resume", "--limit", str(12 - partial)]) == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(DISTINCT sample_id) FROM run_samples").fetchone()[0] == 12
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    con.close()
