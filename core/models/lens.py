@@ -3,14 +3,18 @@
 On-disk layout accepted by :func:`load_lens` (a local directory, loaded offline):
 
 - a transformers ``Qwen2_5_VLForConditionalGeneration`` checkpoint with its processor;
-- ``lens_head.pt``: ``{"queries": float (n_queries, hidden), "connector": state dict of
-  Linear(hidden, hidden) → GELU → Linear(hidden, 256)}`` — the learnable query tokens (64 in
-  LENS) and the connector that turns their last hidden states into SAM2 sparse prompts.
+- ``lens_head.pt``: ``{"queries": float (n_queries, hidden), "conv_1d": state dict of
+  Conv1d(hidden, hidden, kernel_size=n_queries), "proj_to_sam": state dict of Linear(hidden,
+  hidden) → GELU → Linear(hidden, 256)}`` — LENS's learnable query tokens (64), the 1-D
+  convolution that folds their last hidden states into one token, and the projection to SAM2's
+  prompt space (LENS's ``learnable_query``, ``conv_1d`` and ``proj_to_sam`` weights). LENS's
+  optional transformer connector between the queries and ``conv_1d`` is not supported: a head
+  file that carries one is refused with a message.
 
 Flow: the model first answers the question (generation); then a second forward pass runs over
 prompt + answer + the query tokens appended at the end (their embeddings replace placeholder
-ids through a hook on the embedding layer). The connector maps the queries' last hidden states
-to the SAM2 prompt embedding (n_queries, 256); the attention row is that of the *first* query
+ids through a hook on the embedding layer). ``conv_1d`` and ``proj_to_sam`` map the queries'
+last hidden states to one SAM2 prompt token (1, 256); the attention row is that of the *first* query
 token, captured by :mod:`core.models.attention` at the chosen decoder layers (default layer 33,
 counted from 0, as the paper's App. B; clipped to the model's depth for small models).
 
@@ -41,8 +45,21 @@ def qwen_grid_boxes(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.n
     return np.stack([xs.ravel() * cw, ys.ravel() * ch, (xs.ravel() + 1) * cw, (ys.ravel() + 1) * ch], 1).astype(np.float32)
 
 
-def make_connector(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
+def make_proj_to_sam(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
     return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim))
+
+
+class QueryHead(torch.nn.Module):
+    """Query hidden states (n, hidden) → Conv1d over the n queries → projection → (1, 256)."""
+
+    def __init__(self, hidden: int, n_queries: int, out_dim: int = 256) -> None:
+        super().__init__()
+        self.conv_1d = torch.nn.Conv1d(hidden, hidden, kernel_size=n_queries)
+        self.proj_to_sam = make_proj_to_sam(hidden, out_dim)
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        folded = self.conv_1d(q.T[None])[0].T  # (1, hidden)
+        return self.proj_to_sam(folded)
 
 
 class LensPromptModel:
@@ -51,7 +68,7 @@ class LensPromptModel:
         self.model = model.to(device).eval()
         self.processor = processor
         self.queries = queries.to(device)
-        self.connector = connector.to(device).eval()
+        self.connector = connector.to(device).eval()  # QueryHead
         self.name = name
         self.is_random = is_random
         self.device = device
@@ -126,7 +143,13 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
         state = torch.load(head, map_location="cpu", weights_only=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc
-    connector = make_connector(model.config.text_config.hidden_size, state["connector"]["2.weight"].shape[0])
-    connector.load_state_dict(state["connector"])
-    return LensPromptModel(model, processor, state["queries"].float(), connector, f"lens:{p.name}", is_random, device,
-                           max_new_tokens)
+    if "connector" in state:
+        raise ModelLoadError(f"'{head}' carries a transformer connector, which this version cannot run (setting {setting})")
+    missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if k not in state]
+    if missing:
+        raise ModelLoadError(f"'{head}' lacks {missing} (setting {setting})")
+    queries = state["queries"].float().reshape(-1, model.config.text_config.hidden_size)
+    head_mod = QueryHead(model.config.text_config.hidden_size, queries.shape[0], state["proj_to_sam"]["2.weight"].shape[0])
+    head_mod.conv_1d.load_state_dict(state["conv_1d"])
+    head_mod.proj_to_sam.load_state_dict(state["proj_to_sam"])
+    return LensPromptModel(model, processor, queries, head_mod.float(), f"lens:{p.name}", is_random, device, max_new_tokens)

@@ -83,7 +83,7 @@ def _tiny_lens(device: str) -> Segmenter:
     from core.models.tiny_sam import load_tiny_sam2, save_tiny_sam2
 
     cache = data_dir() / "tiny-random"
-    lens_dir = cache / "lens"
+    lens_dir = cache / "lens-v2"  # v2: LENS head layout (conv_1d + proj_to_sam)
     if not (lens_dir / "lens_head.pt").is_file():
         build_tiny_lens(lens_dir)
     sam_file = cache / "sam2_tiny.pth"

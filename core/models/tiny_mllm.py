@@ -97,7 +97,7 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
         Qwen2VLVideoProcessor,
     )
 
-    from core.models.lens import make_connector
+    from core.models.lens import QueryHead
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -121,5 +121,7 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
     ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
     Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
                         chat_template=QWEN_CHAT_TEMPLATE).save_pretrained(out)
-    torch.save({"queries": torch.randn(n_queries, 64) * 0.02, "connector": make_connector(64).state_dict()}, out / "lens_head.pt")
+    head = QueryHead(64, n_queries)
+    torch.save({"queries": torch.randn(1, n_queries, 64) * 0.02, "conv_1d": head.conv_1d.state_dict(),
+                "proj_to_sam": head.proj_to_sam.state_dict()}, out / "lens_head.pt")
     return out

@@ -66,7 +66,7 @@ def test_lens_round_trip_geometry_and_first_query(lens_dir, lens, image, tmp_pat
     a = lens.encode(image, "which cube ?", [3])
     b = again.encode(image, "which cube ?", [3])
     assert np.array_equal(a.prompt_embedding, b.prompt_embedding) and np.array_equal(a.attention, b.attention)
-    assert a.prompt_embedding.shape == (8, 256) and a.prompt_token == "query[0]"
+    assert a.prompt_embedding.shape == (1, 256) and a.prompt_token == "query[0]"  # conv_1d folds the 8 queries
     # 60x80 → smart_resize 56x84 → 28-px merged tokens: a 2x3 grid over the original image
     assert a.grid_hw == (2, 3) and a.attention.shape == (1, 4, 6)
     assert a.token_boxes_xyxy[-1].tolist() == pytest.approx([160 / 3, 30, 80, 60])
