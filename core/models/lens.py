@@ -7,9 +7,15 @@ On-disk layout accepted by :func:`load_lens` (a local directory, loaded offline)
   Conv1d(hidden, hidden, kernel_size=n_queries), "proj_to_sam": state dict of Linear(hidden,
   hidden) → GELU → Linear(hidden, 256)}`` — LENS's learnable query tokens (64), the 1-D
   convolution that folds their last hidden states into one token, and the projection to SAM2's
-  prompt space (LENS's ``learnable_query``, ``conv_1d`` and ``proj_to_sam`` weights). LENS's
-  optional transformer connector between the queries and ``conv_1d`` is not supported: a head
-  file that carries one is refused with a message.
+  prompt space (LENS's ``learnable_query``, ``conv_1d`` and ``proj_to_sam`` weights), plus
+  ``"connector"`` when the model has LENS's query connector (a small pre-norm transformer over
+  the queries: learned position embedding, then blocks of LayerNorm → multi-head attention →
+  residual, LayerNorm → MLP (quick-GELU) → residual).
+
+A released LENS checkpoint directory loads as it is: without ``lens_head.pt`` the same weights
+are read from the checkpoint's own ``learnable_query``, ``connector.*``, ``conv_1d.*`` and
+``proj_to_sam.*`` tensors (its ``sam.*`` weights are not used: the paper keeps the original
+SAM2, given by the preset's ``sam2_checkpoint``).
 
 Flow: the model first answers the question (generation); then a second forward pass runs over
 prompt + answer + the query tokens appended at the end (their embeddings replace placeholder
@@ -49,17 +55,82 @@ def make_proj_to_sam(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
     return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim))
 
 
-class QueryHead(torch.nn.Module):
-    """Query hidden states (n, hidden) → Conv1d over the n queries → projection → (1, 256)."""
-
-    def __init__(self, hidden: int, n_queries: int, out_dim: int = 256) -> None:
+class _ConnectorBlock(torch.nn.Module):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int) -> None:
         super().__init__()
+        self.num_heads = num_heads
+        self.norm1 = torch.nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = torch.nn.LayerNorm(dim, eps=1e-6)
+        self.attn = torch.nn.Module()
+        self.attn.qkv = torch.nn.Linear(dim, 3 * dim)
+        self.attn.proj = torch.nn.Linear(dim, dim)
+        self.mlp = torch.nn.Module()
+        self.mlp.fc1 = torch.nn.Linear(dim, dim * mlp_ratio)
+        self.mlp.fc2 = torch.nn.Linear(dim * mlp_ratio, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C), bidirectional attention
+        b, n, c = x.shape
+        q, k, v = self.attn.qkv(self.norm1(x)).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)
+        x = x + self.attn.proj(a)
+        h = self.mlp.fc1(self.norm2(x))
+        return x + self.mlp.fc2(h * torch.sigmoid(1.702 * h))  # quick-GELU
+
+
+class QueryConnector(torch.nn.Module):
+    """LENS's query connector: position embedding, then ``depth`` pre-norm transformer blocks."""
+
+    def __init__(self, dim: int, n_queries: int, depth: int = 4, num_heads: int = 16, mlp_ratio: int = 4) -> None:
+        super().__init__()
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, n_queries, dim))
+        self.blocks = torch.nn.ModuleList([_ConnectorBlock(dim, num_heads, mlp_ratio) for _ in range(depth)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return x
+
+
+class QueryHead(torch.nn.Module):
+    """Query hidden states (n, hidden) → [connector] → Conv1d over the n queries → projection → (1, 256)."""
+
+    def __init__(self, hidden: int, n_queries: int, out_dim: int = 256, connector: QueryConnector | None = None) -> None:
+        super().__init__()
+        self.connector = connector
         self.conv_1d = torch.nn.Conv1d(hidden, hidden, kernel_size=n_queries)
         self.proj_to_sam = make_proj_to_sam(hidden, out_dim)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
+        if self.connector is not None:
+            q = self.connector(q[None])[0]
         folded = self.conv_1d(q.T[None])[0].T  # (1, hidden)
         return self.proj_to_sam(folded)
+
+
+def _sub(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def read_head_from_checkpoint(path: Path) -> dict:
+    """The query head as a ``lens_head.pt``-style dict, read from a released checkpoint's tensors."""
+    from safetensors import safe_open
+
+    wanted = ("learnable_query", "conv_1d.", "proj_to_sam.", "connector.")
+    state: dict[str, torch.Tensor] = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as fh:
+            for k in fh.keys():
+                key = k[len("model."):] if k.startswith("model.") and k[len("model."):].startswith(wanted) else k
+                if key.startswith(wanted):
+                    state[key] = fh.get_tensor(k)
+    if "learnable_query" not in state:
+        return {}
+    head = {"queries": state["learnable_query"], "conv_1d": _sub(state, "conv_1d."), "proj_to_sam": _sub(state, "proj_to_sam.")}
+    connector = _sub(state, "connector.")
+    if connector:
+        head["connector"] = connector
+    return head
 
 
 class LensPromptModel:
@@ -135,21 +206,32 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     if p is None or not p.is_dir():
         raise ModelLoadError(f"LENS model directory '{path}' does not exist (setting {setting})")
     head = p / "lens_head.pt"
-    if not head.is_file():
-        raise ModelLoadError(f"'{head}' is missing: the query tokens and connector are needed (setting {setting})")
+    try:
+        state = torch.load(head, map_location="cpu", weights_only=True) if head.is_file() else read_head_from_checkpoint(p)
+    except (OSError, RuntimeError) as exc:
+        raise ModelLoadError(f"'{head}' could not be read ({exc}) (setting {setting})") from exc
+    if not state:
+        raise ModelLoadError(f"'{head}' is missing and the checkpoint has no learnable_query: the query tokens and "
+                             f"their head are needed (setting {setting})")
+    missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if not len(state.get(k, ()))]
+    if missing:
+        raise ModelLoadError(f"the LENS query head in '{p}' lacks {missing} (setting {setting})")
     try:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(p, local_files_only=True, attn_implementation="sdpa")
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
-        state = torch.load(head, map_location="cpu", weights_only=True)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc
+    hidden = model.config.text_config.hidden_size
+    queries = state["queries"].float().reshape(-1, hidden)
+    connector = None
     if "connector" in state:
-        raise ModelLoadError(f"'{head}' carries a transformer connector, which this version cannot run (setting {setting})")
-    missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if k not in state]
-    if missing:
-        raise ModelLoadError(f"'{head}' lacks {missing} (setting {setting})")
-    queries = state["queries"].float().reshape(-1, model.config.text_config.hidden_size)
-    head_mod = QueryHead(model.config.text_config.hidden_size, queries.shape[0], state["proj_to_sam"]["2.weight"].shape[0])
+        c = state["connector"]
+        depth = len({k.split(".")[1] for k in c if k.startswith("blocks.")})
+        mlp_ratio = c["blocks.0.mlp.fc1.weight"].shape[0] // hidden
+        heads = int(state.get("connector_heads", 16))
+        connector = QueryConnector(hidden, queries.shape[0], depth, heads, mlp_ratio)
+        connector.load_state_dict(c)
+    head_mod = QueryHead(hidden, queries.shape[0], state["proj_to_sam"]["2.weight"].shape[0], connector)
     head_mod.conv_1d.load_state_dict(state["conv_1d"])
     head_mod.proj_to_sam.load_state_dict(state["proj_to_sam"])
     return LensPromptModel(model, processor, queries, head_mod.float(), f"lens:{p.name}", is_random, device, max_new_tokens)

@@ -100,3 +100,46 @@ def test_sam2_seed_amg_equals_generate_and_full_stage1(lens, sam2, image):
     tr = run_stage1(lens, sam2, image, "which cube ?", s, preset="tiny-lens")
     assert tr.attention.grid_hw == (2, 3) and tr.settings["tau"] == 0.7 and tr.settings["delta"] == -10.0
     assert tr.candidates and tr.is_random and tr.attention.prompt_token == "query[0]"
+
+
+def test_released_checkpoint_layout_loads_with_its_connector(lens_dir, image, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from core.models.lens import QueryConnector, load_lens
+
+    raw = tmp_path / "released"
+    shutil.copytree(lens_dir, raw)
+    head = torch.load(raw / "lens_head.pt", weights_only=True)
+    (raw / "lens_head.pt").unlink()
+    weights = load_file(str(raw / "model.safetensors"))
+    torch.manual_seed(3)
+    conn = QueryConnector(64, 8, depth=2, num_heads=16, mlp_ratio=4)
+    for prm in conn.parameters():
+        torch.nn.init.normal_(prm, std=0.02)
+    weights["learnable_query"] = head["queries"]
+    weights.update({f"conv_1d.{k}": v for k, v in head["conv_1d"].items()})
+    weights.update({f"proj_to_sam.{k}": v for k, v in head["proj_to_sam"].items()})
+    weights.update({f"connector.{k}": v.detach().clone() for k, v in conn.state_dict().items()})
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(raw / "model.safetensors"))
+    m = load_lens(raw, is_random=True, max_new_tokens=2)
+    assert m.connector.connector is not None and len(m.connector.connector.blocks) == 2
+    out = m.encode(image, "which cube ?", [3])
+    assert out.prompt_embedding.shape == (1, 256)
+    # the connector is in the path: removing it changes the prompt embedding
+    m.connector.connector = None
+    assert not np.allclose(m.encode(image, "which cube ?", [3]).prompt_embedding, out.prompt_embedding)
+
+
+def test_query_connector_known_answer():
+    from core.models.lens import QueryConnector
+
+    c = QueryConnector(32, 4, depth=3, num_heads=4, mlp_ratio=2)
+    for prm in c.parameters():
+        torch.nn.init.zeros_(prm)
+    with torch.no_grad():
+        c.pos_embed.normal_()
+    x = torch.randn(1, 4, 32)
+    # with zero projections every block is the identity: output = input + position embedding
+    assert torch.allclose(c(x), x + c.pos_embed, atol=1e-6)
