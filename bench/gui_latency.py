@@ -79,6 +79,15 @@ def main() -> None:
             w.show_sample(sid)
             app.processEvents()
             cold.append(time.perf_counter() - t)
+        w.tabs.setCurrentWidget(w.candidates_tab)
+        w.show_sample(1)
+        gallery = []
+        for _ in range(5):  # next sample with the candidate gallery open (15 thumbnails rebuilt)
+            time.sleep(0.3)
+            t = time.perf_counter()
+            w.step(1)
+            app.processEvents()
+            gallery.append(time.perf_counter() - t)
         toggles = []
         for r in range(15):
             t = time.perf_counter()
@@ -94,10 +103,12 @@ def main() -> None:
         w.close()
     s_ms = statistics.median(switch) * 1000
     cold_ms = statistics.median(cold) * 1000
+    g_ms = statistics.median(gallery) * 1000
     c_ms = statistics.median(toggles) * 1000
     v_ms = statistics.median(vis) * 1000
     print(f"next sample (1024², 15 candidates):   median {s_ms:.1f} ms (target 50 ms)   ratio {s_ms / 50:.2f}")
     print(f"jump to a sample (no read-ahead):     median {cold_ms:.1f} ms (target 50 ms)   ratio {cold_ms / 50:.2f}")
+    print(f"next sample, candidate gallery open:  median {g_ms:.1f} ms (target 50 ms)   ratio {g_ms / 50:.2f}")
     print(f"show one of 15 candidate overlays:    median {c_ms:.1f} ms (target 16 ms)   ratio {c_ms / 16:.2f}")
     print(f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}")
 

@@ -43,7 +43,7 @@ def fill_polygon(mask: np.ndarray, points_xy: np.ndarray, value: bool = True) ->
 def fill_holes(mask: np.ndarray, max_area: int | None = None) -> np.ndarray:
     """Fill background regions not connected to the image border (4-connectivity), optionally
     only those of at most ``max_area`` pixels."""
-    bg = (~mask).astype(np.uint8)
+    bg = np.ascontiguousarray(~mask, dtype=np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(bg, connectivity=4)
     h, w = mask.shape
     out = mask.copy()
@@ -57,7 +57,7 @@ def fill_holes(mask: np.ndarray, max_area: int | None = None) -> np.ndarray:
 
 def remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     """Drop foreground components (8-connectivity) smaller than ``min_area`` pixels."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask, dtype=np.uint8), connectivity=8)
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]

@@ -81,7 +81,9 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
     if validate and not _counts_cover(counts_b, h * w):
         raise MaskError(f"RLE 'counts' do not describe exactly {h}x{w} pixels")
     arr = mask_utils.decode({"size": [h, w], "counts": counts_b})
-    return np.ascontiguousarray(arr, dtype=bool)
+    # 0/1 uint8 reinterpreted as bool without a copy; the array stays in pycocotools'
+    # column-major order (callers that hand masks to OpenCV make them contiguous first)
+    return arr.view(bool)
 
 
 def _counts_cover(counts: bytes, n_pixels: int) -> bool:

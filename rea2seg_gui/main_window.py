@@ -66,6 +66,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tool = "none"
         self._job_callback = None
         self._job_name = ""
+        self._stale_panels: set[str] = set()
         self._thumb_base: tuple[int, np.ndarray] | None = None
         # read-ahead of the next sample's image and trace (plain data, no Qt objects)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
@@ -140,8 +141,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self._review_tab(), "Review")
         self.tabs.addTab(self._layers_tab(), "Layers")
-        self.tabs.addTab(self._candidates_tab(), "Candidates")
-        self.tabs.addTab(self._evaluator_tab(), "Evaluator")
+        self.candidates_tab = self._candidates_tab()
+        self.evaluator_tab = self._evaluator_tab()
+        self.tabs.addTab(self.candidates_tab, "Candidates")
+        self.tabs.addTab(self.evaluator_tab, "Evaluator")
         self.tabs.addTab(self._edit_tab(), "Edit")
         self.tabs.addTab(self._run_tab(), "Run")
         from rea2seg_gui.dialogs import MetricsView
@@ -152,6 +155,7 @@ class MainWindow(QtWidgets.QMainWindow):
         rdock = QtWidgets.QDockWidget("Inspector", self)
         rdock.setObjectName("inspector_dock")
         rdock.setWidget(self.tabs)
+        self.tabs.currentChanged.connect(self._refresh_visible_panel)
         rdock.setMinimumWidth(380)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, rdock)
 
@@ -577,8 +581,18 @@ class MainWindow(QtWidgets.QMainWindow):
             self.attention_legend.setText(f"Attention (inferno colormap): dark {lo:.4g} → bright {hi:.4g}")
         else:
             self.attention_legend.setText("Attention: no trace")
-        self._fill_candidates()
-        self._fill_evaluator()
+        # thumbnails and texts are built when their tab is shown: switching samples stays fast
+        self._stale_panels = {"candidates", "evaluator"}
+        self._refresh_visible_panel()
+
+    def _refresh_visible_panel(self, _index: int = -1) -> None:
+        current = self.tabs.currentWidget()
+        if current is self.candidates_tab and "candidates" in self._stale_panels:
+            self._stale_panels.discard("candidates")
+            self._fill_candidates()
+        elif current is self.evaluator_tab and "evaluator" in self._stale_panels:
+            self._stale_panels.discard("evaluator")
+            self._fill_evaluator()
 
     def _thumb(self, mask: np.ndarray) -> QtGui.QIcon:
         h, w = mask.shape

@@ -47,7 +47,7 @@ def export_evaluator_train(store: Store, run_id: int, out_jsonl: str | Path, *, 
                 for cid in group:
                     p = mask_dir / f"s{sid}_r{run_id}_c{cid}.png"
                     if not p.exists():
-                        cv2.imwrite(str(p), by_id[cid].mask.astype(np.uint8) * 255)
+                        cv2.imwrite(str(p), np.ascontiguousarray(by_id[cid].mask, dtype=np.uint8) * 255)
                         n_masks += 1
                     images.append(os.path.relpath(p, out.parent))
                 ious = [mask_iou(by_id[cid].mask, gt) for cid in group]

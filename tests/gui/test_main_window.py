@@ -104,6 +104,8 @@ def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_
     run_id = blocker.args[0]
     assert demo_store.run(lambda s: repo.finished_sample_ids(s, run_id), write=False) == {1}
     assert window.trace is not None and window.banner.isVisibleTo(window)
+    assert window.cand_table.rowCount() == 0  # the gallery is built when its tab is shown
+    window.tabs.setCurrentWidget(window.candidates_tab)
     assert window.cand_table.rowCount() == len(window.trace.candidates) > 0
     assert window.canvas.items["attention"] and window.canvas.items["seeds"] and window.canvas.items["graph"]
     assert "RANDOM WEIGHTS" in window.trace_info.toPlainText()

@@ -32,10 +32,12 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
         window.start_button.click()
     tr = window.trace
     assert tr is not None and tr.evaluator is not None and tr.evaluator.is_random and tr.evaluator.cot is False
+    window.tabs.setCurrentWidget(window.evaluator_tab)
     text = window.eval_text.toPlainText()
     assert "RANDOM WEIGHTS" in text and "Group 0" in text and "Final ranking" in text
     assert window.eval_groups.count() == len(tr.candidates)  # every mask as the evaluator saw it
     # ranks appear in the gallery
+    window.tabs.setCurrentWidget(window.candidates_tab)
     ranks = [window.cand_table.item(r, 6).data(0) for r in range(window.cand_table.rowCount())]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
     window.tabs.setCurrentWidget(window.metrics_view)
