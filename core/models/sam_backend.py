@@ -95,7 +95,31 @@ def _lowres_mask_prompt(logits: np.ndarray, target_len: int, img_size: int) -> n
     return out[None]
 
 
-class SamV1Backend:
+class _EmbeddingCache:
+    """The image-embedding bookkeeping both backends share: embed once per distinct image."""
+
+    predictor: Any
+    embed_calls: int = 0
+    _image: np.ndarray | None = None
+
+    def _embed(self, image_rgb: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def set_image(self, image_rgb: np.ndarray) -> None:
+        """Compute and cache the image embedding; a no-op for the image already embedded."""
+        if self._image is not None and self._image.shape == image_rgb.shape and np.array_equal(self._image, image_rgb):
+            return
+        with torch.inference_mode():
+            self._embed(image_rgb)
+        self._image = image_rgb.copy()
+        self.embed_calls += 1
+
+    def _require(self) -> None:
+        if self._image is None:
+            raise RuntimeError("call set_image() first")
+
+
+class SamV1Backend(_EmbeddingCache):
     """segment-anything ``Sam`` (ViT-B/L/H or a tiny test build)."""
 
     kind = "sam"
@@ -111,18 +135,8 @@ class SamV1Backend:
         self.embed_calls = 0
         self._image: np.ndarray | None = None
 
-    # -- image ---------------------------------------------------------------------------
-    def set_image(self, image_rgb: np.ndarray) -> None:
-        if self._image is not None and self._image.shape == image_rgb.shape and np.array_equal(self._image, image_rgb):
-            return
-        with torch.inference_mode():
-            self.predictor.set_image(image_rgb, image_format="RGB")
-        self._image = image_rgb.copy()
-        self.embed_calls += 1
-
-    def _require(self) -> None:
-        if self._image is None:
-            raise RuntimeError("call set_image() first")
+    def _embed(self, image_rgb: np.ndarray) -> None:
+        self.predictor.set_image(image_rgb, image_format="RGB")
 
     def image_features(self) -> np.ndarray:
         self._require()
@@ -175,7 +189,7 @@ class SamV1Backend:
         return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, self._image, seeds_xy, settings, (0.88, 0.9))
 
 
-class Sam2Backend:
+class Sam2Backend(_EmbeddingCache):
     """SAM2 image model (``SAM2Base``) through ``SAM2ImagePredictor``."""
 
     kind = "sam2"
@@ -193,17 +207,8 @@ class Sam2Backend:
         self.embed_calls = 0
         self._image: np.ndarray | None = None
 
-    def set_image(self, image_rgb: np.ndarray) -> None:
-        if self._image is not None and self._image.shape == image_rgb.shape and np.array_equal(self._image, image_rgb):
-            return
-        with torch.inference_mode():
-            self.predictor.set_image(image_rgb)
-        self._image = image_rgb.copy()
-        self.embed_calls += 1
-
-    def _require(self) -> None:
-        if self._image is None:
-            raise RuntimeError("call set_image() first")
+    def _embed(self, image_rgb: np.ndarray) -> None:
+        self.predictor.set_image(image_rgb)
 
     def image_features(self) -> np.ndarray:
         self._require()
