@@ -107,6 +107,9 @@ class MetricsView(QtWidgets.QWidget):
 
     def show_result(self, res: dict[str, Any], coverage: list[float], table_text: str) -> None:
         self.bars.clear()
+        note = "  — RANDOM WEIGHTS, not a result" if res.get("is_random") else ""
+        self.bars.setTitle(f"gIoU per category (top-1 / initial / oracle){note}")
+        self.curve.setTitle(f"Coverage: best true IoU within the first n candidates{note}")
         cats = sorted(res["top1"]["per_category"]) + ["overall"]
         x = np.arange(len(cats), dtype=float)
         colors = {"top1": (60, 140, 255), "initial": (200, 200, 200), "oracle": (40, 200, 90)}

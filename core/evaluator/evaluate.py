@@ -45,7 +45,7 @@ def evaluate_run(store: Store, run_id: int, *, ignore_mode: str = "exclude") -> 
     pred_scores: list[float] = []
     true_ious: list[float] = []
     with store.session(write=False) as s:
-        repo.get_run(s, run_id)
+        is_random = repo.get_run(s, run_id).is_random
         ids = sorted(repo.finished_sample_ids(s, run_id))
     n = 0
     for sid in ids:
@@ -80,6 +80,7 @@ def evaluate_run(store: Store, run_id: int, *, ignore_mode: str = "exclude") -> 
     out: dict[str, Any] = {k: a.result() for k, a in accs.items()}
     out["correlation"] = corr
     out["n"] = n
+    out["is_random"] = bool(is_random)
     return out
 
 
@@ -96,6 +97,8 @@ def format_table(res: dict[str, Any]) -> str:
     c = res["correlation"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     lines.append(f"evaluator score vs true IoU: Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])} over {c['n']} candidates")
+    if res.get("is_random"):
+        lines.insert(0, "RANDOM WEIGHTS: this run used random-init models; these numbers are noise, not a result")
     return "\n".join(lines)
 
 

@@ -45,6 +45,8 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     with qtbot.waitSignal(window.metrics_view.compute_button.clicked, timeout=1000):
         window.metrics_view.compute_button.click()
     qtbot.waitUntil(lambda: "top-1" in window.metrics_view.table.toPlainText(), timeout=60_000)
+    assert "RANDOM WEIGHTS" in window.metrics_view.table.toPlainText()
+    assert "RANDOM WEIGHTS" in window.metrics_view.bars.getPlotItem().titleLabel.text
     assert len(window.metrics_view.bars.listDataItems()) + len(window.metrics_view.bars.getPlotItem().items) >= 3
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 

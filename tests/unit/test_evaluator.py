@@ -239,6 +239,7 @@ def test_stage2_eval_numbers_by_hand(filled_sqlite, tmp_path):
         run_id = repo.create_run(s, name="t", preset="test", config={}, model_ids={}, is_random=False)
         repo.save_trace(s, run_id, 1, tr)
     res = evaluate_run(st, run_id)
+    assert res["is_random"] is False
     e5 = 1e-5
     assert res["n"] == 1
     assert res["top1"]["overall"]["giou"] == pytest.approx(100 / (200 + e5))  # the evaluator picked the half mask
@@ -307,5 +308,6 @@ def test_cli_run_with_evaluator_then_eval_and_export(tmp_path, capsys):
     assert main(["eval", "--db", db, "--run", "1", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] == 2 and set(res) >= {"top1", "best_of_top3", "initial", "oracle", "correlation"}
+    assert res["is_random"] is True
     assert main(["export", "evaluator-train", "--db", db, "--run", "1", "--out", str(tmp_path / "t.jsonl")]) == 0
     assert (tmp_path / "t.jsonl").read_text().count("\n") >= 2
