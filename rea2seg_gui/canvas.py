@@ -87,6 +87,11 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.attention_range: tuple[float, float] | None = None
         self.image_item.mouseClickEvent = self._on_click
         self.image_item.mouseDragEvent = self._on_drag
+        # legend of the attention heatmap: shown beside the view while that layer is drawn
+        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                        width=14, label="attention", colorMapMenu=False, rounding=1e-9)
+        self.addItem(self.colorbar, row=0, col=1)
+        self.colorbar.setVisible(False)
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
@@ -128,6 +133,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.visible[key] = on
         for it in self.items[key]:
             it.setVisible(on)
+        if key == "attention":
+            self.colorbar.setVisible(on and self.attention_range is not None)
 
     def set_layer_opacity(self, key: str, value: float) -> None:
         self.opacity[key] = value
@@ -167,6 +174,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         for key in ("attention", "topk1", "topk2", "seeds", "graph", "initial"):
             self._clear(key)
         self.attention_range = None
+        self.colorbar.setVisible(False)
         if trace is None:
             return
         hw = tuple(trace.image_hw)
@@ -181,6 +189,8 @@ class Canvas(pg.GraphicsLayoutWidget):
             rgba = pg.colormap.get("inferno").map(norm, mode="byte")
             rgba[np.isnan(heat), 3] = 0
             self._add("attention", pg.ImageItem(rgba, levels=(0, 255)))
+            self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
+            self.colorbar.setVisible(self.visible["attention"])
         if trace.seeds is not None:
             for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
                 color = LAYER_BY_KEY[key].color

@@ -163,6 +163,7 @@ class MainWindow(QtWidgets.QMainWindow):
         menu = self.menuBar().addMenu("&File")
         act = menu.addAction("&Open store…")
         act.triggered.connect(self._open_dialog)
+        menu.addAction("Open store &URL…", self._open_url_dialog)
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         menu.addAction("&Settings…", self.show_settings)
@@ -1040,6 +1041,11 @@ class MainWindow(QtWidgets.QMainWindow):
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open store", "", "Stores (*.sqlite *.db);;All files (*)")
         if path:
             self.open_store(path)
+
+    def _open_url_dialog(self) -> None:
+        url, ok = QtWidgets.QInputDialog.getText(self, "Open store URL", "SQLAlchemy URL (e.g. postgresql+psycopg://user@host/rea2seg):")
+        if ok and url.strip():
+            self.open_store(url.strip())
 
     def open_store(self, url: str) -> None:
         from core.store import StoreError, open_store

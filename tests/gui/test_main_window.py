@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6 import QtCore
 
 from core.store import repo, review
@@ -108,6 +109,10 @@ def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_
     window.tabs.setCurrentWidget(window.candidates_tab)
     assert window.cand_table.rowCount() == len(window.trace.candidates) > 0
     assert window.canvas.items["attention"] and window.canvas.items["seeds"] and window.canvas.items["graph"]
+    lo, hi = window.canvas.attention_range
+    assert window.canvas.colorbar.isVisible() and window.canvas.colorbar.levels() == pytest.approx((lo, hi))
+    window.layer_checks["attention"].setChecked(False)
+    assert not window.canvas.colorbar.isVisible()
     assert "RANDOM WEIGHTS" in window.trace_info.toPlainText()
     # a candidate shows on the canvas and can become the edited mask, with provenance
     window.cand_table.selectRow(0)
@@ -152,3 +157,21 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
 
     prov_saved = demo_store.run(lambda s: s.query(Mask).filter(Mask.kind == "edited").one().provenance, write=False)
     assert prov_saved["tool"] == "sam" and prov_saved["points_xy"] == [[200.0, 150.0]]
+
+
+def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    from core.demo import ensure_demo_store
+
+    other = ensure_demo_store(tmp_path / "other.sqlite")
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a, **k: (f"sqlite:///{other}", True))
+    window._open_url_dialog()
+    assert window.store.url == f"sqlite:///{other}" and window.sample_table.rowCount() == 40
+    shown = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not a database at all" * 50)
+    window.open_store(str(bad))
+    assert shown and "moved aside" in shown[0]
+    assert window.store.url == f"sqlite:///{other}"  # the open store is unchanged
