@@ -50,6 +50,11 @@ def mask_rgba(mask: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
+def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
+    """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
+    return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
+
+
 def heatmap_image(token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """float32 (H, W): each token's value painted over its box (NaN outside every box)."""
     h, w = hw
@@ -159,7 +164,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         self._clear(key)
         if mask is None:
             return
-        item = pg.ImageItem(mask_rgba(mask, LAYER_BY_KEY[key].color), levels=(0, 255))
+        # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
+        item = pg.ImageItem(np.asarray(mask, dtype=bool).view(np.uint8), levels=(0, 1), lut=mask_lut(LAYER_BY_KEY[key].color))
         self._add(key, item)
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
@@ -167,7 +173,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         if not self.items[key]:
             self.set_mask(key, mask)
             return
-        self.items[key][0].setImage(mask_rgba(mask, LAYER_BY_KEY[key].color), levels=(0, 255))
+        self.items[key][0].setImage(np.asarray(mask, dtype=bool).view(np.uint8), levels=(0, 1))
 
     def set_trace(self, trace: PipelineTrace | None) -> None:
         """Draw the trace's layers: attention, top-k1/k2 tokens, seeds, k-core graph, negative point."""

@@ -518,7 +518,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def work():
             smp = self.store.run(lambda s: repo.get_sample(s, sample_id), write=False)
             img = load_image_rgb(repo.image_path(smp))
-            tr = None if run_id is None else self.store.run(lambda s: repo.load_trace(s, run_id, sample_id), write=False)
+            tr = None if run_id is None else self.store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
             return img, tr
 
         return work
@@ -571,7 +571,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if run_id is not None and pending[0] == run_id and pending[1] is not None:
             trace = pending[1]
         elif run_id is not None and self.current_id is not None:
-            trace = self.store.run(lambda s: repo.load_trace(s, run_id, self.current_id), write=False)
+            trace = self.store.run(lambda s: repo.load_trace(s, run_id, self.current_id, with_logits=False), write=False)
         self.trace = trace
         self.canvas.set_trace(trace)
         self.canvas.set_mask("candidate", None)

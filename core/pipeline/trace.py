@@ -238,7 +238,9 @@ class PipelineTrace:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PipelineTrace:
+    def from_dict(cls, d: dict[str, Any], *, with_logits: bool = True) -> PipelineTrace:
+        """Inverse of :meth:`to_dict`. ``with_logits=False`` leaves ``initial_logits`` out (``None``):
+        viewers that only draw ``initial_mask`` skip decoding the H × W float map."""
         hw = (int(d["image_hw"][0]), int(d["image_hw"][1]))
         att = None
         if d.get("attention"):
@@ -283,7 +285,7 @@ class PipelineTrace:
             model_ids=dict(d.get("model_ids", {})),
             is_random=bool(d["is_random"]),
             settings=dict(d.get("settings", {})),
-            initial_logits=_arr_from_json(d.get("initial_logits")),
+            initial_logits=_arr_from_json(d.get("initial_logits")) if with_logits else None,
             initial_mask=None if d.get("initial_mask") is None else decode_rle(d["initial_mask"], hw),
             attention=att,
             seeds=seeds,
@@ -297,8 +299,8 @@ class PipelineTrace:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> PipelineTrace:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, with_logits: bool = True) -> PipelineTrace:
+        return cls.from_dict(json.loads(text), with_logits=with_logits)
 
     def candidate(self, candidate_id: int) -> Candidate:
         for c in self.candidates:

@@ -244,11 +244,12 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
     s.flush()
 
 
-def load_trace(s: Session, run_id: int, sample_id: int) -> PipelineTrace | None:
+def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = True) -> PipelineTrace | None:
+    """The saved trace, or ``None``; ``with_logits=False`` skips the float L map (viewers)."""
     row = s.scalar(select(RunSample).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
     if row is None:
         return None
-    return PipelineTrace.from_json(zlib.decompress(row.trace).decode("utf-8"))
+    return PipelineTrace.from_json(zlib.decompress(row.trace).decode("utf-8"), with_logits=with_logits)
 
 
 def finished_sample_ids(s: Session, run_id: int) -> set[int]:

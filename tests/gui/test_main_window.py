@@ -175,3 +175,19 @@ def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path,
     window.open_store(str(bad))
     assert shown and "moved aside" in shown[0]
     assert window.store.url == f"sqlite:///{other}"  # the open store is unchanged
+
+
+def test_mask_layers_are_pixel_exact(qtbot, window):
+    from rea2seg_gui.canvas import LAYER_BY_KEY
+
+    m = np.zeros((360, 480), bool)
+    m[10:12, 20:23] = True
+    window.canvas.set_mask("edited", m)
+    item = window.canvas.items["edited"][0]
+    item.render()  # the item's own image through its lookup table, compared with the mask
+    img = item.qimage.convertToFormat(item.qimage.Format.Format_RGBA8888)
+    ptr = img.constBits()
+    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()]
+    assert arr.shape[:2] == (360, 480)
+    assert np.array_equal(arr[..., 3] > 0, m)
+    assert tuple(arr[10, 20, :3]) == LAYER_BY_KEY["edited"].color

@@ -239,3 +239,20 @@ def test_sgdr_masks_survive_kill9_during_import(tmp_path):
     st = open_store(db)
     rep = import_sgdr(st, tmp_path / "big.json")
     assert rep.ok and rep.added == n - partial and rep.existing == partial
+
+
+def test_trace_without_logits_for_viewers(filled_sqlite):
+    from core.pipeline.trace import Candidate, PipelineTrace
+    from tests.unit.conftest import box_mask
+
+    m = box_mask((40, 60), 1, 5, 1, 5)
+    L = np.linspace(-5, 5, 40 * 60, dtype=np.float32).reshape(40, 60)
+    tr = PipelineTrace("q", (40, 60), "t", {}, False, {}, L, L > 0, None, None, None, [Candidate(0, "amg", 0, m, 0.5)])
+    with filled_sqlite.session() as s:
+        rid = repo.create_run(s, name="r", preset="t", config={}, model_ids={}, is_random=False)
+        repo.save_trace(s, rid, 1, tr)
+    with filled_sqlite.session() as s:
+        full = repo.load_trace(s, rid, 1)
+        light = repo.load_trace(s, rid, 1, with_logits=False)
+    assert np.allclose(full.initial_logits, L, atol=5e-3)  # stored as float16
+    assert light.initial_logits is None and np.array_equal(light.initial_mask, L > 0)
