@@ -43,13 +43,6 @@ LAYERS: tuple[LayerSpec, ...] = (
 LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
 
 
-def mask_rgba(mask: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """uint8 (H, W, 4): ``color`` where the mask is set, transparent elsewhere."""
-    out = np.zeros((*mask.shape, 4), dtype=np.uint8)
-    out[mask] = (*color, 255)
-    return out
-
-
 def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
     """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
     return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
