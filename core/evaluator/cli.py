@@ -1,4 +1,4 @@
-"""``rea2seg eval`` and ``rea2seg export evaluator-train``."""
+"""``rea2seg eval`` and ``rea2seg export evaluator-train`` (registered by :mod:`core.cli`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluator.evaluate import evaluate_run, format_table
     from core.store import open_store
 
-    res = evaluate_run(open_store(args.db), args.run, ignore_mode=args.ignore_mode)
+    store = open_store(args.db)
+    try:
+        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode)
+    finally:
+        store.close()
     print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))
     return 0
 
@@ -19,26 +23,70 @@ def cmd_export_train(args: argparse.Namespace) -> int:
     from core.evaluator.export import export_evaluator_train
     from core.store import open_store
 
-    stats = export_evaluator_train(open_store(args.db), args.run, args.out, group_size=args.group_size, seed=args.seed)
-    print(f"wrote {stats['groups']} groups ({stats['mask_images']} mask images) to {args.out}; "
-          f"{stats['samples_skipped']} samples without ground truth or candidates skipped")
+    store = open_store(args.db)
+    try:
+        stats = export_evaluator_train(
+            store,
+            args.run,
+            args.out,
+            group_size=args.group_size,
+            seed=args.seed,
+            status=args.status,
+        )
+    finally:
+        store.close()
+    print(
+        f"wrote {stats['groups']} groups from {stats['samples']} samples to {stats['out']} "
+        f"({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
+        f"{stats['samples_skipped']} samples skipped (no ground truth, trace, candidates or image file)"
+    )
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("eval", help="gIoU/cIoU of a run: top-1, best of top-3, initial mask, oracle")
-    p.add_argument("--db", required=True)
-    p.add_argument("--run", type=int, required=True)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--ignore-mode", choices=("exclude", "background"), default="exclude")
+def _group_size(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("group size must be at least 1")
+    return v
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``eval``."""
+    p = sub.add_parser(
+        "eval",
+        help="gIoU/cIoU per category of a run: top-1, best of top-3, initial mask, oracle; score-vs-IoU correlation",
+    )
+    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
+    p.add_argument("--run", type=int, required=True, help="run id (see rea2seg runs)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--ignore-mode",
+        choices=("exclude", "background"),
+        default="exclude",
+        help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
+    )
     p.set_defaults(func=cmd_eval)
 
 
-def register_export(exp) -> None:
-    p = exp.add_parser("evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)")
-    p.add_argument("--db", required=True)
-    p.add_argument("--run", type=int, required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--group-size", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+def register_export(exp: argparse._SubParsersAction) -> None:
+    """Add ``export evaluator-train``."""
+    p = exp.add_parser(
+        "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
+    )
+    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
+    p.add_argument("--run", type=int, required=True, help="run whose candidates to export")
+    p.add_argument(
+        "--out", required=True, help="output .jsonl (mask images and meta are written beside it)"
+    )
+    p.add_argument(
+        "--group-size", type=_group_size, default=5, help="masks per group (s, default 5)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="shuffle seed (combined with each sample id)"
+    )
+    p.add_argument(
+        "--status",
+        choices=("pending", "verified", "rejected", "flagged"),
+        help="only samples with this review status",
+    )
     p.set_defaults(func=cmd_export_train)

@@ -1,121 +1,221 @@
-"""Evaluation of a run (§5): gIoU / cIoU per SGDR category of the top-1 mask, the best of the
-top-3, the stage-1 initial mask and the oracle (best candidate), and how well the evaluator's
-scores track the true IoU. Uses :mod:`core.metrics` (LISA's definitions).
+"""Evaluation of a run (§5, Tables 1–2): gIoU and cIoU, per SGDR category and overall, of
 
-The ground truth is the sample's current answer mask (the reviewed, edited mask when there is one). Without
-evaluator scores, "top-1"/"top-3" follow the stage-1 candidate order (multimask first),
-and the correlation is reported as ``None``.
+- ``top1`` — the evaluator's first-ranked candidate (the answer, K = 1);
+- ``best_of_top3`` — the best candidate, by true IoU, among the evaluator's top three (the grey
+  rows of Tables 1–2);
+- ``initial`` — the stage-1 initial mask alone (``L > 0``), i.e. the segmenter without stage 2;
+- ``oracle`` — the best candidate by true IoU (the ceiling the candidate set allows);
+
+and how well the evaluator's scores track the true IoU: Pearson and Spearman correlation over
+every candidate that got a score (candidates whose score could not be read are left out and
+counted in ``unscored``).
+
+Metrics are LISA's (:mod:`core.metrics`): per-sample IoU ``I / (U + 1e-5)`` (1.0 for an empty
+prediction on an empty ground truth), gIoU its mean, cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
+excluded by default. The "true IoU" of a candidate is that per-sample IoU. The ground truth is
+the sample's current mask (the reviewed, edited mask when there is one, else the imported one);
+samples without a ground truth or without a trace in the run are skipped.
+
+A trace without evaluator output ranks its candidates in stage-1 order (multimask first), so
+``top1`` is then SAM's first multimask output; ``with_evaluator`` counts the samples that had one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from core.metrics import MetricAccumulator, intersection_union, sample_iou
-from core.store import Store, repo
+from core.metrics import IgnoreMode, MetricAccumulator, intersection_union, sample_iou
+from core.pipeline.trace import PipelineTrace
+
+METHODS = ("top1", "best_of_top3", "initial", "oracle")
+LABELS = {
+    "top1": "top-1",
+    "best_of_top3": "best of top-3",
+    "initial": "initial mask",
+    "oracle": "oracle",
+}
 
 
-def _ranking(trace) -> list[int]:
+def ranking_of(trace: PipelineTrace) -> list[int]:
+    """The evaluator's ranking when present, else the stage-1 candidate order."""
+    ids = [c.id for c in trace.candidates]
     if trace.evaluator is not None and trace.evaluator.ranking:
-        return list(trace.evaluator.ranking)
-    return [c.id for c in trace.candidates]
+        known = set(ids)
+        ranked = [c for c in trace.evaluator.ranking if c in known]
+        return ranked + [c for c in ids if c not in set(ranked)]
+    return ids
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2 or np.std(x) == 0 or np.std(y) == 0:
+def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson's r of two 1-D float arrays; ``None`` for fewer than 2 points or a constant input."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    return float(np.corrcoef(x, y)[0, 1])
+    xc, yc = x - x.mean(), y - y.mean()
+    return float(np.dot(xc, yc) / np.sqrt(np.dot(xc, xc) * np.dot(yc, yc)))
 
 
-def _ranks(v: np.ndarray) -> np.ndarray:
+def average_ranks(v: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``v`` with ties given their average rank (as Spearman's rho needs)."""
+    v = np.asarray(v, dtype=np.float64)
     order = np.argsort(v, kind="stable")
+    sv = v[order]
     ranks = np.empty(len(v), dtype=np.float64)
-    ranks[order] = np.arange(len(v), dtype=np.float64)
-    for val in np.unique(v):  # average ranks for ties
-        idx = np.nonzero(v == val)[0]
-        ranks[idx] = ranks[idx].mean()
+    starts = np.r_[0, np.flatnonzero(np.diff(sv)) + 1]
+    ends = np.r_[starts[1:], len(v)]
+    for s, e in zip(starts, ends, strict=True):
+        ranks[order[s:e]] = (s + e + 1) / 2.0
     return ranks
 
 
-def evaluate_run(store: Store, run_id: int, *, ignore_mode: str = "exclude") -> dict[str, Any]:
-    """``{"top1"|"best_of_top3"|"initial"|"oracle": {"overall", "per_category"}, "correlation", "n"}``."""
-    accs = {k: MetricAccumulator(ignore_mode=ignore_mode) for k in ("top1", "best_of_top3", "initial", "oracle")}
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rho: Pearson's r of the average ranks."""
+    if len(x) < 2:
+        return None
+    return pearson(average_ranks(x), average_ranks(y))
+
+
+def evaluate_traces(
+    items: Iterable[tuple[PipelineTrace, np.ndarray, np.ndarray | None, str]],
+    *,
+    ignore_mode: IgnoreMode = "exclude",
+    k: int = 3,
+) -> dict[str, Any]:
+    """The numbers of the module docstring from ``(trace, gt, ignore, category)`` items
+    (``gt``/``ignore`` bool (H, W) at the trace's image size; ``ignore`` may be ``None``).
+
+    Returns ``{"top1" | "best_of_top3" | "initial" | "oracle": {"overall": {giou, ciou, n},
+    "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "n", "unscored"},
+    "n", "with_evaluator"}``.
+    """
+    accs = {m: MetricAccumulator(ignore_mode=ignore_mode) for m in METHODS}
     pred_scores: list[float] = []
     true_ious: list[float] = []
-    with store.session(write=False) as s:
-        is_random = repo.get_run(s, run_id).is_random
-        ids = sorted(repo.finished_sample_ids(s, run_id))
-    n = 0
-    for sid in ids:
-        with store.session(write=False) as s:
-            trace = repo.load_trace(s, run_id, sid)
-            smp = repo.get_sample(s, sid)
-            gt = repo.current_mask(s, sid) if smp.edited_mask_id is not None else repo.gt_mask(s, sid)
-            ign = repo.ignore_mask(s, sid)
-        if gt is None or trace is None:
-            continue
+    unscored = n = with_ev = 0
+    for trace, gt, ign, cat in items:
         n += 1
-        cat = smp.category
-        empty = np.zeros_like(gt)
         by_id = {c.id: c for c in trace.candidates}
         iu = {cid: intersection_union(c.mask, gt, ign, ignore_mode) for cid, c in by_id.items()}
-        ious = {cid: sample_iou(*v) for cid, v in iu.items()}
-        rank = _ranking(trace)
-        accs["top1"].add(by_id[rank[0]].mask if rank else empty, gt, ign, cat)
-        top3 = rank[:3]
-        best3 = max(top3, key=lambda c: (ious[c], -c)) if top3 else None
-        accs["best_of_top3"].add(by_id[best3].mask if best3 is not None else empty, gt, ign, cat)
-        accs["initial"].add(trace.initial_mask if trace.initial_mask is not None else empty, gt, ign, cat)
-        best = max(ious, key=lambda c: (ious[c], -c)) if ious else None
-        accs["oracle"].add(by_id[best].mask if best is not None else empty, gt, ign, cat)
+        iou = {cid: sample_iou(*v) for cid, v in iu.items()}
+        order = {cid: i for i, cid in enumerate(by_id)}
+        rank = ranking_of(trace)
+        empty = intersection_union(
+            np.zeros(gt.shape, dtype=bool), gt, ign, ignore_mode
+        )  # no candidate at all
+        top1 = rank[0] if rank else None
+        accs["top1"].add_counts(*(iu[top1] if top1 is not None else empty), cat)
+        pool = rank[:k]
+        best3 = max(pool, key=lambda c: (iou[c], -pool.index(c))) if pool else None
+        accs["best_of_top3"].add_counts(*(iu[best3] if best3 is not None else empty), cat)
+        if trace.initial_mask is not None:
+            accs["initial"].add(trace.initial_mask, gt, ign, cat)
+        else:
+            accs["initial"].add_counts(*empty, cat)
+        best = max(iou, key=lambda c: (iou[c], -order[c])) if iou else None
+        accs["oracle"].add_counts(*(iu[best] if best is not None else empty), cat)
         if trace.evaluator is not None:
+            with_ev += 1
             for cid, sc in trace.evaluator.final_scores.items():
-                if sc is not None and cid in ious:
+                if cid not in iou:
+                    continue
+                if sc is None:
+                    unscored += 1
+                else:
                     pred_scores.append(float(sc))
-                    true_ious.append(ious[cid])
-    x, y = np.array(pred_scores), np.array(true_ious)
-    corr = {"pearson": _pearson(x, y), "spearman": _pearson(_ranks(x), _ranks(y)) if len(x) > 1 else None, "n": len(x)}
-    out: dict[str, Any] = {k: a.result() for k, a in accs.items()}
-    out["correlation"] = corr
+                    true_ious.append(iou[cid])
+    x, y = np.asarray(pred_scores), np.asarray(true_ious)
+    out: dict[str, Any] = {m: a.result() for m, a in accs.items()}
+    out["correlation"] = {
+        "pearson": pearson(x, y),
+        "spearman": spearman(x, y),
+        "n": len(x),
+        "unscored": unscored,
+    }
     out["n"] = n
-    out["is_random"] = bool(is_random)
+    out["with_evaluator"] = with_ev
     return out
 
 
-def format_table(res: dict[str, Any]) -> str:
-    cats = sorted({c for k in ("top1", "best_of_top3", "initial", "oracle") for c in res[k]["per_category"]})
-    lines = [f"{'':<16}" + "".join(f"{k:>24}" for k in ("top-1", "best of top-3", "initial mask", "oracle")),
-             f"{'category':<16}" + "".join(f"{'gIoU':>12}{'cIoU':>12}" for _ in range(4))]
-    for cat in [*cats, "overall"]:
-        row = f"{cat:<16}"
-        for k in ("top1", "best_of_top3", "initial", "oracle"):
-            r = res[k]["overall"] if cat == "overall" else res[k]["per_category"].get(cat, {"giou": None, "ciou": None})
-            row += "".join(f"{v:>12.4f}" if v is not None else f"{'—':>12}" for v in (r["giou"], r["ciou"]))
-        lines.append(row)
-    c = res["correlation"]
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    lines.append(f"evaluator score vs true IoU: Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])} over {c['n']} candidates")
-    if res.get("is_random"):
-        lines.insert(0, "RANDOM WEIGHTS: this run used random-init models; these numbers are noise, not a result")
-    return "\n".join(lines)
+def _run_items(store, run_id: int):
+    from core.store import repo
 
-
-def coverage_curve(store: Store, run_id: int, max_n: int = 15) -> list[float]:
-    """Mean over samples of the best true IoU among the first n candidates (in ranking order),
-    for n = 1..max_n: how much of the oracle the candidate budget reaches."""
     with store.session(write=False) as s:
+        repo.get_run(s, run_id)
         ids = sorted(repo.finished_sample_ids(s, run_id))
-    rows = []
     for sid in ids:
         with store.session(write=False) as s:
             trace = repo.load_trace(s, run_id, sid)
             gt = repo.current_mask(s, sid)
             ign = repo.ignore_mask(s, sid)
+            cat = repo.get_sample(s, sid).category
         if trace is None or gt is None:
             continue
+        yield trace, gt, ign, cat
+
+
+def evaluate_run(
+    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3
+) -> dict[str, Any]:
+    """:func:`evaluate_traces` over every finished sample of run ``run_id`` in ``store``,
+    plus ``run_id`` and ``is_random`` (the run used random-weight models)."""
+    from core.store import repo
+
+    with store.session(write=False) as s:
+        is_random = bool(repo.get_run(s, run_id).is_random)
+    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k)
+    out["run_id"] = int(run_id)
+    out["is_random"] = is_random
+    return out
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """A plain-text table of :func:`evaluate_run`'s result."""
+    cats = sorted({c for m in METHODS for c in res[m]["per_category"]})
+    head = f"{'':<16}{'':>6}" + "".join(f"{LABELS[m]:>24}" for m in METHODS)
+    sub = f"{'category':<16}{'n':>6}" + "".join(f"{'gIoU':>12}{'cIoU':>12}" for _ in METHODS)
+    lines = [head, sub]
+    for cat in [*cats, "overall"]:
+        rows = [
+            res[m]["overall"] if cat == "overall" else res[m]["per_category"].get(cat)
+            for m in METHODS
+        ]
+        n = next((r.get("n") for r in rows if r), 0)
+        line = f"{cat:<16}{n:>6}"
+        for r in rows:
+            r = r or {}
+            line += f"{_fmt(r.get('giou')):>12}{_fmt(r.get('ciou')):>12}"
+        lines.append(line)
+    c = res["correlation"]
+    lines.append(
+        f"evaluator score vs true IoU: Pearson {_fmt(c['pearson'], 3)}, Spearman {_fmt(c['spearman'], 3)} "
+        f"over {c['n']} scored candidates ({c.get('unscored', 0)} unreadable scores left out)"
+    )
+    if res.get("with_evaluator", 0) < res.get("n", 0):
+        lines.append(
+            f"{res['n'] - res.get('with_evaluator', 0)} of {res['n']} samples have no evaluator output: "
+            "their top-1 / top-3 follow the stage-1 candidate order"
+        )
+    if res.get("is_random"):
+        lines.insert(
+            0,
+            "RANDOM WEIGHTS: this run used random-init models; these numbers are noise, not a result",
+        )
+    return "\n".join(lines)
+
+
+def coverage_curve(store, run_id: int, max_n: int = 15) -> list[float]:
+    """Mean over samples of the best true IoU among the first n candidates in ranking order,
+    for n = 1..max_n: how much of the oracle a candidate budget of n reaches."""
+    rows = []
+    for trace, gt, ign, _cat in _run_items(store, run_id):
         by_id = {c.id: c for c in trace.candidates}
-        ious = [sample_iou(*intersection_union(by_id[c].mask, gt, ign)) for c in _ranking(trace)]
+        ious = [sample_iou(*intersection_union(by_id[c].mask, gt, ign)) for c in ranking_of(trace)]
         rows.append([max(ious[:n]) if ious[:n] else 0.0 for n in range(1, max_n + 1)])
     return [float(v) for v in np.mean(rows, axis=0)] if rows else []

@@ -1,9 +1,32 @@
-"""Evaluator-training export (§4.4): groups of candidates with their true IoU, as InternVL
-fine-tuning conversations (JSONL), with the mask images written beside the file.
+"""Evaluator-training export (§4.4, App. B/D): for every finished sample of a run, its candidates
+shuffled and grouped exactly as at inference (:func:`core.evaluator.grouping.make_groups`, last
+group padded), each group labelled with the candidates' TRUE IoU against the ground truth, as
+InternVL fine-tuning conversations.
 
-Each line: ``{"id", "image": [original, mask_1, …], "conversations": [{"from": "human",
-"value": "<image>\\n… <image>\\n" + prompt}, {"from": "gpt", "value": "Mask 1: 0.83\\n…"}]}``,
-image paths relative to the JSONL file. Masks are PNG (0/255) for the model's eyes only.
+Output, beside ``out_jsonl``:
+
+- ``out_jsonl`` — one line per group, InternVL's multi-image chat format::
+
+      {"id": "s12-r3-g0",
+       "image": ["../img/a.png", "train_images/s12_r3_c4.png", …],   # original first, then masks
+       "width_list": [W, W, …], "height_list": [H, H, …],
+       "conversations": [
+         {"from": "human", "value": "Image-1: <image>\\nImage-2: <image>\\n…\\n<prompt>"},
+         {"from": "gpt", "value": "Mask 1: 0.83\\nMask 2: 0.05\\n…"}],
+       "sample_id": 12, "run_id": 3, "candidate_ids": [4, 9, …], "padded": 0,
+       "ious": [0.8312…, …], "shuffle_seed": [seed, 12]}
+
+  Image paths are relative to the folder of ``out_jsonl`` (InternVL joins them to ``root``).
+  The human turn is :func:`core.evaluator.prompt.human_value` (no chain of thought), the answer
+  :func:`core.evaluator.prompt.canonical_answer` of the IoUs (two decimals; ``ious`` keeps them
+  exact). Chain-of-thought targets (§4.4, written by an external model) are not produced here.
+- ``<stem>_images/`` — the masks as 8-bit PNG, 0 / 255 (for the model's eyes only; the store
+  keeps RLE).
+- ``<stem>_meta.json`` — InternVL's dataset meta entry (``root``, ``annotation``,
+  ``data_augment``, ``repeat_time``, ``length``).
+
+True IoU: ``|M ∧ G| / |M ∨ G|`` over pixels outside the sample's ignore region, 1.0 when both are
+empty; ``G`` is the sample's current mask (edited if reviewed, else imported).
 """
 
 from __future__ import annotations
@@ -11,51 +34,135 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from core.evaluator.grouping import make_groups
-from core.evaluator.prompt import canonical_answer, user_text
-from core.masks import mask_iou
-from core.store import Store, repo
+from core.evaluator.prompt import canonical_answer, human_value
+from core.metrics import intersection_union
 
 
-def export_evaluator_train(store: Store, run_id: int, out_jsonl: str | Path, *, group_size: int = 5, seed: int = 0,
-                           cot: bool = False) -> dict[str, int]:
-    out = Path(out_jsonl).resolve()
-    mask_dir = out.parent / f"{out.stem}_masks"
-    mask_dir.mkdir(parents=True, exist_ok=True)
+def true_iou(mask: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None) -> float:
+    """Exact IoU of bool (H, W) masks, ignore pixels excluded; 1.0 when the union is empty."""
+    inter, union = intersection_union(mask, gt, ignore, "exclude")
+    return 1.0 if union == 0 else inter / union
+
+
+def _rel(path: Path, start: Path) -> str:
+    try:
+        return os.path.relpath(path, start)
+    except ValueError:  # another drive (Windows): keep it absolute
+        return str(path)
+
+
+def export_evaluator_train(
+    store,
+    run_id: int,
+    out_jsonl: str | Path,
+    *,
+    group_size: int = 5,
+    seed: int = 0,
+    status: str | None = None,
+    pad_last: bool = True,
+) -> dict[str, Any]:
+    """Write the files of the module docstring for run ``run_id``; returns statistics
+    ``{"samples", "groups", "mask_images", "samples_skipped", "out", "meta", "images_dir"}``.
+
+    ``status`` keeps only samples with that review status (e.g. ``"verified"``). Samples without
+    a ground truth, a trace, candidates, or a readable image file are skipped and counted.
+    The JSONL is written to a temporary file and moved into place at the end.
+    """
+    from core.store import repo
+
+    out = Path(out_jsonl).expanduser().resolve()
+    if out.suffix.lower() != ".jsonl":
+        raise ValueError(f"the evaluator-training file must end in .jsonl, got {out.name}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist (for {out.name})")
+    img_dir = out.parent / f"{out.stem}_images"
     with store.session(write=False) as s:
         repo.get_run(s, run_id)
         ids = sorted(repo.finished_sample_ids(s, run_id))
-    n_lines = n_masks = skipped = 0
+    img_dir.mkdir(exist_ok=True)
+    n_lines = n_masks = skipped = used = 0
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for sid in ids:
             with store.session(write=False) as s:
-                trace = repo.load_trace(s, run_id, sid)
                 smp = repo.get_sample(s, sid)
+                if status is not None and smp.status != status:
+                    continue
+                trace = repo.load_trace(s, run_id, sid)
                 gt = repo.current_mask(s, sid)
+                ign = repo.ignore_mask(s, sid)
                 img_path = repo.image_path(smp)
-            if gt is None or trace is None or not trace.candidates:
+                question = smp.question
+            if gt is None or trace is None or not trace.candidates or not Path(img_path).is_file():
                 skipped += 1
                 continue
+            used += 1
+            h, w = gt.shape
             by_id = {c.id: c for c in trace.candidates}
-            for gi, group in enumerate(make_groups(list(by_id), group_size, seed + sid)):
-                images = [os.path.relpath(img_path, out.parent)]
-                for cid in group:
-                    p = mask_dir / f"s{sid}_r{run_id}_c{cid}.png"
-                    if not p.exists():
-                        cv2.imwrite(str(p), np.ascontiguousarray(by_id[cid].mask, dtype=np.uint8) * 255)
+            ious = {cid: true_iou(c.mask, gt, ign) for cid, c in by_id.items()}
+            written: dict[int, str] = {}
+            for gi, g in enumerate(
+                make_groups(list(by_id), group_size, [seed, sid], pad_last=pad_last)
+            ):
+                for cid in g.candidate_ids:
+                    if cid not in written:
+                        p = img_dir / f"s{sid}_r{run_id}_c{cid}.png"
+                        if not cv2.imwrite(str(p), by_id[cid].mask.astype(np.uint8) * 255):
+                            raise OSError(f"could not write {p}")
+                        written[cid] = _rel(p, out.parent)
                         n_masks += 1
-                    images.append(os.path.relpath(p, out.parent))
-                ious = [mask_iou(by_id[cid].mask, gt) for cid in group]
-                human = "Image-1: <image>\n" + "".join(f"Image-{i + 2}: <image>\n" for i in range(len(group)))
-                human += user_text(smp.question, len(group), cot)
-                rec = {"id": f"s{sid}-r{run_id}-g{gi}", "image": images, "candidate_ids": group,
-                       "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": canonical_answer(ious)}]}
+                n = len(g.candidate_ids)
+                group_ious = [ious[cid] for cid in g.candidate_ids]
+                rec = {
+                    "id": f"s{sid}-r{run_id}-g{gi}",
+                    "image": [
+                        _rel(Path(img_path).resolve(), out.parent),
+                        *[written[c] for c in g.candidate_ids],
+                    ],
+                    "width_list": [w] * (n + 1),
+                    "height_list": [h] * (n + 1),
+                    "conversations": [
+                        {"from": "human", "value": human_value(question, n, cot=False)},
+                        {"from": "gpt", "value": canonical_answer(group_ious)},
+                    ],
+                    "sample_id": sid,
+                    "run_id": int(run_id),
+                    "candidate_ids": list(g.candidate_ids),
+                    "padded": g.padded,
+                    "ious": group_ious,
+                    "shuffle_seed": [int(seed), sid],
+                }
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_lines += 1
     tmp.replace(out)
-    return {"groups": n_lines, "mask_images": n_masks, "samples_skipped": skipped}
+    meta = out.with_name(f"{out.stem}_meta.json")
+    meta.write_text(
+        json.dumps(
+            {
+                f"rea2seg_evaluator_run{run_id}": {
+                    "root": str(out.parent),
+                    "annotation": str(out),
+                    "data_augment": False,
+                    "repeat_time": 1,
+                    "length": n_lines,
+                }
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    return {
+        "samples": used,
+        "groups": n_lines,
+        "mask_images": n_masks,
+        "samples_skipped": skipped,
+        "out": str(out),
+        "meta": str(meta),
+        "images_dir": str(img_dir),
+    }

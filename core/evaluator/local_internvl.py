@@ -1,89 +1,228 @@
-"""Local evaluator: InternVL3 (transformers' native ``InternVLForConditionalGeneration``, the
-``-hf`` checkpoints) with an optional PEFT LoRA adapter, loaded offline from local paths.
+"""Local evaluator: InternVL3 through transformers' native ``InternVLForConditionalGeneration``
+and ``AutoProcessor`` (the ``-hf`` checkpoints), with an optional PEFT LoRA adapter (App. B:
+InternVL3-8B fine-tuned with LoRA), loaded offline from local paths only.
 
-Each group is one user turn: the original image, then the group's masks as white-on-black
-images, then the text of :mod:`core.evaluator.prompt`. Tiling is off (``crop_to_patches=False``):
-every image costs exactly ``image_seq_length`` tokens (256 for InternVL3 at 448 px), which bounds
-a 5-mask group at 6 × 256 image tokens. All groups of a sample go through one batched
-``generate`` call (left padding).
+Input per group (§4.3, App. B): one user turn with the original image, then the group's masks as
+white-on-black pictures (:func:`core.evaluator.base.mask_image`), then the text, laid out by
+:func:`core.evaluator.prompt.hf_user_content` through the checkpoint's own chat template.
+
+Image tokens are bounded explicitly: ``max_patches=1`` (the default) turns tiling off
+(``crop_to_patches=False``), so every image is resized to one tile (448 × 448 for InternVL3) and
+costs ``image_seq_length`` tokens (256) plus its two delimiters — a group of five masks is
+6 × 258 = 1548 image tokens. ``max_patches > 1`` allows that many tiles (plus a thumbnail) per
+image for finer masks at proportionally more tokens.
+
+All groups of a sample go through one left-padded batched ``generate`` (``batch_groups=True``,
+at most ``max_batch`` groups per call); ``batch_groups=False`` runs one call per group
+(``bench/evaluator_batching.py`` compares the two). Greedy decoding.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from core.evaluator.base import GroupResult, mask_image
+from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs, mask_image
 from core.evaluator.parser import parse_scores
-from core.evaluator.prompt import SYSTEM, user_text
+from core.evaluator.prompt import SYSTEM, hf_user_content
 from core.models.base import ModelLoadError
 
 
-class InternVLEvaluator:
+class InternVLEvaluator(EvaluatorBase):
+    """A loaded InternVL evaluator (see module docstring); build it with :func:`load_internvl`."""
+
     backend = "local-internvl"
 
-    def __init__(self, model, processor, name: str, is_random: bool, device: str = "cpu", max_new_tokens: int = 512,
-                 batch_groups: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        name: str,
+        is_random: bool,
+        device: str = "cpu",
+        max_new_tokens: int = 512,
+        batch_groups: bool = True,
+        max_patches: int = 1,
+        max_batch: int | None = None,
+    ) -> None:
+        import torch  # noqa: F401 - the model needs it; imported here so the module imports light
+
+        if int(max_patches) < 1:
+            raise ValueError(f"max_patches must be at least 1, got {max_patches}")
         self.model = model.to(device).eval()
         self.processor = processor
         self.name = name
-        self.is_random = is_random
+        self.is_random = bool(is_random)
         self.device = device
-        self.max_new_tokens = max_new_tokens
-        self.batch_groups = batch_groups
-        self.processor.tokenizer.padding_side = "left"
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_groups = bool(batch_groups)
+        self.max_patches = int(max_patches)
+        self.max_batch = max_batch
+        tok = processor.tokenizer
+        tok.padding_side = "left"
+        self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self._image_token = getattr(processor, "image_token", "<IMG_CONTEXT>")
 
-    def _text(self, question: str, n: int, cot: bool) -> str:
-        content = [{"type": "image"} for _ in range(n + 1)] + [{"type": "text", "text": user_text(question, n, cot)}]
-        messages = [{"role": "system", "content": [{"type": "text", "text": SYSTEM}]}, {"role": "user", "content": content}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # -- prompt --------------------------------------------------------------------------------
+    def prompt_text(self, question: str, n_masks: int, cot: bool) -> str:
+        """The chat-templated text for one group (images still as one placeholder each)."""
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
+            {"role": "user", "content": hf_user_content(question, n_masks, cot)},
+        ]
+        text = self.processor.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        n_img = n_masks + 1
+        if text.count(self._image_token) != n_img and text.count("<image>") == n_img:
+            # older -hf templates write "<image>"; the processor expands its context token
+            text = text.replace("<image>", self._image_token)
+        if text.count(self._image_token) != n_img:
+            raise ModelLoadError(
+                f"the chat template of {self.name} does not place one {self._image_token} per image "
+                f"({text.count(self._image_token)} for {n_img} images)"
+            )
+        return text
 
+    def image_kwargs(self) -> dict[str, Any]:
+        """Processor keyword arguments that fix the number of tiles per image (module docstring)."""
+        if self.max_patches == 1:
+            return {"crop_to_patches": False}
+        return {"crop_to_patches": True, "min_patches": 1, "max_patches": self.max_patches}
+
+    # -- generation ----------------------------------------------------------------------------
     def _generate(self, texts: list[str], images: list[np.ndarray]) -> list[str]:
-        inputs = self.processor(text=texts, images=images, return_tensors="pt", padding=True, crop_to_patches=False)
+        import torch
+
+        inputs = self.processor(
+            text=texts, images=images, return_tensors="pt", padding=True, **self.image_kwargs()
+        )
         inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        new = out[:, inputs["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=self._pad_id,
+            )
+        new = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new, skip_special_tokens=True)
 
-    def score_groups(self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool) -> list[GroupResult]:
-        prompts = [self._text(question, len(g), cot) for g in groups]
-        imgs = [[image_rgb, *[mask_image(m) for m in g]] for g in groups]
-        t = time.perf_counter()
-        if self.batch_groups:
-            raws = self._generate(prompts, [im for group in imgs for im in group])
-        else:
-            raws = [self._generate([p], im)[0] for p, im in zip(prompts, imgs, strict=True)]
-        dt = (time.perf_counter() - t) / max(len(groups), 1)
+    def score_groups(
+        self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
+    ) -> list[GroupResult]:
+        """One result per group (see :class:`core.evaluator.base.MaskEvaluator`)."""
+        if not groups:
+            return []
+        check_inputs(image_rgb, groups)
+        image = np.ascontiguousarray(image_rgb, dtype=np.uint8)
+        prompts = [self.prompt_text(question, len(g), cot) for g in groups]
+        imgs = [[image, *[mask_image(m) for m in g]] for g in groups]
+        step = max(1, self.max_batch or len(groups)) if self.batch_groups else 1
+        raws: list[str] = []
+        seconds: list[float] = []
+        for i in range(0, len(groups), step):
+            t = time.perf_counter()
+            chunk = range(i, min(i + step, len(groups)))
+            raws += self._generate(
+                [prompts[j] for j in chunk], [im for j in chunk for im in imgs[j]]
+            )
+            seconds += [(time.perf_counter() - t) / len(chunk)] * len(chunk)
         results = []
-        for g, p, raw in zip(groups, prompts, raws, strict=True):
+        for g, p, raw, sec in zip(groups, prompts, raws, seconds, strict=True):
             parsed = parse_scores(raw, len(g))
-            results.append(GroupResult(parsed.scores, parsed.cot, raw, p, parsed.error, dt))
+            results.append(GroupResult(parsed.scores, parsed.cot, raw, p, parsed.error, sec))
         return results
 
 
-def load_internvl(path: str | Path, *, lora_path: str | Path | None = None, device: str = "cpu", is_random: bool = False,
-                  setting: str = "model_path", max_new_tokens: int = 512) -> InternVLEvaluator:
+def default_dtype(device: str) -> str:
+    """``bfloat16`` on CUDA devices that support it, else ``float32``."""
+    import torch
+
+    if (
+        str(device).startswith("cuda")
+        and torch.cuda.is_available()
+        and torch.cuda.is_bf16_supported()
+    ):
+        return "bfloat16"
+    return "float32"
+
+
+def load_internvl(
+    path: str | Path | None,
+    *,
+    lora_path: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str | None = None,
+    is_random: bool = False,
+    setting: str = "model_path",
+    lora_setting: str = "lora_path",
+    max_new_tokens: int = 512,
+    max_patches: int = 1,
+    batch_groups: bool = True,
+    max_batch: int | None = None,
+) -> InternVLEvaluator:
+    """Load an InternVL ``-hf`` checkpoint directory (``config.json``, weights, processor files)
+    offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
+
+    ``setting`` / ``lora_setting`` name where the paths came from, for error messages.
+    ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``None`` (:func:`default_dtype`).
+    Raises :class:`ModelLoadError` naming the file and the setting when something is missing.
+    """
+    import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
-    p = Path(path) if path else None
-    if p is None or not (p / "config.json").is_file():
-        raise ModelLoadError(f"InternVL checkpoint '{path}' does not exist or has no config.json (setting {setting})")
+    if path is None or str(path).strip() == "":
+        raise ModelLoadError(f"no InternVL checkpoint directory is set (setting {setting})")
+    p = Path(path).expanduser()
+    if not (p / "config.json").is_file():
+        raise ModelLoadError(
+            f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
+        )
+    dt_name = dtype or default_dtype(device)
+    dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
+        dt_name
+    )
+    if dt is None:
+        raise ModelLoadError(f"unknown dtype {dt_name!r}; use bfloat16, float16 or float32")
     try:
-        model = InternVLForConditionalGeneration.from_pretrained(p, local_files_only=True, attn_implementation="sdpa")
+        model = InternVLForConditionalGeneration.from_pretrained(p, local_files_only=True, dtype=dt)
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelLoadError(f"'{p}' could not be loaded as InternVL ({exc}) (setting {setting})") from exc
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(
+            f"'{p}' could not be loaded as an InternVL -hf checkpoint ({exc}) (setting {setting})"
+        ) from exc
+    if not hasattr(processor, "image_token") or not hasattr(processor, "tokenizer"):
+        raise ModelLoadError(f"'{p}' has no InternVL processor files (setting {setting})")
     name = f"internvl:{p.name}"
     if lora_path:
         from peft import PeftModel
 
-        lp = Path(lora_path)
+        lp = Path(lora_path).expanduser()
         if not (lp / "adapter_config.json").is_file():
-            raise ModelLoadError(f"LoRA adapter '{lp}' has no adapter_config.json (setting lora_path)")
-        model = PeftModel.from_pretrained(model, lp, is_trainable=False)
+            raise ModelLoadError(
+                f"LoRA adapter directory '{lp}' has no adapter_config.json (setting {lora_setting})"
+            )
+        try:
+            model = PeftModel.from_pretrained(model, lp, is_trainable=False)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelLoadError(
+                f"LoRA adapter '{lp}' does not fit '{p}' ({exc}) (setting {lora_setting})"
+            ) from exc
         name += f"+lora:{lp.name}"
-    return InternVLEvaluator(model, processor, name, is_random, device, max_new_tokens)
+    return InternVLEvaluator(
+        model,
+        processor,
+        name,
+        is_random,
+        device,
+        max_new_tokens,
+        batch_groups,
+        max_patches,
+        max_batch,
+    )

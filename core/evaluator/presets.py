@@ -1,54 +1,125 @@
-"""Evaluator presets, from the same user config file as the segmenters (core.models.presets)::
-
-    [evaluator.openai]
-    base_url = "http://127.0.0.1:8000/v1"    # e.g. vLLM serving the evaluator
-    model = "internvl3-8b-rea2seg"
-    concurrency = 4
-    timeout_s = 120
-    # the API key is read from REA2SEG_EVAL_API_KEY (or api_key here)
+"""Evaluator presets, read from the same user config file as the segmenters
+(:func:`core.models.presets.config_path`: ``$REA2SEG_CONFIG`` or
+``~/.config/rea2seg/config.toml``)::
 
     [evaluator.internvl3-8b]
-    model_path = "/models/InternVL3-8B-hf"
-    lora_path = "/models/rea2seg-evaluator-lora"   # optional PEFT adapter
-    device = "cuda"
+    model_path = "/models/InternVL3-8B-hf"          # transformers -hf checkpoint directory
+    lora_path = "/models/rea2seg-evaluator-lora"     # optional PEFT adapter directory
+    device = "cuda"                                  # default "cpu"
+    dtype = "bfloat16"                               # default: bfloat16 on CUDA, float32 on CPU
+    max_new_tokens = 512
+    max_patches = 1                                  # tiles per image (1 = no tiling)
+    max_batch = 3                                    # groups per generate call (default: all)
 
-Presets: ``tiny-random`` (a tiny random-init InternVL built on the fly; labelled random),
-``internvl3-8b`` (local path), ``openai`` (endpoint).
+    [evaluator.openai]
+    base_url = "http://127.0.0.1:8000/v1"            # or $REA2SEG_EVAL_BASE_URL
+    model = "internvl3-8b-rea2seg"                   # or $REA2SEG_EVAL_MODEL
+    concurrency = 4
+    timeout_s = 120
+    max_retries = 4
+    # the API key is read from $REA2SEG_EVAL_API_KEY (an api_key entry here works but is discouraged)
+
+Presets: ``tiny-random`` (a tiny random-init InternVL of the real classes, built once into the
+per-user data folder and loaded through the same loader; labelled random), ``internvl3-8b``
+(local checkpoint), ``openai`` (endpoint). Instead of a preset name :func:`load_evaluator` also
+takes a checkpoint directory or a spec dict (``{"backend": "local", "model_path": …}`` or
+``{"backend": "openai", "base_url": …, "model": …}``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError
 from core.models.presets import config_path, load_config
 
 EVALUATOR_PRESETS = ("tiny-random", "internvl3-8b", "openai")
+TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
+
+_LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", "batch_groups")
 
 
-def load_evaluator(preset: str, config: dict[str, Any] | None = None):
+def tiny_internvl_dir() -> Path:
+    """The tiny random InternVL checkpoint, built on first use into the per-user data folder."""
+    from core.demo import data_dir
+    from core.evaluator.tiny import build_tiny_internvl
+
+    d = data_dir() / "tiny-random" / TINY_DIR
+    if not (d / "config.json").is_file() or not (d / "processor_config.json").is_file():
+        tmp = d.with_name(f"{d.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_tiny_internvl(tmp)
+        try:
+            os.replace(tmp, d)  # atomic: a concurrent builder never sees half a checkpoint
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    return d
+
+
+def _local(section: dict[str, Any], where: str, source: str = "", *, is_random: bool = False):
+    from core.evaluator.local_internvl import load_internvl
+
+    kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
+    return load_internvl(
+        section.get("model_path"),
+        lora_path=section.get("lora_path") or None,
+        is_random=is_random,
+        setting=f"{where}.model_path{source}",
+        lora_setting=f"{where}.lora_path{source}",
+        **kw,
+    )
+
+
+def load_evaluator(
+    preset_or_spec: str | Path | dict[str, Any], config: dict[str, Any] | None = None
+):
+    """Load a :class:`core.evaluator.base.MaskEvaluator` (lazily imports its backend).
+
+    ``preset_or_spec``: a preset name (module docstring), a local checkpoint directory, or a spec
+    dict. ``config``: the parsed config (default: the user config file).
+    Raises :class:`ModelLoadError` (missing checkpoint, unknown preset) or ``ValueError`` (missing
+    endpoint settings), with a message naming the file and the setting.
+    """
+    if isinstance(preset_or_spec, dict):
+        spec = dict(preset_or_spec)
+        backend = str(spec.pop("backend", "local"))
+        if backend in ("openai", "openai-compatible"):
+            from core.evaluator.openai_compat import OpenAICompatEvaluator
+
+            return OpenAICompatEvaluator.from_config(spec, where="spec")
+        if backend in ("local", "internvl", "local-internvl"):
+            return _local(spec, "spec", is_random=bool(spec.get("is_random", False)))
+        raise ModelLoadError(
+            f"unknown evaluator backend {backend!r} in spec; use 'local' or 'openai'"
+        )
+    name = str(preset_or_spec)
+    if name not in EVALUATOR_PRESETS and (os.sep in name or Path(name).expanduser().is_dir()):
+        return _local({"model_path": name}, "evaluator", " given on the command line")
     cfg = load_config() if config is None else config
-    section = cfg.get("evaluator", {}).get(preset, {})
-    where = f"evaluator.{preset}.%s in {config_path()}"
-    if preset == "openai":
+    section = dict(cfg.get("evaluator", {}).get(name, {}))
+    where = f"evaluator.{name}"
+    if name == "openai":
         from core.evaluator.openai_compat import OpenAICompatEvaluator
 
-        if not section.get("base_url") or not section.get("model"):
-            raise ModelLoadError(f"the openai evaluator needs base_url and model (settings {where % 'base_url'}, {where % 'model'})")
-        keys = ("api_key", "timeout_s", "max_retries", "concurrency", "max_tokens")
-        return OpenAICompatEvaluator(section["base_url"], section["model"], **{k: section[k] for k in keys if k in section})
-    if preset == "tiny-random":
-        from core.demo import data_dir
-        from core.evaluator.local_internvl import load_internvl
-        from core.evaluator.tiny import build_tiny_internvl
-
-        d = data_dir() / "tiny-random" / "internvl"
-        if not (d / "config.json").is_file():
-            build_tiny_internvl(d)
-        return load_internvl(d, is_random=True, max_new_tokens=24)
-    if preset == "internvl3-8b":
+        return OpenAICompatEvaluator.from_config(section, where=f"{where} in {config_path()}")
+    if name == "tiny-random":
         from core.evaluator.local_internvl import load_internvl
 
-        return load_internvl(section.get("model_path", ""), lora_path=section.get("lora_path"),
-                             device=section.get("device", "cpu"), setting=where % "model_path")
-    raise ModelLoadError(f"unknown evaluator preset {preset!r}; available: {', '.join(EVALUATOR_PRESETS)}")
+        kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
+        kw.setdefault("max_new_tokens", 24)
+        return load_internvl(
+            tiny_internvl_dir(), is_random=True, setting="tiny-random preset", **kw
+        )
+    if name == "internvl3-8b":
+        if not section.get("model_path"):
+            raise ModelLoadError(
+                f"the internvl3-8b evaluator needs a checkpoint: set {where}.model_path in {config_path()} "
+                "to an InternVL3-8B -hf directory"
+            )
+        return _local(section, where, f" in {config_path()}")
+    raise ModelLoadError(
+        f"unknown evaluator preset {name!r}; available: {', '.join(EVALUATOR_PRESETS)}"
+    )

@@ -1,14 +1,31 @@
-"""Stage 2: score every group of candidates with the evaluator and rerank (§4.3)."""
+"""Stage 2 (§4.3): score the candidates in shuffled groups with the evaluator, pool the scores,
+rerank, and record everything in the trace's :class:`EvaluatorTrace`.
+
+Grouping, padding and tie rules: :mod:`core.evaluator.grouping`. The prompt and answer format:
+:mod:`core.evaluator.prompt`. Loading an evaluator: :func:`load_evaluator` (presets
+``tiny-random``, ``internvl3-8b``, ``openai``; see :mod:`core.evaluator.presets`).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
 
-from core.evaluator.base import MaskEvaluator
-from core.evaluator.grouping import make_groups, rerank
+from core.evaluator.base import GroupResult, MaskEvaluator
+from core.evaluator.grouping import aggregate_scores, make_groups, rerank
+from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
 from core.pipeline.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
+
+__all__ = ["EVALUATOR_PRESETS", "Cancelled", "load_evaluator", "run_stage2"]
+
+try:  # one cancellation type for the whole pipeline, so one ``except`` ends a run cleanly
+    from core.pipeline.stage1 import Cancelled
+except ImportError:  # pragma: no cover - stage 1 is always present in the package
+
+    class Cancelled(RuntimeError):  # type: ignore[no-redef]
+        """The run was cancelled through ``should_cancel``."""
 
 
 def run_stage2(
@@ -20,28 +37,91 @@ def run_stage2(
     shuffle_seed: int = 0,
     cot: bool = True,
     top_k: int = 3,
+    pad_last: bool = True,
+    batch: bool = True,
     progress: Callable[[str, float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> EvaluatorTrace:
-    """Score ``trace``'s candidates in shuffled groups; attaches and returns the evaluator trace."""
-    ids = [c.id for c in trace.candidates]
-    groups = make_groups(ids, group_size, shuffle_seed)
-    masks = [[trace.candidate(cid).mask for cid in g] for g in groups]
-    if progress:
+    """Score ``trace.candidates`` and rerank them; sets ``trace.evaluator`` and returns it.
+
+    ``image_rgb``: uint8 (H, W, 3), the image the trace was made from. ``group_size``: s (5,
+    App. B). ``shuffle_seed``: the seed of the candidate shuffle, recorded in the trace.
+    ``cot``: ask for chain of thought before the scores. ``top_k``: K recorded for the final
+    output (K = 1 is the answer, K = 3 the best-of-top-3 pool of §5). ``batch``: all groups of
+    the sample in one ``score_groups`` call (one batched generate locally, concurrent requests
+    remotely); ``False`` scores group by group, which lets ``should_cancel`` stop between groups.
+    ``progress(step, fraction)`` is called with ``"evaluator"``; ``should_cancel()`` returning
+    True raises :class:`Cancelled` and leaves ``trace`` unchanged.
+
+    Unreadable scores are recorded per group (``parse_error``) and rank last; they never stop
+    the run. Out-of-memory and programming errors propagate.
+    """
+    h, w = trace.image_hw
+    if np.shape(image_rgb)[:2] != (h, w):
+        raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")
+    order = [c.id for c in trace.candidates]
+    groups = make_groups(order, group_size, shuffle_seed, pad_last=pad_last)
+    masks = [[trace.candidate(cid).mask for cid in g.candidate_ids] for g in groups]
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("stage 2 cancelled")
+
+    check_cancel()
+    if progress is not None:
         progress("evaluator", 0.0)
-    results = evaluator.score_groups(image_rgb, trace.question, masks, cot) if groups else []
+    results: list[GroupResult] = []
+    if groups and batch:
+        t0 = time.perf_counter()
+        results = list(evaluator.score_groups(image_rgb, trace.question, masks, cot))
+        trace.timings["evaluator"] = trace.timings.get("evaluator", 0.0) + time.perf_counter() - t0
+    else:
+        for i, gm in enumerate(masks):
+            check_cancel()
+            t0 = time.perf_counter()
+            results.append(evaluator.score_group(image_rgb, trace.question, gm, cot))
+            trace.timings["evaluator"] = (
+                trace.timings.get("evaluator", 0.0) + time.perf_counter() - t0
+            )
+            if progress is not None:
+                progress("evaluator", (i + 1) / len(masks))
     if len(results) != len(groups):
-        raise RuntimeError(f"evaluator returned {len(results)} results for {len(groups)} groups")
-    scores: dict[int, float | None] = {}
-    eg = []
-    for gi, (g, r) in enumerate(zip(groups, results, strict=True)):
-        for cid, s in zip(g, r.scores, strict=True):
-            scores[cid] = s
-        eg.append(EvaluatorGroup(gi, list(g), r.prompt, r.raw_text, r.cot, list(r.scores), r.parse_error, 0, r.seconds))
+        raise RuntimeError(
+            f"evaluator {evaluator.name} returned {len(results)} results for {len(groups)} groups"
+        )
+    for g, r in zip(groups, results, strict=True):
+        if len(r.scores) != len(g.candidate_ids):
+            raise RuntimeError(
+                f"evaluator {evaluator.name} returned {len(r.scores)} scores for a group of {len(g.candidate_ids)}"
+            )
+    check_cancel()
+    scores = aggregate_scores(groups, [r.scores for r in results])
     ev = EvaluatorTrace(
-        backend=evaluator.backend, model_id=evaluator.name, is_random=evaluator.is_random, group_size=group_size,
-        shuffle_seed=shuffle_seed, cot=cot, groups=eg, final_scores=scores, ranking=rerank(scores), top_k=top_k,
+        backend=evaluator.backend,
+        model_id=evaluator.name,
+        is_random=bool(evaluator.is_random),
+        group_size=group_size,
+        shuffle_seed=shuffle_seed,
+        cot=cot,
+        groups=[
+            EvaluatorGroup(
+                index=i,
+                candidate_ids=list(g.candidate_ids),
+                prompt=r.prompt,
+                raw_text=r.raw_text,
+                cot=r.cot_text,
+                scores=[None if s is None else float(s) for s in r.scores],
+                parse_error=r.parse_error,
+                padded=g.padded,
+                seconds=float(r.seconds),
+            )
+            for i, (g, r) in enumerate(zip(groups, results, strict=True))
+        ],
+        final_scores=scores,
+        ranking=rerank(scores, order),
+        top_k=top_k,
     )
     trace.evaluator = ev
-    if progress:
+    if progress is not None:
         progress("evaluator", 1.0)
     return ev

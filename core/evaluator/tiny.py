@@ -1,34 +1,67 @@
-"""A tiny random-init InternVL of the real classes, saved where :func:`load_internvl` reads it,
-plus a tiny LoRA adapter. For tests and the ``tiny-random`` preset (labelled random)."""
+"""A tiny random-init InternVL of the real classes (``InternVLForConditionalGeneration`` with an
+``InternVLProcessor``: ``GotOcr2ImageProcessor`` + an offline word-level tokenizer +
+``InternVLVideoProcessor``), saved where :func:`core.evaluator.local_internvl.load_internvl`
+reads it, and a tiny PEFT LoRA adapter for it.
+
+For tests, the benchmark and the ``tiny-random`` preset. Its output is noise: whatever loads it
+must label the result random (``is_random=True``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+# InternVL -hf layout: images as the context token plus a newline, ChatML turns
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for item in message['content'] %}{% if item['type'] == 'image' %}<IMG_CONTEXT>\n"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+SPECIALS = [
+    "<unk>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<pad>",
+    "<img>",
+    "</img>",
+    "<IMG_CONTEXT>",
+    "<video>",
+]
+EXTRA_WORDS = (
+    "Mask Answer: IoU Image-1: Image-2: Image-3: Image-4: Image-5: Image-6: 0 1 2 3 4 5 6 7 8 9 : . "
+    "0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0 0.25 0.75 % user assistant system mask masks image"
+).split()
+IMAGE_SEQ_LENGTH = 16  # (56 / 7)² patches × 0.5² downsampling
 
 
-def _tokenizer():
+def tiny_tokenizer():
+    """The offline word-level tokenizer with InternVL's image tokens."""
     from core.models.tiny_mllm import WORDS, word_tokenizer
 
-    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<pad>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
-    extra = "Mask Answer: IoU 0 1 2 3 4 5 6 7 8 9 : . 0.5 0.25 0.75 user assistant system Image images".split()
     return word_tokenizer(
-        specials, [*WORDS, *extra], eos_token="<|im_end|>", pad_token="<pad>",
-        additional_special_tokens=specials[1:],
-        extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
-                              "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"},
+        SPECIALS,
+        [*WORDS, *EXTRA_WORDS],
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIALS[1:],
+        extra_special_tokens={
+            "start_image_token": "<img>",
+            "end_image_token": "</img>",
+            "context_image_token": "<IMG_CONTEXT>",
+            "video_token": "<video>",
+        },
     )
 
 
 def build_tiny_internvl(out_dir: str | Path, seed: int = 0) -> Path:
+    """Write a tiny random InternVL (model + processor) to ``out_dir`` and return it.
+
+    Vision: 2 layers, hidden 32, 56 px images in 7 px patches (64 patches → 16 tokens after the
+    0.5 pixel shuffle). Text: Qwen2, 2 layers, hidden 64. About 0.2 M parameters.
+    """
+    import torch
     from transformers import (
         GotOcr2ImageProcessor,
         InternVLConfig,
@@ -42,31 +75,70 @@ def build_tiny_internvl(out_dir: str | Path, seed: int = 0) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    tok = _tokenizer()
-    vision = InternVLVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                  image_size=[56, 56], patch_size=[7, 7])
-    text = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    cfg = InternVLConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
-                         image_seq_length=16, downsample_ratio=0.5)
+    tok = tiny_tokenizer()
+    vision = InternVLVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=[56, 56],
+        patch_size=[7, 7],
+    )
+    text = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    cfg = InternVLConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=IMAGE_SEQ_LENGTH,
+        downsample_ratio=0.5,
+    )
     model = InternVLForConditionalGeneration(cfg).eval()
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
+    # random weights favour <unk> and image tokens; suppress them so the text is (random) words
+    model.generation_config.suppress_tokens = [
+        tok.convert_tokens_to_ids(t) for t in SPECIALS if t != "<|im_end|>"
+    ]
     model.save_pretrained(out)
     ip = GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=False)
-    proc = InternVLProcessor(image_processor=ip, tokenizer=tok, video_processor=InternVLVideoProcessor(),
-                             image_seq_length=16, chat_template=CHAT_TEMPLATE)
+    proc = InternVLProcessor(
+        image_processor=ip,
+        tokenizer=tok,
+        video_processor=InternVLVideoProcessor(),
+        image_seq_length=IMAGE_SEQ_LENGTH,
+        chat_template=CHAT_TEMPLATE,
+    )
     proc.save_pretrained(out)
     return out
 
 
-def build_tiny_lora(base_dir: str | Path, out_dir: str | Path, rank: int = 4) -> Path:
-    """A random LoRA adapter on the tiny model's attention projections, saved with PEFT."""
+def build_tiny_lora(
+    base_dir: str | Path, out_dir: str | Path, rank: int = 4, seed: int = 0
+) -> Path:
+    """A random (non-zero) LoRA adapter on the tiny model's language attention q/v projections,
+    saved with PEFT to ``out_dir`` (``adapter_config.json`` + weights)."""
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import InternVLForConditionalGeneration
 
+    torch.manual_seed(seed)
     base = InternVLForConditionalGeneration.from_pretrained(base_dir, local_files_only=True)
-    lora = get_peft_model(base, LoraConfig(r=rank, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    cfg = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        init_lora_weights=False,
+        target_modules=r".*language_model.*\.(q_proj|v_proj)",
+    )
+    lora = get_peft_model(base, cfg)
     lora.save_pretrained(out_dir)
     return Path(out_dir)
