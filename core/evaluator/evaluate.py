@@ -45,7 +45,8 @@ def ranking_of(trace: PipelineTrace) -> list[int]:
     if trace.evaluator is not None and trace.evaluator.ranking:
         known = set(ids)
         ranked = [c for c in trace.evaluator.ranking if c in known]
-        return ranked + [c for c in ids if c not in set(ranked)]
+        seen = set(ranked)
+        return ranked + [c for c in ids if c not in seen]
     return ids
 
 
