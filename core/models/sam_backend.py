@@ -1,35 +1,48 @@
 """SAM (segment-anything) and SAM2 backends implementing :class:`core.models.base.SamBackend`.
 
-The image embedding is computed once in :meth:`set_image` and reused by every step: the
-prompt-embedding decode, point prompts and the seed-point AMG. The AMG runs through the
-libraries' own automatic mask generators with ``point_grids`` set to the seeds; their
-``generate()`` calls ``predictor.set_image`` on the (single, full-image) crop, so the generator is
-given a view of our predictor whose ``set_image`` only checks that the image is the one already
-embedded. The result is exactly ``generate()``'s (a test compares them), without a second
-encoder pass.
+Call order, as in the libraries' predictors: :meth:`set_image` first (it computes the image
+embedding, once per distinct image), then any number of prompt decodes, point prompts and
+seed-point AMG runs, all reusing that embedding.
+
+Point coordinates are SAM's: ``(x, y)`` in original-image pixels, ``x`` right and ``y`` down,
+where the integer point ``(c, r)`` stands for the centre of pixel column ``c``, row ``r`` (the
+prompt encoders add the half pixel themselves). Logits come back at the original resolution.
+
+Seed-point AMG (§4.2) runs through the libraries' own automatic mask generators with
+``point_grids`` set to the seeds. Their ``generate()`` calls ``predictor.set_image`` for the
+(single, full-image) crop and resets it afterwards; here the generator gets a view of our
+predictor whose ``set_image`` only checks that it is handed the image already embedded and whose
+reset is a no-op, so ``generate()`` runs unchanged on the cached embedding. The output is exactly
+``generate()``'s on a fresh generator (tests compare them) without a second encoder pass.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core.models.base import AmgMask, ModelLoadError
 
+# paper defaults of the AMG filters per backbone (App. B): (pred_iou_thresh, stability_score_thresh)
+AMG_DEFAULTS = {"sam": (0.88, 0.9), "sam2": (0.8, 0.88)}
+SAM2_DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
+
 
 class _EmbeddedPredictor:
-    """Forwards to a predictor whose image is already set; ``set_image`` is a checked no-op."""
+    """A predictor whose image is already set: ``set_image`` checks the image, resets do nothing."""
 
-    def __init__(self, predictor: Any, image_shape: tuple[int, ...]) -> None:
+    def __init__(self, predictor: Any, image: np.ndarray) -> None:
         self._p = predictor
-        self._shape = image_shape
+        self._image = image
 
     def set_image(self, image: np.ndarray, *args: Any, **kwargs: Any) -> None:
-        if tuple(image.shape) != self._shape:
-            raise RuntimeError("AMG asked for a crop; crops are off for seed-point AMG")
+        if image.shape != self._image.shape or not np.array_equal(image, self._image):
+            raise RuntimeError("seed-point AMG asked for a different image or a crop (crops are off)")
 
     def reset_image(self) -> None:
         pass
@@ -42,18 +55,18 @@ class _EmbeddedPredictor:
 
 
 def _seed_index(point_xy: np.ndarray, seeds_xy: np.ndarray) -> int:
+    """Index of the seed a generator point came from (the first on exact duplicates)."""
     d = np.abs(seeds_xy - np.asarray(point_xy, dtype=np.float64)[None]).sum(axis=1)
     return int(np.argmin(d))
 
 
 def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray, seeds_xy: np.ndarray,
               settings: dict[str, Any], defaults: tuple[float, float]) -> list[AmgMask]:
-    """The library's automatic mask generator with the seeds as its only point grid, run on the
-    predictor whose embedding is already computed. ``defaults``: (pred_iou, stability) thresholds."""
-    if len(seeds_xy) == 0:
+    """The library generator with the seeds as its only point grid, on the embedded predictor."""
+    seeds = np.asarray(seeds_xy, dtype=np.float64).reshape(-1, 2)
+    if len(seeds) == 0:
         return []
     h, w = image.shape[:2]
-    seeds = np.asarray(seeds_xy, dtype=np.float64)
     gen = generator_cls(
         model,
         points_per_side=None,
@@ -64,40 +77,80 @@ def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray,
         stability_score_offset=float(settings.get("stability_score_offset", 1.0)),
         box_nms_thresh=float(settings.get("box_nms_thresh", 0.7)),
         crop_n_layers=0,
+        min_mask_region_area=0,
         output_mode="binary_mask",
     )
-    gen.predictor = _EmbeddedPredictor(predictor, image.shape)
+    gen.predictor = _EmbeddedPredictor(predictor, image)
     with torch.inference_mode():
         anns = gen.generate(image)
+    # batched_nms keeps masks in decreasing predicted IoU: best first
     return [
-        AmgMask(a["segmentation"].astype(bool), float(a["predicted_iou"]), float(a["stability_score"]),
-                _seed_index(np.asarray(a["point_coords"][0]), seeds))
+        AmgMask(
+            mask=np.asarray(a["segmentation"], dtype=bool),
+            predicted_iou=float(a["predicted_iou"]),
+            stability=float(a["stability_score"]),
+            seed_index=_seed_index(np.asarray(a["point_coords"][0]), seeds),
+        )
         for a in anns
     ]
 
 
-def _lowres_mask_prompt(logits: np.ndarray, target_len: int, img_size: int) -> np.ndarray:
-    """L (H, W) → the decoder's low-res mask input frame (1, s, s), s = img_size / 4.
+def sam_lowres_mask_prompt(logits: np.ndarray, img_size: int = 1024) -> np.ndarray:
+    """L (H, W) → SAM's low-res mask prompt, float32 (1, img_size/4, img_size/4).
 
-    SAM's low-res masks live in the padded square of the longest-side resize, downsampled 4×:
-    resize L so its longest side is ``target_len * s / img_size``, pad bottom/right with the
-    minimum logit (background) to ``s × s``.
+    The inverse of ``Sam.postprocess_masks`` (which upsamples the 256² low-res mask to the
+    1024² padded input, crops the resized image and resizes to the original size), done the way
+    ``SamPredictor.set_image`` treats the image:
+
+    1. resize L bilinearly to ``(newh, neww)`` = longest side ``img_size`` (the same
+       ``ResizeLongestSide.get_preprocess_shape`` rounding as the image);
+    2. pad bottom/right to ``img_size × img_size`` with ``min(min L, 0)`` (background: the padding
+       is outside the image);
+    3. downsample 4× by averaging each 4×4 block.
     """
-    import cv2
+    from segment_anything.utils.transforms import ResizeLongestSide
 
-    s = img_size // 4
-    h, w = logits.shape
-    scale = s / max(h, w)
-    nh, nw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
-    small = cv2.resize(logits.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR)
-    out = np.full((s, s), float(logits.min()), dtype=np.float32)
-    out[:nh, :nw] = small
-    return out[None]
+    L = np.asarray(logits, dtype=np.float32)
+    if L.ndim != 2:
+        raise ValueError(f"mask logits must be (H, W), got {L.shape}")
+    newh, neww = ResizeLongestSide.get_preprocess_shape(L.shape[0], L.shape[1], img_size)
+    t = torch.from_numpy(np.ascontiguousarray(L))[None, None]
+    t = F.interpolate(t, (newh, neww), mode="bilinear", align_corners=False, antialias=newh < L.shape[0])
+    pad = min(float(L.min()), 0.0)
+    t = F.pad(t, (0, img_size - neww, 0, img_size - newh), value=pad)
+    return F.avg_pool2d(t, 4)[0].numpy().astype(np.float32)
+
+
+def sam2_lowres_mask_prompt(logits: np.ndarray, image_size: int = 1024) -> np.ndarray:
+    """L (H, W) → SAM2's low-res mask prompt, float32 (1, image_size/4, image_size/4).
+
+    SAM2 stretches the image to a square (no padding) and ``postprocess_masks`` resizes the
+    low-res mask straight to (H, W); the inverse is one bilinear resize of L to the low-res
+    square (antialiased when shrinking).
+    """
+    L = np.asarray(logits, dtype=np.float32)
+    if L.ndim != 2:
+        raise ValueError(f"mask logits must be (H, W), got {L.shape}")
+    s = image_size // 4
+    t = torch.from_numpy(np.ascontiguousarray(L))[None, None]
+    t = F.interpolate(t, (s, s), mode="bilinear", align_corners=False, antialias=max(L.shape) > s)
+    return t[0].numpy().astype(np.float32)
+
+
+def _points(points_xy: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if points_xy is None or len(points_xy) == 0:
+        return None, None
+    pts = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
+    lab = np.asarray(labels, dtype=np.int32).reshape(-1)
+    if len(lab) != len(pts):
+        raise ValueError(f"{len(pts)} points but {len(lab)} labels")
+    return pts, lab
 
 
 class _EmbeddingCache:
-    """The image-embedding bookkeeping both backends share: embed once per distinct image."""
+    """Embed once per distinct image; ``embed_calls`` counts encoder passes (tests read it)."""
 
+    kind: str
     predictor: Any
     embed_calls: int = 0
     _image: np.ndarray | None = None
@@ -106,21 +159,40 @@ class _EmbeddingCache:
         raise NotImplementedError
 
     def set_image(self, image_rgb: np.ndarray) -> None:
-        """Compute and cache the image embedding; a no-op for the image already embedded."""
-        if self._image is not None and self._image.shape == image_rgb.shape and np.array_equal(self._image, image_rgb):
+        """Compute and cache the embedding of uint8 (H, W, 3) RGB; a no-op for the image already set."""
+        img = np.asarray(image_rgb)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {img.dtype} {img.shape}")
+        if self._image is not None and self._image.shape == img.shape and np.array_equal(self._image, img):
             return
+        self._image = None
         with torch.inference_mode():
-            self._embed(image_rgb)
-        self._image = image_rgb.copy()
+            self._embed(img)
+        self._image = img.copy()
         self.embed_calls += 1
 
-    def _require(self) -> None:
+    def reset_image(self) -> None:
+        """Forget the cached embedding (the next :meth:`set_image` computes it again)."""
+        self._image = None
+
+    def _require(self) -> np.ndarray:
         if self._image is None:
             raise RuntimeError("call set_image() first")
+        return self._image
+
+    def amg_defaults(self) -> dict[str, float]:
+        """Paper AMG filters for this backbone (App. B) with offset 1.0 and box NMS 0.7."""
+        iou, stab = AMG_DEFAULTS[self.kind]
+        return {"pred_iou_thresh": iou, "stability_score_thresh": stab, "stability_score_offset": 1.0,
+                "box_nms_thresh": 0.7}
 
 
 class SamV1Backend(_EmbeddingCache):
-    """segment-anything ``Sam`` (ViT-B/L/H or a tiny test build)."""
+    """segment-anything ``Sam`` (ViT-B/L/H or a tiny build) through ``SamPredictor``.
+
+    ``image_features()`` is float32 (256, img_size/16, img_size/16) and covers the padded square
+    of the longest-side resize (the image sits in its top-left corner).
+    """
 
     kind = "sam"
 
@@ -133,7 +205,11 @@ class SamV1Backend(_EmbeddingCache):
         self.is_random = is_random
         self.predictor = SamPredictor(self.sam)
         self.embed_calls = 0
-        self._image: np.ndarray | None = None
+        self._image = None
+
+    @property
+    def img_size(self) -> int:
+        return int(self.sam.image_encoder.img_size)
 
     def _embed(self, image_rgb: np.ndarray) -> None:
         self.predictor.set_image(image_rgb, image_format="RGB")
@@ -143,20 +219,29 @@ class SamV1Backend(_EmbeddingCache):
         return self.predictor.features[0].detach().float().cpu().numpy()
 
     def embedding_xy_scale(self) -> tuple[float, float]:
-        self._require()
-        h, w = self._image.shape[:2]
-        s = self.sam.image_encoder.img_size / max(h, w)
-        cell = self.sam.image_encoder.img_size / self.predictor.features.shape[-1]
-        return s / cell, s / cell
+        """Pixel → embedding cell: ``x * neww / W / 16`` (likewise ``y``), the predictor's exact resize."""
+        img = self._require()
+        h, w = img.shape[:2]
+        newh, neww = self.predictor.input_size
+        cell = self.img_size / self.predictor.features.shape[-1]
+        return neww / w / cell, newh / h / cell
 
-    # -- prompts -------------------------------------------------------------------------
     def decode_prompt_embedding(self, prompt_embedding: np.ndarray, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse prompt tokens float (n, 256) straight into the mask decoder, as LISA does.
+
+        The prompt encoder runs with no points, boxes or masks (empty sparse tokens, the
+        no-mask dense embedding) and the given tokens become the sparse prompt embeddings.
+        Returns logits float32 (M, H, W) at the original resolution (``postprocess_masks``) and
+        predicted IoU float32 (M,); M = 3 with ``multimask`` else 1.
+        """
         self._require()
         sam = self.sam
-        emb = torch.as_tensor(np.asarray(prompt_embedding, dtype=np.float32), device=self.device).reshape(1, -1, sam.prompt_encoder.embed_dim)
+        dtype = next(sam.mask_decoder.parameters()).dtype
+        emb = torch.as_tensor(np.asarray(prompt_embedding, dtype=np.float32), device=self.device)
+        emb = emb.reshape(1, -1, sam.prompt_encoder.embed_dim).to(dtype)
         with torch.inference_mode():
             sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
-            sparse = torch.cat([sparse.to(emb.dtype), emb], dim=1)
+            sparse = torch.cat([sparse.to(dtype), emb], dim=1)
             low, iou = sam.mask_decoder(
                 image_embeddings=self.predictor.features,
                 image_pe=sam.prompt_encoder.get_dense_pe(),
@@ -164,18 +249,17 @@ class SamV1Backend(_EmbeddingCache):
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
             )
-            logits = sam.postprocess_masks(low, self.predictor.input_size, self.predictor.original_size)
-        return logits[0].float().cpu().numpy(), iou[0].float().cpu().numpy()
+            logits = sam.postprocess_masks(low.float(), self.predictor.input_size, self.predictor.original_size)
+        return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray, labels: np.ndarray, mask_logits: np.ndarray | None, multimask: bool
+        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Points float (N, 2) with labels (N,) (1 fg, 0 bg) and an optional (H, W) logit map as
+        mask prompt (converted by :func:`sam_lowres_mask_prompt`) → logits (M, H, W), IoU (M,)."""
         self._require()
-        mask_input = None
-        if mask_logits is not None:
-            mask_input = _lowres_mask_prompt(mask_logits, self.sam.image_encoder.img_size, self.sam.image_encoder.img_size)
-        pts = None if points_xy is None or len(points_xy) == 0 else np.asarray(points_xy, dtype=np.float32)
-        lab = None if pts is None else np.asarray(labels, dtype=np.int32)
+        mask_input = None if mask_logits is None else sam_lowres_mask_prompt(mask_logits, self.img_size)
+        pts, lab = _points(points_xy, labels)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
                 point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
@@ -183,14 +267,21 @@ class SamV1Backend(_EmbeddingCache):
         return logits.astype(np.float32), iou.astype(np.float32)
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
+        """``SamAutomaticMaskGenerator(points_per_side=None, point_grids=[seeds / (W, H)])`` on the
+        cached embedding; settings keys as the generator's (paper defaults 0.88 / 0.9 / 1.0 / 0.7)."""
         from segment_anything import SamAutomaticMaskGenerator
 
-        self._require()
-        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, self._image, seeds_xy, settings, (0.88, 0.9))
+        image = self._require()
+        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, image, seeds_xy, settings,
+                         AMG_DEFAULTS["sam"])
 
 
 class Sam2Backend(_EmbeddingCache):
-    """SAM2 image model (``SAM2Base``) through ``SAM2ImagePredictor``."""
+    """SAM2 image model (``SAM2Base``) through ``SAM2ImagePredictor``.
+
+    SAM2 stretches the image to a square ``image_size``; ``image_features()`` is float32
+    (256, image_size/16, image_size/16) covering the whole image.
+    """
 
     kind = "sam2"
 
@@ -202,10 +293,14 @@ class Sam2Backend(_EmbeddingCache):
         self.name = name
         self.is_random = is_random
         self.predictor = SAM2ImagePredictor(self.model)
-        size = self.model.image_size
-        self.predictor._bb_feat_sizes = [(size // 4, size // 4), (size // 8, size // 8), (size // 16, size // 16)]
+        self.predictor._bb_feat_sizes = self.feat_sizes(self.model.image_size)
         self.embed_calls = 0
-        self._image: np.ndarray | None = None
+        self._image = None
+
+    @staticmethod
+    def feat_sizes(image_size: int) -> list[tuple[int, int]]:
+        """The backbone feature sizes the predictor needs for ``image_size`` (s/4, s/8, s/16)."""
+        return [(image_size // d, image_size // d) for d in (4, 8, 16)]
 
     def _embed(self, image_rgb: np.ndarray) -> None:
         self.predictor.set_image(image_rgb)
@@ -215,20 +310,23 @@ class Sam2Backend(_EmbeddingCache):
         return self.predictor._features["image_embed"][0].detach().float().cpu().numpy()
 
     def embedding_xy_scale(self) -> tuple[float, float]:
-        # SAM2 resizes to a square image_size (no aspect-preserving pad)
-        self._require()
-        h, w = self._image.shape[:2]
+        """Pixel → embedding cell: ``x * G / W``, ``y * G / H`` (the square stretch)."""
+        img = self._require()
+        h, w = img.shape[:2]
         g = self.predictor._features["image_embed"].shape[-1]
         return g / w, g / h
 
     def decode_prompt_embedding(self, prompt_embedding: np.ndarray, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`SamV1Backend.decode_prompt_embedding`, with SAM2's high-resolution features."""
         self._require()
         m = self.model
-        emb = torch.as_tensor(np.asarray(prompt_embedding, dtype=np.float32), device=self.device).reshape(1, -1, m.sam_prompt_encoder.embed_dim)
+        dtype = next(m.sam_mask_decoder.parameters()).dtype
+        emb = torch.as_tensor(np.asarray(prompt_embedding, dtype=np.float32), device=self.device)
+        emb = emb.reshape(1, -1, m.sam_prompt_encoder.embed_dim).to(dtype)
+        feats = self.predictor._features
         with torch.inference_mode():
             sparse, dense = m.sam_prompt_encoder(points=None, boxes=None, masks=None)
-            sparse = torch.cat([sparse.to(emb.dtype), emb], dim=1)
-            feats = self.predictor._features
+            sparse = torch.cat([sparse.to(dtype), emb], dim=1)
             low, iou, _, _ = m.sam_mask_decoder(
                 image_embeddings=feats["image_embed"][0:1],
                 image_pe=m.sam_prompt_encoder.get_dense_pe(),
@@ -238,21 +336,16 @@ class Sam2Backend(_EmbeddingCache):
                 repeat_image=False,
                 high_res_features=[f[0:1] for f in feats["high_res_feats"]],
             )
-            logits = self.predictor._transforms.postprocess_masks(low, self.predictor._orig_hw[-1])
-        return logits[0].float().cpu().numpy(), iou[0].float().cpu().numpy()
+            logits = self.predictor._transforms.postprocess_masks(low.float(), self.predictor._orig_hw[-1])
+        return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray, labels: np.ndarray, mask_logits: np.ndarray | None, multimask: bool
+        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool
     ) -> tuple[np.ndarray, np.ndarray]:
-        import cv2
-
+        """As :meth:`SamV1Backend.predict_points`; the mask prompt via :func:`sam2_lowres_mask_prompt`."""
         self._require()
-        mask_input = None
-        if mask_logits is not None:
-            s = self.model.image_size // 4
-            mask_input = cv2.resize(mask_logits.astype(np.float32), (s, s), interpolation=cv2.INTER_LINEAR)[None]
-        pts = None if points_xy is None or len(points_xy) == 0 else np.asarray(points_xy, dtype=np.float32)
-        lab = None if pts is None else np.asarray(labels, dtype=np.int32)
+        mask_input = None if mask_logits is None else sam2_lowres_mask_prompt(mask_logits, self.model.image_size)
+        pts, lab = _points(points_xy, labels)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
                 point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
@@ -260,31 +353,112 @@ class Sam2Backend(_EmbeddingCache):
         return logits.astype(np.float32), iou.astype(np.float32)
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
+        """``SAM2AutomaticMaskGenerator`` with the seeds as its point grid, on the cached embedding
+        (paper defaults 0.8 / 0.88 / 1.0 / 0.7)."""
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
-        self._require()
-        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, self._image, seeds_xy, settings, (0.8, 0.88))
+        image = self._require()
+        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, image, seeds_xy, settings,
+                         AMG_DEFAULTS["sam2"])
 
 
-def load_sam_backend(kind: str, checkpoint: str | Path | None, *, model_type: str = "vit_h",
-                     model_cfg: str | None = None, device: str = "cpu", setting: str = "sam_checkpoint") -> Any:
-    """Load a real SAM (``sam_model_registry[model_type]``) or SAM2 (``build_sam2``) checkpoint.
+def _read_checkpoint(path: Path) -> Any:
+    """The checkpoint's contents (memory-mapped when the file is in torch's zip format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # the legacy (non-zip) format cannot be memory-mapped
+        return torch.load(path, map_location="cpu", weights_only=True)
 
-    A missing file raises :class:`ModelLoadError` naming the file and the setting.
+
+def load_sam_backend(
+    kind: str,
+    checkpoint: str | Path | None,
+    model_cfg: str | None = None,
+    device: str = "cpu",
+    *,
+    model_type: str = "vit_h",
+    setting: str | None = None,
+    name: str | None = None,
+) -> SamV1Backend | Sam2Backend:
+    """Load a SAM or SAM2 checkpoint from a local file into a backend.
+
+    kind ``"sam"``: ``sam_model_registry[model_type]`` (``vit_h``/``vit_l``/``vit_b``) with the
+    file's state dict. kind ``"sam2"``: ``build_sam2(model_cfg, checkpoint, device)`` with
+    ``model_cfg`` a sam2 config name (default ``configs/sam2.1/sam2.1_hiera_l.yaml``). Files
+    written by :mod:`core.models.tiny_sam` are recognised and built with their tiny architecture
+    through the same path; such backends are ``is_random``.
+
+    Errors are :class:`ModelLoadError` naming the file and ``setting`` (the config key the path
+    came from): a missing file, an unknown ``model_type``/``model_cfg``, or weights that do not fit.
     """
-    if checkpoint is None or not Path(checkpoint).is_file():
+    setting = setting or f"{kind}_checkpoint"
+    if kind not in ("sam", "sam2"):
+        raise ModelLoadError(f"unknown SAM kind {kind!r}: use 'sam' or 'sam2' (setting {setting})")
+    if checkpoint is None or str(checkpoint).strip() == "":
+        raise ModelLoadError(f"no {kind} checkpoint is set (setting {setting})")
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
         raise ModelLoadError(f"{kind} checkpoint '{checkpoint}' does not exist (setting {setting})")
+    from core.models.tiny_sam import TINY_KEY
+
+    try:
+        content = _read_checkpoint(path)
+    except (RuntimeError, OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{kind} checkpoint '{path}' is not a torch checkpoint ({reason}) "
+                             f"(setting {setting})") from exc
+    tiny = content.get(TINY_KEY) if isinstance(content, dict) else None
     try:
         if kind == "sam":
-            from segment_anything import sam_model_registry
+            return _load_sam_v1(path, content, tiny, model_type, device, setting, name)
+        del content
+        return _load_sam2(path, tiny, model_cfg, device, setting, name)
+    except ModelLoadError:
+        raise
+    except (RuntimeError, KeyError, OSError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"{kind} checkpoint '{path}' could not be loaded: {exc} (setting {setting})") from exc
 
-            sam = sam_model_registry[model_type](checkpoint=str(checkpoint))
-            return SamV1Backend(sam, device, name=f"sam-{model_type}:{Path(checkpoint).name}")
-        if kind == "sam2":
-            from sam2.build_sam import build_sam2
 
-            model = build_sam2(model_cfg or "configs/sam2.1/sam2.1_hiera_l.yaml", str(checkpoint), device=device)
-            return Sam2Backend(model, device, name=f"sam2:{Path(checkpoint).name}")
-    except (RuntimeError, KeyError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"{kind} checkpoint '{checkpoint}' could not be loaded ({exc}) (setting {setting})") from exc
-    raise ModelLoadError(f"unknown SAM kind {kind!r} (setting {setting})")
+def _load_sam_v1(path: Path, state: Any, tiny: dict[str, Any] | None, model_type: str, device: str,
+                 setting: str, name: str | None) -> SamV1Backend:
+    if tiny is not None:
+        from core.models.tiny_sam import load_tiny_sam
+
+        sam = load_tiny_sam(path)
+        return SamV1Backend(sam, device, name=name or f"sam-tiny-random:{path.name}", is_random=True)
+    from segment_anything import sam_model_registry
+
+    if model_type not in sam_model_registry or model_type == "default":
+        raise ModelLoadError(f"unknown SAM model type {model_type!r}: use vit_h, vit_l or vit_b "
+                             f"(setting sam_model_type, for '{path}')")
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not state:
+        raise ModelLoadError(f"sam checkpoint '{path}' holds no state dict (setting {setting})")
+    sam = sam_model_registry[model_type]()
+    try:
+        sam.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"sam checkpoint '{path}' does not fit SAM {model_type} (is sam_model_type right?): "
+                             f"{str(exc).splitlines()[0]} (setting {setting})") from exc
+    return SamV1Backend(sam, device, name=name or f"sam-{model_type}:{path.name}")
+
+
+def _load_sam2(path: Path, tiny: dict[str, Any] | None, model_cfg: str | None, device: str, setting: str,
+               name: str | None) -> Sam2Backend:
+    from hydra.errors import HydraException
+    from sam2.build_sam import build_sam2
+
+    cfg = (tiny or {}).get("config") or model_cfg or SAM2_DEFAULT_CONFIG
+    overrides = list((tiny or {}).get("overrides", []))
+    try:
+        model = build_sam2(cfg, str(path), device=device, hydra_overrides_extra=overrides)
+    except HydraException as exc:
+        raise ModelLoadError(f"SAM2 config {cfg!r} could not be used: {str(exc).splitlines()[0]} "
+                             f"(setting sam2_config, for '{path}')") from exc
+    except RuntimeError as exc:  # build_sam2 logs the key lists and raises a bare RuntimeError
+        raise ModelLoadError(f"sam2 checkpoint '{path}' does not fit the config {cfg!r} "
+                             f"(setting {setting}; is sam2_config right?)") from exc
+    if tiny is not None:
+        return Sam2Backend(model, device, name=name or f"sam2-tiny-random:{path.name}", is_random=True)
+    return Sam2Backend(model, device, name=name or f"sam2:{Path(cfg).stem}:{path.name}")

@@ -1,60 +1,35 @@
-"""Tiny random-init SAM / SAM2 of the real architecture classes (for tests and the
-``tiny-random`` preset). Their output is noise and is always labelled random."""
+"""Tiny random-init SAM / SAM2 of the real architecture classes (tests, ``tiny-random`` presets).
+
+The builds are deterministic (the weights depend only on ``seed``; the global torch RNG is left
+as it was). Their output is noise and is always labelled random.
+
+Checkpoint files written here hold ``{"model": state_dict, "rea2seg_tiny": {...}}``: the
+state dict in the layout the real loaders read (SAM2's ``build_sam2`` reads ``["model"]``) plus
+the few architecture numbers a tiny build needs. :func:`core.models.sam_backend.load_sam_backend`
+recognises that key and loads such a file through the same code path as a released checkpoint.
+"""
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
-
-def build_tiny_sam(img_size: int = 256, seed: int = 0):
-    """segment-anything ``Sam`` with a 2-block, 64-wide ViT (≈3M parameters)."""
-    from segment_anything.modeling import (
-        ImageEncoderViT,
-        MaskDecoder,
-        PromptEncoder,
-        Sam,
-        TwoWayTransformer,
-    )
-
-    torch.manual_seed(seed)
-    emb = img_size // 16
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
-            depth=2, embed_dim=64, img_size=img_size, mlp_ratio=4, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=2, patch_size=16, qkv_bias=True, use_rel_pos=True, global_attn_indexes=(1,),
-            window_size=4, out_chans=256,
-        ),
-        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(emb, emb), input_image_size=(img_size, img_size),
-                                     mask_in_chans=16),
-        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=512, num_heads=8),
-                                 transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=64),
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-    )
-    return sam.eval()
+TINY_KEY = "rea2seg_tiny"
+SAM2_TINY_CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 
-def save_tiny_sam(path: str | Path, img_size: int = 256, seed: int = 0) -> Path:
-    p = Path(path)
-    torch.save(build_tiny_sam(img_size, seed).state_dict(), p)
-    return p
+def sam2_tiny_overrides(image_size: int = 256) -> list[str]:
+    """Hydra overrides that shrink the Hiera-T SAM2 config to ≈7M parameters.
 
-
-def load_tiny_sam(path: str | Path, img_size: int = 256):
-    sam = build_tiny_sam(img_size)
-    sam.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
-    return sam.eval()
-
-
-def build_tiny_sam2(image_size: int = 256, seed: int = 0):
-    """SAM2 (Hiera-T config) shrunk to ≈7M parameters through hydra overrides."""
-    from sam2.build_sam import build_sam2
-
-    torch.manual_seed(seed)
-    over = [
+    Global-attention blocks must not sit where Hiera downsamples, hence stages [1, 1, 2, 1] with
+    the global block at index 3. ``image_size`` must be a multiple of 32 (the Hiera stride).
+    """
+    if image_size % 32:
+        raise ValueError(f"SAM2 image_size must be a multiple of 32, got {image_size}")
+    return [
         "++model.image_encoder.trunk.embed_dim=8",
         "++model.image_encoder.trunk.num_heads=1",
         "++model.image_encoder.trunk.stages=[1,1,2,1]",
@@ -64,16 +39,116 @@ def build_tiny_sam2(image_size: int = 256, seed: int = 0):
         "++model.memory_attention.num_layers=1",
         f"++model.image_size={image_size}",
     ]
-    return build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=over).eval()
 
 
-def save_tiny_sam2(path: str | Path, image_size: int = 256, seed: int = 0) -> Path:
+def _sam_v1(img_size: int) -> Any:
+    from segment_anything.modeling import (
+        ImageEncoderViT,
+        MaskDecoder,
+        PromptEncoder,
+        Sam,
+        TwoWayTransformer,
+    )
+
+    if img_size % 16:
+        raise ValueError(f"SAM img_size must be a multiple of 16, got {img_size}")
+    emb = img_size // 16
+    return Sam(
+        image_encoder=ImageEncoderViT(
+            depth=2,
+            embed_dim=64,
+            img_size=img_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=2,
+            patch_size=16,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=(1,),
+            window_size=4,
+            out_chans=256,
+        ),
+        prompt_encoder=PromptEncoder(
+            embed_dim=256,
+            image_embedding_size=(emb, emb),
+            input_image_size=(img_size, img_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=512, num_heads=8),
+            transformer_dim=256,
+            iou_head_depth=3,
+            iou_head_hidden_dim=64,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+
+
+def build_tiny_sam(img_size: int = 256, seed: int = 0) -> Any:
+    """segment-anything ``Sam`` with a 2-block, 64-wide ViT (≈3M parameters), in eval mode.
+
+    ``img_size``: the square encoder input (the real models use 1024); the embedding grid is
+    ``img_size / 16`` and the low-res mask ``img_size / 4``.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = _sam_v1(img_size)
+    return sam.eval()
+
+
+def build_tiny_sam2(image_size: int = 256, seed: int = 0) -> Any:
+    """SAM2 (``SAM2Base`` from the Hiera-T config, shrunk by :func:`sam2_tiny_overrides`), eval mode.
+
+    Built through ``sam2.build_sam.build_sam2`` on the CPU. For ``image_size`` other than 1024 the
+    image predictor needs matching ``_bb_feat_sizes`` (``Sam2Backend`` sets them).
+    """
+    from sam2.build_sam import build_sam2
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_sam2(SAM2_TINY_CONFIG, None, device="cpu", hydra_overrides_extra=sam2_tiny_overrides(image_size))
+    return model.eval()
+
+
+def save_tiny_sam(path: str | Path, img_size: int = 256, seed: int = 0) -> Path:
+    """Build :func:`build_tiny_sam` and save it as a loadable checkpoint file; returns the path."""
     p = Path(path)
-    torch.save(build_tiny_sam2(image_size, seed).state_dict(), p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": "sam", "img_size": int(img_size), "seed": int(seed)}
+    torch.save({"model": build_tiny_sam(img_size, seed).state_dict(), TINY_KEY: meta}, p)
     return p
 
 
-def load_tiny_sam2(path: str | Path, image_size: int = 256):
-    model = build_tiny_sam2(image_size)
-    model.load_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+def save_tiny_sam2(path: str | Path, image_size: int = 256, seed: int = 0) -> Path:
+    """Build :func:`build_tiny_sam2` and save it as a SAM2 checkpoint file (``{"model": ...}``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": "sam2", "image_size": int(image_size), "seed": int(seed), "config": SAM2_TINY_CONFIG,
+            "overrides": sam2_tiny_overrides(image_size)}
+    torch.save({"model": build_tiny_sam2(image_size, seed).state_dict(), TINY_KEY: meta}, p)
+    return p
+
+
+def _state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and TINY_KEY in obj:
+        return obj["model"], obj[TINY_KEY]
+    return obj, None  # a bare state dict (the format of earlier tiny files)
+
+
+def load_tiny_sam(path: str | Path, img_size: int = 256) -> Any:
+    """The ``Sam`` saved by :func:`save_tiny_sam` (``img_size`` only matters for bare state dicts)."""
+    sd, meta = _state(path)
+    sam = _sam_v1(int(meta["img_size"]) if meta else img_size)
+    sam.load_state_dict(sd)
+    return sam.eval()
+
+
+def load_tiny_sam2(path: str | Path, image_size: int = 256) -> Any:
+    """The SAM2 model saved by :func:`save_tiny_sam2` (``image_size`` only for bare state dicts)."""
+    sd, meta = _state(path)
+    model = build_tiny_sam2(int(meta["image_size"]) if meta else image_size)
+    model.load_state_dict(sd)
     return model.eval()
