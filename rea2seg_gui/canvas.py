@@ -29,6 +29,7 @@ class LayerSpec:
 
 
 LAYERS: tuple[LayerSpec, ...] = (
+    LayerSpec("image", "Image", "I", 0, 1.0),
     LayerSpec("gt", "Ground truth", "1", 10, 0.45, (40, 220, 90)),
     LayerSpec("ignore", "Ignore region", "2", 11, 0.45, (160, 160, 160)),
     LayerSpec("attention", "Attention heatmap", "3", 5, 0.55),
@@ -61,11 +62,16 @@ def heatmap_image(token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int])
     return out
 
 
+TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
+
+
 class Canvas(pg.GraphicsLayoutWidget):
-    """Image view with toggleable layers. Emits ``clicked(x, y, button)`` in image pixels and
-    ``dragged(x0, y0, x1, y1)`` while the left button drags with a paint tool active."""
+    """Image view with toggleable layers. Emits ``clicked(x, y, button)`` in image pixels
+    (button 1 = left, 2 = right), ``double_clicked(x, y)``, and ``dragged(x0, y0, x1, y1)`` /
+    ``drag_finished()`` while the left button drags with a paint tool active."""
 
     clicked = QtCore.Signal(float, float, int)
+    double_clicked = QtCore.Signal(float, float)
     dragged = QtCore.Signal(float, float, float, float)
     drag_finished = QtCore.Signal()
 
@@ -77,7 +83,10 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.image_item.setZValue(0)
         self.view.addItem(self.image_item)
         self.items: dict[str, list[QtGui.QGraphicsItem]] = {spec.key: [] for spec in LAYERS}
-        self.visible: dict[str, bool] = {spec.key: spec.key in ("gt", "attention", "seeds", "candidate", "edited") for spec in LAYERS}
+        self.items["image"] = [self.image_item]  # permanent: never cleared, only shown / hidden
+        self.visible: dict[str, bool] = {
+            spec.key: spec.key in ("image", "gt", "attention", "seeds", "candidate", "edited") for spec in LAYERS
+        }
         self.opacity: dict[str, float] = {spec.key: spec.opacity for spec in LAYERS}
         self.paint_mode = False
         self._last_drag: tuple[float, float] | None = None
@@ -88,14 +97,28 @@ class Canvas(pg.GraphicsLayoutWidget):
         # legend of the attention heatmap: shown beside the view while that layer is drawn
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
                                         width=14, label="attention", colorMapMenu=False, rounding=1e-9)
-        self.addItem(self.colorbar, row=0, col=1)
+        # fixed width: bar, value axis and title; taken out of the layout while hidden so that
+        # the image gets the whole width
+        self.colorbar.axis.setWidth(64)  # room for values such as 0.02635 (narrow attention ranges)
+        self.colorbar.setFixedWidth(105)
         self.colorbar.setVisible(False)
+        self._colorbar_in_layout = False
+        # tool feedback, not layers: the polygon being drawn and the SAM clicks of the session
+        self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
+                                            symbol="s", symbolSize=6, symbolBrush=(255, 255, 0))
+        self.clicks_item = pg.ScatterPlotItem(size=13, pen=pg.mkPen("w", width=1.5))
+        for z, it in enumerate((self.polygon_item, self.clicks_item)):
+            it.setZValue(TOOL_Z + z)
+            self.view.addItem(it)
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
         p = ev.pos()
-        button = 1 if ev.button() == QtCore.Qt.MouseButton.LeftButton else 2
-        self.clicked.emit(float(p.x()), float(p.y()), button)
+        if ev.double():
+            self.double_clicked.emit(float(p.x()), float(p.y()))
+        else:
+            button = 1 if ev.button() == QtCore.Qt.MouseButton.LeftButton else 2
+            self.clicked.emit(float(p.x()), float(p.y()), button)
         ev.accept()
 
     def _on_drag(self, ev) -> None:
@@ -115,6 +138,8 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     # -- layers -----------------------------------------------------------------------------
     def _clear(self, key: str) -> None:
+        if key == "image":
+            return
         for it in self.items[key]:
             self.view.removeItem(it)
         self.items[key] = []
@@ -127,15 +152,32 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.view.addItem(item)
         self.items[key].append(item)
 
+    def _show_colorbar(self, on: bool) -> None:
+        # shown before it joins the layout: an item laid out while hidden gets zero-width axes
+        if on and not self._colorbar_in_layout:
+            self.colorbar.setVisible(True)
+            self.addItem(self.colorbar, row=0, col=1)
+        elif not on and self._colorbar_in_layout:
+            self.removeItem(self.colorbar)
+        self._colorbar_in_layout = on
+        self.colorbar.setVisible(on)
+
     def set_layer_visible(self, key: str, on: bool) -> None:
         self.visible[key] = on
+        if key == "image":
+            # hidden by opacity, not setVisible: a hidden item would stop receiving the clicks and
+            # drags the tools need
+            self.image_item.setOpacity(self.opacity[key] if on else 0.0)
+            return
         for it in self.items[key]:
             it.setVisible(on)
         if key == "attention":
-            self.colorbar.setVisible(on and self.attention_range is not None)
+            self._show_colorbar(on and self.attention_range is not None)
 
     def set_layer_opacity(self, key: str, value: float) -> None:
         self.opacity[key] = value
+        if key == "image" and not self.visible[key]:
+            return
         for it in self.items[key]:
             it.setOpacity(value)
 
@@ -145,8 +187,26 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.image_item.setImage(image_rgb, levels=(0, 255))
         for key in self.items:
             self._clear(key)
+        self.set_polygon(None)
+        self.set_clicks([])
         if first:
             self.fit()
+
+    def set_polygon(self, points_xy: list[tuple[float, float]] | None) -> None:
+        """Show the polygon being drawn (closed back to its first vertex), or hide it."""
+        if not points_xy:
+            self.polygon_item.setData([], [])
+            return
+        pts = [*points_xy, points_xy[0]] if len(points_xy) > 2 else list(points_xy)
+        self.polygon_item.setData([p[0] for p in pts], [p[1] for p in pts])
+
+    def set_clicks(self, clicks: list[tuple[float, float, int]]) -> None:
+        """Show SAM clicks: label 1 (positive) green, 0 (negative) red."""
+        self.clicks_item.setData(
+            [c[0] for c in clicks], [c[1] for c in clicks],
+            brush=[pg.mkBrush((30, 210, 60) if c[2] else (230, 40, 40)) for c in clicks],
+            symbol=["o" if c[2] else "x" for c in clicks],
+        )
 
     def fit(self) -> None:
         if self.hw:
@@ -173,7 +233,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         for key in ("attention", "topk1", "topk2", "seeds", "graph", "initial"):
             self._clear(key)
         self.attention_range = None
-        self.colorbar.setVisible(False)
+        self._show_colorbar(False)
         if trace is None:
             return
         hw = tuple(trace.image_hw)
@@ -189,7 +249,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             rgba[np.isnan(heat), 3] = 0
             self._add("attention", pg.ImageItem(rgba, levels=(0, 255)))
             self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
-            self.colorbar.setVisible(self.visible["attention"])
+            self._show_colorbar(self.visible["attention"])
         if trace.seeds is not None:
             for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
                 color = LAYER_BY_KEY[key].color
@@ -221,6 +281,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             nx, ny = g.negative_xy
             self._add("graph", pg.ScatterPlotItem([nx], [ny], size=14, symbol="x", pen=pg.mkPen((255, 40, 40), width=3),
                                                   brush=pg.mkBrush(255, 40, 40)))
-            label = pg.TextItem(f"k = {g.k}, {len(g.core_members)} core points, τ = {g.tau}", color=color, anchor=(0, 1))
+            label = pg.TextItem(f"k = {g.k}, {len(g.core_members)} core points, τ = {g.tau}", color=(255, 255, 255),
+                                anchor=(0, 1), fill=pg.mkBrush(120, 0, 95, 200))
             label.setPos(4, hw[0] - 4)
             self._add("graph", label)

@@ -8,10 +8,21 @@ import pytest  # noqa: E402
 from PySide6 import QtCore  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def _tiny_models(tmp_path_factory):
+    """One folder for the tiny random models, built once per session and shared by every test."""
+    return tmp_path_factory.mktemp("tiny-random")
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Per-test user folder and QSettings, so tests never touch the real ones."""
-    monkeypatch.setenv("REA2SEG_HOME", str(tmp_path / "home"))
+def _isolated(tmp_path, monkeypatch, _tiny_models):
+    """Per-test user folder, config and QSettings, so tests never touch the real ones."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "tiny-random").symlink_to(_tiny_models, target_is_directory=True)
+    monkeypatch.setenv("REA2SEG_HOME", str(home))
+    monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.delenv("REA2SEG_EVAL_BASE_URL", raising=False)
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
 
 

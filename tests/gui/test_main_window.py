@@ -57,35 +57,99 @@ def test_edit_question_inline_then_undo_redo(qtbot, window, demo_store):
 
 
 def test_empty_question_is_refused_plainly(qtbot, window, demo_store, monkeypatch):
-    from PySide6 import QtWidgets
+    import rea2seg_gui.main_window as mw
 
     shown = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(mw, "message", lambda parent, title, text, **k: shown.append(text))
     window.question_edit.setText("   ")
     window.question_edit.returnPressed.emit()
     assert shown and "empty" in shown[0]
     assert review.history(demo_store, 1) == []
 
 
-def test_paint_a_mask_save_and_undo(qtbot, window, demo_store):
-    window._check_tool("brush")
-    assert window.canvas.paint_mode
+def test_flag_without_a_note_asks_for_one(qtbot, window, demo_store, monkeypatch):
+    from PySide6 import QtWidgets
+
+    answers = iter([("", False), ("the mask misses the handle", True)])
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a, **k: next(answers))
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F)  # cancelled: nothing changes
+    assert _status(demo_store, 1) == "pending" and window.current_id == 1
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F)
+    assert _status(demo_store, 1) == "flagged" and window.current_id == 2
+    assert review.history(demo_store, 1)[-1].note == "the mask misses the handle"
+
+
+def _saved(store, sid=1):
+    return store.run(lambda s: repo.edited_mask(s, sid), write=False)
+
+
+def _provenance(store, sid=1):
+    from core.store.models import Mask, Sample
+
+    def q(s):
+        mask_id = s.get(Sample, sid).edited_mask_id
+        return None if mask_id is None else s.get(Mask, mask_id).provenance
+
+    return store.run(q, write=False)
+
+
+def test_paint_strokes_are_saved_at_once_and_undone_with_ctrl_z(qtbot, window, demo_store):
+    gt = window.gt.copy()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_B)
+    assert window.tool == "brush" and window.canvas.paint_mode
     window.brush_size.setValue(5)
-    window.canvas.dragged.emit(100.0, 100.0, 140.0, 100.0)
-    assert window.edit_dirty and window.edit_mask[100, 120] and not window.edit_mask[0, 0]
-    painted = window.edit_mask.copy()
-    qtbot.keyClick(window, QtCore.Qt.Key.Key_S, QtCore.Qt.KeyboardModifier.ControlModifier)
-    saved = demo_store.run(lambda s: repo.edited_mask(s, 1), write=False)
-    assert np.array_equal(saved, painted)
-    window._check_tool("eraser")
-    window.canvas.dragged.emit(120.0, 100.0, 120.0, 100.0)
-    assert not window.edit_mask[100, 120]
-    window.save_mask()
-    window.undo()
-    assert np.array_equal(demo_store.run(lambda s: repo.edited_mask(s, 1), write=False), painted)
-    # provenance is kept with the mask
+    with qtbot.waitSignal(window.mask_saved, timeout=5000):
+        window.canvas.dragged.emit(100.0, 100.0, 140.0, 100.0)
+        assert window.canvas.items["edited"][0].image[100, 120]  # drawn live, saved when the stroke ends
+        window.canvas.drag_finished.emit()
+    painted = _saved(demo_store)
+    assert painted[100, 120] and painted[100, 100] and not painted[100, 150]
+    assert np.array_equal(painted | gt, painted)  # painting starts from the ground truth
+    assert _provenance(demo_store) == {"tool": "brush", "radius": 5, "base": "ground truth"}
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_E)
+    window.canvas.clicked.emit(120.0, 100.0, 1)  # one eraser dab
+    assert not _saved(demo_store)[100, 120]
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(_saved(demo_store), painted) and np.array_equal(window.edit_mask, painted)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert _saved(demo_store) is None and window.edit_mask is None
     hist = review.history(demo_store, 1)
-    assert [h.field for h in hist] == ["edited_mask", "edited_mask", "edited_mask"]
+    assert [(h.field, h.action) for h in hist] == [("edited_mask", "edit")] * 2 + [("edited_mask", "undo")] * 2
+
+
+def test_polygon_tool_fills_and_erases_and_cleanups_apply(qtbot, window, demo_store):
+    window.clear_mask()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_L)
+    assert window.tool == "polygon"
+    for x, y in ((10, 10), (60, 10), (60, 40)):
+        window.canvas.clicked.emit(float(x), float(y), 1)
+    window.canvas.clicked.emit(10.0, 40.0, 1)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace)  # drop the last vertex: a triangle is left
+    assert len(window.poly_points) == 3 and window.canvas.polygon_item.xData is not None
+    window.canvas.clicked.emit(10.0, 40.0, 1)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Return)
+    m = _saved(demo_store)
+    assert m[11:40, 11:60].all() and m.sum() == (51 * 31) and window.poly_points == []
+    assert _provenance(demo_store)["points_xy"] == [[10, 10], [60, 10], [60, 40], [10, 40]]
+    # a hole (erased polygon) and a speck
+    for x, y in ((20, 20), (30, 20), (30, 30), (20, 30)):
+        window.canvas.clicked.emit(float(x), float(y), 1)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Return, QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert not _saved(demo_store)[25, 25]
+    window.fill_holes()
+    assert _saved(demo_store)[25, 25] and _provenance(demo_store)["tool"] == "fill_holes"
+    window._check_tool("brush")
+    window.brush_size.setValue(1)
+    window.canvas.clicked.emit(200.0, 200.0, 1)
+    assert _saved(demo_store)[200, 200]
+    window.remove_specks()
+    assert not _saved(demo_store)[200, 200] and _saved(demo_store)[25, 25]
+    # Enter in the question field still saves the question with the polygon tool active
+    window._check_tool("polygon")
+    window.question_edit.setFocus()
+    window.question_edit.setText("Which object is the widest?")
+    qtbot.keyClick(window.question_edit, QtCore.Qt.Key.Key_Return)
+    assert demo_store.run(lambda s: repo.get_sample(s, 1).question, write=False) == "Which object is the widest?"
 
 
 def test_every_layer_toggles_with_its_shortcut(qtbot, window):
@@ -122,14 +186,32 @@ def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_
     assert hist[-1].field == "edited_mask"
 
 
-def test_run_errors_are_shown_not_raised(qtbot, window, monkeypatch):
-    window.run_preset.setCurrentText("lisa-7b")  # no config file here: a clear error
+def test_unconfigured_presets_are_disabled_with_the_reason(qtbot, window):
+    model = window.run_preset.model()
+    idx = window.run_preset.findText("lisa-7b")
+    assert not model.item(idx).isEnabled() and "mllm_path" in model.item(idx).toolTip()
+    assert model.item(window.run_preset.findText("tiny-random")).isEnabled()
+    sam_model = window.sam_preset.model()
+    assert "sam2_checkpoint" in sam_model.item(window.sam_preset.findText("lens-3b")).toolTip()
+    ev = window.eval_preset.model()
+    assert "base_url" in ev.item(window.eval_preset.findText("openai")).toolTip()
+
+
+def test_a_broken_checkpoint_is_shown_not_raised(qtbot, window, tmp_path):
+    from core.models.presets import save_config
+
+    (tmp_path / "lisa").mkdir()
+    (tmp_path / "sam.pth").write_bytes(b"not a checkpoint")
+    save_config({"presets": {"lisa-7b": {"mllm_path": str(tmp_path / "lisa"), "sam_checkpoint": str(tmp_path / "sam.pth")}}})
+    window.refresh_presets()
+    assert window.run_preset.model().item(window.run_preset.findText("lisa-7b")).isEnabled()
+    window.run_preset.setCurrentText("lisa-7b")
     window._select_row(0)
     with qtbot.waitSignal(window.run_failed, timeout=60_000) as blocker:
         window.start_button.click()
-    assert "lisa-7b" in blocker.args[0] and "does not exist" in blocker.args[0]
-    assert "does not exist" in window.run_error.toPlainText()
-    assert window.start_button.isEnabled()
+    assert "lisa" in blocker.args[0] and "Traceback" not in blocker.args[0]
+    assert "Run failed" in window.run_error.toPlainText()
+    assert window.start_button.isEnabled() and window.active_worker is None
 
 
 def test_window_layout_and_recent_stores_are_remembered(qtbot, window, settings, demo_store):
@@ -138,25 +220,51 @@ def test_window_layout_and_recent_stores_are_remembered(qtbot, window, settings,
     assert settings.value("recent")[0] == demo_store.url
 
 
+def _wait_sam(qtbot, window, click):
+    with qtbot.waitSignal(window.sam_finished, timeout=60_000):
+        click()
+    assert window.active_worker is None
+
+
 def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, demo_store):
     window.sam_preset.setCurrentText("tiny-random")
-    window.sam_use_mask.setChecked(False)
+    window.sam_prompt.setCurrentIndex(0)  # no mask prompt
     qtbot.keyClick(window, QtCore.Qt.Key.Key_S)
     assert window.tool == "sam" and not window.canvas.paint_mode
-    window.canvas.clicked.emit(200.0, 150.0, 1)  # positive
-    qtbot.waitUntil(lambda: window.active_worker is None and window.edit_provenance.get("tool") == "sam", timeout=60_000)
-    window.canvas.clicked.emit(20.0, 20.0, 2)  # negative
-    qtbot.waitUntil(lambda: window.active_worker is None and len(window.edit_provenance.get("labels", [])) == 2, timeout=60_000)
-    prov = window.edit_provenance
-    assert prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0] and prov["is_random"] is True
-    assert window.edit_mask is not None and window.edit_mask.shape == (360, 480)
-    qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace)
-    qtbot.waitUntil(lambda: window.active_worker is None and window.edit_provenance.get("labels") == [1], timeout=60_000)
-    window.save_mask()
-    from core.store.models import Mask
+    _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(200.0, 150.0, 1))  # positive
+    first = _saved(demo_store)
+    _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(20.0, 20.0, 2))  # negative
+    prov = _provenance(demo_store)
+    assert prov["tool"] == "sam" and prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0]
+    assert prov["is_random"] is True and prov["mask_prompt"] is None and "RANDOM" in window.edit_state.text()
+    assert window.canvas.clicks_item.data.shape[0] == 2
+    sam, _ = window.sams["tiny-random"]
+    assert sam.embed_calls == 1  # the image embedding is computed once for every click
+    _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace))
+    assert _provenance(demo_store)["points_xy"] == [[200.0, 150.0]]
+    assert np.array_equal(_saved(demo_store), first)  # same prompts, same mask
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace)  # every click undone: the mask from before
+    assert _saved(demo_store) is None and window.sam_points == []
 
-    prov_saved = demo_store.run(lambda s: s.query(Mask).filter(Mask.kind == "edited").one().provenance, write=False)
-    assert prov_saved["tool"] == "sam" and prov_saved["points_xy"] == [[200.0, 150.0]]
+
+def test_sam_reprompted_with_a_candidate_mask(qtbot, window, demo_store):
+    window._select_row(0)
+    with qtbot.waitSignal(window.run_finished, timeout=120_000) as blocker:
+        window.start_button.click()
+    window.tabs.setCurrentWidget(window.candidates_tab)
+    window.cand_table.selectRow(1)
+    cid = window._selected_candidate().id
+    window.sam_preset.setCurrentText("tiny-random")
+    window.sam_prompt.setCurrentIndex(window.sam_prompt.findData("candidate"))
+    _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_M))  # the mask alone
+    prov = _provenance(demo_store)
+    assert prov["points_xy"] == [] and prov["mask_prompt"] == {"source": "candidate", "from_candidate": cid,
+                                                               "run": blocker.args[0]}
+    _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(100.0, 100.0, 1))
+    prov = _provenance(demo_store)
+    assert prov["points_xy"] == [[100.0, 100.0]] and prov["mask_prompt"]["from_candidate"] == cid
+    # the run and the click tool share one SAM and its embedding cache
+    assert window.sams["tiny-random"][0] is window.segmenters["tiny-random"].sam
 
 
 def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path, monkeypatch):
@@ -168,8 +276,10 @@ def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path,
     monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a, **k: (f"sqlite:///{other}", True))
     window._open_url_dialog()
     assert window.store.url == f"sqlite:///{other}" and window.sample_table.rowCount() == 40
+    import rea2seg_gui.main_window as mw
+
     shown = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(mw, "message", lambda parent, title, text, **k: shown.append(text))
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"not a database at all" * 50)
     window.open_store(str(bad))
@@ -191,3 +301,83 @@ def test_mask_layers_are_pixel_exact(qtbot, window):
     assert arr.shape[:2] == (360, 480)
     assert np.array_equal(arr[..., 3] > 0, m)
     assert tuple(arr[10, 20, :3]) == LAYER_BY_KEY["edited"].color
+
+
+def test_masks_stay_pixel_exact_on_screen_at_high_zoom(qtbot, window):
+    """Zoomed in so one image pixel covers many screen pixels: a mask edge stays a hard step."""
+    window.layer_checks["image"].setChecked(False)  # the image hidden: only the mask is drawn
+    for key in ("gt", "attention", "seeds", "candidate"):
+        window.layer_checks[key].setChecked(False)
+    m = np.zeros((360, 480), bool)
+    m[100, 100] = True
+    window.canvas.set_mask("edited", m)
+    window.layer_sliders["edited"].setValue(100)
+    window.canvas.view.setRange(QtCore.QRectF(97, 97, 6, 6), padding=0)
+    qtbot.wait(50)
+    img = window.canvas.grab().toImage().convertToFormat(window.canvas.grab().toImage().Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+    arr = arr.reshape(img.height(), img.width(), 3).astype(int)
+    red = (arr[..., 0] > 200) & (arr[..., 1] < 100)
+    ys, xs = np.nonzero(red)
+    assert len(ys) > 100  # the one pixel is a big square
+    block = arr[ys.min() + 1 : ys.max(), xs.min() + 1 : xs.max()]
+    assert (np.abs(block - block[0, 0]).max()) <= 2  # one flat colour, no interpolation
+    row = arr[(ys.min() + ys.max()) // 2, xs.min() - 6 : xs.max() + 6]
+    colours = {tuple(c // 8) for c in row}
+    assert len(colours) <= 3  # background and mask (and at most one edge pixel), no ramp
+
+
+def test_hidden_image_layer_still_takes_clicks(qtbot, window, demo_store):
+    qtbot.keyClick(window, "I")
+    assert window.canvas.visible["image"] is False and window.canvas.image_item.opacity() == 0
+    window._check_tool("brush")
+    window.canvas.clicked.emit(30.0, 30.0, 1)
+    assert _saved(demo_store)[30, 30]
+    window.layer_sliders["image"].setValue(40)
+    assert window.canvas.image_item.opacity() == 0  # stays hidden until toggled back
+    qtbot.keyClick(window, "I")
+    assert window.canvas.image_item.opacity() == pytest.approx(0.4)
+
+
+def test_cheat_sheet_opens_with_f1_and_question_mark(qtbot, window):
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_F1)
+    assert window.cheatsheet.isVisible() and "Backspace" in window.cheatsheet.text()
+    window.cheatsheet.close()
+    qtbot.keyClick(window, "?")
+    assert window.cheatsheet.isVisible()
+
+
+def _ended(thread) -> bool:
+    import shiboken6
+
+    return not shiboken6.isValid(thread) or thread.isFinished()  # deleted once finished
+
+
+def test_worker_reports_progress_result_and_errors_on_signals(qtbot):
+    from rea2seg_gui import worker as workers
+
+    parent = QtCore.QObject()
+    seen = []
+
+    def job(progress, should_cancel):
+        for i in range(3):
+            progress(i + 1, 3, f"step {i}")
+            if should_cancel():
+                return "cancelled"
+        return "ok"
+
+    w = workers.Worker(job)
+    w.progress.connect(lambda d, t, label: seen.append((d, t, label)))
+    with qtbot.waitSignal(w.finished, timeout=5000) as blocker:
+        thread = workers.start(w, parent)
+    assert blocker.args == ["ok"] and seen == [(1, 3, "step 0"), (2, 3, "step 1"), (3, 3, "step 2")]
+    qtbot.waitUntil(lambda: _ended(thread), timeout=5000)
+
+    def bad(progress, should_cancel):
+        raise FileNotFoundError("/models/x.pth: no such checkpoint")
+
+    w2 = workers.Worker(bad)
+    with qtbot.waitSignal(w2.failed, timeout=5000) as blocker:
+        t2 = workers.start(w2, parent)
+    assert blocker.args[0] == "FileNotFoundError: /models/x.pth: no such checkpoint"
+    qtbot.waitUntil(lambda: _ended(t2), timeout=5000)

@@ -1,6 +1,8 @@
-"""Settings dialog, metrics view and a stage 1 + 2 run from the GUI."""
+"""Settings dialog, metrics view, evaluator panel and a stage 1 + 2 run from the GUI."""
 
 from __future__ import annotations
+
+import pytest
 
 from core.models.presets import load_config
 
@@ -35,7 +37,11 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     window.tabs.setCurrentWidget(window.evaluator_tab)
     text = window.eval_text.toPlainText()
     assert "RANDOM WEIGHTS" in text and "Group 0" in text and "Final ranking" in text
-    assert window.eval_groups.count() == len(tr.candidates)  # every mask as the evaluator saw it
+    # every mask as the evaluator saw it, padding slots of the last group included and marked
+    assert window.eval_groups.count() == sum(len(g.candidate_ids) for g in tr.evaluator.groups)
+    padded = sum(g.padded for g in tr.evaluator.groups)
+    labels = [window.eval_groups.item(i).text() for i in range(window.eval_groups.count())]
+    assert sum("(pad)" in t for t in labels) == padded
     # ranks appear in the gallery
     window.tabs.setCurrentWidget(window.candidates_tab)
     ranks = [window.cand_table.item(r, 6).data(0) for r in range(window.cand_table.rowCount())]
@@ -85,3 +91,70 @@ def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
     assert len(dlg.canvases) == 2 and all(c.items["seeds"] for c in dlg.canvases)
     text = dlg.summary.toPlainText()
     assert "k2:" in text and "→ 5" in text and "left:" in text and "right:" in text
+
+
+def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, window, demo_store):
+    """A hand-made trace: HTML in model text stays literal text; a parse failure is spelled out."""
+    import numpy as np
+
+    from core.pipeline.trace import Candidate, EvaluatorGroup, EvaluatorTrace, PipelineTrace
+    from core.store import repo
+
+    m1 = np.zeros((360, 480), bool)
+    m1[50:100, 50:100] = True
+    m2 = np.zeros((360, 480), bool)
+    m2[200:300, 100:300] = True
+    groups = [
+        EvaluatorGroup(0, [1, 0], "prompt text", "<b>Mask 1</b> is the cup. Scores: 0.9, 0.1", "<b>Mask 1</b> is the cup.",
+                       [0.9, 0.1]),
+        EvaluatorGroup(1, [0, 1], "prompt text", "I cannot decide <script>", None, [None, None],
+                       parse_error="no score list found", padded=1),
+    ]
+    ev = EvaluatorTrace("local", "tiny", False, 2, 7, True, groups, {0: 0.1, 1: 0.9}, [1, 0])
+    trace = PipelineTrace("Which one is the cup?", (360, 480), "hand", {}, False, {}, None, None, None, None, None,
+                          [Candidate(0, "multimask", 0, m1, 0.5), Candidate(1, "amg", 0, m2, 0.7)], evaluator=ev)
+    with demo_store.session() as s:
+        run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=False)
+        repo.save_trace(s, run_id, 1, trace)
+    window.show_sample(1)
+    assert not window.banner.isVisible()
+    window.tabs.setCurrentWidget(window.evaluator_tab)
+    text = window.eval_text.toPlainText()
+    assert "<b>Mask 1</b> is the cup." in text and "<script>" in text  # literal, not rendered
+    assert "PARSE FAILURE: no score list found" in text
+    assert "last 1 are padding" in text
+    assert window.eval_groups.count() == 4
+    window.eval_groups.item(0).setSelected(True)
+    assert np.array_equal(window.canvas.items["candidate"][0].image.astype(bool), m2)
+    # the gallery: evaluator score, rank and true IoU against the ground truth
+    window.tabs.setCurrentWidget(window.candidates_tab)
+    rows = {window.cand_table.item(r, 1).data(0): r for r in range(2)}
+    assert window.cand_table.item(rows[1], 6).data(0) == 1 and window.cand_table.item(rows[0], 6).data(0) == 2
+    from core.metrics import intersection_union, sample_iou
+
+    want = round(sample_iou(*intersection_union(m2, window.gt, window.ignore)), 3)
+    assert window.cand_table.item(rows[1], 7).data(0) == pytest.approx(want)
+    # "use as mask" saves the candidate with its provenance
+    window.cand_table.selectRow(rows[1])
+    window.use_candidate_button.click()
+    from core.store.models import Mask, Sample
+
+    prov = demo_store.run(lambda s: s.get(Mask, s.get(Sample, 1).edited_mask_id).provenance, write=False)
+    assert prov == {"tool": "candidate", "from_candidate": 1, "origin": "amg", "run": run_id}
+
+
+def test_random_evaluator_alone_raises_the_banner(qtbot, window, demo_store):
+    import numpy as np
+
+    from core.pipeline.trace import Candidate, EvaluatorTrace, PipelineTrace
+    from core.store import repo
+
+    ev = EvaluatorTrace("local", "tiny", True, 5, 0, False, [], {}, [])
+    trace = PipelineTrace("q", (360, 480), "hand", {}, False, {}, None, None, None, None, None,
+                          [Candidate(0, "amg", 0, np.zeros((360, 480), bool), 0.5)], evaluator=ev)
+    with demo_store.session() as s:
+        run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=True)
+        repo.save_trace(s, run_id, 2, trace)
+    window.show_sample(2)
+    assert window.banner.isVisible() and window.banner.text().startswith("RANDOM WEIGHTS — not a result")
+    assert "evaluator" in window.banner.text()
