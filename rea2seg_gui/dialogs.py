@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.models.presets import check_paths, config_path, load_config, save_config
 
 FIELDS = (
     ("presets", "lisa-7b", "mllm_path", "LISA-style model directory"),
     ("presets", "lisa-7b", "sam_checkpoint", "SAM checkpoint (.pth)"),
+    ("presets", "lisa-7b", "sam_model_type", "SAM model type (vit_h / vit_l / vit_b)"),
     ("presets", "lisa-7b", "device", "Device (cpu / cuda)"),
     ("presets", "lens-3b", "mllm_path", "LENS (Qwen2.5-VL) model directory"),
     ("presets", "lens-3b", "sam2_checkpoint", "SAM2 checkpoint (.pt)"),
+    ("presets", "lens-3b", "sam2_config", "SAM2 model config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"),
     ("presets", "lens-3b", "device", "Device (cpu / cuda)"),
     ("evaluator", "internvl3-8b", "model_path", "InternVL3 -hf directory"),
     ("evaluator", "internvl3-8b", "lora_path", "Evaluator LoRA adapter (optional)"),
@@ -23,6 +27,38 @@ FIELDS = (
     ("evaluator", "openai", "base_url", "OpenAI-compatible base URL"),
     ("evaluator", "openai", "model", "Endpoint model name"),
 )
+
+
+DIRECTORY_KEYS = ("mllm_path", "model_path", "lora_path")
+FILE_KEYS = ("sam_checkpoint", "sam2_checkpoint")
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def setting_problems(cfg: dict[str, Any]) -> list[str]:
+    """Plain-language problems beyond missing paths: a file where a folder is expected (or the
+    reverse), an unknown device or SAM model type."""
+    problems = []
+    for table, entries in cfg.items():
+        if not isinstance(entries, dict):
+            continue
+        for name, section in entries.items():
+            if not isinstance(section, dict):
+                continue
+            for key, value in section.items():
+                v = str(value).strip()
+                if not v:
+                    continue
+                where = f"{table}.{name}.{key}"
+                p = Path(v).expanduser()
+                if key in DIRECTORY_KEYS and p.exists() and not p.is_dir():
+                    problems.append(f"{where}: '{v}' is a file; a model directory is expected")
+                if key in FILE_KEYS and p.exists() and not p.is_file():
+                    problems.append(f"{where}: '{v}' is a directory; the checkpoint file itself is expected")
+                if key == "device" and not DEVICE.match(v):
+                    problems.append(f"{where}: '{v}' is not a device; use cpu, cuda, cuda:N or mps")
+                if key == "sam_model_type" and v not in ("vit_h", "vit_l", "vit_b"):
+                    problems.append(f"{where}: '{v}' is not a SAM model type; use vit_h, vit_l or vit_b")
+    return problems
 
 
 class SettingsDialog(QtWidgets.QDialog):
@@ -41,13 +77,27 @@ class SettingsDialog(QtWidgets.QDialog):
             self.cfg = {}
             self.problem.setText(f"{exc}\nSaving writes a new file.")
         form = QtWidgets.QFormLayout(self)
-        form.addRow(QtWidgets.QLabel(f"Config file: {self.path}"))
+        where = QtWidgets.QLabel(f"Config file: {self.path}")
+        where.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        form.addRow(where)
         self.edits: dict[tuple[str, str, str], QtWidgets.QLineEdit] = {}
         for table, name, key, label in FIELDS:
-            e = QtWidgets.QLineEdit(str(self.cfg.get(table, {}).get(name, {}).get(key, "")))
+            section = self.cfg.get(table, {}).get(name, {}) if isinstance(self.cfg.get(table), dict) else {}
+            e = QtWidgets.QLineEdit(str(section.get(key, "")) if isinstance(section, dict) else "")
             e.setObjectName(f"{table}.{name}.{key}")
             self.edits[(table, name, key)] = e
-            form.addRow(f"{label}  [{name}]", e)
+            if key in DIRECTORY_KEYS or key in FILE_KEYS:
+                row = QtWidgets.QHBoxLayout()
+                row.addWidget(e, 1)
+                browse = QtWidgets.QToolButton()
+                browse.setText("…")
+                browse.setToolTip("Choose a folder" if key in DIRECTORY_KEYS else "Choose a file")
+                browse.clicked.connect(lambda _=False, e=e, d=key in DIRECTORY_KEYS: self._browse(e, d))
+                row.addWidget(browse)
+                form.addRow(f"{label}  [{name}]", row)
+            else:
+                form.addRow(f"{label}  [{name}]", e)
+        self.problem.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         form.addRow(self.problem)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Save | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
         check = buttons.addButton("Check paths", QtWidgets.QDialogButtonBox.ButtonRole.ActionRole)
@@ -56,14 +106,32 @@ class SettingsDialog(QtWidgets.QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def _browse(self, edit: QtWidgets.QLineEdit, directory: bool) -> None:
+        start = edit.text().strip() or str(Path.home())
+        if directory:
+            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a model directory", start)
+        else:
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a checkpoint", start,
+                                                            "Checkpoints (*.pth *.pt *.safetensors);;All files (*)")
+        if path:
+            edit.setText(path)
+
     def collected(self) -> dict[str, Any]:
-        cfg = {t: {n: dict(v) for n, v in entries.items()} for t, entries in self.cfg.items()}
+        """The config with the dialog's values; an emptied field removes its setting."""
+        cfg = {t: ({n: dict(v) if isinstance(v, dict) else v for n, v in entries.items()} if isinstance(entries, dict) else entries)
+               for t, entries in self.cfg.items()}
         for (table, name, key), e in self.edits.items():
-            cfg.setdefault(table, {}).setdefault(name, {})[key] = e.text().strip()
-        return cfg
+            section = cfg.setdefault(table, {}).setdefault(name, {})
+            if e.text().strip():
+                section[key] = e.text().strip()
+            else:
+                section.pop(key, None)
+        return {t: ({n: v for n, v in entries.items() if v != {}} if isinstance(entries, dict) else entries)
+                for t, entries in cfg.items()}
 
     def check(self) -> list[str]:
-        problems = check_paths(self.collected())
+        cfg = self.collected()
+        problems = check_paths(cfg) + setting_problems(cfg)
         self.problem.setText("\n".join(problems) if problems else "All set paths exist.")
         return problems
 
@@ -81,20 +149,27 @@ class SettingsDialog(QtWidgets.QDialog):
 
 
 class MetricsView(QtWidgets.QWidget):
-    """Per-category gIoU / cIoU bars (top-1, initial, oracle) and the candidate-coverage curve."""
+    """Per-category gIoU or cIoU bars (one bar per method of :mod:`core.evaluator.evaluate`) and
+    the candidate-coverage curve of a run; the numbers come from core, this only draws them."""
+
+    COLORS = ((60, 140, 255), (250, 170, 40), (200, 200, 200), (40, 200, 90))
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         v = QtWidgets.QVBoxLayout(self)
         row = QtWidgets.QHBoxLayout()
         self.run_combo = QtWidgets.QComboBox()
+        self.metric_combo = QtWidgets.QComboBox()
+        self.metric_combo.addItems(["gIoU", "cIoU"])
+        self.metric_combo.currentIndexChanged.connect(lambda _: self._draw_bars())
         self.compute_button = QtWidgets.QPushButton("Compute")
         row.addWidget(QtWidgets.QLabel("Run"))
         row.addWidget(self.run_combo, 1)
+        row.addWidget(self.metric_combo)
         row.addWidget(self.compute_button)
         v.addLayout(row)
-        self.bars = pg.PlotWidget(title="gIoU per category (top-1 / initial / oracle)")
-        self.bars.addLegend(offset=(5, 5))
+        self.bars = pg.PlotWidget(title="per category")
+        self.bars.addLegend(offset=(5, 5), colCount=4)
         self.curve = pg.PlotWidget(title="Coverage: best true IoU within the first n candidates")
         self.curve.setLabel("bottom", "number of candidates n")
         self.curve.setLabel("left", "mean oracle IoU")
@@ -102,27 +177,49 @@ class MetricsView(QtWidgets.QWidget):
         v.addWidget(self.curve, 1)
         self.table = QtWidgets.QPlainTextEdit()
         self.table.setReadOnly(True)
-        self.table.setMaximumHeight(130)
+        self.table.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        self.table.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.table.setMaximumHeight(150)
         v.addWidget(self.table)
+        self.result: dict[str, Any] | None = None
 
     def show_result(self, res: dict[str, Any], coverage: list[float], table_text: str) -> None:
-        self.bars.clear()
-        note = "  — RANDOM WEIGHTS, not a result" if res.get("is_random") else ""
-        self.bars.setTitle(f"gIoU per category (top-1 / initial / oracle){note}")
-        self.curve.setTitle(f"Coverage: best true IoU within the first n candidates{note}")
-        cats = sorted(res["top1"]["per_category"]) + ["overall"]
-        x = np.arange(len(cats), dtype=float)
-        colors = {"top1": (60, 140, 255), "initial": (200, 200, 200), "oracle": (40, 200, 90)}
-        for i, key in enumerate(("top1", "initial", "oracle")):
-            vals = [(res[key]["overall"] if c == "overall" else res[key]["per_category"].get(c, {})).get("giou") or 0.0 for c in cats]
-            self.bars.addItem(pg.BarGraphItem(x=x + (i - 1) * 0.27, height=vals, width=0.25, brush=colors[key], name=key))
-        self.bars.getAxis("bottom").setTicks([list(zip(x, cats, strict=True))])
-        self.bars.setYRange(0, 1)
+        self.result = res
+        self._draw_bars()
+        note = " — RANDOM WEIGHTS" if res.get("is_random") else ""
         self.curve.clear()
+        self.curve.setTitle(f"Coverage: best true IoU in the first n candidates{note}", size="9pt")
         if coverage:
             self.curve.plot(np.arange(1, len(coverage) + 1), coverage, pen=pg.mkPen((40, 200, 90), width=2), symbol="o")
+            self.curve.setXRange(0.5, len(coverage) + 0.5, padding=0)
             self.curve.setYRange(0, 1)
+        if note and "RANDOM WEIGHTS" not in table_text:
+            table_text = "RANDOM WEIGHTS — not a result\n" + table_text
         self.table.setPlainText(table_text)
+
+    def _draw_bars(self) -> None:
+        from core.evaluator.evaluate import LABELS, METHODS
+
+        res = self.result
+        self.bars.clear()
+        if res is None:
+            return
+        metric = self.metric_combo.currentText()
+        key = metric.lower()
+        note = " — RANDOM WEIGHTS" if res.get("is_random") else ""
+        self.bars.setTitle(f"{metric} per category, {res.get('n', 0)} samples{note}", size="9pt")
+        methods = [m for m in METHODS if m in res]
+        cats = sorted({c for m in methods for c in res[m]["per_category"]}) + ["overall"]
+        x = np.arange(len(cats), dtype=float)
+        w = 0.8 / max(len(methods), 1)
+        for i, m in enumerate(methods):
+            vals = [(res[m]["overall"] if c == "overall" else res[m]["per_category"].get(c, {})).get(key) or 0.0 for c in cats]
+            offset = (i - (len(methods) - 1) / 2) * w
+            self.bars.addItem(pg.BarGraphItem(x=x + offset, height=vals, width=w * 0.95,
+                                              brush=self.COLORS[i % len(self.COLORS)], name=LABELS.get(m, m)))
+        self.bars.getAxis("bottom").setTicks([list(zip(x, cats, strict=True))])
+        self.bars.setXRange(-0.5, len(cats) - 0.5, padding=0)
+        self.bars.setYRange(0, 1.15)  # headroom for the legend
 
 
 class CompareDialog(QtWidgets.QDialog):

@@ -68,6 +68,30 @@ def message(parent: QtWidgets.QWidget | None, title: str, text: str, *, error: b
     box.exec()
 
 
+def describe_provenance(prov: dict[str, Any] | None) -> str:
+    """A short plain description of how an edited mask was made (from its provenance dict)."""
+    if not prov:
+        return "(no provenance)"
+    tool = prov.get("tool", "?")
+    if tool == "sam":
+        if prov.get("clicks_undone"):
+            return "SAM clicks undone"
+        mp = prov.get("mask_prompt") or {}
+        src = mp.get("source")
+        if src == "candidate":
+            src = f"candidate {mp.get('from_candidate')} of run {mp.get('run')}"
+        n = len(prov.get("points_xy") or [])
+        return f"SAM, {n} click{'s' if n != 1 else ''}" + (f", mask prompt: {src}" if src else "") + (
+            " (random weights)" if prov.get("is_random") else "")
+    if tool == "candidate":
+        return f"candidate {prov.get('from_candidate')} ({prov.get('origin')}) of run {prov.get('run')}"
+    if tool in ("brush", "eraser"):
+        return f"{tool} r={prov.get('radius')}"
+    if tool == "polygon":
+        return f"polygon ({prov.get('mode', 'add')}, {len(prov.get('points_xy') or [])} vertices)"
+    return str(tool).replace("_", " ")
+
+
 class MainWindow(QtWidgets.QMainWindow):
     sample_shown = QtCore.Signal(int)
     mask_saved = QtCore.Signal(int)
@@ -704,15 +728,29 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_state.setText("edited mask saved" if m is not None else "no edited mask yet (painting starts from the ground truth)")
 
     def _load_history(self) -> None:
+        from core.store.models import Mask
+
         hist = review.history(self.store, self.current_id)
+        mask_ids = {v for h in hist if h.field == "edited_mask" for v in (h.before, h.after) if isinstance(v, int)}
+        provs = self.store.run(lambda s: {m: (s.get(Mask, m).provenance if s.get(Mask, m) else None) for m in mask_ids},
+                               write=False) if mask_ids else {}
+
+        def show(field: str, v: Any) -> str:
+            if field == "edited_mask" and v is not None:
+                return f"#{v} {describe_provenance(provs.get(v))}"
+            return "—" if v is None else str(v)
+
         self.history_table.setRowCount(len(hist))
         for r, h in enumerate(reversed(hist)):
             what = h.field if h.action == "edit" else f"{h.field} ({h.action})"
             if h.undone:
                 what += " [undone]"
-            vals = (h.at.strftime("%Y-%m-%d %H:%M:%S"), h.user, what, f"{h.before} → {h.after}", h.note)
+            vals = (h.at.strftime("%m-%d %H:%M:%S"), h.user, what, f"{show(h.field, h.before)} → {show(h.field, h.after)}", h.note)
             for c, v in enumerate(vals):
-                self.history_table.setItem(r, c, QtWidgets.QTableWidgetItem(str(v)))
+                item = QtWidgets.QTableWidgetItem(str(v))
+                item.setToolTip(str(v))
+                self.history_table.setItem(r, c, item)
+        self.history_table.resizeColumnsToContents()
 
     # ------------------------------------------------------------------------------- trace
     def _load_trace(self) -> None:
@@ -841,7 +879,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if g.cot:
                 out.append(f"chain of thought: {g.cot}")
             out.append(f"raw text: {g.raw_text}")
-            out.append(f"prompt: {g.prompt}")
+            if g.index == ev.groups[0].index or g.prompt != ev.groups[0].prompt:
+                out.append(f"prompt: {g.prompt}")
+            else:
+                out.append("prompt: as for group 0")
             out.append("")
         scores = ", ".join(f"#{c}: {'—' if ev.final_scores.get(c) is None else f'{ev.final_scores[c]:.3f}'}" for c in ev.ranking)
         out.append(f"Final ranking (best first): {scores}")
@@ -1182,6 +1223,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.sam_finished.emit()
 
         self._sam_running = True
+        self.edit_state.setText(f"SAM ({preset}) working on {len(pts)} click{'s' if len(pts) != 1 else ''}…")
         self._start(job, done, "SAM", failed)
 
     def _apply(self, fn, provenance: dict[str, Any]) -> None:

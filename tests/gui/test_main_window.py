@@ -238,6 +238,7 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
     assert prov["tool"] == "sam" and prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0]
     assert prov["is_random"] is True and prov["mask_prompt"] is None and "RANDOM" in window.edit_state.text()
     assert window.canvas.clicks_item.data.shape[0] == 2
+    assert "SAM, 2 clicks (random weights)" in window.history_table.item(0, 3).text()  # newest first
     sam, _ = window.sams["tiny-random"]
     assert sam.embed_calls == 1  # the image embedding is computed once for every click
     _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace))

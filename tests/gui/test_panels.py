@@ -24,6 +24,27 @@ def test_settings_dialog_explains_missing_paths_and_saves(qtbot, tmp_path):
     back = load_config(cfg)
     assert back["presets"]["lisa-7b"]["mllm_path"] == str(tmp_path / "lisa")
     assert back["evaluator"]["openai"]["base_url"] == 'http://127.0.0.1:8000/v1 "quoted"'
+    assert "device" not in back["presets"]["lisa-7b"]  # an empty field writes nothing
+
+
+def test_settings_dialog_explains_wrong_kinds_of_setting(qtbot, tmp_path):
+    from rea2seg_gui.dialogs import SettingsDialog
+
+    cfg = tmp_path / "config.toml"
+    (tmp_path / "weights.pth").write_bytes(b"x")
+    (tmp_path / "ckpt_dir").mkdir()
+    dlg = SettingsDialog(path=cfg)
+    qtbot.addWidget(dlg)
+    dlg.edits[("presets", "lisa-7b", "mllm_path")].setText(str(tmp_path / "weights.pth"))
+    dlg.edits[("presets", "lisa-7b", "sam_checkpoint")].setText(str(tmp_path / "ckpt_dir"))
+    dlg.edits[("presets", "lisa-7b", "device")].setText("gpu")
+    dlg.edits[("presets", "lisa-7b", "sam_model_type")].setText("vit_xl")
+    dlg.save()
+    text = dlg.problem.text()
+    assert not cfg.exists() and text.startswith("Not saved")
+    assert "is a file; a model directory is expected" in text
+    assert "is a directory; the checkpoint file itself is expected" in text
+    assert "'gpu' is not a device" in text and "'vit_xl' is not a SAM model type" in text
 
 
 def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
@@ -53,6 +74,15 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     qtbot.waitUntil(lambda: "top-1" in window.metrics_view.table.toPlainText(), timeout=60_000)
     assert "RANDOM WEIGHTS" in window.metrics_view.table.toPlainText()
     assert "RANDOM WEIGHTS" in window.metrics_view.bars.getPlotItem().titleLabel.text
+    assert window.metrics_view.bars.getPlotItem().titleLabel.text.startswith("gIoU")
+    res = window.metrics_view.result
+    bars = [i for i in window.metrics_view.bars.getPlotItem().items if i.__class__.__name__ == "BarGraphItem"]
+    assert len(bars) == 4  # top-1, best of top-3, initial, oracle
+    overall = bars[0].opts["height"][-1]
+    assert overall == pytest.approx(res["top1"]["overall"]["giou"] or 0.0)
+    window.metrics_view.metric_combo.setCurrentText("cIoU")
+    bars = [i for i in window.metrics_view.bars.getPlotItem().items if i.__class__.__name__ == "BarGraphItem"]
+    assert bars[-1].opts["height"][-1] == pytest.approx(res["oracle"]["overall"]["ciou"] or 0.0)
     assert len(window.metrics_view.bars.listDataItems()) + len(window.metrics_view.bars.getPlotItem().items) >= 3
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
