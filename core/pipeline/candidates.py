@@ -1,34 +1,63 @@
-"""The candidate set: 3 multimask + 3 semantic + ≤ top_n AMG masks, de-duplicated (§4.2, §5.1)."""
+"""The candidate set M: 3 multimask + 3 semantic + ≤ top_n AMG masks, de-duplicated (§4.2, §5.1).
+
+Merge rule: groups are taken in origin order (``multimask``, ``semantic``, ``amg``), each in its
+own order. A mask is dropped when it is empty or when it duplicates a mask already kept: exactly
+equal, or IoU ≥ ``dedupe_iou`` (0.95 by default). The earlier mask always wins, so a duplicate is
+kept under the first origin that produced it. Ids are 0, 1, … in kept order; ``origin_rank`` is
+the mask's position within its own group before de-duplication.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from core.masks import bbox_xyxy
+from core.masks import bbox_xyxy, mask_iou
 from core.pipeline.trace import Candidate
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.count_nonzero(a & b)
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else inter / union
+ORIGIN_ORDER = ("multimask", "semantic", "amg")
 
 
-def build_candidates(groups: list[tuple[str, list[dict]]], dedupe_iou: float = 0.95) -> list[Candidate]:
-    """Merge candidate groups in order (multimask, semantic, amg), dropping empty masks and any
-    mask whose IoU with an already kept one is ≥ ``dedupe_iou`` (the earlier one is kept).
+def stability_score(logits: np.ndarray, offset: float = 1.0, threshold: float = 0.0) -> np.ndarray:
+    """SAM's stability score per mask: IoU of ``L > threshold + offset`` and ``L > threshold - offset``.
 
-    Each group item: ``{"mask": bool (H, W), "score": float, "stability": float | None,
-    "seed_index": int | None}``. Ids are assigned 0.. in kept order.
+    logits: float (M, H, W) or (H, W). Returns float32 (M,) (or a 0-d array); 1.0 where both
+    masks are empty.
     """
+    L = np.asarray(logits)
+    squeeze = L.ndim == 2
+    L = L.reshape(-1, *L.shape[-2:])
+    inter = np.count_nonzero(L > threshold + offset, axis=(1, 2)).astype(np.float64)
+    union = np.count_nonzero(L > threshold - offset, axis=(1, 2)).astype(np.float64)
+    out = np.where(union == 0, 1.0, inter / np.where(union == 0, 1.0, union)).astype(np.float32)
+    return out[0] if squeeze else out
+
+
+def is_duplicate(mask: np.ndarray, kept: list[np.ndarray], dedupe_iou: float = 0.95) -> bool:
+    """True when ``mask`` equals a kept mask or has IoU ≥ ``dedupe_iou`` with one."""
+    return any(np.array_equal(mask, k) or mask_iou(mask, k) >= dedupe_iou for k in kept)
+
+
+def build_candidates(groups: list[tuple[str, list[dict[str, Any]]]], dedupe_iou: float = 0.95) -> list[Candidate]:
+    """Merge candidate groups into the final list (rule in the module docstring).
+
+    groups: ``[(origin, items), ...]`` with origin in ``multimask``/``semantic``/``amg``; each item
+    ``{"mask": bool (H, W), "score": float (SAM's predicted IoU), "stability": float | None,
+    "seed_index": int | None}``.
+    """
+    if not 0.0 < dedupe_iou <= 1.0:
+        raise ValueError(f"dedupe_iou must be in (0, 1], got {dedupe_iou}")
     kept: list[Candidate] = []
     for origin, items in groups:
+        if origin not in ORIGIN_ORDER:
+            raise ValueError(f"unknown candidate origin {origin!r}")
         for rank, it in enumerate(items):
             m = np.asarray(it["mask"], dtype=bool)
-            if not m.any():
+            if not m.any() or is_duplicate(m, [c.mask for c in kept], dedupe_iou):
                 continue
-            if any(_iou(m, c.mask) >= dedupe_iou for c in kept):
-                continue
+            stab = it.get("stability")
+            seed = it.get("seed_index")
             kept.append(
                 Candidate(
                     id=len(kept),
@@ -36,9 +65,9 @@ def build_candidates(groups: list[tuple[str, list[dict]]], dedupe_iou: float = 0
                     origin_rank=rank,
                     mask=m,
                     sam_score=float(it["score"]),
-                    stability=None if it.get("stability") is None else float(it["stability"]),
-                    seed_index=it.get("seed_index"),
-                    area=int(m.sum()),
+                    stability=None if stab is None else float(stab),
+                    seed_index=None if seed is None else int(seed),
+                    area=int(np.count_nonzero(m)),
                     box_xyxy=bbox_xyxy(m),
                 )
             )

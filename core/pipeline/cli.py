@@ -24,7 +24,7 @@ def default_settings(segmenter, **overrides):
 
     base = {}
     if segmenter.is_random:
-        base = {"layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 30, "k1": 12, "k2": 8}
+        base = {"layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 12, "k1": 12, "k2": 8}
     return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
 
 
@@ -80,10 +80,43 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
     return done
 
 
+def _parse_overrides(text: str | None) -> dict:
+    """``--settings`` JSON → overrides of the stage-1 settings (checked against the field names)."""
+    from core.pipeline.settings import Stage1Settings
+
+    if not text:
+        return {}
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--settings is not valid JSON ({exc}); example: '{{\"k1\": 40, \"tau\": 0.75}}'") from exc
+    if not isinstance(d, dict):
+        raise ValueError("--settings must be a JSON object, e.g. '{\"k1\": 40}'")
+    unknown = set(d) - set(Stage1Settings.__dataclass_fields__)
+    if unknown:  # reported before any model loads; values are checked with the run's base settings
+        raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
+    return d
+
+
+def _resumed_settings(run, overrides: dict):
+    """The stage-1 settings a run was started with; a resumed run keeps them unchanged."""
+    from core.pipeline.settings import Stage1Settings
+
+    stored = (run.config or {}).get("stage1")
+    if stored is None:
+        raise ValueError(f"run {run.id} has no stored stage-1 settings; start a new run instead of --resume")
+    settings = Stage1Settings.from_dict(stored)
+    if overrides and Stage1Settings.from_dict({**settings.to_dict(), **overrides}) != settings:
+        raise ValueError(f"--settings differ from those run {run.id} was started with; a resumed run keeps its "
+                         "settings (start a new run without --resume to change them)")
+    return settings
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from core.models.presets import load_segmenter
     from core.store import open_store, repo
 
+    overrides = _parse_overrides(args.settings)
     store = open_store(args.db)
     with store.session(write=False) as s:
         if args.sample:
@@ -95,14 +128,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = repo.latest_run(s, args.preset) if args.resume else None
     if args.resume and run is None:
         print(f"rea2seg: no earlier run with preset {args.preset} to resume; starting a new one", file=sys.stderr)
+    resumed = None if run is None else _resumed_settings(run, overrides)  # checked before loading models
     seg = load_segmenter(args.preset, device=args.device)
     evaluator = None
     if args.evaluator:
         from core.evaluator.presets import load_evaluator
 
         evaluator = load_evaluator(args.evaluator)
-    overrides = json.loads(args.settings) if args.settings else {}
-    settings = default_settings(seg, **overrides)
+    settings = default_settings(seg, **overrides) if resumed is None else resumed
     if run is None:
         with store.session() as s:
             run_id = repo.create_run(
@@ -168,7 +201,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--resume", action="store_true", help="continue the latest run of this preset")
     p.add_argument("--run-name")
-    p.add_argument("--sample", type=int, nargs="*", help="only these sample ids")
+    p.add_argument("--sample", type=int, nargs="+", help="only these sample ids")
     p.add_argument("--status")
     p.add_argument("--category")
     p.add_argument("--device")

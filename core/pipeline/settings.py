@@ -1,29 +1,39 @@
-"""Stage-1 settings with the paper's defaults (App. B)."""
+"""Stage-1 settings with the paper's defaults (§4.2, §5.1, App. B)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+SEED_POLICIES = ("proportional", "one_per_token")
+
 
 @dataclass(frozen=True)
 class Stage1Settings:
-    """Candidate-discovery parameters (§4.2, App. B).
+    """Candidate-discovery parameters. Defaults are the paper's for LLaVA + SAM (App. B);
+    :meth:`for_backbone` gives the SAM2 (LENS) ones.
 
-    k1: tokens kept by attention (50). k2: tokens kept after the logit rerank (30).
-    seeds_total: seed points spread over the k2 tokens in proportion to attention, at least one
-    each (so "regions with higher attention are assigned more seed points").
-    tau: cosine threshold of the seed-feature graph (0.8 SAM / 0.7 SAM2).
-    delta: logit threshold of the negative point (−15 SAM / −10 SAM2).
+    k1: tokens kept by attention (50). k2: tokens kept after the rerank by mean L (30).
+    layers: MLLM layers whose attention is averaged (LLaVA 14–30, LENS 33; ``None`` = the
+        prompt model's own default). heads: heads averaged (``None`` = all).
+    seed_policy / seeds_total: how seed points are spread over the k2 tokens. ``proportional``:
+        ``seeds_total`` points, at least one per token, the rest in proportion to attention
+        ("regions with higher attention are assigned more seed points"); ``one_per_token``: one
+        each. seed: the RNG seed of the in-patch sampling (a run is reproducible).
+    tau: cosine threshold of the seed-feature graph (0.8 SAM, 0.7 SAM2).
+    delta: logit threshold of the negative point (−15 SAM, −10 SAM2).
     pred_iou_thresh / stability_score_thresh / stability_score_offset / box_nms_thresh: the AMG
-    filters (SAM 0.88 / 0.9 / 1.0; SAM2 0.8 / 0.88 / 1.0; NMS 0.7 for both).
-    top_n: AMG mask budget (9). dedupe_iou: candidates at least this similar to an earlier one
-    are dropped. layers/heads: attention aggregation (``None`` heads = all).
+        filters (SAM 0.88 / 0.9 / 1.0, SAM2 0.8 / 0.88 / 1.0; box NMS 0.7).
+    points_per_batch: seed prompts per decoder batch (speed only).
+    top_n: AMG mask budget N (9; with 3 multimask + 3 semantic masks, at most 15 candidates).
+    dedupe_iou: a candidate with IoU ≥ this with an earlier one is dropped (0.95).
+    extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
     k1: int = 50
     k2: int = 30
     seeds_total: int = 48
+    seed_policy: str = "proportional"
     tau: float = 0.8
     delta: float = -15.0
     pred_iou_thresh: float = 0.88
@@ -33,33 +43,60 @@ class Stage1Settings:
     points_per_batch: int = 64
     top_n: int = 9
     dedupe_iou: float = 0.95
-    layers: tuple[int, ...] | None = None
+    layers: tuple[int, ...] | None = tuple(range(14, 31))
     heads: tuple[int, ...] | None = None
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (1 <= self.k2 <= self.k1):
+        if not 1 <= self.k2 <= self.k1:
             raise ValueError(f"need 1 <= k2 <= k1, got k1={self.k1}, k2={self.k2}")
-        if self.seeds_total < self.k2:
+        if self.seed_policy not in SEED_POLICIES:
+            raise ValueError(f"seed_policy must be one of {SEED_POLICIES}, got {self.seed_policy!r}")
+        if self.seed_policy == "proportional" and self.seeds_total < self.k2:
             raise ValueError(f"seeds_total ({self.seeds_total}) must be at least k2 ({self.k2})")
-        if not (-1.0 <= self.tau <= 1.0):
+        if not -1.0 <= self.tau <= 1.0:
             raise ValueError(f"tau is a cosine threshold in [-1, 1], got {self.tau}")
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.stability_score_offset < 0:
+            raise ValueError(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
+        if not 0.0 < self.dedupe_iou <= 1.0:
+            raise ValueError(f"dedupe_iou must be in (0, 1], got {self.dedupe_iou}")
         if self.top_n < 0:
-            raise ValueError("top_n must be >= 0")
+            raise ValueError(f"top_n must be >= 0, got {self.top_n}")
+        if self.points_per_batch < 1:
+            raise ValueError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
 
     @classmethod
     def for_backbone(cls, kind: str, **overrides: Any) -> Stage1Settings:
-        """Paper defaults for ``"sam"`` (LLaVA + SAM) or ``"sam2"`` (LENS + SAM2)."""
+        """Paper defaults for ``"sam"`` (LLaVA + SAM) or ``"sam2"`` (LENS Qwen2.5-VL + SAM2), App. B,
+        with ``overrides`` applied (names as the fields; lists become tuples)."""
         if kind == "sam":
-            base = cls(tau=0.8, delta=-15.0, pred_iou_thresh=0.88, stability_score_thresh=0.9, layers=tuple(range(14, 31)))
+            base = cls(tau=0.8, delta=-15.0, pred_iou_thresh=0.88, stability_score_thresh=0.9,
+                       layers=tuple(range(14, 31)))
         elif kind == "sam2":
             base = cls(tau=0.7, delta=-10.0, pred_iou_thresh=0.8, stability_score_thresh=0.88, layers=(33,))
         else:
-            raise ValueError(f"unknown backbone {kind!r}")
-        return replace(base, **overrides)
+            raise ValueError(f"unknown backbone {kind!r}: use 'sam' or 'sam2'")
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
+        return replace(base, **_tuples(overrides))
+
+    def amg(self) -> dict[str, Any]:
+        """The AMG filter settings as ``SamBackend.amg_from_seeds`` reads them."""
+        return {
+            "pred_iou_thresh": self.pred_iou_thresh,
+            "stability_score_thresh": self.stability_score_thresh,
+            "stability_score_offset": self.stability_score_offset,
+            "box_nms_thresh": self.box_nms_thresh,
+            "points_per_batch": self.points_per_batch,
+        }
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples as lists)."""
         d = asdict(self)
         for k in ("layers", "heads"):
             if d[k] is not None:
@@ -68,12 +105,16 @@ class Stage1Settings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Stage1Settings:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
+        """Inverse of :meth:`to_dict`; missing keys take the defaults, unknown keys are an error."""
+        unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("layers", "heads"):
-            if d.get(k) is not None:
-                d[k] = tuple(int(v) for v in d[k])
-        return cls(**d)
+        return cls(**_tuples(d))
+
+
+def _tuples(d: dict[str, Any]) -> dict[str, Any]:
+    d = dict(d)
+    for k in ("layers", "heads"):
+        if d.get(k) is not None:
+            d[k] = tuple(int(v) for v in d[k])
+    return d
