@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import html
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from types import SimpleNamespace
 from typing import Any
 
@@ -93,7 +94,13 @@ def describe_provenance(prov: dict[str, Any] | None) -> str:
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """``trace_wait_s``: how long switching samples waits for the trace; a slower trace is drawn
+    when it arrives (``trace_shown``), so the image and masks appear at once."""
+
+    trace_wait_s = 0.015
     sample_shown = QtCore.Signal(int)
+    trace_shown = QtCore.Signal(int)
+    _trace_arrived = QtCore.Signal(int, object)
     mask_saved = QtCore.Signal(int)
     run_finished = QtCore.Signal(int)
     run_failed = QtCore.Signal(str)
@@ -130,11 +137,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stale_panels: set[str] = set()
         self._thumb_base: tuple[int, np.ndarray] | None = None
         self._pending_trace: tuple[int | None, PipelineTrace | None] = (None, None)
+        self._trace_future: tuple[int, int | None, Future] | None = None
         # read-ahead of the next sample's image and trace (plain data, no Qt objects)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="load")
         # read-ahead has its own thread so that a jump never queues behind it
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         self._prefetched: dict[tuple[int, int | None], tuple[Future, Future]] = {}
+        self._trace_arrived.connect(self._on_trace_arrived, QtCore.Qt.ConnectionType.QueuedConnection)
         self._build()
         self._shortcuts()
         self.refresh_presets()
@@ -665,12 +674,16 @@ class MainWindow(QtWidgets.QMainWindow):
         except ImageError as exc:
             image = np.zeros((smp.image.height, smp.image.width, 3), np.uint8)
             self.statusBar().showMessage(str(exc))
+        trace, ready = None, True
         try:
-            trace = futures[1].result(timeout=30)
+            trace = futures[1].result(timeout=self.trace_wait_s)
+        except FutureTimeout:
+            ready = False
         except Exception:  # noqa: BLE001 - _load_trace loads it again and reports the error
             trace = None
         self.image = image
         self._pending_trace = (run_id, trace)
+        self._trace_future = None if ready else (sample_id, run_id, futures[1])
         self.canvas.set_image(self.image)
         self._thumb_base = None
         self.gt = gt
@@ -686,7 +699,11 @@ class MainWindow(QtWidgets.QMainWindow):
         for run in reversed(runs):
             self.run_combo.addItem(f"#{run.id} {run.name}" + (" [random]" if run.is_random else ""), run.id)
         self.run_combo.blockSignals(False)
-        self._load_trace()
+        if ready:
+            self._load_trace()
+        else:
+            self._show_trace(None, loading=True)
+            futures[1].add_done_callback(lambda _f, sid=sample_id, rid=run_id: self._trace_arrived.emit(sid, rid))
         self._load_history()
         self.statusBar().showMessage(f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}")
         self._prefetch_next()
@@ -753,8 +770,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self.history_table.resizeColumnsToContents()
 
     # ------------------------------------------------------------------------------- trace
+    @QtCore.Slot(int, object)
+    def _on_trace_arrived(self, sample_id: int, run_id: int | None) -> None:
+        """A trace loaded in the pool after the sample was shown: draw it if still wanted."""
+        waiting = self._trace_future
+        if waiting is None or waiting[:2] != (sample_id, run_id) or self.current_id != sample_id:
+            return
+        self._trace_future = None
+        if self.run_combo.currentData() != run_id:
+            return
+        try:
+            self._pending_trace = (run_id, waiting[2].result())
+        except Exception:  # noqa: BLE001 - _load_trace loads it again and reports the error
+            self._pending_trace = (None, None)
+        self._load_trace()
+
     def _load_trace(self) -> None:
         run_id = self.run_combo.currentData()
+        self._trace_future = None
         trace = None
         pending, self._pending_trace = self._pending_trace, (None, None)
         if run_id is not None and pending[0] == run_id and pending[1] is not None:
@@ -762,6 +795,9 @@ class MainWindow(QtWidgets.QMainWindow):
         elif run_id is not None and self.current_id is not None:
             sid = self.current_id
             trace = self.store.run(lambda s: repo.load_trace(s, run_id, sid, with_logits=False), write=False)
+        self._show_trace(trace)
+
+    def _show_trace(self, trace: PipelineTrace | None, loading: bool = False) -> None:
         self.trace = trace
         self.canvas.set_trace(trace)
         self.canvas.set_mask("candidate", None)
@@ -774,11 +810,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.canvas.attention_range:
             lo, hi = self.canvas.attention_range
             self.attention_legend.setText(f"Attention (inferno colour bar beside the image): dark {lo:.4g} → bright {hi:.4g}")
+        elif loading:
+            self.attention_legend.setText("Attention: loading the trace…")
         else:
             self.attention_legend.setText("Attention: no trace for this sample in the chosen run")
         # thumbnails and texts are built when their tab is shown: switching samples stays fast
         self._stale_panels = {"candidates", "evaluator"}
         self._refresh_visible_panel()
+        if not loading:
+            self.trace_shown.emit(-1 if self.current_id is None else self.current_id)
 
     def _refresh_visible_panel(self, _index: int = -1) -> None:
         current = self.tabs.currentWidget()
@@ -813,7 +853,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cand_table.setRowCount(0 if t is None else len(t.candidates))
         self.use_candidate_button.setEnabled(t is not None and bool(t.candidates))
         if t is None:
-            self.trace_info.setPlainText("No trace for this sample. Start a run in the Run tab.")
+            self.trace_info.setPlainText("Loading the trace…" if self._trace_future is not None
+                                         else "No trace for this sample. Start a run in the Run tab.")
             return
         ev = t.evaluator
         ranks = {cid: i + 1 for i, cid in enumerate(ev.ranking)} if ev else {}
@@ -849,6 +890,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _fill_evaluator(self) -> None:
         t = self.trace
         self.eval_groups.clear()
+        if t is None and self._trace_future is not None:
+            self.eval_text.setPlainText("Loading the trace…")
+            return
         if t is None or t.evaluator is None:
             self.eval_text.setPlainText("No evaluator output for this sample in this run (stage 2 was not run).")
             return
@@ -1491,6 +1535,7 @@ class MainWindow(QtWidgets.QMainWindow):
         old.close()
         self.current_id = None
         self.trace = None
+        self._trace_future = None
         self.setWindowTitle(f"Rea2Seg Studio — {store.url}")
         self._remember_recent(store.url)
         self.refresh_samples()

@@ -382,3 +382,35 @@ def test_worker_reports_progress_result_and_errors_on_signals(qtbot):
         t2 = workers.start(w2, parent)
     assert blocker.args[0] == "FileNotFoundError: /models/x.pth: no such checkpoint"
     qtbot.waitUntil(lambda: _ended(t2), timeout=5000)
+
+
+def test_a_slow_trace_is_drawn_when_it_arrives(qtbot, window, demo_store, monkeypatch):
+    """Switching samples does not wait for a slow trace: image and masks first, the trace after."""
+    import time
+
+    from core.store import repo as repo_mod
+
+    with qtbot.waitSignal(window.run_finished, timeout=120_000):
+        window.start_button.click()
+    window.step(1)
+    slow = repo_mod.load_trace
+
+    def load_trace(*a, **k):
+        time.sleep(0.3)
+        return slow(*a, **k)
+
+    monkeypatch.setattr(repo_mod, "load_trace", load_trace)
+    window._prefetched.clear()
+    window.trace_wait_s = 0.0
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(window.trace_shown, timeout=10_000) as blocker:
+        window.show_sample(1)
+        assert time.perf_counter() - t0 < 0.3 and window.trace is None  # not waited for
+        assert window.image is not None and window.canvas.items["gt"]
+        assert "loading" in window.attention_legend.text()
+    assert blocker.args == [1] and window.trace is not None and window.canvas.items["seeds"]
+    # a trace that arrives after the user moved on is not drawn
+    window.show_sample(1)
+    window.show_sample(2)
+    qtbot.wait(600)
+    assert window.current_id == 2 and window.trace is None
