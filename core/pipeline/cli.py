@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any
 
 
 def _bar(i: int, n: int, t0: float, label: str) -> None:
@@ -26,6 +28,47 @@ def default_settings(segmenter, **overrides):
     if segmenter.is_random:
         base = {"layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 12, "k1": 12, "k2": 8}
     return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
+
+
+@dataclass
+class Segmenter:
+    """A preset's prompt model and SAM backend, loaded together."""
+
+    prompt_model: Any
+    sam: Any
+    preset: str
+    is_random: bool
+
+
+def canonical_preset(preset: str) -> str:
+    """The preset's canonical name (aliases such as ``tiny-random`` resolved) when the model
+    config module knows presets; the name unchanged otherwise."""
+    try:
+        from core.models.config import canonical_preset as canon
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.models.config":
+            raise
+        return preset
+    return canon(preset)
+
+
+def load_segmenter(preset: str, device: str | None = None) -> Segmenter:
+    """Load a preset's prompt model and SAM backend from the user config (local paths only):
+    ``core.models.config.load_prompt_model`` and ``load_preset_sam``; the older
+    ``core.models.presets.load_segmenter`` where that module is absent."""
+    try:
+        from core.models import config as model_config
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.models.config":
+            raise
+        from core.models.presets import load_segmenter as legacy
+
+        return legacy(preset, device=device)
+    cfg = model_config.load_config()
+    name = model_config.canonical_preset(preset)
+    pm = model_config.load_prompt_model(name, cfg, device)
+    sam = model_config.load_preset_sam(name, cfg, device)
+    return Segmenter(pm, sam, name, bool(pm.is_random or sam.is_random))
 
 
 class OutOfMemory(RuntimeError):
@@ -113,10 +156,10 @@ def _resumed_settings(run, overrides: dict):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.models.presets import load_segmenter
     from core.store import open_store, repo
 
     overrides = _parse_overrides(args.settings)
+    preset = canonical_preset(args.preset)
     store = open_store(args.db)
     with store.session(write=False) as s:
         if args.sample:
@@ -125,11 +168,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 repo.get_sample(s, sid)
         else:
             ids = [x.id for x in repo.list_samples(s, status=args.status, category=args.category)]
-        run = repo.latest_run(s, args.preset) if args.resume else None
+        run = repo.latest_run(s, preset) if args.resume else None
     if args.resume and run is None:
-        print(f"rea2seg: no earlier run with preset {args.preset} to resume; starting a new one", file=sys.stderr)
+        print(f"rea2seg: no earlier run with preset {preset} to resume; starting a new one", file=sys.stderr)
     resumed = None if run is None else _resumed_settings(run, overrides)  # checked before loading models
-    seg = load_segmenter(args.preset, device=args.device)
+    seg = load_segmenter(preset, device=args.device)
     evaluator = None
     if args.evaluator:
         from core.evaluator.presets import load_evaluator
@@ -139,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run is None:
         with store.session() as s:
             run_id = repo.create_run(
-                s, name=args.run_name or f"{args.preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=args.preset,
+                s, name=args.run_name or f"{preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=preset,
                 config={"stage1": settings.to_dict(), "stage2": {"evaluator": args.evaluator, "cot": args.cot,
                                                                   "group_size": args.group_size}},
                 model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name,
@@ -197,7 +240,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("run", help="run stage 1 (candidate discovery) over a store's samples")
     p.add_argument("--db", required=True)
-    p.add_argument("--preset", required=True, help="tiny-random | tiny-random-lens | lisa-7b | lens-3b (paths from the config file)")
+    p.add_argument("--preset", required=True, help="lisa-7b | lens-3b (paths from the config file) | tiny-random-lisa (alias tiny-random) | tiny-random-lens")
     p.add_argument("--limit", type=int)
     p.add_argument("--resume", action="store_true", help="continue the latest run of this preset")
     p.add_argument("--run-name")

@@ -48,18 +48,20 @@ def tiny_sam():
 
 @pytest.fixture
 def fake_preset(monkeypatch, tiny_sam):
-    from core.models import presets
+    from core.models.base import ModelLoadError
+    from core.pipeline import cli
 
     made = []
 
-    def load(preset, config=None, device=None):
+    def load(preset, device=None):
         if preset != "fake":
-            raise presets.ModelLoadError(f"unknown preset {preset!r}")
-        seg = presets.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
+            raise ModelLoadError(f"unknown preset {preset!r}")
+        seg = cli.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
         made.append(seg)
         return seg
 
-    monkeypatch.setattr(presets, "load_segmenter", load)
+    monkeypatch.setattr(cli, "load_segmenter", load)
+    monkeypatch.setattr(cli, "canonical_preset", lambda p: p)
     return made
 
 
@@ -126,21 +128,31 @@ def test_run_selected_samples_in_a_new_run_and_bad_settings(db, fake_preset, cap
 
 def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch):
     from core.cli import main
-    from core.models import presets
+    from core.pipeline import cli
 
-    real = presets.load_segmenter
+    real = cli.load_segmenter
 
-    def failing(preset, config=None, device=None):
-        seg = real(preset, config, device)
+    def failing(preset, device=None):
+        seg = real(preset, device)
         seg.prompt_model.fail_on = 3
         return seg
 
-    monkeypatch.setattr(presets, "load_segmenter", failing)
+    monkeypatch.setattr(cli, "load_segmenter", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         main(["run", "--db", db, "--preset", "fake"])
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2}  # the two samples before the failure stay saved
-    monkeypatch.setattr(presets, "load_segmenter", real)
+    monkeypatch.setattr(cli, "load_segmenter", real)
     assert main(["run", "--db", db, "--preset", "fake", "--resume"]) == 0
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2, 3, 4}
+
+
+def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
+    from core.models.base import ModelLoadError
+    from core.pipeline.cli import canonical_preset, load_segmenter
+
+    monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "none.toml"))
+    assert canonical_preset("tiny-random") == "tiny-random-lisa"
+    with pytest.raises(ModelLoadError, match="lisa-7b: mllm_path is not set"):
+        load_segmenter("lisa-7b")
