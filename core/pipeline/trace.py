@@ -81,7 +81,7 @@ class SeedTrace:
     k2: int
     topk1: list[TokenScore]
     topk2: list[TokenScore]
-    seeds_xy: np.ndarray  # float32 (K, 2), image pixels
+    seeds_xy: np.ndarray  # float32 (K, 2): pixel indices (x, y) = (column, row), SAM's point convention
     seed_token: list[int] = field(default_factory=list)  # flat token index of each seed
 
 
@@ -92,7 +92,9 @@ class FeatureGraphTrace:
     ``edges`` are ``(i, j, cosine)`` with ``i < j`` indexing ``SeedTrace.seeds_xy``;
     ``core_members`` index the same seeds; ``k`` is the core number kept.
     ``negative_xy`` is ``argmax{L | L < delta}`` or, when no pixel is below ``delta``,
-    ``argmin L`` (``negative_fallback`` is then True).
+    ``argmin L`` (``negative_fallback`` is then True), as the pixel index ``(x, y)``.
+    Points, like ``SeedTrace.seeds_xy``, are pixel indices as SAM takes them: the pixel's
+    centre is at ``(x + 0.5, y + 0.5)`` in continuous image coordinates.
     """
 
     tau: float
