@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.pipeline.trace import PipelineTrace
 
@@ -94,6 +94,14 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.attention_range: tuple[float, float] | None = None
         self.image_item.mouseClickEvent = self._on_click
         self.image_item.mouseDragEvent = self._on_drag
+        self.image_item.hoverEvent = self._on_hover
+        # outline of the brush under the pointer (paint tools only), in image pixels
+        self.brush_radius = 0.0
+        self.brush_outline = QtWidgets.QGraphicsEllipseItem()
+        self.brush_outline.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
+        self.brush_outline.setZValue(TOOL_Z + 2)
+        self.brush_outline.setVisible(False)
+        self.view.addItem(self.brush_outline)
         # legend of the attention heatmap: shown beside the view while that layer is drawn
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
                                         width=14, label="attention", colorMapMenu=False, rounding=1e-9)
@@ -121,12 +129,25 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.clicked.emit(float(p.x()), float(p.y()), button)
         ev.accept()
 
+    def _on_hover(self, ev) -> None:
+        if ev.isExit() or not self.paint_mode:
+            self.brush_outline.setVisible(False)
+            return
+        self.show_brush_at(ev.pos().x(), ev.pos().y())
+
+    def show_brush_at(self, x: float, y: float) -> None:
+        """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""
+        r = self.brush_radius + 0.5
+        self.brush_outline.setRect(QtCore.QRectF(round(x) + 0.5 - r, round(y) + 0.5 - r, 2 * r, 2 * r))
+        self.brush_outline.setVisible(self.paint_mode)
+
     def _on_drag(self, ev) -> None:
         if not self.paint_mode or ev.button() != QtCore.Qt.MouseButton.LeftButton:
             ev.ignore()
             return
         ev.accept()
         p = ev.pos()
+        self.show_brush_at(p.x(), p.y())
         if ev.isStart():
             self._last_drag = (p.x(), p.y())
         if self._last_drag is not None:

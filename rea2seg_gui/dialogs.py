@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.models.presets import check_paths, config_path, load_config, save_config
+from rea2seg_gui.models import config_module, config_path, load_config, path_problems, save_config
 
 FIELDS = (
     ("presets", "lisa-7b", "mllm_path", "LISA-style model directory"),
@@ -50,9 +50,11 @@ def setting_problems(cfg: dict[str, Any]) -> list[str]:
                     continue
                 where = f"{table}.{name}.{key}"
                 p = Path(v).expanduser()
-                if key in DIRECTORY_KEYS and p.exists() and not p.is_dir():
+                if table == "presets" and config_module() is not None:
+                    pass  # core.models.config checks the presets' paths itself
+                elif key in DIRECTORY_KEYS and p.exists() and not p.is_dir():
                     problems.append(f"{where}: '{v}' is a file; a model directory is expected")
-                if key in FILE_KEYS and p.exists() and not p.is_file():
+                elif key in FILE_KEYS and p.exists() and not p.is_file():
                     problems.append(f"{where}: '{v}' is a directory; the checkpoint file itself is expected")
                 if key == "device" and not DEVICE.match(v):
                     problems.append(f"{where}: '{v}' is not a device; use cpu, cuda, cuda:N or mps")
@@ -131,7 +133,7 @@ class SettingsDialog(QtWidgets.QDialog):
 
     def check(self) -> list[str]:
         cfg = self.collected()
-        problems = check_paths(cfg) + setting_problems(cfg)
+        problems = path_problems(cfg) + setting_problems(cfg)
         self.problem.setText("\n".join(problems) if problems else "All set paths exist.")
         return problems
 

@@ -23,7 +23,6 @@ from core.evaluator.presets import EVALUATOR_PRESETS
 from core.images import ImageError, load_image_rgb
 from core.metrics import intersection_union, sample_iou
 from core.models.base import ModelLoadError
-from core.models.presets import PRESETS, load_config
 from core.pipeline.trace import PipelineTrace
 from core.store import Store, repo, review
 from core.store.models import CATEGORIES, STATUSES
@@ -55,8 +54,6 @@ SAM_PROMPTS = (
     ("gt", "ground truth"),
 )
 MASK_PROMPT_LOGIT = 10.0  # a binary mask given to SAM as a mask prompt: +10 inside, −10 outside
-# which SAM each preset uses (for showing that preset's default parameters in the Run tab)
-PRESET_BACKBONE = {"tiny-random": "sam", "lisa-7b": "sam", "tiny-random-lens": "sam2", "lens-3b": "sam2"}
 
 
 def message(parent: QtWidgets.QWidget | None, title: str, text: str, *, error: bool = False) -> None:
@@ -404,6 +401,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.brush_size = QtWidgets.QSpinBox()
         self.brush_size.setRange(1, 200)
         self.brush_size.setValue(8)
+        self.brush_size.valueChanged.connect(lambda v: setattr(self.canvas, "brush_radius", float(v)))
         f.addRow("Brush radius (px)  [ / ]", self.brush_size)
         f.addRow(QtWidgets.QLabel("<b>SAM click refinement</b>"))
         self.sam_preset = QtWidgets.QComboBox()
@@ -549,7 +547,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ----------------------------------------------------------------------------- presets
     def _config(self) -> dict[str, Any]:
         try:
-            return load_config()
+            return gui_models.load_config()
         except ModelLoadError as exc:
             self.statusBar().showMessage(f"{exc} — fix it in File → Settings")
             return {}
@@ -572,11 +570,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 item.setEnabled(why is None)
                 item.setToolTip(why or f"{name}: ready")
             idx = combo.findText(keep)
-            combo.setCurrentIndex(idx if idx >= 0 and model.item(idx).isEnabled() else 0)
+            if idx < 0 or not model.item(idx).isEnabled():  # else the first usable one
+                idx = next((i for i in range(combo.count()) if model.item(i).isEnabled()), 0)
+            combo.setCurrentIndex(idx)
             combo.blockSignals(False)
 
-        fill(self.run_preset, list(PRESETS), gui_models.segmenter_problem)
-        fill(self.sam_preset, list(PRESETS), gui_models.sam_problem)
+        presets = list(gui_models.segmenter_presets())
+        fill(self.run_preset, presets, gui_models.segmenter_problem)
+        fill(self.sam_preset, presets, gui_models.sam_problem)
         fill(self.eval_preset, list(EVALUATOR_PRESETS), gui_models.evaluator_problem, first="none (stage 1 only)")
         self._show_preset_defaults()
 
@@ -585,8 +586,8 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.pipeline.cli import default_settings
 
         preset = self.run_preset.currentText()
-        backbone = PRESET_BACKBONE.get(preset, "sam")
-        stand_in = SimpleNamespace(is_random=preset.startswith("tiny-random"), sam=SimpleNamespace(kind=backbone))
+        stand_in = SimpleNamespace(is_random=gui_models.is_random_preset(preset),
+                                   sam=SimpleNamespace(kind=gui_models.backbone(preset)))
         defaults = default_settings(stand_in).to_dict()
         use_defaults = self.use_paper_defaults.isChecked()
         for name, w in self.params.items():
@@ -703,7 +704,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._load_trace()
         else:
             self._show_trace(None, loading=True)
-            futures[1].add_done_callback(lambda _f, sid=sample_id, rid=run_id: self._trace_arrived.emit(sid, rid))
+            futures[1].add_done_callback(lambda _f, sid=sample_id, rid=run_id: self._notify_trace(sid, rid))
         self._load_history()
         self.statusBar().showMessage(f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}")
         self._prefetch_next()
@@ -770,6 +771,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.history_table.resizeColumnsToContents()
 
     # ------------------------------------------------------------------------------- trace
+    def _notify_trace(self, sample_id: int, run_id: int | None) -> None:
+        """From a pool thread: hand the arrival to the GUI thread (a queued signal)."""
+        try:
+            self._trace_arrived.emit(sample_id, run_id)
+        except RuntimeError:  # the window is already gone
+            pass
+
     @QtCore.Slot(int, object)
     def _on_trace_arrived(self, sample_id: int, run_id: int | None) -> None:
         """A trace loaded in the pool after the sample was shown: draw it if still wanted."""
@@ -1052,6 +1060,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.canvas.set_polygon(None)
         self.tool = name
         self.canvas.paint_mode = name in ("brush", "eraser")
+        self.canvas.brush_radius = self.brush_size.value()
+        if not self.canvas.paint_mode:
+            self.canvas.brush_outline.setVisible(False)
         for s in self.poly_fill_shortcuts:
             s.setEnabled(name == "polygon")
         hints = {"none": "drag to pan, wheel to zoom", "brush": "drag to paint ([ / ] size)", "eraser": "drag to erase",
@@ -1348,9 +1359,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _get_segmenter(self, preset: str):
         """Load the preset's segmenter once (worker thread); its SAM also serves the click tool."""
         if preset not in self.segmenters:
-            from core.models.presets import load_segmenter
-
-            seg = load_segmenter(preset, self._config_for_worker)
+            seg = gui_models.load_segmenter(preset, self._config_for_worker)
             self.segmenters[preset] = seg
             self.sams[preset] = (seg.sam, bool(seg.is_random))  # one SAM (and embedding cache) per preset
         return self.segmenters[preset]

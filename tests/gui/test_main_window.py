@@ -8,6 +8,7 @@ from PySide6 import QtCore
 
 from core.store import repo, review
 from rea2seg_gui.canvas import LAYERS
+from rea2seg_gui.models import tiny_lisa_preset
 
 
 def _status(store, sid):
@@ -162,7 +163,7 @@ def test_every_layer_toggles_with_its_shortcut(qtbot, window):
 
 def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_store):
     window._select_row(0)
-    window.run_preset.setCurrentText("tiny-random")
+    window.run_preset.setCurrentText(tiny_lisa_preset())
     with qtbot.waitSignal(window.run_finished, timeout=120_000) as blocker:
         window.start_button.click()
         assert not window.start_button.isEnabled() and window.cancel_button.isEnabled()
@@ -190,7 +191,7 @@ def test_unconfigured_presets_are_disabled_with_the_reason(qtbot, window):
     model = window.run_preset.model()
     idx = window.run_preset.findText("lisa-7b")
     assert not model.item(idx).isEnabled() and "mllm_path" in model.item(idx).toolTip()
-    assert model.item(window.run_preset.findText("tiny-random")).isEnabled()
+    assert model.item(window.run_preset.findText(tiny_lisa_preset())).isEnabled()
     sam_model = window.sam_preset.model()
     assert "sam2_checkpoint" in sam_model.item(window.sam_preset.findText("lens-3b")).toolTip()
     ev = window.eval_preset.model()
@@ -198,7 +199,7 @@ def test_unconfigured_presets_are_disabled_with_the_reason(qtbot, window):
 
 
 def test_a_broken_checkpoint_is_shown_not_raised(qtbot, window, tmp_path):
-    from core.models.presets import save_config
+    from rea2seg_gui.models import save_config
 
     (tmp_path / "lisa").mkdir()
     (tmp_path / "sam.pth").write_bytes(b"not a checkpoint")
@@ -227,7 +228,7 @@ def _wait_sam(qtbot, window, click):
 
 
 def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, demo_store):
-    window.sam_preset.setCurrentText("tiny-random")
+    window.sam_preset.setCurrentText(tiny_lisa_preset())
     window.sam_prompt.setCurrentIndex(0)  # no mask prompt
     qtbot.keyClick(window, QtCore.Qt.Key.Key_S)
     assert window.tool == "sam" and not window.canvas.paint_mode
@@ -239,7 +240,7 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
     assert prov["is_random"] is True and prov["mask_prompt"] is None and "RANDOM" in window.edit_state.text()
     assert window.canvas.clicks_item.data.shape[0] == 2
     assert "SAM, 2 clicks (random weights)" in window.history_table.item(0, 3).text()  # newest first
-    sam, _ = window.sams["tiny-random"]
+    sam, _ = window.sams[tiny_lisa_preset()]
     assert sam.embed_calls == 1  # the image embedding is computed once for every click
     _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace))
     assert _provenance(demo_store)["points_xy"] == [[200.0, 150.0]]
@@ -255,7 +256,7 @@ def test_sam_reprompted_with_a_candidate_mask(qtbot, window, demo_store):
     window.tabs.setCurrentWidget(window.candidates_tab)
     window.cand_table.selectRow(1)
     cid = window._selected_candidate().id
-    window.sam_preset.setCurrentText("tiny-random")
+    window.sam_preset.setCurrentText(tiny_lisa_preset())
     window.sam_prompt.setCurrentIndex(window.sam_prompt.findData("candidate"))
     _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_M))  # the mask alone
     prov = _provenance(demo_store)
@@ -265,7 +266,7 @@ def test_sam_reprompted_with_a_candidate_mask(qtbot, window, demo_store):
     prov = _provenance(demo_store)
     assert prov["points_xy"] == [[100.0, 100.0]] and prov["mask_prompt"]["from_candidate"] == cid
     # the run and the click tool share one SAM and its embedding cache
-    assert window.sams["tiny-random"][0] is window.segmenters["tiny-random"].sam
+    assert window.sams[tiny_lisa_preset()][0] is window.segmenters[tiny_lisa_preset()].sam
 
 
 def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path, monkeypatch):
@@ -414,3 +415,33 @@ def test_a_slow_trace_is_drawn_when_it_arrives(qtbot, window, demo_store, monkey
     window.show_sample(2)
     qtbot.wait(600)
     assert window.current_id == 2 and window.trace is None
+
+
+def test_review_keys_work_wherever_the_focus_is(qtbot, window, demo_store):
+    window.sample_table.setFocus()
+    qtbot.keyClick(window.sample_table, QtCore.Qt.Key.Key_A)
+    assert _status(demo_store, 1) == "verified" and window.current_id == 2
+    qtbot.keyClick(window.sample_table, QtCore.Qt.Key.Key_Down)
+    assert window.current_id == 3
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, QtCore.Qt.Key.Key_R)
+    assert _status(demo_store, 3) == "rejected"
+    # typing in the note field types; it does not review
+    window.note_edit.setFocus()
+    qtbot.keyClicks(window.note_edit, "RAF")
+    assert window.note_edit.text() == "RAF" and _status(demo_store, 4) == "pending"
+
+
+def test_brush_outline_follows_the_pointer(qtbot, window):
+    window._check_tool("brush")
+    window.brush_size.setValue(10)
+    c = window.canvas
+    centre = c.view.mapViewToScene(QtCore.QPointF(200, 150))
+    pos = c.mapFromScene(centre)
+    qtbot.mouseMove(c.viewport(), pos)
+    qtbot.mouseMove(c.viewport(), pos + QtCore.QPoint(1, 1))
+    qtbot.waitUntil(c.brush_outline.isVisible, timeout=2000)
+    r = c.brush_outline.rect()
+    assert r.width() == pytest.approx(21) and abs(r.center().x() - 200.5) <= 2 and abs(r.center().y() - 150.5) <= 2
+    window._check_tool("none")
+    assert not c.brush_outline.isVisible()

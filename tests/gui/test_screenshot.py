@@ -27,7 +27,8 @@ SCRIPT = textwrap.dedent(
     w.show()
     for key in ("topk2", "graph", "seeds", "attention"):
         w.layer_checks[key].setChecked(True)
-    w.tabs.setCurrentIndex(2)
+    w.tabs.setCurrentWidget(w.candidates_tab)
+    w.cand_table.sortItems(7, QtCore.Qt.SortOrder.DescendingOrder)  # best true IoU first
     w.cand_table.selectRow(0)
     def shoot():
         subprocess.run(["import", "-window", "root", sys.argv[2]], check=True)
