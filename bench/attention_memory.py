@@ -1,77 +1,114 @@
-"""Peak memory of the lean attention-row capture vs eager ``output_attentions=True``.
+"""Peak memory of the lean attention-row capture vs eager ``output_attentions=True`` (§4.1–4.2).
 
-For growing sequence lengths (image tokens + a short text), each configuration runs in a fresh
-process and reports its peak resident memory (CPU) or peak CUDA allocation (GPU), minus the
-same model's plain SDPA forward. Prints the extra memory of each method and eager/lean ratios.
+A small random Llama (or Qwen2) language model runs one forward pass over ``T = image tokens +
+40 text tokens`` and we ask for the last position's attention row at every layer, three ways,
+each in a fresh process:
 
-    .venv/bin/python bench/attention_memory.py [--tokens 256 576 1024 2304] [--layers 8] [--hidden 512]
+- ``sdpa``:  the plain SDPA forward, no attention requested (the baseline);
+- ``lean``:  the same SDPA forward inside :class:`core.models.attention.AttentionRowCapture`;
+- ``eager``: ``attn_implementation="eager"`` + ``output_attentions=True`` (what one would
+  otherwise do), keeping every layer's (heads × T × T) matrix.
+
+Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA, else the growth of the process's
+peak resident set (``ru_maxrss``) during the forward pass. The table gives each method's extra
+peak over the baseline and eager/lean. Defaults run in well under 2 minutes on 2 CPU cores.
+
+    .venv/bin/python bench/attention_memory.py [--tokens 64 256 576 1024 2304] [--layers 8]
+        [--hidden 256] [--arch llama|qwen2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+TEXT_TOKENS = 40
 
 CHILD = r"""
-import json, resource, sys, torch
+import json, resource, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from transformers import LlamaConfig, LlamaForCausalLM
-from core.models.attention import AttentionRowCapture
-mode, T, layers, hidden = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from core.models.attention import AttentionRowCapture, decoder_layers
+mode, T, layers, hidden, arch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 dev = "cuda" if torch.cuda.is_available() else "cpu"
 torch.manual_seed(0)
-cfg = LlamaConfig(vocab_size=1000, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                  num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=T + 8)
-model = LlamaForCausalLM._from_config(cfg, attn_implementation="eager" if mode == "eager" else "sdpa").to(dev).eval()
+if arch == "qwen2":
+    from transformers import Qwen2Config as Cfg, Qwen2ForCausalLM as Model
+else:
+    from transformers import LlamaConfig as Cfg, LlamaForCausalLM as Model
+cfg = Cfg(vocab_size=1000, hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
+          num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=T + 8)
+model = Model._from_config(cfg, attn_implementation="eager" if mode == "eager" else "sdpa").to(dev).eval()
 ids = torch.randint(0, 1000, (1, T), device=dev)
+body = model.model  # no lm_head: the adapters read hidden states, not logits
 if dev == "cuda":
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = torch.cuda.max_memory_allocated() if dev == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t0 = time.perf_counter()
 with torch.inference_mode():
     if mode == "eager":
-        out = model(input_ids=ids, output_attentions=True)
+        out = body(input_ids=ids, output_attentions=True)
         rows = torch.stack([a[0, :, T - 1] for a in out.attentions])
     elif mode == "lean":
-        with AttentionRowCapture(model.model.layers, list(range(layers)), T - 1) as cap:
-            model(input_ids=ids)
+        with AttentionRowCapture(decoder_layers(model), list(range(layers)), T - 1) as cap:
+            body(input_ids=ids)
         rows = cap.rows()
     else:
-        model(input_ids=ids)
-peak = torch.cuda.max_memory_allocated() if dev == "cuda" else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
-print(json.dumps({"peak": peak, "device": dev}))
+        body(input_ids=ids)
+if dev == "cuda":
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+else:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"extra": peak - base, "seconds": time.perf_counter() - t0, "device": dev}))
 """
 
 
-def measure(mode: str, tokens: int, layers: int, hidden: int) -> tuple[float, str]:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), mode, str(tokens), str(layers), str(hidden)],
-                       capture_output=True, text=True, timeout=600)
+def measure(mode: str, tokens: int, layers: int, hidden: int, arch: str) -> dict:
+    """One forward pass in a fresh process; ``{"extra": bytes, "seconds": s, "device": str}``."""
+    # large blocks straight from mmap and back on free, so peak RSS follows peak allocation
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072",
+           "MALLOC_ARENA_MAX": "2"}
+    r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), mode, str(tokens), str(layers), str(hidden), arch],
+                       capture_output=True, text=True, timeout=600, env=env)
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-1500:])
-    d = json.loads(r.stdout.strip().splitlines()[-1])
-    return float(d["peak"]), d["device"]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=int, nargs="+", default=[256, 576, 1024, 2304])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokens", type=int, nargs="+", default=[64, 256, 576, 1024, 2304], help="image tokens")
     ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
     args = ap.parse_args()
-    print(f"{'tokens':>8}{'sdpa MiB':>12}{'lean +MiB':>12}{'eager +MiB':>12}{'eager/lean':>12}")
-    for t in args.tokens:
-        base, dev = measure("plain", t, args.layers, args.hidden)
-        lean, _ = measure("lean", t, args.layers, args.hidden)
-        eager, _ = measure("eager", t, args.layers, args.hidden)
-        mib = 1024 * 1024
-        extra_lean = max(lean - base, 1.0)
-        extra_eager = max(eager - base, 1.0)
-        print(f"{t:>8}{base / mib:>12.1f}{extra_lean / mib:>12.1f}{extra_eager / mib:>12.1f}{extra_eager / extra_lean:>12.1f}   ({dev})")
-    print("extra = peak memory above the same model's plain SDPA forward; eager/lean > 1 means the lean capture saves memory")
+    t_start = time.perf_counter()
+    mib = 1024 * 1024
+    print(f"{args.arch}: {args.layers} layers, hidden {args.hidden}, 8 heads (4 kv), rows of the last token at "
+          f"all layers; T = image tokens + {TEXT_TOKENS}")
+    print(f"{'image tok':>10}{'T':>7}{'sdpa MiB':>11}{'lean +MiB':>11}{'eager +MiB':>12}{'eager/lean':>12}"
+          f"{'T²·H·L MiB':>12}")
+    dev = "?"
+    for n in args.tokens:
+        t = n + TEXT_TOKENS
+        base = measure("sdpa", t, args.layers, args.hidden, args.arch)
+        lean = measure("lean", t, args.layers, args.hidden, args.arch)
+        eager = measure("eager", t, args.layers, args.hidden, args.arch)
+        dev = base["device"]
+        extra_lean = max(lean["extra"] - base["extra"], 0)
+        extra_eager = max(eager["extra"] - base["extra"], 0)
+        ratio = extra_eager / max(extra_lean, mib / 8)  # an extra under 1/8 MiB counts as 1/8 MiB
+        full = t * t * 8 * args.layers * 4 / mib  # float32 attention maps eager must keep
+        print(f"{n:>10}{t:>7}{base['extra'] / mib:>11.1f}{extra_lean / mib:>11.1f}{extra_eager / mib:>12.1f}"
+              f"{ratio:>12.1f}{full:>12.1f}")
+    print(f"device: {dev}; extra = peak above the plain SDPA forward ({'cuda max_memory_allocated' if dev == 'cuda' else 'peak RSS growth'}); "
+          f"T²·H·L = the full attention maps eager returns; total {time.perf_counter() - t_start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def lisa_src(tmp_path_factory):
 
 def test_convert_then_load_is_exact(lisa_src, tmp_path, capsys):
     from core.cli import main
-    from core.models.lisa import crop_grid_boxes, load_lisa
+    from core.models.lisa import crop_token_boxes, load_lisa
     from core.models.tiny_sam import build_tiny_sam
 
     src, clip, state = lisa_src
@@ -79,7 +79,7 @@ def test_convert_then_load_is_exact(lisa_src, tmp_path, capsys):
     assert "<im_start>" in m._prompt("q") and m.image_aspect_ratio == "crop"
     image = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
     out = m.encode(image, "which cube ?", [0, 1])
-    assert out.prompt_embedding.shape == (1, 256) and np.array_equal(out.token_boxes_xyxy, crop_grid_boxes((60, 80), 4))
+    assert out.prompt_embedding.shape == (1, 256) and np.array_equal(out.token_boxes_xyxy, crop_token_boxes((60, 80), 4))
 
 
 def test_convert_reports_missing_parts(lisa_src, tmp_path):
