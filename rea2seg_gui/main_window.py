@@ -349,6 +349,8 @@ class MainWindow(QtWidgets.QMainWindow):
         cheader.setMinimumSectionSize(30)
         cheader.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
         cheader.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
+        for col in (1, 6):  # id, rank: narrow
+            cheader.setSectionResizeMode(col, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.cand_table.setColumnWidth(0, 70)
         self.cand_table.setSortingEnabled(True)
         self.cand_table.itemSelectionChanged.connect(self._on_candidate)
