@@ -44,6 +44,7 @@ resizes are plain stretches of the whole image).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -219,8 +220,7 @@ class LensPromptModel:
                  options: LensOptions | None = None) -> None:
         opts = options or LensOptions()
         if max_new_tokens is not None:
-            opts = LensOptions(opts.system_prompt, opts.question_template, opts.resize_longest, int(max_new_tokens),
-                               opts.positions)
+            opts = dataclasses.replace(opts, max_new_tokens=int(max_new_tokens))
         self.options = opts
         self.model = model.to(device).eval()
         self.processor = processor
@@ -330,6 +330,8 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"'{p}' has no config.json: not a transformers model directory (setting {setting})")
     options = read_lens_options(p, setting)
+    if max_new_tokens is not None and int(max_new_tokens) < 0:
+        raise ModelLoadError(f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)")
     head_file = p / HEAD_FILE
     try:
         state = torch.load(head_file, map_location="cpu", weights_only=True) if head_file.is_file() \

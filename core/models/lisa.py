@@ -21,7 +21,8 @@ Accepted directory layout (:func:`load_lisa`, offline, ``local_files_only=True``
 - optional ``rea2seg.json`` (:class:`LisaOptions`): ``image_aspect_ratio`` (``"crop"`` — the
   default: LISA's code sets LLaVA's aspect mode to ``"square"``, i.e. CLIP's own resize + centre
   crop, for LLaVA-v1 and LLaVA-1.5 bases alike — or ``"pad"`` for models trained with
-  LLaVA-1.5's ``expand2square``), ``prompt_template`` (with ``{image}`` and ``{question}``),
+  LLaVA-1.5's ``expand2square``), ``prompt_template`` (with ``{image}`` and ``{question}``;
+  default :func:`default_prompt`, LISA's),
   ``answer_template`` (must contain ``[SEG]``), ``max_new_tokens``.
 
 Flow of :meth:`LisaPromptModel.encode` (§4.1–4.2):
@@ -44,6 +45,7 @@ CLIP-L/14 at 224 px: 16 × 16 = 256 tokens); ``pad`` → :func:`pad_token_boxes`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
@@ -67,13 +69,15 @@ from core.models.tokens import (  # re-exported: older callers import the geomet
 
 __all__ = [
     "ANSWER_TEMPLATE", "DEFAULT_LAYERS", "DEFAULT_PROMPT", "SEG_TOKEN", "LisaOptions", "LisaPromptModel",
-    "LisaSamSource", "PreparedPass", "crop_grid_boxes", "crop_token_boxes", "expand_to_square", "find_lisa_sam",
-    "llava_pad_colour", "load_lisa", "make_text_hidden_fcs", "pad_token_boxes", "read_lisa_sam_state_dict",
-    "read_text_hidden_fcs", "seg_query_position", "square_grid_boxes",
+    "LisaSamSource", "PreparedPass", "crop_grid_boxes", "crop_token_boxes", "default_prompt", "expand_to_square",
+    "find_lisa_sam", "llava_pad_colour", "load_lisa", "make_text_hidden_fcs", "pad_token_boxes",
+    "read_lisa_sam_state_dict", "read_text_hidden_fcs", "seg_query_position", "square_grid_boxes",
 ]
 
 SEG_TOKEN = "[SEG]"
-DEFAULT_PROMPT = "USER: {image}\n{question} Please output segmentation mask. ASSISTANT:"
+LLAVA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+                   "helpful, detailed, and polite answers to the human's questions.")
+DEFAULT_PROMPT = LLAVA_V1_SYSTEM + " USER: {image}\n{question} Please output segmentation mask. ASSISTANT:"
 ANSWER_TEMPLATE = "Sure, it is [SEG]."
 DEFAULT_LAYERS = list(range(14, 31))  # App. B: LLaVA layers 14 to 30, 0-based
 FCS_FILE = "text_hidden_fcs.pt"
@@ -88,14 +92,14 @@ class LisaOptions:
     """Per-model settings read from ``rea2seg.json`` (module docstring)."""
 
     image_aspect_ratio: str = "crop"
-    prompt_template: str = DEFAULT_PROMPT
+    prompt_template: str = ""  # "" = LISA's prompt (see default_prompt)
     answer_template: str = ANSWER_TEMPLATE
     max_new_tokens: int = 32
 
     def __post_init__(self) -> None:
         if self.image_aspect_ratio not in ("pad", "crop"):
             raise ValueError(f"image_aspect_ratio must be 'pad' or 'crop', got {self.image_aspect_ratio!r}")
-        if "{image}" not in self.prompt_template or "{question}" not in self.prompt_template:
+        if self.prompt_template and ("{image}" not in self.prompt_template or "{question}" not in self.prompt_template):
             raise ValueError("prompt_template needs {image} and {question}")
         if SEG_TOKEN not in self.answer_template:
             raise ValueError(f"answer_template must contain {SEG_TOKEN}")
@@ -114,6 +118,16 @@ def read_options(path: Path, setting: str) -> LisaOptions:
         return LisaOptions(**{k: v for k, v in raw.items() if k in known})
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
         raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
+
+
+def default_prompt(tokenizer: Any) -> str:
+    """LISA's prompt (LLaVA's ``llava_v1`` conversation, ReasonSeg validation wording): the system
+    sentence, ``USER: <image>\\n{question} Please output segmentation mask. ASSISTANT:``, with
+    the image wrapped in ``<im_start>``/``<im_end>`` when the tokenizer has them (LISA trains with
+    ``use_mm_start_end``)."""
+    known = all(tokenizer.convert_tokens_to_ids(t) not in (None, tokenizer.unk_token_id)
+                for t in ("<im_start>", "<im_end>"))
+    return DEFAULT_PROMPT.replace("{image}", "<im_start>{image}<im_end>" if known else "{image}")
 
 
 def seg_query_position(ids: torch.Tensor | np.ndarray | list[int], seg_id: int, start: int = 0) -> int:
@@ -333,7 +347,8 @@ class LisaPromptModel:
         return int(self.options.max_new_tokens)
 
     def _prompt(self, question: str) -> str:
-        return self.options.prompt_template.replace("{image}", self.processor.image_token).replace("{question}", question)
+        template = self.options.prompt_template or default_prompt(self.processor.tokenizer)
+        return template.replace("{image}", self.processor.image_token).replace("{question}", question)
 
     def _image_and_boxes(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hw = image_rgb.shape[:2]
@@ -441,8 +456,9 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     _check_llava_layout(p, setting)
     options = read_options(p, setting)
     if max_new_tokens is not None:
-        options = LisaOptions(options.image_aspect_ratio, options.prompt_template, options.answer_template,
-                              int(max_new_tokens))
+        if int(max_new_tokens) < 0:
+            raise ModelLoadError(f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)")
+        options = dataclasses.replace(options, max_new_tokens=int(max_new_tokens))
     fcs_state = read_text_hidden_fcs(p, setting)
     try:
         with quiet_transformers():

@@ -52,6 +52,8 @@ def image():
 
 @pytest.mark.parametrize("positions", ["sequential", "mrope"])
 def test_lean_rows_equal_eager_attention(lens, eager, image, positions):
+    from core.models.attention import AttentionRowCapture, decoder_layers
+
     before = lens.options
     lens.options = dataclasses.replace(before, positions=positions)
     try:
@@ -64,6 +66,9 @@ def test_lean_rows_equal_eager_attention(lens, eager, image, positions):
     for n in range(4):
         want = ref[n][0, :, sp.query_index, sp.image_positions].float().numpy()
         assert np.allclose(out.attention[n], want, atol=1e-5, rtol=0)
+    with torch.inference_mode(), AttentionRowCapture(decoder_layers(eager), [2], sp.query_index) as cap:
+        eager(**sp.kwargs)  # the capture works on the eager kernel too
+    assert torch.allclose(cap.rows()[0], ref[2][0, :, sp.query_index], atol=1e-5)
     if positions == "sequential":  # LENS's second pass: plain 1-D positions for every token
         assert sp.kwargs["position_ids"][:, 0].tolist() == [list(range(sp.kwargs["input_ids"].shape[1]))] * 3
     else:

@@ -137,6 +137,16 @@ def test_crop_mode_boxes_follow_the_processor(lisa_dir, image, tmp_path):
     assert out.extra["seg_forced"] and m.max_new_tokens == 0  # teacher-forced template, as LISA's validation
 
 
+def test_token_grid_follows_the_vision_tower(image, tmp_path):
+    from core.models.lisa import load_lisa, pad_token_boxes
+    from core.models.tiny_mllm import build_tiny_lisa
+
+    m = load_lisa(build_tiny_lisa(tmp_path / "84px", image_size=84), is_random=True)  # 6 x 6 patches of 14 px
+    out = m.encode(image, "which cube ?", [3])
+    assert out.grid_hw == (6, 6) and out.attention.shape == (1, 4, 36)
+    assert np.array_equal(out.token_boxes_xyxy, pad_token_boxes((60, 80), 6))
+
+
 def test_loader_errors_name_the_file_and_setting(lisa_dir, tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -174,3 +184,14 @@ def test_bad_input_is_refused(lisa):
         lisa.encode(np.zeros((10, 10, 3), np.float32), "q")
     with pytest.raises(ValueError, match="out of range"):
         lisa.encode(np.zeros((10, 10, 3), np.uint8), "q", [7])
+
+
+def test_default_prompt_is_lisas_conversation(lisa):
+    from core.models.lisa import default_prompt
+    from core.models.tiny_mllm import word_tokenizer
+
+    p = lisa._prompt("Which cube?")
+    assert p.startswith("A chat between a curious human and an artificial intelligence assistant.")
+    assert p.endswith(" USER: <image>\nWhich cube? Please output segmentation mask. ASSISTANT:")
+    tok = word_tokenizer(["<unk>", "<im_start>", "<im_end>"], ["a"], additional_special_tokens=["<im_start>", "<im_end>"])
+    assert "USER: <im_start>{image}<im_end>\n{question}" in default_prompt(tok)
