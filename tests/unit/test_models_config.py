@@ -138,3 +138,17 @@ def test_config_file_round_trip_and_errors(_config_file):
     _config_file.write_text("[presets.lisa-7b\nmllm_path = 1")
     with pytest.raises(ModelLoadError, match=f"{_config_file}: not valid TOML"):
         load_config()
+
+
+def test_paper_layer_defaults_on_full_depth_models(tmp_path):
+    from core.models.lens import load_lens
+    from core.models.lisa import load_lisa
+    from core.models.tiny_mllm import build_tiny_lens, build_tiny_lisa
+
+    image = (np.random.default_rng(2).random((50, 70, 3)) * 255).astype(np.uint8)
+    lisa = load_lisa(build_tiny_lisa(tmp_path / "lisa32", layers=32), is_random=True, max_new_tokens=0)
+    out = lisa.encode(image, "which ball ?")
+    assert out.layers == list(range(14, 31)) and out.attention.shape == (17, 4, 16)  # App. B: 14–30
+    lens = load_lens(build_tiny_lens(tmp_path / "lens36", layers=36), is_random=True, max_new_tokens=0)
+    out = lens.encode(image, "which ball ?")
+    assert out.layers == [33] and out.attention.shape[:2] == (1, 4)  # App. B: layer 33 of 36
