@@ -24,11 +24,11 @@ import numpy as np  # noqa: E402
 
 
 def build_store(d: Path, n: int = 6):
+    from core.formats.sgdr import SgdrSample, write_sgdr
     from core.importers.sgdr import import_sgdr
     from core.masks import encode_rle
-    from core.pipeline.trace import Candidate, PipelineTrace
-    from core.sgdr import SgdrSample, write_sgdr
     from core.store import open_store, repo
+    from core.trace import Candidate, PipelineTrace
 
     rng = np.random.default_rng(0)
     samples = []

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.formats.sgdr import SgdrSample, write_sgdr  # noqa: E402
 from core.importers.sgdr import import_sgdr  # noqa: E402
 from core.masks import encode_rle  # noqa: E402
-from core.sgdr import SgdrSample, write_sgdr  # noqa: E402
 from core.store import open_store, repo  # noqa: E402
 from core.store.models import Dataset, Image, Mask, Sample  # noqa: E402
 

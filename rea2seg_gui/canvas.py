@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core.pipeline.trace import PipelineTrace
+from core.trace import PipelineTrace
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 

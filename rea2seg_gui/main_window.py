@@ -23,9 +23,9 @@ from core.evaluator.presets import EVALUATOR_PRESETS
 from core.images import ImageError, load_image_rgb
 from core.metrics import intersection_union, sample_iou
 from core.models.base import ModelLoadError
-from core.pipeline.trace import PipelineTrace
 from core.store import Store, repo, review
 from core.store.models import CATEGORIES, STATUSES
+from core.trace import PipelineTrace
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import worker as workers
 from rea2seg_gui.canvas import LAYERS, Canvas
@@ -585,7 +585,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_preset_defaults(self) -> None:
         """Show the parameters the preset runs with; editable once 'use the preset's defaults' is off."""
-        from core.pipeline.cli import default_settings
+        from core.cli.run import default_settings
 
         preset = self.run_preset.currentText()
         stand_in = SimpleNamespace(is_random=gui_models.is_random_preset(preset),
@@ -1098,7 +1098,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _on_canvas_drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        from core.maskops import paint_stroke
+        from core.mask_edit import paint_stroke
 
         if self._stroke is None:
             base, source = self._edit_base()
@@ -1133,7 +1133,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def close_polygon(self, add: bool) -> None:
         """Fill (or with ``add`` False, erase) the polygon drawn so far and save the mask."""
-        from core.maskops import fill_polygon
+        from core.mask_edit import fill_polygon
 
         fw = QtWidgets.QApplication.focusWidget()
         if isinstance(fw, QtWidgets.QLineEdit):  # Enter in a text field keeps its meaning
@@ -1289,12 +1289,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self._commit_mask(fn(base), {**provenance, "base": source})
 
     def fill_holes(self) -> None:
-        from core.maskops import fill_holes
+        from core.mask_edit import fill_holes
 
         self._apply(fill_holes, {"tool": "fill_holes"})
 
     def remove_specks(self) -> None:
-        from core.maskops import remove_specks
+        from core.mask_edit import remove_specks
 
         area = self.speck_area.value()
         self._apply(lambda m: remove_specks(m, area), {"tool": "remove_specks", "min_area": area})
@@ -1368,7 +1368,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start_run(self) -> None:
         """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""
-        from core.pipeline.cli import default_settings, run_samples
+        from core.cli.run import default_settings, run_samples
 
         ids = self.selected_ids() if self.scope_selected.isChecked() else None
         if ids is not None and not ids:
@@ -1419,7 +1419,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def rerun_and_compare(self) -> None:
         """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
-        from core.pipeline.cli import default_settings, run_samples
+        from core.cli.run import default_settings, run_samples
 
         if self.current_id is None or self.trace is None:
             self.run_error.setPlainText("Pick a sample that already has a trace (choose its run in the Candidates tab).")

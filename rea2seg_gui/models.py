@@ -3,7 +3,7 @@ be used (and why not), loading a segmenter or only its SAM.
 
 Everything is delegated to core: :mod:`core.models.config` when it is there (presets, path
 checks, SAM-only loading), else the older :mod:`core.models.presets`; segmenters load through
-``core.pipeline.cli.load_segmenter`` when it exists. A preset whose checkpoint is not configured
+``core.cli.run.load_segmenter`` when it exists. A preset whose checkpoint is not configured
 is shown disabled with the reason as its tooltip (the Settings dialog fixes it). Nothing here
 runs a model.
 """
@@ -122,11 +122,9 @@ def evaluator_problem(preset: str, cfg: dict[str, Any]) -> str | None:
 
 def load_segmenter(preset: str, cfg: dict[str, Any]) -> Any:
     """The preset's segmenter (prompt model + SAM backend) through core's loader."""
-    from core.pipeline import cli
+    from core.pipeline.runner import load_segmenter as load
 
-    if hasattr(cli, "load_segmenter"):
-        return cli.load_segmenter(preset)
-    return _legacy().load_segmenter(preset, cfg)
+    return load(preset)
 
 
 def load_sam(preset: str, cfg: dict[str, Any], loaded_segmenter: Any = None) -> tuple[Any, bool]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.metrics import IgnoreMode, MetricAccumulator, intersection_union, sample_iou
-from core.pipeline.trace import PipelineTrace
+from core.trace import PipelineTrace
 
 METHODS = ("top1", "best_of_top3", "initial", "oracle")
 LABELS = {

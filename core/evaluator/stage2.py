@@ -16,7 +16,7 @@ import numpy as np
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
-from core.pipeline.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
+from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
 __all__ = ["EVALUATOR_PRESETS", "Cancelled", "load_evaluator", "run_stage2"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.formats.sgdr import SgdrSample, write_sgdr
 from core.geometric.program import check, phrase, random_program
 from core.geometric.render import render
 from core.geometric.scene import sample_scene
 from core.masks import encode_rle
-from core.sgdr import SgdrSample, write_sgdr
 
 MIN_VISIBLE_FRACTION = 0.35  # a scene is resampled when an object is hidden more than this allows
 TRIES_PER_SCENE = 60

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.masks import bbox_xyxy, mask_iou
-from core.pipeline.trace import Candidate
+from core.trace import Candidate
 
 ORIGIN_ORDER = ("multimask", "semantic", "amg")
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.pipeline.trace import TokenScore
+from core.trace import TokenScore
 
 SeedPolicy = Literal["proportional", "one_per_token"]
 

@@ -40,7 +40,7 @@ from core.pipeline.semantic import (
     semantic_prompt,
 )
 from core.pipeline.settings import Stage1Settings
-from core.pipeline.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
+from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 STEPS = ("mllm", "sam_embed", "initial", "seeds", "amg", "semantic", "candidates")
 

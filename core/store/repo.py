@@ -14,7 +14,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.masks import as_bool_mask, decode_rle, encode_rle, mask_iou
-from core.pipeline.trace import PipelineTrace
 from core.store.models import (
     CATEGORIES,
     STATUSES,
@@ -27,6 +26,7 @@ from core.store.models import (
     RunSample,
     Sample,
 )
+from core.trace import PipelineTrace
 
 
 class NotFoundError(LookupError):

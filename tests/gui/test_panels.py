@@ -131,8 +131,8 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     """A hand-made trace: HTML in model text stays literal text; a parse failure is spelled out."""
     import numpy as np
 
-    from core.pipeline.trace import Candidate, EvaluatorGroup, EvaluatorTrace, PipelineTrace
     from core.store import repo
+    from core.trace import Candidate, EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
     m1 = np.zeros((360, 480), bool)
     m1[50:100, 50:100] = True
@@ -180,8 +180,8 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
 def test_random_evaluator_alone_raises_the_banner(qtbot, window, demo_store):
     import numpy as np
 
-    from core.pipeline.trace import Candidate, EvaluatorTrace, PipelineTrace
     from core.store import repo
+    from core.trace import Candidate, EvaluatorTrace, PipelineTrace
 
     ev = EvaluatorTrace("local", "tiny", True, 5, 0, False, [], {}, [])
     trace = PipelineTrace("q", (360, 480), "hand", {}, False, {}, None, None, None, None, None,

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.formats.sgdr import SgdrSample, write_sgdr
 from core.masks import encode_rle
-from core.sgdr import SgdrSample, write_sgdr
 from core.store import open_store
 
 

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 
 from core.cli import main
+from core.formats.sgdr import read_sgdr, write_sgdr
 from core.masks import encode_rle
-from core.sgdr import read_sgdr, write_sgdr
 
 
 def test_import_stats_export_metrics_end_to_end(tmp_path, sgdr_file, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 from core.evaluator.base import GroupResult
 from core.evaluator.parser import parse_scores
-from core.pipeline.trace import Candidate, PipelineTrace
+from core.trace import Candidate, PipelineTrace
 from tests.unit.conftest import box_mask
 
 E5 = 1e-5  # LISA's per-sample epsilon

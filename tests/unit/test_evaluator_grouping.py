@@ -14,7 +14,7 @@ from core.evaluator.grouping import (
     rerank,
     top_k,
 )
-from core.pipeline.trace import Candidate, PipelineTrace
+from core.trace import Candidate, PipelineTrace
 
 
 def test_groups_cover_every_candidate_once_and_are_reproducible():

@@ -107,7 +107,7 @@ def test_the_adapter_changes_the_model(tiny_dirs, lora_evaluator):
 
 def test_stage2_with_the_tiny_evaluator(lora_evaluator):
     from core.evaluator.stage2 import run_stage2
-    from core.pipeline.trace import Candidate, PipelineTrace
+    from core.trace import Candidate, PipelineTrace
 
     img, m = _image_and_masks()
     masks = [m, ~m, m & False, m.copy(), ~m & False, m | True]

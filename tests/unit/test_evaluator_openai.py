@@ -184,7 +184,7 @@ def test_gives_up_plainly_and_never_shows_the_key(server, image_and_masks):
 
 def test_key_echoed_in_an_answer_is_masked_and_not_in_the_trace(server, image_and_masks):
     from core.evaluator.stage2 import run_stage2
-    from core.pipeline.trace import Candidate, PipelineTrace
+    from core.trace import Candidate, PipelineTrace
 
     srv = server(default=(200, _ok(f"my key is {KEY}\nMask 1: 0.4\nMask 2: 0.2"), 0, {}))
     img, masks = image_and_masks

@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.formats.sgdr import read_sgdr
 from core.geometric.generate import generate
 from core.geometric.program import Desc, Program, check, execute, phrase
 from core.geometric.render import depth_order, render, silhouettes
 from core.geometric.scene import Scene, SceneObject
 from core.masks import decode_rle
-from core.sgdr import read_sgdr
 
 
 def _scene(with_far_left=True) -> Scene:
@@ -116,7 +116,7 @@ def test_generation_is_deterministic_and_every_question_checks(tmp_path):
 def test_cli_size_validation():
     import argparse
 
-    from core.geometric.cli import _size
+    from core.cli.generate import _size
 
     assert _size("960x720") == (960, 720)
     with pytest.raises(argparse.ArgumentTypeError):

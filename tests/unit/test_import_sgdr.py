@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.importers.sgdr import export_sgdr, import_sgdr
+from core.exporters.sgdr import export_sgdr
+from core.formats.sgdr import SgdrError, parse_sample, read_sgdr
+from core.importers.sgdr import import_sgdr
 from core.masks import decode_rle, encode_rle
-from core.sgdr import SgdrError, parse_sample, read_sgdr
 from core.store import open_store, repo
 
 

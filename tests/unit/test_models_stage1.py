@@ -75,7 +75,7 @@ def test_seed_amg_equals_library_generate_without_second_embedding(sam, image):
 def test_full_stage1_trace_on_tiny_models(lisa, sam, image):
     from core.pipeline.settings import Stage1Settings
     from core.pipeline.stage1 import Cancelled, run_stage1
-    from core.pipeline.trace import PipelineTrace
+    from core.trace import PipelineTrace
 
     s = Stage1Settings.for_backbone("sam", layers=None, k1=10, k2=6, seeds_total=12, pred_iou_thresh=0.0,
                                     stability_score_thresh=0.0, tau=0.0)
@@ -124,8 +124,8 @@ def test_run_skips_an_unreadable_image_and_reports_it(tmp_path, capsys):
 
     make_image(tmp_path / "a.png", (40, 60))
     make_image(tmp_path / "b.png", (40, 60), 1)
+    from core.formats.sgdr import SgdrSample, write_sgdr
     from core.masks import encode_rle
-    from core.sgdr import SgdrSample, write_sgdr
 
     m = encode_rle(np.zeros((40, 60), bool))
     write_sgdr(tmp_path / "p.json", [SgdrSample("a", "a.png", "q a", "other", "t", "pending", m),

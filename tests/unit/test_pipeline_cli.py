@@ -49,7 +49,7 @@ def tiny_sam():
 @pytest.fixture
 def fake_preset(monkeypatch, tiny_sam):
     from core.models.base import ModelLoadError
-    from core.pipeline import cli
+    from core.cli import run as cli
 
     made = []
 
@@ -128,7 +128,7 @@ def test_run_selected_samples_in_a_new_run_and_bad_settings(db, fake_preset, cap
 
 def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch):
     from core.cli import main
-    from core.pipeline import cli
+    from core.cli import run as cli
 
     real = cli.load_segmenter
 
@@ -149,8 +149,8 @@ def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch
 
 
 def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
+    from core.cli.run import canonical_preset, load_segmenter
     from core.models.base import ModelLoadError
-    from core.pipeline.cli import canonical_preset, load_segmenter
 
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "none.toml"))
     assert canonical_preset("tiny-random") == "tiny-random-lisa"

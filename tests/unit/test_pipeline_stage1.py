@@ -8,7 +8,7 @@ import pytest
 from core.models.base import PromptModelOutput
 from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import STEPS, Cancelled, run_stage1
-from core.pipeline.trace import PipelineTrace
+from core.trace import PipelineTrace
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from core.pipeline.semantic import (
     semantic_prompt,
 )
 from core.pipeline.settings import Stage1Settings
-from core.pipeline.trace import TokenScore
+from core.trace import TokenScore
 
 
 def _boxes(gh, gw, cell, dy=0.0):

@@ -98,7 +98,7 @@ def test_queue_and_counts(filled_store):
 
 
 def test_trace_round_trip_in_store(filled_store):
-    from core.pipeline.trace import Candidate, PipelineTrace
+    from core.trace import Candidate, PipelineTrace
 
     st = filled_store
     gt = box_mask((40, 60), 5, 15, 5, 25)
@@ -199,7 +199,7 @@ def test_kill9_during_review_burst_keeps_every_committed_review(filled_sqlite):
 
 
 def test_sgdr_masks_survive_kill9_during_import(tmp_path):
-    from core.sgdr import SgdrSample, write_sgdr
+    from core.formats.sgdr import SgdrSample, write_sgdr
     from tests.unit.conftest import make_image
 
     make_image(tmp_path / "x.png", (32, 32))
@@ -242,7 +242,7 @@ def test_sgdr_masks_survive_kill9_during_import(tmp_path):
 
 
 def test_trace_without_logits_for_viewers(filled_sqlite):
-    from core.pipeline.trace import Candidate, PipelineTrace
+    from core.trace import Candidate, PipelineTrace
     from tests.unit.conftest import box_mask
 
     m = box_mask((40, 60), 1, 5, 1, 5)

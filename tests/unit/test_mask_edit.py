@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.maskops import fill_holes, fill_polygon, paint_disk, paint_stroke, remove_specks
+from core.mask_edit import fill_holes, fill_polygon, paint_disk, paint_stroke, remove_specks
 
 
 def test_disk_and_stroke_known_pixels():

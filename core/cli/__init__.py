@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from core.store.models import CATEGORIES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
-_PLUGINS = ("core.geometric.cli", "core.pipeline.cli", "core.evaluator.cli")
+_PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate")
 
 
 def _err(msg: str) -> None:
@@ -50,7 +50,7 @@ def cmd_import_sgdr(args: argparse.Namespace) -> int:
 
 
 def cmd_export_sgdr(args: argparse.Namespace) -> int:
-    from core.importers.sgdr import export_sgdr
+    from core.exporters.sgdr import export_sgdr
 
     store = _open(args.db)
     n = export_sgdr(store, args.out, status=args.status, dataset=args.dataset)
@@ -86,9 +86,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
+    from core.formats.sgdr import SgdrError, read_sgdr
     from core.masks import decode_rle
     from core.metrics import MetricAccumulator
-    from core.sgdr import SgdrError, read_sgdr
 
     try:
         gt, gt_err = read_sgdr(args.gt)
@@ -209,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from core.cli.run import OutOfMemory
     from core.images import ImageError
     from core.models.base import ModelLoadError
-    from core.pipeline.cli import OutOfMemory
     from core.store import StoreError
 
     args = build_parser().parse_args(argv)

@@ -1,0 +1,1 @@
+"""Writers from a store to files (the inverse of :mod:`core.importers`)."""

@@ -1,0 +1,1 @@
+"""File formats the project reads and writes (no store access)."""
