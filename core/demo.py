@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from core.paths import data_dir
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEMO_SGDR = RESOURCES / "demo" / "sgdr.json"
-
-
-def data_dir() -> Path:
-    """Per-user data folder (``$REA2SEG_HOME`` or ``$XDG_DATA_HOME/rea2seg``)."""
-    env = os.environ.get("REA2SEG_HOME")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "rea2seg"
 
 
 def ensure_demo_store(path: str | Path | None = None) -> Path:

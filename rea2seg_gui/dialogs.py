@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from rea2seg_gui.models import config_module, config_path, load_config, path_problems, save_config
+from rea2seg_gui.models import config_path, load_config, path_problems, save_config
 
 FIELDS = (
     ("presets", "lisa-7b", "mllm_path", "LISA-style model directory"),
@@ -50,7 +50,7 @@ def setting_problems(cfg: dict[str, Any]) -> list[str]:
                     continue
                 where = f"{table}.{name}.{key}"
                 p = Path(v).expanduser()
-                if table == "presets" and config_module() is not None:
+                if table == "presets":
                     pass  # core.models.config checks the presets' paths itself
                 elif key in DIRECTORY_KEYS and p.exists() and not p.is_dir():
                     problems.append(f"{where}: '{v}' is a file; a model directory is expected")

@@ -585,7 +585,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_preset_defaults(self) -> None:
         """Show the parameters the preset runs with; editable once 'use the preset's defaults' is off."""
-        from core.cli.run import default_settings
+        from core.pipeline.runner import default_settings
 
         preset = self.run_preset.currentText()
         stand_in = SimpleNamespace(is_random=gui_models.is_random_preset(preset),
@@ -1368,7 +1368,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start_run(self) -> None:
         """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""
-        from core.cli.run import default_settings, run_samples
+        from core.pipeline.runner import default_settings, run_samples
 
         ids = self.selected_ids() if self.scope_selected.isChecked() else None
         if ids is not None and not ids:
@@ -1419,7 +1419,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def rerun_and_compare(self) -> None:
         """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
-        from core.cli.run import default_settings, run_samples
+        from core.pipeline.runner import default_settings, run_samples
 
         if self.current_id is None or self.trace is None:
             self.run_error.setPlainText("Pick a sample that already has a trace (choose its run in the Candidates tab).")

@@ -209,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from core.cli.run import OutOfMemory
     from core.images import ImageError
     from core.models.base import ModelLoadError
+    from core.pipeline.runner import OutOfMemory
     from core.store import StoreError
 
     args = build_parser().parse_args(argv)

@@ -1,5 +1,5 @@
 """Evaluator presets, read from the same user config file as the segmenters
-(:func:`core.models.presets.config_path`: ``$REA2SEG_CONFIG`` or
+(:func:`core.models.config.config_path`: ``$REA2SEG_CONFIG`` or
 ``~/.config/rea2seg/config.toml``)::
 
     [evaluator.internvl3-8b]
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError
-from core.models.presets import config_path, load_config
+from core.models.config import EVALUATOR_PRESETS, config_path, load_config
+from core.paths import data_dir
 
-EVALUATOR_PRESETS = ("tiny-random", "internvl3-8b", "openai")
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
 
 _LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", "batch_groups")
@@ -44,7 +44,6 @@ _LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", 
 
 def tiny_internvl_dir() -> Path:
     """The tiny random InternVL checkpoint, built on first use into the per-user data folder."""
-    from core.demo import data_dir
     from core.evaluator.tiny import build_tiny_internvl
 
     d = data_dir() / "tiny-random" / TINY_DIR

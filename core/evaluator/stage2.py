@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from core.cancel import Cancelled
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
@@ -20,12 +21,6 @@ from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
 __all__ = ["EVALUATOR_PRESETS", "Cancelled", "load_evaluator", "run_stage2"]
 
-try:  # one cancellation type for the whole pipeline, so one ``except`` ends a run cleanly
-    from core.pipeline.stage1 import Cancelled
-except ImportError:  # pragma: no cover - stage 1 is always present in the package
-
-    class Cancelled(RuntimeError):  # type: ignore[no-redef]
-        """The run was cancelled through ``should_cancel``."""
 
 
 def run_stage2(

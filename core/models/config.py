@@ -41,11 +41,61 @@ from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError, PromptModel, SamBackend, SamKind
+from core.paths import data_dir
 
-PRESETS = ("lisa-7b", "lens-3b", "tiny-random-lisa", "tiny-random-lens")
-ALIASES = {"tiny-random": "tiny-random-lisa"}
-RANDOM_PRESETS = ("tiny-random-lisa", "tiny-random-lens")
-PRESET_FAMILY = {"lisa-7b": "lisa", "tiny-random-lisa": "lisa", "lens-3b": "lens", "tiny-random-lens": "lens"}
+
+@dataclass(frozen=True)
+class Adapter:
+    """A segmentation-MLLM family: how its prompt model loads and which SAM it drives.
+
+    loader: ``"module:function"`` of ``load(path, *, device, is_random, setting, name, **options)
+    -> PromptModel`` (imported only when the preset loads). sam_kind: ``"sam"`` (SAM ViT, its
+    checkpoint in ``sam_checkpoint`` or inside the MLLM directory) or ``"sam2"`` (``sam2_checkpoint``
+    + ``sam2_config``). build_tiny: ``"module:function"`` writing a tiny random-init model directory
+    of the real classes (for the family's ``tiny-random-*`` preset)."""
+
+    loader: str
+    sam_kind: SamKind
+    build_tiny: str
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """A segmenter preset: ``name`` (the config table ``[presets.<name>]``), its adapter
+    ``family`` (a key of :data:`ADAPTERS`), whether it is a tiny random-weight model, and its
+    ``aliases``."""
+
+    name: str
+    family: str
+    is_random: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def adapter(self) -> Adapter:
+        return ADAPTERS[self.family]
+
+    @property
+    def sam_kind(self) -> SamKind:
+        return self.adapter.sam_kind
+
+
+# The registry: a new model adapter is one module (a loader returning a PromptModel) plus one
+# entry here and its presets in PRESET_SPECS.
+ADAPTERS: dict[str, Adapter] = {
+    "lisa": Adapter("core.models.lisa:load_lisa", "sam", "core.models.tiny_mllm:build_tiny_lisa"),
+    "lens": Adapter("core.models.lens:load_lens", "sam2", "core.models.tiny_mllm:build_tiny_lens"),
+}
+PRESET_SPECS: tuple[PresetSpec, ...] = (
+    PresetSpec("lisa-7b", "lisa"),
+    PresetSpec("lens-3b", "lens"),
+    PresetSpec("tiny-random-lisa", "lisa", is_random=True, aliases=("tiny-random",)),
+    PresetSpec("tiny-random-lens", "lens", is_random=True),
+)
+PRESETS = tuple(p.name for p in PRESET_SPECS)
+ALIASES = {a: p.name for p in PRESET_SPECS for a in p.aliases}
+# Stage-2 evaluator presets, ``[evaluator.<name>]`` in the same file (loaded by
+# :func:`core.evaluator.presets.load_evaluator`).
+EVALUATOR_PRESETS = ("tiny-random", "internvl3-8b", "openai")
 SAM2_DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 TINY_VERSION = "v3"  # bump when the tiny builds change, so stale caches are rebuilt
 
@@ -108,6 +158,19 @@ def canonical_preset(preset: str) -> str:
     return name
 
 
+def preset_spec(preset: str) -> PresetSpec:
+    """The :class:`PresetSpec` of a preset name or alias (unknown: :class:`ModelLoadError`)."""
+    name = canonical_preset(preset)
+    return next(p for p in PRESET_SPECS if p.name == name)
+
+
+def _import(target: str) -> Any:
+    from importlib import import_module
+
+    module, _, attr = target.partition(":")
+    return getattr(import_module(module), attr)
+
+
 # ---------------------------------------------------------------------------------- resolution
 
 
@@ -155,7 +218,7 @@ class ResolvedPreset:
     ``options``: loader keyword arguments from the config (``max_new_tokens``, ``dtype``)."""
 
     preset: str
-    family: str  # "lisa" | "lens"
+    family: str  # a key of ADAPTERS
     mllm_path: Path
     sam: SamSpec
     device: str
@@ -184,29 +247,26 @@ def guess_sam2_config(checkpoint: str | Path) -> str:
 
 
 def _tiny_dir(preset: str) -> Path:
-    from core.demo import data_dir
-
     return data_dir() / "tiny-random" / f"{preset}-{TINY_VERSION}"
 
 
 def ensure_tiny(preset: str) -> Path:
-    """The tiny random model directory of a ``tiny-random-*`` preset, built on first use.
+    """The tiny random model directory of a ``tiny-random-*`` preset, built on first use by its
+    adapter's ``build_tiny`` (plus a tiny SAM2 for SAM2 families).
 
     Built into a temporary folder and renamed into place, so a concurrent reader never sees a
     half-written model; a stale folder of an older :data:`TINY_VERSION` is simply not used."""
-    from core.models.tiny_mllm import build_tiny_lens, build_tiny_lisa
-    from core.models.tiny_sam import save_tiny_sam2
-
-    target = _tiny_dir(preset)
+    spec = preset_spec(preset)
+    target = _tiny_dir(spec.name)
     if (target / "READY").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{preset}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=target.parent))
     try:
-        if preset == "tiny-random-lisa":
-            build_tiny_lisa(tmp)
-        else:
-            build_tiny_lens(tmp)
+        _import(spec.adapter.build_tiny)(tmp)
+        if spec.sam_kind == "sam2":
+            from core.models.tiny_sam import save_tiny_sam2
+
             save_tiny_sam2(tmp / "sam2_tiny.pt")
         (tmp / "READY").write_text("tiny random-init model: output is noise\n")
         try:
@@ -243,10 +303,9 @@ def _problems(preset: str, config: dict[str, Any]) -> tuple[list[str], dict[str,
             return None
         return p
 
-    family = PRESET_FAMILY[preset]
     mllm = path_of("mllm_path", required=True, want_dir=True)
     out: dict[str, Any] = {"mllm": mllm, "section": section}
-    if family == "lisa":
+    if preset_spec(preset).sam_kind == "sam":
         sam_file = path_of("sam_checkpoint", required=False, want_dir=False)
         out["sam"] = None
         if sam_file is not None:
@@ -280,7 +339,7 @@ def preset_problems(preset: str, config: dict[str, Any] | None = None) -> list[s
         name = canonical_preset(preset)
     except ModelLoadError as exc:
         return [str(exc)]
-    if name in RANDOM_PRESETS:
+    if preset_spec(name).is_random:
         return []
     return _problems(name, cfg)[0]
 
@@ -296,17 +355,18 @@ def resolve_paths(preset: str, config: dict[str, Any] | None = None) -> Resolved
     section = dict(cfg.get("presets", {}).get(name, {}))
     device = str(section.get("device") or "cpu")
     options = {k: section[k] for k in ("max_new_tokens", "dtype") if k in section}
-    if name in RANDOM_PRESETS:
+    spec = preset_spec(name)
+    if spec.is_random:
         d = ensure_tiny(name)
-        if name == "tiny-random-lisa":
+        if spec.sam_kind == "sam":
             sam = SamSpec("sam", d / "sam.pth", None, "vit_h", f"tiny model in {d}", is_random=True)
         else:
             sam = SamSpec("sam2", d / "sam2_tiny.pt", None, setting=f"tiny model in {d}", is_random=True)
-        return ResolvedPreset(name, PRESET_FAMILY[name], d, sam, device, True, f"tiny model in {d}", options)
+        return ResolvedPreset(name, spec.family, d, sam, device, True, f"tiny model in {d}", options)
     problems, out = _problems(name, cfg)
     if problems:
         raise ModelLoadError(problems[0] if len(problems) == 1 else "; ".join(problems))
-    return ResolvedPreset(name, PRESET_FAMILY[name], out["mllm"], out["sam"], device, False,
+    return ResolvedPreset(name, spec.family, out["mllm"], out["sam"], device, False,
                           _where(name, "mllm_path"), options)
 
 
@@ -324,13 +384,7 @@ def load_prompt_model(preset: str, config: dict[str, Any] | None = None, device:
         kwargs["max_new_tokens"] = int(r.options["max_new_tokens"])
     if "dtype" in r.options:
         kwargs["dtype"] = r.options["dtype"]
-    if r.family == "lisa":
-        from core.models.lisa import load_lisa
-
-        return load_lisa(r.mllm_path, **kwargs)
-    from core.models.lens import load_lens
-
-    return load_lens(r.mllm_path, **kwargs)
+    return _import(ADAPTERS[r.family].loader)(r.mllm_path, **kwargs)
 
 
 def preset_sam_spec(preset: str, config: dict[str, Any] | None = None) -> SamSpec:

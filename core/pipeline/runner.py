@@ -1,30 +1,53 @@
-"""The runner: load a preset's segmenter and run the pipeline over a store's samples.
+"""The runner: load a preset's segmenter, create a run and run the pipeline over a store's samples.
 
-Both front ends call it: ``rea2seg run`` (:mod:`core.cli.run`) and the app's run panel. Each
-trace is saved in its own transaction, so a kill loses at most the sample in flight.
+Both front ends call it — ``rea2seg run`` (:mod:`core.cli.run`) and the app's run panel — so a
+run started from either is stored the same way. The call order is::
+
+    seg = load_segmenter("tiny-random-lisa")           # or ModelCache.segmenter(...)
+    settings = default_settings(seg, k1=40)            # Stage1Settings (paper defaults, App. B)
+    run_id = create_run(store, seg, settings, stage2=Stage2Settings("tiny-random"), evaluator=ev)
+    n = run_samples(store, seg, sample_ids, run_id, settings, evaluator=ev, cot=True, group_size=5)
+
+Each trace is saved in its own transaction, so a kill loses at most the sample in flight; a
+resumed run keeps the settings it was started with (:func:`resumed_settings`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.models.config import (
+    canonical_preset,
+    load_config,
+    load_preset_sam,
+    load_prompt_model,
+    preset_spec,
+)
+from core.pipeline.settings import Stage1Settings
 
-def default_settings(segmenter, **overrides):
-    """Paper defaults for the segmenter's backbone (App. B). For random weights the AMG filters
-    are opened (0) and the model's own layer range is used, so every step still produces output
-    to inspect; the trace records the settings used."""
-    from core.pipeline.settings import Stage1Settings
+__all__ = [
+    "OutOfMemory", "Segmenter", "Stage2Settings", "canonical_preset", "create_run", "default_settings",
+    "load_segmenter", "preset_default_settings", "resumed_settings", "run_samples",
+]
 
-    base = {}
-    if segmenter.is_random:
-        base = {"layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 12, "k1": 12, "k2": 8}
-    return Stage1Settings.for_backbone(segmenter.sam.kind, **{**base, **overrides})
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, label)``: called after each sample (``label`` is its external id)."""
+
+# For random weights the AMG filters are opened and fewer seeds are drawn, so every step still
+# produces output to inspect (not from the paper; recorded in the run's stored settings).
+RANDOM_WEIGHT_OVERRIDES: dict[str, Any] = {
+    "layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 12, "k1": 12, "k2": 8,
+}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segmenter:
-    """A preset's prompt model and SAM backend, loaded together."""
+    """A preset's prompt model (:class:`core.models.base.PromptModel`) and SAM backend
+    (:class:`core.models.base.SamBackend`), loaded together. ``preset`` is the canonical name;
+    ``is_random`` is true when either model has random weights (its output is noise)."""
 
     prompt_model: Any
     sam: Any
@@ -32,53 +55,103 @@ class Segmenter:
     is_random: bool
 
 
-def canonical_preset(preset: str) -> str:
-    """The preset's canonical name (aliases such as ``tiny-random`` resolved) when the model
-    config module knows presets; the name unchanged otherwise."""
-    try:
-        from core.models.config import canonical_preset as canon
-    except ModuleNotFoundError as exc:
-        if exc.name != "core.models.config":
-            raise
-        return preset
-    return canon(preset)
+@dataclass(frozen=True)
+class Stage2Settings:
+    """How stage 2 (§4.3) is run: ``evaluator`` preset name (``None`` = stage 1 only), ``cot``
+    (chain of thought before the scores) and ``group_size`` (s, masks per evaluator group, 5)."""
 
+    evaluator: str | None = None
+    cot: bool = True
+    group_size: int = 5
 
-def load_segmenter(preset: str, device: str | None = None) -> Segmenter:
-    """Load a preset's prompt model and SAM backend from the user config (local paths only):
-    ``core.models.config.load_prompt_model`` and ``load_preset_sam``; the older
-    ``core.models.presets.load_segmenter`` where that module is absent."""
-    try:
-        from core.models import config as model_config
-    except ModuleNotFoundError as exc:
-        if exc.name != "core.models.config":
-            raise
-        from core.models.presets import load_segmenter as legacy
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
 
-        return legacy(preset, device=device)
-    cfg = model_config.load_config()
-    name = model_config.canonical_preset(preset)
-    pm = model_config.load_prompt_model(name, cfg, device)
-    sam = model_config.load_preset_sam(name, cfg, device)
-    return Segmenter(pm, sam, name, bool(pm.is_random or sam.is_random))
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class OutOfMemory(RuntimeError):
     """The device ran out of memory; the message says on which sample and what to try."""
 
 
-def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None,
-                evaluator=None, cot: bool = True, group_size: int = 5, skipped: list[tuple[int, str]] | None = None) -> int:
-    """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
-    in its own transaction, so a kill loses at most the sample in flight. Returns the count.
+def load_segmenter(preset: str, device: str | None = None, config: dict[str, Any] | None = None) -> Segmenter:
+    """Load a preset's prompt model and SAM backend from local paths only.
 
-    A sample whose image cannot be read is skipped and listed in ``skipped`` (sample id, reason);
-    running out of device memory stops the run with :class:`OutOfMemory` (traces saved so far stay).
+    ``preset``: a preset name or alias (``tiny-random`` → ``tiny-random-lisa``); ``device``
+    overrides the preset's ``device`` setting; ``config``: the parsed user config (default: the
+    config file, :func:`core.models.config.load_config`). Raises
+    :class:`core.models.base.ModelLoadError` naming every bad file and its setting.
+    To share one SAM between runs and click refinement, use :class:`core.pipeline.cache.ModelCache`.
+    """
+    cfg = load_config() if config is None else config
+    name = canonical_preset(preset)
+    pm = load_prompt_model(name, cfg, device)
+    sam = load_preset_sam(name, cfg, device)
+    return Segmenter(pm, sam, name, bool(pm.is_random or sam.is_random))
+
+
+def _defaults(backbone: str, is_random: bool, overrides: dict[str, Any]) -> Stage1Settings:
+    base = RANDOM_WEIGHT_OVERRIDES if is_random else {}
+    return Stage1Settings.for_backbone(backbone, **{**base, **overrides})
+
+
+def default_settings(segmenter: Segmenter, **overrides: Any) -> Stage1Settings:
+    """Paper defaults for the segmenter's backbone (App. B) with ``overrides`` applied. For random
+    weights :data:`RANDOM_WEIGHT_OVERRIDES` apply first (not from the paper); the run stores the
+    settings used."""
+    return _defaults(segmenter.sam.kind, bool(segmenter.is_random), overrides)
+
+
+def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
+    """The settings :func:`default_settings` gives once ``preset`` is loaded, without loading it
+    (for showing a preset's defaults)."""
+    spec = preset_spec(preset)
+    return _defaults(spec.sam_kind, spec.is_random, overrides)
+
+
+def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2: Stage2Settings | None = None,
+               evaluator: Any = None, name: str | None = None) -> int:
+    """Create a run in ``store`` and return its id.
+
+    The run stores ``{"stage1": settings, "stage2": stage2}`` as its config (what
+    :func:`resumed_settings` reads back), the model ids (``mllm``, ``sam``, ``evaluator``) and
+    ``is_random`` (any model with random weights). ``evaluator``: the loaded
+    :class:`core.evaluator.base.MaskEvaluator` of ``stage2.evaluator`` (``None`` for stage 1 only).
+    ``name`` defaults to ``"<preset>[ + <evaluator>] <YYYY-mm-dd HH:MM>"``.
+    """
+    from core.store import repo
+
+    stage2 = stage2 or Stage2Settings()
+    if name is None:
+        name = f"{segmenter.preset}{' + ' + stage2.evaluator if stage2.evaluator else ''} {time.strftime('%Y-%m-%d %H:%M')}"
+    config = {"stage1": settings.to_dict(), "stage2": stage2.to_dict()}
+    model_ids = {"mllm": segmenter.prompt_model.name, "sam": segmenter.sam.name,
+                 "evaluator": evaluator.name if evaluator is not None else None}
+    is_random = bool(segmenter.is_random or (evaluator is not None and evaluator.is_random))
+    return store.run(lambda s: repo.create_run(s, name=name, preset=segmenter.preset, config=config,
+                                               model_ids=model_ids, is_random=is_random))
+
+
+def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int, settings: Stage1Settings, *,
+                progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
+                evaluator: Any = None, cot: bool = True, group_size: int = 5,
+                skipped: list[tuple[int, str]] | None = None) -> int:
+    """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
+    in its own transaction, so a kill loses at most the sample in flight. Returns the count saved.
+
+    ``should_cancel()`` is polled before each sample and each step; cancelling drops the sample in
+    flight and returns. A sample whose image cannot be read is skipped and listed in ``skipped``
+    (sample id, reason); running out of device memory stops the run with :class:`OutOfMemory`
+    (traces saved so far stay). Safe to call from a worker thread (the store opens one session per
+    transaction).
     """
     import torch
 
+    from core.cancel import Cancelled
     from core.images import ImageError, load_image_rgb
-    from core.pipeline.stage1 import Cancelled, run_stage1
+    from core.pipeline.stage1 import run_stage1
     from core.store import repo
 
     done = 0
@@ -115,10 +188,9 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
     return done
 
 
-def resumed_settings(run, overrides: dict):
-    """The stage-1 settings a run was started with; a resumed run keeps them unchanged."""
-    from core.pipeline.settings import Stage1Settings
-
+def resumed_settings(run, overrides: dict[str, Any]) -> Stage1Settings:
+    """The stage-1 settings ``run`` (a :class:`core.store.models.Run`) was started with; a resumed
+    run keeps them unchanged, so ``overrides`` that change them are a ``ValueError``."""
     stored = (run.config or {}).get("stage1")
     if stored is None:
         raise ValueError(f"run {run.id} has no stored stage-1 settings; start a new run instead of --resume")
@@ -127,5 +199,3 @@ def resumed_settings(run, overrides: dict):
         raise ValueError(f"--settings differ from those run {run.id} was started with; a resumed run keeps its "
                          "settings (start a new run without --resume to change them)")
     return settings
-
-

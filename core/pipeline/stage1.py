@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
 from core.pipeline.amg import seed_amg
 from core.pipeline.candidates import build_candidates, stability_score
@@ -43,10 +44,6 @@ from core.pipeline.settings import Stage1Settings
 from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 STEPS = ("mllm", "sam_embed", "initial", "seeds", "amg", "semantic", "candidates")
-
-
-class Cancelled(RuntimeError):
-    """The run was cancelled through ``should_cancel``; nothing of the sample in flight is kept."""
 
 
 def _check_output(out: PromptModelOutput) -> tuple[int, int]:

@@ -124,6 +124,26 @@ def get_sample(s: Session, sample_id: int, *, for_update: bool = False) -> Sampl
     return row
 
 
+def find_sample(s: Session, ref: str | int) -> Sample:
+    """The sample a user names: its numeric id, or its own id (``external_id``, the SGDR ``id``
+    users see in exports); ``#12`` always means numeric id 12. A reference that matches more than
+    one sample (the same external id in two datasets, or a number that is both one sample's id
+    and another's external id) is a ``LookupError`` listing the matches."""
+    text = str(ref).strip()
+    if text.startswith("#") and text[1:].isdigit():
+        return get_sample(s, int(text[1:]))
+    matches = {x.id: x for x in s.scalars(select(Sample).where(Sample.external_id == text))}
+    if text.isdigit() and (by_id := s.get(Sample, int(text))) is not None:
+        matches[by_id.id] = by_id
+    if not matches:
+        raise NotFoundError(f"sample {text!r} not found (neither a sample id nor an SGDR id)")
+    if len(matches) > 1:
+        names = ", ".join(f"#{x.id} ({x.dataset.name if x.dataset else '?'} / {x.external_id})"
+                          for x in sorted(matches.values(), key=lambda x: x.id))
+        raise LookupError(f"sample {text!r} is ambiguous: {names}; name one as #<id>")
+    return next(iter(matches.values()))
+
+
 def image_path(sample: Sample) -> Path:
     return Path(sample.image.path)
 

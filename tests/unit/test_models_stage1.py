@@ -41,11 +41,11 @@ def image():
 
 def test_missing_checkpoint_messages_name_file_and_setting(tmp_path):
     from core.models.lisa import load_lisa
-    from core.models.presets import load_segmenter
     from core.models.sam_backend import load_sam_backend
+    from core.pipeline.runner import load_segmenter
 
     with pytest.raises(ModelLoadError, match=r"'/nope/lisa' does not exist \(setting presets.lisa-7b.mllm_path"):
-        load_segmenter("lisa-7b", {"presets": {"lisa-7b": {"mllm_path": "/nope/lisa"}}})
+        load_segmenter("lisa-7b", config={"presets": {"lisa-7b": {"mllm_path": "/nope/lisa"}}})
     with pytest.raises(ModelLoadError, match="sam_vit_h.pth' does not exist"):
         load_sam_backend("sam", tmp_path / "sam_vit_h.pth")
     (tmp_path / "d").mkdir()

@@ -48,20 +48,22 @@ def tiny_sam():
 
 @pytest.fixture
 def fake_preset(monkeypatch, tiny_sam):
+    from core.models import config
     from core.models.base import ModelLoadError
-    from core.cli import run as cli
+    from core.pipeline import runner
 
     made = []
 
     def load(preset, device=None):
         if preset != "fake":
             raise ModelLoadError(f"unknown preset {preset!r}")
-        seg = cli.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
+        seg = runner.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
         made.append(seg)
         return seg
 
-    monkeypatch.setattr(cli, "load_segmenter", load)
-    monkeypatch.setattr(cli, "canonical_preset", lambda p: p)
+    monkeypatch.setattr(runner, "load_segmenter", load)
+    monkeypatch.setattr(runner, "canonical_preset", lambda p: p)
+    monkeypatch.setattr(config, "PRESETS", (*config.PRESETS, "fake"))  # accepted by --preset
     return made
 
 
@@ -128,29 +130,29 @@ def test_run_selected_samples_in_a_new_run_and_bad_settings(db, fake_preset, cap
 
 def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch):
     from core.cli import main
-    from core.cli import run as cli
+    from core.pipeline import runner
 
-    real = cli.load_segmenter
+    real = runner.load_segmenter
 
     def failing(preset, device=None):
         seg = real(preset, device)
         seg.prompt_model.fail_on = 3
         return seg
 
-    monkeypatch.setattr(cli, "load_segmenter", failing)
+    monkeypatch.setattr(runner, "load_segmenter", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         main(["run", "--db", db, "--preset", "fake"])
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2}  # the two samples before the failure stay saved
-    monkeypatch.setattr(cli, "load_segmenter", real)
+    monkeypatch.setattr(runner, "load_segmenter", real)
     assert main(["run", "--db", db, "--preset", "fake", "--resume"]) == 0
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2, 3, 4}
 
 
 def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
-    from core.cli.run import canonical_preset, load_segmenter
     from core.models.base import ModelLoadError
+    from core.pipeline.runner import canonical_preset, load_segmenter
 
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "none.toml"))
     assert canonical_preset("tiny-random") == "tiny-random-lisa"
