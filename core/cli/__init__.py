@@ -22,10 +22,11 @@ def _err(msg: str) -> None:
     print(f"rea2seg: {msg}", file=sys.stderr)
 
 
-def _open(db: str):
+def _open(db: str, *, create: bool = False):
+    """Open the store; only commands that add data create a missing one."""
     from core.store import open_store
 
-    return open_store(db)
+    return open_store(db, create=create)
 
 
 # -- import / export ------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def _open(db: str):
 def cmd_import_reasonseg(args: argparse.Namespace) -> int:
     from core.importers.reasonseg import import_reasonseg
 
-    store = _open(args.db)
+    store = _open(args.db, create=True)
     report = import_reasonseg(store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only)
     print(report.summary())
     return 0 if report.ok else 1
@@ -43,7 +44,7 @@ def cmd_import_reasonseg(args: argparse.Namespace) -> int:
 def cmd_import_sgdr(args: argparse.Namespace) -> int:
     from core.importers.sgdr import import_sgdr
 
-    store = _open(args.db)
+    store = _open(args.db, create=True)
     report = import_sgdr(store, args.file, dataset=args.dataset)
     print(report.summary())
     return 0 if report.ok else 1

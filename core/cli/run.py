@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _parse_overrides(args.settings)
     preset = canonical_preset(args.preset)
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     with store.session(write=False) as s:
         if args.sample:
             ids = list(args.sample)
@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_trace(args: argparse.Namespace) -> int:
     from core.store import open_store, repo
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     with store.session(write=False) as s:
         if args.run is None:
             runs = repo.runs_for_sample(s, args.sample)
