@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ModelLoadError, ImageError, FileNotFoundError, ValueError, LookupError, OutOfMemory) as exc:
+    except (StoreError, ModelLoadError, ImageError, OSError, ValueError, LookupError, OutOfMemory) as exc:
         _err(str(exc))
         return 2
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.fileio import atomic_write
 from core.masks import MaskError, decode_rle
 from core.store.models import CATEGORIES, STATUSES
 
@@ -132,8 +133,6 @@ def dumps_sgdr(samples: list[SgdrSample]) -> str:
 
 
 def write_sgdr(path: str | Path, samples: list[SgdrSample]) -> None:
-    """Write atomically (temp file + rename): a crash never leaves half a file."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(dumps_sgdr(samples), encoding="utf-8")
-    tmp.replace(p)
+    """Write atomically (:func:`core.fileio.atomic_write`): all of the new file or the old one
+    untouched; raises :class:`core.fileio.WriteError` with a one-line message."""
+    atomic_write(path, dumps_sgdr(samples))
