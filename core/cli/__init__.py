@@ -36,16 +36,23 @@ def cmd_import_reasonseg(args: argparse.Namespace) -> int:
     from core.importers.reasonseg import import_reasonseg
 
     store = _open(args.db, create=True)
-    report = import_reasonseg(store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only)
+    report = import_reasonseg(
+        store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only, allow_outside=args.allow_outside
+    )
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_import_sgdr(args: argparse.Namespace) -> int:
+    from core.formats.sgdr import SgdrError
     from core.importers.sgdr import import_sgdr
 
     store = _open(args.db, create=True)
-    report = import_sgdr(store, args.file, dataset=args.dataset)
+    try:
+        report = import_sgdr(store, args.file, dataset=args.dataset, allow_outside=args.allow_outside)
+    except SgdrError as exc:
+        _err(str(exc))
+        return 2
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -141,6 +148,11 @@ def cmd_convert_lisa(args: argparse.Namespace) -> int:
     return 0
 
 
+_ALLOW_OUTSIDE_HELP = (
+    "read images whose paths lead outside the dataset folder (.., absolute paths, symlinks); refused by default"
+)
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -155,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="store path (SQLite) or SQLAlchemy URL")
     p.add_argument("--dataset", help="dataset name (default: reasonseg-<dir name>)")
     p.add_argument("--first-text-only", action="store_true", help="only text[0] per image, as LISA's validation")
+    p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_reasonseg)
     p = imp.add_parser("sgdr", help="the SGDR interchange JSON")
     p.add_argument("file")
     p.add_argument("--db", required=True)
     p.add_argument("--dataset", help="dataset name (default: the file's stem)")
+    p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_sgdr)
 
     p_exp = sub.add_parser("export", help="export from a store")
