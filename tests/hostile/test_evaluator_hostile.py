@@ -64,6 +64,7 @@ def test_trickling_server_is_cut_at_the_deadline(raw_server, reply):
     t = time.perf_counter()
     r = _client(srv.url, timeout_s=timeout).score_group(img, "q", masks, False)
     elapsed = time.perf_counter() - t
+    print(f"trickle ({reply.__name__}): timeout_s={timeout}, call took {elapsed:.2f} s")
     assert elapsed < timeout + 1.0, elapsed  # figure: total time of the call
     assert r.scores == [None, None] and "timed out" in r.parse_error, r.parse_error
 
