@@ -181,3 +181,15 @@ def filled(tmp_path):
     assert import_sgdr(st, tmp_path / "f.json").added == len(qs)
     yield st, qs
     st.close()
+
+
+def test_unreadable_store_is_refused_not_moved(tmp_path, monkeypatch):
+    # tests may run as root, where chmod does not deny reads: the permission answer is simulated
+    db = _healthy(tmp_path / "s.sqlite")
+    before = tree(tmp_path)
+    real_access = store_db.os.access
+    monkeypatch.setattr(store_db.os, "access", lambda p, mode: False if str(p) == str(db) else real_access(p, mode))
+    with pytest.raises(StoreError, match="permission denied") as ei:
+        open_store(db, create=False)
+    assert not isinstance(ei.value, StoreCorruptError)
+    assert tree(tmp_path) == before
