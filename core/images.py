@@ -1,28 +1,76 @@
-"""Image loading with clear errors. Images stay at their original resolution."""
+"""Image loading with clear errors. Images stay at their original resolution.
+
+Limits (not from the paper; they bound memory before any pixel is decoded):
+
+- :data:`MAX_IMAGE_PIXELS` = 2**26 = 67,108,864 pixels (8192 x 8192): the size is read from the
+  file's header and a larger image is refused without decoding it, so a small file that
+  declares a huge canvas (a decompression bomb) costs nothing.
+- :data:`MAX_IMAGE_FILE_BYTES` = 256 MiB: larger files are refused before they are read.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+MAX_IMAGE_PIXELS = 1 << 26
+MAX_IMAGE_FILE_BYTES = 1 << 28
 
 
 class ImageError(ValueError):
     """An image file that cannot be used; the message names the file and the reason."""
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) read from the file's header only; refuses files and canvases over the
+    limits above. Raises :class:`ImageError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if not p.is_file():
+            raise FileNotFoundError
+    except OSError:
+        raise ImageError(f"{p}: image file not found") from None
+    if size > MAX_IMAGE_FILE_BYTES:
+        raise ImageError(f"{p}: file of {size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:  # lazy: parses the header, decodes nothing
+                w, h = im.size
+    except Image.DecompressionBombError:
+        raise ImageError(f"{p}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)") from None
+    if h <= 0 or w <= 0:
+        raise ImageError(f"{p}: not a readable image (size {w}x{h})")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{p}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)")
+    return int(h), int(w)
+
+
 def load_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB. Grey and RGBA inputs are converted."""
+    """Read an image file as uint8 (H, W, 3) RGB. Grey and RGBA inputs are converted.
+
+    The header is checked against :data:`MAX_IMAGE_PIXELS` first (:func:`image_size`).
+    """
     import cv2
 
     p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"{p}: image file not found")
+    hw = image_size(p)
     data = np.fromfile(p, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    del data
     if img is None:
         raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)")
+    if tuple(img.shape[:2]) != hw:  # a header that disagrees with the pixels is not trusted
+        raise ImageError(f"{p}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
+                         f"{img.shape[1]}x{img.shape[0]})")
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     if img.ndim == 2:
@@ -32,9 +80,23 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex of the file bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def image_info(path: str | Path) -> tuple[str, int, int]:
-    """(sha256 hex of the file bytes, height, width); raises :class:`ImageError`."""
+    """(sha256 hex of the file bytes, height, width); the image is decoded once to prove it is
+    readable (after the header check). Raises :class:`ImageError`."""
     p = Path(path)
     img = load_image_rgb(p)
-    digest = hashlib.sha256(p.read_bytes()).hexdigest()
-    return digest, int(img.shape[0]), int(img.shape[1])
+    h, w = int(img.shape[0]), int(img.shape[1])
+    del img
+    try:
+        return file_sha256(p), h, w
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read the image file ({exc.strerror or exc})") from None

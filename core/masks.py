@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 RLE = dict[str, Any]
-MAX_PIXELS = 1 << 28  # 16384 x 16384: refuses RLE headers that would allocate absurd masks
+MAX_PIXELS = 1 << 26  # 8192 x 8192, = core.images.MAX_IMAGE_PIXELS: a mask is as large as its image
+MAX_RLE_CHARS = 1 << 23  # 8 MiB of counts; longer strings are refused before any decoding
 
 
 class MaskError(ValueError):
@@ -50,7 +51,8 @@ def encode_rle(mask: np.ndarray) -> RLE:
 def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = True) -> np.ndarray:
     """Decode COCO compressed RLE (``counts`` str or bytes) to a bool (H, W) mask.
 
-    Raises :class:`MaskError` for malformed input or when ``hw`` does not match ``size``.
+    Raises :class:`MaskError` for malformed input or when ``hw`` does not match ``size``; sizes
+    over :data:`MAX_PIXELS` and counts over :data:`MAX_RLE_CHARS` are refused before decoding.
     ``validate=False`` skips the run-length check, for RLE this program wrote itself.
     """
     from pycocotools import mask as mask_utils
@@ -63,13 +65,16 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
         or len(size) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
     ):
-        raise MaskError(f"RLE 'size' must be [h, w] of non-negative ints, got {size!r}")
+        shown = ascii(size) if isinstance(size, list | tuple) and len(size) <= 4 else type(size).__name__
+        raise MaskError(f"RLE 'size' must be [h, w] of non-negative ints, got {shown[:60]}")
     h, w = int(size[0]), int(size[1])
     if h * w > MAX_PIXELS:
         raise MaskError(f"mask size {h}x{w} is larger than the {MAX_PIXELS}-pixel limit")
     if hw is not None and (h, w) != tuple(hw):
         raise MaskError(f"mask size {h}x{w} (HxW) != image size {hw[0]}x{hw[1]}")
     counts = rle["counts"]
+    if isinstance(counts, str | bytes) and len(counts) > MAX_RLE_CHARS:
+        raise MaskError(f"RLE 'counts' of {len(counts)} characters is over the {MAX_RLE_CHARS}-character limit")
     if isinstance(counts, str):
         counts_b = counts.encode("ascii", errors="strict") if counts.isascii() else None
         if counts_b is None:

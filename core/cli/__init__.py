@@ -22,10 +22,11 @@ def _err(msg: str) -> None:
     print(f"rea2seg: {msg}", file=sys.stderr)
 
 
-def _open(db: str):
+def _open(db: str, *, create: bool = False):
+    """Open the store; only commands that add data create a missing one."""
     from core.store import open_store
 
-    return open_store(db)
+    return open_store(db, create=create)
 
 
 # -- import / export ------------------------------------------------------------------------
@@ -34,17 +35,24 @@ def _open(db: str):
 def cmd_import_reasonseg(args: argparse.Namespace) -> int:
     from core.importers.reasonseg import import_reasonseg
 
-    store = _open(args.db)
-    report = import_reasonseg(store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only)
+    store = _open(args.db, create=True)
+    report = import_reasonseg(
+        store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only, allow_outside=args.allow_outside
+    )
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_import_sgdr(args: argparse.Namespace) -> int:
+    from core.formats.sgdr import SgdrError
     from core.importers.sgdr import import_sgdr
 
-    store = _open(args.db)
-    report = import_sgdr(store, args.file, dataset=args.dataset)
+    store = _open(args.db, create=True)
+    try:
+        report = import_sgdr(store, args.file, dataset=args.dataset, allow_outside=args.allow_outside)
+    except SgdrError as exc:
+        _err(str(exc))
+        return 2
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -140,6 +148,11 @@ def cmd_convert_lisa(args: argparse.Namespace) -> int:
     return 0
 
 
+_ALLOW_OUTSIDE_HELP = (
+    "read images whose paths lead outside the dataset folder (.., absolute paths, symlinks); refused by default"
+)
+
+
 # -- parser ---------------------------------------------------------------------------------
 
 
@@ -154,11 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", required=True, help="store path (SQLite) or SQLAlchemy URL")
     p.add_argument("--dataset", help="dataset name (default: reasonseg-<dir name>)")
     p.add_argument("--first-text-only", action="store_true", help="only text[0] per image, as LISA's validation")
+    p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_reasonseg)
     p = imp.add_parser("sgdr", help="the SGDR interchange JSON")
     p.add_argument("file")
     p.add_argument("--db", required=True)
     p.add_argument("--dataset", help="dataset name (default: the file's stem)")
+    p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_sgdr)
 
     p_exp = sub.add_parser("export", help="export from a store")
@@ -217,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ModelLoadError, ImageError, FileNotFoundError, ValueError, LookupError, OutOfMemory) as exc:
+    except (StoreError, ModelLoadError, ImageError, OSError, ValueError, LookupError, OutOfMemory) as exc:
         _err(str(exc))
         return 2
     except KeyboardInterrupt:

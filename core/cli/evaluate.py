@@ -10,7 +10,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluator.evaluate import evaluate_run, format_table
     from core.store import open_store
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     try:
         res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode)
     finally:
@@ -23,7 +23,7 @@ def cmd_export_train(args: argparse.Namespace) -> int:
     from core.evaluator.export import export_evaluator_train
     from core.store import open_store
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     try:
         stats = export_evaluator_train(
             store,

@@ -33,7 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = _parse_overrides(args.settings)
     preset = runner.canonical_preset(args.preset)
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     with store.session(write=False) as s:
         if args.sample:
             ids = list(dict.fromkeys(repo.find_sample(s, ref).id for ref in args.sample))
@@ -78,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_trace(args: argparse.Namespace) -> int:
     from core.store import open_store, repo
 
-    store = open_store(args.db)
+    store = open_store(args.db, create=False)
     with store.session(write=False) as s:
         sample_id = repo.find_sample(s, args.sample).id
         if args.run is None:

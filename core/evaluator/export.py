@@ -41,6 +41,7 @@ import numpy as np
 
 from core.evaluator.grouping import make_groups
 from core.evaluator.prompt import canonical_answer, human_value
+from core.fileio import atomic_open, atomic_write
 from core.metrics import intersection_union
 
 
@@ -72,23 +73,23 @@ def export_evaluator_train(
 
     ``status`` keeps only samples with that review status (e.g. ``"verified"``). Samples without
     a ground truth, a trace, candidates, or a readable image file are skipped and counted.
-    The JSONL is written to a temporary file and moved into place at the end.
+    The JSONL and the meta file are written atomically (:mod:`core.fileio`); a missing output
+    folder is created.
     """
     from core.store import repo
 
     out = Path(out_jsonl).expanduser().resolve()
     if out.suffix.lower() != ".jsonl":
         raise ValueError(f"the evaluator-training file must end in .jsonl, got {out.name}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist (for {out.name})")
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; give a .jsonl file name")
     img_dir = out.parent / f"{out.stem}_images"
     with store.session(write=False) as s:
         repo.get_run(s, run_id)
         ids = sorted(repo.finished_sample_ids(s, run_id))
-    img_dir.mkdir(exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
     n_lines = n_masks = skipped = used = 0
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(out) as f:
         for sid in ids:
             with store.session(write=False) as s:
                 smp = repo.get_sample(s, sid)
@@ -140,9 +141,9 @@ def export_evaluator_train(
                 }
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_lines += 1
-    tmp.replace(out)
     meta = out.with_name(f"{out.stem}_meta.json")
-    meta.write_text(
+    atomic_write(
+        meta,
         json.dumps(
             {
                 f"rea2seg_evaluator_run{run_id}": {
@@ -155,7 +156,6 @@ def export_evaluator_train(
             },
             indent=2,
         ),
-        encoding="utf-8",
     )
     return {
         "samples": used,

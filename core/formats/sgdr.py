@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.fileio import atomic_write
 from core.masks import MaskError, decode_rle
 from core.store.models import CATEGORIES, STATUSES
 
@@ -61,6 +62,16 @@ def _counts_str(counts: str | bytes) -> str:
     return counts.decode("ascii") if isinstance(counts, bytes) else counts
 
 
+def check_text(value: str, key: str) -> None:
+    """Refuse text no store can hold: NUL characters and unpaired UTF-16 surrogates."""
+    if "\x00" in value:
+        raise ValueError(f"'{key}' contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"'{key}' contains an unpaired surrogate (not valid Unicode)") from None
+
+
 def parse_sample(entry: Any) -> SgdrSample:
     """Validate one entry; raises ``ValueError`` with a plain reason."""
     if not isinstance(entry, dict):
@@ -68,15 +79,17 @@ def parse_sample(entry: Any) -> SgdrSample:
     for key in ("id", "image", "question"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise ValueError(f"'{key}' must be a non-empty string")
+        check_text(entry[key], key)
     category = entry.get("category", "other")
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}")
+    if not isinstance(category, str) or category not in CATEGORIES:
+        raise ValueError(f"unknown category {_short(category)}")
     status = entry.get("status", "pending")
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
+    if not isinstance(status, str) or status not in STATUSES:
+        raise ValueError(f"unknown status {_short(status)}")
     source = entry.get("source", "")
     if not isinstance(source, str):
         raise ValueError("'source' must be a string")
+    check_text(source, "source")
     try:
         mask = _check_rle(entry.get("mask"), "mask")
         ignore = _check_rle(entry.get("ignore"), "ignore")
@@ -89,30 +102,61 @@ def parse_sample(entry: Any) -> SgdrSample:
     return SgdrSample(entry["id"], entry["image"], entry["question"], category, source, status, mask, ignore)
 
 
+def printable(text: str, n: int = 200) -> str:
+    """``text`` for a one-line message: as is when printable, else escaped; at most ``n`` chars."""
+    shown = text if text.isprintable() else ascii(text)[1:-1]
+    return shown if len(shown) <= n else shown[: n - 1] + "…"
+
+
+def _short(value: Any, n: int = 60) -> str:
+    """A bounded ``repr`` for messages (surrogates and control characters escaped)."""
+    if isinstance(value, str):
+        return "'" + printable(value, n) + "'"
+    try:
+        text = ascii(value)
+    except RecursionError:
+        text = "<deeply nested value>"
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def read_sgdr(path: str | Path) -> tuple[list[SgdrSample], list[tuple[str, str]]]:
-    """(valid samples, [(entry name, reason)] for the entries that were skipped)."""
+    """(valid samples, [(entry name, reason)] for the entries that were skipped).
+
+    Raises :class:`SgdrError` (one line) only when the file as a whole cannot be read: missing,
+    not UTF-8 JSON, nested too deeply to parse, or not ``{"version": 1, "samples": [...]}``.
+    """
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise SgdrError(f"{p}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise SgdrError(f"{p}: is a folder, not an SGDR file") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SgdrError(f"{p}: not valid JSON ({exc})") from exc
+        raise SgdrError(f"{p}: not valid JSON ({' '.join(str(exc).split())})") from exc
+    except RecursionError as exc:
+        raise SgdrError(f"{p}: not readable (JSON nested too deeply)") from exc
+    except OSError as exc:
+        raise SgdrError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise SgdrError(f"{p}: expected an object with a 'samples' list")
     if data.get("version") != SGDR_VERSION:
-        raise SgdrError(f"{p}: unsupported version {data.get('version')!r} (this reader knows {SGDR_VERSION})")
+        raise SgdrError(f"{p}: unsupported version {_short(data.get('version'))} (this reader knows {SGDR_VERSION})")
     samples: list[SgdrSample] = []
     errors: list[tuple[str, str]] = []
     seen: set[str] = set()
     for i, entry in enumerate(data["samples"]):
         name = f"{p.name}[{i}]"
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            name += f" id={entry['id']!r}"
+            name += f" id={_short(entry['id'])}"
         try:
             sample = parse_sample(entry)
         except ValueError as exc:
             errors.append((name, str(exc)))
+            continue
+        except (TypeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+            # any other problem inside one entry is that entry's problem, never the file's
+            errors.append((name, f"malformed entry ({type(exc).__name__})"))
             continue
         if sample.id in seen:
             errors.append((name, "duplicate id in this file"))
@@ -132,8 +176,6 @@ def dumps_sgdr(samples: list[SgdrSample]) -> str:
 
 
 def write_sgdr(path: str | Path, samples: list[SgdrSample]) -> None:
-    """Write atomically (temp file + rename): a crash never leaves half a file."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(dumps_sgdr(samples), encoding="utf-8")
-    tmp.replace(p)
+    """Write atomically (:func:`core.fileio.atomic_write`): all of the new file or the old one
+    untouched; raises :class:`core.fileio.WriteError` with a one-line message."""
+    atomic_write(path, dumps_sgdr(samples))

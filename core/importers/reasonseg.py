@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.exc import DataError, IntegrityError
 
+from core.formats.sgdr import check_text, printable
 from core.images import ImageError
 from core.importers.common import ImageCache, ImportReport, insert_sample, sample_exists
+from core.importers.paths import OutsideDatasetError, resolve_inside
+from core.masks import MaskError
 from core.store import Store, repo
 
 IGNORE_VALUE = 255
@@ -47,7 +51,9 @@ def read_annotation(path: Path) -> dict[str, Any]:
         except UnicodeDecodeError:
             anno = json.loads(raw.decode("cp1252"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"not valid JSON ({exc})") from exc
+        raise AnnotationError(f"not valid JSON ({' '.join(str(exc).split())})") from exc
+    except RecursionError as exc:
+        raise AnnotationError("not readable (JSON nested too deeply)") from exc
     if not isinstance(anno, dict):
         raise AnnotationError("top level is not a JSON object")
     text = anno.get("text")
@@ -55,16 +61,23 @@ def read_annotation(path: Path) -> dict[str, Any]:
         text = [text]
     if not isinstance(text, list) or not text or not all(isinstance(t, str) and t.strip() for t in text):
         raise AnnotationError("'text' must be a non-empty list of non-empty strings")
+    try:
+        for t in text:
+            check_text(t, "text")
+    except ValueError as exc:
+        raise AnnotationError(str(exc)) from None
     shapes = anno.get("shapes")
     if not isinstance(shapes, list):
         raise AnnotationError("'shapes' must be a list")
     for k, shp in enumerate(shapes):
         if not isinstance(shp, dict) or not isinstance(shp.get("label"), str):
             raise AnnotationError(f"shape {k}: needs a string 'label'")
+        if not shp["label"].isprintable():
+            raise AnnotationError(f"shape {k}: label {printable(shp['label'])!r} has control characters")
         pts = shp.get("points")
         try:
             arr = np.asarray(pts, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise AnnotationError(f"shape {k} ({shp['label']}): points are not numbers") from exc
         if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < 1 or not np.isfinite(arr).all():
             raise AnnotationError(f"shape {k} ({shp['label']}): points must be a list of [x, y]")
@@ -104,18 +117,26 @@ def rasterize(shapes: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[np.nda
     return canvas == 1, canvas == IGNORE_VALUE
 
 
-def _image_for(json_path: Path) -> Path | None:
+def _image_for(json_path: Path, root: Path, allow_outside: bool) -> Path | None:
+    """The image beside ``json_path``; a symlink leading outside ``root`` is refused unless allowed."""
     for suf in IMAGE_SUFFIXES:
-        cand = json_path.with_suffix(suf)
-        if cand.is_file():
-            return cand
+        name = json_path.with_suffix(suf).name
+        if json_path.with_suffix(suf).is_symlink() or json_path.with_suffix(suf).is_file():
+            cand = resolve_inside(root, name, allow_outside=allow_outside)
+            if cand.is_file():
+                return cand
     return None
 
 
 def import_reasonseg(
-    store: Store, directory: str | Path, *, dataset: str | None = None, first_text_only: bool = False
+    store: Store, directory: str | Path, *, dataset: str | None = None, first_text_only: bool = False,
+    allow_outside: bool = False,
 ) -> ImportReport:
-    """Import every ``*.json`` + image pair in ``directory``. Idempotent; one transaction per image."""
+    """Import every ``*.json`` + image pair in ``directory``. Idempotent; one transaction per image.
+
+    Files (JSON or image) that are symlinks leading outside ``directory`` are refused unless
+    ``allow_outside``; every problem is reported per file and the rest lands.
+    """
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: not a directory")
@@ -123,16 +144,21 @@ def import_reasonseg(
     report = ImportReport()
     cache = ImageCache()
     for jp in sorted(d.glob("*.json")):
-        img_path = _image_for(jp)
+        try:
+            resolve_inside(d, jp.name, allow_outside=allow_outside)
+            img_path = _image_for(jp, d, allow_outside)
+        except OutsideDatasetError as exc:
+            report.errors.append((printable(jp.name), str(exc)))
+            continue
         if img_path is None:
-            report.errors.append((jp.name, "no image with the same name (.jpg/.jpeg/.png)"))
+            report.errors.append((printable(jp.name), "no image with the same name (.jpg/.jpeg/.png)"))
             continue
         try:
             anno = read_annotation(jp)
             sha, h, w = cache.info(img_path)
             target, ignore = rasterize(anno["shapes"], (h, w))
         except (AnnotationError, ImageError, OSError) as exc:
-            report.errors.append((jp.name, str(exc)))
+            report.errors.append((printable(jp.name), str(exc)))
             continue
         texts = anno["text"][:1] if first_text_only else anno["text"]
         is_sentence = anno["is_sentence"] if isinstance(anno["is_sentence"], bool) else None
@@ -155,7 +181,11 @@ def import_reasonseg(
                 added += 1
             return added, existing
 
-        a, e = store.run(add)
+        try:
+            a, e = store.run(add)
+        except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
+            report.errors.append((printable(jp.name), " ".join(str(exc).split())[:300]))
+            continue
         report.added += a
         report.existing += e
     return report

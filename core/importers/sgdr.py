@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.formats.sgdr import SgdrSample, read_sgdr
+from sqlalchemy.exc import DataError, IntegrityError
+
+from core.formats.sgdr import SgdrSample, printable, read_sgdr
 from core.images import ImageError
 from core.importers.common import ImageCache, ImportReport, insert_sample, sample_exists
+from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
 from core.store import Store, repo
 
 
-def import_sgdr(store: Store, path: str | Path, *, dataset: str | None = None) -> ImportReport:
+def import_sgdr(
+    store: Store, path: str | Path, *, dataset: str | None = None, allow_outside: bool = False
+) -> ImportReport:
     """Import an SGDR file into ``dataset`` (default: the file's stem). Idempotent.
 
     Each sample is its own transaction: a crash loses at most the sample in flight and
     re-running the import finishes it. Raises :class:`core.formats.sgdr.SgdrError` when the file as a
-    whole is unreadable; bad entries are reported in the returned report.
+    whole is unreadable; every problem of one sample is reported in the returned report under
+    its id and the other samples still land. Image paths that resolve outside the file's folder
+    are refused unless ``allow_outside`` (:mod:`core.importers.paths`).
     """
     p = Path(path)
     samples, errors = read_sgdr(p)
@@ -24,15 +31,21 @@ def import_sgdr(store: Store, path: str | Path, *, dataset: str | None = None) -
     name = dataset or p.stem
     cache = ImageCache()
     for smp in samples:
-        img_path = (p.parent / smp.image).resolve()
+        label = printable(smp.id)
         try:
+            img_path = resolve_inside(p.parent, smp.image, allow_outside=allow_outside)
             sha, h, w = cache.info(img_path)
+        except OutsideDatasetError as exc:
+            report.errors.append((label, str(exc)))
+            continue
         except ImageError as exc:
-            report.errors.append((f"{smp.id} ({smp.image})", str(exc)))
+            # "not found" names the path as written in the file, never where it leads
+            reason = str(exc).split(": ", 1)[-1] if str(exc).startswith(str(img_path)) else str(exc)
+            report.errors.append((f"{label} ({printable(smp.image)})", reason))
             continue
         if smp.mask is not None and tuple(smp.mask["size"]) != (h, w):
             report.errors.append(
-                (smp.id, f"mask size {smp.mask['size'][0]}x{smp.mask['size'][1]} != image size {h}x{w} ({smp.image})")
+                (label, f"mask size {smp.mask['size'][0]}x{smp.mask['size'][1]} != image size {h}x{w} ({smp.image})")
             )
             continue
 
@@ -52,6 +65,6 @@ def import_sgdr(store: Store, path: str | Path, *, dataset: str | None = None) -
                 report.added += 1
             else:
                 report.existing += 1
-        except MaskError as exc:
-            report.errors.append((smp.id, str(exc)))
+        except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
+            report.errors.append((label, " ".join(str(exc).split())[:300]))
     return report

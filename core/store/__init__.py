@@ -6,6 +6,14 @@ session, :mod:`core.store.review` for user actions (one transaction each).
 
 from __future__ import annotations
 
-from core.store.db import Store, StoreCorruptError, StoreError, open_store, store_url
+from core.store.db import (
+    Store,
+    StoreCorruptError,
+    StoreError,
+    StoreMissing,
+    open_store,
+    schema_version,
+    store_url,
+)
 
-__all__ = ["Store", "StoreCorruptError", "StoreError", "open_store", "store_url"]
+__all__ = ["Store", "StoreCorruptError", "StoreError", "StoreMissing", "open_store", "schema_version", "store_url"]

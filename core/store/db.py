@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
+import functools
+import os
+import re
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +39,17 @@ class StoreCorruptError(StoreError):
     def __init__(self, message: str, moved_to: Path | None) -> None:
         super().__init__(message)
         self.moved_to = moved_to
+
+
+class StoreMissing(StoreError):
+    """No store at that path (or an empty database) and the caller asked not to create one.
+
+    ``path`` is the missing file (``None`` for a URL): a GUI can offer to create it there.
+    """
+
+    def __init__(self, message: str, path: Path | None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def store_url(url_or_path: str | Path) -> str:
@@ -133,69 +147,203 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def _current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-def _head_revision() -> str:
+def _script_directory():
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head() or ""
+    return ScriptDirectory.from_config(cfg)
 
 
-def _check_sqlite_file(path: Path) -> None:
-    """Raise :class:`StoreCorruptError` (after moving the file aside) if it is not a database."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
+def _head_revision() -> str:
+    """The newest revision among the migration scripts (read from them, never hard-coded)."""
+    return _script_directory().get_current_head() or ""
+
+
+def _known_revisions() -> set[str]:
+    return {rev.revision for rev in _script_directory().walk_revisions()}
+
+
+def schema_number(revision: str | None) -> str:
+    """The schema number shown to users: ``"0002_x"`` → ``"2"``; other ids as they are."""
+    if not revision:
+        return "none"
+    m = re.match(r"0*(\d+)", revision)
+    return m.group(1) if m else revision
+
+
+@functools.cache
+def schema_version() -> str:
+    """The schema this version of rea2seg writes: the head of ``migrations/versions``."""
+    return schema_number(_head_revision())
+
+
+def _schema_state(engine: Engine) -> tuple[str | None, set[str]]:
+    """(revision in ``alembic_version`` or None, names of the tables present)."""
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables:
+            return None, tables
+        rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return rev, tables
+
+
+# SQLite's own verdicts that a file is not a usable database (sqlite3 error names).
+_CORRUPT_CODES = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+_BUSY_CODES = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED"})
+
+
+def _sqlite_code(exc: sqlite3.Error) -> str:
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    # extended codes (SQLITE_CORRUPT_VTAB, SQLITE_IOERR_READ, …) keep their primary prefix
+    for primary in (*_CORRUPT_CODES, *_BUSY_CODES):
+        if name == primary or name.startswith(primary + "_"):
+            return primary
+    return name or "unknown"
+
+
+def _move_aside(path: Path, verdict: str) -> StoreCorruptError:
+    """Move a file that is not a usable database (and its -wal/-shm) aside; the error to raise.
+
+    ``verdict`` completes "``path``: …", e.g. "SQLite reports the database is corrupt (…)".
+    """
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+    try:
+        os.rename(path, moved)
+    except OSError as exc:
+        return StoreCorruptError(
+            f"{path}: {verdict}; it could not be moved aside "
+            f"({exc.strerror or exc}) and was left as it is. Recover data from a backup.",
+            None,
+        )
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            with contextlib.suppress(OSError):
+                os.rename(side, moved.with_name(moved.name + suffix))
+    return StoreCorruptError(
+        f"{path}: {verdict}. It was moved aside to {moved}; "
+        f"opening {path} again starts an empty store. Recover data from {moved} or a backup.",
+        moved,
+    )
+
+
+def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str]] | None:
+    """Refuse paths that are not database files; move aside only what SQLite calls corrupt.
+
+    A directory, an unreadable file or an I/O error raises :class:`StoreError` and the path is
+    left untouched. A missing file raises :class:`StoreMissing` unless ``create``. A file
+    SQLite itself reports as malformed (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``, or a failed
+    ``quick_check``) is moved aside and :class:`StoreCorruptError` says where.
+
+    Returns (revision, tables) read without writing anything, or ``None`` when there is no file
+    yet, it is empty, or another process holds it.
+    """
+    if not path.parent.is_dir():
+        raise StoreError(f"{path}: folder {path.parent} does not exist")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if create:
+            return None
+        raise StoreMissing(f"{path}: no store there (nothing was created)", path) from None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the store ({exc.strerror or exc}); nothing was changed") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path}: is a folder, not a store file; give a file path such as {path / 'store.sqlite'}")
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(f"{path}: not a regular file; nothing was changed")
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"{path}: permission denied (cannot read the store); nothing was changed")
+    if st.st_size == 0:
+        if create:
+            return None
+        raise StoreMissing(f"{path}: empty file, no store in it (nothing was created)", path)
+    with open(path, "rb") as f:
+        magic = f.read(16)
+    if magic != b"SQLite format 3\x00":
+        raise _move_aside(path, "not an SQLite database (no SQLite header)")
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             row = con.execute("PRAGMA quick_check(1)").fetchone()
+            rev = None
+            if "alembic_version" in tables:
+                rev = con.execute("SELECT version_num FROM alembic_version").fetchone()
+                rev = None if rev is None else rev[0]
         finally:
             con.close()
-        if row is None or row[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
-    except sqlite3.DatabaseError as exc:
-        if "locked" in str(exc).lower():
-            return
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        moved = path.with_name(f"{path.name}.corrupt-{stamp}")
-        shutil.move(str(path), moved)
-        for suffix in ("-wal", "-shm"):
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                shutil.move(str(side), moved.with_name(moved.name + suffix))
-        raise StoreCorruptError(
-            f"{path}: the database is corrupt ({exc}). It was moved aside to {moved}; "
-            f"opening {path} again starts an empty store. Recover data from {moved} or a backup.",
-            moved,
-        ) from exc
+    except sqlite3.Error as exc:
+        code = _sqlite_code(exc)
+        if code in _BUSY_CODES:
+            return None  # another process holds it; the busy timeout handles the rest
+        if code in _CORRUPT_CODES:
+            raise _move_aside(path, f"SQLite reports the database is corrupt ({exc})") from None
+        raise StoreError(
+            f"{path}: cannot open the store ({exc}; {code}); it was left untouched. "
+            "Check permissions, free space and that the folder is writable (SQLite needs its -wal/-shm files)."
+        ) from None
+    if row is None or row[0] != "ok":
+        raise _move_aside(path, f"SQLite reports the database is corrupt (quick_check: {row[0] if row else 'no answer'})")
+    tables.discard("sqlite_sequence")
+    return rev, tables
 
 
-def open_store(url_or_path: str | Path, *, upgrade: bool = True) -> Store:
-    """Open (and create or migrate) a store at a file path or SQLAlchemy URL."""
+def _check_schema(shown: str, current: str | None, tables: set[str], *, create: bool) -> None:
+    """Refuse another program's database, a newer schema, or (``create=False``) an empty one."""
+    if current is None:
+        if tables:
+            listed = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+            raise StoreError(f"{shown}: not a rea2seg store (it holds other tables: {listed}); nothing was changed")
+        if not create:
+            raise StoreMissing(f"{shown}: empty database, no rea2seg store in it (nothing was created)", None)
+    elif current not in _known_revisions():
+        raise StoreError(
+            f"{shown}: made by a newer rea2seg (schema {schema_number(current)}); this version knows schema "
+            f"{schema_version()} at most. Update rea2seg to open it; nothing was changed"
+        )
+
+
+def open_store(url_or_path: str | Path, *, upgrade: bool = True, create: bool = True) -> Store:
+    """Open (and migrate) a store at a file path or SQLAlchemy URL.
+
+    ``create=False`` (read commands) raises :class:`StoreMissing` when there is no store yet
+    instead of creating one. A database of another program (tables but no rea2seg schema) and
+    one written by a newer rea2seg are refused, never given new tables. On SQLite these checks
+    read the file read-only before anything (even the WAL pragma) writes to it.
+    """
     url = store_url(url_or_path)
     u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database:
+    shown = u.render_as_string(hide_password=True)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         path = Path(u.database)
-        if not path.parent.exists():
-            raise StoreError(f"{path}: folder {path.parent} does not exist")
-        _check_sqlite_file(path)
+        shown = str(path)
+        state = _check_sqlite_file(path, create=create)
+        if state is not None:
+            _check_schema(shown, *state, create=create)
     try:
         engine = _make_engine(url)
-        current = _current_revision(engine)
+        current, tables = _schema_state(engine)
     except DatabaseError as exc:
-        raise StoreError(f"{u.render_as_string(hide_password=True)}: cannot open the store ({exc.orig})") from exc
+        raise StoreError(f"{shown}: cannot open the store ({exc.orig})") from exc
+    try:
+        _check_schema(shown, current, tables, create=create)
+    except StoreError:
+        engine.dispose()
+        raise
     head = _head_revision()
     if current != head:
         if not upgrade:
-            raise StoreError(f"store schema is at {current}, this version needs {head}; open it with upgrade")
-        migrate(engine)
+            engine.dispose()
+            raise StoreError(
+                f"store schema is {schema_number(current)}, this version needs {schema_version()}; open it with upgrade"
+            )
+        try:
+            migrate(engine)
+        except DatabaseError as exc:
+            engine.dispose()
+            raise StoreError(f"{shown}: cannot bring the store to schema {schema_version()} ({exc.orig})") from exc
     return Store(engine)

@@ -33,6 +33,20 @@ class NotFoundError(LookupError):
     """A sample, run or trace id that is not in the store."""
 
 
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1  # SQL BIGINT; ids outside cannot be in any table
+
+
+def _valid_id(value: object) -> bool:
+    """True if ``value`` is an int the database can compare (outside: "not found", never an overflow)."""
+    return isinstance(value, int) and not isinstance(value, bool) and _ID_MIN <= value <= _ID_MAX
+
+
+def like_literal(text: str) -> str:
+    """``%text%`` for ``LIKE … ESCAPE '\\'`` with ``%``, ``_`` and ``\\`` in ``text`` matching themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def get_or_create_dataset(s: Session, name: str) -> Dataset:
     ds = s.scalar(select(Dataset).where(Dataset.name == name))
     if ds is None:
@@ -80,7 +94,7 @@ def add_mask(
 def get_mask(s: Session, mask_id: int | None) -> np.ndarray | None:
     if mask_id is None:
         return None
-    row = s.get(Mask, mask_id)
+    row = s.get(Mask, mask_id) if _valid_id(mask_id) else None
     if row is None:
         raise NotFoundError(f"mask {mask_id} not found")
     return decode_rle(row.rle)
@@ -103,8 +117,10 @@ def list_samples(
     if category:
         q = q.where(Sample.category == category)
     if text:
-        like = f"%{text}%"
-        q = q.where(or_(Sample.question.ilike(like), Sample.external_id.ilike(like)))
+        like = like_literal(text)
+        q = q.where(
+            or_(Sample.question.ilike(like, escape="\\"), Sample.external_id.ilike(like, escape="\\"))
+        )
     if dataset:
         q = q.join(Dataset, Sample.dataset_id == Dataset.id).where(Dataset.name == dataset)
     if offset:
@@ -115,6 +131,8 @@ def list_samples(
 
 
 def get_sample(s: Session, sample_id: int, *, for_update: bool = False) -> Sample:
+    if not _valid_id(sample_id):
+        raise NotFoundError(f"sample {sample_id} not found")
     q = select(Sample).where(Sample.id == sample_id)
     if for_update:
         q = q.with_for_update(of=Sample)
@@ -187,7 +205,7 @@ def create_run(
 
 
 def get_run(s: Session, run_id: int) -> Run:
-    run = s.get(Run, run_id)
+    run = s.get(Run, run_id) if _valid_id(run_id) else None
     if run is None:
         raise NotFoundError(f"run {run_id} not found")
     return run
@@ -266,6 +284,8 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
 
 def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = True) -> PipelineTrace | None:
     """The saved trace, or ``None``; ``with_logits=False`` skips the float L map (viewers)."""
+    if not (_valid_id(run_id) and _valid_id(sample_id)):
+        return None
     row = s.scalar(select(RunSample).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
     if row is None:
         return None
@@ -273,9 +293,13 @@ def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = T
 
 
 def finished_sample_ids(s: Session, run_id: int) -> set[int]:
+    if not _valid_id(run_id):
+        return set()
     return set(s.scalars(select(RunSample.sample_id).where(RunSample.run_id == run_id)))
 
 
 def runs_for_sample(s: Session, sample_id: int) -> list[Run]:
+    if not _valid_id(sample_id):
+        return []
     q = select(Run).join(RunSample, RunSample.run_id == Run.id).where(RunSample.sample_id == sample_id).order_by(Run.id)
     return list(s.scalars(q))

@@ -214,7 +214,12 @@ def history(store: Store, sample_id: int) -> list[HistoryEntry]:
 def reviews(store: Store, sample_id: int) -> list[tuple[dt.datetime, str, str, str]]:
     """(when, user, decision, note) of every review decision on the sample, oldest first."""
     q = select(Review).where(Review.sample_id == sample_id).order_by(Review.id)
-    return store.run(lambda s: [(r.at, r.user, r.decision, r.note) for r in s.scalars(q)], write=False)
+
+    def action(s: Session) -> list[tuple[dt.datetime, str, str, str]]:
+        repo.get_sample(s, sample_id)  # "not found" for unknown and out-of-range ids
+        return [(r.at, r.user, r.decision, r.note) for r in s.scalars(q)]
+
+    return store.run(action, write=False)
 
 
 def queue(store: Store, *, status: str | None = "pending", category: str | None = None) -> list[int]:

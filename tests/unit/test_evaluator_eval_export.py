@@ -263,8 +263,8 @@ def test_export_filters_and_errors(scored_run, tmp_path, capsys):
     )  # samples 1, 2 are pending
     with pytest.raises(ValueError, match="jsonl"):
         export_evaluator_train(st, run_id, tmp_path / "x.json")
-    with pytest.raises(FileNotFoundError):
-        export_evaluator_train(st, run_id, tmp_path / "missing" / "x.jsonl")
+    export_evaluator_train(st, run_id, tmp_path / "missing" / "x.jsonl")  # the folder is created
+    assert (tmp_path / "missing" / "x.jsonl").is_file() and not list(tmp_path.rglob("*.tmp"))
     out = tmp_path / "cli.jsonl"
     assert (
         main(["export", "evaluator-train", "--db", st.url, "--run", str(run_id), "--out", str(out)])

@@ -134,28 +134,42 @@ def test_corrupt_database_is_moved_aside_not_replaced(tmp_path):
 
 _WORKER = textwrap.dedent(
     """
-    import sys
+    import pathlib, sys, time
     from core.store import open_store, review
-    db, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    db, who, n, gate = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
     st = open_store(db)
+    (gate / f"ready-{who}").touch()
+    deadline = time.time() + 60
+    while len(list(gate.glob("ready-*"))) < 2:  # barrier: both writers start together
+        if time.time() > deadline:
+            sys.exit("the other writer never got ready")
+        time.sleep(0.005)
+    t0 = time.time()
     for i in range(n):
         review.edit_question(st, 1, f"{who}-{i}", user=who)
         review.accept(st, 2 if who == "a" else 3, user=who) if i == 0 else None
-    print("done", flush=True)
+    print("span", t0, time.time(), flush=True)
     """
 )
 
 
 def test_two_processes_reviewing_at_once_lose_nothing(filled_store, tmp_path):
     db = filled_store.engine.url.render_as_string(hide_password=False)
+    gate = tmp_path / "gate"
+    gate.mkdir()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, db, who, "40"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", _WORKER, db, who, "40", str(gate)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
         for who in ("a", "b")
     ]
+    spans = []
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-        assert "done" in out
+        _, t0, t1 = out.split()
+        spans.append((float(t0), float(t1)))
+    # the writers overlapped in time: each started before the other finished
+    assert max(t0 for t0, _ in spans) < min(t1 for _, t1 in spans), spans
     with filled_store.session() as s:
         revs = s.query(Revision).filter(Revision.sample_id == 1).order_by(Revision.id).all()
     assert len(revs) == 80

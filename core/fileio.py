@@ -1,0 +1,95 @@
+"""Atomic file writes for exports: all of the new file or none of it.
+
+:func:`atomic_write` writes to a temporary file beside the target, flushes and fsyncs it, gives
+it the old file's permission bits (new files get the umask's), renames it over the target and
+fsyncs the folder. On any failure (full disk, read-only folder, the target is a folder) the old
+file is left exactly as it was, the temporary file is removed, and :class:`WriteError` carries
+a one-line message. A missing parent folder is created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+class WriteError(OSError):
+    """A file could not be written; the old file (if any) is unchanged. One-line message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "write failed"
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _reason(exc: OSError) -> str:
+    return " ".join(str(exc.strerror or exc).split())
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO]:
+    """``with atomic_open(p) as f: f.write(...)``: the file appears at ``p`` only if the block
+    finishes; ``mode`` is ``"w"`` (text) or ``"wb"``."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes only ('w' or 'wb'), got {mode!r}")
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise WriteError(f"{p}: is a folder; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"{p}: cannot create folder {p.parent} ({_reason(exc)})") from None
+    try:
+        perm = stat.S_IMODE(p.stat().st_mode)
+    except FileNotFoundError:
+        perm = _umask_mode()
+    except OSError as exc:
+        raise WriteError(f"{p}: cannot write ({_reason(exc)})") from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WriteError(f"{p}: cannot write ({_reason(exc)})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), perm)
+        os.replace(tmp, p)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            raise WriteError(f"{p}: cannot write ({_reason(exc)}); the old file is unchanged") from None
+        raise
+    _fsync_dir(p.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # the rename itself is durable only once the folder entry is on disk (POSIX)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> None:
+    """Write ``data`` (text or bytes) to ``path`` atomically (see the module docstring)."""
+    if isinstance(data, bytes):
+        with atomic_open(path, "wb") as f:
+            f.write(data)
+    else:
+        with atomic_open(path, "w", encoding=encoding) as f:
+            f.write(data)
