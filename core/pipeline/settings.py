@@ -16,24 +16,31 @@ class Stage1Settings:
     k1: tokens kept by attention (50). k2: tokens kept after the rerank by mean L (30).
     layers: MLLM layers whose attention is averaged (LLaVA 14–30, LENS 33; ``None`` = the
         prompt model's own default). heads: heads averaged (``None`` = all).
-    seed_policy / seeds_total: how seed points are spread over the k2 tokens. ``proportional``:
-        ``seeds_total`` points, at least one per token, the rest in proportion to attention
-        ("regions with higher attention are assigned more seed points"); ``one_per_token``: one
-        each. seed: the RNG seed of the in-patch sampling (a run is reproducible).
+    seed_policy / seeds_total: how seed points are spread over the k2 tokens.
+        ``one_per_token`` (default, the paper's reading: "the top-k2 tokens are ... converted into
+        seed points", App. B keeps k2 = 30): one seed per token, K = k2, ``seeds_total`` unused.
+        ``proportional`` (NOT from the paper; the paper gives no seed budget): ``seeds_total``
+        points, at least one per token, the rest in proportion to attention. Either way the
+        similarity graph of the semantic step is built over distinct tokens (each token's first
+        seed), so several seeds of one patch never form a clique of their own.
+        seed: the RNG seed of the in-patch sampling (a run is reproducible).
     tau: cosine threshold of the seed-feature graph (0.8 SAM, 0.7 SAM2).
     delta: logit threshold of the negative point (−15 SAM, −10 SAM2).
     pred_iou_thresh / stability_score_thresh / stability_score_offset / box_nms_thresh: the AMG
         filters (SAM 0.88 / 0.9 / 1.0, SAM2 0.8 / 0.88 / 1.0; box NMS 0.7).
     points_per_batch: seed prompts per decoder batch (speed only).
     top_n: AMG mask budget N (9; with 3 multimask + 3 semantic masks, at most 15 candidates).
-    dedupe_iou: a candidate with IoU ≥ this with an earlier one is dropped (0.95).
+    dedupe_iou: ``None`` (default; the paper has no de-duplication): the candidate set is the
+        3 multimask + 3 semantic + top-N AMG masks as produced. A number (NOT from the paper): a
+        mask with IoU ≥ this with an earlier candidate is dropped, BEFORE the AMG top-N cut, and
+        the AMG list is refilled from the masks below the cut, so AMG still gives up to N.
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
     k1: int = 50
     k2: int = 30
     seeds_total: int = 48
-    seed_policy: str = "proportional"
+    seed_policy: str = "one_per_token"
     tau: float = 0.8
     delta: float = -15.0
     pred_iou_thresh: float = 0.88
@@ -42,7 +49,7 @@ class Stage1Settings:
     box_nms_thresh: float = 0.7
     points_per_batch: int = 64
     top_n: int = 9
-    dedupe_iou: float = 0.95
+    dedupe_iou: float | None = None
     layers: tuple[int, ...] | None = tuple(range(14, 31))
     heads: tuple[int, ...] | None = None
     seed: int = 0
@@ -62,7 +69,7 @@ class Stage1Settings:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.stability_score_offset < 0:
             raise ValueError(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
-        if not 0.0 < self.dedupe_iou <= 1.0:
+        if self.dedupe_iou is not None and not 0.0 < self.dedupe_iou <= 1.0:
             raise ValueError(f"dedupe_iou must be in (0, 1], got {self.dedupe_iou}")
         if self.top_n < 0:
             raise ValueError(f"top_n must be >= 0, got {self.top_n}")

@@ -8,13 +8,13 @@ step reuses it:
 3. ``initial``: the prompt embedding is decoded in single-mask mode → L and M = L > 0, and in
    multimask mode → the 3 *multimask* candidates;
 4. ``seeds``: attention averaged over layers/heads → top-k1 tokens → rerank by mean L in each
-   token's patch → top-k2 → seed points (more seeds where attention is higher);
-5. ``amg``: seed-point AMG (one point per prompt, IoU/stability filters, box NMS) → top-N
-   *amg* candidates;
-6. ``semantic``: seed features (bilinear on the SAM embedding) → cosine graph (τ) → densest
-   k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L as mask prompt in
-   multimask mode → 3 *semantic* candidates;
-7. ``candidates``: multimask, semantic and amg merged in that order and de-duplicated.
+   token's patch → top-k2 → seed points (one per token by default; ``seed_policy``);
+5. ``amg``: seed-point AMG (one point per prompt, IoU/stability filters, box NMS), best first;
+6. ``semantic``: features of the distinct seed tokens (bilinear on the SAM embedding) → cosine
+   graph (τ) → densest k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L
+   as mask prompt in multimask mode → 3 *semantic* candidates;
+7. ``candidates``: multimask, semantic and amg merged in that order (de-duplicated only when
+   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from core.pipeline.seeds import (
 from core.pipeline.semantic import (
     cosine_graph,
     densest_core,
+    graph_nodes,
     negative_point,
     sample_features,
     semantic_prompt,
@@ -127,15 +128,19 @@ def run_stage1(
     done("seeds")
 
     step("amg")
-    amg = seed_amg(sam_backend, seeds_xy, top_n=s.top_n, **s.amg())
+    amg = seed_amg(sam_backend, seeds_xy, top_n=None, **s.amg())  # cut to top_n after de-duplication
     amg_items = [{"mask": m.mask, "score": m.predicted_iou, "stability": m.stability, "seed_index": m.seed_index}
                  for m in amg]
     done("amg")
 
     step("semantic")
-    feats = sample_features(sam_backend.image_features(), seeds_xy, sam_backend.embedding_xy_scale())
-    edges = cosine_graph(feats, s.tau)
-    k, core = densest_core(len(seeds_xy), edges, seed_att)
+    nodes = graph_nodes(seed_token)  # one node per distinct token: its first seed
+    idx = np.asarray(nodes, dtype=np.int64)
+    feats = sample_features(sam_backend.image_features(), seeds_xy[idx], sam_backend.embedding_xy_scale())
+    node_edges = cosine_graph(feats, s.tau)
+    k, node_core = densest_core(len(nodes), node_edges, np.asarray(seed_att)[idx])
+    edges = [(nodes[i], nodes[j], c) for i, j, c in node_edges]  # as seed indices, for the trace
+    core = [nodes[i] for i in node_core]
     neg_xy, neg_logit, fallback = negative_point(L, s.delta)
     pts, labels = semantic_prompt(seeds_xy, core, neg_xy)
     sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L, multimask=True)
@@ -146,7 +151,7 @@ def run_stage1(
 
     step("candidates")
     candidates = build_candidates([("multimask", multimask), ("semantic", semantic), ("amg", amg_items)],
-                                  s.dedupe_iou)
+                                  s.dedupe_iou, caps={"amg": s.top_n})
     done("candidates")
     if progress is not None:
         progress("done", 1.0)

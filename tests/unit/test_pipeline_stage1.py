@@ -64,7 +64,8 @@ def image():
 
 
 def _settings(kind: str, **kw) -> Stage1Settings:
-    base = {"layers": None, "k1": 8, "k2": 4, "seeds_total": 10, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
+    base = {"layers": None, "k1": 8, "k2": 4, "seeds_total": 10, "seed_policy": "proportional", "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
             "box_nms_thresh": 0.9}
     return Stage1Settings.for_backbone(kind, **{**base, **kw})
 
@@ -201,3 +202,20 @@ def test_default_settings_follow_the_backbone(backend, image):
     tr = run_stage1(HandPromptModel(), backend, image, "q", None)
     assert tr.settings == Stage1Settings.for_backbone(backend.kind).to_dict()
     assert tr.seeds.k1 == 50 and len(tr.seeds.topk1) == 20  # only 20 tokens exist
+
+
+def test_default_seeds_are_one_per_top_k2_token_and_graph_is_over_distinct_tokens(backend, image):
+    """§4.2: the top-k2 tokens become the seed points (K = k2); with the optional proportional
+    budget, several seeds of one patch still make one graph node."""
+    s = Stage1Settings.for_backbone(backend.kind, layers=None, k1=8, k2=4, pred_iou_thresh=0.0,
+                                    stability_score_thresh=0.0)
+    t = run_stage1(HandPromptModel(), backend, image, "q", s)
+    assert len(t.seeds.seeds_xy) == len(t.seeds.topk2) == 4
+    assert len(set(t.seeds.seed_token)) == 4
+    p = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, seed_policy="proportional",
+                                                                     tau=-1.0))
+    assert len(p.seeds.seeds_xy) == 10  # duplicates of one patch exist ...
+    owners = [p.seeds.seed_token[i] for i in p.graph.core_members]
+    assert len(owners) == len(set(owners)) == 4  # ... but the complete graph (tau = -1) has one node per token
+    nodes = {i for e in p.graph.edges for i in e[:2]}
+    assert len(nodes) == 4
