@@ -48,8 +48,8 @@ def tiny_sam():
 
 @pytest.fixture
 def fake_preset(monkeypatch, tiny_sam):
-    from core.models.base import ModelLoadError
     from core.cli import run as cli
+    from core.models.base import ModelLoadError
 
     made = []
 
