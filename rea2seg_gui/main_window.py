@@ -923,7 +923,11 @@ class MainWindow(QtWidgets.QMainWindow):
                     item.setForeground(QtGui.QColor(200, 40, 30))
                 self.eval_groups.addItem(item)
         out = [f"Question: {t.question}", f"Evaluator: {ev.backend} {ev.model_id}" + ("  (RANDOM WEIGHTS — not a result)" if ev.is_random else ""),
-               f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}", ""]
+               f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}",
+               f"Last group {'padded' if ev.pad_last else 'smaller'}; prompt format {ev.prompt_format or '?'}; "
+               f"image tiling {ev.image_tiling or '?'}",
+               *(["NO READABLE SCORE: the answer falls back to the initial mask M"] if ev.fell_back_to_initial else []),
+               ""]
         for g in ev.groups:
             pad = f" (last {g.padded} are padding, not scored here)" if g.padded else ""
             out.append(f"── Group {g.index}: candidates {g.candidate_ids}{pad}   [{g.seconds:.2f} s]")

@@ -15,7 +15,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode)
     finally:
         store.close()
-    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))
+    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))  # incl. fell_back
     return 0
 
 
@@ -32,12 +32,13 @@ def cmd_export_train(args: argparse.Namespace) -> int:
             group_size=args.group_size,
             seed=args.seed,
             status=args.status,
+            cot=args.cot,
         )
     finally:
         store.close()
     print(
         f"wrote {stats['groups']} groups from {stats['samples']} samples to {stats['out']} "
-        f"({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
+        f"in prompt format {stats['prompt_format']} ({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
         f"{stats['samples_skipped']} samples skipped (no ground truth, trace, candidates or image file)"
     )
     return 0
@@ -89,4 +90,6 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         choices=("pending", "verified", "rejected", "flagged"),
         help="only samples with this review status",
     )
+    p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=None,
+                   help="prompt format with / without chain of thought (default: as the run's stage 2)")
     p.set_defaults(func=cmd_export_train)

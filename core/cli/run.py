@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_id = repo.create_run(
                 s, name=args.run_name or f"{preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=preset,
                 config={"stage1": settings.to_dict(), "stage2": {"evaluator": args.evaluator, "cot": args.cot,
-                                                                  "group_size": args.group_size}},
+                                                                  "group_size": args.group_size,
+                                                                  "pad_last": args.pad_last}},
                 model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name,
                            "evaluator": evaluator.name if evaluator else None},
                 is_random=seg.is_random or bool(evaluator and evaluator.is_random),
@@ -90,7 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     skipped: list[tuple[int, str]] = []
     n = run_samples(store, seg, todo, run_id, settings, progress=lambda i, k, name: _bar(i, k, t0, name),
-                    evaluator=evaluator, cot=args.cot, group_size=args.group_size, skipped=skipped)
+                    evaluator=evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last,
+                    skipped=skipped)
     sys.stderr.write("\n")
     for sid, reason in skipped:
         print(f"rea2seg: skipped sample {sid}: {reason}", file=sys.stderr)
@@ -140,6 +142,8 @@ def register(sub) -> None:
     p.add_argument("--evaluator", help="also run stage 2 with this evaluator preset: tiny-random | internvl3-8b | openai")
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
     p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
+    p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="pad a short last group with candidates of earlier groups (default; not from the paper)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("trace", help="print a saved trace")

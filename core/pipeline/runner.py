@@ -68,7 +68,7 @@ class OutOfMemory(RuntimeError):
 
 
 def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, *, progress=None, should_cancel=None,
-                evaluator=None, cot: bool = True, group_size: int = 5, skipped: list[tuple[int, str]] | None = None) -> int:
+                evaluator=None, cot: bool = True, group_size: int = 5, pad_last: bool = True, skipped: list[tuple[int, str]] | None = None) -> int:
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
     in its own transaction, so a kill loses at most the sample in flight. Returns the count.
 
@@ -100,7 +100,8 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
             if evaluator is not None:
                 from core.evaluator.stage2 import run_stage2
 
-                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot)
+                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot,
+                           pad_last=pad_last)
         except Cancelled:
             break  # the sample in flight is dropped; everything saved so far stays
         except torch.OutOfMemoryError as exc:
