@@ -96,7 +96,8 @@ def run_samples(store, segmenter, sample_ids: list[int], run_id: int, settings, 
             continue
         try:
             trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
-                               preset=segmenter.preset, should_cancel=should_cancel)
+                               preset=segmenter.preset, should_cancel=should_cancel,
+                               is_sentence=getattr(sample, "is_sentence", None))
             if evaluator is not None:
                 from core.evaluator.stage2 import run_stage2
 

@@ -19,6 +19,7 @@ step reuses it:
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -71,6 +72,7 @@ def run_stage1(
     settings: Stage1Settings | None = None,
     *,
     preset: str = "",
+    is_sentence: bool | None = None,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
 ) -> PipelineTrace:
@@ -81,6 +83,8 @@ def run_stage1(
     step of :data:`STEPS` (fraction = steps done / 7) and with ``("done", 1.0)`` at the end.
     should_cancel() is polled before each step; when it returns True, :class:`Cancelled` is raised.
     Timings are seconds per step. ``sample_id`` and ``evaluator`` are left for the caller.
+    ``is_sentence``: the sample's ReasonSeg flag, passed to prompt models that word the query by
+    it (LISA: ``False`` → "What is {X} in this image? …").
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -101,7 +105,11 @@ def run_stage1(
         timings[name] = time.perf_counter() - clock[0]
 
     step("mllm")
-    out = prompt_model.encode(image_rgb, question, None if s.layers is None else list(s.layers))
+    layers = None if s.layers is None else list(s.layers)
+    if is_sentence is not None and "is_sentence" in inspect.signature(prompt_model.encode).parameters:
+        out = prompt_model.encode(image_rgb, question, layers, is_sentence=is_sentence)  # LISA's query wording
+    else:
+        out = prompt_model.encode(image_rgb, question, layers)
     gh, gw = _check_output(out)
     done("mllm")
 
