@@ -28,7 +28,6 @@ import torch
 from core.models.base import ModelLoadError
 
 
-
 def _load_state(src: Path) -> dict[str, torch.Tensor]:
     files = sorted(src.glob("*.safetensors"))
     state: dict[str, torch.Tensor] = {}
