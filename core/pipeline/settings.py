@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 SEED_POLICIES = ("proportional", "one_per_token")
+MASK_PROMPTS = ("decoder_lowres", "rebuilt")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class Stage1Settings:
         3 multimask + 3 semantic + top-N AMG masks as produced. A number (NOT from the paper): a
         mask with IoU ≥ this with an earlier candidate is dropped, BEFORE the AMG top-N cut, and
         the AMG list is refilled from the masks below the cut, so AMG still gives up to N.
+    mask_prompt: what is fed to SAM as the mask prompt L of the semantic step (§4.2: "the previous
+        mask logits L as a mask prompt"). ``decoder_lowres`` (default; as LISA/SAM feed masks
+        back): the decoder's own low-resolution logits of the initial single-mask decode;
+        ``rebuilt`` (not from the paper): a low-res prompt rebuilt from the full-resolution L.
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
@@ -53,11 +58,14 @@ class Stage1Settings:
     layers: tuple[int, ...] | None = tuple(range(14, 31))
     heads: tuple[int, ...] | None = None
     seed: int = 0
+    mask_prompt: str = "decoder_lowres"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k2 <= self.k1:
             raise ValueError(f"need 1 <= k2 <= k1, got k1={self.k1}, k2={self.k2}")
+        if self.mask_prompt not in MASK_PROMPTS:
+            raise ValueError(f"mask_prompt must be one of {MASK_PROMPTS}, got {self.mask_prompt!r}")
         if self.seed_policy not in SEED_POLICIES:
             raise ValueError(f"seed_policy must be one of {SEED_POLICIES}, got {self.seed_policy!r}")
         if self.seed_policy == "proportional" and self.seeds_total < self.k2:

@@ -120,6 +120,8 @@ def run_stage1(
     step("initial")
     single, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=False)
     L = np.asarray(single[0], dtype=np.float32)
+    low = getattr(sam_backend, "last_lowres_logits", None)
+    L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" and low is not None else L
     multi, multi_iou = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
     multi_stab = stability_score(multi, s.stability_score_offset)
     multimask = [{"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}
@@ -151,7 +153,7 @@ def run_stage1(
     core = [nodes[i] for i in node_core]
     neg_xy, neg_logit, fallback = negative_point(L, s.delta)
     pts, labels = semantic_prompt(seeds_xy, core, neg_xy)
-    sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L, multimask=True)
+    sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L_prompt, multimask=True)
     sem_stab = stability_score(sem_logits, s.stability_score_offset)
     semantic = [{"mask": sem_logits[i] > 0, "score": float(sem_iou[i]), "stability": float(sem_stab[i])}
                 for i in range(sem_logits.shape[0])]
