@@ -35,6 +35,12 @@ class Stage1Settings:
         3 multimask + 3 semantic + top-N AMG masks as produced. A number (NOT from the paper): a
         mask with IoU ≥ this with an earlier candidate is dropped, BEFORE the AMG top-N cut, and
         the AMG list is refilled from the masks below the cut, so AMG still gives up to N.
+    attention_renorm: renormalise each (layer, head) attention row over the image tokens before
+        averaging (NOT from the paper; default False: the raw softmax weights are averaged, the
+        closest reading of "attention scores ... aggregated across layers and heads", §4.2).
+    layer_base: how ``layers`` count: 0 (default; the transformer's own 0-based block index, as
+        LLaVA/LENS code indexes ``model.layers``, so "layers 14 to 30" are blocks 14..30 of 0..31)
+        or 1 (the n-th layer counted from 1: 14..30 are blocks 13..29). The paper does not say.
     mask_prompt: what is fed to SAM as the mask prompt L of the semantic step (§4.2: "the previous
         mask logits L as a mask prompt"). ``decoder_lowres`` (default; as LISA/SAM feed masks
         back): the decoder's own low-resolution logits of the initial single-mask decode;
@@ -59,11 +65,17 @@ class Stage1Settings:
     heads: tuple[int, ...] | None = None
     seed: int = 0
     mask_prompt: str = "decoder_lowres"
+    attention_renorm: bool = False
+    layer_base: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k2 <= self.k1:
             raise ValueError(f"need 1 <= k2 <= k1, got k1={self.k1}, k2={self.k2}")
+        if self.layer_base not in (0, 1):
+            raise ValueError(f"layer_base must be 0 or 1, got {self.layer_base}")
+        if self.layer_base == 1 and self.layers is not None and min(self.layers, default=1) < 1:
+            raise ValueError("with layer_base 1 layers count from 1")
         if self.mask_prompt not in MASK_PROMPTS:
             raise ValueError(f"mask_prompt must be one of {MASK_PROMPTS}, got {self.mask_prompt!r}")
         if self.seed_policy not in SEED_POLICIES:
@@ -99,6 +111,10 @@ class Stage1Settings:
         if unknown:
             raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
         return replace(base, **_tuples(overrides))
+
+    def model_layers(self) -> list[int] | None:
+        """``layers`` as the model's 0-based block indices (``layer_base`` applied)."""
+        return None if self.layers is None else [int(v) - self.layer_base for v in self.layers]
 
     def amg(self) -> dict[str, Any]:
         """The AMG filter settings as ``SamBackend.amg_from_seeds`` reads them."""

@@ -105,7 +105,7 @@ def run_stage1(
         timings[name] = time.perf_counter() - clock[0]
 
     step("mllm")
-    layers = None if s.layers is None else list(s.layers)
+    layers = s.model_layers()  # 0-based block indices
     if is_sentence is not None and "is_sentence" in inspect.signature(prompt_model.encode).parameters:
         out = prompt_model.encode(image_rgb, question, layers, is_sentence=is_sentence)  # LISA's query wording
     else:
@@ -130,7 +130,7 @@ def run_stage1(
 
     step("seeds")
     heads = None if s.heads is None else list(s.heads)
-    token_map = aggregate_attention(out.attention, (gh, gw), None, heads)
+    token_map = aggregate_attention(out.attention, (gh, gw), None, heads, renormalise=s.attention_renorm)
     top1, top2 = select_tokens(token_map, out.token_boxes_xyxy, L, s.k1, s.k2)
     counts = allocate_seeds(np.array([t.attention for t in top2]), s.seeds_total, s.seed_policy)
     seeds_xy, seed_token = sample_seed_points(top2, counts, (h, w), np.random.default_rng(s.seed))

@@ -305,3 +305,22 @@ def test_graph_nodes_are_distinct_tokens():
 
     assert graph_nodes([5, 5, 5, 7, 7, 9, 5]) == [0, 3, 5]
     assert graph_nodes([]) == []
+
+
+def test_attention_renormalisation_and_layer_numbering_are_settings():
+    from core.pipeline.seeds import aggregate_attention
+
+    att = np.zeros((1, 2, 4))
+    att[0, 0] = [0.4, 0.0, 0.0, 0.0]  # a head that looks mostly at text: 0.4 on the image
+    att[0, 1] = [0.0, 0.1, 0.1, 0.0]
+    raw = aggregate_attention(att, (2, 2))
+    assert raw.ravel().tolist() == pytest.approx([0.2, 0.05, 0.05, 0.0])  # default: the weights as computed
+    ren = aggregate_attention(att, (2, 2), renormalise=True)
+    assert ren.ravel().tolist() == pytest.approx([0.5, 0.25, 0.25, 0.0])
+    s = Stage1Settings.for_backbone("sam")
+    assert not s.attention_renorm and s.layer_base == 0 and s.model_layers() == list(range(14, 31))
+    assert Stage1Settings.for_backbone("sam", layer_base=1).model_layers() == list(range(13, 30))
+    with pytest.raises(ValueError):
+        Stage1Settings(layer_base=2)
+    with pytest.raises(ValueError):
+        Stage1Settings(layer_base=1, layers=(0, 1))
