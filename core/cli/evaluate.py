@@ -12,7 +12,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = open_store(args.db)
     try:
-        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode)
+        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode,
+                           giou_average="lisa" if args.lisa_average else "mean")
     finally:
         store.close()
     print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))  # incl. fell_back
@@ -66,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="exclude",
         help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
     )
+    p.add_argument("--lisa-average", action="store_true",
+                   help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean")
     p.set_defaults(func=cmd_eval)
 
 

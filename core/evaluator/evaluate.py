@@ -11,7 +11,8 @@ every candidate that got a score (candidates whose score could not be read are l
 counted in ``unscored``).
 
 Metrics are LISA's (:mod:`core.metrics`): per-sample IoU ``I / (U + 1e-5)`` (1.0 for an empty
-prediction on an empty ground truth), gIoU its mean, cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
+prediction on an empty ground truth), gIoU its mean (``giou_average="lisa"``: sum / (n + 1e-5),
+LISA's distributed average), cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
 excluded by default. The "true IoU" of a candidate is that per-sample IoU. The ground truth is
 the sample's current mask (the reviewed, edited mask when there is one, else the imported one);
 samples without a ground truth or without a trace in the run are skipped.
@@ -86,6 +87,7 @@ def evaluate_traces(
     *,
     ignore_mode: IgnoreMode = "exclude",
     k: int = 3,
+    giou_average: str = "mean",
 ) -> dict[str, Any]:
     """The numbers of the module docstring from ``(trace, gt, ignore, category)`` items
     (``gt``/``ignore`` bool (H, W) at the trace's image size; ``ignore`` may be ``None``).
@@ -94,7 +96,7 @@ def evaluate_traces(
     "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "n", "unscored"},
     "n", "with_evaluator"}``.
     """
-    accs = {m: MetricAccumulator(ignore_mode=ignore_mode) for m in METHODS}
+    accs = {m: MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average) for m in METHODS}
     pred_scores: list[float] = []
     true_ious: list[float] = []
     unscored = n = with_ev = fell_back = 0
@@ -165,7 +167,7 @@ def _run_items(store, run_id: int):
 
 
 def evaluate_run(
-    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3
+    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3, giou_average: str = "mean"
 ) -> dict[str, Any]:
     """:func:`evaluate_traces` over every finished sample of run ``run_id`` in ``store``,
     plus ``run_id`` and ``is_random`` (the run used random-weight models)."""
@@ -173,7 +175,8 @@ def evaluate_run(
 
     with store.session(write=False) as s:
         is_random = bool(repo.get_run(s, run_id).is_random)
-    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k)
+    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k, giou_average=giou_average)
+    out["giou_average"] = giou_average
     out["run_id"] = int(run_id)
     out["is_random"] = is_random
     return out
