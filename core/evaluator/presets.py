@@ -8,7 +8,7 @@
     device = "cuda"                                  # default "cpu"
     dtype = "bfloat16"                               # default: bfloat16 on CUDA, float32 on CPU
     max_new_tokens = 512
-    max_patches = 1                                  # tiles per image (1 = no tiling)
+    max_patches = 12                                 # dynamic tiling, at most 12 tiles per image (1 = one tile)
     max_batch = 3                                    # groups per generate call (default: all)
 
     [evaluator.openai]

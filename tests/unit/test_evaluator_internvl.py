@@ -73,21 +73,23 @@ def test_image_tokens_are_bounded(lora_evaluator, tiny_dirs):
     from core.evaluator.tiny import IMAGE_SEQ_LENGTH
 
     ev = lora_evaluator
-    img, m = _image_and_masks((300, 500))  # large image: still one tile per image
+    img, m = _image_and_masks((300, 500))
     text = ev.prompt_text("q", 2, False)
+    assert ev.max_patches == 12 and ev.image_tiling == "dynamic max 12"  # InternVL's standard tiling by default
     inputs = ev.processor(
         text=[text], images=[img, img, img], return_tensors="pt", **ev.image_kwargs()
     )
-    n_ctx = int((inputs["input_ids"] == ev.model.config.image_token_id).sum())
-    assert n_ctx == 3 * IMAGE_SEQ_LENGTH and inputs["pixel_values"].shape[0] == 3
-    ev.max_patches = 4
+    assert 3 < inputs["pixel_values"].shape[0] <= 3 * 13
+    ev.max_patches = 1
     try:
         inputs = ev.processor(
             text=[text], images=[img, img, img], return_tensors="pt", **ev.image_kwargs()
         )
+        assert ev.image_tiling == "single tile"
     finally:
-        ev.max_patches = 1
-    assert inputs["pixel_values"].shape[0] > 3  # tiling only when asked for
+        ev.max_patches = 12
+    n_ctx = int((inputs["input_ids"] == ev.model.config.image_token_id).sum())
+    assert n_ctx == 3 * IMAGE_SEQ_LENGTH and inputs["pixel_values"].shape[0] == 3  # one tile only when asked
 
 
 def test_the_adapter_changes_the_model(tiny_dirs, lora_evaluator):

@@ -83,8 +83,10 @@ def test_prompt_format_is_recorded_and_a_mismatched_lora_is_refused():
     from core.evaluator.stage2 import run_stage2
 
     img = np.zeros((*HW, 3), np.uint8)
-    ev = run_stage2(_trace([1, 2]), img, Fixed({1: 0.1, 2: 0.2}), cot=True)
-    assert ev.prompt_format == prompt_format(True) != prompt_format(False)
+    e = Fixed({1: 0.1, 2: 0.2})
+    e.image_tiling = "single tile"
+    ev = run_stage2(_trace([1, 2]), img, e, cot=True)
+    assert ev.prompt_format == prompt_format(True) != prompt_format(False) and ev.image_tiling == "single tile"
     with pytest.raises(ValueError, match="prompt format"):
         run_stage2(_trace([1, 2]), img, Fixed({}, prompt_format=prompt_format(False)), cot=True)
 
