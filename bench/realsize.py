@@ -51,7 +51,13 @@ def _peak_gib(device: str) -> float:
 
 def build_lisa(small: bool, device: str, dtype: torch.dtype, tmp: Path):
     """A LISA-style prompt model: LLaVA-1.5-7B geometry (or small), the tiny build's processor."""
-    from transformers import AutoProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+    from transformers import (
+        AutoProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
 
     from core.models.lisa import LisaPromptModel, make_text_hidden_fcs
     from core.models.tiny_mllm import build_tiny_lisa
@@ -148,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         pm, sam = build_lisa(small, device, dtype, tmp), build_sam_h(small, device)
         print(f"[LISA-7B + SAM ViT-H] built in {time.perf_counter() - t:.1f} s on {device}")
-        layers = None if small else None  # the model's default: App. B layers 14–30
-        s = Stage1Settings.for_backbone("sam", layers=layers, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+        # App. B layers 14–30 (both builds have 32 layers); filters opened so random masks still
+        # give the full AMG workload
+        s = Stage1Settings.for_backbone("sam", pred_iou_thresh=0.0, stability_score_thresh=0.0)
         _peak_reset(device)
         traces, rows = [], []
         for i, img in enumerate(images):
