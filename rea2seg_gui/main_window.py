@@ -90,6 +90,9 @@ def describe_provenance(prov: dict[str, Any] | None) -> str:
     return str(tool).replace("_", " ")
 
 
+OPEN_CHOICES = ("seed_policy", "dedupe_iou", "mask_prompt", "attention_renorm", "layer_base", "box_nms_thresh")
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """``trace_wait_s``: how long switching samples waits for the trace; a slower trace is drawn
     when it arrives (``trace_shown``), so the image and masks appear at once."""
@@ -453,7 +456,7 @@ class MainWindow(QtWidgets.QMainWindow):
         f.addRow(self.use_paper_defaults)
         self.params: dict[str, QtWidgets.QAbstractSpinBox] = {}
         tips = {"k1": "tokens kept by attention (§4.2)", "k2": "tokens kept after the logit rerank",
-                "top_n": "N: AMG mask budget", "seeds_total": "seed points over the k2 tokens",
+                "top_n": "N: AMG mask budget", "seeds_total": "seed points over the k2 tokens (only with seed_policy 'proportional', not from the paper)",
                 "tau": "τ: cosine threshold of the seed-feature graph", "delta": "δ: logit threshold of the negative point",
                 "pred_iou_thresh": "AMG predicted-IoU filter", "stability_score_thresh": "AMG stability filter"}
         spec = (("k1", 1, 1000), ("k2", 1, 1000), ("top_n", 0, 50), ("seeds_total", 1, 2000))
@@ -471,6 +474,11 @@ class MainWindow(QtWidgets.QMainWindow):
         for name, sb in self.params.items():
             sb.setToolTip(tips[name])
             f.addRow(labels.get(name, name), sb)
+        self.open_choices = QtWidgets.QLabel()  # the stage-1 choices the paper leaves open (README)
+        self.open_choices.setWordWrap(True)
+        self.open_choices.setToolTip("Choices the paper leaves open, as this run makes them (not from the paper; "
+                                     "see the README's method section)")
+        f.addRow("Not from the paper", self.open_choices)
         self.eval_preset = QtWidgets.QComboBox()
         self.eval_preset.setToolTip("Stage 2 evaluator; greyed-out presets are not configured (hover for why)")
         f.addRow("Evaluator (stage 2)", self.eval_preset)
@@ -596,6 +604,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if use_defaults:
                 w.setValue(defaults[name])
             w.setEnabled(not use_defaults)
+        self.open_choices.setText(", ".join(f"{k} = {defaults[k]}" for k in OPEN_CHOICES))
 
     # ------------------------------------------------------------------------------ samples
     def refresh_samples(self) -> None:
