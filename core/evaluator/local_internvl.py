@@ -48,6 +48,7 @@ class InternVLEvaluator(EvaluatorBase):
         batch_groups: bool = True,
         max_patches: int = 12,
         max_batch: int | None = None,
+        prompt_format: str | None = None,
     ) -> None:
         import torch  # noqa: F401 - the model needs it; imported here so the module imports light
 
@@ -62,6 +63,9 @@ class InternVLEvaluator(EvaluatorBase):
         self.batch_groups = bool(batch_groups)
         self.max_patches = int(max_patches)
         self.max_batch = max_batch
+        # the prompt format a fine-tuned adapter was trained on (export's "prompt_format"); stage 2
+        # refuses to run it on another. None: not declared (a base model).
+        self.prompt_format = prompt_format
         tok = processor.tokenizer
         tok.padding_side = "left"
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -172,6 +176,7 @@ def load_internvl(
     max_patches: int = 12,
     batch_groups: bool = True,
     max_batch: int | None = None,
+    prompt_format: str | None = None,
 ) -> InternVLEvaluator:
     """Load an InternVL ``-hf`` checkpoint directory (``config.json``, weights, processor files)
     offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
@@ -231,4 +236,5 @@ def load_internvl(
         batch_groups,
         max_patches,
         max_batch,
+        prompt_format,
     )

@@ -207,3 +207,17 @@ def test_tiny_random_preset_builds_once_and_is_labelled_random(monkeypatch, tmp_
     assert load_evaluator("tiny-random", config={}).is_random
     assert (d / "config.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert not list(d.parent.glob("*.tmp-*"))
+
+
+def test_a_declared_prompt_format_is_enforced(tiny_dirs):
+    from core.evaluator.local_internvl import load_internvl
+    from core.evaluator.stage2 import run_stage2
+    from core.trace import Candidate, PipelineTrace
+
+    ev = load_internvl(tiny_dirs[0], is_random=True, prompt_format="rea2seg-v1-nocot", max_new_tokens=2)
+    m = np.zeros((20, 30), bool)
+    m[:5] = True
+    tr = PipelineTrace("q", (20, 30), "t", {}, True, {}, None, None, None, None, None, [Candidate(0, "amg", 0, m, 0.5)])
+    with pytest.raises(ValueError, match="trained on prompt format rea2seg-v1-nocot"):
+        run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=True)
+    assert run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format == "rea2seg-v1-nocot"
