@@ -11,7 +11,9 @@ tiny builds' (a small vocabulary, so the embedding and LM-head matrices are smal
 real ones: < 2 % of the parameters). Images are 1024 × 1024 random noise. Every number is labelled
 as random-weight timing: the amount of work is real, the masks are noise.
 
-Not covered yet: the LENS (Qwen2.5-VL-3B) + SAM2-L pair.
+LENS: Qwen2.5-VL-3B geometry (36 layers, 2048 wide; 32-block vision tower) with 64 query tokens
+and a random query head, SAM2.1 Hiera-L; its pixel budget is capped at 1024² (≈ 1,300 image
+tokens), the real LENS budget may differ.
 
 Prints, per model pair: each stage-1 step's seconds (mean over images after one warm-up),
 peak device memory, and ``discovery / forward`` = (seeds + amg + semantic + candidates) /
@@ -97,6 +99,90 @@ def build_sam_h(small: bool, device: str):
                         is_random=True)
 
 
+def build_lens(small: bool, device: str, dtype: torch.dtype, tmp: Path):
+    """A LENS-style prompt model: Qwen2.5-VL-3B geometry (or small) with 64 query tokens; the tiny
+    build's processor, its pixel budget opened to Qwen2.5-VL's default for the real size."""
+    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from core.models.lens import LensPromptModel, QueryConnector, QueryHead
+    from core.models.tiny_mllm import build_tiny_lens
+
+    d = build_tiny_lens(tmp / "lens", max_new_tokens=0)
+    proc = AutoProcessor.from_pretrained(d, local_files_only=True)
+    base = Qwen2_5_VLConfig.from_pretrained(d, local_files_only=True)
+    tok = proc.tokenizer
+    if small:
+        text = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=36, num_attention_heads=4,
+                    num_key_value_heads=2, mrope=[2, 3, 3])
+        vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=4, window_size=56,
+                      fullatt_block_indexes=[1])
+        n_queries = 8
+    else:
+        text = dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+                    num_key_value_heads=2, mrope=[16, 24, 24])
+        vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, window_size=112,
+                      fullatt_block_indexes=[7, 15, 23, 31])
+        n_queries = 64
+        proc.image_processor.min_pixels, proc.image_processor.max_pixels = 56 * 56, 1024 * 1024
+    mrope = text.pop("mrope")
+    cfg = Qwen2_5_VLConfig(
+        text_config={**text, "vocab_size": len(tok), "max_position_embeddings": 32768,
+                     "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, "bos_token_id": None},
+        vision_config={**vision, "out_hidden_size": text["hidden_size"], "patch_size": 14, "spatial_merge_size": 2},
+        image_token_id=base.image_token_id, video_token_id=base.video_token_id,
+        vision_start_token_id=base.vision_start_token_id,
+    )
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration(cfg).to(dtype).eval()
+    hidden = text["hidden_size"]
+    connector = QueryConnector(hidden, n_queries, depth=2, num_heads=16, mlp_ratio=4)
+    head = QueryHead(hidden, n_queries, connector=connector)
+    queries = torch.randn(n_queries, hidden) * 0.02
+    return LensPromptModel(model, proc, queries, head, "random Qwen2.5-VL-3B geometry" if not small
+                           else "random small Qwen2.5-VL", True, device, 0)
+
+
+def build_sam2_l(small: bool, device: str):
+    from core.models.sam_backend import Sam2Backend
+    from core.models.tiny_sam import build_tiny_sam2
+
+    if small:
+        model = build_tiny_sam2()
+    else:
+        from sam2.build_sam import build_sam2
+
+        model = build_sam2("configs/sam2.1/sam2.1_hiera_l.yaml", None, device=device)
+    return Sam2Backend(model, device=device, name="random SAM2-L" if not small else "random tiny SAM2",
+                       is_random=True)
+
+
+def run_pair(label: str, pm, sam, kind: str, images, device: str) -> list:
+    """Stage 1 over ``images`` (the first is a warm-up); prints the per-step table; returns traces."""
+    from core.pipeline.settings import Stage1Settings
+    from core.pipeline.stage1 import run_stage1
+
+    # App. B layers (LLaVA 14–30, LENS 33); filters opened so random masks still give the full AMG workload
+    s = Stage1Settings.for_backbone(kind, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    _peak_reset(device)
+    traces, rows = [], []
+    for i, img in enumerate(images):
+        tr = run_stage1(pm, sam, img, "the object that a person would sit on", s, is_sentence=True)
+        if i:
+            rows.append(tr.timings)
+            traces.append(tr)
+    peak = _peak_gib(device)
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    print(f"[{label}]")
+    for k, v in mean.items():
+        print(f"  {k:<11}{v:8.3f} s")
+    fwd, disc = sum(mean[k] for k in FORWARD), sum(mean[k] for k in DISCOVERY)
+    print(f"  forward {fwd:.3f} s, discovery {disc:.3f} s, discovery / forward = {disc / fwd:.2f}")
+    print(f"  candidates per image {[len(t.candidates) for t in traces]}; peak "
+          f"{'GPU' if device != 'cpu' else 'RSS'} memory {peak:.2f} GiB")
+    return traces
+
+
 def build_evaluator(small: bool, device: str, dtype: torch.dtype, tmp: Path):
     """InternVL3-8B geometry (or the tiny build) with the tiny build's processor at 448² tiles."""
     from transformers import AutoProcessor, InternVLConfig, InternVLForConditionalGeneration
@@ -146,33 +232,20 @@ def main(argv: list[str] | None = None) -> int:
     images = [(rng.random((size, size, 3)) * 255).astype(np.uint8) for _ in range(args.images + 1)]
     t_start = time.perf_counter()
     print("RANDOM WEIGHTS: timings and memory of real-size work; the masks are noise")
-    from core.pipeline.settings import Stage1Settings
-    from core.pipeline.stage1 import run_stage1
-
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         t = time.perf_counter()
         pm, sam = build_lisa(small, device, dtype, tmp), build_sam_h(small, device)
-        print(f"[LISA-7B + SAM ViT-H] built in {time.perf_counter() - t:.1f} s on {device}")
-        # App. B layers 14–30 (both builds have 32 layers); filters opened so random masks still
-        # give the full AMG workload
-        s = Stage1Settings.for_backbone("sam", pred_iou_thresh=0.0, stability_score_thresh=0.0)
-        _peak_reset(device)
-        traces, rows = [], []
-        for i, img in enumerate(images):
-            tr = run_stage1(pm, sam, img, "the object that a person would sit on", s, is_sentence=True)
-            if i:  # the first image is a warm-up
-                rows.append(tr.timings)
-                traces.append(tr)
-        peak = _peak_gib(device)
-        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-        for k, v in mean.items():
-            print(f"  {k:<11}{v:8.3f} s")
-        fwd, disc = sum(mean[k] for k in FORWARD), sum(mean[k] for k in DISCOVERY)
-        counts = [len(tr.candidates) for tr in traces]
-        print(f"  forward {fwd:.3f} s, discovery {disc:.3f} s, discovery / forward = {disc / fwd:.2f}")
-        print(f"  candidates per image {counts}; peak {'GPU' if device != 'cpu' else 'RSS'} memory {peak:.2f} GiB")
-        del pm
+        print(f"LISA-7B + SAM ViT-H built in {time.perf_counter() - t:.1f} s on {device}")
+        traces = run_pair("LISA-7B + SAM ViT-H", pm, sam, "sam", images, device)
+        del pm, sam
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        t = time.perf_counter()
+        pm, sam = build_lens(small, device, dtype, tmp), build_sam2_l(small, device)
+        print(f"LENS Qwen2.5-VL-3B + SAM2-L built in {time.perf_counter() - t:.1f} s on {device}")
+        run_pair("LENS Qwen2.5-VL-3B + SAM2-L", pm, sam, "sam2", images, device)
+        del pm, sam
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         if not args.no_evaluator:
