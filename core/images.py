@@ -58,6 +58,9 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 (H, W, 3) RGB. Grey and RGBA inputs are converted.
 
     The header is checked against :data:`MAX_IMAGE_PIXELS` first (:func:`image_size`).
+    8-bit images are decoded as LISA reads them (``cv2.imread``'s default ``IMREAD_COLOR``): the
+    EXIF orientation is applied, so a rotated JPEG comes out upright, in the frame its ReasonSeg
+    polygons were drawn in, and alpha is dropped. Deeper images are scaled to 8 bits.
     """
     import cv2
 
@@ -65,12 +68,16 @@ def load_image_rgb(path: str | Path) -> np.ndarray:
     hw = image_size(p)
     data = np.fromfile(p, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    del data
     if img is None:
         raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)")
     if tuple(img.shape[:2]) != hw:  # a header that disagrees with the pixels is not trusted
         raise ImageError(f"{p}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
                          f"{img.shape[1]}x{img.shape[0]})")
+    if img.dtype == np.uint8:
+        oriented = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation, as cv2.imread does
+        if oriented is not None:
+            return cv2.cvtColor(oriented, cv2.COLOR_BGR2RGB)
+    del data
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     if img.ndim == 2:

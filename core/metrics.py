@@ -1,4 +1,4 @@
-"""gIoU and cIoU exactly as LISA's validation defines them.
+"""gIoU and cIoU as LISA's validation defines them.
 
 For each sample LISA computes, over the pixels that are not *ignore* (label 255 in its masks):
 
@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 IgnoreMode = Literal["exclude", "background"]
+GiouAverage = Literal["mean", "lisa"]
 SAMPLE_EPS = 1e-5
 CUMULATIVE_EPS = 1e-10
 
@@ -61,6 +62,7 @@ class MetricAccumulator:
     """Accumulates (I, U) per sample, overall and per category."""
 
     ignore_mode: IgnoreMode = "exclude"
+    giou_average: GiouAverage = "mean"
     _rows: list[tuple[str, int, int]] = field(default_factory=list)
 
     def add(self, pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None, category: str = "other") -> float:
@@ -75,16 +77,18 @@ class MetricAccumulator:
     def __len__(self) -> int:
         return len(self._rows)
 
-    @staticmethod
-    def _summary(rows: Iterable[tuple[str, int, int]]) -> dict[str, float | int | None]:
+    def _summary(self, rows: Iterable[tuple[str, int, int]]) -> dict[str, float | int | None]:
         rows = list(rows)
         if not rows:
             return {"giou": None, "ciou": None, "n": 0}
         ious = [sample_iou(i, u) for _, i, u in rows]
+        if self.giou_average not in ("mean", "lisa"):
+            raise ValueError(f"giou_average must be 'mean' or 'lisa', got {self.giou_average!r}")
+        giou = float(np.sum(ious) / (len(ious) + SAMPLE_EPS)) if self.giou_average == "lisa" else float(np.mean(ious))
         total_i = sum(i for _, i, _ in rows)
         total_u = sum(u for _, _, u in rows)
         return {
-            "giou": float(np.mean(ious)),
+            "giou": giou,
             "ciou": float(total_i / (total_u + CUMULATIVE_EPS)),
             "n": len(rows),
         }
@@ -103,9 +107,10 @@ def giou_ciou(
     gts: Iterable[np.ndarray],
     ignores: Iterable[np.ndarray | None] | None = None,
     ignore_mode: IgnoreMode = "exclude",
+    giou_average: GiouAverage = "mean",
 ) -> tuple[float, float]:
     """(gIoU, cIoU) over paired masks; see the module docstring for the definitions."""
-    acc = MetricAccumulator(ignore_mode=ignore_mode)
+    acc = MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average)
     preds, gts = list(preds), list(gts)
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth masks")

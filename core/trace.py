@@ -149,7 +149,16 @@ class EvaluatorGroup:
 
 @dataclass
 class EvaluatorTrace:
-    """Stage 2: grouping, scores and the final ranking (§4.3)."""
+    """Stage 2: grouping, scores and the final ranking (§4.3).
+
+    ``fell_back_to_initial``: no score of any candidate could be read, so the answer is the
+    initial mask M = L > 0 (the segmenter's own prediction), not a candidate.
+    ``pad_last``: whether a short last group was padded (:mod:`core.evaluator.grouping`).
+    ``prompt_format``: the prompt-format version the evaluator was given
+    (:func:`core.evaluator.prompt.prompt_format`). ``image_tiling``: how images were tiled for
+    the model (e.g. ``dynamic max 12``, ``single 448``; empty when the backend did not say).
+    Fields added after the first trace format have defaults, so older traces still load.
+    """
 
     backend: str
     model_id: str
@@ -161,6 +170,10 @@ class EvaluatorTrace:
     final_scores: dict[int, float | None]
     ranking: list[int]  # candidate ids, best first
     top_k: int = 3
+    fell_back_to_initial: bool = False
+    pad_last: bool = True
+    prompt_format: str = ""
+    image_tiling: str = ""
 
 
 @dataclass

@@ -13,7 +13,6 @@ import getpass
 import html
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -88,6 +87,9 @@ def describe_provenance(prov: dict[str, Any] | None) -> str:
     if tool == "polygon":
         return f"polygon ({prov.get('mode', 'add')}, {len(prov.get('points_xy') or [])} vertices)"
     return str(tool).replace("_", " ")
+
+
+OPEN_CHOICES = ("seed_policy", "dedupe_iou", "mask_prompt", "attention_renorm", "layer_base", "box_nms_thresh")
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -453,7 +455,7 @@ class MainWindow(QtWidgets.QMainWindow):
         f.addRow(self.use_paper_defaults)
         self.params: dict[str, QtWidgets.QAbstractSpinBox] = {}
         tips = {"k1": "tokens kept by attention (§4.2)", "k2": "tokens kept after the logit rerank",
-                "top_n": "N: AMG mask budget", "seeds_total": "seed points over the k2 tokens",
+                "top_n": "N: AMG mask budget", "seeds_total": "seed points over the k2 tokens (only with seed_policy 'proportional', not from the paper)",
                 "tau": "τ: cosine threshold of the seed-feature graph", "delta": "δ: logit threshold of the negative point",
                 "pred_iou_thresh": "AMG predicted-IoU filter", "stability_score_thresh": "AMG stability filter"}
         spec = (("k1", 1, 1000), ("k2", 1, 1000), ("top_n", 0, 50), ("seeds_total", 1, 2000))
@@ -471,6 +473,11 @@ class MainWindow(QtWidgets.QMainWindow):
         for name, sb in self.params.items():
             sb.setToolTip(tips[name])
             f.addRow(labels.get(name, name), sb)
+        self.open_choices = QtWidgets.QLabel()  # the stage-1 choices the paper leaves open (README)
+        self.open_choices.setWordWrap(True)
+        self.open_choices.setToolTip("Choices the paper leaves open, as this run makes them (not from the paper; "
+                                     "see the README's method section)")
+        f.addRow("Not from the paper", self.open_choices)
         self.eval_preset = QtWidgets.QComboBox()
         self.eval_preset.setToolTip("Stage 2 evaluator; greyed-out presets are not configured (hover for why)")
         f.addRow("Evaluator (stage 2)", self.eval_preset)
@@ -585,17 +592,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_preset_defaults(self) -> None:
         """Show the parameters the preset runs with; editable once 'use the preset's defaults' is off."""
-        from core.pipeline.runner import default_settings
+        from core.pipeline.runner import preset_default_settings
 
-        preset = self.run_preset.currentText()
-        stand_in = SimpleNamespace(is_random=gui_models.is_random_preset(preset),
-                                   sam=SimpleNamespace(kind=gui_models.backbone(preset)))
-        defaults = default_settings(stand_in).to_dict()
+        defaults = preset_default_settings(self.run_preset.currentText()).to_dict()
         use_defaults = self.use_paper_defaults.isChecked()
         for name, w in self.params.items():
             if use_defaults:
                 w.setValue(defaults[name])
             w.setEnabled(not use_defaults)
+        self.open_choices.setText(", ".join(f"{k} = {defaults[k]}" for k in OPEN_CHOICES))
 
     # ------------------------------------------------------------------------------ samples
     def refresh_samples(self) -> None:
@@ -923,7 +928,11 @@ class MainWindow(QtWidgets.QMainWindow):
                     item.setForeground(QtGui.QColor(200, 40, 30))
                 self.eval_groups.addItem(item)
         out = [f"Question: {t.question}", f"Evaluator: {ev.backend} {ev.model_id}" + ("  (RANDOM WEIGHTS — not a result)" if ev.is_random else ""),
-               f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}", ""]
+               f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}",
+               f"Last group {'padded' if ev.pad_last else 'smaller'}; prompt format {ev.prompt_format or '?'}; "
+               f"image tiling {ev.image_tiling or '?'}",
+               *(["NO READABLE SCORE: the answer falls back to the initial mask M"] if ev.fell_back_to_initial else []),
+               ""]
         for g in ev.groups:
             pad = f" (last {g.padded} are padding, not scored here)" if g.padded else ""
             out.append(f"── Group {g.index}: candidates {g.candidate_ids}{pad}   [{g.seconds:.2f} s]")
@@ -1368,7 +1377,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def start_run(self) -> None:
         """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""
-        from core.pipeline.runner import default_settings, run_samples
+        from core.pipeline.runner import Stage2Settings, create_run, default_settings, run_samples
 
         ids = self.selected_ids() if self.scope_selected.isChecked() else None
         if ids is not None and not ids:
@@ -1392,15 +1401,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 evaluator = load_evaluator(ev_preset, cfg)
             settings = default_settings(seg, **overrides)
             todo = ids if ids is not None else store.run(lambda s: [x.id for x in repo.list_samples(s)], write=False)
-            run_id = store.run(lambda s: repo.create_run(
-                s, name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)", preset=preset,
-                config={"stage1": settings.to_dict(), "stage2": {"evaluator": ev_preset, "cot": cot, "group_size": group_size}},
-                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name, "evaluator": evaluator.name if evaluator else None},
-                is_random=seg.is_random or bool(evaluator and evaluator.is_random)))
+            stage2 = Stage2Settings(ev_preset, cot=cot, group_size=group_size)
+            run_id = create_run(store, seg, settings, stage2=stage2, evaluator=evaluator,
+                                name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)")
             progress(0, len(todo), "running")
             skipped: list[tuple[int, str]] = []
             n = run_samples(store, seg, todo, run_id, settings, progress=progress, should_cancel=should_cancel,
-                            evaluator=evaluator, cot=cot, group_size=group_size, skipped=skipped)
+                            evaluator=evaluator, cot=cot, group_size=group_size, pad_last=stage2.pad_last,
+                            skipped=skipped)
             return run_id, n, len(todo), skipped
 
         def done(result) -> None:
@@ -1419,7 +1427,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def rerun_and_compare(self) -> None:
         """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
-        from core.pipeline.runner import default_settings, run_samples
+        from core.pipeline.runner import create_run, default_settings, run_samples
 
         if self.current_id is None or self.trace is None:
             self.run_error.setPlainText("Pick a sample that already has a trace (choose its run in the Candidates tab).")
@@ -1434,9 +1442,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def job(progress, should_cancel):
             seg = self._get_segmenter(preset)
             settings = default_settings(seg, **overrides)
-            run_id = store.run(lambda s: repo.create_run(
-                s, name=f"{preset} compare (GUI)", preset=preset, config={"stage1": settings.to_dict()},
-                model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name}, is_random=seg.is_random))
+            run_id = create_run(store, seg, settings, name=f"{preset} compare (GUI)")
             run_samples(store, seg, [sid], run_id, settings, progress=progress, should_cancel=should_cancel)
             return run_id, store.run(lambda s: repo.load_trace(s, run_id, sid), write=False)
 

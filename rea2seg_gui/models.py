@@ -42,11 +42,6 @@ def tiny_lisa_preset() -> str:
     return "tiny-random-lisa"
 
 
-def backbone(preset: str) -> str:
-    """``"sam"`` or ``"sam2"``: which SAM the preset uses (for showing its default parameters)."""
-    return config.preset_spec(preset).sam_kind
-
-
 def _missing(cfg: dict[str, Any], table: str, name: str, keys: tuple[str, ...]) -> str | None:
     section = cfg.get(table, {}).get(name, {})
     for k in keys:

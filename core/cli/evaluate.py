@@ -12,10 +12,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = open_store(args.db, create=False)
     try:
-        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode)
+        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode,
+                           giou_average="lisa" if args.lisa_average else "mean")
     finally:
         store.close()
-    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))
+    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))  # incl. fell_back
     return 0
 
 
@@ -32,12 +33,13 @@ def cmd_export_train(args: argparse.Namespace) -> int:
             group_size=args.group_size,
             seed=args.seed,
             status=args.status,
+            cot=args.cot,
         )
     finally:
         store.close()
     print(
         f"wrote {stats['groups']} groups from {stats['samples']} samples to {stats['out']} "
-        f"({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
+        f"in prompt format {stats['prompt_format']} ({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
         f"{stats['samples_skipped']} samples skipped (no ground truth, trace, candidates or image file)"
     )
     return 0
@@ -65,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="exclude",
         help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
     )
+    p.add_argument("--lisa-average", action="store_true",
+                   help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean")
     p.set_defaults(func=cmd_eval)
 
 
@@ -89,4 +93,6 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         choices=("pending", "verified", "rejected", "flagged"),
         help="only samples with this review status",
     )
+    p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=None,
+                   help="prompt format with / without chain of thought (default: as the run's stage 2)")
     p.set_defaults(func=cmd_export_train)

@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and run is None:
         print(f"rea2seg: no earlier run with preset {preset} to resume; starting a new one", file=sys.stderr)
     resumed = None if run is None else runner.resumed_settings(run, overrides)  # checked before loading models
-    stage2 = runner.Stage2Settings(args.evaluator, cot=args.cot, group_size=args.group_size)
+    stage2 = runner.Stage2Settings(args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last)
     seg = runner.load_segmenter(preset, device=args.device)
     evaluator = None
     if args.evaluator:
@@ -66,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress, close = progress_bar(len(todo))
     try:
         n = runner.run_samples(store, seg, todo, run_id, settings, progress=progress, evaluator=evaluator,
-                               cot=stage2.cot, group_size=stage2.group_size, skipped=skipped)
+                               cot=stage2.cot, group_size=stage2.group_size,
+                               pad_last=stage2.pad_last, skipped=skipped)
     finally:
         close()
     for sid, reason in skipped:
@@ -128,6 +129,8 @@ def register(sub) -> None:
                         "or a local InternVL checkpoint directory")
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
     p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
+    p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="pad a short last group with candidates of earlier groups (default; not from the paper)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("trace", help="print a saved trace")

@@ -11,13 +11,16 @@ every candidate that got a score (candidates whose score could not be read are l
 counted in ``unscored``).
 
 Metrics are LISA's (:mod:`core.metrics`): per-sample IoU ``I / (U + 1e-5)`` (1.0 for an empty
-prediction on an empty ground truth), gIoU its mean, cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
+prediction on an empty ground truth), gIoU its mean (``giou_average="lisa"``: sum / (n + 1e-5),
+LISA's distributed average), cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
 excluded by default. The "true IoU" of a candidate is that per-sample IoU. The ground truth is
 the sample's current mask (the reviewed, edited mask when there is one, else the imported one);
 samples without a ground truth or without a trace in the run are skipped.
 
 A trace without evaluator output ranks its candidates in stage-1 order (multimask first), so
 ``top1`` is then SAM's first multimask output; ``with_evaluator`` counts the samples that had one.
+When the evaluator gave no readable score for any candidate of a sample, its answer (``top1``
+and ``best_of_top3``) is the initial mask M, and ``fell_back`` counts those samples.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def evaluate_traces(
     *,
     ignore_mode: IgnoreMode = "exclude",
     k: int = 3,
+    giou_average: str = "mean",
 ) -> dict[str, Any]:
     """The numbers of the module docstring from ``(trace, gt, ignore, category)`` items
     (``gt``/``ignore`` bool (H, W) at the trace's image size; ``ignore`` may be ``None``).
@@ -92,10 +96,10 @@ def evaluate_traces(
     "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "n", "unscored"},
     "n", "with_evaluator"}``.
     """
-    accs = {m: MetricAccumulator(ignore_mode=ignore_mode) for m in METHODS}
+    accs = {m: MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average) for m in METHODS}
     pred_scores: list[float] = []
     true_ious: list[float] = []
-    unscored = n = with_ev = 0
+    unscored = n = with_ev = fell_back = 0
     for trace, gt, ign, cat in items:
         n += 1
         by_id = {c.id: c for c in trace.candidates}
@@ -106,15 +110,19 @@ def evaluate_traces(
         empty = intersection_union(
             np.zeros(gt.shape, dtype=bool), gt, ign, ignore_mode
         )  # no candidate at all
-        top1 = rank[0] if rank else None
-        accs["top1"].add_counts(*(iu[top1] if top1 is not None else empty), cat)
-        pool = rank[:k]
-        best3 = max(pool, key=lambda c: (iou[c], -pool.index(c))) if pool else None
-        accs["best_of_top3"].add_counts(*(iu[best3] if best3 is not None else empty), cat)
-        if trace.initial_mask is not None:
-            accs["initial"].add(trace.initial_mask, gt, ign, cat)
+        initial = (empty if trace.initial_mask is None
+                   else intersection_union(trace.initial_mask, gt, ign, ignore_mode))
+        if trace.evaluator is not None and trace.evaluator.fell_back_to_initial:
+            fell_back += 1  # no readable score: the answer is M
+            accs["top1"].add_counts(*initial, cat)
+            accs["best_of_top3"].add_counts(*initial, cat)
         else:
-            accs["initial"].add_counts(*empty, cat)
+            top1 = rank[0] if rank else None
+            accs["top1"].add_counts(*(iu[top1] if top1 is not None else empty), cat)
+            pool = rank[:k]
+            best3 = max(pool, key=lambda c: (iou[c], -pool.index(c))) if pool else None
+            accs["best_of_top3"].add_counts(*(iu[best3] if best3 is not None else empty), cat)
+        accs["initial"].add_counts(*initial, cat)
         best = max(iou, key=lambda c: (iou[c], -order[c])) if iou else None
         accs["oracle"].add_counts(*(iu[best] if best is not None else empty), cat)
         if trace.evaluator is not None:
@@ -137,6 +145,7 @@ def evaluate_traces(
     }
     out["n"] = n
     out["with_evaluator"] = with_ev
+    out["fell_back"] = fell_back
     return out
 
 
@@ -158,7 +167,7 @@ def _run_items(store, run_id: int):
 
 
 def evaluate_run(
-    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3
+    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3, giou_average: str = "mean"
 ) -> dict[str, Any]:
     """:func:`evaluate_traces` over every finished sample of run ``run_id`` in ``store``,
     plus ``run_id`` and ``is_random`` (the run used random-weight models)."""
@@ -166,7 +175,8 @@ def evaluate_run(
 
     with store.session(write=False) as s:
         is_random = bool(repo.get_run(s, run_id).is_random)
-    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k)
+    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k, giou_average=giou_average)
+    out["giou_average"] = giou_average
     out["run_id"] = int(run_id)
     out["is_random"] = is_random
     return out
@@ -197,6 +207,10 @@ def format_table(res: dict[str, Any]) -> str:
     lines.append(
         f"evaluator score vs true IoU: Pearson {_fmt(c['pearson'], 3)}, Spearman {_fmt(c['spearman'], 3)} "
         f"over {c['n']} scored candidates ({c.get('unscored', 0)} unreadable scores left out)"
+    )
+    lines.append(
+        f"{res.get('fell_back', 0)} of {res.get('n', 0)} samples fell back to the initial mask M "
+        "(no readable evaluator score)"
     )
     if res.get("with_evaluator", 0) < res.get("n", 0):
         lines.append(

@@ -17,9 +17,15 @@ Output, beside ``out_jsonl``:
        "ious": [0.8312…, …], "shuffle_seed": [seed, 12]}
 
   Image paths are relative to the folder of ``out_jsonl`` (InternVL joins them to ``root``).
-  The human turn is :func:`core.evaluator.prompt.human_value` (no chain of thought), the answer
-  :func:`core.evaluator.prompt.canonical_answer` of the IoUs (two decimals; ``ious`` keeps them
-  exact). Chain-of-thought targets (§4.4, written by an external model) are not produced here.
+  The human turn is :func:`core.evaluator.prompt.human_value` in the SAME prompt format the
+  run's stage 2 used at inference (chain of thought or not: the run's ``stage2.cot``, default
+  on, or ``cot`` given explicitly), and every line carries ``"prompt_format"``
+  (:func:`core.evaluator.prompt.prompt_format`), as does the meta entry, so a LoRA trained on
+  the file is run on the prompt it saw (stage 2 checks an evaluator's declared format). The
+  answer is :func:`core.evaluator.prompt.canonical_answer` of the IoUs (two decimals; ``ious``
+  keeps them exact); in the chain-of-thought format it starts with ``Answer:`` and the
+  reasoning before it (§4.4, written by an external model) is left for that model to fill in:
+  such lines carry ``"reasoning_missing": true``.
 - ``<stem>_images/`` — the masks as 8-bit PNG, 0 / 255 (for the model's eyes only; the store
   keeps RLE).
 - ``<stem>_meta.json`` — InternVL's dataset meta entry (``root``, ``annotation``,
@@ -40,7 +46,7 @@ import cv2
 import numpy as np
 
 from core.evaluator.grouping import make_groups
-from core.evaluator.prompt import canonical_answer, human_value
+from core.evaluator.prompt import ANSWER_MARKER, canonical_answer, human_value, prompt_format
 from core.fileio import atomic_open, atomic_write
 from core.metrics import intersection_union
 
@@ -66,7 +72,8 @@ def export_evaluator_train(
     group_size: int = 5,
     seed: int = 0,
     status: str | None = None,
-    pad_last: bool = True,
+    pad_last: bool | None = None,
+    cot: bool | None = None,
 ) -> dict[str, Any]:
     """Write the files of the module docstring for run ``run_id``; returns statistics
     ``{"samples", "groups", "mask_images", "samples_skipped", "out", "meta", "images_dir"}``.
@@ -75,6 +82,7 @@ def export_evaluator_train(
     a ground truth, a trace, candidates, or a readable image file are skipped and counted.
     The JSONL and the meta file are written atomically (:mod:`core.fileio`); a missing output
     folder is created.
+    ``cot`` / ``pad_last``: ``None`` = as the run's stage 2 was configured (defaults: on / padded).
     """
     from core.store import repo
 
@@ -85,8 +93,11 @@ def export_evaluator_train(
         raise ValueError(f"{out}: is a folder; give a .jsonl file name")
     img_dir = out.parent / f"{out.stem}_images"
     with store.session(write=False) as s:
-        repo.get_run(s, run_id)
+        stage2 = dict((repo.get_run(s, run_id).config or {}).get("stage2") or {})
         ids = sorted(repo.finished_sample_ids(s, run_id))
+    cot = bool(stage2.get("cot", True)) if cot is None else bool(cot)
+    pad_last = bool(stage2.get("pad_last", True)) if pad_last is None else bool(pad_last)
+    fmt = prompt_format(cot)
     img_dir.mkdir(parents=True, exist_ok=True)
     n_lines = n_masks = skipped = used = 0
     with atomic_open(out) as f:
@@ -129,9 +140,11 @@ def export_evaluator_train(
                     "width_list": [w] * (n + 1),
                     "height_list": [h] * (n + 1),
                     "conversations": [
-                        {"from": "human", "value": human_value(question, n, cot=False)},
-                        {"from": "gpt", "value": canonical_answer(group_ious)},
+                        {"from": "human", "value": human_value(question, n, cot=cot)},
+                        {"from": "gpt", "value": (f"{ANSWER_MARKER}\n" if cot else "")
+                         + canonical_answer(group_ious)},
                     ],
+                    "prompt_format": fmt,
                     "sample_id": sid,
                     "run_id": int(run_id),
                     "candidate_ids": list(g.candidate_ids),
@@ -139,6 +152,8 @@ def export_evaluator_train(
                     "ious": group_ious,
                     "shuffle_seed": [int(seed), sid],
                 }
+                if cot:
+                    rec["reasoning_missing"] = True
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_lines += 1
     meta = out.with_name(f"{out.stem}_meta.json")
@@ -152,6 +167,7 @@ def export_evaluator_train(
                     "data_augment": False,
                     "repeat_time": 1,
                     "length": n_lines,
+                    "prompt_format": fmt,
                 }
             },
             indent=2,
@@ -165,4 +181,5 @@ def export_evaluator_train(
         "out": str(out),
         "meta": str(meta),
         "images_dir": str(img_dir),
+        "prompt_format": fmt,
     }

@@ -6,11 +6,12 @@ Input per group (§4.3, App. B): one user turn with the original image, then the
 white-on-black pictures (:func:`core.evaluator.base.mask_image`), then the text, laid out by
 :func:`core.evaluator.prompt.hf_user_content` through the checkpoint's own chat template.
 
-Image tokens are bounded explicitly: ``max_patches=1`` (the default) turns tiling off
-(``crop_to_patches=False``), so every image is resized to one tile (448 × 448 for InternVL3) and
-costs ``image_seq_length`` tokens (256) plus its two delimiters — a group of five masks is
-6 × 258 = 1548 image tokens. ``max_patches > 1`` allows that many tiles (plus a thumbnail) per
-image for finer masks at proportionally more tokens.
+Image resolution: InternVL3's standard dynamic tiling by default — each image is cut into up to
+``max_patches`` tiles (12, InternVL's usual ``max_num``) of the model's tile size (448² for
+InternVL3) in the aspect-ratio grid that fits it best, plus a thumbnail when there is more than
+one tile; each tile costs ``image_seq_length`` tokens (256). ``max_patches=1`` (only when asked)
+turns tiling off: every image is resized to a single tile. The choice is recorded in each trace
+(``EvaluatorTrace.image_tiling``). The paper does not say which it used.
 
 All groups of a sample go through one left-padded batched ``generate`` (``batch_groups=True``,
 at most ``max_batch`` groups per call); ``batch_groups=False`` runs one call per group
@@ -45,8 +46,9 @@ class InternVLEvaluator(EvaluatorBase):
         device: str = "cpu",
         max_new_tokens: int = 512,
         batch_groups: bool = True,
-        max_patches: int = 1,
+        max_patches: int = 12,
         max_batch: int | None = None,
+        prompt_format: str | None = None,
     ) -> None:
         import torch  # noqa: F401 - the model needs it; imported here so the module imports light
 
@@ -61,6 +63,9 @@ class InternVLEvaluator(EvaluatorBase):
         self.batch_groups = bool(batch_groups)
         self.max_patches = int(max_patches)
         self.max_batch = max_batch
+        # the prompt format a fine-tuned adapter was trained on (export's "prompt_format"); stage 2
+        # refuses to run it on another. None: not declared (a base model).
+        self.prompt_format = prompt_format
         tok = processor.tokenizer
         tok.padding_side = "left"
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -86,6 +91,11 @@ class InternVLEvaluator(EvaluatorBase):
                 f"({text.count(self._image_token)} for {n_img} images)"
             )
         return text
+
+    @property
+    def image_tiling(self) -> str:
+        """How images are tiled, as recorded in the trace: ``dynamic max N`` or ``single tile``."""
+        return "single tile" if self.max_patches == 1 else f"dynamic max {self.max_patches}"
 
     def image_kwargs(self) -> dict[str, Any]:
         """Processor keyword arguments that fix the number of tiles per image (module docstring)."""
@@ -163,9 +173,10 @@ def load_internvl(
     setting: str = "model_path",
     lora_setting: str = "lora_path",
     max_new_tokens: int = 512,
-    max_patches: int = 1,
+    max_patches: int = 12,
     batch_groups: bool = True,
     max_batch: int | None = None,
+    prompt_format: str | None = None,
 ) -> InternVLEvaluator:
     """Load an InternVL ``-hf`` checkpoint directory (``config.json``, weights, processor files)
     offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
@@ -225,4 +236,5 @@ def load_internvl(
         batch_groups,
         max_patches,
         max_batch,
+        prompt_format,
     )

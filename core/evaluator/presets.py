@@ -5,10 +5,11 @@
     [evaluator.internvl3-8b]
     model_path = "/models/InternVL3-8B-hf"          # transformers -hf checkpoint directory
     lora_path = "/models/rea2seg-evaluator-lora"     # optional PEFT adapter directory
+    prompt_format = "rea2seg-v1-cot"                 # the format the adapter was trained on (export meta)
     device = "cuda"                                  # default "cpu"
     dtype = "bfloat16"                               # default: bfloat16 on CUDA, float32 on CPU
     max_new_tokens = 512
-    max_patches = 1                                  # tiles per image (1 = no tiling)
+    max_patches = 12                                 # dynamic tiling, at most 12 tiles per image (1 = one tile)
     max_batch = 3                                    # groups per generate call (default: all)
 
     [evaluator.openai]
@@ -39,7 +40,7 @@ from core.paths import data_dir
 
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
 
-_LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", "batch_groups")
+_LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", "batch_groups", "prompt_format")
 
 
 def tiny_internvl_dir() -> Path:

@@ -51,6 +51,17 @@ NO_COT_INSTRUCTION = "Answer with the scores only.\n"
 
 ANSWER_MARKER = "Answer:"
 
+PROMPT_VERSION = 1  # bump whenever SYSTEM, USER, the instructions or the answer format change
+
+
+def prompt_format(cot: bool) -> str:
+    """The prompt-format id recorded in traces and training exports, e.g. ``rea2seg-v1-cot``.
+
+    A LoRA trained on one format must be run on the same one; stage 2 refuses an evaluator that
+    declares another (``prompt_format`` attribute), and the export writes it on every line.
+    """
+    return f"rea2seg-v{PROMPT_VERSION}-{'cot' if cot else 'nocot'}"
+
 
 def image_label(k: int) -> str:
     """``"Image-k: "`` (1-based; image 1 is the original image)."""

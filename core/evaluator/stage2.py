@@ -17,9 +17,10 @@ from core.cancel import Cancelled
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
+from core.evaluator.prompt import prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
-__all__ = ["EVALUATOR_PRESETS", "Cancelled", "load_evaluator", "run_stage2"]
+__all__ = ["EVALUATOR_PRESETS", "Cancelled", "answer_mask", "load_evaluator", "run_stage2"]
 
 
 
@@ -48,9 +49,21 @@ def run_stage2(
     ``progress(step, fraction)`` is called with ``"evaluator"``; ``should_cancel()`` returning
     True raises :class:`Cancelled` and leaves ``trace`` unchanged.
 
+    ``pad_last``: pad a short last group with candidates of earlier groups (default, see
+    :mod:`core.evaluator.grouping`; not from the paper, which is silent); recorded in the trace.
+
     Unreadable scores are recorded per group (``parse_error``) and rank last; they never stop
-    the run. Out-of-memory and programming errors propagate.
+    the run. When NO candidate got a readable score the answer falls back to the initial mask
+    M (``fell_back_to_initial`` in the trace; :func:`answer_mask`). An evaluator that declares
+    the prompt format it was trained on (``prompt_format`` attribute, e.g. from its LoRA's
+    export) is refused when ``cot`` asks for another. Out-of-memory and programming errors
+    propagate.
     """
+    fmt = prompt_format(cot)
+    trained = getattr(evaluator, "prompt_format", None)
+    if trained and trained != fmt:
+        raise ValueError(f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
+                         f"run it with{'out' if 'nocot' in trained else ''} chain of thought")
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):
         raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")
@@ -115,8 +128,23 @@ def run_stage2(
         final_scores=scores,
         ranking=rerank(scores, order),
         top_k=top_k,
+        fell_back_to_initial=all(v is None for v in scores.values()),
+        pad_last=bool(pad_last),
+        prompt_format=fmt,
+        image_tiling=str(getattr(evaluator, "image_tiling", "") or ""),
     )
     trace.evaluator = ev
     if progress is not None:
         progress("evaluator", 1.0)
     return ev
+
+
+def answer_mask(trace: PipelineTrace) -> np.ndarray | None:
+    """The final answer, bool (H, W): the evaluator's first-ranked candidate; the initial mask M
+    when stage 2 fell back (no readable score) or no candidate exists; without stage 2, the first
+    candidate in stage-1 order. ``None`` when there is nothing (no candidate and no M)."""
+    ev = trace.evaluator
+    if (ev is not None and ev.fell_back_to_initial) or not trace.candidates:
+        return trace.initial_mask
+    first = ev.ranking[0] if ev is not None and ev.ranking else trace.candidates[0].id
+    return trace.candidate(first).mask

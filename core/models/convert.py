@@ -27,12 +27,6 @@ import torch
 
 from core.models.base import ModelLoadError
 
-LISA_PROMPT = (
-    "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, "
-    "detailed, and polite answers to the human's questions. USER: <im_start>{image}<im_end>\n"
-    "{question} Please output segmentation mask. ASSISTANT:"
-)
-
 
 def _load_state(src: Path) -> dict[str, torch.Tensor]:
     files = sorted(src.glob("*.safetensors"))
@@ -131,5 +125,5 @@ def convert_lisa(src: str | Path, dst: str | Path, *, clip: str | Path | None = 
                    vision_feature_select_strategy="default", num_additional_image_tokens=1).save_pretrained(dst)
     torch.save(fcs, dst / "text_hidden_fcs.pt")
     torch.save(sam, dst / "sam.pth")
-    (dst / "rea2seg.json").write_text(json.dumps({"image_aspect_ratio": "crop", "prompt_template": LISA_PROMPT}, indent=1))
+    (dst / "rea2seg.json").write_text(json.dumps({"image_aspect_ratio": "crop"}, indent=1))
     return dst

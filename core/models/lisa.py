@@ -26,11 +26,11 @@ Accepted directory layout (:func:`load_lisa`, offline, ``local_files_only=True``
   ``answer_template`` (must contain ``[SEG]``), ``max_new_tokens``.
 
 Flow of :meth:`LisaPromptModel.encode` (§4.1–4.2):
-1. The question goes into the prompt; the model generates greedily and stops at ``[SEG]`` (or
-   EOS, or ``max_new_tokens``). If it never emits ``[SEG]``, ``answer_template`` ("Sure, it is
-   [SEG].") is appended and the output says so (``extra["seg_forced"]``, and the text).
-   ``max_new_tokens = 0`` skips generation and uses the template alone, as LISA's own
-   validation (teacher-forced ``"[SEG]."``) does.
+1. The question goes into the prompt (:func:`lisa_query` wording). By default
+   (``max_new_tokens = 0``) nothing is generated: ``answer_template`` ``"[SEG]."`` is fed as the
+   assistant turn, as LISA's own ReasonSeg validation does. With ``max_new_tokens > 0`` the model
+   generates greedily and stops at ``[SEG]`` (or EOS, or the limit); if it never emits ``[SEG]``,
+   the template is appended and the output says so (``extra["seg_forced"]``, and the text).
 2. One forward pass (SDPA) over prompt + answer up to the first ``[SEG]``. LISA's one-token
    shift: the embedding is ``text_hidden_fcs`` of the last-layer (final-norm) hidden state at
    the position *before* ``[SEG]`` — the one predicting it (:func:`seg_query_position`).
@@ -77,8 +77,12 @@ __all__ = [
 SEG_TOKEN = "[SEG]"
 LLAVA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
                    "helpful, detailed, and polite answers to the human's questions.")
-DEFAULT_PROMPT = LLAVA_V1_SYSTEM + " USER: {image}\n{question} Please output segmentation mask. ASSISTANT:"
-ANSWER_TEMPLATE = "Sure, it is [SEG]."
+# LISA's ReasonSeg validation turn (utils/dataset.py ValDataset with the llava_v1 conversation):
+# "<image>\n " + the query; the query wrapped by lisa_query; the assistant turn teacher-forced.
+DEFAULT_PROMPT = LLAVA_V1_SYSTEM + " USER: {image}\n {question} ASSISTANT:"
+LISA_SENTENCE = "{text} Please output segmentation mask."
+LISA_PHRASE = "What is {text} in this image? Please output segmentation mask."
+ANSWER_TEMPLATE = "[SEG]."  # LISA's validation answer, fed as input (teacher forcing)
 DEFAULT_LAYERS = list(range(14, 31))  # App. B: LLaVA layers 14 to 30, 0-based
 FCS_FILE = "text_hidden_fcs.pt"
 SAM_FILE = "sam.pth"
@@ -94,7 +98,7 @@ class LisaOptions:
     image_aspect_ratio: str = "crop"
     prompt_template: str = ""  # "" = LISA's prompt (see default_prompt)
     answer_template: str = ANSWER_TEMPLATE
-    max_new_tokens: int = 32
+    max_new_tokens: int = 0  # 0 = LISA's validation: no generation, the answer template teacher-forced
 
     def __post_init__(self) -> None:
         if self.image_aspect_ratio not in ("pad", "crop"):
@@ -120,11 +124,19 @@ def read_options(path: Path, setting: str) -> LisaOptions:
         raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
 
 
+def lisa_query(text: str, is_sentence: bool | None = True) -> str:
+    """The query as LISA's ReasonSeg validation words it: a sentence (``is_sentence`` true, or
+    unknown) → ``"{text} Please output segmentation mask."``; a phrase (``is_sentence`` false) →
+    ``"What is {text} in this image? Please output segmentation mask."``. ``text`` is stripped."""
+    return (LISA_PHRASE if is_sentence is False else LISA_SENTENCE).format(text=str(text).strip())
+
+
 def default_prompt(tokenizer: Any) -> str:
     """LISA's prompt (LLaVA's ``llava_v1`` conversation, ReasonSeg validation wording): the system
-    sentence, ``USER: <image>\\n{question} Please output segmentation mask. ASSISTANT:``, with
-    the image wrapped in ``<im_start>``/``<im_end>`` when the tokenizer has them (LISA trains with
-    ``use_mm_start_end``)."""
+    sentence, ``USER: <image>\\n {question} ASSISTANT:`` (LISA's space after the newline), the
+    question being :func:`lisa_query`'s wording, with the image wrapped in
+    ``<im_start>``/``<im_end>`` when the tokenizer has them (LISA trains with
+    ``use_mm_start_end``). The assistant turn ``" [SEG]."`` is then fed, not generated."""
     known = all(tokenizer.convert_tokens_to_ids(t) not in (None, tokenizer.unk_token_id)
                 for t in ("<im_start>", "<im_end>"))
     return DEFAULT_PROMPT.replace("{image}", "<im_start>{image}<im_end>" if known else "{image}")
@@ -346,8 +358,13 @@ class LisaPromptModel:
     def max_new_tokens(self) -> int:
         return int(self.options.max_new_tokens)
 
-    def _prompt(self, question: str) -> str:
-        template = self.options.prompt_template or default_prompt(self.processor.tokenizer)
+    def _prompt(self, question: str, is_sentence: bool | None = None) -> str:
+        """The prompt text. With the default template the question is worded by :func:`lisa_query`;
+        a custom ``prompt_template`` gets the question as it is."""
+        if self.options.prompt_template:
+            template = self.options.prompt_template
+        else:
+            template, question = default_prompt(self.processor.tokenizer), lisa_query(question, is_sentence)
         return template.replace("{image}", self.processor.image_token).replace("{question}", question)
 
     def _image_and_boxes(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -372,11 +389,12 @@ class LisaPromptModel:
             new = [t for t in new if t != eos] + list(self._answer_ids)
         return new[: new.index(self.seg_id) + 1], forced
 
-    def prepare(self, image_rgb: np.ndarray, question: str) -> PreparedPass:
+    def prepare(self, image_rgb: np.ndarray, question: str, is_sentence: bool | None = None) -> PreparedPass:
         """Steps 1–2 of the flow up to the second pass's inputs (generation included)."""
         image_rgb = check_image(image_rgb)
         model_image, boxes = self._image_and_boxes(image_rgb)
-        inputs = self.processor(images=model_image, text=self._prompt(question), return_tensors="pt").to(self.device)
+        inputs = self.processor(images=model_image, text=self._prompt(question, is_sentence),
+                                return_tensors="pt").to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt_len = int(inputs["input_ids"].shape[1])
         generated: list[int] = []
@@ -388,6 +406,7 @@ class LisaPromptModel:
                                           eos_token_id=stop, pad_token_id=tok.pad_token_id or tok.eos_token_id)
             generated = gen[0, prompt_len:].tolist()
         answer, forced = self.answer_ids(generated)
+        forced = forced and self.max_new_tokens > 0  # with 0 the template is LISA's teacher-forced answer
         ids = torch.cat([inputs["input_ids"][0], torch.tensor(answer, device=self.device, dtype=torch.long)])[None]
         query = seg_query_position(ids[0], self.seg_id, start=prompt_len)
         img_pos = (ids[0] == self.image_token_id).nonzero().flatten()
@@ -397,11 +416,13 @@ class LisaPromptModel:
         return PreparedPass(kwargs, query, img_pos, prompt_len, answer, boxes, (self.grid, self.grid),
                             {"seg_forced": forced})
 
-    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
+    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None,
+               is_sentence: bool | None = None) -> PromptModelOutput:
         """image_rgb: uint8 (H, W, 3). Prompt embedding float32 (1, 256) and the attention rows
-        float32 (n_layers, n_heads, gh*gw) of the position predicting ``[SEG]`` (module docstring)."""
+        float32 (n_layers, n_heads, gh*gw) of the position predicting ``[SEG]`` (module docstring).
+        ``is_sentence``: the sample's flag (ReasonSeg); ``False`` words the query as a phrase."""
         layers = [int(i) for i in layers] if layers else list(self.default_layers)
-        sp = self.prepare(image_rgb, question)
+        sp = self.prepare(image_rgb, question, is_sentence)
         with torch.inference_mode(), AttentionRowCapture(self.model.model.language_model.layers, layers,
                                                          sp.query_index) as cap:
             out = self.model.model(**sp.kwargs, use_cache=False)

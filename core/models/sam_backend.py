@@ -137,6 +137,16 @@ def sam2_lowres_mask_prompt(logits: np.ndarray, image_size: int = 1024) -> np.nd
     return t[0].numpy().astype(np.float32)
 
 
+def _lowres_or(mask_logits: np.ndarray, rebuild: Any, size: int) -> np.ndarray:
+    """A (1, s, s) low-res mask prompt as it is; an (H, W) logit map rebuilt by ``rebuild``."""
+    m = np.asarray(mask_logits, dtype=np.float32)
+    if m.ndim == 3:
+        if m.shape != (1, size // 4, size // 4):
+            raise ValueError(f"low-res mask prompt must be (1, {size // 4}, {size // 4}), got {m.shape}")
+        return m
+    return rebuild(m, size)
+
+
 def _points(points_xy: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     if points_xy is None or len(points_xy) == 0:
         return None, None
@@ -250,15 +260,18 @@ class SamV1Backend(_EmbeddingCache):
                 multimask_output=multimask,
             )
             logits = sam.postprocess_masks(low.float(), self.predictor.input_size, self.predictor.original_size)
+        self.last_lowres_logits = low[0].float().cpu().numpy().astype(np.float32)  # (M, s, s): the mask prompt L
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
         self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """Points float (N, 2) with labels (N,) (1 fg, 0 bg) and an optional (H, W) logit map as
-        mask prompt (converted by :func:`sam_lowres_mask_prompt`) → logits (M, H, W), IoU (M,)."""
+        mask prompt (converted by :func:`sam_lowres_mask_prompt`) → logits (M, H, W), IoU (M,).
+        A (1, s, s) ``mask_logits`` is taken as SAM's low-res mask prompt as it is (the decoder's
+        own low-res output, as LISA/SAM feed it back)."""
         self._require()
-        mask_input = None if mask_logits is None else sam_lowres_mask_prompt(mask_logits, self.img_size)
+        mask_input = None if mask_logits is None else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
         pts, lab = _points(points_xy, labels)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
@@ -337,6 +350,7 @@ class Sam2Backend(_EmbeddingCache):
                 high_res_features=[f[0:1] for f in feats["high_res_feats"]],
             )
             logits = self.predictor._transforms.postprocess_masks(low.float(), self.predictor._orig_hw[-1])
+        self.last_lowres_logits = low[0].float().cpu().numpy().astype(np.float32)  # (M, s, s): the mask prompt L
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
@@ -344,7 +358,8 @@ class Sam2Backend(_EmbeddingCache):
     ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`SamV1Backend.predict_points`; the mask prompt via :func:`sam2_lowres_mask_prompt`."""
         self._require()
-        mask_input = None if mask_logits is None else sam2_lowres_mask_prompt(mask_logits, self.model.image_size)
+        mask_input = (None if mask_logits is None
+                      else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size))
         pts, lab = _points(points_xy, labels)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(

@@ -37,12 +37,13 @@ def amg_settings(
     }
 
 
-def apply_budget(masks: list[AmgMask], top_n: int = 9) -> list[AmgMask]:
-    """The first ``top_n`` non-empty masks of a best-first list (N = 9 in the paper, §5.1)."""
-    if top_n < 0:
+def apply_budget(masks: list[AmgMask], top_n: int | None = 9) -> list[AmgMask]:
+    """The first ``top_n`` non-empty masks of a best-first list (N = 9 in the paper, §5.1);
+    ``None`` keeps them all (the cut is then made later, after an optional de-duplication)."""
+    if top_n is not None and top_n < 0:
         raise ValueError(f"top_n must be >= 0, got {top_n}")
     kept = [m for m in masks if np.any(m.mask)]
-    return kept[:top_n]
+    return kept if top_n is None else kept[:top_n]
 
 
 def seed_amg(
@@ -54,13 +55,14 @@ def seed_amg(
     stability_score_offset: float = 1.0,
     box_nms_thresh: float = 0.7,
     points_per_batch: int = 64,
-    top_n: int = 9,
+    top_n: int | None = 9,
 ) -> list[AmgMask]:
     """Seed-point AMG on the backend's current image, then the top-``top_n`` budget.
 
     seeds_xy: float (K, 2) pixel points ``(x, y)``. Each returned mask is bool (H, W) at the
     original resolution with its predicted IoU, stability score and the index of its seed in
-    ``seeds_xy``; best first. The backend reuses its cached image embedding.
+    ``seeds_xy``; best first. The backend reuses its cached image embedding. ``top_n=None``
+    returns every mask that passed the filters (stage 1 cuts after de-duplication).
     """
     settings = amg_settings(pred_iou_thresh, stability_score_thresh, stability_score_offset, box_nms_thresh,
                             points_per_batch)

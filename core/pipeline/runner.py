@@ -58,11 +58,13 @@ class Segmenter:
 @dataclass(frozen=True)
 class Stage2Settings:
     """How stage 2 (§4.3) is run: ``evaluator`` preset name (``None`` = stage 1 only), ``cot``
-    (chain of thought before the scores) and ``group_size`` (s, masks per evaluator group, 5)."""
+    (chain of thought before the scores), ``group_size`` (s, masks per evaluator group, 5) and
+    ``pad_last`` (pad a short last group with candidates of earlier groups; not from the paper)."""
 
     evaluator: str | None = None
     cot: bool = True
     group_size: int = 5
+    pad_last: bool = True
 
     def __post_init__(self) -> None:
         if self.group_size < 1:
@@ -136,7 +138,7 @@ def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2:
 
 def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int, settings: Stage1Settings, *,
                 progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
-                evaluator: Any = None, cot: bool = True, group_size: int = 5,
+                evaluator: Any = None, cot: bool = True, group_size: int = 5, pad_last: bool = True,
                 skipped: list[tuple[int, str]] | None = None) -> int:
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
     in its own transaction, so a kill loses at most the sample in flight. Returns the count saved.
@@ -169,11 +171,13 @@ def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int,
             continue
         try:
             trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
-                               preset=segmenter.preset, should_cancel=should_cancel)
+                               preset=segmenter.preset, should_cancel=should_cancel,
+                               is_sentence=getattr(sample, "is_sentence", None))
             if evaluator is not None:
                 from core.evaluator.stage2 import run_stage2
 
-                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot)
+                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot,
+                           pad_last=pad_last)
         except Cancelled:
             break  # the sample in flight is dropped; everything saved so far stays
         except torch.OutOfMemoryError as exc:

@@ -22,11 +22,16 @@ def aggregate_attention(
     grid_hw: tuple[int, int],
     layer_index: list[int] | None = None,
     heads: list[int] | None = None,
+    renormalise: bool = False,
 ) -> np.ndarray:
     """Mean over the chosen layers and heads of the prompt token's attention rows (§4.2).
 
     attention: float (n_layers, n_heads, n_tokens), softmax rows restricted to the image tokens.
     layer_index / heads: positions along the first two axes (``None`` = all).
+    renormalise: divide each (layer, head) row by its sum over the image tokens before the mean
+    (not from the paper). Default off: the paper averages "the attention scores from the prompt
+    token to all image tokens", i.e. the softmax weights as the model computed them, so a head
+    that looks mostly at text weighs less than one that looks at the image.
     Returns float32 (gh, gw), row-major over the token grid.
     """
     att = np.asarray(attention, dtype=np.float64)
@@ -47,6 +52,9 @@ def aggregate_attention(
         att = att[:, list(heads)]
     if att.shape[0] == 0 or att.shape[1] == 0:
         raise ValueError("no attention layers or heads selected")
+    if renormalise:
+        tot = att.sum(axis=2, keepdims=True)
+        att = att / np.where(tot > 0, tot, 1.0)
     return att.mean(axis=(0, 1)).reshape(gh, gw).astype(np.float32)
 
 

@@ -45,6 +45,20 @@ def sample_features(features: np.ndarray, points_xy: np.ndarray, xy_scale: tuple
     return out.T.astype(np.float32)
 
 
+def graph_nodes(seed_token: list[int]) -> list[int]:
+    """Indices of the first seed of each distinct token, in seed order: the nodes of the
+    similarity graph. Several seeds in one patch have near-identical features and would form a
+    clique that wins the k-core by repetition alone; one node per token avoids that (§4.2 builds
+    the graph over the seed points, which the paper takes one per top-k2 token)."""
+    seen: set[int] = set()
+    out: list[int] = []
+    for i, t in enumerate(seed_token):
+        if int(t) not in seen:
+            seen.add(int(t))
+            out.append(i)
+    return out
+
+
 def cosine_graph(features: np.ndarray, tau: float = 0.8) -> list[tuple[int, int, float]]:
     """Edges ``(i, j, cos)``, ``i < j``, between seeds whose L2-normalised features have
     ``f_i · f_j > tau`` (§4.2; tau = 0.8 for SAM, 0.7 for SAM2, App. B). A zero feature vector

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 SEED_POLICIES = ("proportional", "one_per_token")
+MASK_PROMPTS = ("decoder_lowres", "rebuilt")
 
 
 @dataclass(frozen=True)
@@ -16,24 +17,41 @@ class Stage1Settings:
     k1: tokens kept by attention (50). k2: tokens kept after the rerank by mean L (30).
     layers: MLLM layers whose attention is averaged (LLaVA 14–30, LENS 33; ``None`` = the
         prompt model's own default). heads: heads averaged (``None`` = all).
-    seed_policy / seeds_total: how seed points are spread over the k2 tokens. ``proportional``:
-        ``seeds_total`` points, at least one per token, the rest in proportion to attention
-        ("regions with higher attention are assigned more seed points"); ``one_per_token``: one
-        each. seed: the RNG seed of the in-patch sampling (a run is reproducible).
+    seed_policy / seeds_total: how seed points are spread over the k2 tokens.
+        ``one_per_token`` (default, the paper's reading: "the top-k2 tokens are ... converted into
+        seed points", App. B keeps k2 = 30): one seed per token, K = k2, ``seeds_total`` unused.
+        ``proportional`` (NOT from the paper; the paper gives no seed budget): ``seeds_total``
+        points, at least one per token, the rest in proportion to attention. Either way the
+        similarity graph of the semantic step is built over distinct tokens (each token's first
+        seed), so several seeds of one patch never form a clique of their own.
+        seed: the RNG seed of the in-patch sampling (a run is reproducible).
     tau: cosine threshold of the seed-feature graph (0.8 SAM, 0.7 SAM2).
     delta: logit threshold of the negative point (−15 SAM, −10 SAM2).
     pred_iou_thresh / stability_score_thresh / stability_score_offset / box_nms_thresh: the AMG
         filters (SAM 0.88 / 0.9 / 1.0, SAM2 0.8 / 0.88 / 1.0; box NMS 0.7).
     points_per_batch: seed prompts per decoder batch (speed only).
     top_n: AMG mask budget N (9; with 3 multimask + 3 semantic masks, at most 15 candidates).
-    dedupe_iou: a candidate with IoU ≥ this with an earlier one is dropped (0.95).
+    dedupe_iou: ``None`` (default; the paper has no de-duplication): the candidate set is the
+        3 multimask + 3 semantic + top-N AMG masks as produced. A number (NOT from the paper): a
+        mask with IoU ≥ this with an earlier candidate is dropped, BEFORE the AMG top-N cut, and
+        the AMG list is refilled from the masks below the cut, so AMG still gives up to N.
+    attention_renorm: renormalise each (layer, head) attention row over the image tokens before
+        averaging (NOT from the paper; default False: the raw softmax weights are averaged, the
+        closest reading of "attention scores ... aggregated across layers and heads", §4.2).
+    layer_base: how ``layers`` count: 0 (default; the transformer's own 0-based block index, as
+        LLaVA/LENS code indexes ``model.layers``, so "layers 14 to 30" are blocks 14..30 of 0..31)
+        or 1 (the n-th layer counted from 1: 14..30 are blocks 13..29). The paper does not say.
+    mask_prompt: what is fed to SAM as the mask prompt L of the semantic step (§4.2: "the previous
+        mask logits L as a mask prompt"). ``decoder_lowres`` (default; as LISA/SAM feed masks
+        back): the decoder's own low-resolution logits of the initial single-mask decode;
+        ``rebuilt`` (not from the paper): a low-res prompt rebuilt from the full-resolution L.
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
     k1: int = 50
     k2: int = 30
     seeds_total: int = 48
-    seed_policy: str = "proportional"
+    seed_policy: str = "one_per_token"
     tau: float = 0.8
     delta: float = -15.0
     pred_iou_thresh: float = 0.88
@@ -42,15 +60,24 @@ class Stage1Settings:
     box_nms_thresh: float = 0.7
     points_per_batch: int = 64
     top_n: int = 9
-    dedupe_iou: float = 0.95
+    dedupe_iou: float | None = None
     layers: tuple[int, ...] | None = tuple(range(14, 31))
     heads: tuple[int, ...] | None = None
     seed: int = 0
+    mask_prompt: str = "decoder_lowres"
+    attention_renorm: bool = False
+    layer_base: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.k2 <= self.k1:
             raise ValueError(f"need 1 <= k2 <= k1, got k1={self.k1}, k2={self.k2}")
+        if self.layer_base not in (0, 1):
+            raise ValueError(f"layer_base must be 0 or 1, got {self.layer_base}")
+        if self.layer_base == 1 and self.layers is not None and min(self.layers, default=1) < 1:
+            raise ValueError("with layer_base 1 layers count from 1")
+        if self.mask_prompt not in MASK_PROMPTS:
+            raise ValueError(f"mask_prompt must be one of {MASK_PROMPTS}, got {self.mask_prompt!r}")
         if self.seed_policy not in SEED_POLICIES:
             raise ValueError(f"seed_policy must be one of {SEED_POLICIES}, got {self.seed_policy!r}")
         if self.seed_policy == "proportional" and self.seeds_total < self.k2:
@@ -62,7 +89,7 @@ class Stage1Settings:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.stability_score_offset < 0:
             raise ValueError(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
-        if not 0.0 < self.dedupe_iou <= 1.0:
+        if self.dedupe_iou is not None and not 0.0 < self.dedupe_iou <= 1.0:
             raise ValueError(f"dedupe_iou must be in (0, 1], got {self.dedupe_iou}")
         if self.top_n < 0:
             raise ValueError(f"top_n must be >= 0, got {self.top_n}")
@@ -84,6 +111,10 @@ class Stage1Settings:
         if unknown:
             raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
         return replace(base, **_tuples(overrides))
+
+    def model_layers(self) -> list[int] | None:
+        """``layers`` as the model's 0-based block indices (``layer_base`` applied)."""
+        return None if self.layers is None else [int(v) - self.layer_base for v in self.layers]
 
     def amg(self) -> dict[str, Any]:
         """The AMG filter settings as ``SamBackend.amg_from_seeds`` reads them."""

@@ -8,17 +8,18 @@ step reuses it:
 3. ``initial``: the prompt embedding is decoded in single-mask mode → L and M = L > 0, and in
    multimask mode → the 3 *multimask* candidates;
 4. ``seeds``: attention averaged over layers/heads → top-k1 tokens → rerank by mean L in each
-   token's patch → top-k2 → seed points (more seeds where attention is higher);
-5. ``amg``: seed-point AMG (one point per prompt, IoU/stability filters, box NMS) → top-N
-   *amg* candidates;
-6. ``semantic``: seed features (bilinear on the SAM embedding) → cosine graph (τ) → densest
-   k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L as mask prompt in
-   multimask mode → 3 *semantic* candidates;
-7. ``candidates``: multimask, semantic and amg merged in that order and de-duplicated.
+   token's patch → top-k2 → seed points (one per token by default; ``seed_policy``);
+5. ``amg``: seed-point AMG (one point per prompt, IoU/stability filters, box NMS), best first;
+6. ``semantic``: features of the distinct seed tokens (bilinear on the SAM embedding) → cosine
+   graph (τ) → densest k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L
+   as mask prompt in multimask mode → 3 *semantic* candidates;
+7. ``candidates``: multimask, semantic and amg merged in that order (de-duplicated only when
+   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -36,6 +37,7 @@ from core.pipeline.seeds import (
 from core.pipeline.semantic import (
     cosine_graph,
     densest_core,
+    graph_nodes,
     negative_point,
     sample_features,
     semantic_prompt,
@@ -67,6 +69,7 @@ def run_stage1(
     settings: Stage1Settings | None = None,
     *,
     preset: str = "",
+    is_sentence: bool | None = None,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
 ) -> PipelineTrace:
@@ -77,6 +80,8 @@ def run_stage1(
     step of :data:`STEPS` (fraction = steps done / 7) and with ``("done", 1.0)`` at the end.
     should_cancel() is polled before each step; when it returns True, :class:`Cancelled` is raised.
     Timings are seconds per step. ``sample_id`` and ``evaluator`` are left for the caller.
+    ``is_sentence``: the sample's ReasonSeg flag, passed to prompt models that word the query by
+    it (LISA: ``False`` → "What is {X} in this image? …").
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -97,7 +102,11 @@ def run_stage1(
         timings[name] = time.perf_counter() - clock[0]
 
     step("mllm")
-    out = prompt_model.encode(image_rgb, question, None if s.layers is None else list(s.layers))
+    layers = s.model_layers()  # 0-based block indices
+    if is_sentence is not None and "is_sentence" in inspect.signature(prompt_model.encode).parameters:
+        out = prompt_model.encode(image_rgb, question, layers, is_sentence=is_sentence)  # LISA's query wording
+    else:
+        out = prompt_model.encode(image_rgb, question, layers)
     gh, gw = _check_output(out)
     done("mllm")
 
@@ -108,6 +117,8 @@ def run_stage1(
     step("initial")
     single, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=False)
     L = np.asarray(single[0], dtype=np.float32)
+    low = getattr(sam_backend, "last_lowres_logits", None)
+    L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" and low is not None else L
     multi, multi_iou = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
     multi_stab = stability_score(multi, s.stability_score_offset)
     multimask = [{"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}
@@ -116,7 +127,7 @@ def run_stage1(
 
     step("seeds")
     heads = None if s.heads is None else list(s.heads)
-    token_map = aggregate_attention(out.attention, (gh, gw), None, heads)
+    token_map = aggregate_attention(out.attention, (gh, gw), None, heads, renormalise=s.attention_renorm)
     top1, top2 = select_tokens(token_map, out.token_boxes_xyxy, L, s.k1, s.k2)
     counts = allocate_seeds(np.array([t.attention for t in top2]), s.seeds_total, s.seed_policy)
     seeds_xy, seed_token = sample_seed_points(top2, counts, (h, w), np.random.default_rng(s.seed))
@@ -124,18 +135,22 @@ def run_stage1(
     done("seeds")
 
     step("amg")
-    amg = seed_amg(sam_backend, seeds_xy, top_n=s.top_n, **s.amg())
+    amg = seed_amg(sam_backend, seeds_xy, top_n=None, **s.amg())  # cut to top_n after de-duplication
     amg_items = [{"mask": m.mask, "score": m.predicted_iou, "stability": m.stability, "seed_index": m.seed_index}
                  for m in amg]
     done("amg")
 
     step("semantic")
-    feats = sample_features(sam_backend.image_features(), seeds_xy, sam_backend.embedding_xy_scale())
-    edges = cosine_graph(feats, s.tau)
-    k, core = densest_core(len(seeds_xy), edges, seed_att)
+    nodes = graph_nodes(seed_token)  # one node per distinct token: its first seed
+    idx = np.asarray(nodes, dtype=np.int64)
+    feats = sample_features(sam_backend.image_features(), seeds_xy[idx], sam_backend.embedding_xy_scale())
+    node_edges = cosine_graph(feats, s.tau)
+    k, node_core = densest_core(len(nodes), node_edges, np.asarray(seed_att)[idx])
+    edges = [(nodes[i], nodes[j], c) for i, j, c in node_edges]  # as seed indices, for the trace
+    core = [nodes[i] for i in node_core]
     neg_xy, neg_logit, fallback = negative_point(L, s.delta)
     pts, labels = semantic_prompt(seeds_xy, core, neg_xy)
-    sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L, multimask=True)
+    sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L_prompt, multimask=True)
     sem_stab = stability_score(sem_logits, s.stability_score_offset)
     semantic = [{"mask": sem_logits[i] > 0, "score": float(sem_iou[i]), "stability": float(sem_stab[i])}
                 for i in range(sem_logits.shape[0])]
@@ -143,7 +158,7 @@ def run_stage1(
 
     step("candidates")
     candidates = build_candidates([("multimask", multimask), ("semantic", semantic), ("amg", amg_items)],
-                                  s.dedupe_iou)
+                                  s.dedupe_iou, caps={"amg": s.top_n})
     done("candidates")
     if progress is not None:
         progress("done", 1.0)

@@ -119,6 +119,8 @@ def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
     window.params["k2"].setValue(5)
     window.params["k1"].setValue(10)
     window.params["seeds_total"].setValue(10)
+    shown = window.open_choices.text()
+    assert "seed_policy = one_per_token" in shown and "dedupe_iou = None" in shown and "layer_base = 0" in shown
     with qtbot.waitSignal(window.run_finished, timeout=120_000):
         window.compare_button.click()
     dlg = window.compare_dialog
@@ -144,7 +146,8 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
         EvaluatorGroup(1, [0, 1], "prompt text", "I cannot decide <script>", None, [None, None],
                        parse_error="no score list found", padded=1),
     ]
-    ev = EvaluatorTrace("local", "tiny", False, 2, 7, True, groups, {0: 0.1, 1: 0.9}, [1, 0])
+    ev = EvaluatorTrace("local", "tiny", False, 2, 7, True, groups, {0: 0.1, 1: 0.9}, [1, 0],
+                        prompt_format="rea2seg-v1-cot", image_tiling="dynamic max 12")
     trace = PipelineTrace("Which one is the cup?", (360, 480), "hand", {}, False, {}, None, None, None, None, None,
                           [Candidate(0, "multimask", 0, m1, 0.5), Candidate(1, "amg", 0, m2, 0.7)], evaluator=ev)
     with demo_store.session() as s:
@@ -157,6 +160,7 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     assert "<b>Mask 1</b> is the cup." in text and "<script>" in text  # literal, not rendered
     assert "PARSE FAILURE: no score list found" in text
     assert "last 1 are padding" in text
+    assert "Last group padded; prompt format rea2seg-v1-cot; image tiling dynamic max 12" in text
     assert window.eval_groups.count() == 4
     window.eval_groups.item(0).setSelected(True)
     assert np.array_equal(window.canvas.items["candidate"][0].image.astype(bool), m2)

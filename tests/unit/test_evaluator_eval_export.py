@@ -312,6 +312,7 @@ def test_cli_run_with_the_tiny_evaluator_then_eval_and_export(tmp_path, capsys):
     assert main(["eval", "--db", db, "--run", "1", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["n"] == 2 and res["is_random"] is True and res["correlation"]["n"] == 0
+    assert res["fell_back"] == 2  # no readable score anywhere: the answer is M
     assert (
         main(
             [

@@ -80,3 +80,21 @@ def test_against_histogram_oracle_random():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         intersection_union(np.zeros((2, 2), bool), np.zeros((2, 3), bool))
+
+
+def test_giou_lisa_average_divides_by_count_plus_eps():
+    """LISA's AverageMeter.all_reduce: avg = sum / (count + 1e-5)."""
+    from core.metrics import MetricAccumulator
+
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.zeros((4, 4), bool)
+    b[:1] = True
+    for mode in ("mean", "lisa"):
+        acc = MetricAccumulator(giou_average=mode)
+        acc.add(a, a)
+        acc.add(b, a)
+        ious = [8 / (8 + 1e-5), 4 / (8 + 1e-5)]
+        want = sum(ious) / (2 + 1e-5) if mode == "lisa" else sum(ious) / 2
+        assert acc.result()["overall"]["giou"] == pytest.approx(want, rel=1e-12, abs=0)
+    assert MetricAccumulator(giou_average="lisa").result()["overall"]["giou"] is None

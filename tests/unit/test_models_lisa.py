@@ -66,7 +66,10 @@ def test_embedding_is_the_projected_hidden_state_before_seg(lisa, image):
     assert out.extra["query_position"] == sp.query_index
 
 
-def test_generated_seg_is_used_and_a_missing_one_is_forced(lisa, image, monkeypatch):
+def test_generated_seg_is_used_and_a_missing_one_is_forced(lisa_dir, image, monkeypatch):
+    from core.models.lisa import load_lisa
+
+    lisa = load_lisa(lisa_dir, is_random=True, max_new_tokens=32)  # generation on (LISA's chat, not its validation)
     tok = lisa.processor.tokenizer
     w = tok.convert_tokens_to_ids(["cube", "red", "ball"])
     prompt_len = lisa.prepare(image, QUESTION).prompt_len
@@ -84,7 +87,7 @@ def test_generated_seg_is_used_and_a_missing_one_is_forced(lisa, image, monkeypa
 
     emitted = [w[0], tok.eos_token_id]  # never emits [SEG]
     sp = lisa.prepare(image, QUESTION)
-    template = tok(" Sure, it is [SEG].", add_special_tokens=False)["input_ids"]
+    template = tok(" [SEG].", add_special_tokens=False)["input_ids"]
     assert sp.answer_ids == [w[0], *template[: template.index(lisa.seg_id) + 1]] and sp.extra["seg_forced"]
     out = lisa.encode(image, QUESTION, [1])
     assert out.extra["seg_forced"] and "did not emit [SEG]" in out.generated_text
@@ -134,7 +137,7 @@ def test_crop_mode_boxes_follow_the_processor(lisa_dir, image, tmp_path):
     m = load_lisa(tmp_path / "v1", is_random=True)
     out = m.encode(image, "which cube ?", [1])
     assert np.array_equal(out.token_boxes_xyxy, crop_token_boxes((60, 80), 4, 56, (56, 56)))
-    assert out.extra["seg_forced"] and m.max_new_tokens == 0  # teacher-forced template, as LISA's validation
+    assert not out.extra["seg_forced"] and m.max_new_tokens == 0  # teacher-forced "[SEG].", as LISA's validation
 
 
 def test_token_grid_follows_the_vision_tower(image, tmp_path):
@@ -192,6 +195,36 @@ def test_default_prompt_is_lisas_conversation(lisa):
 
     p = lisa._prompt("Which cube?")
     assert p.startswith("A chat between a curious human and an artificial intelligence assistant.")
-    assert p.endswith(" USER: <image>\nWhich cube? Please output segmentation mask. ASSISTANT:")
+    assert p.endswith(" USER: <image>\n Which cube? Please output segmentation mask. ASSISTANT:")
     tok = word_tokenizer(["<unk>", "<im_start>", "<im_end>"], ["a"], additional_special_tokens=["<im_start>", "<im_end>"])
-    assert "USER: <im_start>{image}<im_end>\n{question}" in default_prompt(tok)
+    assert "USER: <im_start>{image}<im_end>\n {question}" in default_prompt(tok)
+
+
+def _llava_v1(user: str, answer: str) -> str:
+    """LISA's ``llava_v1`` conversation template, written out: system, sep " ", "USER: " turn,
+    sep " ", "ASSISTANT: " turn, sep2 "</s>" (LISA model/llava/conversation.py, SeparatorStyle.TWO)."""
+    system = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+              "helpful, detailed, and polite answers to the human's questions.")
+    return f"{system} USER: {user} ASSISTANT: {answer}</s>"
+
+
+@pytest.mark.parametrize("is_sentence, user", [
+    (True, "<image>\n the red cube on the left Please output segmentation mask."),
+    (None, "<image>\n the red cube on the left Please output segmentation mask."),
+    (False, "<image>\n What is the red cube on the left in this image? Please output segmentation mask."),
+])
+def test_prompt_and_teacher_forced_answer_match_lisas_validation_token_for_token(lisa_dir, image, is_sentence, user):
+    """LISA's ReasonSeg ValDataset: "<image>\n {text} Please output ..." for sentences, "<image>\n What
+    is {text} in this image? ..." for phrases, answer "[SEG]." fed (no generation)."""
+    from core.models.lisa import load_lisa
+
+    lisa = load_lisa(lisa_dir, is_random=True, max_new_tokens=0)  # LISA's validation: nothing generated
+    ref = _llava_v1(user, "[SEG].")
+    text = lisa._prompt("  the red cube on the left ", is_sentence)
+    assert ref == text + " [SEG].</s>"
+    sp = lisa.prepare(image, "  the red cube on the left ", is_sentence)
+    upto_seg = ref[: ref.index("[SEG]") + len("[SEG]")]
+    model_image, _ = lisa._image_and_boxes(image)
+    want = lisa.processor(images=model_image, text=upto_seg, return_tensors="pt")["input_ids"][0].tolist()
+    assert sp.kwargs["input_ids"][0].tolist() == want
+    assert not sp.extra["seg_forced"]

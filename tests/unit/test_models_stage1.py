@@ -86,7 +86,7 @@ def test_full_stage1_trace_on_tiny_models(lisa, sam, image):
     assert sam.embed_calls == before + 1  # one image embedding for every step
     assert steps[0] == "mllm" and steps[-1] == "done"
     assert tr.is_random and tr.initial_logits.shape == (60, 80) and tr.attention.token_map.shape == (4, 4)
-    assert len(tr.seeds.topk1) == 10 and len(tr.seeds.topk2) == 6 and len(tr.seeds.seeds_xy) == 12
+    assert len(tr.seeds.topk1) == 10 and len(tr.seeds.topk2) == 6 and len(tr.seeds.seeds_xy) == 6  # one per token
     assert tr.graph.core_members and tr.graph.k >= 0
     origins = [c.origin for c in tr.candidates]
     assert 1 <= len(origins) <= 15 and origins == sorted(origins, key=["multimask", "semantic", "amg"].index)

@@ -64,7 +64,8 @@ def image():
 
 
 def _settings(kind: str, **kw) -> Stage1Settings:
-    base = {"layers": None, "k1": 8, "k2": 4, "seeds_total": 10, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0,
+    base = {"layers": None, "k1": 8, "k2": 4, "seeds_total": 10, "seed_policy": "proportional", "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
             "box_nms_thresh": 0.9}
     return Stage1Settings.for_backbone(kind, **{**base, **kw})
 
@@ -126,7 +127,7 @@ def test_full_trace_is_complete_and_round_trips(backend, image, monkeypatch):
     pts, labels, mask_logits, multimask = semantic_calls[-1]
     assert np.array_equal(pts[:-1], seeds[g.core_members]) and tuple(pts[-1]) == g.negative_xy
     assert labels.tolist() == [1] * len(g.core_members) + [0] and multimask
-    assert np.array_equal(mask_logits, tr.initial_logits)
+    assert mask_logits.shape[0] == 1 and mask_logits.ndim == 3  # the decoder's own low-res L (default)
     # candidates
     origins = [c.origin for c in tr.candidates]
     assert 1 <= len(origins) <= 15 and origins == sorted(origins, key=["multimask", "semantic", "amg"].index)
@@ -201,3 +202,57 @@ def test_default_settings_follow_the_backbone(backend, image):
     tr = run_stage1(HandPromptModel(), backend, image, "q", None)
     assert tr.settings == Stage1Settings.for_backbone(backend.kind).to_dict()
     assert tr.seeds.k1 == 50 and len(tr.seeds.topk1) == 20  # only 20 tokens exist
+
+
+def test_default_seeds_are_one_per_top_k2_token_and_graph_is_over_distinct_tokens(backend, image):
+    """§4.2: the top-k2 tokens become the seed points (K = k2); with the optional proportional
+    budget, several seeds of one patch still make one graph node."""
+    s = Stage1Settings.for_backbone(backend.kind, layers=None, k1=8, k2=4, pred_iou_thresh=0.0,
+                                    stability_score_thresh=0.0)
+    t = run_stage1(HandPromptModel(), backend, image, "q", s)
+    assert len(t.seeds.seeds_xy) == len(t.seeds.topk2) == 4
+    assert len(set(t.seeds.seed_token)) == 4
+    p = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, seed_policy="proportional",
+                                                                     tau=-1.0))
+    assert len(p.seeds.seeds_xy) == 10  # duplicates of one patch exist ...
+    owners = [p.seeds.seed_token[i] for i in p.graph.core_members]
+    assert len(owners) == len(set(owners)) == 4  # ... but the complete graph (tau = -1) has one node per token
+    nodes = {i for e in p.graph.edges for i in e[:2]}
+    assert len(nodes) == 4
+
+
+def test_mask_prompt_is_the_decoders_own_lowres_logits(backend, image, monkeypatch):
+    """§4.2 feeds "the previous mask logits L" back as the mask prompt: by default the decoder's
+    low-res output itself (as LISA/SAM do); ``rebuilt`` reconstructs it from full-res L, and the
+    two agree where the image is (not exactly: a bilinear up- then down-sampling)."""
+    from core.models.sam_backend import sam2_lowres_mask_prompt, sam_lowres_mask_prompt
+
+    seen = []
+    real = backend.predict_points
+    monkeypatch.setattr(backend, "predict_points", lambda p, lab, m, multimask: (seen.append(m), real(p, lab, m, multimask))[1])
+    t = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind))
+    backend.decode_prompt_embedding(HandPromptModel().encode(image, "q").prompt_embedding, multimask=False)
+    low = backend.last_lowres_logits
+    s = low.shape[-1]
+    assert seen[-1].shape == (1, s, s) and np.array_equal(seen[-1], low[0:1])
+    run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, mask_prompt="rebuilt"))
+    assert seen[-1].shape == image.shape[:2]
+    # the two paths agree on a smooth low-res map: postprocess it as SAM does, rebuild, compare
+    import torch
+
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    smooth = (20 * np.exp(-((yy - 0.3) ** 2 + (xx - 0.4) ** 2) / 0.05) - 10).astype(np.float32)[None, None]
+    if backend.kind == "sam":
+        p = backend.predictor
+        full = backend.sam.postprocess_masks(torch.from_numpy(smooth), p.input_size, p.original_size)[0, 0].numpy()
+        rebuilt = sam_lowres_mask_prompt(full, backend.img_size)
+        h, w = (int(v) // 4 for v in p.input_size)  # the low-res cells inside the image
+    else:
+        full = backend.predictor._transforms.postprocess_masks(torch.from_numpy(smooth), image.shape[:2])[0, 0].numpy()
+        rebuilt = sam2_lowres_mask_prompt(full, backend.model.image_size)
+        h, w = s, s
+    assert t.initial_logits.shape == full.shape
+    diff = np.abs(rebuilt[0, 1:h - 1, 1:w - 1] - smooth[0, 0, 1:h - 1, 1:w - 1])
+    assert diff.max() < 0.5, diff.max()  # of a 20-logit range
+    with pytest.raises(ValueError):
+        Stage1Settings(mask_prompt="x")

@@ -248,7 +248,8 @@ def test_settings_defaults_round_trip_and_validation():
     s = Stage1Settings.for_backbone("sam")
     assert (s.k1, s.k2, s.tau, s.delta, s.top_n) == (50, 30, 0.8, -15.0, 9)
     assert (s.pred_iou_thresh, s.stability_score_thresh, s.stability_score_offset, s.box_nms_thresh) == (0.88, 0.9, 1.0, 0.7)
-    assert s.layers == tuple(range(14, 31)) and s.heads is None and s.seed_policy == "proportional"
+    assert s.layers == tuple(range(14, 31)) and s.heads is None and s.seed_policy == "one_per_token"
+    assert s.dedupe_iou is None  # the paper has no de-duplication
     s2 = Stage1Settings.for_backbone("sam2")
     assert (s2.tau, s2.delta, s2.pred_iou_thresh, s2.stability_score_thresh, s2.layers) == (0.7, -10.0, 0.8, 0.88, (33,))
     assert Stage1Settings() == s
@@ -256,7 +257,7 @@ def test_settings_defaults_round_trip_and_validation():
     assert Stage1Settings.for_backbone("sam", layers=[1, 2], heads=[0]).to_dict()["layers"] == [1, 2]
     assert s.amg() == amg_settings(0.88, 0.9, 1.0, 0.7, 64)
     for bad in ({"k1": 5, "k2": 10}, {"tau": 1.5}, {"seed_policy": "x"}, {"pred_iou_thresh": 2.0}, {"top_n": -1},
-                {"seeds_total": 3}):
+                {"seeds_total": 3, "seed_policy": "proportional"}, {"dedupe_iou": 0.0}):
         with pytest.raises(ValueError):
             Stage1Settings(**bad)
     with pytest.raises(ValueError, match="unknown"):
@@ -276,3 +277,50 @@ def test_clip_token_geometry_pad_and_crop():
     # crop: the central 60x60 square of an 80x60 image, 4x4 grid of 15 px cells starting at x = 10
     crop = crop_grid_boxes((60, 80), 4)
     assert crop[0].tolist() == [10, 0, 25, 15] and crop[15].tolist() == [55, 45, 70, 60]
+
+
+def test_candidates_default_keeps_duplicates_and_dedupe_refills_amg_to_top_n():
+    """3 + 3 + 9 (§5.1): without de-duplication (the paper's default) every mask stays; with it,
+    duplicates go BEFORE the AMG cut and the AMG list is refilled up to top_n."""
+    hw = (20, 20)
+
+    def rect(i):
+        m = np.zeros(hw, bool)
+        m[i, :] = True
+        return m
+
+    multi = [{"mask": rect(i), "score": 0.9} for i in range(3)]
+    sem = [{"mask": rect(i), "score": 0.8} for i in range(3)]  # the same three masks again
+    amg = [{"mask": rect(i), "score": 0.7, "seed_index": i} for i in range(14)]  # the first 3 duplicate
+    groups = [("multimask", multi), ("semantic", sem), ("amg", amg)]
+    plain = build_candidates(groups, caps={"amg": 9})
+    assert [sum(c.origin == o for c in plain) for o in ("multimask", "semantic", "amg")] == [3, 3, 9]
+    deduped = build_candidates(groups, dedupe_iou=0.95, caps={"amg": 9})
+    assert [sum(c.origin == o for c in deduped) for o in ("multimask", "semantic", "amg")] == [3, 0, 9]
+    assert [c.origin_rank for c in deduped if c.origin == "amg"] == list(range(3, 12))
+
+
+def test_graph_nodes_are_distinct_tokens():
+    from core.pipeline.semantic import graph_nodes
+
+    assert graph_nodes([5, 5, 5, 7, 7, 9, 5]) == [0, 3, 5]
+    assert graph_nodes([]) == []
+
+
+def test_attention_renormalisation_and_layer_numbering_are_settings():
+    from core.pipeline.seeds import aggregate_attention
+
+    att = np.zeros((1, 2, 4))
+    att[0, 0] = [0.4, 0.0, 0.0, 0.0]  # a head that looks mostly at text: 0.4 on the image
+    att[0, 1] = [0.0, 0.1, 0.1, 0.0]
+    raw = aggregate_attention(att, (2, 2))
+    assert raw.ravel().tolist() == pytest.approx([0.2, 0.05, 0.05, 0.0])  # default: the weights as computed
+    ren = aggregate_attention(att, (2, 2), renormalise=True)
+    assert ren.ravel().tolist() == pytest.approx([0.5, 0.25, 0.25, 0.0])
+    s = Stage1Settings.for_backbone("sam")
+    assert not s.attention_renorm and s.layer_base == 0 and s.model_layers() == list(range(14, 31))
+    assert Stage1Settings.for_backbone("sam", layer_base=1).model_layers() == list(range(13, 30))
+    with pytest.raises(ValueError):
+        Stage1Settings(layer_base=2)
+    with pytest.raises(ValueError):
+        Stage1Settings(layer_base=1, layers=(0, 1))
