@@ -116,8 +116,7 @@ def _group_sizes(s: Session):
     return select(Target.group_id, func.count().label("n")).group_by(Target.group_id).subquery()
 
 
-def eligible_target_ids(s: Session, split: str, *, dataset: str | None = None) -> list[int]:
-    """Targets the split can use, in id order (see the module docstring)."""
+def _eligible(s: Session, split: str, dataset: str | None):
     q = select(Target.id).join(InstanceGroup, InstanceGroup.id == Target.group_id)
     if split in ("spatial", "multi_step"):
         sizes = _group_sizes(s)
@@ -129,8 +128,20 @@ def eligible_target_ids(s: Session, split: str, *, dataset: str | None = None) -
     else:
         raise GenerationError(f"unknown split {split!r}; use one of {list(SPLITS)}")
     if dataset:
-        q = q.where(Target.dataset_id == repo.get_or_create_dataset(s, dataset).id)
-    return list(s.scalars(q.order_by(Target.id)))
+        q = q.where(Target.dataset_id == _dataset_id(s, dataset))
+    return q
+
+
+def eligible_target_ids(s: Session, split: str, *, dataset: str | None = None) -> list[int]:
+    """Targets the split can use, in id order (see the module docstring)."""
+    return list(s.scalars(_eligible(s, split, dataset).order_by(Target.id)))
+
+
+def _dataset_id(s: Session, name: str) -> int:
+    ds = s.scalar(select(Dataset.id).where(Dataset.name == name))
+    if ds is None:
+        raise GenerationError(f"no dataset {name!r} in the store")
+    return ds
 
 
 def done_target_ids(s: Session, split: str) -> set[int]:
@@ -148,8 +159,10 @@ def targets_to_generate(store: Store, split: str, *, resume: bool, limit: int | 
     ones are tried again.
     """
     def q(s: Session) -> tuple[list[int], set[int], int]:
-        started = s.scalar(select(func.count()).select_from(QuestionGeneration).where(QuestionGeneration.split == split))
-        return eligible_target_ids(s, split, dataset=dataset), done_target_ids(s, split), int(started or 0)
+        ids = eligible_target_ids(s, split, dataset=dataset)
+        started = s.scalar(select(func.count()).select_from(QuestionGeneration).where(
+            QuestionGeneration.split == split, QuestionGeneration.target_id.in_(_eligible(s, split, dataset))))
+        return ids, done_target_ids(s, split), int(started or 0)
 
     ids, done, started = store.run(q, write=False)
     if started and not resume:
