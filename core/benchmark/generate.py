@@ -359,8 +359,15 @@ def generate_questions(
     workers = generator.concurrency if generator is not None else 1
     if progress:
         progress(0, len(ids), "start")
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids) or 1))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids) or 1)), thread_name_prefix="questions")
+    try:
         for f in [pool.submit(one, tid) for tid in ids]:
             f.result()
+    except BaseException:
+        # Ctrl+C or a store failure: targets not started stay to do (``--resume``); the
+        # requests in flight finish and are recorded.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     report.seconds = time.perf_counter() - t0
     return report

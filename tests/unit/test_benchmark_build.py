@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 from sqlalchemy import select
 
 from core.benchmark.generate import prompt_image
@@ -303,3 +305,49 @@ def test_regenerate_one_sample_records_who_and_keeps_history(coco, tmp_path):
     # a sample that was imported, not generated, has nothing to re-generate
     with pytest.raises(GenerationError):
         regenerate(st, 10_000, user="carol")
+
+
+def test_generator_skip_and_verifier_garbage_change_no_sample(coco, tmp_path):
+    from core.benchmark.generate import GenerationError, generate_questions
+    from core.llm_client import ChatClient
+
+    st = open_store(tmp_path / "s.sqlite")
+    import_coco(st, coco, tmp_path / "img")
+    gen = [Reply(_json(phrase="NA", relation="NA")), PHRASE]
+    ver = [Reply('{"incorrect": "perhaps"}')]
+    server = ChatServer(_script(gen, ver, PHRASE, ACCEPT))
+    try:
+        with pytest.raises(GenerationError, match="no dataset 'nope'"):
+            generate_questions(st, "spatial", ChatClient(server.url, "g"), ChatClient(server.url, "v"), dataset="nope")
+        rep = generate_questions(st, "spatial", ChatClient(server.url, "g", concurrency=1), ChatClient(server.url, "v"),
+                                 limit=2, dataset="instances")
+    finally:
+        server.close()
+    assert rep.verdicts == {"skipped": 1, "error": 1}
+    assert "the verifier's 'incorrect' is 'perhaps'" in rep.errors[0][1]
+    assert st.run(lambda s: repo.list_samples(s), write=False) == []
+    recs = st.run(lambda s: list(s.scalars(select(QuestionGeneration).order_by(QuestionGeneration.id))), write=False)
+    assert [r.verdict for r in recs] == ["skipped", "error"] and recs[1].verifier_raw == '{"incorrect": "perhaps"}'
+
+
+@settings(max_examples=8, deadline=None)
+@given(boxes=hst.lists(hst.tuples(hst.integers(0, 30), hst.integers(0, 20), hst.integers(1, 20), hst.integers(1, 15),
+                                  hst.sampled_from(["cup", "dog"])), min_size=1, max_size=5))
+def test_import_keeps_every_instance_exact_and_grouped(tmp_path_factory, boxes):
+    d = tmp_path_factory.mktemp("coco")
+    (d / "img").mkdir()
+    cv2.imwrite(str(d / "img" / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1 if c == "cup" else 2,
+             "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]} for i, (x, y, w, h, c) in enumerate(boxes)]
+    (d / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns,
+                                          "categories": [{"id": 1, "name": "cup"}, {"id": 2, "name": "dog"}]}))
+    st_ = open_store(d / "s.sqlite")
+    rep = import_coco(st_, d / "c.json", d / "img")
+    assert rep.ok and rep.added == len(boxes)
+    ts = targets(st_)
+    for i, (x, y, w, h, c) in enumerate(boxes):
+        t = ts[f"image1/{c}/ann{i + 1}"]
+        want = box_mask((40, 60), y, min(y + h, 40), x, min(x + w, 60))
+        assert np.array_equal(decode_rle(t.rle), want) and t.box_xyxy == [x, y, min(x + w, 60), min(y + h, 40)]
+    assert import_coco(st_, d / "c.json", d / "img").existing == len(boxes)
+    st_.close()
