@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.benchmark.provenance import filter_by_verdict, latest_generation, regenerate
 from core.evaluator.presets import EVALUATOR_PRESETS
 from core.images import ImageError, load_image_rgb
 from core.metrics import intersection_union, sample_iou
@@ -28,6 +29,7 @@ from core.trace import PipelineTrace
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import worker as workers
 from rea2seg_gui.canvas import LAYERS, Canvas
+from rea2seg_gui.panels.questions import VERDICT_FILTERS, QuestionsPanel
 
 SHORTCUTS = (
     ("A", "Accept (verified) and go to the next sample"),
@@ -169,6 +171,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.category_filter.addItems(["all categories", *CATEGORIES])
         row.addWidget(self.status_filter)
         row.addWidget(self.category_filter)
+        self.verdict_filter = QtWidgets.QComboBox()
+        self.verdict_filter.addItems(["all verdicts", *VERDICT_FILTERS])
+        self.verdict_filter.setToolTip("The verifier's verdict on a generated question")
+        row.addWidget(self.verdict_filter)
         lv.addLayout(row)
         self.text_filter = QtWidgets.QLineEdit()
         self.text_filter.setPlaceholderText("Filter by question or id…")
@@ -241,6 +247,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector_dock.setMinimumWidth(360)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.inspector_dock)
         self.resizeDocks([self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal)
+        self.questions_panel = QuestionsPanel()
+        self.questions_dock = QtWidgets.QDockWidget("Generated question", self)
+        self.questions_dock.setObjectName("questions_dock")
+        self.questions_dock.setWidget(self.questions_panel)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self.questions_dock)
+        self.questions_panel.accept_requested.connect(lambda sid: self._decide_generated(sid, "accept"))
+        self.questions_panel.reject_requested.connect(lambda sid: self._decide_generated(sid, "reject"))
+        self.questions_panel.edit_requested.connect(self._edit_generated)
+        self.questions_panel.regenerate_requested.connect(self._regenerate)
 
         self.statusBar().showMessage("Ready")
         menu = self.menuBar().addMenu("&File")
@@ -254,6 +269,7 @@ class MainWindow(QtWidgets.QMainWindow):
         view = self.menuBar().addMenu("&View")
         view.addAction(self.samples_dock.toggleViewAction())
         view.addAction(self.inspector_dock.toggleViewAction())
+        view.addAction(self.questions_dock.toggleViewAction())
         view.addAction("&Fit image (Ctrl+0)", self.canvas.fit)
         helpm = self.menuBar().addMenu("&Help")
         helpm.addAction("Keyboard &shortcuts (F1)", self.show_cheatsheet)
@@ -261,6 +277,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_filter.currentIndexChanged.connect(self.refresh_samples)
         self.category_filter.currentIndexChanged.connect(self.refresh_samples)
         self.text_filter.textChanged.connect(self.refresh_samples)
+        self.verdict_filter.currentIndexChanged.connect(self.refresh_samples)
         self.sample_table.itemSelectionChanged.connect(self._on_select)
         self.canvas.clicked.connect(self._on_canvas_click)
         self.canvas.double_clicked.connect(self._on_canvas_double_click)
@@ -613,6 +630,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 text=text)],
             write=False,
         )
+        verdict = self.verdict_filter.currentText()
+        if not verdict.startswith("all"):
+            ok = set(filter_by_verdict(self.store, [r[0] for r in rows], verdict))
+            rows = [r for r in rows if r[0] in ok]
         keep = self.current_id
         self.sample_table.blockSignals(True)
         self.sample_table.setSortingEnabled(False)
@@ -715,6 +736,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._load_history()
         self.statusBar().showMessage(f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}")
         self._prefetch_next()
+        self._show_generation(smp)
         self.sample_shown.emit(sample_id)
 
     def _submit_loads(self, sample_id: int, run_id: int | None, sample, pool: ThreadPoolExecutor | None = None
@@ -1020,10 +1042,39 @@ class MainWindow(QtWidgets.QMainWindow):
             self.question_label.setText(smp.question)
             self.question_edit.setText(smp.question)
             self.status_value.setText(f"{smp.status}   ·   {smp.category}   ·   {smp.external_id}")
+            self._show_generation(smp)
             self._load_history()
             self._load_masks()
             self._stale_panels.add("candidates")  # true IoU follows the current mask
             self._refresh_visible_panel()
+
+    # ------------------------------------------------------------------- generated questions
+    def _show_generation(self, smp) -> None:
+        self.questions_panel.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+
+    def _decide_generated(self, sid: int, decision: str) -> None:
+        if sid == self.current_id:
+            self.decide(decision)
+
+    def _edit_generated(self, sid: int, question: str) -> None:
+        if self._guard(review.edit_question, self.store, sid, question, user=self.user):
+            self.refresh_samples()
+            self._after_change(sid)
+
+    def _regenerate(self, sid: int) -> None:
+        def done(view) -> None:
+            self.questions_panel.set_busy(False)
+            self.statusBar().showMessage(f"sample {sid}: re-generated, verifier {view.verdict}")
+            self.refresh_samples()
+            self._after_change(sid)
+
+        def failed(msg: str) -> None:
+            self.questions_panel.set_busy(False)
+            message(self, "Re-generation failed", msg, error=True)
+
+        store, user = self.store, self.user
+        if self._start(lambda progress, should_cancel: regenerate(store, sid, user=user), done, "re-generation", failed):
+            self.questions_panel.set_busy(True)
 
     def save_question(self) -> None:
         if self.current_id is None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from core.store.models import CATEGORIES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
-_PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate")
+_PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate", "core.cli.benchmark")
 
 
 def _err(msg: str) -> None:
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod.register(sub)
         if hasattr(mod, "register_export"):
             mod.register_export(exp)
+        if hasattr(mod, "register_import"):
+            mod.register_import(imp)
     return parser
 
 

@@ -27,7 +27,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 CATEGORIES = ("discriminative", "geometric", "spatial", "multi_step", "reasonseg", "other")
 STATUSES = ("pending", "verified", "rejected", "flagged")
 MASK_KINDS = ("gt", "ignore", "candidate", "edited")
-SCHEMA_VERSION = "0001"
+SCHEMA_VERSION = "0002"
+SPLITS = ("spatial", "multi_step", "discriminative")  # splits built from instance datasets (§3)
+VERDICTS = ("accepted", "rejected", "skipped", "error", "fixed")
 
 
 def utcnow() -> dt.datetime:
@@ -202,3 +204,92 @@ class EvaluatorOutput(Base):
     cot: Mapped[str | None] = mapped_column(Text, nullable=True)
     scores: Mapped[list[float | None]] = mapped_column(JSON)
     parse_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# -- benchmark building (paper §3, App. C) ------------------------------------------------------
+
+
+class InstanceGroup(Base):
+    """Instances of one image that are shown together: every instance of one category (``kind``
+    ``category``, the spatial split's "at least two instances of the same category"), or a
+    gRefCOCO-style group with its expression (``kind`` ``group``, ``description``)."""
+
+    __tablename__ = "instance_groups"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_group_external"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    category_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    image: Mapped[Image] = relationship(lazy="joined")
+
+
+class Target(Base):
+    """One annotated instance inside one group: a target that has no question until one is
+    generated. Its mask (COCO compressed RLE) becomes the sample's ground truth."""
+
+    __tablename__ = "targets"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_target_external"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(300))
+    annotation_id: Mapped[str] = mapped_column(String(100))
+    category_name: Mapped[str] = mapped_column(String(200))
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[str] = mapped_column(Text)
+    area: Mapped[int] = mapped_column(Integer, default=0)
+    box_xyxy: Mapped[list[int]] = mapped_column(JSON)
+
+    group: Mapped[InstanceGroup] = relationship(lazy="joined")
+
+    @property
+    def rle(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+
+class QuestionGeneration(Base):
+    """One generate → verify pass for one target and split, with its full provenance.
+
+    ``verdict``: ``accepted`` / ``rejected`` by the verifier, ``skipped`` by the generator (it
+    found no valid expression), ``error`` (request or parse failure; retried on resume), or
+    ``fixed`` (a fixed question of §C, no model). ``sample_id`` is the sample the question
+    became (none for ``skipped`` / ``error``). ``usage`` holds each call's token counts as the
+    server reported them.
+    """
+
+    __tablename__ = "question_generations"
+    __table_args__ = (Index("ix_generation_target_split", "target_id", "split"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(32))
+    sample_id: Mapped[int | None] = mapped_column(
+        ForeignKey("samples.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    verdict: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text, default="")
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    endpoint: Mapped[str] = mapped_column(String(300), default="")
+    generator_model: Mapped[str] = mapped_column(String(200), default="")
+    generator_system: Mapped[str] = mapped_column(Text, default="")
+    generator_user: Mapped[str] = mapped_column(Text, default="")
+    generator_raw: Mapped[str] = mapped_column(Text, default="")
+    generator_parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    verifier_model: Mapped[str] = mapped_column(String(200), default="")
+    verifier_system: Mapped[str] = mapped_column(Text, default="")
+    verifier_user: Mapped[str] = mapped_column(Text, default="")
+    verifier_raw: Mapped[str] = mapped_column(Text, default="")
+    verifier_parsed: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    target: Mapped[Target] = relationship(lazy="joined")
