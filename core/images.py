@@ -14,15 +14,21 @@ class ImageError(ValueError):
 
 def load_image_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as uint8 (H, W, 3) RGB. Grey and RGBA inputs are converted."""
-    import cv2
-
     p = Path(path)
     if not p.is_file():
         raise ImageError(f"{p}: image file not found")
-    data = np.fromfile(p, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return decode_image_rgb(np.fromfile(p, dtype=np.uint8), str(p))
+
+
+def decode_image_rgb(data: bytes | np.ndarray, name: str) -> np.ndarray:
+    """Decode an image file's bytes (as read from disk) to uint8 (H, W, 3) RGB, exactly as
+    :func:`load_image_rgb` does; ``name`` is the file named in the error message."""
+    import cv2
+
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
-        raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)")
+        raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)")
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     if img.ndim == 2:

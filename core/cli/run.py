@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from core.cli import ray_run
 from core.pipeline.runner import (  # noqa: F401  (names the GUI and tests reach through this module)
     OutOfMemory,
     Segmenter,
@@ -61,6 +62,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and run is None:
         print(f"rea2seg: no earlier run with preset {preset} to resume; starting a new one", file=sys.stderr)
     resumed = None if run is None else resumed_settings(run, overrides)  # checked before loading models
+    if args.engine == "ray":
+        from core.cli.ray_run import run_with_ray
+
+        return run_with_ray(args, store, ids, run, resumed, overrides)
     seg = load_segmenter(preset, device=args.device)
     evaluator = None
     if args.evaluator:
@@ -141,6 +146,7 @@ def register(sub) -> None:
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
     p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
+    ray_run.add_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("trace", help="print a saved trace")
     p.add_argument("--db", required=True)
