@@ -19,8 +19,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stage 2 in its own pool of N evaluator workers (default 0: inside each segmenter worker)")
 
 
+def check_engine_arguments(args: argparse.Namespace) -> None:
+    """Ray options given to a local run are an error, not silently ignored."""
+    given = [f for f, v in (("--address", args.address), ("--workers", args.workers),
+                            ("--gpus-per-worker", args.gpus_per_worker),
+                            ("--evaluator-workers", args.evaluator_workers or None)) if v is not None]
+    if args.engine != "ray" and given:
+        raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+
+
 def run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict) -> int:
     """The part of ``cmd_run`` after the samples and the resumed run are known."""
+    from core.pipeline.ray_engine import EngineError
+
+    try:
+        return _run_with_ray(args, store, ids, run, resumed, overrides)
+    except EngineError as exc:
+        print(f"rea2seg: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict) -> int:
     from core.cli.run import _bar
     from core.pipeline.ray_engine import JobSpec, RayEngine, RayOptions
     from core.store import repo

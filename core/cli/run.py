@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.store import open_store, repo
 
     overrides = _parse_overrides(args.settings)
+    ray_run.check_engine_arguments(args)
     preset = canonical_preset(args.preset)
     store = open_store(args.db)
     with store.session(write=False) as s:

@@ -112,18 +112,26 @@ class SegmentWorker:
 
     def __init__(self, job: JobSpec, loader: str, with_evaluator: bool) -> None:
         self.job = job
-        self.segmenter = _load(loader)(job.preset, device=job.device)
-        self.evaluator = None
-        if with_evaluator and job.evaluator:
-            from core.evaluator.presets import load_evaluator
-
-            self.evaluator = load_evaluator(job.evaluator)
         self.settings = None
+        self.evaluator = None
+        # A load error is kept and raised by the next call, so the driver gets the loader's own
+        # exception (Ray reports a failed __init__ only as a dead actor, without it).
+        self.load_error: Exception | None = None
+        try:
+            self.segmenter = _load(loader)(job.preset, device=job.device)
+            if with_evaluator and job.evaluator:
+                from core.evaluator.presets import load_evaluator
+
+                self.evaluator = load_evaluator(job.evaluator)
+        except Exception as exc:  # noqa: BLE001 - re-raised by describe()/segment()
+            self.load_error = exc
 
     def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Model identities and the run's default stage-1 settings for ``overrides``."""
         from core.pipeline.runner import default_settings
 
+        if self.load_error is not None:
+            raise self.load_error
         seg, ev = self.segmenter, self.evaluator
         return {"mllm": seg.prompt_model.name, "sam": seg.sam.name, "preset": seg.preset,
                 "evaluator": ev.name if ev is not None else None,
@@ -142,6 +150,8 @@ class SegmentWorker:
         from core.images import ImageError, decode_image_rgb
         from core.pipeline.stage1 import run_stage1
 
+        if self.load_error is not None:
+            raise self.load_error
         try:
             rgb = decode_image_rgb(image, name)
         except ImageError as exc:
@@ -167,9 +177,15 @@ class EvaluatorWorker:
         from core.evaluator.presets import load_evaluator
 
         self.job = job
-        self.evaluator = load_evaluator(job.evaluator)
+        self.load_error: Exception | None = None  # as in SegmentWorker
+        try:
+            self.evaluator = load_evaluator(job.evaluator)
+        except Exception as exc:  # noqa: BLE001 - re-raised by describe()/score()
+            self.load_error = exc
 
     def describe(self) -> dict[str, Any]:
+        if self.load_error is not None:
+            raise self.load_error
         return {"evaluator": self.evaluator.name, "is_random": bool(self.evaluator.is_random)}
 
     def score(self, sample_id: int, name: str, trace, image: bytes) -> tuple[str, Any]:
@@ -178,6 +194,8 @@ class EvaluatorWorker:
         from core.evaluator.stage2 import run_stage2
         from core.images import decode_image_rgb
 
+        if self.load_error is not None:
+            raise self.load_error
         rgb = decode_image_rgb(image, name)
         try:
             run_stage2(trace, rgb, self.evaluator, group_size=self.job.group_size, shuffle_seed=sample_id,
@@ -250,7 +268,10 @@ class RayEngine:
         if not ray.is_initialized():
             # worker logs (model loading) stay in Ray's session logs, off the progress bar
             extra = {"include_dashboard": False} if self.options.address is None else {}
-            ray.init(address=self.options.address, log_to_driver=False, **extra)
+            try:
+                ray.init(address=self.options.address, log_to_driver=False, **extra)
+            except ConnectionError as exc:
+                raise EngineError(f"no Ray cluster at {self.options.address}: {exc}") from None
             self._owns_ray = True
         self.gpus_per_worker, self.workers = self._size()
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
@@ -314,11 +335,12 @@ class RayEngine:
     def _get(self, ref):
         try:
             return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            # a worker that could not load its models: the loader's own error, e.g. a missing path
+            if isinstance(exc.cause, Exception):
+                raise exc.cause from None
+            raise
         except self.ray.exceptions.RayActorError as exc:
-            # a worker that could not load its models: re-raise the loader's own error
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, BaseException):
-                raise cause from None
             raise EngineError(f"a worker could not start: {str(exc).splitlines()[0]}") from None
 
     def run(self, store, run_id: int, sample_ids: list[int], settings, *, progress=None,

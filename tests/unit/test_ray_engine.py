@@ -137,6 +137,24 @@ def test_ray_run_equals_local_run(cluster, db, capsys):
     assert model_ids["evaluator"] and model_ids["mllm"]
 
 
+def test_ray_options_on_a_local_run_are_refused(reference, tmp_path, capsys):
+    from core.cli import main
+
+    assert main(["run", "--db", str(reference), "--preset", "tiny-random", "--workers", "2"]) == 2
+    assert "--workers only apply with --engine ray" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_a_worker_that_cannot_load_its_model_reports_why(cluster, db, tmp_path, monkeypatch, capsys):
+    from core.cli import main
+
+    (tmp_path / "config.toml").write_text("")  # no model paths: the workers read the same empty file
+    monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
+    assert main(["run", "--db", str(db), "--preset", "lisa-7b", "--engine", "ray", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "lisa-7b: mllm_path is not set" in err and "Traceback" not in err
+
+
 @pytest.mark.ray
 def test_stage2_in_its_own_evaluator_pool(cluster, db, capsys):
     from core.cli import main
