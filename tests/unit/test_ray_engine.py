@@ -251,3 +251,27 @@ def _done_or_none(db) -> set[int]:
             return repo.finished_sample_ids(s, 2) if repo.latest_run(s) and repo.latest_run(s).id == 2 else set()
     finally:
         st.close()
+
+
+@pytest.mark.ray
+def test_stage2_against_an_openai_compatible_server(cluster, db, tmp_path, monkeypatch):
+    from core.cli import main
+    from core.store import open_store, repo
+    from tests.unit.test_evaluator_openai import Server, _ok
+
+    srv = Server(default=(200, _ok("Answer:\nMask 1: 0.9\nMask 2: 0.8\nMask 3: 0.7\nMask 4: 0.6\nMask 5: 0.5"), 0.0, {}))
+    try:
+        (tmp_path / "config.toml").write_text(f'[evaluator.openai]\nbase_url = "{srv.url}"\nmodel = "served-evaluator"\n')
+        monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
+        assert main(["run", "--db", str(db), "--preset", "tiny-random", "--evaluator", "openai", "--sample", "1", "2",
+                     "--engine", "ray", "--workers", "2"]) == 0
+    finally:
+        srv.close()
+    assert {body["model"] for _, _, body in srv.seen} == {"served-evaluator"}
+    st = open_store(db)
+    with st.session(write=False) as s:
+        traces = [repo.load_trace(s, 2, sid) for sid in (1, 2)]
+    st.close()
+    assert len(srv.seen) == sum(len(t.evaluator.groups) for t in traces)  # each group asked once, by a worker
+    for t in traces:
+        assert t.evaluator.backend == "openai-compatible" and 0.9 in t.evaluator.final_scores.values()
