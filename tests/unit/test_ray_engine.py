@@ -229,7 +229,7 @@ def test_killed_driver_resumes_to_completion(cluster, db, home, capsys):
         while time.monotonic() < deadline and proc.poll() is None:
             if _done_or_none(db):
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         proc.send_signal(signal.SIGKILL)
     finally:
