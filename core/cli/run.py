@@ -79,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_id = repo.create_run(
                 s, name=args.run_name or f"{preset} {time.strftime('%Y-%m-%d %H:%M')}", preset=preset,
                 config={"stage1": settings.to_dict(), "stage2": {"evaluator": args.evaluator, "cot": args.cot,
-                                                                  "group_size": args.group_size}},
+                                                                  "group_size": args.group_size},
+                        "engines": [{"engine": "local", "workers": 1}]},
                 model_ids={"mllm": seg.prompt_model.name, "sam": seg.sam.name,
                            "evaluator": evaluator.name if evaluator else None},
                 is_random=seg.is_random or bool(evaluator and evaluator.is_random),

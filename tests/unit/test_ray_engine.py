@@ -58,6 +58,12 @@ def reference(home, tmp_path_factory):
             "assert 'ray' not in sys.modules, 'a local run imported ray'\nsys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(home), timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+    from core.store import open_store, repo
+
+    st = open_store(db)
+    with st.session(write=False) as s:
+        assert repo.get_run(s, 1).config["engines"] == [{"engine": "local", "workers": 1}]
+    st.close()
     return db
 
 
