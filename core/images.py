@@ -11,8 +11,10 @@ Limits (not from the paper; they bound memory before any pixel is decoded):
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +26,29 @@ class ImageError(ValueError):
     """An image file that cannot be used; the message names the file and the reason."""
 
 
+def _header_size(src: Any, name: str) -> tuple[int, int]:
+    """(height, width) from the header of ``src`` (a path or a binary file object) only."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(src) as im:  # lazy: parses the header, decodes nothing
+                w, h = im.size
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)") from None
+    if h <= 0 or w <= 0:
+        raise ImageError(f"{name}: not a readable image (size {w}x{h})")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{name}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)")
+    return int(h), int(w)
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) read from the file's header only; refuses files and canvases over the
     limits above. Raises :class:`ImageError`."""
-    from PIL import Image, UnidentifiedImageError
-
     p = Path(path)
     try:
         size = p.stat().st_size
@@ -38,46 +58,52 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"{p}: image file not found") from None
     if size > MAX_IMAGE_FILE_BYTES:
         raise ImageError(f"{p}: file of {size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
+    return _header_size(p, str(p))
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The file's bytes, after the checks of :func:`image_size` (for decoding elsewhere with
+    :func:`decode_image_rgb`). Raises :class:`ImageError`."""
+    p = Path(path)
+    image_size(p)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:  # lazy: parses the header, decodes nothing
-                w, h = im.size
-    except Image.DecompressionBombError:
-        raise ImageError(f"{p}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)") from None
-    if h <= 0 or w <= 0:
-        raise ImageError(f"{p}: not a readable image (size {w}x{h})")
-    if h * w > MAX_IMAGE_PIXELS:
-        raise ImageError(f"{p}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)")
-    return int(h), int(w)
+        return p.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{p}: cannot read the image file ({exc.strerror or exc})") from None
 
 
 def load_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB. Grey and RGBA inputs are converted.
+    """Read an image file as uint8 (H, W, 3) RGB (:func:`decode_image_rgb` of its bytes, after the
+    file checks of :func:`image_size`)."""
+    p = Path(path)
+    image_size(p)
+    return decode_image_rgb(np.fromfile(p, dtype=np.uint8), str(p))
 
-    The header is checked against :data:`MAX_IMAGE_PIXELS` first (:func:`image_size`).
-    8-bit images are decoded as LISA reads them (``cv2.imread``'s default ``IMREAD_COLOR``): the
-    EXIF orientation is applied, so a rotated JPEG comes out upright, in the frame its ReasonSeg
-    polygons were drawn in, and alpha is dropped. Deeper images are scaled to 8 bits.
+
+def decode_image_rgb(data: bytes | np.ndarray, name: str) -> np.ndarray:
+    """Decode an image file's bytes to uint8 (H, W, 3) RGB; ``name`` is the file named in errors.
+
+    The header is checked against :data:`MAX_IMAGE_PIXELS` first. 8-bit images are decoded as
+    LISA reads them (``cv2.imread``'s default ``IMREAD_COLOR``): the EXIF orientation is applied,
+    so a rotated JPEG comes out upright, in the frame its ReasonSeg polygons were drawn in, and
+    alpha is dropped. Grey images become RGB; deeper images are scaled to 8 bits.
     """
     import cv2
 
-    p = Path(path)
-    hw = image_size(p)
-    data = np.fromfile(p, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
+    if buf.size > MAX_IMAGE_FILE_BYTES:
+        raise ImageError(f"{name}: file of {buf.size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
+    hw = _header_size(io.BytesIO(buf.tobytes()), name) if buf.size else (0, 0)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
-        raise ImageError(f"{p}: not a readable image (corrupt or unsupported format)")
+        raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)")
     if tuple(img.shape[:2]) != hw:  # a header that disagrees with the pixels is not trusted
-        raise ImageError(f"{p}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
+        raise ImageError(f"{name}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
                          f"{img.shape[1]}x{img.shape[0]})")
     if img.dtype == np.uint8:
-        oriented = cv2.imdecode(data, cv2.IMREAD_COLOR)  # applies EXIF orientation, as cv2.imread does
+        oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # applies EXIF orientation, as cv2.imread does
         if oriented is not None:
             return cv2.cvtColor(oriented, cv2.COLOR_BGR2RGB)
-    del data
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     if img.ndim == 2:

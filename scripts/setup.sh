@@ -39,6 +39,6 @@ $PIP install -q --upgrade pip "setuptools>=70.1" wheel
 $PIP install -q torch==2.14.1 torchvision==0.29.1
 # sam2 ships only a source archive; build it against the torch above, without CUDA kernels.
 SAM2_BUILD_CUDA=0 $PIP install -q --no-build-isolation sam2==1.1.0
-$PIP install -q -e ".[dev]"
+$PIP install -q -e ".[dev,ray]"
 echo "$stamp" > .venv/.setup-stamp
 echo "setup: done (.venv)"

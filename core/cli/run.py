@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from core.cli import ray_run
 from core.cli.common import add_common, progress_bar
 from core.pipeline import runner
 
@@ -32,6 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.store import open_store, repo
 
     overrides = _parse_overrides(args.settings)
+    ray_run.check_engine_arguments(args)
     preset = runner.canonical_preset(args.preset)
     store = open_store(args.db, create=False)
     with store.session(write=False) as s:
@@ -44,6 +46,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"rea2seg: no earlier run with preset {preset} to resume; starting a new one", file=sys.stderr)
     resumed = None if run is None else runner.resumed_settings(run, overrides)  # checked before loading models
     stage2 = runner.Stage2Settings(args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last)
+    if args.engine == "ray":
+        from core.cli.ray_run import run_with_ray
+
+        return run_with_ray(args, store, ids, run, resumed, overrides)
     seg = runner.load_segmenter(preset, device=args.device)
     evaluator = None
     if args.evaluator:
@@ -52,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         evaluator = load_evaluator(args.evaluator)
     settings = runner.default_settings(seg, **overrides) if resumed is None else resumed
     if run is None:
-        run_id = runner.create_run(store, seg, settings, stage2=stage2, evaluator=evaluator, name=args.run_name)
+        run_id = runner.create_run(store, seg, settings, stage2=stage2, evaluator=evaluator, name=args.run_name,
+                                   engine={"engine": "local", "workers": 1})
     else:
         run_id = run.id
     with store.session(write=False) as s:
@@ -132,6 +139,7 @@ def register(sub) -> None:
     p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=True,
                    help="pad a short last group with candidates of earlier groups (default; not from the paper)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
+    ray_run.add_arguments(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("trace", help="print a saved trace")
     add_common(p)

@@ -114,21 +114,24 @@ def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
 
 
 def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2: Stage2Settings | None = None,
-               evaluator: Any = None, name: str | None = None) -> int:
+               evaluator: Any = None, name: str | None = None, engine: dict[str, Any] | None = None) -> int:
     """Create a run in ``store`` and return its id.
 
     The run stores ``{"stage1": settings, "stage2": stage2}`` as its config (what
     :func:`resumed_settings` reads back), the model ids (``mllm``, ``sam``, ``evaluator``) and
     ``is_random`` (any model with random weights). ``evaluator``: the loaded
     :class:`core.evaluator.base.MaskEvaluator` of ``stage2.evaluator`` (``None`` for stage 1 only).
-    ``name`` defaults to ``"<preset>[ + <evaluator>] <YYYY-mm-dd HH:MM>"``.
+    ``name`` defaults to ``"<preset>[ + <evaluator>] <YYYY-mm-dd HH:MM>"``. ``engine``: how the
+    run is executed (e.g. ``{"engine": "local", "workers": 1}``), kept under ``config["engines"]``.
     """
     from core.store import repo
 
     stage2 = stage2 or Stage2Settings()
     if name is None:
         name = f"{segmenter.preset}{' + ' + stage2.evaluator if stage2.evaluator else ''} {time.strftime('%Y-%m-%d %H:%M')}"
-    config = {"stage1": settings.to_dict(), "stage2": stage2.to_dict()}
+    config: dict[str, Any] = {"stage1": settings.to_dict(), "stage2": stage2.to_dict()}
+    if engine is not None:
+        config["engines"] = [engine]
     model_ids = {"mllm": segmenter.prompt_model.name, "sam": segmenter.sam.name,
                  "evaluator": evaluator.name if evaluator is not None else None}
     is_random = bool(segmenter.is_random or (evaluator is not None and evaluator.is_random))

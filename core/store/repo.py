@@ -151,7 +151,7 @@ def find_sample(s: Session, ref: str | int) -> Sample:
     if text.startswith("#") and text[1:].isdigit():
         return get_sample(s, int(text[1:]))
     matches = {x.id: x for x in s.scalars(select(Sample).where(Sample.external_id == text))}
-    if text.isdigit() and (by_id := s.get(Sample, int(text))) is not None:
+    if text.isdigit() and _valid_id(int(text)) and (by_id := s.get(Sample, int(text))) is not None:
         matches[by_id.id] = by_id
     if not matches:
         raise NotFoundError(f"sample {text!r} not found (neither a sample id nor an SGDR id)")

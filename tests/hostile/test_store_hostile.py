@@ -161,7 +161,7 @@ def test_filters_are_literal_and_huge_ids_are_not_found(filled):
                 repo.get_run(s, bad)
             assert repo.load_trace(s, 1, bad) is None and repo.runs_for_sample(s, bad) == []
     r = cli("trace", "--db", st.url.replace("sqlite:///", ""), "--sample", str(2**80))
-    assert r.returncode == 1 and "Overflow" not in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "not found" in r.stderr and "Overflow" not in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.fixture

@@ -1,0 +1,452 @@
+"""The Ray engine: the same run as :func:`core.pipeline.runner.run_samples`, spread over the
+GPUs of one machine or a Ray cluster (not from the paper: an execution choice, recorded in the
+run's config under ``engines``).
+
+Each worker is a Ray actor that loads the preset's models once, through the runner's loader, and
+runs stage 1 (and stage 2, unless an evaluator pool is asked for) on one sample at a time. Image
+files travel as their encoded bytes in Ray's object store, so the workers need no shared file
+system; traces come back to the driver, which saves each one in its own transaction: the store
+keeps a single writer, and a kill loses at most the samples in flight.
+
+Failures: a worker that dies is replaced and each sample it had in flight is tried once more
+(``retries``), then listed as failed; out of device memory, or an error in the model code, on one
+sample fails that sample the same way while the other workers go on. A sample whose image cannot
+be read is skipped, as in the local run.
+
+Ray is imported only here, and only when a run asks for this engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.images import ImageError, read_image_bytes
+
+DEFAULT_LOADER = "core.pipeline.runner:load_segmenter"
+# The driver's per-user settings that decide which models a worker loads; forwarded to the
+# workers so a local cluster reads the same config file and tiny-random build as the driver.
+FORWARDED_ENV = ("REA2SEG_CONFIG", "REA2SEG_HOME")
+MAX_REPLACEMENTS_PER_WORKER = 3
+
+
+class EngineError(RuntimeError):
+    """The cluster cannot run the job (no resources, workers that keep dying); one line."""
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide to run.
+
+    address: ``None`` starts a Ray instance on this machine (every CPU and GPU it has);
+    ``"auto"`` joins the cluster this machine belongs to; ``"ray://HOST:PORT"`` connects to a
+    remote cluster's head through Ray Client.
+    workers: segmenter actors; ``None`` means one per ``gpus_per_worker`` GPUs of the cluster, or
+    one per ``cpus_per_worker`` CPUs when it has no GPU.
+    gpus_per_worker: GPUs reserved by each actor; ``None`` means 1 when the cluster has GPUs, else 0.
+    evaluator_workers: 0 runs stage 2 inside each segmenter worker; N > 0 runs it in its own pool
+    of N evaluator actors (each with ``gpus_per_worker`` GPUs).
+    retries: extra tries of a sample whose worker died or failed on it.
+    loader: ``"module:function"`` with the signature of the runner's ``load_segmenter``
+    (preset, device) → Segmenter; the runner's by default.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float = 1.0
+    evaluator_workers: int = 0
+    retries: int = 1
+    loader: str = DEFAULT_LOADER
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+        if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
+            raise ValueError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.evaluator_workers < 0:
+            raise ValueError(f"--evaluator-workers must be 0 or more, got {self.evaluator_workers}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {self.retries}")
+        if ":" not in self.loader:
+            raise ValueError(f"loader must be 'module:function', got {self.loader!r}")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What every worker loads: the preset, the stage-2 evaluator and how it scores."""
+
+    preset: str
+    device: str | None = None
+    evaluator: str | None = None
+    cot: bool = True
+    group_size: int = 5
+    pad_last: bool = True
+
+
+@dataclass
+class RayReport:
+    """What a Ray run did: traces saved, samples skipped (unreadable image) and failed (after
+    its retry), with reasons, and how many workers were replaced."""
+
+    saved: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    replaced: int = 0
+    cancelled: bool = False
+
+
+def _load(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# -- the actors (plain classes; wrapped with ray.remote when a pool starts) -------------------
+
+
+class SegmentWorker:
+    """One segmenter (and, without an evaluator pool, one evaluator), loaded once per actor."""
+
+    def __init__(self, job: JobSpec, loader: str, with_evaluator: bool) -> None:
+        self.job = job
+        self.settings = None
+        self.evaluator = None
+        # A load error is kept and raised by the next call, so the driver gets the loader's own
+        # exception (Ray reports a failed __init__ only as a dead actor, without it).
+        self.load_error: Exception | None = None
+        try:
+            self.segmenter = _load(loader)(job.preset, device=job.device)
+            if with_evaluator and job.evaluator:
+                from core.evaluator.presets import load_evaluator
+
+                self.evaluator = load_evaluator(job.evaluator)
+        except Exception as exc:  # noqa: BLE001 - re-raised by describe()/segment()
+            self.load_error = exc
+
+    def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Model identities and the run's default stage-1 settings for ``overrides``."""
+        from core.pipeline.runner import default_settings
+
+        if self.load_error is not None:
+            raise self.load_error
+        seg, ev = self.segmenter, self.evaluator
+        return {"mllm": seg.prompt_model.name, "sam": seg.sam.name, "preset": seg.preset,
+                "evaluator": ev.name if ev is not None else None,
+                "is_random": bool(seg.is_random or (ev is not None and ev.is_random)),
+                "settings": default_settings(seg, **overrides).to_dict()}
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        from core.pipeline.settings import Stage1Settings
+
+        self.settings = Stage1Settings.from_dict(settings)
+
+    def segment(self, sample_id: int, name: str, question: str, image: bytes,
+                is_sentence: bool | None = None) -> tuple[str, Any]:
+        """("trace", PipelineTrace) | ("skipped", reason) | ("failed", reason)."""
+        import torch
+
+        from core.images import ImageError, decode_image_rgb
+        from core.pipeline.stage1 import run_stage1
+
+        if self.load_error is not None:
+            raise self.load_error
+        try:
+            rgb = decode_image_rgb(image, name)
+        except ImageError as exc:
+            return "skipped", str(exc)
+        try:
+            trace = run_stage1(self.segmenter.prompt_model, self.segmenter.sam, rgb, question, self.settings,
+                               preset=self.segmenter.preset, is_sentence=is_sentence)
+            if self.evaluator is not None:
+                from core.evaluator.stage2 import run_stage2
+
+                run_stage2(trace, rgb, self.evaluator, group_size=self.job.group_size, shuffle_seed=sample_id,
+                           cot=self.job.cot, pad_last=self.job.pad_last)
+        except torch.OutOfMemoryError:
+            _free_device_memory()
+            return "failed", f"out of device memory ({rgb.shape[1]}x{rgb.shape[0]} px)"
+        return "trace", trace
+
+
+class EvaluatorWorker:
+    """One stage-2 evaluator, loaded once per actor (the evaluator pool)."""
+
+    def __init__(self, job: JobSpec) -> None:
+        from core.evaluator.presets import load_evaluator
+
+        self.job = job
+        self.load_error: Exception | None = None  # as in SegmentWorker
+        try:
+            self.evaluator = load_evaluator(job.evaluator)
+        except Exception as exc:  # noqa: BLE001 - re-raised by describe()/score()
+            self.load_error = exc
+
+    def describe(self) -> dict[str, Any]:
+        if self.load_error is not None:
+            raise self.load_error
+        return {"evaluator": self.evaluator.name, "is_random": bool(self.evaluator.is_random)}
+
+    def score(self, sample_id: int, name: str, trace, image: bytes) -> tuple[str, Any]:
+        import torch
+
+        from core.evaluator.stage2 import run_stage2
+        from core.images import decode_image_rgb
+
+        if self.load_error is not None:
+            raise self.load_error
+        rgb = decode_image_rgb(image, name)
+        try:
+            run_stage2(trace, rgb, self.evaluator, group_size=self.job.group_size, shuffle_seed=sample_id,
+                       cot=self.job.cot, pad_last=self.job.pad_last)
+        except torch.OutOfMemoryError:
+            _free_device_memory()
+            return "failed", f"out of device memory in stage 2 ({rgb.shape[1]}x{rgb.shape[0]} px)"
+        return "trace", trace
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# -- pools ------------------------------------------------------------------------------------
+
+
+class _Pool:
+    """N actors of one class, each with at most one sample in flight; a dead one is replaced."""
+
+    def __init__(self, ray, cls, args: tuple, n: int, options: dict[str, Any], name: str) -> None:
+        self._ray = ray
+        self._remote = ray.remote(cls)
+        self._options = options
+        self._args = args
+        self._name = name
+        self.actors = [self._start(i) for i in range(n)]
+        self.idle = list(range(n))
+        self.replaced = 0
+
+    def _start(self, slot: int):
+        name = f"{self._name}-{slot}-{time.monotonic_ns()}"
+        return self._remote.options(**self._options, name=name).remote(*self._args)
+
+    def replace(self, slot: int) -> None:
+        if self.replaced >= MAX_REPLACEMENTS_PER_WORKER * len(self.actors):
+            raise EngineError(f"{self._name}: workers died {self.replaced + 1} times; stopping "
+                              "(check the Ray logs, then run again with --resume)")
+        try:
+            self._ray.kill(self.actors[slot], no_restart=True)
+        except Exception:  # noqa: BLE001 - it is already gone
+            pass
+        self.actors[slot] = self._start(slot)
+        self.replaced += 1
+
+    def close(self) -> None:
+        for a in self.actors:
+            try:
+                self._ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - it is already gone
+                pass
+
+
+class RayEngine:
+    """Start the worker pools, describe the models, run samples; ``close()`` (or ``with``)
+    stops the actors, and the Ray instance when this engine started it."""
+
+    def __init__(self, job: JobSpec, options: RayOptions | None = None) -> None:
+        import ray
+
+        self.ray = ray
+        self.job = job
+        self.options = options or RayOptions()
+        if self.options.evaluator_workers and not job.evaluator:
+            raise ValueError("--evaluator-workers needs --evaluator")
+        self._owns_ray = False
+        if not ray.is_initialized():
+            # worker logs (model loading) stay in Ray's session logs, off the progress bar
+            extra = {"include_dashboard": False} if self.options.address is None else {}
+            try:
+                ray.init(address=self.options.address, log_to_driver=False, **extra)
+            except ConnectionError as exc:
+                raise EngineError(f"no Ray cluster at {self.options.address}: {exc}") from None
+            self._owns_ray = True
+        self.gpus_per_worker, self.workers = self._size()
+        env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+        base = {"num_cpus": self.options.cpus_per_worker, "num_gpus": self.gpus_per_worker,
+                "max_restarts": 0, "max_task_retries": 0}
+        if env:
+            base["runtime_env"] = {"env_vars": env}
+        device = job.device or ("cuda" if self.gpus_per_worker > 0 else None)
+        worker_job = JobSpec(job.preset, device, job.evaluator, job.cot, job.group_size, job.pad_last)
+        self.segmenters = _Pool(ray, SegmentWorker, (worker_job, self.options.loader, not self.options.evaluator_workers),
+                                self.workers, base, "rea2seg-segmenter")
+        self.evaluators = None
+        if self.options.evaluator_workers:
+            self.evaluators = _Pool(ray, EvaluatorWorker, (worker_job,), self.options.evaluator_workers, base,
+                                    "rea2seg-evaluator")
+
+    def _size(self) -> tuple[float, int]:
+        res = self.ray.cluster_resources()
+        gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 0))
+        per_gpu = self.options.gpus_per_worker if self.options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+        if per_gpu > gpus:
+            raise EngineError(f"each worker asks for {per_gpu:g} GPU(s) but the cluster has {gpus:g}")
+        workers = self.options.workers
+        if workers is None:
+            workers = int(gpus // per_gpu) if per_gpu else int(cpus // max(self.options.cpus_per_worker, 1e-9))
+            workers = max(1, workers - (self.options.evaluator_workers if not per_gpu else 0))
+        actors = workers + self.options.evaluator_workers
+        if actors * per_gpu > gpus or actors * self.options.cpus_per_worker > cpus:
+            raise EngineError(f"{actors} workers x ({per_gpu:g} GPU, {self.options.cpus_per_worker:g} CPU) do not fit "
+                              f"the cluster ({gpus:g} GPU, {cpus:g} CPU); use fewer --workers")
+        return per_gpu, workers
+
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.segmenters.close()
+        if self.evaluators is not None:
+            self.evaluators.close()
+        if self._owns_ray:
+            self.ray.shutdown()
+
+    def record(self) -> dict[str, Any]:
+        """What the run's config records about this engine."""
+        return {"engine": "ray", "workers": self.workers, "gpus_per_worker": self.gpus_per_worker,
+                "evaluator_workers": self.options.evaluator_workers, "address": self.options.address,
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Model ids, ``is_random`` and default settings, from the first worker (waits until the
+        workers have loaded their models; a load error is raised here with its own message)."""
+        info = self._get(self.segmenters.actors[0].describe.remote(overrides))
+        if self.evaluators is not None:
+            ev = self._get(self.evaluators.actors[0].describe.remote())
+            info["evaluator"], info["is_random"] = ev["evaluator"], info["is_random"] or ev["is_random"]
+        return info
+
+    def _get(self, ref):
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            # a worker that could not load its models: the loader's own error, e.g. a missing path
+            if isinstance(exc.cause, Exception):
+                raise exc.cause from None
+            raise
+        except self.ray.exceptions.RayActorError as exc:
+            raise EngineError(f"a worker could not start: {str(exc).splitlines()[0]}") from None
+
+    def run(self, store, run_id: int, sample_ids: list[int], settings, *, progress=None,
+            should_cancel=None) -> RayReport:
+        """Process ``sample_ids`` and save each trace in ``run_id`` as it arrives (one transaction
+        each). progress(i, n, label) is called once per sample finished, skipped or failed."""
+        from core.store import repo
+
+        ray = self.ray
+        report = RayReport()
+        settings_d = settings.to_dict()
+        ray.get([a.configure.remote(settings_d) for a in self.segmenters.actors])
+        todo: deque[tuple[int, int]] = deque((sid, 0) for sid in sample_ids)
+        scoring: deque[tuple[int, int]] = deque()  # (sample, attempt) whose stage-1 trace waits in `staged`
+        inflight: dict[Any, tuple[str, int, int, int]] = {}  # ref -> (stage, slot, sample, attempt)
+        images: dict[int, tuple[str, Any]] = {}  # sample -> (file name, object ref of its bytes)
+        questions: dict[int, tuple[str, str]] = {}  # sample -> (external id, question)
+        staged: dict[int, Any] = {}  # sample -> its stage-1 trace while stage 2 is in flight
+        n, ended = len(sample_ids), [0]
+
+        def finish(sid: int, label: str) -> None:
+            images.pop(sid, None)
+            staged.pop(sid, None)
+            ended[0] += 1
+            if progress is not None:
+                progress(ended[0], n, label)
+
+        def fail(sid: int, attempt: int, reason: str, stage: str) -> None:
+            if attempt < self.options.retries:
+                if stage == "segment":
+                    todo.appendleft((sid, attempt + 1))
+                else:
+                    scoring.appendleft((sid, attempt + 1))
+            else:
+                report.failed.append((sid, reason))
+                finish(sid, f"{questions[sid][0]} failed")
+
+        def submit_segment(slot: int, sid: int, attempt: int) -> bool:
+            if sid not in questions:
+                sample = store.run(lambda s: repo.get_sample(s, sid), write=False)
+                questions[sid] = (sample.external_id, sample.question, getattr(sample, "is_sentence", None))
+                path = repo.image_path(sample)
+                try:
+                    images[sid] = (str(path), ray.put(read_image_bytes(path)))
+                except ImageError as exc:
+                    report.skipped.append((sid, str(exc)))
+                    finish(sid, f"{sample.external_id} skipped")
+                    return False
+            name, ref = images[sid]
+            out = self.segmenters.actors[slot].segment.remote(sid, name, questions[sid][1], ref, questions[sid][2])
+            inflight[out] = ("segment", slot, sid, attempt)
+            return True
+
+        while True:
+            cancelled = should_cancel is not None and should_cancel()
+            if cancelled:
+                report.cancelled = True
+                todo.clear()
+                scoring.clear()
+            while todo and self.segmenters.idle:
+                slot = self.segmenters.idle[-1]
+                sid, attempt = todo.popleft()
+                if submit_segment(slot, sid, attempt):
+                    self.segmenters.idle.pop()
+            while scoring and self.evaluators is not None and self.evaluators.idle:
+                slot = self.evaluators.idle.pop()
+                sid, attempt = scoring.popleft()
+                name, ref = images[sid]
+                out = self.evaluators.actors[slot].score.remote(sid, name, staged[sid], ref)
+                inflight[out] = ("score", slot, sid, attempt)
+            if not inflight:
+                break
+            [ref], _ = ray.wait(list(inflight), num_returns=1)
+            stage, slot, sid, attempt = inflight.pop(ref)
+            pool = self.segmenters if stage == "segment" else self.evaluators
+            try:
+                kind, payload = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                pool.replace(slot)
+                if pool is self.segmenters:  # calls to one actor run in order: configured before its next sample
+                    pool.actors[slot].configure.remote(settings_d)
+                pool.idle.append(slot)
+                fail(sid, attempt, f"its worker died ({type(exc).__name__})", stage)
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                pool.idle.append(slot)
+                fail(sid, attempt, f"error in the worker: {str(exc.cause if exc.cause else exc).splitlines()[0]}", stage)
+                continue
+            pool.idle.append(slot)
+            if cancelled:
+                continue  # the sample in flight is dropped, as in the local run
+            if kind == "skipped":
+                report.skipped.append((sid, payload))
+                finish(sid, f"{questions[sid][0]} skipped")
+            elif kind == "failed":
+                fail(sid, attempt, payload, stage)
+            elif stage == "segment" and self.evaluators is not None:
+                staged[sid] = payload
+                scoring.append((sid, 0))
+            else:
+                store.run(lambda s, sid=sid, trace=payload: repo.save_trace(s, run_id, sid, trace))
+                report.saved += 1
+                finish(sid, questions[sid][0])
+        report.replaced = self.segmenters.replaced + (self.evaluators.replaced if self.evaluators else 0)
+        return report
+
