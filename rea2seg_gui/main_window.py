@@ -35,6 +35,7 @@ SHORTCUTS = (
     ("A", "Accept (verified) and go to the next sample"),
     ("R", "Reject and go to the next sample"),
     ("F", "Flag with a note (asked for when the Note field is empty) and go to the next sample"),
+    ("Note field: Enter / Esc", "Accept with the typed note / leave the field"),
     ("N / Down", "Next sample"),
     ("P / Up", "Previous sample"),
     ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last change of this sample (status, question, mask)"),
@@ -295,7 +296,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_value.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         f.addRow("Status", self.status_value)
         self.note_edit = QtWidgets.QLineEdit()
-        self.note_edit.setPlaceholderText("Note for accept / reject / flag")
+        self.note_edit.setPlaceholderText("Note for accept / reject / flag (Enter accepts, Esc leaves)")
+        self.note_edit.returnPressed.connect(lambda: self.decide("accept"))
         f.addRow("Note", self.note_edit)
         row = QtWidgets.QHBoxLayout()
         for label, decision in (("Accept (A)", "accept"), ("Reject (R)", "reject"), ("Flag (F)", "flag")):
@@ -1107,6 +1109,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tool_buttons[name].setChecked(True)
 
     def _escape(self) -> None:
+        fw = QtWidgets.QApplication.focusWidget()
+        if isinstance(fw, QtWidgets.QLineEdit):  # Esc leaves a text field; the review keys work again
+            self.canvas.setFocus()
+            return
         if self.poly_points:
             self.poly_points = []
             self.canvas.set_polygon(None)

@@ -432,6 +432,24 @@ def test_review_keys_work_wherever_the_focus_is(qtbot, window, demo_store):
     assert window.note_edit.text() == "RAF" and _status(demo_store, 4) == "pending"
 
 
+def test_note_field_enter_accepts_and_esc_leaves(qtbot, window, demo_store):
+    from core.store import review
+
+    window._select_row(0)
+    sid = window.current_id
+    window.note_edit.setFocus()
+    qtbot.keyClicks(window.note_edit, "looks right")
+    qtbot.keyClick(window.note_edit, QtCore.Qt.Key.Key_Return)
+    assert _status(demo_store, sid) == "verified" and window.current_id != sid
+    assert review.history(demo_store, sid)[-1].note == "looks right" and window.note_edit.text() == ""
+    window.note_edit.setFocus()
+    qtbot.keyClick(window.note_edit, QtCore.Qt.Key.Key_Escape)
+    assert not window.note_edit.hasFocus()
+    nxt = window.current_id
+    qtbot.keyClick(window.canvas, QtCore.Qt.Key.Key_R)
+    assert _status(demo_store, nxt) == "rejected" and window.note_edit.text() == ""
+
+
 def test_brush_outline_follows_the_pointer(qtbot, window):
     window._check_tool("brush")
     window.brush_size.setValue(10)
