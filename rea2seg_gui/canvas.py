@@ -1,12 +1,18 @@
 """The image canvas: the image plus trace overlays, each a separate item stacked by z-value.
 
 Everything is drawn in image pixels (row-major, y down, aspect locked); masks are shown
-pixel-exact (no interpolation). The canvas only draws what it is given: the trace and the
-masks come from ``core``.
+pixel-exact (no interpolation), filled or as outlines (``set_outline_mode``), in per-layer
+colours (``set_layer_color``). The ``diff`` layer shows the edited mask against the ground
+truth (added / removed pixels, unchanged hidden). A legend in the view's corner lists the
+visible layers; hovering reads the trace at the pixel (``readout_label``, ``hover_text``).
+The canvas only draws what it is given: the trace and the masks come from ``core``.
+Marker and text sizes are in logical pixels derived from the application font (HiDPI).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +20,19 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace import PipelineTrace
+from rea2seg_gui.legend import CanvasLegend, LegendEntry
+from rea2seg_gui.overlays import (
+    DIFF_ADDED,
+    DIFF_REMOVED,
+    MaskDiff,
+    Readout,
+    ScreenLabels,
+    contour_xy,
+    diff_lut,
+    em,
+    mask_diff,
+    readout,
+)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -39,9 +58,13 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("graph", "k-core graph + negative point", "7", 31, 0.9, (255, 0, 200)),
     LayerSpec("candidate", "Selected candidate", "8", 12, 0.5, (60, 140, 255)),
     LayerSpec("edited", "Edited mask", "9", 13, 0.5, (255, 60, 60)),
-    LayerSpec("initial", "Initial mask (L > 0)", "0", 9, 0.4, (255, 255, 255)),
+    LayerSpec("initial", "Initial mask M (L > 0)", "0", 9, 0.45, (170, 90, 255)),
+    LayerSpec("diff", "GT vs edited difference", "D", 14, 0.85),
 )
 LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
+# layers drawn from a bool mask: colour chosen by the user, filled or outlined
+MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial")
+NEGATIVE_COLOR = (255, 40, 40)
 
 
 def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
@@ -68,12 +91,18 @@ TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
 class Canvas(pg.GraphicsLayoutWidget):
     """Image view with toggleable layers. Emits ``clicked(x, y, button)`` in image pixels
     (button 1 = left, 2 = right), ``double_clicked(x, y)``, and ``dragged(x0, y0, x1, y1)`` /
-    ``drag_finished()`` while the left button drags with a paint tool active."""
+    ``drag_finished()`` while the left button drags with a paint tool active;
+    ``hover_text(str)`` with the read-out of the pixel under the pointer (empty when it
+    leaves the image) and ``diff_changed(added, removed)`` when the difference view's counts
+    change (``-1, -1``: no difference to show, a mask is missing)."""
 
     clicked = QtCore.Signal(float, float, int)
     double_clicked = QtCore.Signal(float, float)
     dragged = QtCore.Signal(float, float, float, float)
     drag_finished = QtCore.Signal()
+    hover_text = QtCore.Signal(str)
+    diff_changed = QtCore.Signal(int, int)
+    _logits_arrived = QtCore.Signal(object, object)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -88,6 +117,15 @@ class Canvas(pg.GraphicsLayoutWidget):
             spec.key: spec.key in ("image", "gt", "attention", "seeds", "candidate", "edited") for spec in LAYERS
         }
         self.opacity: dict[str, float] = {spec.key: spec.opacity for spec in LAYERS}
+        self.colors: dict[str, tuple[int, int, int]] = {spec.key: spec.color for spec in LAYERS if spec.color}
+        self.masks: dict[str, np.ndarray | None] = dict.fromkeys(MASK_LAYERS)
+        self.outline_mode = False
+        self.diff: MaskDiff | None = None
+        self.trace: PipelineTrace | None = None
+        self.logits: np.ndarray | None = None  # L of the shown trace, once loaded
+        self._logits_loader: Callable[[], np.ndarray | None] | None = None
+        self._logits_pool: ThreadPoolExecutor | None = None
+        self._logits_arrived.connect(self._on_logits, QtCore.Qt.ConnectionType.QueuedConnection)
         self.paint_mode = False
         self._last_drag: tuple[float, float] | None = None
         self.hw: tuple[int, int] | None = None
@@ -95,6 +133,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.image_item.mouseClickEvent = self._on_click
         self.image_item.mouseDragEvent = self._on_drag
         self.image_item.hoverEvent = self._on_hover
+        unit = em()
         # outline of the brush under the pointer (paint tools only), in image pixels
         self.brush_radius = 0.0
         self.brush_outline = QtWidgets.QGraphicsEllipseItem()
@@ -104,20 +143,28 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.view.addItem(self.brush_outline)
         # legend of the attention heatmap: shown beside the view while that layer is drawn
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
-                                        width=14, label="attention", colorMapMenu=False, rounding=1e-9)
+                                        width=unit, label="attention", colorMapMenu=False, rounding=1e-9)
         # fixed width: bar, value axis and title; taken out of the layout while hidden so that
         # the image gets the whole width
-        self.colorbar.axis.setWidth(64)  # room for values such as 0.02635 (narrow attention ranges)
-        self.colorbar.setFixedWidth(105)
+        self.colorbar.axis.setWidth(int(4.6 * unit))  # room for values such as 0.02635 (narrow attention ranges)
+        self.colorbar.setFixedWidth(int(7.5 * unit))
         self.colorbar.setVisible(False)
         self._colorbar_in_layout = False
         # tool feedback, not layers: the polygon being drawn and the SAM clicks of the session
         self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
-                                            symbol="s", symbolSize=6, symbolBrush=(255, 255, 0))
-        self.clicks_item = pg.ScatterPlotItem(size=13, pen=pg.mkPen("w", width=1.5))
+                                            symbol="s", symbolSize=unit * 0.45, symbolBrush=(255, 255, 0))
+        self.clicks_item = pg.ScatterPlotItem(size=unit, pen=pg.mkPen("w", width=1.5))
         for z, it in enumerate((self.polygon_item, self.clicks_item)):
             it.setZValue(TOOL_Z + z)
             self.view.addItem(it)
+        # the legend lives on the view box itself (not its zoomed contents): fixed on screen
+        self.legend = CanvasLegend(self.view)
+        self.legend_on = True
+        # hover read-out; the window shows it (e.g. in its status bar)
+        self.readout_label = QtWidgets.QLabel("")
+        self.readout_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.hover_text.connect(self.readout_label.setText)
+        self.last_readout: Readout | None = None
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
@@ -130,10 +177,64 @@ class Canvas(pg.GraphicsLayoutWidget):
         ev.accept()
 
     def _on_hover(self, ev) -> None:
-        if ev.isExit() or not self.paint_mode:
+        if ev.isExit():
+            self.brush_outline.setVisible(False)
+            self.hover_at(None)
+            return
+        self.hover_at(ev.pos().x(), ev.pos().y())
+        if not self.paint_mode:
             self.brush_outline.setVisible(False)
             return
         self.show_brush_at(ev.pos().x(), ev.pos().y())
+
+    def hover_at(self, x: float | None, y: float | None = None) -> Readout | None:
+        """Read the trace at image point (x, y) and emit ``hover_text`` (``None``: pointer left).
+
+        Without a trace the read-out is the pixel position alone. The logit map L is loaded on
+        the first hover over a trace (see :meth:`set_logits_loader`), off the GUI thread.
+        """
+        if x is None or y is None or self.hw is None:
+            self.last_readout = None
+            self.hover_text.emit("")
+            return None
+        if self.trace is not None and self.logits is None and self.trace.initial_logits is None:
+            self._request_logits()
+        r = readout(self.trace, self.logits, x, y)
+        if r is None:
+            h, w = self.hw
+            px, py = int(np.floor(x)), int(np.floor(y))
+            text = f"x {px}, y {py}" if 0 <= px < w and 0 <= py < h else ""
+        else:
+            text = r.text()
+        self.last_readout = r
+        self.hover_text.emit(text)
+        return r
+
+    def set_logits_loader(self, loader: Callable[[], np.ndarray | None] | None) -> None:
+        """How to get L for the shown trace (a plain function, run in a worker thread on the
+        first hover; viewers load traces without the logit map to switch samples fast)."""
+        self._logits_loader = loader
+
+    def _request_logits(self) -> None:
+        loader, self._logits_loader = self._logits_loader, None
+        if loader is None:
+            return
+        if self._logits_pool is None:
+            self._logits_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logits")
+        trace = self.trace
+
+        def done(fut) -> None:
+            try:
+                self._logits_arrived.emit(trace, fut.result())
+            except Exception:  # noqa: BLE001 - no L: the read-out says "L not loaded"
+                pass
+
+        self._logits_pool.submit(loader).add_done_callback(done)
+
+    @QtCore.Slot(object, object)
+    def _on_logits(self, trace: PipelineTrace | None, logits: np.ndarray | None) -> None:
+        if trace is self.trace and logits is not None:
+            self.logits = logits
 
     def show_brush_at(self, x: float, y: float) -> None:
         """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""
@@ -165,11 +266,18 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.view.removeItem(it)
         self.items[key] = []
 
+    def _shown(self, key: str) -> bool:
+        """Whether a layer's items are drawn: its toggle, except that the difference view
+        hides the ground truth and the edited mask (their pixels are in the diff)."""
+        if key in ("gt", "edited") and self.visible["diff"] and self.diff is not None:
+            return False
+        return self.visible[key]
+
     def _add(self, key: str, item: QtGui.QGraphicsItem) -> None:
         spec = LAYER_BY_KEY[key]
         item.setZValue(spec.z)
         item.setOpacity(self.opacity[key])
-        item.setVisible(self.visible[key])
+        item.setVisible(self._shown(key))
         self.view.addItem(item)
         self.items[key].append(item)
 
@@ -183,6 +291,10 @@ class Canvas(pg.GraphicsLayoutWidget):
         self._colorbar_in_layout = on
         self.colorbar.setVisible(on)
 
+    def _apply_visibility(self, key: str) -> None:
+        for it in self.items[key]:
+            it.setVisible(self._shown(key))
+
     def set_layer_visible(self, key: str, on: bool) -> None:
         self.visible[key] = on
         if key == "image":
@@ -190,10 +302,13 @@ class Canvas(pg.GraphicsLayoutWidget):
             # drags the tools need
             self.image_item.setOpacity(self.opacity[key] if on else 0.0)
             return
-        for it in self.items[key]:
-            it.setVisible(on)
+        if key == "diff":
+            self._refresh_diff()
+        else:
+            self._apply_visibility(key)
         if key == "attention":
             self._show_colorbar(on and self.attention_range is not None)
+        self._refresh_legend()
 
     def set_layer_opacity(self, key: str, value: float) -> None:
         self.opacity[key] = value
@@ -202,14 +317,38 @@ class Canvas(pg.GraphicsLayoutWidget):
         for it in self.items[key]:
             it.setOpacity(value)
 
+    def set_layer_color(self, key: str, color: tuple[int, int, int]) -> None:
+        """Draw a mask layer (``MASK_LAYERS``) in another colour (RGB 0–255)."""
+        if key not in MASK_LAYERS:
+            raise KeyError(f"{key!r} is not a mask layer")
+        self.colors[key] = tuple(int(c) for c in color)
+        self._draw_mask(key)
+
+    def set_outline_mode(self, on: bool) -> None:
+        """Draw every mask layer as its contours (``cv2.findContours``) instead of filled."""
+        if on == self.outline_mode:
+            return
+        self.outline_mode = on
+        for key in MASK_LAYERS:
+            self._draw_mask(key)
+
+    def set_legend_visible(self, on: bool) -> None:
+        self.legend_on = on
+        self.legend.setVisible(on)
+        self._refresh_legend()
+
     def set_image(self, image_rgb: np.ndarray) -> None:
         first = self.hw != image_rgb.shape[:2]
         self.hw = image_rgb.shape[:2]
         self.image_item.setImage(image_rgb, levels=(0, 255))
         for key in self.items:
             self._clear(key)
+        self.masks = dict.fromkeys(MASK_LAYERS)
+        self.trace, self.logits, self._logits_loader = None, None, None
+        self._set_diff(None)
         self.set_polygon(None)
         self.set_clicks([])
+        self._refresh_legend()
         if first:
             self.fit()
 
@@ -235,31 +374,110 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def set_mask(self, key: str, mask: np.ndarray | None) -> None:
         """Replace a mask layer (gt, ignore, candidate, edited, initial)."""
+        self.masks[key] = None if mask is None else np.asarray(mask, dtype=bool)
+        self._draw_mask(key)
+        if key in ("gt", "edited"):
+            self._refresh_diff()
+        self._refresh_legend()
+
+    def _outline_item(self, key: str, mask: np.ndarray) -> pg.PlotDataItem:
+        xs, ys = contour_xy(mask)
+        return pg.PlotDataItem(xs, ys, pen=pg.mkPen(self.colors[key], width=max(1.5, em() / 7)), connect="finite")
+
+    def _draw_mask(self, key: str) -> None:
         self._clear(key)
+        mask = self.masks[key]
         if mask is None:
             return
+        if self.outline_mode:
+            self._add(key, self._outline_item(key, mask))
+            return
         # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
-        item = pg.ImageItem(np.asarray(mask, dtype=bool).view(np.uint8), levels=(0, 1), lut=mask_lut(LAYER_BY_KEY[key].color))
-        self._add(key, item)
+        self._add(key, pg.ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key])))
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
         """Fast in-place update of an existing mask layer (painting)."""
+        self.masks[key] = np.asarray(mask, dtype=bool)
         if not self.items[key]:
             self.set_mask(key, mask)
             return
-        self.items[key][0].setImage(np.asarray(mask, dtype=bool).view(np.uint8), levels=(0, 1))
+        if self.outline_mode:
+            xs, ys = contour_xy(self.masks[key])
+            self.items[key][0].setData(xs, ys, connect="finite")
+        else:
+            self.items[key][0].setImage(self.masks[key].view(np.uint8), levels=(0, 1))
+        if key in ("gt", "edited") and self.visible["diff"]:
+            self._refresh_diff()
 
+    # -- difference view ------------------------------------------------------------------
+    def _set_diff(self, diff: MaskDiff | None) -> None:
+        before = self.diff
+        self.diff = diff
+        self._clear("diff")
+        if diff is not None:
+            self._add("diff", pg.ImageItem(diff.codes, levels=(0, 2), lut=diff_lut()))
+        for key in ("gt", "edited"):
+            self._apply_visibility(key)
+        old = (-1, -1) if before is None else (before.added, before.removed)
+        new = (-1, -1) if diff is None else (diff.added, diff.removed)
+        if new != old:
+            self.diff_changed.emit(*new)
+
+    def _refresh_diff(self) -> None:
+        """Recompute the difference view; only while it is shown (switching samples stays fast)."""
+        self._set_diff(mask_diff(self.masks["gt"], self.masks["edited"]) if self.visible["diff"] else None)
+        self._refresh_legend()
+
+    # -- legend ---------------------------------------------------------------------------
+    def legend_entries(self) -> list[LegendEntry]:
+        """The visible layers that have something drawn, with their colour and marker."""
+        out: list[LegendEntry] = []
+        t = self.trace
+        for spec in LAYERS:
+            key = spec.key
+            if key == "image" or not self._shown(key) or not self.items[key]:
+                continue
+            if key in MASK_LAYERS:
+                out.append(LegendEntry(spec.title, self.colors[key], "outline" if self.outline_mode else "fill"))
+            elif key == "attention":
+                out.append(LegendEntry(spec.title, (252, 255, 164), "heat"))
+            elif key in ("topk1", "topk2") and t is not None and t.seeds is not None:
+                k = t.seeds.k1 if key == "topk1" else t.seeds.k2
+                out.append(LegendEntry(f"{spec.title} (k{key[-1]} = {k}, rank labels)", spec.color, "box"))
+            elif key == "seeds" and t is not None and t.seeds is not None:
+                out.append(LegendEntry(f"Seed points ({len(t.seeds.seeds_xy)})", spec.color, "dot"))
+            elif key == "graph" and t is not None and t.graph is not None:
+                g = t.graph
+                out.append(LegendEntry(f"k-core members (k = {g.k}, {len(g.core_members)} points)", spec.color, "ring"))
+                out.append(LegendEntry(f"k-core edges (cosine ≥ τ = {g.tau})", spec.color, "line"))
+                out.append(LegendEntry("Negative point" + (" (fallback: argmin L)" if g.negative_fallback else ""),
+                                       NEGATIVE_COLOR, "cross"))
+            elif key == "diff" and self.diff is not None:
+                out.append(LegendEntry(f"Added by the edit: {self.diff.added} px", DIFF_ADDED, "fill"))
+                out.append(LegendEntry(f"Removed by the edit: {self.diff.removed} px", DIFF_REMOVED, "fill"))
+        return out
+
+    def _refresh_legend(self) -> None:
+        self.legend.set_entries(self.legend_entries() if self.legend_on else [])
+
+    # -- trace ----------------------------------------------------------------------------
     def set_trace(self, trace: PipelineTrace | None) -> None:
-        """Draw the trace's layers: attention, top-k1/k2 tokens, seeds, k-core graph, negative point."""
-        for key in ("attention", "topk1", "topk2", "seeds", "graph", "initial"):
+        """Draw the trace's layers: initial mask M, attention, top-k1/k2 tokens (with rank
+        labels), seeds, the k-core (members and the edges among them) and the negative point."""
+        for key in ("attention", "topk1", "topk2", "seeds", "graph"):
             self._clear(key)
+        self.trace = trace
+        self.logits = None if trace is None else trace.initial_logits
         self.attention_range = None
         self._show_colorbar(False)
+        self.masks["initial"] = None if trace is None or trace.initial_mask is None else trace.initial_mask
+        self._draw_mask("initial")
         if trace is None:
+            self._refresh_legend()
             return
         hw = tuple(trace.image_hw)
-        if trace.initial_mask is not None:
-            self.set_mask("initial", trace.initial_mask)
+        bounds = QtCore.QRectF(-hw[1], -hw[0], 3 * hw[1], 3 * hw[0])  # labels may overhang the image
+        unit = em()
         if trace.attention is not None:
             a = trace.attention
             heat = heatmap_image(a.token_map, a.token_boxes_xyxy, hw)
@@ -274,35 +492,53 @@ class Canvas(pg.GraphicsLayoutWidget):
         if trace.seeds is not None:
             for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
                 color = LAYER_BY_KEY[key].color
-                xs, ys = [], []
+                xs, ys, anchors = [], [], []
                 for t in toks:
                     # token boxes can reach into the model's padding: draw the part on the image
                     x0, y0, x1, y1 = np.clip(t.box_xyxy, 0, [hw[1], hw[0], hw[1], hw[0]])
                     xs += [x0, x1, x1, x0, x0, np.nan]
                     ys += [y0, y0, y1, y1, y0, np.nan]
+                    # top-k1 ranks at the box's top-left corner, top-k2 ranks at its bottom-left
+                    anchors.append((float(x0), float(y0)) if key == "topk1" else (float(x0), float(y1)))
                 self._add(key, pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1), connect="finite"))
+                prefix = "" if key == "topk1" else "k2 #"
+                self._add(key, ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds))
             pts = np.asarray(trace.seeds.seeds_xy)
             if len(pts):
-                self._add("seeds", pg.ScatterPlotItem(pts[:, 0], pts[:, 1], size=7, pen=pg.mkPen("k"),
+                # seeds are pixel indices: drawn at the pixel's centre
+                self._add("seeds", pg.ScatterPlotItem(pts[:, 0] + 0.5, pts[:, 1] + 0.5, size=unit * 0.85, pen=pg.mkPen("k", width=1.5),
                                                       brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color)))
         if trace.graph is not None and trace.seeds is not None:
-            g = trace.graph
-            pts = np.asarray(trace.seeds.seeds_xy)
-            xs, ys = [], []
-            for i, j, _ in g.edges:
+            self._draw_graph(trace, hw, bounds, unit)
+        self._refresh_legend()
+
+    def _draw_graph(self, trace: PipelineTrace, hw: tuple[int, int], bounds: QtCore.QRectF, unit: float) -> None:
+        """The k-core: its members and only the edges between two members; the negative point."""
+        g = trace.graph
+        pts = np.asarray(trace.seeds.seeds_xy, dtype=float) + 0.5
+        core = set(g.core_members)
+        xs, ys = [], []
+        for i, j, _ in g.edges:
+            if i in core and j in core:
                 xs += [pts[i, 0], pts[j, 0], np.nan]
                 ys += [pts[i, 1], pts[j, 1], np.nan]
-            color = LAYER_BY_KEY["graph"].color
-            if xs:
-                self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 140), width=1), connect="finite"))
-            if g.core_members:
-                c = pts[g.core_members]
-                self._add("graph", pg.ScatterPlotItem(c[:, 0], c[:, 1], size=11, symbol="o", pen=pg.mkPen(color, width=2),
-                                                      brush=pg.mkBrush(None)))
-            nx, ny = g.negative_xy
-            self._add("graph", pg.ScatterPlotItem([nx], [ny], size=14, symbol="x", pen=pg.mkPen((255, 40, 40), width=3),
-                                                  brush=pg.mkBrush(255, 40, 40)))
-            label = pg.TextItem(f"k = {g.k}, {len(g.core_members)} core points, τ = {g.tau}", color=(255, 255, 255),
-                                anchor=(0, 1), fill=pg.mkBrush(120, 0, 95, 200))
-            label.setPos(4, hw[0] - 4)
-            self._add("graph", label)
+        color = LAYER_BY_KEY["graph"].color
+        if xs:
+            self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 190), width=1.5), connect="finite"))
+        if g.core_members:
+            c = pts[g.core_members]
+            self._add("graph", pg.ScatterPlotItem(c[:, 0], c[:, 1], size=unit * 1.4, symbol="o", pen=pg.mkPen(color, width=2.5),
+                                                  brush=pg.mkBrush(None)))
+        nx, ny = g.negative_xy[0] + 0.5, g.negative_xy[1] + 0.5
+        self._add("graph", pg.ScatterPlotItem([nx], [ny], size=unit * 1.6, symbol="x", pen=pg.mkPen("w", width=1.5),
+                                              brush=pg.mkBrush(*NEGATIVE_COLOR)))
+        self._add("graph", ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], NEGATIVE_COLOR, bounds))
+        label = pg.TextItem(f"k = {g.k}, {len(g.core_members)} core points, τ = {g.tau}", color=(255, 255, 255),
+                            anchor=(0, 1), fill=pg.mkBrush(120, 0, 95, 200))
+        label.setPos(4, hw[0] - 4)
+        self._add("graph", label)
+
+    def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
+        if self._logits_pool is not None:
+            self._logits_pool.shutdown(wait=False, cancel_futures=True)
+        super().closeEvent(ev)

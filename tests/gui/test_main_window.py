@@ -308,6 +308,7 @@ def test_mask_layers_are_pixel_exact(qtbot, window):
 def test_masks_stay_pixel_exact_on_screen_at_high_zoom(qtbot, window):
     """Zoomed in so one image pixel covers many screen pixels: a mask edge stays a hard step."""
     window.layer_checks["image"].setChecked(False)  # the image hidden: only the mask is drawn
+    window.canvas.set_legend_visible(False)  # its swatch would count as mask pixels
     for key in ("gt", "attention", "seeds", "candidate"):
         window.layer_checks[key].setChecked(False)
     m = np.zeros((360, 480), bool)
