@@ -1,0 +1,278 @@
+"""The candidate gallery: one row per candidate of the trace with a thumbnail (at least 128
+logical pixels, a larger preview on hover), the origin written out, SAM / stability /
+evaluator scores, the rank and the true IoU against a mask the user picks (the imported
+ground truth, or the reviewed mask when the sample has one). Arrow keys step through the
+candidates while the gallery has focus; the selection is announced with
+``candidate_selected`` (the window draws it on the canvas)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.metrics import intersection_union, sample_iou
+from core.trace import Candidate, PipelineTrace
+from rea2seg_gui.overlays import ORIGIN_NAMES
+
+Against = Literal["gt", "reviewed"]
+AGAINST_NAMES: dict[str, str] = {"gt": "imported ground truth", "reviewed": "reviewed mask"}
+COLUMNS = ("mask", "id", "origin", "SAM score", "stability", "evaluator score", "rank", "true IoU")
+IOU_COLUMN = COLUMNS.index("true IoU")
+THUMB_MIN = 128  # logical pixels
+PREVIEW_FACTOR = 3  # the hover preview is this many thumbnails wide
+
+
+def thumb_side(widget: QtWidgets.QWidget) -> int:
+    """Thumbnail side in logical pixels: 9 text lines, and never under ``THUMB_MIN``."""
+    return max(THUMB_MIN, round(9 * widget.fontMetrics().height()))
+
+
+class Thumbnails:
+    """Candidate thumbnails of one image, the longer side ``side_px`` pixels: the image is
+    resampled once (nearest neighbour, exact pixels: small images grow, large ones shrink),
+    and each mask is shown tinted over a darkened copy."""
+
+    def __init__(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = (60, 140, 255)) -> None:
+        h, w = image.shape[:2]
+        scale = side_px / max(h, w)
+        oh, ow = max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
+        self.rows = np.minimum((np.arange(oh) + 0.5) * h // oh, h - 1).astype(np.intp)
+        self.cols = np.minimum((np.arange(ow) + 0.5) * w // ow, w - 1).astype(np.intp)
+        small = image[np.ix_(self.rows, self.cols)].astype(np.uint16)
+        self.dark = (small * 55 // 100).astype(np.uint8)
+        self.tinted = ((small * 35 + np.array(color, np.uint16) * 65) // 100).astype(np.uint8)
+
+    def image(self, mask: np.ndarray) -> np.ndarray:
+        m = mask[np.ix_(self.rows, self.cols)]
+        return np.ascontiguousarray(np.where(m[..., None], self.tinted, self.dark))
+
+    def pixmap(self, mask: np.ndarray, dpr: float = 1.0) -> QtGui.QPixmap:
+        img = self.image(mask)
+        q = QtGui.QImage(img.data, img.shape[1], img.shape[0], img.strides[0], QtGui.QImage.Format.Format_RGB888)
+        pm = QtGui.QPixmap.fromImage(q.copy())
+        pm.setDevicePixelRatio(dpr)
+        return pm
+
+
+class CandidateTable(QtWidgets.QTableWidget):
+    """The gallery's table. While it has focus the arrow keys are its own (↑/← previous,
+    ↓/→ next candidate), not the window's sample navigation."""
+
+    ARROWS = (QtCore.Qt.Key.Key_Up, QtCore.Qt.Key.Key_Down, QtCore.Qt.Key.Key_Left, QtCore.Qt.Key.Key_Right)
+    left_table = QtCore.Signal()
+
+    def event(self, ev: QtCore.QEvent) -> bool:
+        if ev.type() == QtCore.QEvent.Type.ShortcutOverride and ev.key() in self.ARROWS and not ev.modifiers():
+            ev.accept()
+            return True
+        return super().event(ev)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802 - Qt API
+        if ev.key() in self.ARROWS and not ev.modifiers():
+            self.step(-1 if ev.key() in (QtCore.Qt.Key.Key_Up, QtCore.Qt.Key.Key_Left) else 1)
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
+
+    def step(self, delta: int) -> None:
+        """Select the candidate ``delta`` rows away (as sorted on screen), clamped to the ends."""
+        if self.rowCount() == 0:
+            return
+        rows = {i.row() for i in self.selectedIndexes()}
+        r = min(rows) + delta if rows else (0 if delta > 0 else self.rowCount() - 1)
+        r = max(0, min(self.rowCount() - 1, r))
+        self.selectRow(r)
+        self.scrollToItem(self.item(r, 0))
+
+    def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt API
+        self.left_table.emit()
+        super().leaveEvent(ev)
+
+
+class CandidateGallery(QtWidgets.QWidget):
+    """``set_candidates(trace, image, gt, reviewed, ignore)`` fills it; masks are bool (H, W)."""
+
+    candidate_selected = QtCore.Signal(object)  # Candidate | None
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.trace: PipelineTrace | None = None
+        self.image: np.ndarray | None = None
+        self.refs: dict[str, np.ndarray | None] = {"gt": None, "reviewed": None}
+        self.ignore: np.ndarray | None = None
+        self._thumbs: Thumbnails | None = None
+        self._thumb_key: tuple[int, int] | None = None
+        v = QtWidgets.QVBoxLayout(self)
+        v.setContentsMargins(0, 0, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("True IoU against"))
+        self.against_combo = QtWidgets.QComboBox()
+        for key, name in AGAINST_NAMES.items():
+            self.against_combo.addItem(name, key)
+        self.against_combo.setToolTip("The mask the true IoU column is measured against (ignore region excluded). "
+                                      "The imported ground truth is kept unchanged beside the reviewed mask.")
+        self.against_combo.currentIndexChanged.connect(lambda _i: self._fill_iou())
+        row.addWidget(self.against_combo, 1)
+        v.addLayout(row)
+        self.table = CandidateTable(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(True)
+        self.table.setMouseTracking(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(COLUMNS.index("origin"), QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setSortingEnabled(True)
+        self.table.itemSelectionChanged.connect(lambda: self.candidate_selected.emit(self.selected_candidate()))
+        self.table.cellEntered.connect(lambda r, _c: self.show_preview(r))
+        self.table.left_table.connect(self.hide_preview)
+        v.addWidget(self.table, 1)
+        self.preview = QtWidgets.QLabel(self, QtCore.Qt.WindowType.ToolTip)  # a window of its own
+        self.preview.setFrameShape(QtWidgets.QFrame.Shape.Box)
+        self._apply_sizes()
+
+    # -- sizes ------------------------------------------------------------------------------
+    @property
+    def thumb(self) -> int:
+        return thumb_side(self)
+
+    def _apply_sizes(self) -> None:
+        side = self.thumb
+        self.table.setIconSize(QtCore.QSize(side, side))
+        self.table.setColumnWidth(0, side + self.fontMetrics().height())
+        self.table.verticalHeader().setDefaultSectionSize(side + self.fontMetrics().height() // 2)
+
+    def _thumbnails(self) -> Thumbnails | None:
+        if self.image is None:
+            return None
+        px = round(self.thumb * self.devicePixelRatioF())
+        key = (id(self.image), px)
+        if self._thumb_key != key:
+            self._thumbs, self._thumb_key = Thumbnails(self.image, px), key
+        return self._thumbs
+
+    # -- data -------------------------------------------------------------------------------
+    @property
+    def against(self) -> Against:
+        return self.against_combo.currentData()
+
+    def set_against(self, against: Against) -> None:
+        self.against_combo.setCurrentIndex(self.against_combo.findData(against))
+
+    def set_candidates(self, trace: PipelineTrace | None, image: np.ndarray | None, gt: np.ndarray | None,
+                       reviewed: np.ndarray | None, ignore: np.ndarray | None) -> None:
+        """Show ``trace``'s candidates over ``image`` (uint8 RGB); ``reviewed`` is the sample's
+        edited mask (``None`` when not reviewed), ``gt`` the imported ground truth."""
+        if image is not self.image:
+            self._thumb_key = None
+        self.trace, self.image, self.ignore = trace, image, ignore
+        self.refs = {"gt": gt, "reviewed": reviewed}
+        # the reviewed mask is offered when there is one, and then the default
+        item = self.against_combo.model().item(self.against_combo.findData("reviewed"))
+        item.setEnabled(reviewed is not None)
+        self.against_combo.blockSignals(True)
+        self.set_against("reviewed" if reviewed is not None else "gt")
+        self.against_combo.blockSignals(False)
+        self.hide_preview()
+        self._fill()
+
+    def _fill(self) -> None:
+        t, tb = self.trace, self.table
+        tb.setSortingEnabled(False)
+        tb.clearSelection()
+        tb.setRowCount(0 if t is None else len(t.candidates))
+        if t is not None:
+            ev = t.evaluator
+            ranks = {cid: i + 1 for i, cid in enumerate(ev.ranking)} if ev else {}
+            thumbs = self._thumbnails()
+            dpr = self.devicePixelRatioF()
+            for r, c in enumerate(t.candidates):
+                it = QtWidgets.QTableWidgetItem()
+                if thumbs is not None:
+                    it.setIcon(QtGui.QIcon(thumbs.pixmap(c.mask, dpr)))
+                it.setData(QtCore.Qt.ItemDataRole.UserRole, c.id)
+                tb.setItem(r, 0, it)
+                vals = (c.id, ORIGIN_NAMES.get(c.origin, c.origin), c.sam_score, c.stability,
+                        ev.final_scores.get(c.id) if ev else None, ranks.get(c.id))
+                for col, v in enumerate(vals, start=1):
+                    tb.setItem(r, col, self._cell(v))
+                tb.setItem(r, IOU_COLUMN, self._cell(self._iou(c)))
+        self._set_header()
+        tb.setSortingEnabled(True)
+
+    @staticmethod
+    def _cell(v) -> QtWidgets.QTableWidgetItem:
+        item = QtWidgets.QTableWidgetItem()
+        item.setData(QtCore.Qt.ItemDataRole.DisplayRole, round(v, 3) if isinstance(v, float) else ("—" if v is None else v))
+        return item
+
+    def reference(self) -> np.ndarray | None:
+        """The mask the true IoU is measured against (the picker's choice)."""
+        return self.refs.get(self.against)
+
+    def _iou(self, c: Candidate) -> float | None:
+        ref = self.reference()
+        if ref is None or ref.shape != c.mask.shape:
+            return None
+        ign = self.ignore if self.ignore is not None and self.ignore.shape == ref.shape else None
+        return sample_iou(*intersection_union(c.mask, ref, ign))
+
+    def _set_header(self) -> None:
+        name = AGAINST_NAMES[self.against]
+        item = QtWidgets.QTableWidgetItem(f"true IoU vs {'GT' if self.against == 'gt' else 'reviewed'}")
+        item.setToolTip(f"IoU with the {name}, ignore region excluded (the metrics view's definition)")
+        self.table.setHorizontalHeaderItem(IOU_COLUMN, item)
+
+    def _fill_iou(self) -> None:
+        if self.trace is None:
+            self._set_header()
+            return
+        self.table.setSortingEnabled(False)
+        for r in range(self.table.rowCount()):
+            c = self.trace.candidate(int(self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole)))
+            self.table.setItem(r, IOU_COLUMN, self._cell(self._iou(c)))
+        self._set_header()
+        self.table.setSortingEnabled(True)
+
+    def header_text(self) -> str:
+        return self.table.horizontalHeaderItem(IOU_COLUMN).text()
+
+    def candidate_at(self, row: int) -> Candidate | None:
+        item = self.table.item(row, 0)
+        if item is None or self.trace is None:
+            return None
+        return self.trace.candidate(int(item.data(QtCore.Qt.ItemDataRole.UserRole)))
+
+    def selected_candidate(self) -> Candidate | None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        return self.candidate_at(min(rows)) if rows else None
+
+    # -- hover preview ----------------------------------------------------------------------
+    def show_preview(self, row: int) -> None:
+        """A larger picture of the candidate under the pointer, beside the pointer."""
+        c = self.candidate_at(row)
+        if c is None or self.image is None:
+            self.hide_preview()
+            return
+        side = self.thumb * PREVIEW_FACTOR
+        dpr = self.devicePixelRatioF()
+        pm = Thumbnails(self.image, round(side * dpr)).pixmap(c.mask, dpr)
+        self.preview.setPixmap(pm)
+        self.preview.setToolTip(f"candidate {c.id}: {ORIGIN_NAMES.get(c.origin, c.origin)}")
+        self.preview.adjustSize()
+        self.preview.move(QtGui.QCursor.pos() + QtCore.QPoint(self.fontMetrics().height(), self.fontMetrics().height()))
+        self.preview.show()
+
+    def hide_preview(self) -> None:
+        self.preview.hide()
+
+    def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
+        self.preview.hide()
+        super().closeEvent(ev)
