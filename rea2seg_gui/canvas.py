@@ -323,6 +323,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             raise KeyError(f"{key!r} is not a mask layer")
         self.colors[key] = tuple(int(c) for c in color)
         self._draw_mask(key)
+        self._refresh_legend()
 
     def set_outline_mode(self, on: bool) -> None:
         """Draw every mask layer as its contours (``cv2.findContours``) instead of filled."""
@@ -331,6 +332,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.outline_mode = on
         for key in MASK_LAYERS:
             self._draw_mask(key)
+        self._refresh_legend()
 
     def set_legend_visible(self, on: bool) -> None:
         self.legend_on = on
@@ -501,8 +503,9 @@ class Canvas(pg.GraphicsLayoutWidget):
                     # top-k1 ranks at the box's top-left corner, top-k2 ranks at its bottom-left
                     anchors.append((float(x0), float(y0)) if key == "topk1" else (float(x0), float(y1)))
                 self._add(key, pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1), connect="finite"))
-                prefix = "" if key == "topk1" else "k2 #"
-                self._add(key, ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds))
+                prefix, above = ("", False) if key == "topk1" else ("k2 #", True)
+                self._add(key, ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds,
+                                            above=above))
             pts = np.asarray(trace.seeds.seeds_xy)
             if len(pts):
                 # seeds are pixel indices: drawn at the pixel's centre
@@ -513,7 +516,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         self._refresh_legend()
 
     def _draw_graph(self, trace: PipelineTrace, hw: tuple[int, int], bounds: QtCore.QRectF, unit: float) -> None:
-        """The k-core: its members and only the edges between two members; the negative point."""
+        """The k-core: its members and only the edges between two members; the negative point.
+        k and τ are in the legend."""
         g = trace.graph
         pts = np.asarray(trace.seeds.seeds_xy, dtype=float) + 0.5
         core = set(g.core_members)
@@ -532,11 +536,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         nx, ny = g.negative_xy[0] + 0.5, g.negative_xy[1] + 0.5
         self._add("graph", pg.ScatterPlotItem([nx], [ny], size=unit * 1.6, symbol="x", pen=pg.mkPen("w", width=1.5),
                                               brush=pg.mkBrush(*NEGATIVE_COLOR)))
-        self._add("graph", ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], NEGATIVE_COLOR, bounds))
-        label = pg.TextItem(f"k = {g.k}, {len(g.core_members)} core points, τ = {g.tau}", color=(255, 255, 255),
-                            anchor=(0, 1), fill=pg.mkBrush(120, 0, 95, 200))
-        label.setPos(4, hw[0] - 4)
-        self._add("graph", label)
+        self._add("graph", ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], (255, 255, 255), bounds,
+                                        plate=(*NEGATIVE_COLOR, 220)))
 
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
         if self._logits_pool is not None:

@@ -81,14 +81,18 @@ def diff_lut() -> np.ndarray:
 class ScreenLabels(QtWidgets.QGraphicsItem):
     """Many short texts anchored at image points, painted in one item at a fixed screen size
     (the application font; they do not grow when zooming in). ``anchors`` are image pixels;
-    each text is drawn just below-right of its anchor on a dark plate for contrast."""
+    each text is drawn just right of its anchor, below it (or above it with ``above``), on a
+    plate (RGBA, dark by default) for contrast."""
 
     def __init__(self, anchors_xy: list[tuple[float, float]], texts: list[str], color: tuple[int, int, int],
-                 bounds: QtCore.QRectF, parent: QtWidgets.QGraphicsItem | None = None) -> None:
+                 bounds: QtCore.QRectF, parent: QtWidgets.QGraphicsItem | None = None, *, above: bool = False,
+                 plate: tuple[int, int, int, int] = (0, 0, 0, 170)) -> None:
         super().__init__(parent)
         self.anchors = list(anchors_xy)
         self.texts = list(texts)
         self.color = QtGui.QColor(*color)
+        self.above = above
+        self.plate = QtGui.QColor(*plate)
         self._bounds = QtCore.QRectF(bounds)
 
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt API
@@ -103,12 +107,12 @@ class ScreenLabels(QtWidgets.QGraphicsItem):
         painter.resetTransform()
         painter.setFont(font)
         pad = fm.height() * 0.1
-        plate = QtGui.QColor(0, 0, 0, 170)
         for (x, y), text in zip(self.anchors, self.texts, strict=True):
             p = tr.map(QtCore.QPointF(x, y))
             r = fm.boundingRect(text)
-            box = QtCore.QRectF(p.x() + pad, p.y() + pad, r.width() + 2 * pad, fm.height())
-            painter.fillRect(box, plate)
+            top = p.y() - pad - fm.height() if self.above else p.y() + pad
+            box = QtCore.QRectF(p.x() + pad, top, r.width() + 2 * pad, fm.height())
+            painter.fillRect(box, self.plate)
             painter.setPen(self.color)
             painter.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()

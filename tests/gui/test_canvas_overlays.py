@@ -85,6 +85,7 @@ def test_outline_mode_draws_contours_and_back(canvas):
     canvas.set_outline_mode(True)
     item = canvas.items["gt"][0]
     assert isinstance(item, pg.PlotDataItem)
+    assert canvas.legend.entries[0].marker == "outline"  # the legend draws what the canvas draws
     xs, ys = contour_xy(m)
     assert np.array_equal(item.xData, xs, equal_nan=True)
     outlined = grab(canvas)
@@ -105,6 +106,7 @@ def test_layer_colour_changes_the_drawn_mask(canvas):
     canvas.set_legend_visible(False)
     canvas.set_layer_color("edited", (10, 200, 250))
     assert tuple(canvas.items["edited"][0].lut[1, :3]) == (10, 200, 250)
+    assert canvas.legend_entries()[0].color == (10, 200, 250)
     arr = grab(canvas)
     assert near(arr, (10, 200, 250), 3).sum() > 1000
     with pytest.raises(KeyError):
