@@ -470,6 +470,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             self._clear(key)
         self.trace = trace
         self.logits = None if trace is None else trace.initial_logits
+        self._logits_loader = None  # set again by whoever knows where this trace's L is stored
         self.attention_range = None
         self._show_colorbar(False)
         self.masks["initial"] = None if trace is None or trace.initial_mask is None else trace.initial_mask

@@ -30,6 +30,7 @@ from rea2seg_gui.controllers.loading import SampleLoader
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT, LayerStyle
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
 from rea2seg_gui.panels.evaluator import EvaluatorPanel
@@ -111,7 +112,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.canvas = self.viewer.canvas
         self.setCentralWidget(self.viewer)
         self.review_panel = ReviewPanel()
-        self.layers_panel = LayersPanel(self.canvas.visible)
+        self.layers_panel = LayersPanel(self.canvas.visible, LayerStyle(self.canvas, self.settings))
+        self.statusBar().addPermanentWidget(self.canvas.readout_label)  # the canvas's hover read-out
         self.candidates_panel = CandidatesPanel()
         self.evaluator_panel = EvaluatorPanel()
         self.edit_panel = EditPanel()
@@ -206,6 +208,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ep.tool_chosen.connect(lambda name: [s.setEnabled(name == "polygon") for s in self.poly_fill_shortcuts])
         for spec in LAYERS:
             sc(spec.shortcut, lambda k=spec.key: self.layers_panel.toggle(k))
+        style = self.layers_panel.style_controls
+        sc(OUTLINE_SHORTCUT, style.outline_check.toggle)
+        sc(LEGEND_SHORTCUT, style.legend_check.toggle)
 
     def _escape(self) -> None:
         fw = QtWidgets.QApplication.focusWidget()

@@ -5,12 +5,14 @@ the canvas is given (image pixels, ``x`` right, ``y`` down); nothing recomputes 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core.store import Store, repo
 from core.trace import PipelineTrace
 
 # how the trace's candidate origins (core.trace.CandidateOrigin) are written out in the app
@@ -193,3 +195,14 @@ def readout(trace: PipelineTrace | None, logits: np.ndarray | None, x: float, y:
         nx, ny = trace.graph.negative_xy
         negative = (int(nx), int(ny)) == (px, py)
     return Readout(px, py, token, attention, logit, logits is not None, r1, r2, tuple(seeds), negative)
+
+
+def logits_loader(store: Store, run_id: int, sample_id: int) -> Callable[[], np.ndarray | None]:
+    """A plain function that reads L (float32 (H, W)) of a saved trace; the canvas runs it in a
+    worker thread on the first hover (traces are shown without L to switch samples fast)."""
+
+    def load() -> np.ndarray | None:
+        trace = store.run(lambda s: repo.load_trace(s, run_id, sample_id), write=False)
+        return None if trace is None else trace.initial_logits
+
+    return load

@@ -24,6 +24,7 @@ from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import history_rows
 from rea2seg_gui.controllers.loading import SampleLoader
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.overlays import logits_loader
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
 from rea2seg_gui.panels.evaluator import EvaluatorPanel
@@ -174,6 +175,9 @@ class ReviewController(QtCore.QObject):
     def show_trace(self, trace: PipelineTrace | None, loading: bool = False) -> None:
         self.state.trace = trace
         self.canvas.set_trace(trace)
+        run_id, sid = self.p.candidates.run_id(), self.state.sample_id
+        if trace is not None and run_id is not None and sid is not None:
+            self.canvas.set_logits_loader(logits_loader(self.store, run_id, sid))  # L for the hover read-out
         self.canvas.set_mask("candidate", None)
         trace_random = bool(trace and trace.is_random)
         eval_random = bool(trace and trace.evaluator and trace.evaluator.is_random)
@@ -191,7 +195,7 @@ class ReviewController(QtCore.QObject):
         current, st, loading = self.p.tabs.currentWidget(), self.state, self._waiting is not None
         if current is self.p.candidates and "candidates" in self._stale:
             self._stale.discard("candidates")
-            self.p.candidates.show_trace(st.trace, st.image, st.reference_mask(), st.ignore, loading)
+            self.p.candidates.show_trace(st.trace, st.image, st.gt, st.edit_mask, st.ignore, loading)
         elif current is self.p.evaluator and "evaluator" in self._stale:
             self._stale.discard("evaluator")
             self.p.evaluator.show_trace(st.trace, st.image, loading)
