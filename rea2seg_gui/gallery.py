@@ -37,16 +37,20 @@ class Thumbnails:
 
     def __init__(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = (60, 140, 255)) -> None:
         h, w = image.shape[:2]
-        scale = side_px / max(h, w)
-        oh, ow = max(1, math.floor(h * scale)), max(1, math.floor(w * scale))
-        self.rows = np.minimum((np.arange(oh) + 0.5) * h // oh, h - 1).astype(np.intp)
-        self.cols = np.minimum((np.arange(ow) + 0.5) * w // ow, w - 1).astype(np.intp)
-        small = image[np.ix_(self.rows, self.cols)].astype(np.uint16)
+        if max(h, w) >= side_px:  # shrink: every step-th pixel (a strided view, fast)
+            step = math.ceil(max(h, w) / side_px)
+            self.index: tuple = (slice(None, None, step), slice(None, None, step))
+        else:  # grow: each pixel repeated (nearest neighbour)
+            oh, ow = (math.floor(n * side_px / max(h, w)) for n in (h, w))
+            rows = np.minimum((np.arange(oh) + 0.5) * h // oh, h - 1).astype(np.intp)
+            cols = np.minimum((np.arange(ow) + 0.5) * w // ow, w - 1).astype(np.intp)
+            self.index = np.ix_(rows, cols)
+        small = image[self.index].astype(np.uint16)
         self.dark = (small * 55 // 100).astype(np.uint8)
         self.tinted = ((small * 35 + np.array(color, np.uint16) * 65) // 100).astype(np.uint8)
 
     def image(self, mask: np.ndarray) -> np.ndarray:
-        m = mask[np.ix_(self.rows, self.cols)]
+        m = mask[self.index]
         return np.ascontiguousarray(np.where(m[..., None], self.tinted, self.dark))
 
     def pixmap(self, mask: np.ndarray, dpr: float = 1.0) -> QtGui.QPixmap:
@@ -126,7 +130,8 @@ class CandidateGallery(QtWidgets.QWidget):
         self.table.setWordWrap(True)
         self.table.setMouseTracking(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        # widths from the font, set once: sizing columns to their contents on every sample is slow
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(COLUMNS.index("origin"), QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.setSortingEnabled(True)
@@ -145,8 +150,13 @@ class CandidateGallery(QtWidgets.QWidget):
 
     def _apply_sizes(self) -> None:
         side = self.thumb
+        fm = self.fontMetrics()
         self.table.setIconSize(QtCore.QSize(side, side))
-        self.table.setColumnWidth(0, side + self.fontMetrics().height())
+        self.table.setColumnWidth(0, side + fm.height())
+        for col, title in enumerate(COLUMNS):
+            if col not in (0, COLUMNS.index("origin")):
+                longest = "true IoU vs reviewed" if col == IOU_COLUMN else title
+                self.table.setColumnWidth(col, max(fm.horizontalAdvance(longest), fm.horizontalAdvance("0.000")) + 2 * fm.height())
         self.table.verticalHeader().setDefaultSectionSize(side + self.fontMetrics().height() // 2)
 
     def _thumbnails(self) -> Thumbnails | None:

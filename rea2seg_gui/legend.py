@@ -26,6 +26,9 @@ class CanvasLegend(QtWidgets.QGraphicsItem):
         super().__init__(parent)
         self.entries: list[LegendEntry] = []
         self.setZValue(1000)
+        # painted once per change of its entries, then drawn from a cache: text is costly and
+        # the canvas repaints often (painting, candidate switching)
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._size = QtCore.QSizeF(0, 0)
 
     def _metrics(self) -> tuple[QtGui.QFont, QtGui.QFontMetricsF]:

@@ -141,5 +141,8 @@ def test_thumbnails_are_exact_nearest_neighbour():
     dark = (img.astype(np.uint16) * 55 // 100).astype(np.uint8)
     assert np.array_equal(out[::2, ::2][~mask], dark[~mask]) and np.array_equal(out[1::2, 1::2][~mask], dark[~mask])
     assert (out[2:4, 4:6] != dark[1, 2]).any()  # the mask pixel is tinted, as a 2 x 2 block
+    big = np.zeros((1000, 500), bool)
+    big[::8, ::8] = True  # exactly the pixels a shrink by 8 keeps
     t = Thumbnails(np.zeros((1000, 500, 3), np.uint8), 128)
-    assert t.image(np.zeros((1000, 500), bool)).shape == (128, 64, 3)
+    out = t.image(big)
+    assert out.shape == (125, 63, 3) and (out == t.tinted).all()
