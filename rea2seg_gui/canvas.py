@@ -165,6 +165,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.readout_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.hover_text.connect(self.readout_label.setText)
         self.last_readout: Readout | None = None
+        self._hover_xy: tuple[float, float] | None = None
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
@@ -193,6 +194,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         Without a trace the read-out is the pixel position alone. The logit map L is loaded on
         the first hover over a trace (see :meth:`set_logits_loader`), off the GUI thread.
         """
+        self._hover_xy = None if x is None or y is None else (x, y)
         if x is None or y is None or self.hw is None:
             self.last_readout = None
             self.hover_text.emit("")
@@ -235,6 +237,8 @@ class Canvas(pg.GraphicsLayoutWidget):
     def _on_logits(self, trace: PipelineTrace | None, logits: np.ndarray | None) -> None:
         if trace is self.trace and logits is not None:
             self.logits = logits
+            if self._hover_xy is not None:  # the pointer still rests on the image: show L now
+                self.hover_at(*self._hover_xy)
 
     def show_brush_at(self, x: float, y: float) -> None:
         """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""

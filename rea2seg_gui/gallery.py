@@ -15,12 +15,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.metrics import intersection_union, sample_iou
 from core.trace import Candidate, PipelineTrace
-from rea2seg_gui.overlays import ORIGIN_NAMES
+from rea2seg_gui.overlays import ORIGIN_DESCRIPTIONS, ORIGIN_NAMES
 
 Against = Literal["gt", "reviewed"]
 AGAINST_NAMES: dict[str, str] = {"gt": "imported ground truth", "reviewed": "reviewed mask"}
-COLUMNS = ("mask", "id", "origin", "SAM score", "stability", "evaluator score", "rank", "true IoU")
+# the true IoU and the rank first: they stay in view in a narrow dock (the rest scrolls)
+COLUMNS = ("mask", "id", "origin", "true IoU", "rank", "evaluator score", "SAM score", "stability")
 IOU_COLUMN = COLUMNS.index("true IoU")
+RANK_COLUMN = COLUMNS.index("rank")
 THUMB_MIN = 128  # logical pixels
 PREVIEW_FACTOR = 3  # the hover preview is this many thumbnails wide
 
@@ -122,7 +124,7 @@ class CandidateGallery(QtWidgets.QWidget):
         row.addWidget(self.against_combo, 1)
         v.addLayout(row)
         self.table = CandidateTable(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c.replace(" ", "\n", 1) if c.endswith("score") else c for c in COLUMNS])
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -130,10 +132,11 @@ class CandidateGallery(QtWidgets.QWidget):
         self.table.setWordWrap(True)
         self.table.setMouseTracking(True)
         header = self.table.horizontalHeader()
+        fm = self.fontMetrics()
         # widths from the font, set once: sizing columns to their contents on every sample is slow
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
-        header.setSectionResizeMode(COLUMNS.index("origin"), QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(COLUMNS.index("origin"), fm.horizontalAdvance("multimask") + fm.height())
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(lambda: self.candidate_selected.emit(self.selected_candidate()))
         self.table.cellEntered.connect(lambda r, _c: self.show_preview(r))
@@ -155,8 +158,9 @@ class CandidateGallery(QtWidgets.QWidget):
         self.table.setColumnWidth(0, side + fm.height())
         for col, title in enumerate(COLUMNS):
             if col not in (0, COLUMNS.index("origin")):
-                longest = "true IoU vs reviewed" if col == IOU_COLUMN else title
-                self.table.setColumnWidth(col, max(fm.horizontalAdvance(longest), fm.horizontalAdvance("0.000")) + 2 * fm.height())
+                lines = ("true IoU", "vs reviewed") if col == IOU_COLUMN else title.split(" ")
+                width = max(fm.horizontalAdvance(t) for t in (*lines, "0.000"))
+                self.table.setColumnWidth(col, width + fm.height())
         self.table.verticalHeader().setDefaultSectionSize(side + self.fontMetrics().height() // 2)
 
     def _thumbnails(self) -> Thumbnails | None:
@@ -209,11 +213,12 @@ class CandidateGallery(QtWidgets.QWidget):
                     it.setIcon(QtGui.QIcon(thumbs.pixmap(c.mask, dpr)))
                 it.setData(QtCore.Qt.ItemDataRole.UserRole, c.id)
                 tb.setItem(r, 0, it)
-                vals = (c.id, ORIGIN_NAMES.get(c.origin, c.origin), c.sam_score, c.stability,
-                        ev.final_scores.get(c.id) if ev else None, ranks.get(c.id))
-                for col, v in enumerate(vals, start=1):
-                    tb.setItem(r, col, self._cell(v))
-                tb.setItem(r, IOU_COLUMN, self._cell(self._iou(c)))
+                vals = {"id": c.id, "origin": ORIGIN_NAMES.get(c.origin, c.origin), "true IoU": self._iou(c),
+                        "rank": ranks.get(c.id), "evaluator score": ev.final_scores.get(c.id) if ev else None,
+                        "SAM score": c.sam_score, "stability": c.stability}
+                for name, v in vals.items():
+                    tb.setItem(r, COLUMNS.index(name), self._cell(v))
+                tb.item(r, COLUMNS.index("origin")).setToolTip(ORIGIN_DESCRIPTIONS.get(c.origin, ""))
         self._set_header()
         tb.setSortingEnabled(True)
 
@@ -236,7 +241,7 @@ class CandidateGallery(QtWidgets.QWidget):
 
     def _set_header(self) -> None:
         name = AGAINST_NAMES[self.against]
-        item = QtWidgets.QTableWidgetItem(f"true IoU vs {'GT' if self.against == 'gt' else 'reviewed'}")
+        item = QtWidgets.QTableWidgetItem(f"true IoU\nvs {'GT' if self.against == 'gt' else 'reviewed'}")
         item.setToolTip(f"IoU with the {name}, ignore region excluded (the metrics view's definition)")
         self.table.setHorizontalHeaderItem(IOU_COLUMN, item)
 
@@ -252,7 +257,8 @@ class CandidateGallery(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
 
     def header_text(self) -> str:
-        return self.table.horizontalHeaderItem(IOU_COLUMN).text()
+        """The true IoU column's header on one line, e.g. ``true IoU vs GT``."""
+        return self.table.horizontalHeaderItem(IOU_COLUMN).text().replace("\n", " ")
 
     def candidate_at(self, row: int) -> Candidate | None:
         item = self.table.item(row, 0)

@@ -15,12 +15,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core.store import Store, repo
 from core.trace import PipelineTrace
 
-# how the trace's candidate origins (core.trace.CandidateOrigin) are written out in the app
-ORIGIN_NAMES: dict[str, str] = {
-    "multimask": "multimask (SAM's masks from the prompt embedding)",
-    "semantic": "semantic (k-core refinement)",
-    "amg": "AMG (automatic mask generator, attention-seeded)",
-    "initial": "initial mask M (L > 0)",
+# how the trace's candidate origins (core.trace.CandidateOrigin) are named in the app, and what
+# each one is (shown as a tooltip)
+ORIGIN_NAMES: dict[str, str] = {"multimask": "multimask", "semantic": "semantic", "amg": "AMG", "initial": "initial mask M"}
+ORIGIN_DESCRIPTIONS: dict[str, str] = {
+    "multimask": "SAM's multimask output from the prompt embedding",
+    "semantic": "semantic refinement: SAM prompted with the k-core points and the negative point",
+    "amg": "automatic mask generator seeded by the attention's top-k2 tokens",
+    "initial": "the segmenter's own prediction, M = L > 0",
 }
 
 # GT-vs-edited difference view: pixels the edit added / removed (unchanged pixels are hidden)

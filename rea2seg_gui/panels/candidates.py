@@ -77,7 +77,7 @@ class CandidatesPanel(QtWidgets.QWidget):
     def value(self, row: int, column: str):
         """The cell's value by column name ("id", "rank", "true IoU", …; the IoU column's header
         names its reference, "true IoU vs GT", and is found by its start)."""
-        heads = [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]
+        heads = [self.table.horizontalHeaderItem(c).text().replace("\n", " ") for c in range(self.table.columnCount())]
         col = next(c for c, h in enumerate(heads) if h == column or h.startswith(column + " vs"))
         return self.table.item(row, col).data(ROLE)
 

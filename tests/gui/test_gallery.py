@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 from core.metrics import intersection_union, sample_iou
 from core.trace import Candidate, EvaluatorTrace, PipelineTrace
 from rea2seg_gui.canvas import LAYER_BY_KEY, Canvas
-from rea2seg_gui.gallery import THUMB_MIN, CandidateGallery
+from rea2seg_gui.gallery import IOU_COLUMN, RANK_COLUMN, THUMB_MIN, CandidateGallery
 from rea2seg_gui.layer_style import COLOR_KEY, LayerStyle, saved_color
 from rea2seg_gui.overlays import ORIGIN_NAMES
 
@@ -52,25 +52,25 @@ def test_gallery_thumbnails_origins_and_iou_picker(gallery):
     pm = gallery.table.item(0, 0).icon().pixmap(gallery.table.iconSize())
     assert pm.width() >= THUMB_MIN * 0.9 or pm.height() >= THUMB_MIN * 0.7  # not a small icon scaled up
     origins = column(gallery, 2)
-    assert origins == [ORIGIN_NAMES["multimask"], ORIGIN_NAMES["semantic"], ORIGIN_NAMES["amg"]]
-    assert origins[2].startswith("AMG (automatic mask generator")
-    assert column(gallery, 6) == [3, 1, 2]  # rank from the evaluator's ranking
+    assert origins == ["multimask", "semantic", "AMG"] == [ORIGIN_NAMES[c.origin] for c in tr.candidates]
+    assert "k-core" in gallery.table.item(1, 2).toolTip()  # what the origin is
+    assert column(gallery, RANK_COLUMN) == [3, 1, 2]  # rank from the evaluator's ranking
     # no reviewed mask: the picker offers the imported ground truth only
     assert gallery.against == "gt" and gallery.header_text() == "true IoU vs GT"
     combo = gallery.against_combo
     assert not combo.model().item(combo.findData("reviewed")).isEnabled()
-    assert column(gallery, 7)[0] == 1.0
+    assert column(gallery, IOU_COLUMN)[0] == 1.0
     gallery.set_candidates(tr, image, gt, reviewed, None)
     assert gallery.against == "reviewed" and gallery.header_text() == "true IoU vs reviewed"
     want = [round(sample_iou(*intersection_union(c.mask, reviewed)), 3) for c in tr.candidates]
-    assert column(gallery, 7) == want and want[1] == 1.0
+    assert column(gallery, IOU_COLUMN) == want and want[1] == 1.0
     gallery.set_against("gt")
-    assert gallery.header_text() == "true IoU vs GT" and column(gallery, 7)[0] == 1.0 and column(gallery, 7)[1] != 1.0
+    assert gallery.header_text() == "true IoU vs GT" and column(gallery, IOU_COLUMN)[0] == 1.0 and column(gallery, IOU_COLUMN)[1] != 1.0
     # the ignore region is left out of both
     ign = box(0, 60, 0, 20)
     gallery.set_candidates(tr, image, gt, reviewed, ign)
     gallery.set_against("gt")
-    assert column(gallery, 7)[1] == round(sample_iou(*intersection_union(tr.candidates[1].mask, gt, ign)), 3)
+    assert column(gallery, IOU_COLUMN)[1] == round(sample_iou(*intersection_union(tr.candidates[1].mask, gt, ign)), 3)
 
 
 def test_gallery_arrow_keys_step_and_preview_on_hover(gallery, qtbot):

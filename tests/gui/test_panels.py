@@ -69,7 +69,7 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert sum("(pad)" in t for t in labels) == padded
     # ranks appear in the gallery
     window.tabs.setCurrentWidget(window.candidates_panel)
-    ranks = [window.candidates_panel.table.item(r, 6).data(0) for r in range(window.candidates_panel.table.rowCount())]
+    ranks = [window.candidates_panel.value(r, "rank") for r in range(window.candidates_panel.row_count())]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
     window.tabs.setCurrentWidget(window.metrics_view)
     assert window.metrics_view.run_combo.count() == 1
@@ -166,12 +166,12 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     assert np.array_equal(window.canvas.items["candidate"][0].image.astype(bool), m2)
     # the gallery: evaluator score, rank and true IoU against the ground truth
     window.tabs.setCurrentWidget(window.candidates_panel)
-    rows = {window.candidates_panel.table.item(r, 1).data(0): r for r in range(2)}
-    assert window.candidates_panel.table.item(rows[1], 6).data(0) == 1 and window.candidates_panel.table.item(rows[0], 6).data(0) == 2
+    rows = {window.candidates_panel.value(r, "id"): r for r in range(2)}
+    assert window.candidates_panel.value(rows[1], "rank") == 1 and window.candidates_panel.value(rows[0], "rank") == 2
     from core.metrics import intersection_union, sample_iou
 
     want = round(sample_iou(*intersection_union(m2, window.state.gt, window.state.ignore)), 3)
-    assert window.candidates_panel.table.item(rows[1], 7).data(0) == pytest.approx(want)
+    assert window.candidates_panel.value(rows[1], "true IoU") == pytest.approx(want)
     # "use as mask" saves the candidate with its provenance
     window.candidates_panel.table.selectRow(rows[1])
     window.candidates_panel.use_button.click()
