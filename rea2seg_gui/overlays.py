@@ -21,7 +21,7 @@ ORIGIN_NAMES: dict[str, str] = {"multimask": "multimask", "semantic": "semantic"
 ORIGIN_DESCRIPTIONS: dict[str, str] = {
     "multimask": "SAM's multimask output from the prompt embedding",
     "semantic": "semantic refinement: SAM prompted with the k-core points and the negative point",
-    "amg": "automatic mask generator seeded by the attention's top-k2 tokens",
+    "amg": "automatic mask generator run from the seed points (placed on the top-k2 tokens)",
     "initial": "the segmenter's own prediction, M = L > 0",
 }
 
