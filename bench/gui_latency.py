@@ -1,6 +1,8 @@
-"""GUI latency at 1024² (offscreen): switching samples, and showing/toggling 15 candidate overlays.
+"""GUI latency at 1024² (offscreen): switching samples, showing/toggling 15 candidate overlays,
+outline mode and the GT-vs-edited difference view.
 
-Targets: ≤ 50 ms to switch samples, ≤ 16 ms per overlay toggle. Prints measured/target ratios.
+Targets: ≤ 50 ms to switch samples or the outline mode, ≤ 16 ms per overlay toggle. Prints
+measured/target ratios.
 Switching shows the image and masks at once; a trace that takes longer than
 ``MainWindow.trace_wait_s`` to load is drawn when it arrives (measured separately).
 
@@ -111,6 +113,19 @@ def main() -> None:
             w.layers_panel.toggle("candidate")
             app.processEvents()
             vis.append(time.perf_counter() - t)
+        edited = w.state.gt.copy()
+        edited[100:300, 100:900] = True
+        w.canvas.set_mask("edited", edited)
+        outline, diff = [], []
+        for key, out in (("outline", outline), ("diff", diff)):  # 10 switches each, on and off
+            for _ in range(10):
+                t = time.perf_counter()
+                if key == "outline":
+                    w.layers_panel.style_controls.outline_check.toggle()
+                else:
+                    w.layers_panel.toggle("diff")
+                app.processEvents()
+                out.append(time.perf_counter() - t)
         w.close()
     s_ms = statistics.median(switch) * 1000
     cold_ms = statistics.median(cold) * 1000
@@ -118,12 +133,16 @@ def main() -> None:
     g_ms = statistics.median(gallery) * 1000
     c_ms = statistics.median(toggles) * 1000
     v_ms = statistics.median(vis) * 1000
+    o_ms = statistics.median(outline) * 1000
+    d_ms = statistics.median(diff) * 1000
     print(f"next sample (1024², 15 candidates):   median {s_ms:.1f} ms (target 50 ms)   ratio {s_ms / 50:.2f}")
     print(f"jump to a sample (no read-ahead):     median {cold_ms:.1f} ms (target 50 ms)   ratio {cold_ms / 50:.2f}")
     print(f"  … until its trace is drawn too:     median {drawn_ms:.1f} ms (target 50 ms)   ratio {drawn_ms / 50:.2f}")
     print(f"next sample, candidate gallery open:  median {g_ms:.1f} ms (target 50 ms)   ratio {g_ms / 50:.2f}")
     print(f"show one of 15 candidate overlays:    median {c_ms:.1f} ms (target 16 ms)   ratio {c_ms / 16:.2f}")
     print(f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}")
+    print(f"outline mode on / off (4 mask layers): median {o_ms:.1f} ms (target 50 ms)   ratio {o_ms / 50:.2f}")
+    print(f"difference view on / off:             median {d_ms:.1f} ms (target 16 ms)   ratio {d_ms / 16:.2f}")
 
 
 if __name__ == "__main__":
