@@ -145,6 +145,7 @@ class CandidateGallery(QtWidgets.QWidget):
         self.preview = QtWidgets.QLabel(self, QtCore.Qt.WindowType.ToolTip)  # a window of its own
         self.preview.setFrameShape(QtWidgets.QFrame.Shape.Box)
         self._apply_sizes()
+        self._set_header()  # names its reference from the start
 
     # -- sizes ------------------------------------------------------------------------------
     @property

@@ -118,3 +118,39 @@ def test_gallery_keys_step_candidates_not_samples_and_iou_picker(traced, qtbot):
     assert cp.selected_candidate().id == cp.gallery.candidate_at(0).id
     names = {cp.value(r, "origin") for r in range(cp.row_count())}
     assert names <= {"multimask", "semantic", "AMG"} and "multimask" in names
+
+
+def test_readme_and_app_agree_on_names_and_keys(qtbot, settings):
+    """The README's app section names the controls and keys as the app shows them."""
+    from pathlib import Path
+
+    from rea2seg_gui.canvas import Canvas
+    from rea2seg_gui.gallery import AGAINST_NAMES, CandidateGallery
+    from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT, LayerStyle
+    from rea2seg_gui.overlays import ORIGIN_NAMES
+    from rea2seg_gui.shortcuts import SHORTCUTS
+
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text(encoding="utf-8")
+    app_section = " ".join(readme[readme.index("## The app"):readme.index("## Command line")].split())
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    style = LayerStyle(canvas, settings)
+    qtbot.addWidget(style)
+    outline = style.outline_check.text().split("[")[0].strip()
+    legend = style.legend_check.text().split("[")[0].strip()
+    assert f"*{outline}* ({OUTLINE_SHORTCUT})" in app_section and f"*{legend}* ({LEGEND_SHORTCUT})" in app_section
+    diff = LAYER_BY_KEY["diff"]
+    assert f"*{diff.title}* ({diff.shortcut})" in app_section
+    keys = {k for k, _ in SHORTCUTS}
+    assert {diff.shortcut, f"{OUTLINE_SHORTCUT} / {LEGEND_SHORTCUT}"} <= keys
+    gallery = CandidateGallery()
+    qtbot.addWidget(gallery)
+    assert "*True IoU against*" in app_section
+    for name in AGAINST_NAMES.values():
+        assert f"*{name}*" in app_section
+    for origin in ("multimask", "semantic", "amg"):
+        assert f"*{ORIGIN_NAMES[origin]}*" in app_section
+    for header in ("true IoU vs GT", "true IoU vs reviewed"):
+        assert f"`{header}`" in app_section
+    gallery.set_against("gt")
+    assert gallery.header_text() == "true IoU vs GT"
