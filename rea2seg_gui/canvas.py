@@ -517,10 +517,10 @@ class Canvas(pg.GraphicsLayoutWidget):
                 self._add("seeds", pg.ScatterPlotItem(pts[:, 0] + 0.5, pts[:, 1] + 0.5, size=unit * 0.85, pen=pg.mkPen("k", width=1.5),
                                                       brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color)))
         if trace.graph is not None and trace.seeds is not None:
-            self._draw_graph(trace, hw, bounds, unit)
+            self._draw_graph(trace, bounds, unit)
         self._refresh_legend()
 
-    def _draw_graph(self, trace: PipelineTrace, hw: tuple[int, int], bounds: QtCore.QRectF, unit: float) -> None:
+    def _draw_graph(self, trace: PipelineTrace, bounds: QtCore.QRectF, unit: float) -> None:
         """The k-core: its members and only the edges between two members; the negative point.
         k and τ are in the legend."""
         g = trace.graph
