@@ -20,6 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace import PipelineTrace
+from rea2seg_gui import refguard
 from rea2seg_gui.legend import CanvasLegend, LegendEntry
 from rea2seg_gui.overlays import (
     DIFF_ADDED,
@@ -106,6 +107,7 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        refguard.install()  # every repaint leaks references to None (see refguard)
         self.setBackground((30, 30, 34))
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.image_item = pg.ImageItem(autoDownsample=False)
