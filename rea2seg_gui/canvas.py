@@ -390,7 +390,8 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def _outline_item(self, key: str, mask: np.ndarray) -> pg.PlotDataItem:
         xs, ys = contour_xy(mask)
-        return pg.PlotDataItem(xs, ys, pen=pg.mkPen(self.colors[key], width=max(1.5, em() / 7)), connect="finite")
+        # width 1 (cosmetic: one logical pixel): wider antialiased paths take Qt's slow stroker
+        return pg.PlotDataItem(xs, ys, pen=pg.mkPen(self.colors[key], width=1), connect="finite")
 
     def _draw_mask(self, key: str) -> None:
         self._clear(key)
@@ -535,7 +536,8 @@ class Canvas(pg.GraphicsLayoutWidget):
                 ys += [pts[i, 1], pts[j, 1], np.nan]
         color = LAYER_BY_KEY["graph"].color
         if xs:
-            self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 190), width=1.5), connect="finite"))
+            # width 1: long antialiased lines any wider take Qt's slow stroker (~25 ms a repaint)
+            self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 220), width=1), connect="finite"))
         if g.core_members:
             c = pts[g.core_members]
             self._add("graph", pg.ScatterPlotItem(c[:, 0], c[:, 1], size=unit * 1.4, symbol="o", pen=pg.mkPen(color, width=2.5),
