@@ -73,42 +73,42 @@ def main() -> None:
         for i in range(12):  # next sample after a 0.3 s look: the read-ahead has the data ready
             time.sleep(0.3)
             t = time.perf_counter()
-            w.step(1) if i % 6 != 5 else w.show_sample(1)
+            w.review.step(1) if i % 6 != 5 else w.review.show_sample(1)
             app.processEvents()
             (cold if i % 6 == 5 else switch).append(time.perf_counter() - t)
         drawn = []
         for sid in (4, 2, 6, 3):  # jumps: nothing read ahead
             time.sleep(0.3)
             shown: list[int] = []
-            w.trace_shown.connect(shown.append)
+            w.review.trace_shown.connect(shown.append)
             t = time.perf_counter()
-            w.show_sample(sid)
+            w.review.show_sample(sid)
             app.processEvents()
             cold.append(time.perf_counter() - t)
             while not shown:  # the trace, when it came later than the image
                 app.processEvents()
             app.processEvents()  # and painted
             drawn.append(time.perf_counter() - t)
-            w.trace_shown.disconnect(shown.append)
-        w.tabs.setCurrentWidget(w.candidates_tab)
-        w.show_sample(1)
+            w.review.trace_shown.disconnect(shown.append)
+        w.tabs.setCurrentWidget(w.candidates_panel)
+        w.review.show_sample(1)
         gallery = []
         for _ in range(5):  # next sample with the candidate gallery open (15 thumbnails rebuilt)
             time.sleep(0.3)
             t = time.perf_counter()
-            w.step(1)
+            w.review.step(1)
             app.processEvents()
             gallery.append(time.perf_counter() - t)
         toggles = []
         for r in range(15):
             t = time.perf_counter()
-            w.cand_table.selectRow(r)
+            w.candidates_panel.select_row(r)
             app.processEvents()
             toggles.append(time.perf_counter() - t)
         vis = []
         for _ in range(15):
             t = time.perf_counter()
-            w.layer_checks["candidate"].toggle()
+            w.layers_panel.toggle("candidate")
             app.processEvents()
             vis.append(time.perf_counter() - t)
         w.close()

@@ -46,7 +46,7 @@ def window(qtbot, demo_store, settings):
     from rea2seg_gui.main_window import MainWindow
 
     w = MainWindow(demo_store, user="tester", settings=settings)
-    w.trace_wait_s = 60  # traces drawn as part of switching samples: deterministic tests
+    w.loader.trace_wait_s = 60  # traces drawn as part of switching samples: deterministic tests
     qtbot.addWidget(w)
     w.resize(1400, 900)
     w.show()

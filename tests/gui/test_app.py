@@ -18,8 +18,8 @@ def test_demo_opens_the_bundled_project_in_the_user_folder(qtbot, tmp_path, monk
     win = shown[0]
     qtbot.addWidget(win)
     assert (tmp_path / "home" / "demo.sqlite").is_file()
-    assert win.sample_table.rowCount() == 40 and win.user == "ann"
-    win.decide("accept")
+    assert win.samples_panel.row_count() == 40 and win.user == "ann"
+    win.review.decide("accept")
     win.close()
     win.store.close()
     # opening it again keeps the review (the import is idempotent)

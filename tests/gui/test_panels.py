@@ -52,24 +52,24 @@ def test_settings_dialog_explains_wrong_kinds_of_setting(qtbot, tmp_path):
 
 
 def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
-    window._select_row(0)
-    window.eval_preset.setCurrentText("tiny-random")
-    window.eval_cot.setChecked(False)
+    window.samples_panel.select_row(0)
+    window.run_panel.eval_preset.setCurrentText("tiny-random")
+    window.run_panel.eval_cot.setChecked(False)
     with qtbot.waitSignal(window.run_finished, timeout=180_000):
-        window.start_button.click()
-    tr = window.trace
+        window.run_panel.start_button.click()
+    tr = window.state.trace
     assert tr is not None and tr.evaluator is not None and tr.evaluator.is_random and tr.evaluator.cot is False
-    window.tabs.setCurrentWidget(window.evaluator_tab)
-    text = window.eval_text.toPlainText()
+    window.tabs.setCurrentWidget(window.evaluator_panel)
+    text = window.evaluator_panel.text.toPlainText()
     assert "RANDOM WEIGHTS" in text and "Group 0" in text and "Final ranking" in text
     # every mask as the evaluator saw it, padding slots of the last group included and marked
-    assert window.eval_groups.count() == sum(len(g.candidate_ids) for g in tr.evaluator.groups)
+    assert window.evaluator_panel.groups.count() == sum(len(g.candidate_ids) for g in tr.evaluator.groups)
     padded = sum(g.padded for g in tr.evaluator.groups)
-    labels = [window.eval_groups.item(i).text() for i in range(window.eval_groups.count())]
+    labels = [window.evaluator_panel.groups.item(i).text() for i in range(window.evaluator_panel.groups.count())]
     assert sum("(pad)" in t for t in labels) == padded
     # ranks appear in the gallery
-    window.tabs.setCurrentWidget(window.candidates_tab)
-    ranks = [window.cand_table.item(r, 6).data(0) for r in range(window.cand_table.rowCount())]
+    window.tabs.setCurrentWidget(window.candidates_panel)
+    ranks = [window.candidates_panel.table.item(r, 6).data(0) for r in range(window.candidates_panel.table.rowCount())]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
     window.tabs.setCurrentWidget(window.metrics_view)
     assert window.metrics_view.run_combo.count() == 1
@@ -96,13 +96,13 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
 
     from core.store import repo
 
-    window.scope_all.setChecked(True)
+    window.run_panel.scope_all.setChecked(True)
     seen_threads = []
-    window.progress.valueChanged.connect(lambda _: seen_threads.append(QtCore.QThread.currentThread()))
+    window.run_panel.progress.valueChanged.connect(lambda _: seen_threads.append(QtCore.QThread.currentThread()))
     with qtbot.waitSignal(window.run_finished, timeout=180_000) as blocker:
-        window.start_button.click()
-        qtbot.waitUntil(lambda: window.progress.value() >= 1, timeout=120_000)
-        window.cancel_button.click()
+        window.run_panel.start_button.click()
+        qtbot.waitUntil(lambda: window.run_panel.progress.value() >= 1, timeout=120_000)
+        window.run_panel.cancel_button.click()
     done = demo_store.run(lambda s: repo.finished_sample_ids(s, blocker.args[0]), write=False)
     assert 1 <= len(done) < 40
     # progress reached the widgets on the GUI thread
@@ -111,18 +111,18 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
 
 
 def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
-    window._select_row(0)
+    window.samples_panel.select_row(0)
     with qtbot.waitSignal(window.run_finished, timeout=120_000):
-        window.start_button.click()
-    assert window.trace is not None
-    window.use_paper_defaults.setChecked(False)
-    window.params["k2"].setValue(5)
-    window.params["k1"].setValue(10)
-    window.params["seeds_total"].setValue(10)
-    shown = window.open_choices.text()
+        window.run_panel.start_button.click()
+    assert window.state.trace is not None
+    window.run_panel.use_defaults.setChecked(False)
+    window.run_panel.params["k2"].setValue(5)
+    window.run_panel.params["k1"].setValue(10)
+    window.run_panel.params["seeds_total"].setValue(10)
+    shown = window.run_panel.open_choices.text()
     assert "seed_policy = one_per_token" in shown and "dedupe_iou = None" in shown and "layer_base = 0" in shown
     with qtbot.waitSignal(window.run_finished, timeout=120_000):
-        window.compare_button.click()
+        window.run_panel.compare_button.click()
     dlg = window.compare_dialog
     assert len(dlg.canvases) == 2 and all(c.items["seeds"] for c in dlg.canvases)
     text = dlg.summary.toPlainText()
@@ -153,28 +153,28 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     with demo_store.session() as s:
         run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=False)
         repo.save_trace(s, run_id, 1, trace)
-    window.show_sample(1)
-    assert not window.banner.isVisible()
-    window.tabs.setCurrentWidget(window.evaluator_tab)
-    text = window.eval_text.toPlainText()
+    window.review.show_sample(1)
+    assert not window.viewer.banner.isVisible()
+    window.tabs.setCurrentWidget(window.evaluator_panel)
+    text = window.evaluator_panel.text.toPlainText()
     assert "<b>Mask 1</b> is the cup." in text and "<script>" in text  # literal, not rendered
     assert "PARSE FAILURE: no score list found" in text
     assert "last 1 are padding" in text
     assert "Last group padded; prompt format rea2seg-v1-cot; image tiling dynamic max 12" in text
-    assert window.eval_groups.count() == 4
-    window.eval_groups.item(0).setSelected(True)
+    assert window.evaluator_panel.groups.count() == 4
+    window.evaluator_panel.groups.item(0).setSelected(True)
     assert np.array_equal(window.canvas.items["candidate"][0].image.astype(bool), m2)
     # the gallery: evaluator score, rank and true IoU against the ground truth
-    window.tabs.setCurrentWidget(window.candidates_tab)
-    rows = {window.cand_table.item(r, 1).data(0): r for r in range(2)}
-    assert window.cand_table.item(rows[1], 6).data(0) == 1 and window.cand_table.item(rows[0], 6).data(0) == 2
+    window.tabs.setCurrentWidget(window.candidates_panel)
+    rows = {window.candidates_panel.table.item(r, 1).data(0): r for r in range(2)}
+    assert window.candidates_panel.table.item(rows[1], 6).data(0) == 1 and window.candidates_panel.table.item(rows[0], 6).data(0) == 2
     from core.metrics import intersection_union, sample_iou
 
-    want = round(sample_iou(*intersection_union(m2, window.gt, window.ignore)), 3)
-    assert window.cand_table.item(rows[1], 7).data(0) == pytest.approx(want)
+    want = round(sample_iou(*intersection_union(m2, window.state.gt, window.state.ignore)), 3)
+    assert window.candidates_panel.table.item(rows[1], 7).data(0) == pytest.approx(want)
     # "use as mask" saves the candidate with its provenance
-    window.cand_table.selectRow(rows[1])
-    window.use_candidate_button.click()
+    window.candidates_panel.table.selectRow(rows[1])
+    window.candidates_panel.use_button.click()
     from core.store.models import Mask, Sample
 
     prov = demo_store.run(lambda s: s.get(Mask, s.get(Sample, 1).edited_mask_id).provenance, write=False)
@@ -193,6 +193,6 @@ def test_random_evaluator_alone_raises_the_banner(qtbot, window, demo_store):
     with demo_store.session() as s:
         run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=True)
         repo.save_trace(s, run_id, 2, trace)
-    window.show_sample(2)
-    assert window.banner.isVisible() and window.banner.text().startswith("RANDOM WEIGHTS — not a result")
-    assert "evaluator" in window.banner.text()
+    window.review.show_sample(2)
+    assert window.viewer.banner.isVisible() and window.viewer.banner.text().startswith("RANDOM WEIGHTS — not a result")
+    assert "evaluator" in window.viewer.banner.text()

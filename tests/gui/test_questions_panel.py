@@ -93,28 +93,28 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, genera
     w = MainWindow(st, user="ann", settings=settings)
     qtbot.addWidget(w)
     w.show()
-    assert w.sample_table.rowCount() == 3
-    w.category_filter.setCurrentText("spatial")
-    w.verdict_filter.setCurrentText("rejected")
-    assert w.sample_table.rowCount() == 1
-    w._select_row(0)
-    sid = w.sample_table.item(0, 0).data(0)
-    assert w.current_id == sid and w.questions_panel.verdict_label.text() == "verifier: rejected"
+    assert w.samples_panel.row_count() == 3
+    w.samples_panel.category_filter.setCurrentText("spatial")
+    w.samples_panel.verdict_filter.setCurrentText("rejected")
+    assert w.samples_panel.row_count() == 1
+    w.samples_panel.select_row(0)
+    sid = w.samples_panel.id_at(0)
+    assert w.state.sample_id == sid and w.questions_panel.verdict_label.text() == "verifier: rejected"
     assert w.questions_panel.verifier_box.title() == "Verifier — v"
-    w.verdict_filter.setCurrentText("accepted")
-    assert w.sample_table.rowCount() == 2
-    w.verdict_filter.setCurrentText("rejected")
-    w._select_row(0)
+    w.samples_panel.verdict_filter.setCurrentText("accepted")
+    assert w.samples_panel.row_count() == 2
+    w.samples_panel.verdict_filter.setCurrentText("rejected")
+    w.samples_panel.select_row(0)
     # re-generation in a worker: the verifier now accepts; recorded as ann's change
     w.questions_panel.regenerate_button.click()
-    qtbot.waitUntil(lambda: w.active_worker is None and w.questions_panel.generation.count == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: not w.jobs.busy and w.questions_panel.generation.count == 2, timeout=10_000)
     assert st.run(lambda s: repo.get_sample(s, sid).status, write=False) == "pending"
     assert any(h.user == "ann" and h.field == "question" for h in review.history(st, sid))
-    w.verdict_filter.setCurrentText("all verdicts")
-    w._select_row(w._row_of(sid))
+    w.samples_panel.verdict_filter.setCurrentText("all verdicts")
+    w.samples_panel.select(sid)
     w.questions_panel.accept_button.click()
     assert st.run(lambda s: repo.get_sample(s, sid).status, write=False) == "verified"
-    w._select_row(w._row_of(sid))  # accepting moved on to the next sample
+    w.samples_panel.select(sid)  # accepting moved on to the next sample
     w.questions_panel.question_edit.setPlainText("Which cup is nearest the plate?")
     w.questions_panel.edit_button.click()
     assert st.run(lambda s: repo.get_sample(s, sid).question, write=False) == "Which cup is nearest the plate?"

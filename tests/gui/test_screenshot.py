@@ -26,10 +26,10 @@ SCRIPT = textwrap.dedent(
     w.setGeometry(0, 0, 1600, 1000)
     w.show()
     for key in ("topk2", "graph", "seeds", "attention"):
-        w.layer_checks[key].setChecked(True)
-    w.tabs.setCurrentWidget(w.candidates_tab)
-    w.cand_table.sortItems(7, QtCore.Qt.SortOrder.DescendingOrder)  # best true IoU first
-    w.cand_table.selectRow(0)
+        w.layers_panel.set_visible(key, True)
+    w.tabs.setCurrentWidget(w.candidates_panel)
+    w.candidates_panel.table.sortItems(7, QtCore.Qt.SortOrder.DescendingOrder)  # best true IoU first
+    w.candidates_panel.select_row(0)
     def shoot():
         subprocess.run(["import", "-window", "root", sys.argv[2]], check=True)
         app.quit()

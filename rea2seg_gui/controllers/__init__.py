@@ -1,0 +1,1 @@
+"""Controllers: plain QObjects holding the GUI's logic; panels only draw and emit."""

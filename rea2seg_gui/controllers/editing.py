@@ -1,0 +1,301 @@
+"""Mask editing: brush / eraser strokes, polygons, clean-ups and the SAM click session.
+
+Every finished edit is handed to ``commit(mask, provenance)`` (one store transaction, the
+window's); SAM runs in the window's :class:`~rea2seg_gui.controllers.jobs.JobRunner` with the
+preset's SAM from the :class:`core.pipeline.cache.ModelCache` (the run's SAM when it is loaded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from core.pipeline.cache import ModelCache
+from rea2seg_gui.canvas import Canvas
+from rea2seg_gui.controllers.jobs import JobRunner
+from rea2seg_gui.controllers.preload import import_model_stack
+from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.panels.edit import EditPanel
+
+MASK_PROMPT_LOGIT = 10.0  # a binary mask given to SAM as a mask prompt: +10 inside, −10 outside
+HINTS = {"none": "drag to pan, wheel to zoom", "brush": "drag to paint ([ / ] size)", "eraser": "drag to erase",
+         "polygon": "click vertices; Enter or double-click fills, Shift+Enter erases, Backspace removes a vertex",
+         "sam": "left click = positive, right click = negative, Backspace undoes a click"}
+
+
+class EditController(QtCore.QObject):
+    """``status(text)`` for the status bar; ``sam_finished`` when a SAM prediction ended (any way);
+    ``stroke_started`` when the first paint of a stroke needs the edited layer shown."""
+
+    status = QtCore.Signal(str)
+    sam_finished = QtCore.Signal()
+    show_edited_layer = QtCore.Signal()
+
+    def __init__(self, state: SampleState, canvas: Canvas, panel: EditPanel, jobs: JobRunner, models: ModelCache,
+                 commit: Callable[[np.ndarray | None, dict[str, Any]], bool],
+                 selected_candidate: Callable[[], Any], run_id: Callable[[], int | None],
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.canvas, self.panel, self.jobs, self.models = state, canvas, panel, jobs, models
+        self._commit, self._candidate, self._run_id = commit, selected_candidate, run_id
+        self.tool = "none"
+        self.poly_points: list[tuple[float, float]] = []
+        self._stroke: dict[str, Any] | None = None
+        self.sam_points: list[tuple[float, float, int]] = []
+        self._session: dict[str, Any] | None = None
+        self._rerun = False
+        self._running = False
+        panel.tool_chosen.connect(self.set_tool)
+        panel.brush_changed.connect(lambda v: setattr(canvas, "brush_radius", float(v)))
+        panel.sam_prompt_changed.connect(self.end_sam_session)
+        panel.mask_only_requested.connect(self.sam_prompt_mask_only)
+        panel.cleanup_requested.connect(self.cleanup)
+        canvas.clicked.connect(self.on_click)
+        canvas.double_clicked.connect(self.on_double_click)
+        canvas.dragged.connect(self.on_drag)
+        canvas.drag_finished.connect(self.on_stroke_finished)
+
+    @property
+    def busy(self) -> bool:
+        """True while a stroke, a polygon or a SAM session is in progress (refresh keeps it)."""
+        return self._stroke is not None or bool(self.poly_points) or self._session is not None or self._running
+
+    def reset(self) -> None:
+        """A new sample: drop the polygon, stroke and SAM session."""
+        self.poly_points = []
+        self._stroke = None
+        self.canvas.set_polygon(None)
+        self.end_sam_session()
+
+    def set_tool(self, name: str) -> None:
+        if name != "sam":
+            self.end_sam_session()
+        if name != "polygon":
+            self.poly_points = []
+            self.canvas.set_polygon(None)
+        self.tool = name
+        if self.panel.tool() != name:
+            self.panel.choose_tool(name)
+        self.canvas.paint_mode = name in ("brush", "eraser")
+        self.canvas.brush_radius = self.panel.brush_radius()
+        if not self.canvas.paint_mode:
+            self.canvas.brush_outline.setVisible(False)
+        self.status.emit(f"tool: {name} — {HINTS[name]}")
+
+    def escape(self) -> None:
+        """Esc on the canvas: cancel the polygon, else back to pan."""
+        if self.poly_points:
+            self.poly_points = []
+            self.canvas.set_polygon(None)
+            self.status.emit("polygon cancelled")
+            return
+        self.panel.choose_tool("none")
+
+    # ------------------------------------------------------------------- brush / polygon
+    def on_drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        from core.mask_edit import paint_stroke
+
+        if self.tool not in ("brush", "eraser"):
+            return
+        if self._stroke is None:
+            base, source = self.state.edit_base()
+            if base is None:
+                return
+            self._stroke = {"mask": base, "base": source}
+        self._stroke["mask"] = paint_stroke(self._stroke["mask"], (x0, y0), (x1, y1), self.panel.brush_radius(),
+                                            self.tool == "brush")
+        if not self.canvas.visible["edited"]:
+            self.show_edited_layer.emit()
+        self.canvas.update_mask("edited", self._stroke["mask"])
+
+    def on_stroke_finished(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self._commit(stroke["mask"], {"tool": self.tool, "radius": self.panel.brush_radius(), "base": stroke["base"]})
+
+    def on_click(self, x: float, y: float, button: int) -> None:
+        if self.tool in ("brush", "eraser") and button == 1:
+            self.on_drag(x, y, x, y)
+            self.on_stroke_finished()
+        elif self.tool == "polygon" and button == 1:
+            self.poly_points.append((x, y))
+            self.canvas.set_polygon(self.poly_points)
+        elif self.tool == "sam":
+            self.sam_click(x, y, 1 if button == 1 else 0)
+
+    def on_double_click(self, x: float, y: float) -> None:
+        if self.tool == "polygon":
+            if not self.poly_points or self.poly_points[-1] != (x, y):
+                self.poly_points.append((x, y))
+            self.close_polygon(True)
+
+    def close_polygon(self, add: bool) -> None:
+        """Fill (or with ``add`` False, erase) the polygon drawn so far and save the mask."""
+        from core.mask_edit import fill_polygon
+
+        if self.tool != "polygon" or len(self.poly_points) < 3:
+            self.status.emit("a polygon needs at least 3 vertices")
+            return
+        base, source = self.state.edit_base()
+        pts = list(self.poly_points)
+        self.poly_points = []
+        self.canvas.set_polygon(None)
+        self._commit(fill_polygon(base, np.array(pts), add), {"tool": "polygon", "mode": "add" if add else "erase",
+                                                             "points_xy": [list(p) for p in pts], "base": source})
+
+    def undo_click(self) -> None:
+        """Backspace: remove the last polygon vertex or undo the last SAM click."""
+        if self.tool == "polygon" and self.poly_points:
+            self.poly_points.pop()
+            self.canvas.set_polygon(self.poly_points)
+        elif self.tool == "sam" and self.sam_points:
+            self.sam_points.pop()
+            self.canvas.set_clicks(self.sam_points)
+            if self.sam_points:
+                self._run_sam()
+            elif self._session is not None:
+                session = self._session
+                self._commit(session["start_mask"], {"tool": "sam", "clicks_undone": True, "restored": session["start_source"]})
+                self.end_sam_session()
+
+    # ------------------------------------------------------------------------- clean-up
+    def cleanup(self, what: str) -> None:
+        from core.mask_edit import fill_holes, remove_specks
+
+        if what == "clear":
+            if self.state.image is not None:
+                self._commit(np.zeros(self.state.image.shape[:2], bool), {"tool": "clear"})
+            return
+        base, source = self.state.edit_base()
+        if base is None:
+            return
+        if what == "fill_holes":
+            self._commit(fill_holes(base), {"tool": "fill_holes", "base": source})
+        elif what == "remove_specks":
+            area = self.panel.min_speck_area()
+            self._commit(remove_specks(base, area), {"tool": "remove_specks", "min_area": area, "base": source})
+
+    def use_candidate(self, c: Any) -> None:
+        if c is None:
+            self.status.emit("Select a candidate first")
+            return
+        self._commit(c.mask.copy(), {"tool": "candidate", "from_candidate": c.id, "origin": c.origin, "run": self._run_id()})
+
+    # ----------------------------------------------------------------------------- SAM
+    def end_sam_session(self) -> None:
+        self.sam_points = []
+        self._session = None
+        self._rerun = False
+        self.canvas.set_clicks([])
+
+    def _mask_prompt(self) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """The chosen mask prompt as SAM logits (float32 (H, W), ±10) and its description."""
+        key = self.panel.sam_prompt_key()
+        mask, desc = None, None
+        if key == "current":
+            mask, source = self.state.edit_base()
+            desc = {"source": source}
+            if source == "empty":
+                mask = None
+        elif key == "candidate":
+            c = self._candidate()
+            if c is not None:
+                mask, desc = c.mask, {"source": "candidate", "from_candidate": c.id, "run": self._run_id()}
+        elif key == "gt" and self.state.gt is not None:
+            mask, desc = self.state.gt, {"source": "ground truth"}
+        if mask is None:
+            return None, None
+        return np.where(mask, MASK_PROMPT_LOGIT, -MASK_PROMPT_LOGIT).astype(np.float32), desc
+
+    def _start_session(self) -> bool:
+        if self._session is not None:
+            return True
+        if self.state.image is None or self.state.sample_id is None:
+            return False
+        if self.panel.sam_prompt_key() == "candidate" and self._candidate() is None:
+            self.status.emit("the mask prompt is 'selected candidate': pick one in the Candidates tab first")
+            return False
+        logits, desc = self._mask_prompt()
+        self._session = {"prior": logits, "prior_desc": desc, "start_mask": self.state.edit_mask,
+                         "start_source": "edited" if self.state.edit_mask is not None else "none"}
+        return True
+
+    def sam_click(self, x: float, y: float, label: int) -> None:
+        """A positive (1) or negative (0) click at image pixel (x, y): re-prompt SAM and save."""
+        if not self._start_session():
+            return
+        self.sam_points.append((float(x), float(y), int(label)))
+        self.canvas.set_clicks(self.sam_points)
+        self._run_sam()
+
+    def sam_prompt_mask_only(self) -> None:
+        """Prompt SAM with the chosen mask alone (no clicks): SAM's reading of an existing mask."""
+        if self.panel.sam_prompt_key() == "none":
+            self.status.emit("choose a mask prompt first (Edit tab)")
+            return
+        if self.tool != "sam":
+            self.panel.choose_tool("sam")
+        self.end_sam_session()
+        if not self._start_session():
+            return
+        if self._session["prior"] is None:
+            self.status.emit("there is no such mask for this sample")
+            self.end_sam_session()
+            return
+        self._run_sam()
+
+    def _run_sam(self) -> None:
+        if self.state.image is None or self._session is None:
+            return
+        if self._running:  # clicks made while SAM works are batched into the next prediction
+            self._rerun = True
+            return
+        if self.jobs.busy:
+            self.status.emit(f"{self.jobs.name or 'a job'} is running; try the click again after it")
+            if self.sam_points:
+                self.sam_points.pop()
+            self.canvas.set_clicks(self.sam_points)
+            return
+        image, session, sid = self.state.image, self._session, self.state.sample_id
+        key = ("sample", sid)
+        pts = np.array([[p[0], p[1]] for p in self.sam_points], np.float32).reshape(-1, 2)
+        labels = np.array([p[2] for p in self.sam_points], np.int32)
+        preset, models = self.panel.sam_preset_name(), self.models
+
+        def job(progress, should_cancel):
+            sam, rnd = models.sam(preset)
+            with models.sam_lock(sam):
+                models.set_image(sam, key, image)
+                logits, iou = sam.predict_points(pts, labels, session["prior"], multimask=False)
+            return logits[0] > 0, float(iou[0]), sam.name, rnd
+
+        def done(result) -> None:
+            self._running = False
+            if self._rerun:  # clicks made meanwhile supersede this result
+                self._rerun = False
+                self._run_sam()
+                return
+            if self._session is not session or self.state.sample_id != sid:
+                self.sam_finished.emit()  # the session ended (other sample, other tool) while SAM worked
+                return
+            mask, score, name, rnd = result
+            self._commit(mask, {"tool": "sam", "model": name, "preset": preset, "is_random": rnd,
+                                "points_xy": pts.tolist(), "labels": labels.tolist(),
+                                "mask_prompt": session["prior_desc"], "multimask": False, "predicted_iou": score})
+            self.panel.show_state(f"SAM mask saved (predicted IoU {score:.3f}, {len(pts)} clicks)"
+                                  + (" — RANDOM WEIGHTS" if rnd else ""))
+            self.sam_finished.emit()
+
+        def failed(msg: str) -> None:
+            self._running = False
+            self.end_sam_session()
+            self.panel.show_state(f"SAM failed: {msg}")
+            self.sam_finished.emit()
+
+        import_model_stack()  # on the GUI thread, before the worker uses the model stack
+        self._running = True
+        self.panel.show_state(f"SAM ({preset}) working on {len(pts)} click{'s' if len(pts) != 1 else ''}…")
+        self.jobs.start(job, done, "SAM", failed, cancellable=False)

@@ -1,0 +1,290 @@
+"""The review loop: which sample is shown, what A / R / F / undo / question edits and mask edits
+do to the store, and drawing the result into the panels.
+
+Every review action and every finished mask edit is one store transaction, committed at once;
+undo and redo go through the store's history. The controller reads through the
+:class:`~rea2seg_gui.controllers.loading.SampleLoader` and writes through ``core.store.review``;
+panels only draw what it gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore, QtWidgets
+
+from core.benchmark.provenance import filter_by_verdict, latest_generation
+from core.store import Store, repo, review
+from core.store.models import STATUSES
+from core.trace import PipelineTrace
+from rea2seg_gui.controllers.editing import EditController
+from rea2seg_gui.controllers.history import history_rows
+from rea2seg_gui.controllers.loading import SampleLoader
+from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.panels.candidates import CandidatesPanel
+from rea2seg_gui.panels.edit import EditPanel
+from rea2seg_gui.panels.evaluator import EvaluatorPanel
+from rea2seg_gui.panels.layers import LayersPanel
+from rea2seg_gui.panels.questions import QuestionsPanel
+from rea2seg_gui.panels.review import ReviewPanel
+from rea2seg_gui.panels.samples import SamplesPanel
+from rea2seg_gui.panels.viewer import ViewerPanel
+
+
+@dataclass
+class Panels:
+    samples: SamplesPanel
+    review: ReviewPanel
+    viewer: ViewerPanel
+    layers: LayersPanel
+    candidates: CandidatesPanel
+    evaluator: EvaluatorPanel
+    edit: EditPanel
+    questions: QuestionsPanel
+    tabs: QtWidgets.QTabWidget
+
+
+class ReviewController(QtCore.QObject):
+    """``sample_shown(id)``, ``trace_shown(id)`` (also when a slow trace arrives later),
+    ``mask_saved(id)``, ``status(text)`` for the status bar, ``refused(text)`` for a message box."""
+
+    sample_shown = QtCore.Signal(int)
+    trace_shown = QtCore.Signal(int)
+    mask_saved = QtCore.Signal(int)
+    status = QtCore.Signal(str)
+    refused = QtCore.Signal(str)
+
+    def __init__(self, store: Store, user: str, state: SampleState, loader: SampleLoader, panels: Panels,
+                 ask_text: Callable[[str, str], tuple[str, bool]], parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store, self.user, self.state, self.loader, self.p = store, user, state, loader, panels
+        self.canvas = panels.viewer.canvas
+        self._ask_text = ask_text
+        self.editing: EditController | None = None
+        self._stale: set[str] = set()
+        self._waiting: tuple[int, int | None, Any] | None = None
+        p = panels
+        p.samples.filters_changed.connect(self.refresh_samples)
+        p.samples.sample_chosen.connect(self.show_sample)
+        p.review.decision_requested.connect(self.decide)
+        p.review.question_submitted.connect(self.save_question)
+        p.review.undo_requested.connect(self.undo)
+        p.review.redo_requested.connect(self.redo)
+        p.candidates.run_changed.connect(lambda _: self.load_trace())
+        p.candidates.candidate_selected.connect(self.show_candidate)
+        p.evaluator.candidate_chosen.connect(lambda cid: self.show_candidate(self.state.trace.candidate(cid)))
+        p.tabs.currentChanged.connect(self.refresh_visible_panel)
+        p.questions.accept_requested.connect(lambda sid: sid == self.state.sample_id and self.decide("accept"))
+        p.questions.reject_requested.connect(lambda sid: sid == self.state.sample_id and self.decide("reject"))
+        p.questions.edit_requested.connect(self.edit_question)
+        loader.trace_arrived.connect(self._on_trace_arrived, QtCore.Qt.ConnectionType.QueuedConnection)
+
+    def set_store(self, store: Store) -> None:
+        self.store = store
+        self.loader.set_store(store)
+        self.state.sample_id, self.state.trace, self._waiting = None, None, None
+        self.p.samples.forget_current()
+
+    # ------------------------------------------------------------------------------ samples
+    def refresh_samples(self) -> None:
+        """Re-read the sample list and counts with the panel's filters; the selection is kept."""
+        f = self.p.samples.filters()
+        rows = self.store.run(lambda s: [(x.id, x.external_id, x.category, x.status, x.question) for x in repo.list_samples(
+            s, status=f["status"], category=f["category"], text=f["text"])], write=False)
+        if f["verdict"]:
+            ok = set(filter_by_verdict(self.store, [r[0] for r in rows], f["verdict"]))
+            rows = [r for r in rows if r[0] in ok]
+        counts = review.counts(self.store)
+        by_status = {st: sum(n for (_, s2), n in counts.items() if s2 == st) for st in STATUSES}
+        self.p.samples.show_rows(rows, by_status)
+        keep = self.state.sample_id
+        if keep is not None and self.p.samples.row_of(keep) is not None:
+            self.p.samples.select(keep)
+        elif rows and keep is None:
+            self.p.samples.select_row(0)
+
+    def step(self, delta: int) -> None:
+        nxt = self.p.samples.neighbour(self.state.sample_id, delta)
+        if nxt is not None:
+            self.p.samples.select(nxt)
+
+    def show_sample(self, sample_id: int) -> None:
+        """Show the sample (image, masks, its newest run's trace) and read the next one ahead."""
+        st, p = self.state, self.p
+        loaded = self.loader.load(sample_id)
+        if p.samples.current_id() != sample_id:
+            p.samples.select(sample_id)
+        if self.editing is not None:
+            self.editing.reset()
+        st.sample_id, st.image, st.image_error = sample_id, loaded.image, loaded.image_error
+        st.gt, st.ignore, st.edit_mask = loaded.gt, loaded.ignore, loaded.edited
+        self._waiting = None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
+        self.canvas.set_image(loaded.image)
+        self.canvas.set_mask("gt", loaded.gt)
+        self.canvas.set_mask("ignore", loaded.ignore)
+        p.viewer.show_image_error(loaded.image_error)
+        self._show_masks()
+        smp = loaded.sample
+        self._show_texts(smp)
+        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
+                                for r in reversed(loaded.runs)])
+        self.show_trace(loaded.trace, loading=not loaded.trace_ready)
+        p.review.show_history(history_rows(self.store, sample_id))
+        msg = f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}"
+        self.status.emit(f"{loaded.image_error} — {msg}" if loaded.image_error else msg)
+        self.loader.read_ahead(p.samples.neighbour(sample_id, 1), keep=sample_id)
+        self.sample_shown.emit(sample_id)
+
+    def _show_texts(self, smp) -> None:
+        self.p.viewer.show_question(smp.question)
+        self.p.review.show_sample(smp.question, smp.status, smp.category, smp.external_id)
+        self.p.questions.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+
+    def _show_masks(self) -> None:
+        m = self.state.edit_mask
+        self.canvas.set_mask("edited", m)
+        self.p.edit.show_state("edited mask saved" if m is not None
+                               else "no edited mask yet (painting starts from the ground truth)")
+
+    # ------------------------------------------------------------------------------- trace
+    @QtCore.Slot(int, object)
+    def _on_trace_arrived(self, sample_id: int, run_id: int | None) -> None:
+        """A trace loaded in the pool after the sample was shown: draw it if still wanted."""
+        waiting = self._waiting
+        if waiting is None or waiting[:2] != (sample_id, run_id) or self.state.sample_id != sample_id:
+            return
+        self._waiting = None
+        if self.p.candidates.run_id() != run_id:
+            return
+        try:
+            trace = waiting[2].result()
+        except Exception:  # noqa: BLE001 - loaded again here, where an error is raised to the user
+            trace = self.loader.load_trace(run_id, sample_id)
+        self.show_trace(trace)
+
+    def load_trace(self) -> None:
+        """Load and draw the trace of the run chosen in the candidates panel."""
+        run_id, sid = self.p.candidates.run_id(), self.state.sample_id
+        self._waiting = None
+        self.show_trace(None if run_id is None or sid is None else self.loader.load_trace(run_id, sid))
+
+    def show_trace(self, trace: PipelineTrace | None, loading: bool = False) -> None:
+        self.state.trace = trace
+        self.canvas.set_trace(trace)
+        self.canvas.set_mask("candidate", None)
+        trace_random = bool(trace and trace.is_random)
+        eval_random = bool(trace and trace.evaluator and trace.evaluator.is_random)
+        what = "models" if trace_random and eval_random else ("stage-1 models" if trace_random else "evaluator")
+        self.p.viewer.show_banner(f"RANDOM WEIGHTS — not a result  ·  this trace comes from random-init {what}"
+                                  if trace_random or eval_random else None)
+        self.p.layers.show_legend(self.canvas.attention_range, loading)
+        # thumbnails and texts are built when their tab is shown: switching samples stays fast
+        self._stale = {"candidates", "evaluator"}
+        self.refresh_visible_panel()
+        if not loading:
+            self.trace_shown.emit(-1 if self.state.sample_id is None else self.state.sample_id)
+
+    def refresh_visible_panel(self, _index: int = -1) -> None:
+        current, st, loading = self.p.tabs.currentWidget(), self.state, self._waiting is not None
+        if current is self.p.candidates and "candidates" in self._stale:
+            self._stale.discard("candidates")
+            self.p.candidates.show_trace(st.trace, st.image, st.reference_mask(), st.ignore, loading)
+        elif current is self.p.evaluator and "evaluator" in self._stale:
+            self._stale.discard("evaluator")
+            self.p.evaluator.show_trace(st.trace, st.image, loading)
+
+    def show_candidate(self, c) -> None:
+        self.canvas.set_mask("candidate", None if c is None else c.mask)
+        if c is not None:
+            self.p.layers.set_visible("candidate", True)
+
+    # ------------------------------------------------------------------------------ review
+    def _guard(self, fn, *args, **kwargs) -> bool:
+        """Run a review action; a refused action is shown to the user and changes nothing."""
+        try:
+            fn(*args, **kwargs)
+        except (ValueError, LookupError) as exc:
+            self.status.emit(str(exc))
+            self.refused.emit(str(exc))
+            return False
+        return True
+
+    def decide(self, decision: str) -> None:
+        """Accept / reject / flag the current sample (with the note) and move to the next one."""
+        sid = self.state.sample_id
+        if sid is None:
+            return
+        note = self.p.review.note()
+        if decision == "flag" and not note:
+            note, ok = self._ask_text("Flag sample", f"Why is sample {sid} flagged?")
+            if not ok:
+                return
+            note = note.strip()
+        if not self._guard(review.decide, self.store, sid, decision, user=self.user, note=note):
+            return
+        self.p.review.clear_note()
+        self.status.emit(f"sample {sid}: {decision}")
+        row = self.p.samples.row_of(sid)
+        self.refresh_samples()
+        n = self.p.samples.row_count()
+        if n:
+            now = self.p.samples.row_of(sid)
+            target = (now + 1) if now is not None else min(row or 0, n - 1)
+            self.p.samples.select_row(min(target, n - 1))
+        self.after_change(sid)
+
+    def after_change(self, sid: int) -> None:
+        """Re-read what a change of sample ``sid`` touches (texts, history, edited mask) if shown."""
+        if self.state.sample_id == sid:
+            smp, edited = self.store.run(lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid)), write=False)
+            self._show_texts(smp)
+            self.p.review.show_history(history_rows(self.store, sid))
+            self.state.edit_mask = edited
+            self._show_masks()
+            self._stale.add("candidates")  # true IoU follows the current mask
+            self.refresh_visible_panel()
+
+    def commit_mask(self, mask: np.ndarray | None, provenance: dict[str, Any]) -> bool:
+        """Save ``mask`` as the sample's edited mask (one store transaction) with its provenance."""
+        sid = self.state.sample_id
+        if sid is None:
+            return False
+        ok = self._guard(review.replace_mask, self.store, sid, mask, user=self.user, provenance=provenance)
+        self.after_change(sid)
+        if not ok:
+            return False
+        tool = provenance.get("tool", "edit")
+        self.p.edit.show_state(f"saved: {tool}" + (" — RANDOM WEIGHTS" if provenance.get("is_random") else ""))
+        self.status.emit(f"sample {sid}: mask saved ({tool})")
+        self.mask_saved.emit(sid)
+        return True
+
+    def save_question(self, text: str) -> None:
+        sid = self.state.sample_id
+        if sid is not None:
+            self.edit_question(sid, text)
+
+    def edit_question(self, sid: int, question: str) -> None:
+        if self._guard(review.edit_question, self.store, sid, question, user=self.user):
+            self.refresh_samples()
+        self.after_change(sid)
+
+    def undo(self) -> None:
+        self._undo_redo(review.undo, "undone", "nothing to undo")
+
+    def redo(self) -> None:
+        self._undo_redo(review.redo, "redone", "nothing to redo")
+
+    def _undo_redo(self, fn, done: str, nothing: str) -> None:
+        sid = self.state.sample_id
+        if sid is None:
+            return
+        if self.editing is not None:
+            self.editing.reset()
+        ok = fn(self.store, sid, user=self.user)
+        self.refresh_samples()
+        self.after_change(sid)
+        self.status.emit(f"sample {sid}: {done if ok else nothing}")

@@ -1,0 +1,93 @@
+"""The metrics panel: per-category gIoU / cIoU bars and the candidate-coverage curve of a run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtGui, QtWidgets
+
+
+class MetricsView(QtWidgets.QWidget):
+    """Per-category gIoU or cIoU bars (one bar per method of :mod:`core.evaluator.evaluate`) and
+    the candidate-coverage curve of a run; the numbers come from core, this only draws them."""
+
+    COLORS = ((60, 140, 255), (250, 170, 40), (200, 200, 200), (40, 200, 90))
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        v = QtWidgets.QVBoxLayout(self)
+        row = QtWidgets.QHBoxLayout()
+        self.run_combo = QtWidgets.QComboBox()
+        self.metric_combo = QtWidgets.QComboBox()
+        self.metric_combo.addItems(["gIoU", "cIoU"])
+        self.metric_combo.currentIndexChanged.connect(lambda _: self._draw_bars())
+        self.compute_button = QtWidgets.QPushButton("Compute")
+        row.addWidget(QtWidgets.QLabel("Run"))
+        row.addWidget(self.run_combo, 1)
+        row.addWidget(self.metric_combo)
+        row.addWidget(self.compute_button)
+        v.addLayout(row)
+        self.bars = pg.PlotWidget(title="per category")
+        self.bars.addLegend(offset=(5, 5), colCount=4)
+        self.curve = pg.PlotWidget(title="Coverage: best true IoU within the first n candidates")
+        self.curve.setLabel("bottom", "number of candidates n")
+        self.curve.setLabel("left", "mean oracle IoU")
+        v.addWidget(self.bars, 1)
+        v.addWidget(self.curve, 1)
+        self.table = QtWidgets.QPlainTextEdit()
+        self.table.setReadOnly(True)
+        self.table.setLineWrapMode(QtWidgets.QPlainTextEdit.LineWrapMode.NoWrap)
+        self.table.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.table.setMaximumHeight(150)
+        v.addWidget(self.table)
+        self.result: dict[str, Any] | None = None
+
+    def show_runs(self, runs: Sequence[tuple[int, str]]) -> None:
+        """(run id, title), newest first."""
+        self.run_combo.clear()
+        for rid, title in runs:
+            self.run_combo.addItem(title, rid)
+
+    def run_id(self) -> int | None:
+        return self.run_combo.currentData()
+
+    def show_result(self, res: dict[str, Any], coverage: list[float], table_text: str) -> None:
+        self.result = res
+        self._draw_bars()
+        note = " — RANDOM WEIGHTS" if res.get("is_random") else ""
+        self.curve.clear()
+        self.curve.setTitle(f"Coverage: best true IoU in the first n candidates{note}", size="9pt")
+        if coverage:
+            self.curve.plot(np.arange(1, len(coverage) + 1), coverage, pen=pg.mkPen((40, 200, 90), width=2), symbol="o")
+            self.curve.setXRange(0.5, len(coverage) + 0.5, padding=0)
+            self.curve.setYRange(0, 1)
+        if note and "RANDOM WEIGHTS" not in table_text:
+            table_text = "RANDOM WEIGHTS — not a result\n" + table_text
+        self.table.setPlainText(table_text)
+
+    def _draw_bars(self) -> None:
+        from core.evaluator.evaluate import LABELS, METHODS
+
+        res = self.result
+        self.bars.clear()
+        if res is None:
+            return
+        metric = self.metric_combo.currentText()
+        key = metric.lower()
+        note = " — RANDOM WEIGHTS" if res.get("is_random") else ""
+        self.bars.setTitle(f"{metric} per category, {res.get('n', 0)} samples{note}", size="9pt")
+        methods = [m for m in METHODS if m in res]
+        cats = sorted({c for m in methods for c in res[m]["per_category"]}) + ["overall"]
+        x = np.arange(len(cats), dtype=float)
+        w = 0.8 / max(len(methods), 1)
+        for i, m in enumerate(methods):
+            vals = [(res[m]["overall"] if c == "overall" else res[m]["per_category"].get(c, {})).get(key) or 0.0 for c in cats]
+            offset = (i - (len(methods) - 1) / 2) * w
+            self.bars.addItem(pg.BarGraphItem(x=x + offset, height=vals, width=w * 0.95,
+                                              brush=self.COLORS[i % len(self.COLORS)], name=LABELS.get(m, m)))
+        self.bars.getAxis("bottom").setTicks([list(zip(x, cats, strict=True))])
+        self.bars.setXRange(-0.5, len(cats) - 0.5, padding=0)
+        self.bars.setYRange(0, 1.15)  # headroom for the legend

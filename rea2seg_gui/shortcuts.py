@@ -1,0 +1,22 @@
+"""The keyboard shortcuts, one table: the window binds them, the cheat sheet and README list them."""
+
+from __future__ import annotations
+
+SHORTCUTS = (
+    ("A", "Accept (verified) and go to the next sample"),
+    ("R", "Reject and go to the next sample"),
+    ("F", "Flag with a note (asked for when the Note field is empty) and go to the next sample"),
+    ("Note field: Enter / Esc", "Accept with the typed note / leave the field"),
+    ("N / Down", "Next sample"),
+    ("P / Up", "Previous sample"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last change of this sample (status, question, mask)"),
+    ("I, 1 … 9, 0", "Toggle a layer: image, ground truth, ignore, attention, … (Layers tab)"),
+    ("Ctrl+0", "Fit the image to the view (wheel zooms, drag pans)"),
+    ("B / E / L / S / Esc", "Tool: brush / eraser / polygon / SAM clicks / pan"),
+    ("[ / ]", "Brush smaller / larger"),
+    ("Polygon: click · Enter or double-click", "Add a vertex · fill the polygon (Shift+Enter erases it)"),
+    ("SAM: left / right click", "Positive / negative point"),
+    ("Backspace", "Polygon: remove the last vertex · SAM: undo the last click"),
+    ("M", "SAM: re-prompt with the chosen mask prompt alone (no clicks)"),
+    ("F1 or ?", "This cheat sheet"),
+)
