@@ -104,7 +104,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print(f"rea2seg: no trace for sample {args.sample} in run {run_id}", file=sys.stderr)
         return 1
     if stale:
-        print(f"rea2seg: stale: question edited after this run (run asked {trace.question!r}; "
+        from core.trace import STALE_NOTE
+
+        print(f"rea2seg: {STALE_NOTE} (run asked {trace.question!r}; "
               f"now {question_now!r})", file=sys.stderr)
     d = trace.to_dict()
     if args.json:

@@ -28,7 +28,7 @@ from core.store.models import (
     RunSample,
     Sample,
 )
-from core.trace import PipelineTrace
+from core.trace import PipelineTrace, question_is_stale
 
 
 class NotFoundError(LookupError):
@@ -343,8 +343,7 @@ def trace_question(s: Session, run_id: int, sample_id: int) -> str | None:
 def trace_is_stale(s: Session, run_id: int, sample_id: int) -> bool:
     """True when the sample's question was edited after ``run_id`` traced it: the question the
     trace holds differs from the sample's current question. ``False`` without a trace."""
-    asked = trace_question(s, run_id, sample_id)
-    return asked is not None and asked != get_sample(s, sample_id).question
+    return question_is_stale(trace_question(s, run_id, sample_id), get_sample(s, sample_id).question)
 
 
 def finished_sample_ids(s: Session, run_id: int) -> set[int]:
