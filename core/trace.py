@@ -324,6 +324,15 @@ class PipelineTrace:
         raise KeyError(f"no candidate {candidate_id} in this trace")
 
 
+STALE_NOTE = "stale: question edited after this run"
+
+
+def question_is_stale(asked: str | None, question: str) -> bool:
+    """True when a trace computed on question ``asked`` no longer answers the sample's current
+    ``question`` (the question was edited after the run); ``False`` without a trace."""
+    return asked is not None and asked != question
+
+
 def _token(t: dict[str, Any]) -> TokenScore:
     t = dict(t)
     t["box_xyxy"] = tuple(t["box_xyxy"])

@@ -30,6 +30,7 @@ from rea2seg_gui.controllers.loading import SampleLoader
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT, LayerStyle
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
@@ -136,6 +137,10 @@ class MainWindow(QtWidgets.QMainWindow):
         menu.addAction("Open store &URL…", self._open_url_dialog)
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.file_actions = FileActions(self, self.jobs, lambda: self.store, self.open_store,
+                                        lambda: self.review.refresh_samples())
+        self.file_actions.add_to(menu)
+        self.file_actions.status.connect(self.statusBar().showMessage)
         menu.addAction("&Settings…", self.show_settings)
         menu.addSeparator()
         menu.addAction("&Quit", self.close)
@@ -191,7 +196,7 @@ class MainWindow(QtWidgets.QMainWindow):
         sc("Ctrl+0", self.canvas.fit)
         sc("F1", self.show_cheatsheet)
         sc("?", self.show_cheatsheet)
-        for key, tool in (("B", "brush"), ("E", "eraser"), ("L", "polygon"), ("S", "sam")):
+        for key, tool in (("B", "brush"), ("E", "eraser"), ("L", "polygon"), ("S", "sam"), ("X", "box")):
             sc(key, lambda t=tool: ep.choose_tool(t))
         sc("Esc", self._escape)
         sc("[", lambda: ep.set_brush_radius(ep.brush_radius() - 2))
@@ -337,7 +342,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if run_id is None:
                 self.statusBar().showMessage("no runs yet")
                 return
-        if not self.runs.compute_metrics(run_id):
+        if not self.runs.compute_metrics(run_id, self.metrics_view.against()):
             self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
     def show_settings(self) -> None:

@@ -33,23 +33,22 @@ def _open(db: str, *, create: bool = False):
 
 
 def cmd_import_reasonseg(args: argparse.Namespace) -> int:
-    from core.importers.reasonseg import import_reasonseg
+    from core.importers import import_dataset
 
     store = _open(args.db, create=True)
-    report = import_reasonseg(
-        store, args.dir, dataset=args.dataset, first_text_only=args.first_text_only, allow_outside=args.allow_outside
-    )
+    report = import_dataset(store, "reasonseg", args.dir, dataset=args.dataset,
+                            first_text_only=args.first_text_only, allow_outside=args.allow_outside)
     print(report.summary())
     return 0 if report.ok else 1
 
 
 def cmd_import_sgdr(args: argparse.Namespace) -> int:
     from core.formats.sgdr import SgdrError
-    from core.importers.sgdr import import_sgdr
+    from core.importers import import_dataset
 
     store = _open(args.db, create=True)
     try:
-        report = import_sgdr(store, args.file, dataset=args.dataset, allow_outside=args.allow_outside)
+        report = import_dataset(store, "sgdr", args.file, dataset=args.dataset, allow_outside=args.allow_outside)
     except SgdrError as exc:
         _err(str(exc))
         return 2
@@ -58,11 +57,11 @@ def cmd_import_sgdr(args: argparse.Namespace) -> int:
 
 
 def cmd_export_sgdr(args: argparse.Namespace) -> int:
-    from core.exporters.sgdr import export_sgdr
+    from core.exporters import export_dataset
 
     store = _open(args.db)
-    n = export_sgdr(store, args.out, status=args.status, dataset=args.dataset)
-    print(f"wrote {n} samples to {args.out}")
+    report = export_dataset(store, "sgdr", args.out, status=args.status, dataset=args.dataset)
+    print(report.summary())
     return 0
 
 

@@ -13,7 +13,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     store = open_store(args.db, create=False)
     try:
         res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode,
-                           giou_average="lisa" if args.lisa_average else "mean")
+                           giou_average="lisa" if args.lisa_average else "mean", against=args.against)
     finally:
         store.close()
     print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))  # incl. fell_back
@@ -67,6 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="exclude",
         help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
     )
+    p.add_argument("--against", choices=("gt", "reviewed"), default="gt",
+                   help="reference mask: gt = the imported ground truth (default); reviewed = the reviewer's "
+                        "edited mask, the imported ground truth for samples nobody edited (the output says how many)")
     p.add_argument("--lisa-average", action="store_true",
                    help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean")
     p.set_defaults(func=cmd_eval)

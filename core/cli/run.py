@@ -98,9 +98,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
         else:
             run_id = args.run
         trace = repo.load_trace(s, run_id, sample_id)
+        stale = repo.trace_is_stale(s, run_id, sample_id)
+        question_now = repo.get_sample(s, sample_id).question
     if trace is None:
         print(f"rea2seg: no trace for sample {args.sample} in run {run_id}", file=sys.stderr)
         return 1
+    if stale:
+        from core.trace import STALE_NOTE
+
+        print(f"rea2seg: {STALE_NOTE} (run asked {trace.question!r}; "
+              f"now {question_now!r})", file=sys.stderr)
     d = trace.to_dict()
     if args.json:
         print(json.dumps(d))

@@ -13,9 +13,11 @@ counted in ``unscored``).
 Metrics are LISA's (:mod:`core.metrics`): per-sample IoU ``I / (U + 1e-5)`` (1.0 for an empty
 prediction on an empty ground truth), gIoU its mean (``giou_average="lisa"``: sum / (n + 1e-5),
 LISA's distributed average), cIoU ``ΣI / (ΣU + 1e-10)``, ignore regions
-excluded by default. The "true IoU" of a candidate is that per-sample IoU. The ground truth is
-the sample's current mask (the reviewed, edited mask when there is one, else the imported one);
-samples without a ground truth or without a trace in the run are skipped.
+excluded by default. The "true IoU" of a candidate is that per-sample IoU. The reference is
+chosen by ``against`` (:func:`core.store.repo.reference_mask`): ``"gt"`` (default) the imported
+ground truth, ``"reviewed"`` the reviewer's edited mask, falling back to the imported ground
+truth for samples nobody edited (``reference`` in the result counts both); samples without a
+reference or without a trace in the run are skipped.
 
 A trace without evaluator output ranks its candidates in stage-1 order (multimask first), so
 ``top1`` is then SAM's first multimask output; ``with_evaluator`` counts the samples that had one.
@@ -149,7 +151,9 @@ def evaluate_traces(
     return out
 
 
-def _run_items(store, run_id: int):
+def _run_items(store, run_id: int, against: str = "gt", used: dict[str, int] | None = None):
+    """(trace, reference, ignore, category) per finished sample; ``used`` counts which
+    reference each yielded sample was measured against (``gt`` / ``reviewed``)."""
     from core.store import repo
 
     with store.session(write=False) as s:
@@ -158,28 +162,48 @@ def _run_items(store, run_id: int):
     for sid in ids:
         with store.session(write=False) as s:
             trace = repo.load_trace(s, run_id, sid)
-            gt = repo.current_mask(s, sid)
+            ref = repo.reference_mask(s, sid, against)
             ign = repo.ignore_mask(s, sid)
             cat = repo.get_sample(s, sid).category
-        if trace is None or gt is None:
+        if trace is None or ref.mask is None:
             continue
-        yield trace, gt, ign, cat
+        if used is not None:
+            used[ref.used] = used.get(ref.used, 0) + 1
+        yield trace, ref.mask, ign, cat
 
 
 def evaluate_run(
-    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3, giou_average: str = "mean"
+    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3, giou_average: str = "mean",
+    against: str = "gt",
 ) -> dict[str, Any]:
     """:func:`evaluate_traces` over every finished sample of run ``run_id`` in ``store``,
-    plus ``run_id`` and ``is_random`` (the run used random-weight models)."""
+    measured against ``against`` (``"gt"`` or ``"reviewed"``, module doc), plus ``run_id``,
+    ``is_random`` (the run used random-weight models), ``against`` and ``reference``
+    (``{"gt": n, "reviewed": m}``: how many samples were measured against which mask)."""
     from core.store import repo
 
+    if against not in repo.REFERENCE_KINDS:
+        raise ValueError(f"unknown reference {against!r}; use one of {list(repo.REFERENCE_KINDS)}")
     with store.session(write=False) as s:
         is_random = bool(repo.get_run(s, run_id).is_random)
-    out = evaluate_traces(_run_items(store, run_id), ignore_mode=ignore_mode, k=k, giou_average=giou_average)
+    used: dict[str, int] = {"gt": 0, "reviewed": 0}
+    out = evaluate_traces(_run_items(store, run_id, against, used), ignore_mode=ignore_mode, k=k,
+                          giou_average=giou_average)
     out["giou_average"] = giou_average
     out["run_id"] = int(run_id)
     out["is_random"] = is_random
+    out["against"] = against
+    out["reference"] = used
     return out
+
+
+def reference_line(res: dict[str, Any]) -> str:
+    """One line naming what :func:`evaluate_run`'s numbers were measured against."""
+    used = res.get("reference", {})
+    if res.get("against", "gt") == "gt":
+        return f"measured against: the imported ground truth ({used.get('gt', 0)} samples)"
+    return (f"measured against: reviewed masks ({used.get('reviewed', 0)} samples with an edited mask; "
+            f"{used.get('gt', 0)} samples nobody edited fell back to their imported ground truth)")
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -191,7 +215,7 @@ def format_table(res: dict[str, Any]) -> str:
     cats = sorted({c for m in METHODS for c in res[m]["per_category"]})
     head = f"{'':<16}{'':>6}" + "".join(f"{LABELS[m]:>24}" for m in METHODS)
     sub = f"{'category':<16}{'n':>6}" + "".join(f"{'gIoU':>12}{'cIoU':>12}" for _ in METHODS)
-    lines = [head, sub]
+    lines = [reference_line(res), head, sub]
     for cat in [*cats, "overall"]:
         rows = [
             res[m]["overall"] if cat == "overall" else res[m]["per_category"].get(cat)
@@ -225,11 +249,12 @@ def format_table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def coverage_curve(store, run_id: int, max_n: int = 15) -> list[float]:
+def coverage_curve(store, run_id: int, max_n: int = 15, *, against: str = "gt") -> list[float]:
     """Mean over samples of the best true IoU among the first n candidates in ranking order,
-    for n = 1..max_n: how much of the oracle a candidate budget of n reaches."""
+    for n = 1..max_n: how much of the oracle a candidate budget of n reaches (reference as
+    :func:`evaluate_run`'s ``against``)."""
     rows = []
-    for trace, gt, ign, _cat in _run_items(store, run_id):
+    for trace, gt, ign, _cat in _run_items(store, run_id, against):
         by_id = {c.id: c for c in trace.candidates}
         ious = [sample_iou(*intersection_union(by_id[c].mask, gt, ign)) for c in ranking_of(trace)]
         rows.append([max(ious[:n]) if ious[:n] else 0.0 for n in range(1, max_n + 1)])

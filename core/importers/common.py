@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,34 @@ class ImportReport:
     added: int = 0
     existing: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False  # stopped early through ``should_cancel``; running the import again finishes it
 
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.cancelled
+
+    @property
+    def skipped(self) -> int:
+        return len(self.errors)
 
     def summary(self) -> str:
         lines = [f"added {self.added}, already present {self.existing}, skipped {len(self.errors)}"]
+        if self.cancelled:
+            lines[0] += " (cancelled: run the import again to finish it)"
         lines += [f"  skipped {name}: {reason}" for name, reason in self.errors]
         return "\n".join(lines)
+
+
+Progress = Callable[[int, int, str], None]
+ShouldCancel = Callable[[], bool]
+
+
+def _no_progress(done: int, total: int, label: str) -> None:
+    pass
+
+
+def _never() -> bool:
+    return False
 
 
 class ImageCache:

@@ -28,7 +28,16 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from core.formats.sgdr import check_text, printable
 from core.images import ImageError
-from core.importers.common import ImageCache, ImportReport, insert_sample, sample_exists
+from core.importers.common import (
+    ImageCache,
+    ImportReport,
+    Progress,
+    ShouldCancel,
+    _never,
+    _no_progress,
+    insert_sample,
+    sample_exists,
+)
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
 from core.store import Store, repo
@@ -130,20 +139,29 @@ def _image_for(json_path: Path, root: Path, allow_outside: bool) -> Path | None:
 
 def import_reasonseg(
     store: Store, directory: str | Path, *, dataset: str | None = None, first_text_only: bool = False,
-    allow_outside: bool = False,
+    allow_outside: bool = False, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
 ) -> ImportReport:
     """Import every ``*.json`` + image pair in ``directory``. Idempotent; one transaction per image.
 
     Files (JSON or image) that are symlinks leading outside ``directory`` are refused unless
-    ``allow_outside``; every problem is reported per file and the rest lands.
+    ``allow_outside``; every problem is reported per file and the rest lands. ``progress(done,
+    total, label)`` is called per file; when ``should_cancel()`` turns true the import stops
+    between files with ``report.cancelled`` set (what landed stays; running it again finishes).
     """
+    progress = progress or _no_progress
+    should_cancel = should_cancel or _never
     d = Path(directory)
     if not d.is_dir():
         raise FileNotFoundError(f"{d}: not a directory")
     name = dataset or f"reasonseg-{d.name}"
     report = ImportReport()
     cache = ImageCache()
-    for jp in sorted(d.glob("*.json")):
+    files = sorted(d.glob("*.json"))
+    for i_file, jp in enumerate(files):
+        if should_cancel():
+            report.cancelled = True
+            break
+        progress(i_file, len(files), printable(jp.name))
         try:
             resolve_inside(d, jp.name, allow_outside=allow_outside)
             img_path = _image_for(jp, d, allow_outside)
@@ -188,4 +206,6 @@ def import_reasonseg(
             continue
         report.added += a
         report.existing += e
+    if not report.cancelled:
+        progress(len(files), len(files), "done")
     return report

@@ -8,14 +8,24 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from core.formats.sgdr import SgdrSample, printable, read_sgdr
 from core.images import ImageError
-from core.importers.common import ImageCache, ImportReport, insert_sample, sample_exists
+from core.importers.common import (
+    ImageCache,
+    ImportReport,
+    Progress,
+    ShouldCancel,
+    _never,
+    _no_progress,
+    insert_sample,
+    sample_exists,
+)
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
 from core.store import Store, repo
 
 
 def import_sgdr(
-    store: Store, path: str | Path, *, dataset: str | None = None, allow_outside: bool = False
+    store: Store, path: str | Path, *, dataset: str | None = None, allow_outside: bool = False,
+    progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
 ) -> ImportReport:
     """Import an SGDR file into ``dataset`` (default: the file's stem). Idempotent.
 
@@ -23,15 +33,22 @@ def import_sgdr(
     re-running the import finishes it. Raises :class:`core.formats.sgdr.SgdrError` when the file as a
     whole is unreadable; every problem of one sample is reported in the returned report under
     its id and the other samples still land. Image paths that resolve outside the file's folder
-    are refused unless ``allow_outside`` (:mod:`core.importers.paths`).
+    are refused unless ``allow_outside`` (:mod:`core.importers.paths`). ``progress`` and
+    ``should_cancel`` as in :func:`core.importers.reasonseg.import_reasonseg` (per sample).
     """
+    progress = progress or _no_progress
+    should_cancel = should_cancel or _never
     p = Path(path)
     samples, errors = read_sgdr(p)
     report = ImportReport(errors=list(errors))
     name = dataset or p.stem
     cache = ImageCache()
-    for smp in samples:
+    for i_smp, smp in enumerate(samples):
+        if should_cancel():
+            report.cancelled = True
+            break
         label = printable(smp.id)
+        progress(i_smp, len(samples), label)
         try:
             img_path = resolve_inside(p.parent, smp.image, allow_outside=allow_outside)
             sha, h, w = cache.info(img_path)
@@ -67,4 +84,6 @@ def import_sgdr(
                 report.existing += 1
         except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
             report.errors.append((label, " ".join(str(exc).split())[:300]))
+    if not report.cancelled:
+        progress(len(samples), len(samples), "done")
     return report

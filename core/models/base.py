@@ -96,8 +96,11 @@ class SamBackend(Protocol):
         labels: np.ndarray,
         mask_logits: np.ndarray | None,
         multimask: bool,
+        *,
+        box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Point (+ optional (H, W) logit mask) prompt → logits (M, H, W), predicted IoU (M,)."""
+        """Point and/or box ``(x0, y0, x1, y1)`` (image pixels) prompt, plus an optional (H, W)
+        logit mask → logits (M, H, W), predicted IoU (M,)."""
         ...
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:

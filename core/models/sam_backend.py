@@ -157,6 +157,21 @@ def _points(points_xy: np.ndarray | None, labels: np.ndarray | None) -> tuple[np
     return pts, lab
 
 
+def _box(box_xyxy: Any) -> np.ndarray | None:
+    """A box prompt ``(x0, y0, x1, y1)`` in original-image pixels → float32 (4,), checked."""
+    if box_xyxy is None:
+        return None
+    try:
+        box = np.asarray(box_xyxy, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"box must be four numbers (x0, y0, x1, y1), got {box_xyxy!r}") from exc
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise ValueError(f"box must be four finite numbers (x0, y0, x1, y1), got {box_xyxy!r}")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise ValueError(f"box must have x0 <= x1 and y0 <= y1, got {tuple(float(v) for v in box)}")
+    return box
+
+
 class _EmbeddingCache:
     """Embed once per distinct image; ``embed_calls`` counts encoder passes (tests read it)."""
 
@@ -264,18 +279,23 @@ class SamV1Backend(_EmbeddingCache):
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool
+        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool,
+        *, box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Points float (N, 2) with labels (N,) (1 fg, 0 bg) and an optional (H, W) logit map as
-        mask prompt (converted by :func:`sam_lowres_mask_prompt`) → logits (M, H, W), IoU (M,).
+        """Points float (N, 2) with labels (N,) (1 fg, 0 bg), an optional box ``box_xyxy``
+        ``(x0, y0, x1, y1)`` in original-image pixels (alone or with the points, as
+        ``SamPredictor.predict(box=...)``) and an optional (H, W) logit map as mask prompt
+        (converted by :func:`sam_lowres_mask_prompt`) → logits (M, H, W), IoU (M,).
         A (1, s, s) ``mask_logits`` is taken as SAM's low-res mask prompt as it is (the decoder's
         own low-res output, as LISA/SAM feed it back)."""
         self._require()
         mask_input = None if mask_logits is None else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
         pts, lab = _points(points_xy, labels)
+        box = _box(box_xyxy)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
+                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
+                return_logits=True,
             )
         return logits.astype(np.float32), iou.astype(np.float32)
 
@@ -354,16 +374,20 @@ class Sam2Backend(_EmbeddingCache):
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool
+        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool,
+        *, box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`SamV1Backend.predict_points`; the mask prompt via :func:`sam2_lowres_mask_prompt`."""
+        """As :meth:`SamV1Backend.predict_points` (box as ``SAM2ImagePredictor.predict(box=...)``,
+        pixel coordinates); the mask prompt via :func:`sam2_lowres_mask_prompt`."""
         self._require()
         mask_input = (None if mask_logits is None
                       else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size))
         pts, lab = _points(points_xy, labels)
+        box = _box(box_xyxy)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
+                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
+                return_logits=True,
             )
         return logits.astype(np.float32), iou.astype(np.float32)
 

@@ -5,9 +5,11 @@ Callers own the transaction (``with store.session() as s:``), one per user actio
 
 from __future__ import annotations
 
+import json
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import func, or_, select
@@ -26,7 +28,7 @@ from core.store.models import (
     RunSample,
     Sample,
 )
-from core.trace import PipelineTrace
+from core.trace import PipelineTrace, question_is_stale
 
 
 class NotFoundError(LookupError):
@@ -184,6 +186,41 @@ def current_mask(s: Session, sample_id: int) -> np.ndarray | None:
     return get_mask(s, sample.edited_mask_id if sample.edited_mask_id is not None else sample.gt_mask_id)
 
 
+ReferenceKind = Literal["gt", "reviewed"]
+REFERENCE_KINDS: tuple[ReferenceKind, ...] = ("gt", "reviewed")
+
+
+@dataclass(frozen=True)
+class ReferenceMask:
+    """The mask a prediction is measured against, and which one it is.
+
+    ``used`` is ``"gt"`` (the imported ground truth), ``"reviewed"`` (a reviewer's edited
+    mask) or ``"none"`` (the sample has neither; ``mask`` is then ``None``). ``mask`` is bool
+    (H, W) at the image's size.
+    """
+
+    mask: np.ndarray | None
+    used: Literal["gt", "reviewed", "none"]
+
+
+def reference_mask(s: Session, sample_id: int, against: ReferenceKind) -> ReferenceMask:
+    """The reference of ``sample_id`` for metrics.
+
+    ``against="gt"``: the imported ground truth, always (edits never replace it: they are stored
+    as the sample's separate edited mask). ``against="reviewed"``: the reviewer's edited mask;
+    a sample nobody edited falls back to its imported ground truth (the reviewer kept it as
+    it is), and ``used`` says ``"gt"`` so callers can report how many samples fell back.
+    """
+    if against not in REFERENCE_KINDS:
+        raise ValueError(f"unknown reference {against!r}; use one of {list(REFERENCE_KINDS)}")
+    sample = get_sample(s, sample_id)
+    if against == "reviewed" and sample.edited_mask_id is not None:
+        return ReferenceMask(get_mask(s, sample.edited_mask_id), "reviewed")
+    if sample.gt_mask_id is not None:
+        return ReferenceMask(get_mask(s, sample.gt_mask_id), "gt")
+    return ReferenceMask(None, "none")
+
+
 def counts(s: Session) -> dict[tuple[str, str], int]:
     """{(category, status): n} over all samples (zeros included for known values)."""
     out = {(c, st): 0 for c in CATEGORIES for st in STATUSES}
@@ -290,6 +327,23 @@ def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = T
     if row is None:
         return None
     return PipelineTrace.from_json(zlib.decompress(row.trace).decode("utf-8"), with_logits=with_logits)
+
+
+def trace_question(s: Session, run_id: int, sample_id: int) -> str | None:
+    """The question the saved trace of ``sample_id`` in ``run_id`` was computed on (``None``
+    without a trace); reads only that field's text, not the masks."""
+    if not (_valid_id(run_id) and _valid_id(sample_id)):
+        return None
+    blob = s.scalar(select(RunSample.trace).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    if blob is None:
+        return None
+    return json.loads(zlib.decompress(blob).decode("utf-8")).get("question")
+
+
+def trace_is_stale(s: Session, run_id: int, sample_id: int) -> bool:
+    """True when the sample's question was edited after ``run_id`` traced it: the question the
+    trace holds differs from the sample's current question. ``False`` without a trace."""
+    return question_is_stale(trace_question(s, run_id, sample_id), get_sample(s, sample_id).question)
 
 
 def finished_sample_ids(s: Session, run_id: int) -> set[int]:

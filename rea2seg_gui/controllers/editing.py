@@ -23,7 +23,8 @@ from rea2seg_gui.panels.edit import EditPanel
 MASK_PROMPT_LOGIT = 10.0  # a binary mask given to SAM as a mask prompt: +10 inside, −10 outside
 HINTS = {"none": "drag to pan, wheel to zoom", "brush": "drag to paint ([ / ] size)", "eraser": "drag to erase",
          "polygon": "click vertices; Enter or double-click fills, Shift+Enter erases, Backspace removes a vertex",
-         "sam": "left click = positive, right click = negative, Backspace undoes a click"}
+         "sam": "left click = positive, right click = negative, Backspace undoes a click",
+         "box": "drag a rectangle: SAM segments what it holds"}
 
 
 class EditController(QtCore.QObject):
@@ -48,6 +49,7 @@ class EditController(QtCore.QObject):
         self._session: dict[str, Any] | None = None
         self._rerun = False
         self._running = False
+        self._box: list[float] | None = None  # (x0, y0, x1, y1) of the rectangle being dragged
         panel.tool_chosen.connect(self.set_tool)
         panel.brush_changed.connect(lambda v: setattr(canvas, "brush_radius", float(v)))
         panel.sam_prompt_changed.connect(self.end_sam_session)
@@ -79,8 +81,10 @@ class EditController(QtCore.QObject):
         self.tool = name
         if self.panel.tool() != name:
             self.panel.choose_tool(name)
-        self.canvas.paint_mode = name in ("brush", "eraser")
-        self.canvas.brush_radius = self.panel.brush_radius()
+        # the canvas emits drags only in paint mode; the box tool uses them with a 1-px pointer mark
+        self.canvas.paint_mode = name in ("brush", "eraser", "box")
+        self.canvas.brush_radius = 0.0 if name == "box" else self.panel.brush_radius()
+        self._box = None
         if not self.canvas.paint_mode:
             self.canvas.brush_outline.setVisible(False)
         self.status.emit(f"tool: {name} — {HINTS[name]}")
@@ -98,6 +102,9 @@ class EditController(QtCore.QObject):
     def on_drag(self, x0: float, y0: float, x1: float, y1: float) -> None:
         from core.mask_edit import paint_stroke
 
+        if self.tool == "box":
+            self._drag_box(x0, y0, x1, y1)
+            return
         if self.tool not in ("brush", "eraser"):
             return
         if self._stroke is None:
@@ -112,6 +119,12 @@ class EditController(QtCore.QObject):
         self.canvas.update_mask("edited", self._stroke["mask"])
 
     def on_stroke_finished(self) -> None:
+        if self.tool == "box":
+            box, self._box = self._box, None
+            self.canvas.set_polygon(None)
+            if box is not None:
+                self.sam_box(box)
+            return
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
             self._commit(stroke["mask"], {"tool": self.tool, "radius": self.panel.brush_radius(), "base": stroke["base"]})
@@ -183,6 +196,64 @@ class EditController(QtCore.QObject):
             self.status.emit("Select a candidate first")
             return
         self._commit(c.mask.copy(), {"tool": "candidate", "from_candidate": c.id, "origin": c.origin, "run": self._run_id()})
+
+    # ------------------------------------------------------------------------- SAM box
+    def _drag_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        """One drag segment: the rectangle runs from the drag's first point to the pointer."""
+        if self._box is None:
+            self._box = [x0, y0, x1, y1]
+        self._box[2:] = [x1, y1]
+        bx0, by0, bx1, by1 = self._box
+        self.canvas.set_polygon([(bx0, by0), (bx1, by0), (bx1, by1), (bx0, by1)])
+
+    def sam_box(self, corners: list[float] | tuple[float, float, float, float]) -> bool:
+        """SAM with the box from two opposite corners (image pixels; ordered and clipped to the
+        image here) as its only prompt; the mask is saved with provenance ``{"tool": "sam_box",
+        "box_xyxy": …}``. False when nothing was started."""
+        if self.state.image is None or self.state.sample_id is None:
+            return False
+        h, w = self.state.image.shape[:2]
+        xa, ya, xb, yb = (float(v) for v in corners)
+        box = [min(max(min(xa, xb), 0.0), w - 1.0), min(max(min(ya, yb), 0.0), h - 1.0),
+               min(max(max(xa, xb), 0.0), w - 1.0), min(max(max(ya, yb), 0.0), h - 1.0)]
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            self.status.emit("drag a larger rectangle (at least 2 pixels each way)")
+            return False
+        if self._running or self.jobs.busy:
+            self.status.emit(f"{self.jobs.name or 'SAM'} is running; drag the box again after it")
+            return False
+        image, sid = self.state.image, self.state.sample_id
+        key = ("sample", sid)
+        preset, models = self.panel.sam_preset_name(), self.models
+        self.end_sam_session()
+
+        def job(progress, should_cancel):
+            sam, rnd = models.sam(preset)
+            with models.sam_lock(sam):
+                models.set_image(sam, key, image)
+                logits, iou = sam.predict_points(None, None, None, multimask=False, box_xyxy=box)
+            return logits[0] > 0, float(iou[0]), sam.name, rnd
+
+        def done(result) -> None:
+            self._running = False
+            if self.state.sample_id != sid:
+                self.sam_finished.emit()
+                return
+            mask, score, name, rnd = result
+            self._commit(mask, {"tool": "sam_box", "box_xyxy": [round(v, 2) for v in box], "model": name,
+                                "preset": preset, "is_random": rnd, "multimask": False, "predicted_iou": score})
+            self.panel.show_state(f"SAM box mask saved (predicted IoU {score:.3f})" + (" — RANDOM WEIGHTS" if rnd else ""))
+            self.sam_finished.emit()
+
+        def failed(msg: str) -> None:
+            self._running = False
+            self.panel.show_state(f"SAM failed: {msg}")
+            self.sam_finished.emit()
+
+        import_model_stack()  # on the GUI thread, before the worker uses the model stack
+        self._running = True
+        self.panel.show_state(f"SAM ({preset}) working on the box…")
+        return self.jobs.start(job, done, "SAM", failed, cancellable=False)
 
     # ----------------------------------------------------------------------------- SAM
     def end_sam_session(self) -> None:

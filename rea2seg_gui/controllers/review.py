@@ -19,7 +19,7 @@ from PySide6 import QtCore, QtWidgets
 from core.benchmark.provenance import filter_by_verdict, latest_generation
 from core.store import Store, repo, review
 from core.store.models import STATUSES
-from core.trace import PipelineTrace
+from core.trace import PipelineTrace, question_is_stale
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import history_rows
 from rea2seg_gui.controllers.loading import SampleLoader
@@ -66,6 +66,7 @@ class ReviewController(QtCore.QObject):
         self._ask_text = ask_text
         self.editing: EditController | None = None
         self._stale: set[str] = set()
+        self._question: str | None = None  # the shown sample's current question
         self._waiting: tuple[int, int | None, Any] | None = None
         p = panels
         p.samples.filters_changed.connect(self.refresh_samples)
@@ -140,6 +141,8 @@ class ReviewController(QtCore.QObject):
         self.sample_shown.emit(sample_id)
 
     def _show_texts(self, smp) -> None:
+        self._question = smp.question
+        self._show_stale()
         self.p.viewer.show_question(smp.question)
         self.p.review.show_sample(smp.question, smp.status, smp.category, smp.external_id)
         self.p.questions.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
@@ -185,11 +188,19 @@ class ReviewController(QtCore.QObject):
         self.p.viewer.show_banner(f"RANDOM WEIGHTS — not a result  ·  this trace comes from random-init {what}"
                                   if trace_random or eval_random else None)
         self.p.layers.show_legend(self.canvas.attention_range, loading)
+        self._show_stale()
         # thumbnails and texts are built when their tab is shown: switching samples stays fast
         self._stale = {"candidates", "evaluator"}
         self.refresh_visible_panel()
         if not loading:
             self.trace_shown.emit(-1 if self.state.sample_id is None else self.state.sample_id)
+
+    def _show_stale(self) -> None:
+        """Mark the trace on screen stale when the question was edited after its run."""
+        t = self.state.trace
+        asked = t.question if t is not None and question_is_stale(t.question, self._question or "") else None
+        self.p.candidates.set_stale(asked)
+        self.p.evaluator.set_stale(asked)
 
     def refresh_visible_panel(self, _index: int = -1) -> None:
         current, st, loading = self.p.tabs.currentWidget(), self.state, self._waiting is not None

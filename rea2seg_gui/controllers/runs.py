@@ -108,13 +108,14 @@ class RunController(QtCore.QObject):
         if self.jobs.cancel():
             self.status.emit("cancelling after the current sample…")
 
-    def compute_metrics(self, run_id: int) -> bool:
+    def compute_metrics(self, run_id: int, against: str = "gt") -> bool:
+        """Metrics of ``run_id`` against ``"gt"`` or ``"reviewed"`` (as ``rea2seg eval --against``)."""
         from core.evaluator.evaluate import coverage_curve, evaluate_run, format_table
 
         store = self._store()
 
         def job(progress, should_cancel):
-            res = evaluate_run(store, run_id)
-            return res, coverage_curve(store, run_id), format_table(res)
+            res = evaluate_run(store, run_id, against=against)
+            return res, coverage_curve(store, run_id, against=against), format_table(res)
 
         return self.jobs.start(job, self.metrics_ready.emit, "Metrics")

@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.trace import Candidate, PipelineTrace
 from rea2seg_gui.gallery import CandidateGallery
+from rea2seg_gui.panels.stale import show_stale, stale_label
 
 ROLE = QtCore.Qt.ItemDataRole.DisplayRole
 
@@ -31,6 +32,8 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.run_combo.currentIndexChanged.connect(lambda _: self.run_changed.emit(self.run_combo.currentData()))
         row.addWidget(self.run_combo, 1)
         v.addLayout(row)
+        self.stale_label = stale_label()
+        v.addWidget(self.stale_label)
         self.gallery = CandidateGallery()
         self.table = self.gallery.table
         self.gallery.candidate_selected.connect(self.candidate_selected)
@@ -58,6 +61,13 @@ class CandidatesPanel(QtWidgets.QWidget):
 
     def run_title(self) -> str:
         return self.run_combo.currentText()
+
+    def set_stale(self, asked: str | None) -> None:
+        """Mark the trace stale (``asked``: the question the run was given) or clear the mark (``None``)."""
+        show_stale(self.stale_label, asked)
+
+    def stale_text(self) -> str:
+        return self.stale_label.text() if not self.stale_label.isHidden() else ""
 
     def show_trace(self, trace: PipelineTrace | None, image: np.ndarray | None, gt: np.ndarray | None = None,
                    reviewed: np.ndarray | None = None, ignore: np.ndarray | None = None, loading: bool = False) -> None:

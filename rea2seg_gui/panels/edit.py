@@ -1,11 +1,12 @@
-"""The edit panel: tools (pan / brush / eraser / polygon / SAM clicks), brush size, SAM options, clean-up."""
+"""The edit panel: tools (pan / brush / eraser / polygon / SAM clicks / SAM box), brush size, SAM options,
+clean-up."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
 TOOLS = (("none", "Pan (Esc)"), ("brush", "Brush (B)"), ("eraser", "Eraser (E)"),
-         ("polygon", "Polygon (L)"), ("sam", "SAM clicks (S)"))
+         ("polygon", "Polygon (L)"), ("sam", "SAM clicks (S)"), ("box", "SAM box (X)"))
 SAM_PROMPTS = (
     ("none", "no mask prompt"),
     ("current", "current mask (edited, else ground truth)"),

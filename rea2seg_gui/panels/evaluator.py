@@ -6,6 +6,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace import PipelineTrace
+from rea2seg_gui.panels.stale import show_stale, stale_label
 from rea2seg_gui.panels.thumbs import Thumbnailer
 
 
@@ -17,6 +18,8 @@ class EvaluatorPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         v = QtWidgets.QVBoxLayout(self)
+        self.stale_label = stale_label()
+        v.addWidget(self.stale_label)
         g = self.groups = QtWidgets.QListWidget()
         g.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
         g.setIconSize(QtCore.QSize(72, 54))
@@ -32,6 +35,13 @@ class EvaluatorPanel(QtWidgets.QWidget):
         v.addWidget(self.text, 1)
         self.thumbs = Thumbnailer()
         self._known: set[int] = set()
+
+    def set_stale(self, asked: str | None) -> None:
+        """Mark the trace stale (``asked``: the question the run was given) or clear the mark (``None``)."""
+        show_stale(self.stale_label, asked)
+
+    def stale_text(self) -> str:
+        return self.stale_label.text() if not self.stale_label.isHidden() else ""
 
     def show_trace(self, t: PipelineTrace | None, image: np.ndarray | None, loading: bool = False) -> None:
         self.groups.clear()

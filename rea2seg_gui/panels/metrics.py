@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
+
+REFERENCES = (("gt", "imported ground truth"), ("reviewed", "reviewed mask (else ground truth)"))
 
 
 class MetricsView(QtWidgets.QWidget):
@@ -24,12 +26,24 @@ class MetricsView(QtWidgets.QWidget):
         self.metric_combo = QtWidgets.QComboBox()
         self.metric_combo.addItems(["gIoU", "cIoU"])
         self.metric_combo.currentIndexChanged.connect(lambda _: self._draw_bars())
+        self.against_combo = QtWidgets.QComboBox()
+        for key, label in REFERENCES:
+            self.against_combo.addItem(label, key)
+        self.against_combo.setToolTip("The mask each prediction is measured against: the imported ground truth, "
+                                      "or the reviewer's edited mask (the imported ground truth where nobody "
+                                      "edited it) — as rea2seg eval --against gt|reviewed")
         self.compute_button = QtWidgets.QPushButton("Compute")
         row.addWidget(QtWidgets.QLabel("Run"))
         row.addWidget(self.run_combo, 1)
         row.addWidget(self.metric_combo)
+        row.addWidget(QtWidgets.QLabel("against"))
+        row.addWidget(self.against_combo)
         row.addWidget(self.compute_button)
         v.addLayout(row)
+        self.reference_label = QtWidgets.QLabel("")
+        self.reference_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.reference_label.setWordWrap(True)
+        v.addWidget(self.reference_label)
         self.bars = pg.PlotWidget(title="per category")
         self.bars.addLegend(offset=(5, 5), colCount=4)
         self.curve = pg.PlotWidget(title="Coverage: best true IoU within the first n candidates")
@@ -54,8 +68,18 @@ class MetricsView(QtWidgets.QWidget):
     def run_id(self) -> int | None:
         return self.run_combo.currentData()
 
+    def against(self) -> str:
+        """The chosen reference: ``"gt"`` or ``"reviewed"`` (:func:`core.store.repo.reference_mask`)."""
+        return self.against_combo.currentData()
+
+    def set_against(self, key: str) -> None:
+        self.against_combo.setCurrentIndex(self.against_combo.findData(key))
+
     def show_result(self, res: dict[str, Any], coverage: list[float], table_text: str) -> None:
+        from core.evaluator.evaluate import reference_line
+
         self.result = res
+        self.reference_label.setText(reference_line(res))
         self._draw_bars()
         note = " — RANDOM WEIGHTS" if res.get("is_random") else ""
         self.curve.clear()

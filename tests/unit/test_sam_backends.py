@@ -225,6 +225,54 @@ def test_predict_points_passes_the_converted_mask_prompt(backend, monkeypatch):
         backend.predict_points(np.array([[10, 20], [50, 30]]), np.array([1]), None, multimask=False)
 
 
+def _oracle_predictor(kind: str):
+    """A fresh library predictor on an independently built tiny model with the same seed."""
+    if kind == "sam":
+        from segment_anything import SamPredictor
+
+        from core.models.tiny_sam import build_tiny_sam
+
+        return SamPredictor(build_tiny_sam().eval())
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from core.models.sam_backend import Sam2Backend
+    from core.models.tiny_sam import build_tiny_sam2
+
+    model = build_tiny_sam2().eval()
+    pred = SAM2ImagePredictor(model)
+    pred._bb_feat_sizes = Sam2Backend.feat_sizes(model.image_size)
+    return pred
+
+
+@pytest.mark.parametrize("with_clicks", [False, True])
+def test_box_prompt_gives_the_library_predictors_mask(backend, with_clicks):
+    img = _image((61, 93))
+    box = np.array([12.0, 8.0, 70.0, 50.0])  # (x0, y0, x1, y1) in image pixels
+    pts = np.array([[40.0, 30.0], [15.0, 45.0]]) if with_clicks else None
+    lab = np.array([1, 0]) if with_clicks else None
+    oracle = _oracle_predictor(backend.kind)
+    with torch.inference_mode():
+        oracle.set_image(img)
+        want, want_iou, _ = oracle.predict(point_coords=None if pts is None else pts.astype(np.float32),
+                                           point_labels=lab, box=box, multimask_output=False, return_logits=True)
+    backend.set_image(img)
+    got, got_iou = backend.predict_points(pts, lab, None, multimask=False, box_xyxy=tuple(box))
+    assert got.shape == (1, 61, 93)
+    assert np.array_equal(got > 0, want > 0) and np.allclose(got, want, atol=1e-5)
+    assert np.allclose(got_iou, want_iou, atol=1e-6)
+    # the box is a real prompt: without it the decoder answers differently
+    plain, _ = backend.predict_points(pts if with_clicks else np.array([[40.0, 30.0]]),
+                                      lab if with_clicks else np.array([1]), None, multimask=False)
+    assert not np.allclose(plain, got)
+
+
+@pytest.mark.parametrize("box", [(10, 10, 5, 20), (1, 2, 3), (0, 0, float("nan"), 4), "abcd"])
+def test_bad_box_prompts_are_refused(sam_v1, box):
+    sam_v1.set_image(_image())
+    with pytest.raises(ValueError, match="box must"):
+        sam_v1.predict_points(None, None, None, multimask=False, box_xyxy=box)
+
+
 def test_embedding_scale_maps_cell_centres_onto_cells(sam_v1, sam2):
     from core.pipeline.semantic import sample_features
 

@@ -1,0 +1,140 @@
+"""File → New store… / Import ReasonSeg… / Import SGDR… / Export SGDR…: the same core functions
+as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
+:func:`core.exporters.export_dataset`), run in the window's worker with progress, cancel and
+errors; the report (what landed, what was skipped and why) is shown when the job ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core.store import Store
+from rea2seg_gui.controllers.jobs import JobRunner
+
+STORE_FILTER = "Stores (*.sqlite *.db);;All files (*)"
+SGDR_FILTER = "SGDR JSON (*.json);;All files (*)"
+
+
+class FileActions(QtCore.QObject):
+    """The File menu's data actions. ``status(text)`` for the status bar; ``finished(kind,
+    report)`` after an import (:class:`~core.importers.common.ImportReport`) or export
+    (:class:`~core.exporters.sgdr.ExportReport`), ``kind`` ``"import"`` / ``"export"``;
+    ``failed(message)`` when a job could not run at all (unreadable file, store error)."""
+
+    status = QtCore.Signal(str)
+    finished = QtCore.Signal(str, object)
+    failed = QtCore.Signal(str)
+
+    def __init__(self, window: QtWidgets.QWidget, jobs: JobRunner, store: Callable[[], Store],
+                 open_store: Callable[[str], bool], refresh: Callable[[], None],
+                 parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent or window)
+        self.window, self.jobs, self._store, self._open_store, self._refresh = window, jobs, store, open_store, refresh
+        self.report_box: QtWidgets.QMessageBox | None = None
+        self.actions: dict[str, QtGui.QAction] = {}
+        for key, label, slot in (("new", "&New store…", self.new_store),
+                                 ("import_reasonseg", "Import &ReasonSeg folder…", self.import_reasonseg),
+                                 ("import_sgdr", "Import &SGDR file…", self.import_sgdr),
+                                 ("export_sgdr", "&Export SGDR file…", self.export_sgdr),
+                                 ("cancel", "&Cancel import", self.cancel)):
+            act = QtGui.QAction(label, self)
+            act.triggered.connect(slot)
+            self.actions[key] = act
+        self.actions["cancel"].setEnabled(False)
+        self._running = False
+
+    def add_to(self, menu: QtWidgets.QMenu) -> None:
+        """Put the actions in ``menu`` (New first, then the import / export group)."""
+        menu.addAction(self.actions["new"])
+        menu.addSeparator()
+        for key in ("import_reasonseg", "import_sgdr", "export_sgdr", "cancel"):
+            menu.addAction(self.actions[key])
+        menu.addSeparator()
+
+    # --------------------------------------------------------------------------- actions
+    def new_store(self) -> bool:
+        """Ask for a file name and open a new, empty store there; an existing file is refused
+        (File → Open store opens it), so no store is ever replaced."""
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "New store", "", STORE_FILTER)
+        if not path:
+            return False
+        if Path(path).exists():
+            self._show("New store", f"{path} already exists; a new store is never written over a file. "
+                                    "Use File → Open store to open it.", error=True)
+            return False
+        return self._open_store(path)
+
+    def import_reasonseg(self) -> bool:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Import ReasonSeg folder (images + labelme JSON)")
+        return bool(folder) and self._import("reasonseg", folder)
+
+    def import_sgdr(self) -> bool:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Import SGDR file", "", SGDR_FILTER)
+        return bool(path) and self._import("sgdr", path)
+
+    def export_sgdr(self) -> bool:
+        """Every sample of the store to an SGDR file (as ``rea2seg export sgdr`` without filters)."""
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Export SGDR file", "", SGDR_FILTER)
+        if not path:
+            return False
+        from core.exporters import export_dataset
+
+        store = self._store()
+        return self._start(lambda progress, should_cancel: export_dataset(store, "sgdr", path), "export",
+                           f"Exporting to {path}…")
+
+    def cancel(self) -> None:
+        if self._running and self.jobs.cancel():
+            self.status.emit("cancelling the import after the current item…")
+
+    # ---------------------------------------------------------------------------- jobs
+    def _import(self, fmt: str, path: str) -> bool:
+        from core.importers import import_dataset
+
+        store = self._store()
+
+        def job(progress, should_cancel):
+            return import_dataset(store, fmt, path, progress=progress, should_cancel=should_cancel)  # type: ignore[arg-type]
+
+        return self._start(job, "import", f"Importing {path}…")
+
+    def _start(self, job: Callable, kind: str, what: str) -> bool:
+        if not self.jobs.start(job, lambda r: self._done(kind, r), kind.capitalize(), self._failed):
+            self.status.emit(f"{self.jobs.name} is still running; try again after it")
+            return False
+        self._running = True
+        self.actions["cancel"].setEnabled(kind == "import")
+        self.status.emit(what)
+        return True
+
+    def _ended(self) -> None:
+        self._running = False
+        self.actions["cancel"].setEnabled(False)
+
+    def _done(self, kind: str, report: Any) -> None:
+        self._ended()
+        if kind == "import":
+            self._refresh()
+        text = report.summary()
+        self.status.emit(text.splitlines()[0])
+        self._show("Import" if kind == "import" else "Export", text, error=kind == "import" and bool(report.errors))
+        self.finished.emit(kind, report)
+
+    def _failed(self, msg: str) -> None:
+        self._ended()
+        self._show("Import / export failed", msg, error=True)
+        self.failed.emit(msg)
+
+    def _show(self, title: str, text: str, *, error: bool = False) -> None:
+        """A non-modal plain-text message (file names and reasons may hold any text)."""
+        box = QtWidgets.QMessageBox(self.window)
+        box.setIcon(QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information)
+        box.setWindowTitle(title)
+        box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        box.setText(text)
+        box.setModal(False)
+        box.show()
+        self.report_box = box
