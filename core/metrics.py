@@ -22,7 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-IgnoreMode = Literal["exclude", "background"]
+from core.vocab import IGNORE_MODES, IgnoreMode
+
 GiouAverage = Literal["mean", "lisa"]
 SAMPLE_EPS = 1e-5
 CUMULATIVE_EPS = 1e-10
@@ -42,7 +43,7 @@ def intersection_union(
         keep = ~ignore.astype(bool, copy=False)
         pred = pred & keep
         gt = gt & keep
-    elif ignore_mode not in ("exclude", "background"):
+    elif ignore_mode not in IGNORE_MODES:
         raise ValueError(f"ignore_mode must be 'exclude' or 'background', got {ignore_mode!r}")
     inter = int(np.count_nonzero(pred & gt))
     union = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt)) - inter

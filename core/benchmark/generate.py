@@ -41,7 +41,6 @@ from core.importers.common import insert_sample
 from core.llm_client import ChatClient, EndpointError
 from core.store import Store, repo
 from core.store.models import (
-    SPLITS,
     Dataset,
     Image,
     InstanceGroup,
@@ -50,6 +49,7 @@ from core.store.models import (
     Target,
 )
 from core.store.review import _change
+from core.vocab import SPLITS
 
 DISCRIMINATIVE_KINDS = ("camouflage", "thin_object")
 # App. C: the spatial split needs at least two instances of the same category.

@@ -24,12 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-CATEGORIES = ("discriminative", "geometric", "spatial", "multi_step", "reasonseg", "other")
-STATUSES = ("pending", "verified", "rejected", "flagged")
-MASK_KINDS = ("gt", "ignore", "candidate", "edited")
+from core.vocab import CATEGORIES, SPLITS, STATUSES  # noqa: F401  (re-exported for the GUI)
+
 SCHEMA_VERSION = "0002"
-SPLITS = ("spatial", "multi_step", "discriminative")  # splits built from instance datasets (§3)
-VERDICTS = ("accepted", "rejected", "skipped", "error", "fixed")
 
 
 def utcnow() -> dt.datetime:

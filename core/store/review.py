@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from core.store import repo
 from core.store.db import Store
-from core.store.models import CATEGORIES, STATUSES, Review, Revision, Sample, utcnow
+from core.store.models import Review, Revision, Sample, utcnow
+from core.vocab import CATEGORIES, STATUSES
 
 _DECISIONS = {"accept": "verified", "reject": "rejected", "flag": "flagged", "reopen": "pending"}
 _FIELDS = ("question", "status", "edited_mask", "category")
