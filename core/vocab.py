@@ -14,6 +14,10 @@ SPLITS = ("spatial", "multi_step", "discriminative")
 """The splits built from instance datasets (§3)."""
 VERDICTS = ("accepted", "rejected", "skipped", "error", "fixed")
 """A question generation's outcome (App. C): the verifier's verdict, or why there is none."""
+VERDICT_FILTERS = ("accepted", "rejected", "fixed", "not generated")
+"""What a question list can be filtered by: a verifier verdict, or no generation yet."""
+DISCRIMINATIVE_KINDS = ("camouflage", "thin_object")
+"""The fixed questions of the discriminative split (App. C)."""
 IGNORE_MODES = ("exclude", "background")
 """Ignore pixels excluded from IoU (LISA's protocol) or counted as background (LENS's)."""
 IgnoreMode = Literal["exclude", "background"]

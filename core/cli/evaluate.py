@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli.common import add_common
+from core.vocab import STATUSES
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluator.evaluate import evaluate_run, format_table
@@ -58,15 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="gIoU/cIoU per category of a run: top-1, best of top-3, initial mask, oracle; score-vs-IoU correlation",
     )
-    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
+    add_common(p, ignore_mode=True)
     p.add_argument("--run", type=int, required=True, help="run id (see rea2seg runs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--ignore-mode",
-        choices=("exclude", "background"),
-        default="exclude",
-        help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
-    )
     p.add_argument("--lisa-average", action="store_true",
                    help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean")
     p.set_defaults(func=cmd_eval)
@@ -77,8 +74,8 @@ def register_export(exp: argparse._SubParsersAction) -> None:
     p = exp.add_parser(
         "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
     )
-    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
-    p.add_argument("--run", type=int, required=True, help="run whose candidates to export")
+    add_common(p)
+    p.add_argument("--run", type=int, required=True, help="run whose candidates to export (see rea2seg runs)")
     p.add_argument(
         "--out", required=True, help="output .jsonl (mask images and meta are written beside it)"
     )
@@ -90,7 +87,7 @@ def register_export(exp: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--status",
-        choices=("pending", "verified", "rejected", "flagged"),
+        choices=STATUSES,
         help="only samples with this review status",
     )
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=None,

@@ -55,7 +55,13 @@ import torch
 
 from core.models.attention import AttentionRowCapture
 from core.models.base import ModelLoadError, PromptModelOutput
-from core.models.lisa import PreparedPass, _dtype, _read_tensors, check_image, quiet_transformers
+from core.models.lisa import (
+    PreparedPass,
+    check_image,
+    model_dtype,
+    quiet_transformers,
+    read_tensors,
+)
 from core.models.tokens import qwen_token_boxes, resize_longest_hw
 
 DEFAULT_LAYER = 33
@@ -184,7 +190,7 @@ def read_head_from_checkpoint(path: Path) -> dict[str, Any]:
     def norm(k: str) -> str:
         return k[len("model."):] if k.startswith("model.") and k[len("model."):].startswith(_HEAD_PREFIXES) else k
 
-    state = {norm(k): v for k, v in _read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()}
+    state = {norm(k): v for k, v in read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()}
     if "learnable_query" not in state:
         return {}
     head: dict[str, Any] = {"queries": state["learnable_query"], "conv_1d": _sub(state, "conv_1d."),
@@ -347,7 +353,7 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     try:
         with quiet_transformers():
             model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=_dtype(dtype, device), output_loading_info=True)
+                p, local_files_only=True, attn_implementation="sdpa", dtype=model_dtype(dtype, device), output_loading_info=True)
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc

@@ -170,7 +170,7 @@ def _weight_files(path: Path) -> list[Path]:
     return files or sorted(path.glob("pytorch_model*.bin"))
 
 
-def _read_tensors(path: Path, wanted: Any) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, wanted: Any) -> dict[str, torch.Tensor]:
     """Tensors of the directory's weight files whose names satisfy ``wanted(name)``."""
     out: dict[str, torch.Tensor] = {}
     for f in _weight_files(path):
@@ -220,7 +220,7 @@ def read_text_hidden_fcs(path: str | Path, setting: str = "mllm_path") -> dict[s
         except (OSError, RuntimeError, EOFError) as exc:
             raise ModelLoadError(f"'{f}' could not be read ({exc}) (setting {setting})") from exc
     else:
-        raw = _read_tensors(p, lambda k: "text_hidden_fcs." in k)
+        raw = read_tensors(p, lambda k: "text_hidden_fcs." in k)
     state = _normalise_fcs(raw if isinstance(raw, dict) else {})
     missing = sorted({"0.weight", "0.bias", "2.weight", "2.bias"} - set(state))
     if missing and f.is_file():
@@ -266,11 +266,12 @@ def read_lisa_sam_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None
     if src.kind == "file":
         state = torch.load(src.path, map_location="cpu", weights_only=True)
         return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
-    raw = _read_tensors(src.path, lambda k: k.startswith(src.prefix))
+    raw = read_tensors(src.path, lambda k: k.startswith(src.prefix))
     return {k[len(src.prefix):]: v for k, v in raw.items()}
 
 
-def _dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+def model_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """A config's dtype (name, torch dtype, or ``None``/``"auto"`` for the device's default)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "", "auto"):
@@ -484,7 +485,7 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     try:
         with quiet_transformers():
             model, info = LlavaForConditionalGeneration.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=_dtype(dtype, device), output_loading_info=True)
+                p, local_files_only=True, attn_implementation="sdpa", dtype=model_dtype(dtype, device), output_loading_info=True)
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"'{p}' could not be loaded as a LISA-style model ({exc}) (setting {setting})") from exc

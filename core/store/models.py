@@ -24,9 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from core.vocab import CATEGORIES, SPLITS, STATUSES  # noqa: F401  (re-exported for the GUI)
-
-SCHEMA_VERSION = "0002"
+from core.vocab import CATEGORIES, STATUSES  # noqa: F401  (re-exported for the GUI)
 
 
 def utcnow() -> dt.datetime:

@@ -55,7 +55,9 @@ def _set_field(sample: Sample, field: str, value: Any) -> None:
     sample.updated_at = utcnow()
 
 
-def _change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+def record_change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+    """Set one field of ``sample`` inside the caller's session and record the :class:`Revision`
+    (``None`` when the value does not change)."""
     if field not in _FIELDS:
         raise ReviewError(f"unknown field {field!r}")
     before = _get_field(sample, field)
@@ -85,7 +87,7 @@ def decide(store: Store, sample_id: int, decision: str, *, user: str, note: str 
     def action(s: Session) -> str:
         sample = repo.get_sample(s, sample_id, for_update=True)
         s.add(Review(sample_id=sample_id, user=user, decision=decision, note=note))
-        _change(s, sample, "status", status, user, note)
+        record_change(s, sample, "status", status, user, note)
         return status
 
     return store.run(action)
@@ -107,7 +109,7 @@ def set_status(store: Store, sample_id: int, status: str, *, user: str, note: st
     if status not in STATUSES:
         raise ReviewError(f"unknown status {status!r}; use one of {list(STATUSES)}")
     user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "status", status, user, note))
+    store.run(lambda s: record_change(s, repo.get_sample(s, sample_id, for_update=True), "status", status, user, note))
 
 
 def edit_question(store: Store, sample_id: int, question: str, *, user: str, note: str = "") -> None:
@@ -115,14 +117,14 @@ def edit_question(store: Store, sample_id: int, question: str, *, user: str, not
     if not question:
         raise ReviewError("the question cannot be empty")
     user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
+    store.run(lambda s: record_change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
 
 
 def set_category(store: Store, sample_id: int, category: str, *, user: str, note: str = "") -> None:
     if category not in CATEGORIES:
         raise ReviewError(f"unknown category {category!r}; use one of {list(CATEGORIES)}")
     user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "category", category, user, note))
+    store.run(lambda s: record_change(s, repo.get_sample(s, sample_id, for_update=True), "category", category, user, note))
 
 
 def replace_mask(
@@ -146,7 +148,7 @@ def replace_mask(
         new_id = None
         if mask is not None:
             new_id = repo.add_mask(s, sample, mask, "edited", provenance).id
-        _change(s, sample, "edited_mask", new_id, user, note)
+        record_change(s, sample, "edited_mask", new_id, user, note)
         return new_id
 
     return store.run(action)
