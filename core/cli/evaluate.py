@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_export(exp: argparse._SubParsersAction) -> None:
     """Add ``export evaluator-train``."""
+    from core.evaluator.grouping import GROUP_SIZE
+
     p = exp.add_parser(
         "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
     )
@@ -80,7 +82,7 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         "--out", required=True, help="output .jsonl (mask images and meta are written beside it)"
     )
     p.add_argument(
-        "--group-size", type=_group_size, default=5, help="masks per group (s, default 5)"
+        "--group-size", type=_group_size, default=GROUP_SIZE, help=f"masks per group (s, default {GROUP_SIZE})"
     )
     p.add_argument(
         "--seed", type=int, default=0, help="shuffle seed (combined with each sample id)"

@@ -140,6 +140,7 @@ SAMPLE_HELP = "a sample's numeric id, or its own (SGDR) id as shown in exports; 
 
 
 def register(sub) -> None:
+    from core.evaluator.grouping import GROUP_SIZE
     from core.models.config import ALIASES, EVALUATOR_PRESETS, PRESETS
     from core.vocab import CATEGORIES, STATUSES
 
@@ -159,7 +160,7 @@ def register(sub) -> None:
                    help=f"also run stage 2 with this evaluator: a preset ({' | '.join(EVALUATOR_PRESETS)}) "
                         "or a local InternVL checkpoint directory")
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
-    p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
+    p.add_argument("--group-size", type=int, default=GROUP_SIZE, help=f"masks per evaluator group (s, default {GROUP_SIZE})")
     p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=True,
                    help="pad a short last group with candidates of earlier groups (default; not from the paper)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')

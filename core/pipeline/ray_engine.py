@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.evaluator.grouping import GROUP_SIZE
 from core.images import ImageError, read_image_bytes
 
 DEFAULT_LOADER = "core.pipeline.runner:load_segmenter"
@@ -85,7 +86,7 @@ class JobSpec:
     device: str | None = None
     evaluator: str | None = None
     cot: bool = True
-    group_size: int = 5
+    group_size: int = GROUP_SIZE
     pad_last: bool = True
 
 
