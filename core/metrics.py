@@ -103,22 +103,3 @@ class MetricAccumulator:
         }
 
 
-def giou_ciou(
-    preds: Iterable[np.ndarray],
-    gts: Iterable[np.ndarray],
-    ignores: Iterable[np.ndarray | None] | None = None,
-    ignore_mode: IgnoreMode = "exclude",
-    giou_average: GiouAverage = "mean",
-) -> tuple[float, float]:
-    """(gIoU, cIoU) over paired masks; see the module docstring for the definitions."""
-    acc = MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average)
-    preds, gts = list(preds), list(gts)
-    if len(preds) != len(gts):
-        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth masks")
-    ign = list(ignores) if ignores is not None else [None] * len(gts)
-    for p, g, i in zip(preds, gts, ign, strict=True):
-        acc.add(p, g, i)
-    r = acc.result()["overall"]
-    if r["n"] == 0:
-        raise ValueError("no samples")
-    return float(r["giou"]), float(r["ciou"])

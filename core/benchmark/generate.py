@@ -49,11 +49,11 @@ from core.store.models import (
     Target,
 )
 from core.store.review import record_change
-from core.vocab import DISCRIMINATIVE_KINDS, SPLITS
+from core.vocab import DISCRIMINATIVE_KINDS, SPLITS, VERDICTS
 
 # App. C: the spatial split needs at least two instances of the same category.
 MIN_GROUP_SIZE = 2
-DONE_VERDICTS = ("accepted", "rejected", "skipped", "fixed")
+DONE_VERDICTS = tuple(v for v in VERDICTS if v != "error")  # an error is retried on --resume
 
 Progress = Callable[[int, int, str], None]
 

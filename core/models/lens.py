@@ -78,11 +78,6 @@ LENS_COT_TEMPLATE = (
 )
 
 
-def qwen_grid_boxes(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
-    """Alias of :func:`core.models.tokens.qwen_token_boxes` (kept for older callers)."""
-    return qwen_token_boxes(image_hw, grid_hw)
-
-
 @dataclass(frozen=True)
 class LensOptions:
     """Per-model settings read from ``rea2seg.json`` (module docstring). Defaults are LENS's
