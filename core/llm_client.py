@@ -299,24 +299,9 @@ class ChatClient:
     or any message.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        *,
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 60.0,
-        concurrency: int = 4,
-        max_tokens: int = 1024,
-        temperature: float = 0.0,
-    ) -> None:
-        self._t = OpenAICompatTransport(
-            base_url, model, api_key, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
-        )
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, **transport: Any) -> None:
+        """``transport``: the keyword options of :class:`OpenAICompatTransport` (and its defaults)."""
+        self._t = OpenAICompatTransport(base_url, model, api_key, **transport)
         self.model = self._t.model
         self.endpoint = public_url(self._t.base_url)
         self.concurrency = self._t.concurrency

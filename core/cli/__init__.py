@@ -188,8 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_sgdr)
 
     p = sub.add_parser("stats", help="sample counts by category and status")
-    add_common(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common(p, json=True)
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("metrics", help="gIoU / cIoU of a prediction SGDR file against a ground-truth one")

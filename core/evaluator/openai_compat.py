@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs, mask_image
+from core.evaluator.base import EvaluatorBase, GroupResult, mask_image
 from core.evaluator.parser import parse_scores
 from core.evaluator.prompt import SYSTEM, openai_user_content, user_text
 from core.llm_client import (  # noqa: F401  (API_KEY_ENV, MAX_BODY_BYTES re-exported)
@@ -136,13 +136,10 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
             time.perf_counter() - t,
         )
 
-    def score_groups(
+    def _score_checked(
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
     ) -> list[GroupResult]:
         """One request per group, at most ``concurrency`` at a time; results in group order."""
-        if not groups:
-            return []
-        check_inputs(image_rgb, groups)
         image_url = png_data_url(image_rgb)
         if len(groups) == 1:
             return [self._one(image_url, question, groups[0], cot)]

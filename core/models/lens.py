@@ -45,8 +45,7 @@ resizes are plain stretches of the whole image).
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +53,18 @@ import numpy as np
 import torch
 
 from core.models.attention import AttentionRowCapture
-from core.models.base import ModelLoadError, PromptModelOutput
+from core.models.base import ModelLoadError, PromptModelOutput, read_options_file
 from core.models.lisa import (
     PreparedPass,
     check_image,
-    model_dtype,
-    quiet_transformers,
+    load_pretrained,
+    model_dir,
     read_tensors,
 )
 from core.models.tokens import qwen_token_boxes, resize_longest_hw
 
 DEFAULT_LAYER = 33
 HEAD_FILE = "lens_head.pt"
-OPTIONS_FILE = "rea2seg.json"
 LENS_SYSTEM_PROMPT = "You are a helpful assistant. "
 LENS_COT_TEMPLATE = (
     'Locate "{question}", report the bbox coordinates in JSON format.'
@@ -99,15 +97,8 @@ class LensOptions:
 
 
 def read_lens_options(path: Path, setting: str) -> LensOptions:
-    f = path / OPTIONS_FILE
-    if not f.is_file():
-        return LensOptions()
-    try:
-        raw = json.loads(f.read_text(encoding="utf-8"))
-        known = {x.name for x in fields(LensOptions)}
-        return LensOptions(**{k: v for k, v in raw.items() if k in known})
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
+    """:class:`LensOptions` from ``path/rea2seg.json`` (defaults when absent)."""
+    return read_options_file(path, LensOptions, setting)
 
 
 def make_proj_to_sam(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
@@ -323,11 +314,9 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     ``max_new_tokens`` overrides ``rea2seg.json``; ``dtype`` ``None``/"auto" = float32 on CPU,
     bfloat16 on CUDA. Errors are :class:`ModelLoadError` naming the file and ``setting``; weights
     that leave any model parameter uninitialised are an error, never silently random."""
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    p = Path(path).expanduser() if path else None
-    if p is None or not p.is_dir():
-        raise ModelLoadError(f"LENS model directory '{path}' does not exist (setting {setting})")
+    p = model_dir(path, "LENS", setting)
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"'{p}' has no config.json: not a transformers model directory (setting {setting})")
     options = read_lens_options(p, setting)
@@ -345,17 +334,7 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if not len(state.get(k, ()))]
     if missing:
         raise ModelLoadError(f"the LENS query head in '{p}' lacks {missing} (setting {setting})")
-    try:
-        with quiet_transformers():
-            model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=model_dtype(dtype, device), output_loading_info=True)
-        processor = AutoProcessor.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc
-    lost = list(info.get("missing_keys", []))
-    if lost:
-        raise ModelLoadError(f"'{p}': the weights lack {len(lost)} model tensors (e.g. {sorted(lost)[:3]}); "
-                             f"refusing to run with random weights (setting {setting})")
+    model, processor = load_pretrained(Qwen2_5_VLForConditionalGeneration, p, "LENS", setting, dtype, device)
     try:
         queries, head = build_query_head(state, model.config.text_config.hidden_size)
     except (KeyError, RuntimeError, ValueError) as exc:

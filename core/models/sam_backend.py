@@ -169,8 +169,13 @@ class _EmbeddingCache:
 
     kind: str
     predictor: Any
-    embed_calls: int = 0
-    _image: np.ndarray | None = None
+
+    def __init__(self, device: str, name: str, is_random: bool) -> None:
+        self.device = device
+        self.name = name
+        self.is_random = is_random
+        self.embed_calls = 0
+        self._image: np.ndarray | None = None
 
     def _embed(self, image_rgb: np.ndarray) -> None:
         raise NotImplementedError
@@ -210,13 +215,9 @@ class SamV1Backend(_EmbeddingCache):
     def __init__(self, sam: Any, device: str = "cpu", name: str = "sam", is_random: bool = False) -> None:
         from segment_anything import SamPredictor
 
+        super().__init__(device, name, is_random)
         self.sam = sam.to(device).eval()
-        self.device = device
-        self.name = name
-        self.is_random = is_random
         self.predictor = SamPredictor(self.sam)
-        self.embed_calls = 0
-        self._image = None
 
     @property
     def img_size(self) -> int:
@@ -301,14 +302,10 @@ class Sam2Backend(_EmbeddingCache):
     def __init__(self, model: Any, device: str = "cpu", name: str = "sam2", is_random: bool = False) -> None:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
+        super().__init__(device, name, is_random)
         self.model = model.to(device).eval()
-        self.device = device
-        self.name = name
-        self.is_random = is_random
         self.predictor = SAM2ImagePredictor(self.model)
         self.predictor._bb_feat_sizes = self.feat_sizes(self.model.image_size)
-        self.embed_calls = 0
-        self._image = None
 
     @staticmethod
     def feat_sizes(image_size: int) -> list[tuple[int, int]]:

@@ -88,7 +88,8 @@ def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, la
         LlavaProcessor,
     )
 
-    from core.models.lisa import FCS_FILE, OPTIONS_FILE, SAM_FILE, make_text_hidden_fcs
+    from core.models.base import OPTIONS_FILE
+    from core.models.lisa import FCS_FILE, SAM_FILE, make_text_hidden_fcs
     from core.models.tiny_sam import build_tiny_sam, save_tiny_sam
 
     out = Path(out_dir)
@@ -156,7 +157,8 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
         Qwen2VLVideoProcessor,
     )
 
-    from core.models.lens import HEAD_FILE, OPTIONS_FILE, QueryConnector, QueryHead
+    from core.models.base import OPTIONS_FILE
+    from core.models.lens import HEAD_FILE, QueryConnector, QueryHead
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

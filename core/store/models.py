@@ -137,6 +137,14 @@ class Revision(Base):
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class _RunSampleKeys:
+    """The key columns of a per-(run, sample) row: its id, run and sample (deleted with either)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+
+
 class Run(Base):
     """A pipeline run: configuration and model identities."""
 
@@ -150,28 +158,22 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class RunSample(Base):
+class RunSample(_RunSampleKeys, Base):
     """The trace of one sample in one run (zlib-compressed JSON of :class:`PipelineTrace`)."""
 
     __tablename__ = "run_samples"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", name="uq_run_sample"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     trace: Mapped[bytes] = mapped_column(LargeBinary)
     top1_candidate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class CandidateRow(Base):
+class CandidateRow(_RunSampleKeys, Base):
     """One candidate of one run/sample, queryable without decoding the trace."""
 
     __tablename__ = "candidates"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", "idx", name="uq_candidate"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     idx: Mapped[int] = mapped_column(Integer)
     origin: Mapped[str] = mapped_column(String(16))
     height: Mapped[int] = mapped_column(Integer)
@@ -184,14 +186,11 @@ class CandidateRow(Base):
     true_iou: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class EvaluatorOutput(Base):
+class EvaluatorOutput(_RunSampleKeys, Base):
     """The evaluator's text for one group (prompt, raw text, CoT, parsed scores)."""
 
     __tablename__ = "evaluator_outputs"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", "group_index", name="uq_eval_group"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     group_index: Mapped[int] = mapped_column(Integer)
     candidate_ids: Mapped[list[int]] = mapped_column(JSON)
     prompt: Mapped[str] = mapped_column(Text, default="")
