@@ -293,27 +293,16 @@ class LensPromptModel:
             with AttentionRowCapture(self.model.model.language_model.layers, layers, q) as cap:
                 out = self.model.model(**sp.kwargs, use_cache=False)
             emb = self.connector(out.last_hidden_state[0, q:].float())
-        return PromptModelOutput(
-            prompt_embedding=emb.cpu().numpy().astype(np.float32),
-            attention=cap.rows()[:, :, sp.image_positions].cpu().numpy().astype(np.float32),
-            layers=layers,
-            grid_hw=sp.grid_hw,
-            token_boxes_xyxy=sp.token_boxes_xyxy,
-            generated_text=self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=True),
-            prompt_token="query[0]",
-            extra={"query_position": q, "n_queries": sp.extra["n_queries"], "positions": self.options.positions,
-                   "sequence_length": int(sp.kwargs["input_ids"].shape[1])},
-        )
+        text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=True)
+        return sp.output(emb, cap.rows(), layers, text, "query[0]",
+                         {"query_position": q, "n_queries": sp.extra["n_queries"], "positions": self.options.positions})
 
 
 def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
               max_new_tokens: int | None = None, dtype: str | torch.dtype | None = None,
               name: str | None = None) -> LensPromptModel:
-    """Load a LENS-style model directory offline (layout in the module docstring).
-
-    ``max_new_tokens`` overrides ``rea2seg.json``; ``dtype`` ``None``/"auto" = float32 on CPU,
-    bfloat16 on CUDA. Errors are :class:`ModelLoadError` naming the file and ``setting``; weights
-    that leave any model parameter uninitialised are an error, never silently random."""
+    """Load a LENS-style model directory offline (layout in the module docstring); arguments and
+    errors as :func:`core.models.lisa.load_lisa`."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     p = model_dir(path, "LENS", setting)

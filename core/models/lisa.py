@@ -315,6 +315,17 @@ class PreparedPass:
     grid_hw: tuple[int, int]
     extra: dict[str, Any]
 
+    def output(self, emb: torch.Tensor, rows: torch.Tensor, layers: list[int], text: str, prompt_token: str,
+               extra: dict[str, Any]) -> PromptModelOutput:
+        """The pass's :class:`PromptModelOutput`: the prompt embedding ``emb`` and the captured
+        attention rows (n_layers, n_heads, T) cut to the image tokens, as float32 arrays."""
+        return PromptModelOutput(
+            prompt_embedding=emb.cpu().numpy().astype(np.float32),
+            attention=rows[:, :, self.image_positions].cpu().numpy().astype(np.float32),
+            layers=layers, grid_hw=self.grid_hw, token_boxes_xyxy=self.token_boxes_xyxy,
+            generated_text=text, prompt_token=prompt_token,
+            extra={**extra, "sequence_length": int(self.kwargs["input_ids"].shape[1])})
+
 
 class LisaPromptModel:
     """A loaded LISA-style model implementing :class:`core.models.base.PromptModel` (module docstring)."""
@@ -423,18 +434,9 @@ class LisaPromptModel:
         text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=False)
         if forced:
             text += " (answer template appended: the model did not emit [SEG])"
-        return PromptModelOutput(
-            prompt_embedding=emb.cpu().numpy().astype(np.float32),
-            attention=cap.rows()[:, :, sp.image_positions].cpu().numpy().astype(np.float32),
-            layers=layers,
-            grid_hw=sp.grid_hw,
-            token_boxes_xyxy=sp.token_boxes_xyxy,
-            generated_text=text,
-            prompt_token=SEG_TOKEN,
-            extra={"seg_forced": forced, "query_position": sp.query_index,
-                   "image_aspect_ratio": self.options.image_aspect_ratio,
-                   "sequence_length": int(sp.kwargs["input_ids"].shape[1])},
-        )
+        return sp.output(emb, cap.rows(), layers, text, SEG_TOKEN,
+                         {"seg_forced": forced, "query_position": sp.query_index,
+                          "image_aspect_ratio": self.options.image_aspect_ratio})
 
 
 def _check_llava_layout(p: Path, setting: str) -> None:

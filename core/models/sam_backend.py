@@ -197,6 +197,16 @@ class _EmbeddingCache:
         """Forget the cached embedding (the next :meth:`set_image` computes it again)."""
         self._image = None
 
+    def _predict(self, points_xy: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None,
+                 multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The predictor's decode on the cached embedding → float32 logits (M, H, W), IoU (M,)."""
+        pts, lab = _points(points_xy, labels)
+        with torch.inference_mode():
+            logits, iou, _ = self.predictor.predict(
+                point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
+            )
+        return logits.astype(np.float32), iou.astype(np.float32)
+
     def _require(self) -> np.ndarray:
         if self._image is None:
             raise RuntimeError("call set_image() first")
@@ -274,12 +284,7 @@ class SamV1Backend(_EmbeddingCache):
         own low-res output, as LISA/SAM feed it back)."""
         self._require()
         mask_input = None if mask_logits is None else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
-        pts, lab = _points(points_xy, labels)
-        with torch.inference_mode():
-            logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
-            )
-        return logits.astype(np.float32), iou.astype(np.float32)
+        return self._predict(points_xy, labels, mask_input, multimask)
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
         """``SamAutomaticMaskGenerator(points_per_side=None, point_grids=[seeds / (W, H)])`` on the
@@ -357,12 +362,7 @@ class Sam2Backend(_EmbeddingCache):
         self._require()
         mask_input = (None if mask_logits is None
                       else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size))
-        pts, lab = _points(points_xy, labels)
-        with torch.inference_mode():
-            logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, mask_input=mask_input, multimask_output=multimask, return_logits=True
-            )
-        return logits.astype(np.float32), iou.astype(np.float32)
+        return self._predict(points_xy, labels, mask_input, multimask)
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
         """``SAM2AutomaticMaskGenerator`` with the seeds as its point grid, on the cached embedding

@@ -53,17 +53,22 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
 
 
-class Mask(Base):
+class _Rle:
+    """A mask as COCO compressed RLE: its size, the ``counts`` string and the foreground area."""
+
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[str] = mapped_column(Text)
+    area: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Mask(_Rle, Base):
     """One immutable binary mask as COCO compressed RLE."""
 
     __tablename__ = "masks"
     id: Mapped[int] = mapped_column(primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    height: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    counts: Mapped[str] = mapped_column(Text)
-    area: Mapped[int] = mapped_column(Integer, default=0)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -203,41 +208,39 @@ class EvaluatorOutput(_RunSampleKeys, Base):
 # -- benchmark building (paper §3, App. C) ------------------------------------------------------
 
 
-class InstanceGroup(Base):
+class _DatasetItem:
+    """The columns of an imported instance-dataset item: its id, dataset, id in the dataset's own
+    file (unique per dataset) and category name."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(300))
+    category_name: Mapped[str] = mapped_column(String(200))
+
+
+class InstanceGroup(_DatasetItem, Base):
     """Instances of one image that are shown together: every instance of one category (``kind``
     ``category``, the spatial split's "at least two instances of the same category"), or a
     gRefCOCO-style group with its expression (``kind`` ``group``, ``description``)."""
 
     __tablename__ = "instance_groups"
     __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_group_external"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(16))
-    category_name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     image: Mapped[Image] = relationship(lazy="joined")
 
 
-class Target(Base):
+class Target(_DatasetItem, _Rle, Base):
     """One annotated instance inside one group: a target that has no question until one is
     generated. Its mask (COCO compressed RLE) becomes the sample's ground truth."""
 
     __tablename__ = "targets"
     __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_target_external"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(300))
     annotation_id: Mapped[str] = mapped_column(String(100))
-    category_name: Mapped[str] = mapped_column(String(200))
-    height: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    counts: Mapped[str] = mapped_column(Text)
-    area: Mapped[int] = mapped_column(Integer, default=0)
     box_xyxy: Mapped[list[int]] = mapped_column(JSON)
 
     group: Mapped[InstanceGroup] = relationship(lazy="joined")
