@@ -19,7 +19,7 @@ Config file: TOML at ``$REA2SEG_CONFIG`` or ``~/.config/rea2seg/config.toml``::
 Presets (:data:`PRESETS`): ``lisa-7b`` (LLaVA + ``[SEG]`` + SAM ViT-H), ``lens-3b``
 (Qwen2.5-VL-3B + LENS queries + the original SAM2, App. B), and ``tiny-random-lisa`` /
 ``tiny-random-lens``: tiny random-init models of the same real classes, built on first use into
-``<data dir>/tiny-random/`` (:func:`core.demo.data_dir`) and loaded back through the same loaders;
+``<data dir>/tiny-random/`` (:func:`core.paths.tiny_models_dir`) and loaded back through the same loaders;
 their output is noise and is labelled random (``is_random``). ``tiny-random`` is an alias of
 ``tiny-random-lisa``.
 
