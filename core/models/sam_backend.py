@@ -165,7 +165,8 @@ def _points(points_xy: np.ndarray | None, labels: np.ndarray | None) -> tuple[np
 
 
 class _EmbeddingCache:
-    """Embed once per distinct image; ``embed_calls`` counts encoder passes (tests read it)."""
+    """Embed once per distinct image; ``embed_calls`` counts the encoder passes so far (the cache at
+    work: one per distinct image however many decodes follow)."""
 
     kind: str
     predictor: Any

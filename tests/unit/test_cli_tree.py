@@ -132,3 +132,26 @@ def test_the_model_check_sees_torch_when_a_command_loads_it():
     r = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('torch' in sys.modules)"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "True"
+
+
+def test_runs_lists_the_stores_runs(tmp_path, capsys):
+    import json
+
+    from core.cli import main
+    from core.demo import ensure_demo_store
+    from core.store import open_store, repo
+
+    db = str(ensure_demo_store(tmp_path / "demo.sqlite"))
+    assert main(["runs", "--db", db, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    store = open_store(db)
+    with store.session() as s:
+        rid = repo.create_run(s, name="first try", preset="tiny-random-lisa", config={}, model_ids={}, is_random=True)
+    store.close()
+    assert main(["runs", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert f"{rid:>5}" in out and "tiny-random-lisa" in out and "first try" in out and "RANDOM WEIGHTS" in out
+    assert main(["runs", "--db", db, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["name"], row["samples"], row["is_random"]) == (rid, "first try", 0, True)
+    assert main(["runs", "--db", str(tmp_path / "none.sqlite")]) == 2
