@@ -1,9 +1,9 @@
 """A tiny random-init InternVL of the real classes (``InternVLForConditionalGeneration`` with an
 ``InternVLProcessor``: ``GotOcr2ImageProcessor`` + an offline word-level tokenizer +
 ``InternVLVideoProcessor``), saved where :func:`core.evaluator.local_internvl.load_internvl`
-reads it, and a tiny PEFT LoRA adapter for it.
+reads it.
 
-For tests, the benchmark and the ``tiny-random`` preset. Its output is noise: whatever loads it
+For tests, the benchmark and the ``tiny-random`` evaluator preset. Its output is noise: whatever loads it
 must label the result random (``is_random=True``).
 """
 
@@ -104,25 +104,3 @@ def internvl_processor(tok, side: int, image_seq_length: int):
         image_processor=GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=False),
         tokenizer=tok, video_processor=InternVLVideoProcessor(), image_seq_length=image_seq_length,
         chat_template=CHAT_TEMPLATE)
-
-
-def build_tiny_lora(
-    base_dir: str | Path, out_dir: str | Path, rank: int = 4, seed: int = 0
-) -> Path:
-    """A random (non-zero) LoRA adapter on the tiny model's language attention q/v projections,
-    saved with PEFT to ``out_dir`` (``adapter_config.json`` + weights)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import InternVLForConditionalGeneration
-
-    torch.manual_seed(seed)
-    base = InternVLForConditionalGeneration.from_pretrained(base_dir, local_files_only=True)
-    cfg = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        init_lora_weights=False,
-        target_modules=r".*language_model.*\.(q_proj|v_proj)",
-    )
-    lora = get_peft_model(base, cfg)
-    lora.save_pretrained(out_dir)
-    return Path(out_dir)
