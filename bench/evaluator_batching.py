@@ -34,34 +34,15 @@ from core.evaluator.tiny import build_tiny_internvl  # noqa: E402
 
 def internvl3_8b_config(vocab_size: int = 151674, image_token_id: int = 151667):
     """InternVL3-8B's architecture (random init; no weights are read)."""
-    from transformers import InternVLConfig, InternVLVisionConfig, Qwen2Config
+    from core.evaluator.tiny import internvl_config
 
-    vision = InternVLVisionConfig(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=[448, 448],
-        patch_size=[14, 14],
-        attention_bias=True,
-    )
-    text = Qwen2Config(
-        vocab_size=vocab_size,
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,
-        max_position_embeddings=32768,
-        rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
-        tie_word_embeddings=False,
-    )
-    return InternVLConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=image_token_id,
-        image_seq_length=256,
-        downsample_ratio=0.5,
+    return internvl_config(
+        vision={"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+                "image_size": [448, 448], "patch_size": [14, 14], "attention_bias": True},
+        text={"vocab_size": vocab_size, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+              "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 32768,
+              "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}, "tie_word_embeddings": False},
+        image_token_id=image_token_id, image_seq_length=256,
         tie_word_embeddings=False,  # InternVL3-8B has a separate lm_head (≈ 7.94 B parameters)
     )
 
@@ -69,13 +50,10 @@ def internvl3_8b_config(vocab_size: int = 151674, image_token_id: int = 151667):
 def build_8b_shaped(device: str) -> InternVLEvaluator:
     """Random InternVL3-8B-shaped model in bfloat16 with the tiny word tokenizer (ids fit the vocab)."""
     from transformers import (
-        GotOcr2ImageProcessor,
         InternVLForConditionalGeneration,
-        InternVLProcessor,
-        InternVLVideoProcessor,
     )
 
-    from core.evaluator.tiny import CHAT_TEMPLATE, tiny_tokenizer
+    from core.evaluator.tiny import internvl_processor, tiny_tokenizer
 
     tok = tiny_tokenizer()
     cfg = internvl3_8b_config(image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
@@ -86,15 +64,7 @@ def build_8b_shaped(device: str) -> InternVLEvaluator:
             model = InternVLForConditionalGeneration(cfg)
     finally:
         torch.set_default_dtype(old)
-    proc = InternVLProcessor(
-        image_processor=GotOcr2ImageProcessor(
-            size={"height": 448, "width": 448}, crop_to_patches=False
-        ),
-        tokenizer=tok,
-        video_processor=InternVLVideoProcessor(),
-        image_seq_length=256,
-        chat_template=CHAT_TEMPLATE,
-    )
+    proc = internvl_processor(tok, 448, 256)
     model.generation_config.pad_token_id = tok.pad_token_id
     return InternVLEvaluator(model, proc, "internvl3-8b-shaped (random)", True, device)
 

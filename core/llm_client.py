@@ -1,27 +1,282 @@
-"""One chat call to an OpenAI-compatible ``/v1/chat/completions`` endpoint, for any caller.
+"""Chat calls to an OpenAI-compatible ``/v1/chat/completions`` endpoint, for any caller.
 
-The transport is the evaluator's (:class:`core.evaluator.openai_compat.OpenAICompatEvaluator`):
-its request deadline, retries with backoff on 408/409/425/429/5xx honouring ``Retry-After``,
-concurrency limit, and API-key redaction apply to every call made here.
+:class:`OpenAICompatTransport` is the one HTTP client: ``timeout_s`` is a deadline for each
+request as a whole (connect, send, headers and body; a server trickling bytes is cut off when it
+passes); reply bodies over ``max_body_bytes`` (:data:`MAX_BODY_BYTES`) are refused unread;
+timeouts, connection errors, truncated replies, HTTP 408/409/425/429 and 5xx are retried up to
+``max_retries`` times with exponential backoff (``backoff_s`` · 2^attempt, at most
+``max_backoff_s``), honouring ``Retry-After``; at most ``concurrency`` requests are in flight per
+client. The API key (``api_key`` or ``$REA2SEG_EVAL_API_KEY``) is sent only in the
+``Authorization`` header and masked as ``***`` in every text the transport returns or raises.
+
+:class:`ChatClient` (question generation, App. C) and the stage-2 evaluator
+(:class:`core.evaluator.openai_compat.OpenAICompatEvaluator`) both use it. Standard library only,
+plus OpenCV for :func:`png_data_url`.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import email.utils
+import http.client
+import json
+import os
+import re
+import socket
+import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from core.evaluator.openai_compat import (
-    API_KEY_ENV,
-    EndpointError,
-    OpenAICompatEvaluator,
-    _public_url,
-    png_data_url,
-)
+API_KEY_ENV = "REA2SEG_EVAL_API_KEY"
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
-__all__ = ["API_KEY_ENV", "ChatClient", "ChatReply", "EndpointError"]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""Largest reply body read (4 MiB; setting ``max_body_bytes``). A chat answer is a few KB; a
+larger reply is refused without being stored. Not from the paper."""
+
+
+class EndpointError(RuntimeError):
+    """A request to the endpoint failed for good (message never holds the API key)."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def png_data_url(rgb: np.ndarray) -> str:
+    """uint8 (H, W, 3) RGB → ``data:image/png;base64,…``."""
+    import cv2
+
+    ok, buf = cv2.imencode(
+        ".png", np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[:, :, ::-1])
+    )
+    if not ok:
+        raise ValueError("could not encode the image as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), ``None`` if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def public_url(url: str) -> str:
+    """``url`` without user:password and query (which may carry credentials)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class OpenAICompatTransport:
+    """HTTP client of one OpenAI-style chat-completions endpoint (see the module docstring).
+
+    ``base_url`` ends before ``/chat/completions`` (e.g. ``http://127.0.0.1:8000/v1``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        concurrency: int = 4,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        if not base_url or not str(base_url).startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {public_url(str(base_url))!r}")
+        if not model:
+            raise ValueError("the endpoint's model name is empty")
+        self.base_url = str(base_url).rstrip("/")
+        self.model = str(model)
+        self._api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+        self.timeout_s = float(timeout_s)
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.concurrency = max(1, int(concurrency))
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.max_body_bytes = max(1024, int(max_body_bytes))
+        self.name = f"{self.model} @ {public_url(self.base_url)}"
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"{type(self).__name__}({self.name!r}, api_key={key}, concurrency={self.concurrency})"
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        """``text`` with the API key (plain, JSON- or repr-escaped) and any bearer token masked."""
+        text = str(text)
+        key = self._api_key
+        if key:
+            forms = {key, json.dumps(key)[1:-1], key.encode("unicode_escape").decode("ascii"),
+                     urllib.parse.quote(key, safe=""), base64.b64encode(key.encode()).decode("ascii")}
+            for form in sorted(forms, key=len, reverse=True):
+                if form:
+                    text = text.replace(form, "***")
+        return re.sub(r"(?i)(bearer\s+)(?!\*\*\*)\S+", r"\1***", text)
+
+    def snippet(self, body: bytes, n: int = 200) -> str:
+        """At most ``n`` characters of a reply, redacted BEFORE cutting (a cut key is still a key)."""
+        return self.redact(body.decode("utf-8", "replace"))[:n]
+
+    def _once(self, url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """One POST bounded as a whole by ``timeout_s``: (status, headers, body ≤ ``max_body_bytes``).
+
+        The deadline covers connecting, sending, the headers and the body: a watchdog shuts the
+        socket down when it passes, so a server trickling bytes cannot hold the call longer.
+        Raises ``TimeoutError``, ``OSError``, ``http.client.HTTPException`` or :class:`_TooLarge`.
+        """
+        parts = urllib.parse.urlsplit(url)
+        deadline = time.monotonic() + self.timeout_s
+        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request("POST", path or "/", body=data, headers=headers)
+            resp = conn.getresponse()
+            status = resp.status
+            resp_headers = {k.lower(): v for k, v in resp.getheaders()}
+            cap = self.max_body_bytes if status < 400 else min(self.max_body_bytes, 64 * 1024)
+            length = resp_headers.get("content-length", "")
+            if status < 400 and length.isdigit() and int(length) > cap:
+                raise _TooLarge(int(length))
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the reply did not finish in time")
+                chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > cap:
+                    if status >= 400:  # an error body only feeds a message: keep its start
+                        chunks.append(chunk)
+                        break
+                    raise _TooLarge(size)
+                chunks.append(chunk)
+            if expired.is_set():  # the watchdog's shutdown reads as an early end of the body
+                raise TimeoutError(f"no complete reply within {self.timeout_s:g} s")
+            if status < 400 and length.isdigit() and size < int(length):
+                raise http.client.IncompleteRead(b"", int(length) - size)
+            return status, resp_headers, b"".join(chunks)
+        except (OSError, http.client.HTTPException, ValueError):
+            if expired.is_set():
+                raise TimeoutError(f"no complete reply within {self.timeout_s:g} s") from None
+            raise
+        finally:
+            watchdog.cancel()
+            conn.close()
+
+    def post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        url = self.base_url + "/chat/completions"
+        shown = public_url(url)
+        data = json.dumps(payload).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        for attempt in range(self.max_retries + 1):
+            wait = min(self.backoff_s * (2**attempt), self.max_backoff_s)
+            try:
+                with self._slots:
+                    status, resp_headers, body = self._once(url, data, headers)
+            except _TooLarge as exc:
+                raise EndpointError(
+                    f"reply from {shown} refused: {exc.size} bytes or more, over the "
+                    f"{self.max_body_bytes}-byte limit (max_body_bytes)"
+                ) from None
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                # timeouts, refused or reset connections, truncated replies, bad status lines
+                kind = "timed out" if isinstance(exc, TimeoutError) else "failed"
+                msg = f"request to {shown} {kind} ({type(exc).__name__}: {exc})"
+                if attempt == self.max_retries:
+                    raise EndpointError(self.redact(msg + self._tries(attempt))) from None
+            else:
+                if status >= 400:
+                    detail = " ".join(self.snippet(body).split())
+                    msg = f"HTTP {status} from {shown}" + (f": {detail}" if detail else "")
+                    if status not in RETRY_STATUS or attempt == self.max_retries:
+                        raise EndpointError(self.redact(msg + self._tries(attempt)))
+                    ra = retry_after(resp_headers.get("retry-after"))
+                    if ra is not None:
+                        wait = min(ra, self.max_backoff_s)
+                else:
+                    try:
+                        out = json.loads(body)
+                    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                        raise EndpointError(
+                            f"malformed response from {shown} (not JSON): {self.snippet(body)!r}"
+                        ) from None
+                    if not isinstance(out, dict):
+                        raise EndpointError(
+                            f"malformed response from {shown}: a JSON {type(out).__name__}, not an object"
+                        )
+                    return out
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _tries(attempt: int) -> str:
+        return f" (after {attempt + 1} attempts)" if attempt else ""
+
+    def content(self, body: dict[str, Any]) -> str:
+        try:
+            content = body["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            shown = self.redact(json.dumps(body, ensure_ascii=False, default=str))[:200]
+            raise EndpointError(f"malformed response: no choices[0].message.content in {shown!r}") from None
+        if isinstance(content, list):  # some servers return content parts
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise EndpointError(
+                f"malformed response: message content is a {type(content).__name__}"
+            )
+        return content
+
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -44,26 +299,11 @@ class ChatClient:
     or any message.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        *,
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 60.0,
-        concurrency: int = 4,
-        max_tokens: int = 1024,
-        temperature: float = 0.0,
-    ) -> None:
-        self._t = OpenAICompatEvaluator(
-            base_url, model, api_key, timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s,
-            max_backoff_s=max_backoff_s, concurrency=concurrency, max_tokens=max_tokens, temperature=temperature,
-        )
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, **transport: Any) -> None:
+        """``transport``: the keyword options of :class:`OpenAICompatTransport` (and its defaults)."""
+        self._t = OpenAICompatTransport(base_url, model, api_key, **transport)
         self.model = self._t.model
-        self.endpoint = _public_url(self._t.base_url)
+        self.endpoint = public_url(self._t.base_url)
         self.concurrency = self._t.concurrency
 
     def __repr__(self) -> str:
@@ -80,8 +320,8 @@ class ChatClient:
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}],
         }
         t0 = time.perf_counter()
-        body = self._t._post(payload)
-        text = self._t._redact(self._t._content(body))
+        body = self._t.post(payload)
+        text = self._t.redact(self._t.content(body))
         raw_usage = body.get("usage")
         usage = {}
         if isinstance(raw_usage, dict):

@@ -10,21 +10,16 @@ import cv2
 import numpy as np
 
 
-def paint_disk(mask: np.ndarray, x: float, y: float, radius: float, value: bool) -> np.ndarray:
-    """Set a filled disk of ``radius`` px centred on (x, y) to ``value``."""
-    out = np.ascontiguousarray(mask, dtype=np.uint8)
-    cv2.circle(out, (int(round(x)), int(round(y))), max(int(round(radius)), 0), 1 if value else 0, -1)
-    return out.astype(bool)
-
-
 def paint_stroke(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: bool) -> np.ndarray:
-    """A brush (value True) or eraser (False) stroke from p0 to p1, round caps."""
+    """A brush (value True) or eraser (False) stroke from p0 to p1, round caps; p0 == p1 (a click)
+    paints exactly the disk of ``radius`` px."""
     out = np.ascontiguousarray(mask, dtype=np.uint8)
     v = 1 if value else 0
     a = (int(round(p0[0])), int(round(p0[1])))
     b = (int(round(p1[0])), int(round(p1[1])))
     r = max(int(round(radius)), 0)
-    cv2.line(out, a, b, v, thickness=2 * r + 1)
+    if a != b:  # a zero-length thick line would paint more than the radius-r disk of a click
+        cv2.line(out, a, b, v, thickness=2 * r + 1)
     cv2.circle(out, a, r, v, -1)
     cv2.circle(out, b, r, v, -1)
     return out.astype(bool)

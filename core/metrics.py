@@ -22,7 +22,8 @@ from typing import Literal
 
 import numpy as np
 
-IgnoreMode = Literal["exclude", "background"]
+from core.vocab import IGNORE_MODES, IgnoreMode
+
 GiouAverage = Literal["mean", "lisa"]
 SAMPLE_EPS = 1e-5
 CUMULATIVE_EPS = 1e-10
@@ -42,7 +43,7 @@ def intersection_union(
         keep = ~ignore.astype(bool, copy=False)
         pred = pred & keep
         gt = gt & keep
-    elif ignore_mode not in ("exclude", "background"):
+    elif ignore_mode not in IGNORE_MODES:
         raise ValueError(f"ignore_mode must be 'exclude' or 'background', got {ignore_mode!r}")
     inter = int(np.count_nonzero(pred & gt))
     union = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt)) - inter
@@ -102,22 +103,3 @@ class MetricAccumulator:
         }
 
 
-def giou_ciou(
-    preds: Iterable[np.ndarray],
-    gts: Iterable[np.ndarray],
-    ignores: Iterable[np.ndarray | None] | None = None,
-    ignore_mode: IgnoreMode = "exclude",
-    giou_average: GiouAverage = "mean",
-) -> tuple[float, float]:
-    """(gIoU, cIoU) over paired masks; see the module docstring for the definitions."""
-    acc = MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average)
-    preds, gts = list(preds), list(gts)
-    if len(preds) != len(gts):
-        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth masks")
-    ign = list(ignores) if ignores is not None else [None] * len(gts)
-    for p, g, i in zip(preds, gts, ign, strict=True):
-        acc.add(p, g, i)
-    r = acc.result()["overall"]
-    if r["n"] == 0:
-        raise ValueError("no samples")
-    return float(r["giou"]), float(r["ciou"])

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.store import Store
 from core.store.models import Review, Sample
-
-DECISIONS = ("accept", "reject", "flag")
+from core.vocab import DECISIONS
 
 
 def cohen_kappa(a: list[str], b: list[str]) -> float | None:

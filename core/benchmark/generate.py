@@ -41,7 +41,6 @@ from core.importers.common import insert_sample
 from core.llm_client import ChatClient, EndpointError
 from core.store import Store, repo
 from core.store.models import (
-    SPLITS,
     Dataset,
     Image,
     InstanceGroup,
@@ -49,12 +48,12 @@ from core.store.models import (
     Sample,
     Target,
 )
-from core.store.review import _change
+from core.store.review import record_change
+from core.vocab import DISCRIMINATIVE_KINDS, SPLITS, VERDICTS
 
-DISCRIMINATIVE_KINDS = ("camouflage", "thin_object")
 # App. C: the spatial split needs at least two instances of the same category.
 MIN_GROUP_SIZE = 2
-DONE_VERDICTS = ("accepted", "rejected", "skipped", "fixed")
+DONE_VERDICTS = tuple(v for v in VERDICTS if v != "error")  # an error is retried on --resume
 
 Progress = Callable[[int, int, str], None]
 
@@ -307,8 +306,8 @@ def _record(s: Session, tv: _TargetView, split: str, rec: QuestionGeneration, st
         else:
             who = user or "generator"
             note = f"re-generated ({rec.verdict})"
-            _change(s, sample, "question", rec.question, who, note)
-            _change(s, sample, "status", status, who, note)
+            record_change(s, sample, "question", rec.question, who, note)
+            record_change(s, sample, "status", status, who, note)
         rec.sample_id = sample.id
     s.add(rec)
     s.flush()

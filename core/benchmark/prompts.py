@@ -34,10 +34,6 @@ class Prompt:
         fig = f" (Figure {self.figure})" if self.figure.startswith("S") else ""
         return f"{self.name}@v{self.version}{fig}"
 
-    @property
-    def from_paper(self) -> bool:
-        return "not from the paper" not in self.source
-
     def format(self, **values: str) -> str:
         """The text with ``{key}`` fields filled in (only the given keys; other braces stay)."""
         out = self.text

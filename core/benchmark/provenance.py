@@ -15,8 +15,7 @@ from core.benchmark.generate import GenerationError, generate_one
 from core.llm_client import API_KEY_ENV, ChatClient
 from core.store import Store
 from core.store.models import QuestionGeneration
-
-VERDICT_FILTERS = ("accepted", "rejected", "fixed", "not generated")
+from core.vocab import VERDICT_FILTERS  # noqa: F401  (re-exported for the questions panel)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from core.store.models import CATEGORIES, STATUSES
+from core.cli.common import add_common
+from core.vocab import CATEGORIES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
 _PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate", "core.cli.benchmark")
@@ -147,6 +148,7 @@ def cmd_convert_lisa(args: argparse.Namespace) -> int:
     return 0
 
 
+_DB_CREATE_HELP = "store: a SQLite file path or a SQLAlchemy URL (created when missing)"
 _ALLOW_OUTSIDE_HELP = (
     "read images whose paths lead outside the dataset folder (.., absolute paths, symlinks); refused by default"
 )
@@ -162,15 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_imp = sub.add_parser("import", help="import samples into a store")
     imp = p_imp.add_subparsers(dest="format", required=True)
     p = imp.add_parser("reasonseg", help="LISA's ReasonSeg layout (image + same-stem labelme JSON)")
-    p.add_argument("dir")
-    p.add_argument("--db", required=True, help="store path (SQLite) or SQLAlchemy URL")
+    p.add_argument("dir", help="folder of images, each with a same-stem labelme JSON")
+    add_common(p, db_help=_DB_CREATE_HELP)
     p.add_argument("--dataset", help="dataset name (default: reasonseg-<dir name>)")
     p.add_argument("--first-text-only", action="store_true", help="only text[0] per image, as LISA's validation")
     p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_reasonseg)
     p = imp.add_parser("sgdr", help="the SGDR interchange JSON")
-    p.add_argument("file")
-    p.add_argument("--db", required=True)
+    p.add_argument("file", help="SGDR JSON file (image paths relative to its folder)")
+    add_common(p, db_help=_DB_CREATE_HELP)
     p.add_argument("--dataset", help="dataset name (default: the file's stem)")
     p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_sgdr)
@@ -178,34 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     p_exp = sub.add_parser("export", help="export from a store")
     exp = p_exp.add_subparsers(dest="format", required=True)
     p = exp.add_parser("sgdr", help="the SGDR interchange JSON")
-    p.add_argument("--db", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--dataset")
+    add_common(p)
+    p.add_argument("--out", required=True, help="SGDR JSON file to write (written atomically)")
+    p.add_argument("--status", choices=STATUSES, help="only samples with this review status")
+    p.add_argument("--dataset", help="only samples of this dataset")
     p.set_defaults(func=cmd_export_sgdr)
 
     p = sub.add_parser("stats", help="sample counts by category and status")
-    p.add_argument("--db", required=True)
-    p.add_argument("--json", action="store_true")
+    add_common(p, json=True)
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("metrics", help="gIoU / cIoU of a prediction SGDR file against a ground-truth one")
-    p.add_argument("--gt", required=True)
-    p.add_argument("--pred", required=True)
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--ignore-mode",
-        choices=("exclude", "background"),
-        default="exclude",
-        help="exclude ignore pixels (LISA, default) or count them as background (LENS)",
-    )
+    p.add_argument("--gt", required=True, help="ground-truth SGDR file")
+    p.add_argument("--pred", required=True, help="prediction SGDR file (samples matched by id)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common(p, db=False, ignore_mode=True)
     p.set_defaults(func=cmd_metrics)
 
     p_conv = sub.add_parser("convert", help="convert released checkpoints into the layouts the loaders read")
     conv = p_conv.add_subparsers(dest="format", required=True)
     p = conv.add_parser("lisa", help="a LISA checkpoint (LISAForCausalLM) → LLaVA + text_hidden_fcs.pt + sam.pth")
-    p.add_argument("src")
-    p.add_argument("--out", required=True)
+    p.add_argument("src", help="the released LISA checkpoint directory")
+    p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--clip", help="local CLIP ViT-L/14 directory (vision config, image processor, weights if absent)")
     p.set_defaults(func=cmd_convert_lisa)
 
@@ -224,16 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from core.images import ImageError
-    from core.models.base import ModelLoadError
-    from core.pipeline.runner import OutOfMemory
-    from core.store import StoreError
+# Errors reported as one line with exit status 2: (module, class). A class is looked up only when
+# its module was imported by the command, so ``--help`` and the light commands import no models.
+_EXPECTED_ERRORS = (("core.store.db", "StoreError"), ("core.models.base", "ModelLoadError"),
+                    ("core.images", "ImageError"), ("core.pipeline.runner", "OutOfMemory"))
 
+
+def _expected(exc: BaseException) -> bool:
+    if isinstance(exc, OSError | ValueError | LookupError):
+        return True
+    loaded = (getattr(sys.modules.get(mod), name, None) for mod, name in _EXPECTED_ERRORS)
+    return any(cls is not None and isinstance(exc, cls) for cls in loaded)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, ModelLoadError, ImageError, OSError, ValueError, LookupError, OutOfMemory) as exc:
+    except Exception as exc:
+        if not _expected(exc):
+            raise
         _err(str(exc))
         return 2
     except KeyboardInterrupt:

@@ -7,9 +7,8 @@ import argparse
 import json
 import sys
 
-from core.store.models import SPLITS
-
-_SPLIT_CHOICES = SPLITS
+from core.cli.common import add_common
+from core.vocab import DECISIONS, DISCRIMINATIVE_KINDS, SPLITS, STATUSES, VERDICT_FILTERS
 
 
 def _open(db: str):
@@ -39,7 +38,7 @@ def register_import(imp) -> None:
     p = imp.add_parser("coco", help="COCO instance annotations as targets for question generation")
     p.add_argument("file", help="COCO instances JSON (EntitySeg, CAMO, ThinObject5K, OCHuman converted to COCO)")
     p.add_argument("--images", required=True, help="folder the file_name of each image is relative to")
-    p.add_argument("--db", required=True, help="store path (SQLite) or SQLAlchemy URL")
+    add_common(p, db_help="store: a SQLite file path or a SQLAlchemy URL (created when missing)")
     p.add_argument("--dataset", help="dataset name (default: the file's stem)")
     p.add_argument("--category-filter", action="append", metavar="NAMES",
                    help="keep only these category names (comma-separated; may repeat)")
@@ -147,7 +146,7 @@ def _add_client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-retries", type=int, default=4, help="retries on 429 / 5xx / timeouts")
     p.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
-    p.add_argument("--max-tokens", type=int, default=1024)
+    p.add_argument("--max-tokens", type=int, default=1024, help="longest answer in tokens (default 1024)")
 
 
 def register(sub) -> None:
@@ -155,41 +154,41 @@ def register(sub) -> None:
     q = p_q.add_subparsers(dest="action", required=True)
 
     p = q.add_parser("generate", help="generate and verify questions for the imported targets")
-    p.add_argument("--db", required=True)
-    p.add_argument("--split", required=True, choices=_SPLIT_CHOICES)
-    p.add_argument("--kind", choices=("camouflage", "thin_object"),
+    add_common(p)
+    p.add_argument("--split", required=True, choices=SPLITS, help="which split's questions (App. C)")
+    p.add_argument("--kind", choices=DISCRIMINATIVE_KINDS,
                    help="discriminative split: which fixed question of App. C")
     p.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="generator model name")
     p.add_argument("--verifier-model", help="verifier model name (default: --model)")
     p.add_argument("--verifier-endpoint", help="verifier base URL (default: --endpoint)")
     p.add_argument("--dataset", help="only targets of this dataset")
-    p.add_argument("--limit", type=int, help="at most N targets this time")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N targets this time")
     p.add_argument("--resume", action="store_true", help="continue: skip finished targets, retry failed ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_args(p)
     p.set_defaults(func=cmd_questions_generate)
 
     p = q.add_parser("list", help="generated questions with their verifier verdicts")
-    p.add_argument("--db", required=True)
-    p.add_argument("--split", choices=_SPLIT_CHOICES)
-    p.add_argument("--status", choices=("pending", "verified", "rejected", "flagged"))
-    p.add_argument("--verdict", choices=("accepted", "rejected", "fixed"))
-    p.add_argument("--json", action="store_true")
+    add_common(p)
+    p.add_argument("--split", choices=SPLITS, help="only questions of this split")
+    p.add_argument("--status", choices=STATUSES, help="only samples with this review status")
+    p.add_argument("--verdict", choices=VERDICT_FILTERS, help="only questions with this verifier verdict")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_questions_list)
 
     p = q.add_parser("review", help="record one annotator's decision on a sample")
-    p.add_argument("--db", required=True)
-    p.add_argument("--sample", type=int, required=True)
-    p.add_argument("--decision", required=True, choices=("accept", "reject", "flag"))
+    add_common(p)
+    p.add_argument("--sample", type=int, required=True, help="the sample's numeric id")
+    p.add_argument("--decision", required=True, choices=DECISIONS, help="the annotator's decision")
     p.add_argument("--user", required=True, help="annotator name (two annotators may review one sample)")
-    p.add_argument("--note")
+    p.add_argument("--note", help="free text kept with the decision")
     p.set_defaults(func=cmd_questions_review)
 
     p = q.add_parser("regenerate", help="ask the sample's generator and verifier again")
-    p.add_argument("--db", required=True)
-    p.add_argument("--sample", type=int, required=True)
-    p.add_argument("--user", required=True)
+    add_common(p)
+    p.add_argument("--sample", type=int, required=True, help="the sample's numeric id")
+    p.add_argument("--user", required=True, help="who asks (recorded with the new generation)")
     _add_client_args(p)
     p.set_defaults(func=cmd_questions_regenerate)
 

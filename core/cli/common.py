@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-IGNORE_MODES = ("exclude", "background")
+from core.vocab import IGNORE_MODES
 
 
-def add_common(p: argparse.ArgumentParser, *, db: bool = True, ignore_mode: bool = False,
+def add_common(p: argparse.ArgumentParser, *, db: bool = True, ignore_mode: bool = False, json: bool = False,
                db_help: str = "store: a SQLite file path or a SQLAlchemy URL") -> None:
-    """Add the shared options: ``--db`` (required) and, with ``ignore_mode``, ``--ignore-mode``."""
+    """Add the shared options: ``--db`` (required), and with ``ignore_mode`` / ``json`` the
+    ``--ignore-mode`` / ``--json`` options."""
     if db:
         p.add_argument("--db", required=True, metavar="PATH|URL", help=db_help)
+    if json:
+        p.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
     if ignore_mode:
         p.add_argument("--ignore-mode", choices=IGNORE_MODES, default="exclude",
                        help="ignore pixels excluded from IoU (LISA's protocol, default) or counted as "

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli.common import add_common
+from core.vocab import STATUSES
+
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluator.evaluate import evaluate_run, format_table
@@ -58,15 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="gIoU/cIoU per category of a run: top-1, best of top-3, initial mask, oracle; score-vs-IoU correlation",
     )
-    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
+    add_common(p, ignore_mode=True)
     p.add_argument("--run", type=int, required=True, help="run id (see rea2seg runs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument(
-        "--ignore-mode",
-        choices=("exclude", "background"),
-        default="exclude",
-        help="ignore pixels excluded (LISA, default) or counted as background (LENS)",
-    )
     p.add_argument("--against", choices=("gt", "reviewed"), default="gt",
                    help="reference mask: gt = the imported ground truth (default); reviewed = the reviewer's "
                         "edited mask, the imported ground truth for samples nobody edited (the output says how many)")
@@ -77,23 +74,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def register_export(exp: argparse._SubParsersAction) -> None:
     """Add ``export evaluator-train``."""
+    from core.evaluator.grouping import GROUP_SIZE
+
     p = exp.add_parser(
         "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
     )
-    p.add_argument("--db", required=True, help="store path or SQLAlchemy URL")
-    p.add_argument("--run", type=int, required=True, help="run whose candidates to export")
+    add_common(p)
+    p.add_argument("--run", type=int, required=True, help="run whose candidates to export (see rea2seg runs)")
     p.add_argument(
         "--out", required=True, help="output .jsonl (mask images and meta are written beside it)"
     )
     p.add_argument(
-        "--group-size", type=_group_size, default=5, help="masks per group (s, default 5)"
+        "--group-size", type=_group_size, default=GROUP_SIZE, help=f"masks per group (s, default {GROUP_SIZE})"
     )
     p.add_argument(
         "--seed", type=int, default=0, help="shuffle seed (combined with each sample id)"
     )
     p.add_argument(
         "--status",
-        choices=("pending", "verified", "rejected", "flagged"),
+        choices=STATUSES,
         help="only samples with this review status",
     )
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=None,

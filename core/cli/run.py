@@ -1,4 +1,5 @@
-"""``rea2seg run`` (stage 1 over a store's samples) and ``rea2seg trace`` (dump a saved trace)."""
+"""``rea2seg run`` (stage 1 over a store's samples), ``rea2seg runs`` (list a store's runs) and
+``rea2seg trace`` (dump a saved trace)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import sys
 
 from core.cli import ray_run
 from core.cli.common import add_common, progress_bar
-from core.pipeline import runner
 
 
 def _parse_overrides(text: str | None) -> dict:
@@ -30,6 +30,7 @@ def _parse_overrides(text: str | None) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from core.pipeline import runner
     from core.store import open_store, repo
 
     overrides = _parse_overrides(args.settings)
@@ -83,6 +84,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if skipped else 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.store import open_store, repo
+
+    store = open_store(args.db, create=False)
+    try:
+        rows = store.run(lambda s: [
+            {"id": r.id, "name": r.name, "preset": r.preset, "is_random": r.is_random,
+             "created_at": r.created_at.isoformat(timespec="seconds"),
+             "samples": len(repo.finished_sample_ids(s, r.id))}
+            for r in repo.list_runs(s)], write=False)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        random = "  [RANDOM WEIGHTS]" if r["is_random"] else ""
+        print(f"{r['id']:>5}  {r['created_at']}  {r['preset']:<18}{r['samples']:>7} samples  {r['name']}{random}")
+    if not rows:
+        print("no runs yet (start one with rea2seg run)", file=sys.stderr)
+    return 0
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     from core.store import open_store, repo
 
@@ -123,8 +147,9 @@ SAMPLE_HELP = "a sample's numeric id, or its own (SGDR) id as shown in exports; 
 
 
 def register(sub) -> None:
+    from core.evaluator.grouping import GROUP_SIZE
     from core.models.config import ALIASES, EVALUATOR_PRESETS, PRESETS
-    from core.store.models import CATEGORIES, STATUSES
+    from core.vocab import CATEGORIES, STATUSES
 
     p = sub.add_parser("run", help="run stage 1 (candidate discovery), and stage 2 with --evaluator, over a store's samples")
     add_common(p)
@@ -142,12 +167,15 @@ def register(sub) -> None:
                    help=f"also run stage 2 with this evaluator: a preset ({' | '.join(EVALUATOR_PRESETS)}) "
                         "or a local InternVL checkpoint directory")
     p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=True, help="chain of thought before the scores")
-    p.add_argument("--group-size", type=int, default=5, help="masks per evaluator group (s, default 5)")
+    p.add_argument("--group-size", type=int, default=GROUP_SIZE, help=f"masks per evaluator group (s, default {GROUP_SIZE})")
     p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=True,
                    help="pad a short last group with candidates of earlier groups (default; not from the paper)")
     p.add_argument("--settings", help='JSON overrides of the stage-1 settings, e.g. \'{"k1": 40, "tau": 0.75}\'')
     ray_run.add_arguments(p)
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("runs", help="list a store's runs: id, date, preset, samples with a trace, name")
+    add_common(p, json=True)
+    p.set_defaults(func=cmd_runs)
     p = sub.add_parser("trace", help="print a saved trace")
     add_common(p)
     p.add_argument("--sample", required=True, metavar="ID", help=SAMPLE_HELP)

@@ -66,12 +66,27 @@ class MaskEvaluator(Protocol):
 
 
 class EvaluatorBase:
-    """``score_group`` in terms of ``score_groups`` for backends that implement the batched call."""
+    """The checks and ``score_group`` shared by backends: a backend implements
+    :meth:`_score_checked`, the batched call on inputs :func:`check_inputs` has accepted."""
 
     def score_group(
         self, image_rgb: np.ndarray, question: str, masks: list[np.ndarray], cot: bool
     ) -> GroupResult:
-        return self.score_groups(image_rgb, question, [list(masks)], cot)[0]  # type: ignore[attr-defined]
+        return self.score_groups(image_rgb, question, [list(masks)], cot)[0]
+
+    def score_groups(
+        self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
+    ) -> list[GroupResult]:
+        """One result per group, in order (``[]`` for no groups); ``ValueError`` on bad shapes."""
+        if not groups:
+            return []
+        check_inputs(image_rgb, groups)
+        return self._score_checked(image_rgb, question, groups, cot)
+
+    def _score_checked(
+        self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
+    ) -> list[GroupResult]:
+        raise NotImplementedError
 
 
 def check_inputs(image_rgb: np.ndarray, groups: list[list[np.ndarray]]) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from core.evaluator.grouping import best_of_top_k
 from core.metrics import IgnoreMode, MetricAccumulator, intersection_union, sample_iou
 from core.trace import PipelineTrace
 
@@ -121,8 +122,7 @@ def evaluate_traces(
         else:
             top1 = rank[0] if rank else None
             accs["top1"].add_counts(*(iu[top1] if top1 is not None else empty), cat)
-            pool = rank[:k]
-            best3 = max(pool, key=lambda c: (iou[c], -pool.index(c))) if pool else None
+            best3 = best_of_top_k(rank, iou, k)
             accs["best_of_top3"].add_counts(*(iu[best3] if best3 is not None else empty), cat)
         accs["initial"].add_counts(*initial, cat)
         best = max(iou, key=lambda c: (iou[c], -order[c])) if iou else None

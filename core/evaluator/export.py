@@ -45,7 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.evaluator.grouping import make_groups
+from core.evaluator.grouping import GROUP_SIZE, make_groups
 from core.evaluator.prompt import ANSWER_MARKER, canonical_answer, human_value, prompt_format
 from core.fileio import atomic_open, atomic_write
 from core.metrics import intersection_union
@@ -69,7 +69,7 @@ def export_evaluator_train(
     run_id: int,
     out_jsonl: str | Path,
     *,
-    group_size: int = 5,
+    group_size: int = GROUP_SIZE,
     seed: int = 0,
     status: str | None = None,
     pad_last: bool | None = None,

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+GROUP_SIZE = 5
+"""s, masks per evaluator group (App. B: "groups of five"); every ``group_size`` default is this."""
+
 
 @dataclass(frozen=True)
 class PlannedGroup:
@@ -47,7 +50,7 @@ class PlannedGroup:
 
 def make_groups(
     candidate_ids: Sequence[int],
-    group_size: int = 5,
+    group_size: int = GROUP_SIZE,
     seed: int | Sequence[int] = 0,
     *,
     pad_last: bool = True,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs, mask_image
+from core.evaluator.base import EvaluatorBase, GroupResult, mask_image
 from core.evaluator.parser import parse_scores
 from core.evaluator.prompt import SYSTEM, hf_user_content
 from core.models.base import ModelLoadError
@@ -123,13 +123,10 @@ class InternVLEvaluator(EvaluatorBase):
         new = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new, skip_special_tokens=True)
 
-    def score_groups(
+    def _score_checked(
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
     ) -> list[GroupResult]:
-        """One result per group (see :class:`core.evaluator.base.MaskEvaluator`)."""
-        if not groups:
-            return []
-        check_inputs(image_rgb, groups)
+        """All groups in batched generate calls (see :class:`core.evaluator.base.MaskEvaluator`)."""
         image = np.ascontiguousarray(image_rgb, dtype=np.uint8)
         prompts = [self.prompt_text(question, len(g), cot) for g in groups]
         imgs = [[image, *[mask_image(m) for m in g]] for g in groups]

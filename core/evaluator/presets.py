@@ -36,7 +36,7 @@ from typing import Any
 
 from core.models.base import ModelLoadError
 from core.models.config import EVALUATOR_PRESETS, config_path, load_config
-from core.paths import data_dir
+from core.paths import tiny_models_dir
 
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
 
@@ -47,7 +47,7 @@ def tiny_internvl_dir() -> Path:
     """The tiny random InternVL checkpoint, built on first use into the per-user data folder."""
     from core.evaluator.tiny import build_tiny_internvl
 
-    d = data_dir() / "tiny-random" / TINY_DIR
+    d = tiny_models_dir() / TINY_DIR
     if not (d / "config.json").is_file() or not (d / "processor_config.json").is_file():
         tmp = d.with_name(f"{d.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)

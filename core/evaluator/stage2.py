@@ -15,7 +15,7 @@ import numpy as np
 
 from core.cancel import Cancelled
 from core.evaluator.base import GroupResult, MaskEvaluator
-from core.evaluator.grouping import aggregate_scores, make_groups, rerank
+from core.evaluator.grouping import GROUP_SIZE, aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
 from core.evaluator.prompt import prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
@@ -29,7 +29,7 @@ def run_stage2(
     image_rgb: np.ndarray,
     evaluator: MaskEvaluator,
     *,
-    group_size: int = 5,
+    group_size: int = GROUP_SIZE,
     shuffle_seed: int = 0,
     cot: bool = True,
     top_k: int = 3,

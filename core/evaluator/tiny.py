@@ -1,9 +1,9 @@
 """A tiny random-init InternVL of the real classes (``InternVLForConditionalGeneration`` with an
 ``InternVLProcessor``: ``GotOcr2ImageProcessor`` + an offline word-level tokenizer +
 ``InternVLVideoProcessor``), saved where :func:`core.evaluator.local_internvl.load_internvl`
-reads it, and a tiny PEFT LoRA adapter for it.
+reads it.
 
-For tests, the benchmark and the ``tiny-random`` preset. Its output is noise: whatever loads it
+For tests, the benchmark and the ``tiny-random`` evaluator preset. Its output is noise: whatever loads it
 must label the result random (``is_random=True``).
 """
 
@@ -61,47 +61,19 @@ def build_tiny_internvl(out_dir: str | Path, seed: int = 0) -> Path:
     Vision: 2 layers, hidden 32, 56 px images in 7 px patches (64 patches → 16 tokens after the
     0.5 pixel shuffle). Text: Qwen2, 2 layers, hidden 64. About 0.2 M parameters.
     """
-    import torch
-    from transformers import (
-        GotOcr2ImageProcessor,
-        InternVLConfig,
-        InternVLForConditionalGeneration,
-        InternVLProcessor,
-        InternVLVideoProcessor,
-        InternVLVisionConfig,
-        Qwen2Config,
-    )
+    from transformers import InternVLForConditionalGeneration
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    from core.models.tiny_mllm import start_build
+
+    out = start_build(out_dir, seed)
     tok = tiny_tokenizer()
-    vision = InternVLVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=[56, 56],
-        patch_size=[7, 7],
-    )
-    text = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    cfg = InternVLConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
-        image_seq_length=IMAGE_SEQ_LENGTH,
-        downsample_ratio=0.5,
-    )
+    cfg = internvl_config(
+        vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "image_size": [56, 56], "patch_size": [7, 7]},
+        text={"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+              "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id},
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=IMAGE_SEQ_LENGTH)
     model = InternVLForConditionalGeneration(cfg).eval()
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -110,35 +82,25 @@ def build_tiny_internvl(out_dir: str | Path, seed: int = 0) -> Path:
         tok.convert_tokens_to_ids(t) for t in SPECIALS if t != "<|im_end|>"
     ]
     model.save_pretrained(out)
-    ip = GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=False)
-    proc = InternVLProcessor(
-        image_processor=ip,
-        tokenizer=tok,
-        video_processor=InternVLVideoProcessor(),
-        image_seq_length=IMAGE_SEQ_LENGTH,
-        chat_template=CHAT_TEMPLATE,
-    )
-    proc.save_pretrained(out)
+    internvl_processor(tok, 56, IMAGE_SEQ_LENGTH).save_pretrained(out)
     return out
 
 
-def build_tiny_lora(
-    base_dir: str | Path, out_dir: str | Path, rank: int = 4, seed: int = 0
-) -> Path:
-    """A random (non-zero) LoRA adapter on the tiny model's language attention q/v projections,
-    saved with PEFT to ``out_dir`` (``adapter_config.json`` + weights)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import InternVLForConditionalGeneration
+def internvl_config(vision: dict, text: dict, image_token_id: int, image_seq_length: int, **extra):
+    """An ``InternVLConfig`` from the vision (``InternVLVisionConfig``) and text (``Qwen2Config``)
+    keyword dicts, with the 0.5 pixel shuffle of InternVL3."""
+    from transformers import InternVLConfig, InternVLVisionConfig, Qwen2Config
 
-    torch.manual_seed(seed)
-    base = InternVLForConditionalGeneration.from_pretrained(base_dir, local_files_only=True)
-    cfg = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        init_lora_weights=False,
-        target_modules=r".*language_model.*\.(q_proj|v_proj)",
-    )
-    lora = get_peft_model(base, cfg)
-    lora.save_pretrained(out_dir)
-    return Path(out_dir)
+    return InternVLConfig(vision_config=InternVLVisionConfig(**vision), text_config=Qwen2Config(**text),
+                          image_token_id=image_token_id, image_seq_length=image_seq_length,
+                          downsample_ratio=0.5, **extra)
+
+
+def internvl_processor(tok, side: int, image_seq_length: int):
+    """The ``InternVLProcessor`` for ``side``² tiles (no cropping to patches) with the chat template."""
+    from transformers import GotOcr2ImageProcessor, InternVLProcessor, InternVLVideoProcessor
+
+    return InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=False),
+        tokenizer=tok, video_processor=InternVLVideoProcessor(), image_seq_length=image_seq_length,
+        chat_template=CHAT_TEMPLATE)

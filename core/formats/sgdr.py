@@ -26,7 +26,7 @@ from typing import Any
 
 from core.fileio import atomic_write
 from core.masks import MaskError, decode_rle
-from core.store.models import CATEGORIES, STATUSES
+from core.vocab import CATEGORIES, STATUSES
 
 SGDR_VERSION = 1
 _KEYS = ("id", "image", "question", "category", "source", "status", "mask", "ignore")

@@ -38,7 +38,6 @@ from core.geometric.scene import COLORS, MATERIALS, SHAPES, SIZES, Scene, SceneO
 
 EPS = 0.25
 ATTRS = ("size", "color", "material", "shape")
-RELATIONS = ("left", "right", "front", "behind", "bigger", "smaller", "same_color", "same_material", "same_shape", "same_size")
 ORDINAL_SIDES = ("left", "right", "front", "back")
 ORDINAL_WORDS = {1: "first", 2: "second", 3: "third", 4: "fourth"}
 

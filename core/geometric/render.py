@@ -146,8 +146,9 @@ def _cylinder(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
 _DRAW = {"sphere": _sphere, "cube": _cube, "cylinder": _cylinder}
 
 
-def _paste(canvas_shape: tuple[int, int], box: tuple[int, int, int, int], local: np.ndarray):
-    """Clip ``local`` (h, w, ...) at ``box`` to the canvas; returns (canvas slices, local slices)."""
+def _paste(canvas_shape: tuple[int, int], box: tuple[int, int, int, int]):
+    """Clip a patch drawn at ``box`` (x0, y0, x1, y1) to the canvas; returns (canvas slices, patch
+    slices), or ``None`` when nothing of it is on the canvas."""
     h, w = canvas_shape
     x0, y0, x1, y1 = box
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -163,7 +164,7 @@ def silhouettes(scene: Scene) -> dict[int, np.ndarray]:
     for o in scene.objects:
         sil, _, box = _DRAW[o.shape](o, wh)
         full = np.zeros((scene.height, scene.width), bool)
-        sl = _paste(full.shape, box, sil)
+        sl = _paste(full.shape, box)
         if sl is not None:
             full[sl[0]] = sil[sl[1]]
         out[o.id] = full
@@ -194,7 +195,7 @@ def render(scene: Scene) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     for oid in depth_order(scene):
         o = by_id[oid]
         sil, col, box = _DRAW[o.shape](o, wh)
-        sl = _paste((h, w), box, sil)
+        sl = _paste((h, w), box)
         if sl is None:
             continue
         m = sil[sl[1]]

@@ -23,12 +23,9 @@ Works for decoder layers shaped like Llama / Qwen2 / Qwen2.5-VL: ``self_attn.q_p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-
-Aggregation = Literal["mean", "max"]
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -153,30 +150,3 @@ class AttentionRowCapture:
         return torch.stack([self._rows[i] for i in self.layer_ids])
 
 
-def aggregate_rows(
-    attention: np.ndarray,
-    layers: Sequence[int] | None = None,
-    heads: Sequence[int] | None = None,
-    mode: Aggregation = "mean",
-) -> np.ndarray:
-    """Aggregate captured rows over layers and heads (§4.2: "aggregated across multiple
-    transformer layers and attention heads"; the paper uses the mean).
-
-    attention: float (n_layers, n_heads, n_tokens). ``layers`` / ``heads``: positions along the
-    first two axes to use (``None`` = all). ``mode``: ``"mean"`` (paper) or ``"max"`` (largest
-    value per token). Returns float32 (n_tokens,).
-    """
-    att = np.asarray(attention, dtype=np.float64)
-    if att.ndim != 3:
-        raise ValueError(f"attention must be (n_layers, n_heads, n_tokens), got shape {att.shape}")
-    if layers is not None:
-        att = att[list(layers)]
-    if heads is not None:
-        att = att[:, list(heads)]
-    if att.shape[0] == 0 or att.shape[1] == 0:
-        raise ValueError("no layers or heads selected")
-    if mode == "mean":
-        return att.mean(axis=(0, 1)).astype(np.float32)
-    if mode == "max":
-        return att.max(axis=(0, 1)).astype(np.float32)
-    raise ValueError(f"unknown aggregation {mode!r}: use 'mean' or 'max'")

@@ -10,9 +10,11 @@ to these two protocols.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +25,25 @@ CancelFn = Callable[[], bool]
 
 class ModelLoadError(RuntimeError):
     """A checkpoint could not be loaded. The message names the file and the setting."""
+
+
+T = TypeVar("T")
+OPTIONS_FILE = "rea2seg.json"
+"""The model directory's own options (prompt template, token counts); absent = defaults."""
+
+
+def read_options_file(path: Path, cls: type[T], setting: str) -> T:
+    """The options dataclass ``cls`` from ``path/rea2seg.json`` (defaults when absent; unknown
+    keys ignored). A malformed file is a :class:`ModelLoadError` naming it and ``setting``."""
+    f = path / OPTIONS_FILE
+    if not f.is_file():
+        return cls()
+    try:
+        raw = json.loads(f.read_text(encoding="utf-8"))
+        known = {x.name for x in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in raw.items() if k in known})
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
 
 
 @dataclass

@@ -19,7 +19,7 @@ Config file: TOML at ``$REA2SEG_CONFIG`` or ``~/.config/rea2seg/config.toml``::
 Presets (:data:`PRESETS`): ``lisa-7b`` (LLaVA + ``[SEG]`` + SAM ViT-H), ``lens-3b``
 (Qwen2.5-VL-3B + LENS queries + the original SAM2, App. B), and ``tiny-random-lisa`` /
 ``tiny-random-lens``: tiny random-init models of the same real classes, built on first use into
-``<data dir>/tiny-random/`` (:func:`core.demo.data_dir`) and loaded back through the same loaders;
+``<data dir>/tiny-random/`` (:func:`core.paths.tiny_models_dir`) and loaded back through the same loaders;
 their output is noise and is labelled random (``is_random``). ``tiny-random`` is an alias of
 ``tiny-random-lisa``.
 
@@ -31,7 +31,6 @@ side loads), :func:`load_preset_sam`, :func:`resolve_paths` (validation: ONE
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError, PromptModel, SamBackend, SamKind
-from core.paths import data_dir
+from core.paths import config_path, tiny_models_dir
 
 
 @dataclass(frozen=True)
@@ -98,12 +97,6 @@ ALIASES = {a: p.name for p in PRESET_SPECS for a in p.aliases}
 EVALUATOR_PRESETS = ("tiny-random", "internvl3-8b", "openai")
 SAM2_DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 TINY_VERSION = "v3"  # bump when the tiny builds change, so stale caches are rebuilt
-
-
-def config_path() -> Path:
-    """``$REA2SEG_CONFIG`` or ``~/.config/rea2seg/config.toml``."""
-    env = os.environ.get("REA2SEG_CONFIG")
-    return Path(env).expanduser() if env else Path.home() / ".config" / "rea2seg" / "config.toml"
 
 
 def load_config(path: str | Path | None = None) -> dict[str, Any]:
@@ -247,7 +240,7 @@ def guess_sam2_config(checkpoint: str | Path) -> str:
 
 
 def _tiny_dir(preset: str) -> Path:
-    return data_dir() / "tiny-random" / f"{preset}-{TINY_VERSION}"
+    return tiny_models_dir() / f"{preset}-{TINY_VERSION}"
 
 
 def ensure_tiny(preset: str) -> Path:

@@ -45,8 +45,7 @@ resizes are plain stretches of the whole image).
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +53,18 @@ import numpy as np
 import torch
 
 from core.models.attention import AttentionRowCapture
-from core.models.base import ModelLoadError, PromptModelOutput
-from core.models.lisa import PreparedPass, _dtype, _read_tensors, check_image, quiet_transformers
+from core.models.base import ModelLoadError, PromptModelOutput, read_options_file
+from core.models.lisa import (
+    PreparedPass,
+    check_image,
+    load_pretrained,
+    model_dir,
+    read_tensors,
+)
 from core.models.tokens import qwen_token_boxes, resize_longest_hw
 
 DEFAULT_LAYER = 33
 HEAD_FILE = "lens_head.pt"
-OPTIONS_FILE = "rea2seg.json"
 LENS_SYSTEM_PROMPT = "You are a helpful assistant. "
 LENS_COT_TEMPLATE = (
     'Locate "{question}", report the bbox coordinates in JSON format.'
@@ -70,11 +74,6 @@ LENS_COT_TEMPLATE = (
     "i.e., <think>thinking process here</think>"
     "<answer>answer here</answer>"
 )
-
-
-def qwen_grid_boxes(image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
-    """Alias of :func:`core.models.tokens.qwen_token_boxes` (kept for older callers)."""
-    return qwen_token_boxes(image_hw, grid_hw)
 
 
 @dataclass(frozen=True)
@@ -98,15 +97,8 @@ class LensOptions:
 
 
 def read_lens_options(path: Path, setting: str) -> LensOptions:
-    f = path / OPTIONS_FILE
-    if not f.is_file():
-        return LensOptions()
-    try:
-        raw = json.loads(f.read_text(encoding="utf-8"))
-        known = {x.name for x in fields(LensOptions)}
-        return LensOptions(**{k: v for k, v in raw.items() if k in known})
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
+    """:class:`LensOptions` from ``path/rea2seg.json`` (defaults when absent)."""
+    return read_options_file(path, LensOptions, setting)
 
 
 def make_proj_to_sam(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
@@ -184,7 +176,7 @@ def read_head_from_checkpoint(path: Path) -> dict[str, Any]:
     def norm(k: str) -> str:
         return k[len("model."):] if k.startswith("model.") and k[len("model."):].startswith(_HEAD_PREFIXES) else k
 
-    state = {norm(k): v for k, v in _read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()}
+    state = {norm(k): v for k, v in read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()}
     if "learnable_query" not in state:
         return {}
     head: dict[str, Any] = {"queries": state["learnable_query"], "conv_1d": _sub(state, "conv_1d."),
@@ -301,32 +293,19 @@ class LensPromptModel:
             with AttentionRowCapture(self.model.model.language_model.layers, layers, q) as cap:
                 out = self.model.model(**sp.kwargs, use_cache=False)
             emb = self.connector(out.last_hidden_state[0, q:].float())
-        return PromptModelOutput(
-            prompt_embedding=emb.cpu().numpy().astype(np.float32),
-            attention=cap.rows()[:, :, sp.image_positions].cpu().numpy().astype(np.float32),
-            layers=layers,
-            grid_hw=sp.grid_hw,
-            token_boxes_xyxy=sp.token_boxes_xyxy,
-            generated_text=self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=True),
-            prompt_token="query[0]",
-            extra={"query_position": q, "n_queries": sp.extra["n_queries"], "positions": self.options.positions,
-                   "sequence_length": int(sp.kwargs["input_ids"].shape[1])},
-        )
+        text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=True)
+        return sp.output(emb, cap.rows(), layers, text, "query[0]",
+                         {"query_position": q, "n_queries": sp.extra["n_queries"], "positions": self.options.positions})
 
 
 def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
               max_new_tokens: int | None = None, dtype: str | torch.dtype | None = None,
               name: str | None = None) -> LensPromptModel:
-    """Load a LENS-style model directory offline (layout in the module docstring).
+    """Load a LENS-style model directory offline (layout in the module docstring); arguments and
+    errors as :func:`core.models.lisa.load_lisa`."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    ``max_new_tokens`` overrides ``rea2seg.json``; ``dtype`` ``None``/"auto" = float32 on CPU,
-    bfloat16 on CUDA. Errors are :class:`ModelLoadError` naming the file and ``setting``; weights
-    that leave any model parameter uninitialised are an error, never silently random."""
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
-    p = Path(path).expanduser() if path else None
-    if p is None or not p.is_dir():
-        raise ModelLoadError(f"LENS model directory '{path}' does not exist (setting {setting})")
+    p = model_dir(path, "LENS", setting)
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"'{p}' has no config.json: not a transformers model directory (setting {setting})")
     options = read_lens_options(p, setting)
@@ -344,17 +323,7 @@ def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if not len(state.get(k, ()))]
     if missing:
         raise ModelLoadError(f"the LENS query head in '{p}' lacks {missing} (setting {setting})")
-    try:
-        with quiet_transformers():
-            model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=_dtype(dtype, device), output_loading_info=True)
-        processor = AutoProcessor.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"'{p}' could not be loaded as a LENS-style model ({exc}) (setting {setting})") from exc
-    lost = list(info.get("missing_keys", []))
-    if lost:
-        raise ModelLoadError(f"'{p}': the weights lack {len(lost)} model tensors (e.g. {sorted(lost)[:3]}); "
-                             f"refusing to run with random weights (setting {setting})")
+    model, processor = load_pretrained(Qwen2_5_VLForConditionalGeneration, p, "LENS", setting, dtype, device)
     try:
         queries, head = build_query_head(state, model.config.text_config.hidden_size)
     except (KeyError, RuntimeError, ValueError) as exc:

@@ -49,7 +49,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from core.models.attention import AttentionRowCapture
-from core.models.base import ModelLoadError, PromptModelOutput
+from core.models.base import ModelLoadError, PromptModelOutput, read_options_file
 from core.models.tokens import (  # re-exported: older callers import the geometry from here
     crop_grid_boxes,
     crop_token_boxes,
@@ -86,7 +86,6 @@ ANSWER_TEMPLATE = "[SEG]."  # LISA's validation answer, fed as input (teacher fo
 DEFAULT_LAYERS = list(range(14, 31))  # App. B: LLaVA layers 14 to 30, 0-based
 FCS_FILE = "text_hidden_fcs.pt"
 SAM_FILE = "sam.pth"
-OPTIONS_FILE = "rea2seg.json"
 SAM_PREFIXES = ("model.visual_model.", "visual_model.")
 _FCS_KEY = re.compile(r"^(?:.*text_hidden_fcs\.0\.)?([02]\.(?:weight|bias))$")
 
@@ -113,15 +112,7 @@ class LisaOptions:
 
 def read_options(path: Path, setting: str) -> LisaOptions:
     """:class:`LisaOptions` from ``path/rea2seg.json`` (defaults when absent)."""
-    f = path / OPTIONS_FILE
-    if not f.is_file():
-        return LisaOptions()
-    try:
-        raw = json.loads(f.read_text(encoding="utf-8"))
-        known = {x.name for x in fields(LisaOptions)}
-        return LisaOptions(**{k: v for k, v in raw.items() if k in known})
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
+    return read_options_file(path, LisaOptions, setting)
 
 
 def lisa_query(text: str, is_sentence: bool | None = True) -> str:
@@ -170,7 +161,7 @@ def _weight_files(path: Path) -> list[Path]:
     return files or sorted(path.glob("pytorch_model*.bin"))
 
 
-def _read_tensors(path: Path, wanted: Any) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, wanted: Any) -> dict[str, torch.Tensor]:
     """Tensors of the directory's weight files whose names satisfy ``wanted(name)``."""
     out: dict[str, torch.Tensor] = {}
     for f in _weight_files(path):
@@ -220,7 +211,7 @@ def read_text_hidden_fcs(path: str | Path, setting: str = "mllm_path") -> dict[s
         except (OSError, RuntimeError, EOFError) as exc:
             raise ModelLoadError(f"'{f}' could not be read ({exc}) (setting {setting})") from exc
     else:
-        raw = _read_tensors(p, lambda k: "text_hidden_fcs." in k)
+        raw = read_tensors(p, lambda k: "text_hidden_fcs." in k)
     state = _normalise_fcs(raw if isinstance(raw, dict) else {})
     missing = sorted({"0.weight", "0.bias", "2.weight", "2.bias"} - set(state))
     if missing and f.is_file():
@@ -266,11 +257,12 @@ def read_lisa_sam_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None
     if src.kind == "file":
         state = torch.load(src.path, map_location="cpu", weights_only=True)
         return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
-    raw = _read_tensors(src.path, lambda k: k.startswith(src.prefix))
+    raw = read_tensors(src.path, lambda k: k.startswith(src.prefix))
     return {k[len(src.prefix):]: v for k, v in raw.items()}
 
 
-def _dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+def model_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """A config's dtype (name, torch dtype, or ``None``/``"auto"`` for the device's default)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "", "auto"):
@@ -322,6 +314,17 @@ class PreparedPass:
     token_boxes_xyxy: np.ndarray
     grid_hw: tuple[int, int]
     extra: dict[str, Any]
+
+    def output(self, emb: torch.Tensor, rows: torch.Tensor, layers: list[int], text: str, prompt_token: str,
+               extra: dict[str, Any]) -> PromptModelOutput:
+        """The pass's :class:`PromptModelOutput`: the prompt embedding ``emb`` and the captured
+        attention rows (n_layers, n_heads, T) cut to the image tokens, as float32 arrays."""
+        return PromptModelOutput(
+            prompt_embedding=emb.cpu().numpy().astype(np.float32),
+            attention=rows[:, :, self.image_positions].cpu().numpy().astype(np.float32),
+            layers=layers, grid_hw=self.grid_hw, token_boxes_xyxy=self.token_boxes_xyxy,
+            generated_text=text, prompt_token=prompt_token,
+            extra={**extra, "sequence_length": int(self.kwargs["input_ids"].shape[1])})
 
 
 class LisaPromptModel:
@@ -431,18 +434,9 @@ class LisaPromptModel:
         text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=False)
         if forced:
             text += " (answer template appended: the model did not emit [SEG])"
-        return PromptModelOutput(
-            prompt_embedding=emb.cpu().numpy().astype(np.float32),
-            attention=cap.rows()[:, :, sp.image_positions].cpu().numpy().astype(np.float32),
-            layers=layers,
-            grid_hw=sp.grid_hw,
-            token_boxes_xyxy=sp.token_boxes_xyxy,
-            generated_text=text,
-            prompt_token=SEG_TOKEN,
-            extra={"seg_forced": forced, "query_position": sp.query_index,
-                   "image_aspect_ratio": self.options.image_aspect_ratio,
-                   "sequence_length": int(sp.kwargs["input_ids"].shape[1])},
-        )
+        return sp.output(emb, cap.rows(), layers, text, SEG_TOKEN,
+                         {"seg_forced": forced, "query_position": sp.query_index,
+                          "image_aspect_ratio": self.options.image_aspect_ratio})
 
 
 def _check_llava_layout(p: Path, setting: str) -> None:
@@ -461,6 +455,35 @@ def _check_llava_layout(p: Path, setting: str) -> None:
                              f"vision_config).{hint} (setting {setting})")
 
 
+def model_dir(path: str | Path | None, family: str, setting: str) -> Path:
+    """``path`` (``~`` expanded) when it is a directory, else a :class:`ModelLoadError`."""
+    p = Path(path).expanduser() if path else None
+    if p is None or not p.is_dir():
+        raise ModelLoadError(f"{family} model directory '{path}' does not exist (setting {setting})")
+    return p
+
+
+def load_pretrained(model_cls: Any, p: Path, family: str, setting: str, dtype: str | torch.dtype | None,
+                    device: str) -> tuple[Any, Any]:
+    """(model, processor) of a transformers directory, offline; weights that leave any model
+    tensor uninitialised are a :class:`ModelLoadError`, never silently random."""
+    from transformers import AutoProcessor
+
+    try:
+        with quiet_transformers():
+            model, info = model_cls.from_pretrained(
+                p, local_files_only=True, attn_implementation="sdpa", dtype=model_dtype(dtype, device),
+                output_loading_info=True)
+        processor = AutoProcessor.from_pretrained(p, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"'{p}' could not be loaded as a {family}-style model ({exc}) (setting {setting})") from exc
+    missing = list(info.get("missing_keys", []))
+    if missing:
+        raise ModelLoadError(f"'{p}': the weights lack {len(missing)} model tensors (e.g. {sorted(missing)[:3]}); "
+                             f"refusing to run with random weights (setting {setting})")
+    return model, processor
+
+
 def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
               max_new_tokens: int | None = None, dtype: str | torch.dtype | None = None,
               name: str | None = None) -> LisaPromptModel:
@@ -469,11 +492,9 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     ``max_new_tokens`` overrides ``rea2seg.json``; ``dtype`` ``None``/"auto" = float32 on CPU,
     bfloat16 on CUDA. Errors are :class:`ModelLoadError` naming the file and ``setting``; weights
     that leave any model parameter uninitialised are an error, never silently random."""
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import LlavaForConditionalGeneration
 
-    p = Path(path).expanduser() if path else None
-    if p is None or not p.is_dir():
-        raise ModelLoadError(f"LISA model directory '{path}' does not exist (setting {setting})")
+    p = model_dir(path, "LISA", setting)
     _check_llava_layout(p, setting)
     options = read_options(p, setting)
     if max_new_tokens is not None:
@@ -481,17 +502,7 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
             raise ModelLoadError(f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)")
         options = dataclasses.replace(options, max_new_tokens=int(max_new_tokens))
     fcs_state = read_text_hidden_fcs(p, setting)
-    try:
-        with quiet_transformers():
-            model, info = LlavaForConditionalGeneration.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=_dtype(dtype, device), output_loading_info=True)
-        processor = AutoProcessor.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"'{p}' could not be loaded as a LISA-style model ({exc}) (setting {setting})") from exc
-    missing = list(info.get("missing_keys", []))
-    if missing:
-        raise ModelLoadError(f"'{p}': the weights lack {len(missing)} model tensors (e.g. {sorted(missing)[:3]}); "
-                             f"refusing to run with random weights (setting {setting})")
+    model, processor = load_pretrained(LlavaForConditionalGeneration, p, "LISA", setting, dtype, device)
     hidden = model.config.text_config.hidden_size
     if fcs_state["0.weight"].shape != (hidden, hidden):
         raise ModelLoadError(f"'{p}': text_hidden_fcs expects hidden size {fcs_state['0.weight'].shape[1]}, the "

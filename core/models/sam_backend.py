@@ -27,10 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from core.models.base import AmgMask, ModelLoadError
-
-# paper defaults of the AMG filters per backbone (App. B): (pred_iou_thresh, stability_score_thresh)
-AMG_DEFAULTS = {"sam": (0.88, 0.9), "sam2": (0.8, 0.88)}
-SAM2_DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
+from core.models.config import SAM2_DEFAULT_CONFIG
 
 
 class _EmbeddedPredictor:
@@ -44,6 +41,8 @@ class _EmbeddedPredictor:
         if image.shape != self._image.shape or not np.array_equal(image, self._image):
             raise RuntimeError("seed-point AMG asked for a different image or a crop (crops are off)")
 
+    # the generators reset their predictor after each crop (SAM: reset_image, SAM2:
+    # reset_predictor); the cached embedding must survive that
     def reset_image(self) -> None:
         pass
 
@@ -60,9 +59,21 @@ def _seed_index(point_xy: np.ndarray, seeds_xy: np.ndarray) -> int:
     return int(np.argmin(d))
 
 
+# The generator arguments a settings dict may set (the paper's values live in Stage1Settings).
+AMG_KEYS = ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh",
+            "points_per_batch")
+
+
 def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray, seeds_xy: np.ndarray,
-              settings: dict[str, Any], defaults: tuple[float, float]) -> list[AmgMask]:
-    """The library generator with the seeds as its only point grid, on the embedded predictor."""
+              settings: dict[str, Any]) -> list[AmgMask]:
+    """The library generator with the seeds as its only point grid, on the embedded predictor.
+
+    ``settings`` keys are the generator's own argument names (:data:`AMG_KEYS`); a key left out
+    takes the generator's own default. The pipeline always passes all of them
+    (:meth:`core.pipeline.settings.Stage1Settings.amg`, the one source of the paper's values)."""
+    unknown = set(settings) - set(AMG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown AMG settings: {sorted(unknown)}; use {list(AMG_KEYS)}")
     seeds = np.asarray(seeds_xy, dtype=np.float64).reshape(-1, 2)
     if len(seeds) == 0:
         return []
@@ -71,14 +82,10 @@ def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray,
         model,
         points_per_side=None,
         point_grids=[seeds / np.array([w, h], dtype=np.float64)],
-        points_per_batch=int(settings.get("points_per_batch", 64)),
-        pred_iou_thresh=float(settings.get("pred_iou_thresh", defaults[0])),
-        stability_score_thresh=float(settings.get("stability_score_thresh", defaults[1])),
-        stability_score_offset=float(settings.get("stability_score_offset", 1.0)),
-        box_nms_thresh=float(settings.get("box_nms_thresh", 0.7)),
         crop_n_layers=0,
         min_mask_region_area=0,
         output_mode="binary_mask",
+        **{k: int(v) if k == "points_per_batch" else float(v) for k, v in settings.items()},
     )
     gen.predictor = _EmbeddedPredictor(predictor, image)
     with torch.inference_mode():
@@ -173,12 +180,18 @@ def _box(box_xyxy: Any) -> np.ndarray | None:
 
 
 class _EmbeddingCache:
-    """Embed once per distinct image; ``embed_calls`` counts encoder passes (tests read it)."""
+    """Embed once per distinct image; ``embed_calls`` counts the encoder passes so far (the cache at
+    work: one per distinct image however many decodes follow)."""
 
     kind: str
     predictor: Any
-    embed_calls: int = 0
-    _image: np.ndarray | None = None
+
+    def __init__(self, device: str, name: str, is_random: bool) -> None:
+        self.device = device
+        self.name = name
+        self.is_random = is_random
+        self.embed_calls = 0
+        self._image: np.ndarray | None = None
 
     def _embed(self, image_rgb: np.ndarray) -> None:
         raise NotImplementedError
@@ -200,16 +213,21 @@ class _EmbeddingCache:
         """Forget the cached embedding (the next :meth:`set_image` computes it again)."""
         self._image = None
 
+    def _predict(self, points_xy: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None,
+                 multimask: bool, box: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The predictor's decode on the cached embedding → float32 logits (M, H, W), IoU (M,)."""
+        pts, lab = _points(points_xy, labels)
+        with torch.inference_mode():
+            logits, iou, _ = self.predictor.predict(
+                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
+                return_logits=True,
+            )
+        return logits.astype(np.float32), iou.astype(np.float32)
+
     def _require(self) -> np.ndarray:
         if self._image is None:
             raise RuntimeError("call set_image() first")
         return self._image
-
-    def amg_defaults(self) -> dict[str, float]:
-        """Paper AMG filters for this backbone (App. B) with offset 1.0 and box NMS 0.7."""
-        iou, stab = AMG_DEFAULTS[self.kind]
-        return {"pred_iou_thresh": iou, "stability_score_thresh": stab, "stability_score_offset": 1.0,
-                "box_nms_thresh": 0.7}
 
 
 class SamV1Backend(_EmbeddingCache):
@@ -224,13 +242,9 @@ class SamV1Backend(_EmbeddingCache):
     def __init__(self, sam: Any, device: str = "cpu", name: str = "sam", is_random: bool = False) -> None:
         from segment_anything import SamPredictor
 
+        super().__init__(device, name, is_random)
         self.sam = sam.to(device).eval()
-        self.device = device
-        self.name = name
-        self.is_random = is_random
         self.predictor = SamPredictor(self.sam)
-        self.embed_calls = 0
-        self._image = None
 
     @property
     def img_size(self) -> int:
@@ -290,23 +304,15 @@ class SamV1Backend(_EmbeddingCache):
         own low-res output, as LISA/SAM feed it back)."""
         self._require()
         mask_input = None if mask_logits is None else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
-        pts, lab = _points(points_xy, labels)
-        box = _box(box_xyxy)
-        with torch.inference_mode():
-            logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
-                return_logits=True,
-            )
-        return logits.astype(np.float32), iou.astype(np.float32)
+        return self._predict(points_xy, labels, mask_input, multimask, _box(box_xyxy))
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
         """``SamAutomaticMaskGenerator(points_per_side=None, point_grids=[seeds / (W, H)])`` on the
-        cached embedding; settings keys as the generator's (paper defaults 0.88 / 0.9 / 1.0 / 0.7)."""
+        cached embedding; settings keys as the generator's (:data:`AMG_KEYS`)."""
         from segment_anything import SamAutomaticMaskGenerator
 
         image = self._require()
-        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, image, seeds_xy, settings,
-                         AMG_DEFAULTS["sam"])
+        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, image, seeds_xy, settings)
 
 
 class Sam2Backend(_EmbeddingCache):
@@ -321,14 +327,10 @@ class Sam2Backend(_EmbeddingCache):
     def __init__(self, model: Any, device: str = "cpu", name: str = "sam2", is_random: bool = False) -> None:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
+        super().__init__(device, name, is_random)
         self.model = model.to(device).eval()
-        self.device = device
-        self.name = name
-        self.is_random = is_random
         self.predictor = SAM2ImagePredictor(self.model)
         self.predictor._bb_feat_sizes = self.feat_sizes(self.model.image_size)
-        self.embed_calls = 0
-        self._image = None
 
     @staticmethod
     def feat_sizes(image_size: int) -> list[tuple[int, int]]:
@@ -382,23 +384,15 @@ class Sam2Backend(_EmbeddingCache):
         self._require()
         mask_input = (None if mask_logits is None
                       else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size))
-        pts, lab = _points(points_xy, labels)
-        box = _box(box_xyxy)
-        with torch.inference_mode():
-            logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
-                return_logits=True,
-            )
-        return logits.astype(np.float32), iou.astype(np.float32)
+        return self._predict(points_xy, labels, mask_input, multimask, _box(box_xyxy))
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
         """``SAM2AutomaticMaskGenerator`` with the seeds as its point grid, on the cached embedding
-        (paper defaults 0.8 / 0.88 / 1.0 / 0.7)."""
+        (settings keys as :meth:`SamV1Backend.amg_from_seeds`)."""
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         image = self._require()
-        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, image, seeds_xy, settings,
-                         AMG_DEFAULTS["sam2"])
+        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, image, seeds_xy, settings)
 
 
 def _read_checkpoint(path: Path) -> Any:

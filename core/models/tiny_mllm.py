@@ -50,6 +50,15 @@ def word_tokenizer(specials: list[str], words: list[str], **kwargs):
     return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token=specials[0], **kwargs)
 
 
+def start_build(out_dir: str | Path, seed: int) -> Path:
+    """Create ``out_dir`` and seed torch's RNG (every tiny build starts so; the same seed gives
+    the same weights)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    return out
+
+
 def _tokenizer():
     return word_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"], list(WORDS), bos_token="<s>",
                           eos_token="</s>", pad_token="<pad>", additional_special_tokens=["<image>", "[SEG]"])
@@ -79,36 +88,28 @@ def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, la
 
     ``image_aspect_ratio`` and ``max_new_tokens`` go to ``rea2seg.json``; SAM is
     :func:`core.models.tiny_sam.build_tiny_sam` (seed ``seed``)."""
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    import transformers as tf
 
-    from core.models.lisa import FCS_FILE, OPTIONS_FILE, SAM_FILE, make_text_hidden_fcs
+    from core.models.base import OPTIONS_FILE
+    from core.models.lisa import FCS_FILE, SAM_FILE, make_text_hidden_fcs
     from core.models.tiny_sam import build_tiny_sam, save_tiny_sam
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_build(out_dir, seed)
     tok = _tokenizer()
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    vision = tf.CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                               image_size=image_size, patch_size=14, projection_dim=64)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+    text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
+    cfg = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
                       vision_feature_select_strategy="default", vision_feature_layer=-2)
-    model = LlavaForConditionalGeneration(cfg).eval()
+    model = tf.LlavaForConditionalGeneration(cfg).eval()
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     fcs = make_text_hidden_fcs(64)
     model.save_pretrained(out)
-    ip = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
-    LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
+    ip = tf.CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    tf.LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
                    num_additional_image_tokens=1).save_pretrained(out)
     if layout == "files":
         torch.save(fcs.state_dict(), out / FCS_FILE)
@@ -148,22 +149,15 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
     """A tiny Qwen2.5-VL (+ processor, + query tokens and head) in a layout of
     :func:`core.models.lens.load_lens` (module docstring); ``max_new_tokens`` goes to ``rea2seg.json``.
     The processor's pixel budget is 56² … 112² (at most a 4 × 4 token grid)."""
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    import transformers as tf
 
-    from core.models.lens import HEAD_FILE, OPTIONS_FILE, QueryConnector, QueryHead
+    from core.models.base import OPTIONS_FILE
+    from core.models.lens import HEAD_FILE, QueryConnector, QueryHead
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+    out = start_build(out_dir, seed)
     tok = _qwen_tokenizer()
     hidden = 64
-    cfg = Qwen2_5_VLConfig(
+    cfg = tf.Qwen2_5_VLConfig(
         text_config={"vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 128,
                      "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
                      "max_position_embeddings": 2048,
@@ -176,7 +170,7 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
         video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
         vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
     )
-    model = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    model = tf.Qwen2_5_VLForConditionalGeneration(cfg).eval()
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     queries = torch.randn(1, n_queries, hidden) * 0.02
@@ -185,8 +179,8 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
         torch.nn.init.normal_(prm, std=0.02)
     head = QueryHead(hidden, n_queries, connector=connector)
     model.save_pretrained(out)
-    ip = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
-    Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=Qwen2VLVideoProcessor(),
+    ip = tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
+    tf.Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=tf.Qwen2VLVideoProcessor(),
                         chat_template=QWEN_CHAT_TEMPLATE).save_pretrained(out)
     if layout == "files":
         torch.save({"queries": queries[0], "conv_1d": head.conv_1d.state_dict(),

@@ -146,9 +146,3 @@ def load_tiny_sam(path: str | Path, img_size: int = 256) -> Any:
     return sam.eval()
 
 
-def load_tiny_sam2(path: str | Path, image_size: int = 256) -> Any:
-    """The SAM2 model saved by :func:`save_tiny_sam2` (``image_size`` only for bare state dicts)."""
-    sd, meta = _state(path)
-    model = build_tiny_sam2(int(meta["image_size"]) if meta else image_size)
-    model.load_state_dict(sd)
-    return model.eval()

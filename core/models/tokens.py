@@ -195,7 +195,3 @@ def resize_longest_hw(image_hw: tuple[int, int], longest: int) -> tuple[int, int
     return max(1, int(h * scale)), max(1, int(w * scale))
 
 
-def box_centres(boxes_xyxy: np.ndarray) -> np.ndarray:
-    """float32 (n, 2) xy centres of (n, 4) xyxy boxes."""
-    b = np.asarray(boxes_xyxy, dtype=np.float32)
-    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)

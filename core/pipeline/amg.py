@@ -15,18 +15,21 @@ from typing import Any
 import numpy as np
 
 from core.models.base import AmgMask, SamBackend
+from core.pipeline.settings import Stage1Settings
+
+_D = Stage1Settings()  # the defaults below are its fields (the paper's, App. B)
 
 
 def amg_settings(
     pred_iou_thresh: float,
     stability_score_thresh: float,
-    stability_score_offset: float = 1.0,
-    box_nms_thresh: float = 0.7,
-    points_per_batch: int = 64,
+    stability_score_offset: float = _D.stability_score_offset,
+    box_nms_thresh: float = _D.box_nms_thresh,
+    points_per_batch: int = _D.points_per_batch,
 ) -> dict[str, Any]:
     """The settings dict ``SamBackend.amg_from_seeds`` reads (the generators' own argument names).
 
-    Paper defaults: SAM 0.88 / 0.9 / 1.0, SAM2 0.8 / 0.88 / 1.0, box NMS 0.7 (App. B).
+    Paper values per backbone: :meth:`Stage1Settings.for_backbone` (App. B).
     """
     return {
         "pred_iou_thresh": float(pred_iou_thresh),
@@ -37,7 +40,7 @@ def amg_settings(
     }
 
 
-def apply_budget(masks: list[AmgMask], top_n: int | None = 9) -> list[AmgMask]:
+def apply_budget(masks: list[AmgMask], top_n: int | None = _D.top_n) -> list[AmgMask]:
     """The first ``top_n`` non-empty masks of a best-first list (N = 9 in the paper, §5.1);
     ``None`` keeps them all (the cut is then made later, after an optional de-duplication)."""
     if top_n is not None and top_n < 0:
@@ -52,10 +55,10 @@ def seed_amg(
     *,
     pred_iou_thresh: float,
     stability_score_thresh: float,
-    stability_score_offset: float = 1.0,
-    box_nms_thresh: float = 0.7,
-    points_per_batch: int = 64,
-    top_n: int | None = 9,
+    stability_score_offset: float = _D.stability_score_offset,
+    box_nms_thresh: float = _D.box_nms_thresh,
+    points_per_batch: int = _D.points_per_batch,
+    top_n: int | None = _D.top_n,
 ) -> list[AmgMask]:
     """Seed-point AMG on the backend's current image, then the top-``top_n`` budget.
 

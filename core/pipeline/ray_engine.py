@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.evaluator.grouping import GROUP_SIZE
 from core.images import ImageError, read_image_bytes
 
 DEFAULT_LOADER = "core.pipeline.runner:load_segmenter"
@@ -85,8 +86,15 @@ class JobSpec:
     device: str | None = None
     evaluator: str | None = None
     cot: bool = True
-    group_size: int = 5
+    group_size: int = GROUP_SIZE
     pad_last: bool = True
+
+    def stage2(self, trace: Any, rgb: Any, evaluator: Any, sample_id: int) -> None:
+        """Stage 2 on ``trace`` as this job scores it (shuffle seeded by the sample id)."""
+        from core.evaluator.stage2 import run_stage2
+
+        run_stage2(trace, rgb, evaluator, group_size=self.group_size, shuffle_seed=sample_id, cot=self.cot,
+                   pad_last=self.pad_last)
 
 
 @dataclass
@@ -163,10 +171,7 @@ class SegmentWorker:
             trace = run_stage1(self.segmenter.prompt_model, self.segmenter.sam, rgb, question, self.settings,
                                preset=self.segmenter.preset, is_sentence=is_sentence)
             if self.evaluator is not None:
-                from core.evaluator.stage2 import run_stage2
-
-                run_stage2(trace, rgb, self.evaluator, group_size=self.job.group_size, shuffle_seed=sample_id,
-                           cot=self.job.cot, pad_last=self.job.pad_last)
+                self.job.stage2(trace, rgb, self.evaluator, sample_id)
         except torch.OutOfMemoryError:
             _free_device_memory()
             return "failed", f"out of device memory ({rgb.shape[1]}x{rgb.shape[0]} px)"
@@ -194,15 +199,13 @@ class EvaluatorWorker:
     def score(self, sample_id: int, name: str, trace, image: bytes) -> tuple[str, Any]:
         import torch
 
-        from core.evaluator.stage2 import run_stage2
         from core.images import decode_image_rgb
 
         if self.load_error is not None:
             raise self.load_error
         rgb = decode_image_rgb(image, name)
         try:
-            run_stage2(trace, rgb, self.evaluator, group_size=self.job.group_size, shuffle_seed=sample_id,
-                       cot=self.job.cot, pad_last=self.job.pad_last)
+            self.job.stage2(trace, rgb, self.evaluator, sample_id)
         except torch.OutOfMemoryError:
             _free_device_memory()
             return "failed", f"out of device memory in stage 2 ({rgb.shape[1]}x{rgb.shape[0]} px)"

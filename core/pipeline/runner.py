@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.evaluator.grouping import GROUP_SIZE
 from core.models.config import (
     canonical_preset,
     load_config,
@@ -63,7 +64,7 @@ class Stage2Settings:
 
     evaluator: str | None = None
     cot: bool = True
-    group_size: int = 5
+    group_size: int = GROUP_SIZE
     pad_last: bool = True
 
     def __post_init__(self) -> None:
@@ -141,7 +142,7 @@ def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2:
 
 def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int, settings: Stage1Settings, *,
                 progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
-                evaluator: Any = None, cot: bool = True, group_size: int = 5, pad_last: bool = True,
+                evaluator: Any = None, cot: bool = True, group_size: int = GROUP_SIZE, pad_last: bool = True,
                 skipped: list[tuple[int, str]] | None = None) -> int:
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
     in its own transaction, so a kill loses at most the sample in flight. Returns the count saved.

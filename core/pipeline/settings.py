@@ -100,13 +100,9 @@ class Stage1Settings:
     def for_backbone(cls, kind: str, **overrides: Any) -> Stage1Settings:
         """Paper defaults for ``"sam"`` (LLaVA + SAM) or ``"sam2"`` (LENS Qwen2.5-VL + SAM2), App. B,
         with ``overrides`` applied (names as the fields; lists become tuples)."""
-        if kind == "sam":
-            base = cls(tau=0.8, delta=-15.0, pred_iou_thresh=0.88, stability_score_thresh=0.9,
-                       layers=tuple(range(14, 31)))
-        elif kind == "sam2":
-            base = cls(tau=0.7, delta=-10.0, pred_iou_thresh=0.8, stability_score_thresh=0.88, layers=(33,))
-        else:
+        if kind not in BACKBONE_DEFAULTS:
             raise ValueError(f"unknown backbone {kind!r}: use 'sam' or 'sam2'")
+        base = replace(cls(), **BACKBONE_DEFAULTS[kind])
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
@@ -141,6 +137,13 @@ class Stage1Settings:
         if unknown:
             raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
         return cls(**_tuples(d))
+
+
+# How each backbone's paper defaults differ from the field defaults above (which are SAM's), App. B.
+BACKBONE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sam": {},
+    "sam2": {"tau": 0.7, "delta": -10.0, "pred_iou_thresh": 0.8, "stability_score_thresh": 0.88, "layers": (33,)},
+}
 
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:

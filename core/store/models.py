@@ -24,12 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-CATEGORIES = ("discriminative", "geometric", "spatial", "multi_step", "reasonseg", "other")
-STATUSES = ("pending", "verified", "rejected", "flagged")
-MASK_KINDS = ("gt", "ignore", "candidate", "edited")
-SCHEMA_VERSION = "0002"
-SPLITS = ("spatial", "multi_step", "discriminative")  # splits built from instance datasets (§3)
-VERDICTS = ("accepted", "rejected", "skipped", "error", "fixed")
+from core.vocab import CATEGORIES, STATUSES  # noqa: F401  (re-exported for the GUI)
 
 
 def utcnow() -> dt.datetime:
@@ -58,17 +53,22 @@ class Image(Base):
     width: Mapped[int] = mapped_column(Integer)
 
 
-class Mask(Base):
+class _Rle:
+    """A mask as COCO compressed RLE: its size, the ``counts`` string and the foreground area."""
+
+    height: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    counts: Mapped[str] = mapped_column(Text)
+    area: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Mask(_Rle, Base):
     """One immutable binary mask as COCO compressed RLE."""
 
     __tablename__ = "masks"
     id: Mapped[int] = mapped_column(primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    height: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    counts: Mapped[str] = mapped_column(Text)
-    area: Mapped[int] = mapped_column(Integer, default=0)
     provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -142,6 +142,14 @@ class Revision(Base):
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class _RunSampleKeys:
+    """The key columns of a per-(run, sample) row: its id, run and sample (deleted with either)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+
+
 class Run(Base):
     """A pipeline run: configuration and model identities."""
 
@@ -155,28 +163,22 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class RunSample(Base):
+class RunSample(_RunSampleKeys, Base):
     """The trace of one sample in one run (zlib-compressed JSON of :class:`PipelineTrace`)."""
 
     __tablename__ = "run_samples"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", name="uq_run_sample"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     trace: Mapped[bytes] = mapped_column(LargeBinary)
     top1_candidate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class CandidateRow(Base):
+class CandidateRow(_RunSampleKeys, Base):
     """One candidate of one run/sample, queryable without decoding the trace."""
 
     __tablename__ = "candidates"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", "idx", name="uq_candidate"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     idx: Mapped[int] = mapped_column(Integer)
     origin: Mapped[str] = mapped_column(String(16))
     height: Mapped[int] = mapped_column(Integer)
@@ -189,14 +191,11 @@ class CandidateRow(Base):
     true_iou: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class EvaluatorOutput(Base):
+class EvaluatorOutput(_RunSampleKeys, Base):
     """The evaluator's text for one group (prompt, raw text, CoT, parsed scores)."""
 
     __tablename__ = "evaluator_outputs"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", "group_index", name="uq_eval_group"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
     group_index: Mapped[int] = mapped_column(Integer)
     candidate_ids: Mapped[list[int]] = mapped_column(JSON)
     prompt: Mapped[str] = mapped_column(Text, default="")
@@ -209,41 +208,39 @@ class EvaluatorOutput(Base):
 # -- benchmark building (paper §3, App. C) ------------------------------------------------------
 
 
-class InstanceGroup(Base):
+class _DatasetItem:
+    """The columns of an imported instance-dataset item: its id, dataset, id in the dataset's own
+    file (unique per dataset) and category name."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(300))
+    category_name: Mapped[str] = mapped_column(String(200))
+
+
+class InstanceGroup(_DatasetItem, Base):
     """Instances of one image that are shown together: every instance of one category (``kind``
     ``category``, the spatial split's "at least two instances of the same category"), or a
     gRefCOCO-style group with its expression (``kind`` ``group``, ``description``)."""
 
     __tablename__ = "instance_groups"
     __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_group_external"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(16))
-    category_name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     image: Mapped[Image] = relationship(lazy="joined")
 
 
-class Target(Base):
+class Target(_DatasetItem, _Rle, Base):
     """One annotated instance inside one group: a target that has no question until one is
     generated. Its mask (COCO compressed RLE) becomes the sample's ground truth."""
 
     __tablename__ = "targets"
     __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_target_external"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"), index=True)
-    external_id: Mapped[str] = mapped_column(String(300))
     annotation_id: Mapped[str] = mapped_column(String(100))
-    category_name: Mapped[str] = mapped_column(String(200))
-    height: Mapped[int] = mapped_column(Integer)
-    width: Mapped[int] = mapped_column(Integer)
-    counts: Mapped[str] = mapped_column(Text)
-    area: Mapped[int] = mapped_column(Integer, default=0)
     box_xyxy: Mapped[list[int]] = mapped_column(JSON)
 
     group: Mapped[InstanceGroup] = relationship(lazy="joined")

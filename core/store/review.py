@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.store import repo
 from core.store.db import Store
-from core.store.models import CATEGORIES, STATUSES, Review, Revision, Sample, utcnow
+from core.store.models import Review, Revision, Sample, utcnow
 
 _DECISIONS = {"accept": "verified", "reject": "rejected", "flag": "flagged", "reopen": "pending"}
 _FIELDS = ("question", "status", "edited_mask", "category")
@@ -54,7 +54,9 @@ def _set_field(sample: Sample, field: str, value: Any) -> None:
     sample.updated_at = utcnow()
 
 
-def _change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+def record_change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+    """Set one field of ``sample`` inside the caller's session and record the :class:`Revision`
+    (``None`` when the value does not change)."""
     if field not in _FIELDS:
         raise ReviewError(f"unknown field {field!r}")
     before = _get_field(sample, field)
@@ -84,29 +86,10 @@ def decide(store: Store, sample_id: int, decision: str, *, user: str, note: str 
     def action(s: Session) -> str:
         sample = repo.get_sample(s, sample_id, for_update=True)
         s.add(Review(sample_id=sample_id, user=user, decision=decision, note=note))
-        _change(s, sample, "status", status, user, note)
+        record_change(s, sample, "status", status, user, note)
         return status
 
     return store.run(action)
-
-
-def accept(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
-    return decide(store, sample_id, "accept", user=user, note=note)
-
-
-def reject(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
-    return decide(store, sample_id, "reject", user=user, note=note)
-
-
-def flag(store: Store, sample_id: int, *, user: str, note: str = "") -> str:
-    return decide(store, sample_id, "flag", user=user, note=note)
-
-
-def set_status(store: Store, sample_id: int, status: str, *, user: str, note: str = "") -> None:
-    if status not in STATUSES:
-        raise ReviewError(f"unknown status {status!r}; use one of {list(STATUSES)}")
-    user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "status", status, user, note))
 
 
 def edit_question(store: Store, sample_id: int, question: str, *, user: str, note: str = "") -> None:
@@ -114,14 +97,7 @@ def edit_question(store: Store, sample_id: int, question: str, *, user: str, not
     if not question:
         raise ReviewError("the question cannot be empty")
     user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
-
-
-def set_category(store: Store, sample_id: int, category: str, *, user: str, note: str = "") -> None:
-    if category not in CATEGORIES:
-        raise ReviewError(f"unknown category {category!r}; use one of {list(CATEGORIES)}")
-    user = _check_user(user)
-    store.run(lambda s: _change(s, repo.get_sample(s, sample_id, for_update=True), "category", category, user, note))
+    store.run(lambda s: record_change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
 
 
 def replace_mask(
@@ -145,7 +121,7 @@ def replace_mask(
         new_id = None
         if mask is not None:
             new_id = repo.add_mask(s, sample, mask, "edited", provenance).id
-        _change(s, sample, "edited_mask", new_id, user, note)
+        record_change(s, sample, "edited_mask", new_id, user, note)
         return new_id
 
     return store.run(action)
@@ -209,27 +185,6 @@ def history(store: Store, sample_id: int) -> list[HistoryEntry]:
         ]
 
     return store.run(action, write=False)
-
-
-def reviews(store: Store, sample_id: int) -> list[tuple[dt.datetime, str, str, str]]:
-    """(when, user, decision, note) of every review decision on the sample, oldest first."""
-    q = select(Review).where(Review.sample_id == sample_id).order_by(Review.id)
-
-    def action(s: Session) -> list[tuple[dt.datetime, str, str, str]]:
-        repo.get_sample(s, sample_id)  # "not found" for unknown and out-of-range ids
-        return [(r.at, r.user, r.decision, r.note) for r in s.scalars(q)]
-
-    return store.run(action, write=False)
-
-
-def queue(store: Store, *, status: str | None = "pending", category: str | None = None) -> list[int]:
-    """Sample ids to review, in id order, filtered by status (default pending) and category."""
-    q = select(Sample.id).order_by(Sample.id)
-    if status:
-        q = q.where(Sample.status == status)
-    if category:
-        q = q.where(Sample.category == category)
-    return store.run(lambda s: list(s.scalars(q)), write=False)
 
 
 def counts(store: Store) -> dict[tuple[str, str], int]:

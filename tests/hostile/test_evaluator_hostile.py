@@ -198,6 +198,6 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
 def test_redaction_covers_escaped_and_cut_forms():
     c = _client("http://127.0.0.1:9/v1")
     for text in (KEY, json.dumps({"k": KEY}), repr({"k": KEY}), f"Bearer {KEY}", f"bearer abc{KEY}"):
-        assert KEY not in c._redact(text)
+        assert KEY not in c.redact(text)
     body = (b"x" * 190 + KEY.encode())
-    assert KEY[:10] not in c._snippet(body)  # redacted before the 200-character cut
+    assert KEY[:10] not in c.snippet(body)  # redacted before the 200-character cut

@@ -4,6 +4,7 @@ loaded back through the same loader (+ a PEFT LoRA adapter), and the evaluator p
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +14,31 @@ from core.models.base import ModelLoadError
 pytestmark = pytest.mark.slow
 
 
+def build_tiny_lora(
+    base_dir: str | Path, out_dir: str | Path, rank: int = 4, seed: int = 0
+) -> Path:
+    """A random (non-zero) LoRA adapter on the tiny model's language attention q/v projections,
+    saved with PEFT to ``out_dir`` (``adapter_config.json`` + weights)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import InternVLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    base = InternVLForConditionalGeneration.from_pretrained(base_dir, local_files_only=True)
+    cfg = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        init_lora_weights=False,
+        target_modules=r".*language_model.*\.(q_proj|v_proj)",
+    )
+    lora = get_peft_model(base, cfg)
+    lora.save_pretrained(out_dir)
+    return Path(out_dir)
+
+
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
-    from core.evaluator.tiny import build_tiny_internvl, build_tiny_lora
+    from core.evaluator.tiny import build_tiny_internvl
 
     root = tmp_path_factory.mktemp("ivl")
     base = build_tiny_internvl(root / "base")

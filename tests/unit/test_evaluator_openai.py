@@ -153,7 +153,7 @@ def test_retries_429_honouring_retry_after_then_500_then_success(server, image_a
 
 
 def test_retry_after_as_http_date():
-    from core.evaluator.openai_compat import _retry_after
+    from core.llm_client import retry_after as _retry_after
 
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 < _retry_after(future) <= 31

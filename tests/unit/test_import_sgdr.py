@@ -36,7 +36,7 @@ def test_export_filters_by_status_and_uses_edited_mask(filled_store, tmp_path):
     m = np.zeros((40, 60), bool)
     m[0, 0] = True
     review.replace_mask(filled_store, 1, m, user="ann")
-    review.accept(filled_store, 1, user="ann")
+    review.decide(filled_store, 1, "accept", user="ann")
     out = tmp_path / "v.json"
     assert export_sgdr(filled_store, out, status="verified") == 2
     samples, errs = read_sgdr(out)

@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.mask_edit import fill_holes, fill_polygon, paint_disk, paint_stroke, remove_specks
+from core.mask_edit import fill_holes, fill_polygon, paint_stroke, remove_specks
 
 
 def test_disk_and_stroke_known_pixels():
-    m = paint_disk(np.zeros((9, 9), bool), 4, 4, 1, True)
+    m = paint_stroke(np.zeros((9, 9), bool), (4, 4), (4, 4), 1, True)  # a click: one disk
     assert m.sum() == 5 and m[4, 4] and m[3, 4] and not m[3, 3]
     s = paint_stroke(np.zeros((5, 10), bool), (1, 2), (8, 2), 0, True)
     assert s[2, 1:9].all() and s.sum() == 8

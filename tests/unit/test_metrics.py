@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import MetricAccumulator, giou_ciou, intersection_union, sample_iou
+from core.metrics import MetricAccumulator, intersection_union, sample_iou
 
 
 def _histc_reference(pred: np.ndarray, label: np.ndarray) -> tuple[float, float]:
@@ -45,7 +45,11 @@ def test_giou_ciou_by_hand():
     gt2 = np.zeros((10, 10), bool)
     gt2[0, 0] = True
     p2 = gt2.copy()  # inter 1 union 1
-    g, c = giou_ciou([p1, p2], [gt1, gt2])
+    acc = MetricAccumulator()
+    acc.add(p1, gt1)
+    acc.add(p2, gt2)
+    r = acc.result()["overall"]
+    g, c = r["giou"], r["ciou"]
     assert g == pytest.approx((25 / (75 + 1e-5) + 1 / (1 + 1e-5)) / 2, abs=1e-12)
     assert c == pytest.approx(26 / (76 + 1e-10), abs=1e-12)
 

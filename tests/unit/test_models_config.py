@@ -104,9 +104,23 @@ def test_real_presets_load_through_the_real_loaders(tiny_dirs):
         load_prompt_model("lisa-7b", cfg)
 
 
-@pytest.mark.parametrize("preset", ["tiny-random-lisa", "tiny-random-lens", "tiny-random"])
+def _random_presets() -> list[str]:
+    from core.models.config import ALIASES, PRESET_SPECS
+
+    return [s.name for s in PRESET_SPECS if s.is_random] + [a for a, p in ALIASES.items() if "random" in p]
+
+
+def test_every_adapter_has_a_tiny_random_preset():
+    from core.models.config import ADAPTERS, PRESET_SPECS
+
+    assert {s.family for s in PRESET_SPECS if s.is_random} == set(ADAPTERS)
+    assert {"tiny-random-lisa", "tiny-random-lens", "tiny-random"} <= set(_random_presets())
+
+
+@pytest.mark.parametrize("preset", _random_presets())
 def test_tiny_presets_are_built_once_and_labelled_random(preset):
     from core.models.config import (
+        ADAPTERS,
         ensure_tiny,
         load_preset_sam,
         load_prompt_model,
@@ -121,7 +135,8 @@ def test_tiny_presets_are_built_once_and_labelled_random(preset):
     m = load_prompt_model(preset, {})
     assert m.is_random and m.name.endswith("-random")
     spec = preset_sam_spec(preset, {})
-    assert spec.is_random and spec.checkpoint.is_file() and spec.kind == ("sam2" if "lens" in r.preset else "sam")
+    kind = {"tiny-random-lisa": "sam", "tiny-random-lens": "sam2"}.get(r.preset, ADAPTERS[r.family].sam_kind)
+    assert spec.is_random and spec.checkpoint.is_file() and spec.kind == kind
     sam = load_preset_sam(preset, {})
     assert sam.is_random and sam.kind == spec.kind
     image = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)

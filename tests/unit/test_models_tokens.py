@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.models.tokens import (
-    box_centres,
     clip_resize_hw,
     crop_grid_boxes,
     crop_token_boxes,
@@ -25,6 +24,12 @@ from core.models.tokens import (
     qwen_token_grid,
     resize_longest_hw,
 )
+
+
+def box_centres(boxes_xyxy: np.ndarray) -> np.ndarray:
+    """float32 (n, 2) xy centres of (n, 4) xyxy boxes."""
+    b = np.asarray(boxes_xyxy, dtype=np.float32)
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
 
 
 def coordinate_image(h: int, w: int) -> np.ndarray:
@@ -140,19 +145,19 @@ def test_attention_row_equals_naive_softmax():
     assert (row[:, p + 1 :] == 0).all()
 
 
-def test_aggregate_rows_known_answer():
-    from core.models.attention import aggregate_rows
+def test_aggregate_attention_known_answer():
+    from core.pipeline.seeds import aggregate_attention
 
     a = np.zeros((2, 3, 4), np.float32)
     a[0, 0] = [1, 0, 0, 0]
     a[1, 2] = [0, 0, 0, 6]
-    assert aggregate_rows(a).tolist() == pytest.approx([1 / 6, 0, 0, 1])
-    assert aggregate_rows(a, layers=[1], heads=[2]).tolist() == [0, 0, 0, 6]
-    assert aggregate_rows(a, mode="max").tolist() == [1, 0, 0, 6]
-    with pytest.raises(ValueError, match="no layers or heads"):
-        aggregate_rows(a, heads=[])
-    with pytest.raises(ValueError, match="unknown aggregation"):
-        aggregate_rows(a, mode="median")  # type: ignore[arg-type]
+    assert aggregate_attention(a, (2, 2)).ravel().tolist() == pytest.approx([1 / 6, 0, 0, 1])
+    assert aggregate_attention(a, (2, 2), [1], [2]).tolist() == [[0, 0], [0, 6]]
+    assert aggregate_attention(a, (2, 2), renormalise=True).ravel().tolist() == pytest.approx([1 / 6, 0, 0, 1 / 6])
+    with pytest.raises(ValueError, match="no attention layers or heads"):
+        aggregate_attention(a, (2, 2), heads=[])
+    with pytest.raises(ValueError, match="do not fill"):
+        aggregate_attention(a, (3, 2))
 
 
 def test_seg_one_token_shift_known_answer():

@@ -7,11 +7,11 @@ import textwrap
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from core.masks import encode_rle
 from core.store import StoreCorruptError, StoreError, open_store, repo, review
-from core.store.models import SCHEMA_VERSION, Revision
+from core.store.models import Review, Revision
 from tests.unit.conftest import box_mask
 
 
@@ -21,12 +21,12 @@ def test_sqlite_pragmas_and_schema_version(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_VERSION == "0002"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"  # the migration head
 
 
 def test_review_actions_history_and_undo_redo(filled_store):
     st = filled_store
-    review.accept(st, 1, user="ann", note="looks right")
+    review.decide(st, 1, "accept", user="ann", note="looks right")
     review.edit_question(st, 1, "  Which red cube?  ", user="bob")
     with st.session() as s:
         smp = repo.get_sample(s, 1)
@@ -42,7 +42,7 @@ def test_review_actions_history_and_undo_redo(filled_store):
     with st.session() as s:
         assert repo.get_sample(s, 1).status == "verified"
     # a new edit clears the redo stack
-    review.flag(st, 1, user="cy", note="unsure")
+    review.decide(st, 1, "flag", user="cy", note="unsure")
     assert review.redo(st, 1, user="cy") is False
     hist = review.history(st, 1)
     assert [(h.field, h.action) for h in hist] == [
@@ -51,7 +51,9 @@ def test_review_actions_history_and_undo_redo(filled_store):
     ]
     assert hist[0].user == "ann" and hist[0].before == "pending" and hist[0].after == "verified"
     assert hist[-1].note == "unsure"
-    assert [d for _, _, d, _ in review.reviews(st, 1)] == ["accept", "flag"]
+    with st.session() as s:
+        decisions = s.scalars(select(Review.decision).where(Review.sample_id == 1).order_by(Review.id))
+        assert list(decisions) == ["accept", "flag"]
 
 
 def test_replace_mask_keeps_every_version(filled_store):
@@ -79,19 +81,20 @@ def test_bad_review_input_changes_nothing(filled_store):
     with pytest.raises(ValueError, match="empty"):
         review.edit_question(st, 1, "   ", user="ann")
     with pytest.raises(ValueError, match="user"):
-        review.accept(st, 1, user="")
+        review.decide(st, 1, "accept", user="")
     with pytest.raises(ValueError, match="decision"):
         review.decide(st, 1, "approve", user="ann")
     with pytest.raises(LookupError):
-        review.accept(st, 999, user="ann")
+        review.decide(st, 999, "accept", user="ann")
     assert review.history(st, 1) == []
 
 
-def test_queue_and_counts(filled_store):
+def test_listing_by_status_and_counts(filled_store):
     st = filled_store
-    assert review.queue(st) == [1, 2]
-    assert review.queue(st, status="verified") == [3]
-    assert review.queue(st, status=None, category="multi_step") == [4]
+    with st.session(write=False) as s:
+        assert [x.id for x in repo.list_samples(s, status="pending")] == [1, 2]
+        assert [x.id for x in repo.list_samples(s, status="verified")] == [3]
+        assert [x.id for x in repo.list_samples(s, category="multi_step")] == [4]
     c = review.counts(st)
     assert c[("geometric", "pending")] == 1 and c[("multi_step", "flagged")] == 1
     assert sum(c.values()) == 4
@@ -147,7 +150,7 @@ _WORKER = textwrap.dedent(
     t0 = time.time()
     for i in range(n):
         review.edit_question(st, 1, f"{who}-{i}", user=who)
-        review.accept(st, 2 if who == "a" else 3, user=who) if i == 0 else None
+        review.decide(st, 2 if who == "a" else 3, "accept", user=who) if i == 0 else None
     print("span", t0, time.time(), flush=True)
     """
 )
