@@ -16,7 +16,7 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _layers() -> list[str]:
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (contract,) = [c for c in cfg["contracts"] if c["type"] == "layers"]
+    (contract,) = [c for c in cfg["contracts"] if c["type"] == "layers" and c.get("containers") == ["core"]]
     assert contract["containers"] == ["core"] and contract["exhaustive"] is True
     return contract["layers"]
 
