@@ -2,10 +2,12 @@
 
 CPython runs a cyclic garbage collection in whichever thread happens to allocate when a
 generation's threshold is crossed. In this app that can be a worker (a model load importing
-transformers, a read-ahead decoding an image): the collection then destroys whatever unreachable
-cycles exist at that moment — including the Python wrappers of Qt widgets from a closed window
-or dialog — on that worker thread. Destroying a QWidget off the GUI thread aborts the process
-("pure virtual method called") or deadlocks it inside ``QObject::~QObject``.
+transformers, a read-ahead decoding an image): the collection then frees whatever unreachable
+cycles exist at that moment, and PySide destroys a QObject whose wrapper is freed there and then
+(only QWidgets are handed to the GUI thread): the timers, shortcuts, button groups and
+controllers of a closed window or dialog die on the worker thread. That aborted the test suite
+("pure virtual method called", then a corrupted heap) or deadlocked it inside
+``QObject::~QObject``, in the first run started from the GUI (a model load allocates a lot).
 
 While a window is open, automatic collection is switched off and a timer on the GUI thread
 collects each generation when its count passes the interpreter's own threshold

@@ -118,13 +118,22 @@ class ReviewController(QtCore.QObject):
             self.p.samples.select(nxt)
 
     def show_sample(self, sample_id: int) -> None:
-        """Show the sample (image, masks, its newest run's trace) and read the next one ahead."""
+        """Show the sample (image, masks, its newest run's trace) and read the next one ahead.
+
+        The texts, history and run list are drawn while the image decodes in the pool."""
         st, p = self.state, self.p
-        loaded = self.loader.load(sample_id)
+        pending = self.loader.begin(sample_id)
         if p.samples.current_id() != sample_id:
-            p.samples.select(sample_id)
+            p.samples.select(sample_id, emit=False)
         if self.editing is not None:
             self.editing.reset()
+        smp = pending.sample
+        self._show_texts(smp)
+        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
+                                for r in reversed(pending.runs)])
+        p.review.show_history(history_rows(self.store, sample_id))
+        self.loader.read_ahead(p.samples.neighbour(sample_id, 1), keep=sample_id)
+        loaded = self.loader.finish(pending)
         st.sample_id, st.image, st.image_error = sample_id, loaded.image, loaded.image_error
         st.gt, st.ignore, st.edit_mask = loaded.gt, loaded.ignore, loaded.edited
         self._waiting = None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
@@ -134,15 +143,9 @@ class ReviewController(QtCore.QObject):
         p.viewer.show_image_error(loaded.image_error)
         p.review.set_accept_enabled(loaded.image_error is None, "The image cannot be read: it cannot be accepted")
         self._show_masks()
-        smp = loaded.sample
-        self._show_texts(smp)
-        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
-                                for r in reversed(loaded.runs)])
         self.show_trace(loaded.trace, loading=not loaded.trace_ready)
-        p.review.show_history(history_rows(self.store, sample_id))
         msg = f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}"
         self.status.emit(f"{loaded.image_error} — {msg}" if loaded.image_error else msg)
-        self.loader.read_ahead(p.samples.neighbour(sample_id, 1), keep=sample_id)
         self.sample_shown.emit(sample_id)
 
     def _show_texts(self, smp, keep_edits: bool = False) -> None:

@@ -130,8 +130,9 @@ class SamplesPanel(QtWidgets.QWidget):
     def current_id(self) -> int | None:
         return self._current
 
-    def select(self, sample_id: int, scroll: bool = True) -> bool:
-        """Select ``sample_id``'s row and emit ``sample_chosen`` when it changes; False if not shown."""
+    def select(self, sample_id: int, scroll: bool = True, emit: bool = True) -> bool:
+        """Select ``sample_id``'s row and emit ``sample_chosen`` when it changes (unless ``emit`` is
+        False: the caller shows it already); False when the row is not shown."""
         r = self.row_of(sample_id)
         if r is None:
             return False
@@ -142,7 +143,8 @@ class SamplesPanel(QtWidgets.QWidget):
             self.table.scrollToItem(self.table.item(r, 0))
         if sample_id != self._current:
             self._current = sample_id
-            self.sample_chosen.emit(sample_id)
+            if emit:
+                self.sample_chosen.emit(sample_id)
         return True
 
     def _select_only(self, r: int) -> None:
