@@ -2,11 +2,13 @@
 
 Images decode and traces load in a thread pool; the next sample in the list is read ahead on its
 own thread so that a jump never queues behind it. Futures hold plain data, no Qt objects. A trace
-that is slower than ``trace_wait_s`` arrives later through ``trace_arrived(sample_id, run_id)``.
+that is not loaded when the image is (``trace_wait_s`` more, default 0: the image is never held
+back for it) arrives later through ``trace_arrived(sample_id, run_id)``.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from PySide6 import QtCore
 from core.images import ImageError, load_image_rgb
 from core.store import Store, repo
 from core.trace import PipelineTrace
+
+READ_AHEAD_DELAY_S = 0.04  # a read-ahead starts this long after the sample before it is shown (not from the paper)
 
 
 @dataclass
@@ -75,7 +79,7 @@ class SampleLoader(QtCore.QObject):
     def __init__(self, store: Store, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.trace_wait_s = 0.015
+        self.trace_wait_s = 0.0
         self._new_pools()
 
     def _new_pools(self) -> None:
@@ -180,6 +184,8 @@ class SampleLoader(QtCore.QObject):
         store = self.store
 
         def job() -> _Ahead:
+            time.sleep(READ_AHEAD_DELAY_S)  # the sample just shown is painted first, without competition
+
             def q(s):
                 smp = repo.get_sample(s, sample_id)
                 runs = repo.runs_for_sample(s, sample_id)
