@@ -18,10 +18,12 @@ The last window to close switches automatic collection back on.
 from __future__ import annotations
 
 import gc
+import time
 
 from PySide6 import QtCore, QtWidgets
 
 INTERVAL_MS = 250  # how often the GUI thread checks the collector's counts (not from the paper)
+FULL_COLLECTION_MIN_S = 10.0  # at most one full collection per this many seconds (not from the paper)
 
 
 class _Collector(QtCore.QObject):
@@ -29,19 +31,27 @@ class _Collector(QtCore.QObject):
         super().__init__()
         self.users = 0
         self.was_enabled = True
+        self.last_full = 0.0
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(INTERVAL_MS)
         self.timer.timeout.connect(self.collect_due)
 
     def collect_due(self) -> int:
-        """Collect the generations whose counts passed their thresholds (GUI thread); the count freed."""
+        """Collect the generations whose counts passed their thresholds (GUI thread); the count freed.
+
+        A full (generation 2) collection runs at most every :data:`FULL_COLLECTION_MIN_S`: the
+        interpreter bounds its own full collections by the share of new long-lived objects, which
+        Python does not expose, and a full collection of a large process costs milliseconds."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
-        freed = 0
+        now = time.monotonic()
         for gen in (2, 1, 0):  # the oldest due generation includes the younger ones
+            if gen == 2 and now - self.last_full < FULL_COLLECTION_MIN_S:
+                continue
             if thresholds[gen] and counts[gen] > thresholds[gen]:
-                freed = gc.collect(gen)
-                break
-        return freed
+                if gen == 2:
+                    self.last_full = now
+                return gc.collect(gen)
+        return 0
 
 
 _collector: _Collector | None = None

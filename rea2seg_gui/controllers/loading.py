@@ -65,6 +65,9 @@ class _Pending:
     image: Future | None
     trace: Future | None
 
+    def image_ready(self) -> bool:
+        return (self.image if self.image is not None else self.ahead).done()
+
 
 def _decode(path) -> tuple[np.ndarray | None, str | None]:
     try:

@@ -132,8 +132,12 @@ class ReviewController(QtCore.QObject):
         p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
                                 for r in reversed(pending.runs)])
         p.review.show_history(history_rows(self.store, sample_id))
+        if not pending.image_ready():  # paint the side panels now, while this thread would only wait
+            for w in (p.viewer.question_label, p.samples, p.review, p.questions, p.candidates):
+                w.repaint()
         loaded = self.loader.finish(pending)
         st.sample_id, st.image, st.image_error = sample_id, loaded.image, loaded.image_error
+        st.image_path = str(smp.image.path)
         st.gt, st.ignore, st.edit_mask = loaded.gt, loaded.ignore, loaded.edited
         self._waiting = None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
         self.canvas.set_image(loaded.image)
@@ -145,7 +149,9 @@ class ReviewController(QtCore.QObject):
         self.show_trace(loaded.trace, loading=not loaded.trace_ready)
         msg = f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}"
         self.status.emit(f"{loaded.image_error} — {msg}" if loaded.image_error else msg)
-        self.loader.read_ahead(p.samples.neighbour(sample_id, 1), keep=sample_id)
+        nxt = p.samples.neighbour(sample_id, 1)
+        if nxt != sample_id:  # the last row has no next one
+            self.loader.read_ahead(nxt, keep=sample_id)
         self.sample_shown.emit(sample_id)
 
     def _show_texts(self, smp, keep_edits: bool = False) -> None:
