@@ -4,7 +4,7 @@ outline mode and the GT-vs-edited difference view.
 Targets: ≤ 50 ms to switch samples or the outline mode, ≤ 16 ms per overlay toggle. Prints
 measured/target ratios.
 Switching shows the image and masks at once; a trace that takes longer than
-``MainWindow.trace_wait_s`` to load is drawn when it arrives (measured separately).
+``SampleLoader.trace_wait_s`` to load is drawn when it arrives (measured separately).
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py
 """

@@ -28,6 +28,15 @@ class ImageError(ValueError):
 
 def _header_size(src: Any, name: str) -> tuple[int, int]:
     """(height, width) from the header of ``src`` (a path or a binary file object) only."""
+    return _header_info(src, name)[:2]
+
+
+# PIL modes whose pixels are 8 bits per channel: cv2 decodes them to uint8
+_EIGHT_BIT_MODES = frozenset({"1", "L", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "CMYK", "YCbCr"})
+
+
+def _header_info(src: Any, name: str) -> tuple[int, int, bool, bool]:
+    """(height, width, 8-bit, EXIF says the displayed frame is transposed) from the header only."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -35,6 +44,13 @@ def _header_size(src: Any, name: str) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(src) as im:  # lazy: parses the header, decodes nothing
                 w, h = im.size
+                eight_bit = im.mode in _EIGHT_BIT_MODES
+                transposed = False
+                if im.format in ("JPEG", "MPO", "TIFF", "WEBP"):  # EXIF in the header (a PNG would decode here)
+                    try:
+                        transposed = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                    except Exception:  # noqa: BLE001 - a broken EXIF block: the full decode decides
+                        eight_bit = False
     except Image.DecompressionBombError:
         raise ImageError(f"{name}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
@@ -43,7 +59,7 @@ def _header_size(src: Any, name: str) -> tuple[int, int]:
         raise ImageError(f"{name}: not a readable image (size {w}x{h})")
     if h * w > MAX_IMAGE_PIXELS:
         raise ImageError(f"{name}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)")
-    return int(h), int(w)
+    return int(h), int(w), eight_bit, transposed
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -93,7 +109,13 @@ def decode_image_rgb(data: bytes | np.ndarray, name: str) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
     if buf.size > MAX_IMAGE_FILE_BYTES:
         raise ImageError(f"{name}: file of {buf.size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
-    hw = _header_size(io.BytesIO(buf.tobytes()), name) if buf.size else (0, 0)
+    h, w, eight_bit, transposed = _header_info(io.BytesIO(buf), name) if buf.size else (0, 0, False, False)
+    hw = (h, w)
+    if eight_bit:  # one decode: IMREAD_COLOR's frame matches the header (turned by EXIF) or the full path decides
+        oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if oriented is not None and oriented.dtype == np.uint8 and (
+                tuple(oriented.shape[:2]) == hw or (transposed and tuple(oriented.shape[:2]) == (w, h))):
+            return cv2.cvtColor(oriented, cv2.COLOR_BGR2RGB)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)")

@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6 import QtWidgets
 
-    from core.store import StoreError, open_store
+    from core.store import StoreError
+    from rea2seg_gui.store_prompt import open_or_ask
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("Rea2Seg Studio")
@@ -33,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
             if not path:
                 return 0
             target = path
-        store = open_store(target)
+        store = open_or_ask(None, target)
     except (StoreError, FileNotFoundError, ValueError) as exc:
         QtWidgets.QMessageBox.critical(None, "Rea2Seg Studio", str(exc))
         print(f"rea2seg-gui: {exc}", file=sys.stderr)
         return 2
+    if store is None:  # "create a new store?" — No
+        print(f"rea2seg-gui: {target}: no store there; nothing was created", file=sys.stderr)
+        return 0
     from rea2seg_gui.main_window import MainWindow
 
     win = MainWindow(store, user=args.user)

@@ -1,4 +1,4 @@
-"""Settings dialog (checkpoint paths, device, evaluator endpoint) and the metrics view."""
+"""Settings dialog (checkpoint paths, device, evaluator endpoint, review preferences) and the compare dialog."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from rea2seg_gui import preferences as prefs
 from rea2seg_gui.models import config_path, load_config, path_problems, save_config
 
 FIELDS = (
@@ -66,8 +67,10 @@ def setting_problems(cfg: dict[str, Any]) -> list[str]:
 class SettingsDialog(QtWidgets.QDialog):
     """Edits the user config file; problems are explained in the dialog, never as a traceback."""
 
-    def __init__(self, parent=None, path=None) -> None:
+    def __init__(self, parent=None, path=None, preferences: QtCore.QSettings | None = None) -> None:
+        """``preferences``: the window's QSettings; when given, its review preferences are shown too."""
         super().__init__(parent)
+        self.preferences = preferences
         self.setWindowTitle("Settings")
         self.path = path or config_path()
         self.problem = QtWidgets.QLabel()
@@ -99,6 +102,23 @@ class SettingsDialog(QtWidgets.QDialog):
                 form.addRow(f"{label}  [{name}]", row)
             else:
                 form.addRow(f"{label}  [{name}]", e)
+        self.pref_widgets: dict[str, QtWidgets.QWidget] = {}
+        if preferences is not None:
+            form.addRow(QtWidgets.QLabel("<b>Review</b>"))
+            for pref in prefs.PREFERENCES:
+                value = prefs.read(preferences, pref)
+                if isinstance(pref.default, bool):
+                    w = QtWidgets.QCheckBox(pref.label)
+                    w.setChecked(bool(value))
+                    form.addRow(w)
+                else:
+                    w = QtWidgets.QSpinBox()
+                    w.setRange(0, pref.maximum)
+                    w.setValue(int(value))
+                    form.addRow(pref.label, w)
+                w.setObjectName(pref.name)
+                w.setToolTip(f"{pref.name} (default {pref.default})")
+                self.pref_widgets[pref.name] = w
         self.problem.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         form.addRow(self.problem)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Save | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
@@ -147,6 +167,9 @@ class SettingsDialog(QtWidgets.QDialog):
         except OSError as exc:
             self.problem.setText(f"Could not write {self.path}: {exc}")
             return
+        if self.preferences is not None:
+            for name, w in self.pref_widgets.items():
+                self.preferences.setValue(name, w.isChecked() if isinstance(w, QtWidgets.QCheckBox) else w.value())
         self.accept()
 
 

@@ -21,12 +21,15 @@ from core.models.base import ModelLoadError
 from core.pipeline.cache import ModelCache
 from core.store import Store, repo
 from core.trace import PipelineTrace
+from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
+from rea2seg_gui import preferences as prefs
 from rea2seg_gui.canvas import LAYERS
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.loading import SampleLoader
+from rea2seg_gui.controllers.refresh import RefreshController
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
@@ -43,6 +46,7 @@ from rea2seg_gui.panels.run import RunPanel
 from rea2seg_gui.panels.samples import SamplesPanel
 from rea2seg_gui.panels.viewer import ViewerPanel
 from rea2seg_gui.shortcuts import SHORTCUTS
+from rea2seg_gui.store_prompt import open_or_ask
 
 
 def message(parent: QtWidgets.QWidget | None, title: str, text: str, *, error: bool = False) -> None:
@@ -53,6 +57,14 @@ def message(parent: QtWidgets.QWidget | None, title: str, text: str, *, error: b
     box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
     box.setText(text)
     box.exec()
+
+
+def _config_or_empty() -> dict[str, Any]:
+    """The user config for a model load (a broken file is reported by the load itself)."""
+    try:
+        return gui_models.load_config()
+    except ModelLoadError:
+        return {}
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -66,11 +78,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def __init__(self, store: Store, user: str | None = None, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
+        gc_guard.acquire()  # cycles (and the widgets in them) are collected on this thread only
+        self._gc_held = True
         self.user = user or getpass.getuser() or "annotator"
         self.settings = settings or QtCore.QSettings("Rea2Seg", "Rea2Seg Studio")
         self.setWindowTitle(f"Rea2Seg Studio — {store.url}")
         self.state = SampleState()
-        self.models = ModelCache(config=self._config)
+        self.models = ModelCache(config=_config_or_empty)  # no reference to the window in worker jobs
         self.jobs = JobRunner(self)
         self.loader = SampleLoader(store, self)
         self._build()
@@ -82,8 +96,11 @@ class MainWindow(QtWidgets.QMainWindow):
                                       self.candidates_panel.run_id, self)
         self.review.editing = self.editing
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self._config, self)
+        self.refresher = RefreshController(self.review.refresh, self,
+                                           lambda: QtWidgets.QApplication.activeModalWidget() is None, self)
         self._wire()
         self._shortcuts()
+        self.apply_preferences()
         self.refresh_presets()
         self.review.refresh_samples()
         self.refresh_runs()
@@ -191,6 +208,7 @@ class MainWindow(QtWidgets.QMainWindow):
             sc(k, lambda: rv.step(1))
         for k in ("P", "Up"):
             sc(k, lambda: rv.step(-1))
+        sc("F5", self.refresher.refresh)
         sc("Ctrl+Z", rv.undo)
         sc("Ctrl+Shift+Z", rv.redo)
         sc("Ctrl+0", self.canvas.fit)
@@ -301,10 +319,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _run_done(self, run_id: int, note: str, detail: str) -> None:
         if detail:
             self.run_panel.show_error(detail)
-        self.statusBar().showMessage(note)
         self.refresh_runs()
         if self.state.sample_id is not None:
             self.review.show_sample(self.state.sample_id)
+        self.statusBar().showMessage(note)  # after the sample's own status line
         self.run_finished.emit(run_id)
 
     def rerun_and_compare(self) -> None:
@@ -348,10 +366,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_settings(self) -> None:
         from rea2seg_gui.dialogs import SettingsDialog
 
-        dlg = SettingsDialog(self)
+        dlg = SettingsDialog(self, preferences=self.settings)
         if dlg.exec():
             self.models.clear()  # reload models with the new paths on next use
             self.refresh_presets()
+            self.apply_preferences()
             self.statusBar().showMessage(f"settings saved to {dlg.path}")
 
     # ------------------------------------------------------------------------------ misc
@@ -386,15 +405,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def open_store(self, url: str) -> bool:
         """Switch to another store; one that cannot be opened is explained and the open one kept."""
-        from core.store import StoreError, open_store
+        from core.store import StoreError
 
         if self.jobs.busy:
             message(self, "Cannot open store", f"{self.jobs.name} is running on this store; wait for it or cancel it.")
             return False
         try:
-            store = open_store(url)
+            store = open_or_ask(self, url)
         except (StoreError, ValueError, OSError) as exc:
             message(self, "Cannot open store", str(exc), error=True)
+            return False
+        if store is None:  # "create a new store?" — No: the open store stays
+            self.statusBar().showMessage(f"{url}: no store there; nothing was created")
             return False
         old = self.store
         self.review.set_store(store)
@@ -405,9 +427,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresh_runs()
         return True
 
+    def apply_preferences(self) -> None:
+        """Read the review preferences (File → Settings) into the controllers."""
+        self.review.ask_reject_reason = bool(prefs.read(self.settings, prefs.ASK_REJECT_REASON))
+        self.refresher.set_interval(int(prefs.read(self.settings, prefs.REFRESH_INTERVAL_S)))
+
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        self.refresher.timer.stop()
         self.jobs.shutdown()
         self.loader.shutdown()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         super().closeEvent(ev)
+        if self._gc_held:
+            self._gc_held = False
+            gc_guard.release()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 SHORTCUTS = (
-    ("A", "Accept (verified) and go to the next sample"),
-    ("R", "Reject and go to the next sample"),
+    ("A", "Accept (verified) and go to the next sample (refused when the image cannot be read)"),
+    ("R", "Reject and go to the next sample (a reason is asked for when the Note field is empty; a setting)"),
     ("F", "Flag with a note (asked for when the Note field is empty) and go to the next sample"),
-    ("Note field: Enter / Esc", "Accept with the typed note / leave the field"),
+    ("Note field: Enter / Esc", "Accept with the typed note / leave the field (letters type there, they are not shortcuts)"),
     ("N / Down", "Next sample"),
     ("P / Up", "Previous sample"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last change of this sample (status, question, mask)"),
+    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last change made here (status, question, mask), returning to its sample"),
+    ("F5", "Re-read the store (also when the window is activated, and on a timer: a setting)"),
     ("I, 1 … 9, 0", "Toggle a layer: image, ground truth, ignore, attention, … (Layers tab)"),
     ("D", "Toggle the GT vs edited difference view (added / removed pixels)"),
     ("O / G", "Outlines only (mask layers as contours) / the legend on the canvas"),

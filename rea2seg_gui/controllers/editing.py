@@ -331,7 +331,7 @@ class EditController(QtCore.QObject):
             self.canvas.set_clicks(self.sam_points)
             return
         image, session, sid = self.state.image, self._session, self.state.sample_id
-        key = ("sample", sid)
+        key = (sid, self.state.image_path)  # the embedding cache's key: sample id + image path
         pts = np.array([[p[0], p[1]] for p in self.sam_points], np.float32).reshape(-1, 2)
         labels = np.array([p[2] for p in self.sam_points], np.int32)
         preset, models = self.panel.sam_preset_name(), self.models

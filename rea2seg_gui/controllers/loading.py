@@ -2,11 +2,13 @@
 
 Images decode and traces load in a thread pool; the next sample in the list is read ahead on its
 own thread so that a jump never queues behind it. Futures hold plain data, no Qt objects. A trace
-that is slower than ``trace_wait_s`` arrives later through ``trace_arrived(sample_id, run_id)``.
+that is not loaded when the image is (``trace_wait_s`` more, default 0: the image is never held
+back for it) arrives later through ``trace_arrived(sample_id, run_id)``.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from PySide6 import QtCore
 from core.images import ImageError, load_image_rgb
 from core.store import Store, repo
 from core.trace import PipelineTrace
+
+READ_AHEAD_DELAY_S = 0.04  # a read-ahead starts this long after the sample before it is shown (not from the paper)
 
 
 @dataclass
@@ -38,19 +42,53 @@ class LoadedSample:
     trace_future: Future | None
 
 
+@dataclass
+class _Ahead:
+    """A read-ahead's result: the newest run it loaded the trace of, the image or why not."""
+
+    run_id: int | None
+    image: np.ndarray | None
+    image_error: str | None
+    trace: PipelineTrace | None
+
+
+@dataclass
+class _Pending:
+    """A load under way: the store's part is read, the image and trace are in the pool."""
+
+    sample_id: int
+    sample: Any
+    runs: list[Any]
+    masks: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]
+    run_id: int | None
+    ahead: Future | None
+    image: Future | None
+    trace: Future | None
+
+    def image_ready(self) -> bool:
+        return (self.image if self.image is not None else self.ahead).done()
+
+
+def _decode(path) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return load_image_rgb(path), None
+    except (ImageError, OSError) as exc:
+        return None, str(exc) or type(exc).__name__
+
+
 class SampleLoader(QtCore.QObject):
     trace_arrived = QtCore.Signal(int, object)
 
     def __init__(self, store: Store, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.trace_wait_s = 0.015
+        self.trace_wait_s = 0.0
         self._new_pools()
 
     def _new_pools(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="load")
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
-        self.prefetched: dict[tuple[int, int | None], tuple[Future, Future]] = {}
+        self.prefetched: dict[int, Future] = {}
 
     def set_store(self, store: Store) -> None:
         """Use another store; no load may touch the old one afterwards."""
@@ -62,46 +100,73 @@ class SampleLoader(QtCore.QObject):
         for pool in (self._pool, self._ahead):
             pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _submit(self, sample_id: int, run_id: int | None, sample: Any, pool: ThreadPoolExecutor) -> tuple[Future, Future]:
-        store, path = self.store, repo.image_path(sample)
-        img = pool.submit(load_image_rgb, path)
+    def _trace_future(self, sample_id: int, run_id: int | None) -> Future:
         if run_id is None:
             tr: Future = Future()
             tr.set_result(None)
-        else:
-            tr = pool.submit(store.run, lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
-        return img, tr
+            return tr
+        store = self.store
+        return self._pool.submit(store.run, lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False),
+                                 write=False)
 
     def load(self, sample_id: int) -> LoadedSample:
         """The sample with its image, masks and (if it comes within ``trace_wait_s``) trace."""
-        def q(s):
-            return (repo.get_sample(s, sample_id), repo.runs_for_sample(s, sample_id), repo.gt_mask(s, sample_id),
-                    repo.ignore_mask(s, sample_id), repo.edited_mask(s, sample_id))
+        return self.finish(self.begin(sample_id))
 
-        # the sample row first: its image path starts decoding while the masks decode here
-        smp, runs = self.store.run(lambda s: (repo.get_sample(s, sample_id), repo.runs_for_sample(s, sample_id)),
-                                   write=False)
-        run_id = runs[-1].id if runs else None
-        futures = self.prefetched.pop((sample_id, run_id), None) or self._submit(sample_id, run_id, smp, self._pool)
-        gt, ign, edited = self.store.run(lambda s: (repo.gt_mask(s, sample_id), repo.ignore_mask(s, sample_id),
-                                                    repo.edited_mask(s, sample_id)), write=False)
-        error = None
-        try:
-            image = futures[0].result(timeout=30)
-        except (ImageError, OSError, FutureTimeout) as exc:
+    def begin(self, sample_id: int) -> _Pending:
+        """Read the sample, its runs and its masks (one store session) and start the image decode
+        and the trace load in the pool (unless read ahead); :meth:`finish` waits for them. The
+        caller can draw the texts between the two while the image decodes."""
+        ahead = self.prefetched.pop(sample_id, None)
+        started: dict[str, Any] = {}
+
+        def q(s):
+            smp = repo.get_sample(s, sample_id)
+            runs = repo.runs_for_sample(s, sample_id)
+            started["run_id"] = run_id = runs[-1].id if runs else None
+            if ahead is None or ahead.cancelled():
+                started["image"] = self._pool.submit(_decode, repo.image_path(smp))
+                started["trace"] = self._trace_future(sample_id, run_id)
+            masks = tuple(repo.get_mask(s, m) for m in (smp.gt_mask_id, smp.ignore_mask_id, smp.edited_mask_id))
+            return smp, runs, masks
+
+        smp, runs, masks = self.store.run(q, write=False)
+        return _Pending(sample_id, smp, list(runs), masks, started["run_id"], None if "image" in started else ahead,
+                        started.get("image"), started.get("trace"))
+
+    def finish(self, p: _Pending) -> LoadedSample:
+        sample_id, run_id, smp = p.sample_id, p.run_id, p.sample
+        image, error, trace, ready, tr_future = None, None, None, True, None
+        if p.ahead is not None:  # read ahead: wait for it (it is under way) and check its run
+            try:
+                got: _Ahead = p.ahead.result(timeout=30)
+            except Exception:  # noqa: BLE001 - decoded again below
+                got = _Ahead(-1, None, None, None)
+            if got.run_id == run_id:
+                image, error, trace = got.image, got.image_error, got.trace
+            else:
+                image, error = _decode(repo.image_path(smp))
+                tr_future = self._trace_future(sample_id, run_id)
+        else:
+            try:
+                image, error = p.image.result(timeout=30)
+            except FutureTimeout:
+                error = "decoding the image took longer than 30 s"
+            tr_future = p.trace
+        if tr_future is not None:
+            try:
+                trace = tr_future.result(timeout=self.trace_wait_s)
+                tr_future = None
+            except FutureTimeout:
+                ready = False
+                tr_future.add_done_callback(lambda _f: self._notify(sample_id, run_id))
+            except Exception:  # noqa: BLE001 - the caller loads it again and reports the error
+                trace, tr_future = None, None
+        if image is None:
             image = np.zeros((smp.image.height, smp.image.width, 3), np.uint8)
-            error = str(exc) or type(exc).__name__
-        trace, ready = None, True
-        try:
-            trace = futures[1].result(timeout=self.trace_wait_s)
-        except FutureTimeout:
-            ready = False
-        except Exception:  # noqa: BLE001 - the caller loads it again and reports the error
-            trace = None
-        if not ready:
-            futures[1].add_done_callback(lambda _f: self._notify(sample_id, run_id))
-        return LoadedSample(smp, list(runs), image, error, gt, ign, edited, run_id, trace, ready,
-                            None if ready else futures[1])
+        gt, ign, edited = p.masks
+        return LoadedSample(smp, p.runs, image, error, gt, ign, edited, run_id, trace, ready,
+                            None if ready else tr_future)
 
     def _notify(self, sample_id: int, run_id: int | None) -> None:
         try:
@@ -113,18 +178,31 @@ class SampleLoader(QtCore.QObject):
         return self.store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
 
     def read_ahead(self, sample_id: int | None, keep: int | None = None) -> None:
-        """Start decoding ``sample_id``'s image and trace; drop other read-aheads except ``keep``'s."""
-        if sample_id is None:
+        """Decode ``sample_id``'s image and load its newest trace on the read-ahead thread (the
+        store is read there too, not here); other read-aheads except ``keep``'s are dropped."""
+        if sample_id is None or sample_id in self.prefetched:
             return
-        smp, runs = self.store.run(lambda s: (repo.get_sample(s, sample_id), repo.runs_for_sample(s, sample_id)),
-                                   write=False)
-        key = (sample_id, runs[-1].id if runs else None)
-        if key in self.prefetched:
-            return
-        for k in [k for k in self.prefetched if k[0] not in (sample_id, keep)]:
-            for fut in self.prefetched.pop(k):
-                fut.cancel()
-        self.prefetched[key] = self._submit(sample_id, key[1], smp, self._ahead)
+        for k in [k for k in self.prefetched if k not in (sample_id, keep)]:
+            self.prefetched.pop(k).cancel()
+        store = self.store
+
+        def job() -> _Ahead:
+            time.sleep(READ_AHEAD_DELAY_S)  # the sample just shown is painted first, without competition
+
+            def q(s):
+                smp = repo.get_sample(s, sample_id)
+                runs = repo.runs_for_sample(s, sample_id)
+                return repo.image_path(smp), (runs[-1].id if runs else None)
+
+            path, run_id = store.run(q, write=False)
+            image, error = _decode(path)
+            trace = None if run_id is None else store.run(
+                lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+            return _Ahead(run_id, image, error, trace)
+
+        self.prefetched[sample_id] = self._ahead.submit(job)
 
     def forget_read_ahead(self) -> None:
+        for fut in self.prefetched.values():
+            fut.cancel()
         self.prefetched.clear()

@@ -65,8 +65,14 @@ class ReviewController(QtCore.QObject):
         self.canvas = panels.viewer.canvas
         self._ask_text = ask_text
         self.editing: EditController | None = None
+        self.ask_reject_reason = True  # preferences.ASK_REJECT_REASON
+        # sample ids of the changes made in this window, newest last: Ctrl+Z walks back through
+        # them across samples (a decision moved on to the next sample; undo returns to it)
+        self._undo_log: list[int] = []
+        self._redo_log: list[int] = []
         self._stale: set[str] = set()
         self._question: str | None = None  # the shown sample's current question
+        self._shown_question: str | None = None
         self._waiting: tuple[int, int | None, Any] | None = None
         p = panels
         p.samples.filters_changed.connect(self.refresh_samples)
@@ -91,7 +97,7 @@ class ReviewController(QtCore.QObject):
         self.p.samples.forget_current()
 
     # ------------------------------------------------------------------------------ samples
-    def refresh_samples(self) -> None:
+    def refresh_samples(self, scroll: bool = True) -> None:
         """Re-read the sample list and counts with the panel's filters; the selection is kept."""
         f = self.p.samples.filters()
         rows = self.store.run(lambda s: [(x.id, x.external_id, x.category, x.status, x.question) for x in repo.list_samples(
@@ -104,7 +110,7 @@ class ReviewController(QtCore.QObject):
         self.p.samples.show_rows(rows, by_status)
         keep = self.state.sample_id
         if keep is not None and self.p.samples.row_of(keep) is not None:
-            self.p.samples.select(keep)
+            self.p.samples.select(keep, scroll=scroll)
         elif rows and keep is None:
             self.p.samples.select_row(0)
 
@@ -114,38 +120,52 @@ class ReviewController(QtCore.QObject):
             self.p.samples.select(nxt)
 
     def show_sample(self, sample_id: int) -> None:
-        """Show the sample (image, masks, its newest run's trace) and read the next one ahead."""
+        """Show the sample (image, masks, its newest run's trace) and read the next one ahead.
+
+        The texts, history and run list are drawn while the image decodes in the pool."""
         st, p = self.state, self.p
-        loaded = self.loader.load(sample_id)
+        pending = self.loader.begin(sample_id)
         if p.samples.current_id() != sample_id:
-            p.samples.select(sample_id)
+            p.samples.select(sample_id, emit=False)
         if self.editing is not None:
             self.editing.reset()
+        smp = pending.sample
+        self._show_texts(smp)
+        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
+                                for r in reversed(pending.runs)])
+        p.review.show_history(history_rows(self.store, sample_id))
+        if not pending.image_ready():  # paint the side panels now, while this thread would only wait
+            for w in (p.viewer.question_label, p.samples, p.review, p.questions, p.candidates):
+                w.repaint()
+        loaded = self.loader.finish(pending)
         st.sample_id, st.image, st.image_error = sample_id, loaded.image, loaded.image_error
+        st.image_path = str(smp.image.path)
         st.gt, st.ignore, st.edit_mask = loaded.gt, loaded.ignore, loaded.edited
         self._waiting = None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
         self.canvas.set_image(loaded.image)
         self.canvas.set_mask("gt", loaded.gt)
         self.canvas.set_mask("ignore", loaded.ignore)
         p.viewer.show_image_error(loaded.image_error)
+        p.review.set_accept_enabled(loaded.image_error is None, "The image cannot be read: it cannot be accepted")
         self._show_masks()
-        smp = loaded.sample
-        self._show_texts(smp)
-        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
-                                for r in reversed(loaded.runs)])
         self.show_trace(loaded.trace, loading=not loaded.trace_ready)
-        p.review.show_history(history_rows(self.store, sample_id))
         msg = f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}"
         self.status.emit(f"{loaded.image_error} — {msg}" if loaded.image_error else msg)
-        self.loader.read_ahead(p.samples.neighbour(sample_id, 1), keep=sample_id)
+        nxt = p.samples.neighbour(sample_id, 1)
+        if nxt != sample_id:  # the last row has no next one
+            self.loader.read_ahead(nxt, keep=sample_id)
         self.sample_shown.emit(sample_id)
 
-    def _show_texts(self, smp) -> None:
+    def _show_texts(self, smp, keep_edits: bool = False) -> None:
+        """The sample's texts; ``keep_edits`` leaves a question the user is editing alone."""
         self._question = smp.question
         self._show_stale()
         self.p.viewer.show_question(smp.question)
-        self.p.review.show_sample(smp.question, smp.status, smp.category, smp.external_id)
-        self.p.questions.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+        self.p.review.show_sample(smp.question, smp.status, smp.category, smp.external_id, keep_edit=keep_edits)
+        q = self.p.questions
+        if not (keep_edits and q.sample_id == smp.id and q.question != (self._shown_question or "").strip()):
+            q.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+            self._shown_question = smp.question
 
     def _show_masks(self) -> None:
         m = self.state.edit_mask
@@ -232,15 +252,23 @@ class ReviewController(QtCore.QObject):
         sid = self.state.sample_id
         if sid is None:
             return
+        if decision == "accept" and self.state.image_error:
+            self.status.emit(f"sample {sid}: not accepted — the image cannot be read ({self.state.image_error})")
+            return
+        from_note = self.p.review.note_has_focus()
         note = self.p.review.note()
-        if decision == "flag" and not note:
-            note, ok = self._ask_text("Flag sample", f"Why is sample {sid} flagged?")
+        if decision in ("flag", "reject") and not note and (decision == "flag" or self.ask_reject_reason):
+            what = "flagged" if decision == "flag" else "rejected"
+            note, ok = self._ask_text(f"{decision.capitalize()} sample", f"Why is sample {sid} {what}?")
             if not ok:
                 return
             note = note.strip()
         if not self._guard(review.decide, self.store, sid, decision, user=self.user, note=note):
             return
+        self._logged(sid)
         self.p.review.clear_note()
+        if from_note:  # the next A / R / F is a shortcut again, never a letter in the note
+            self.canvas.setFocus()
         self.status.emit(f"sample {sid}: {decision}")
         row = self.p.samples.row_of(sid)
         self.refresh_samples()
@@ -271,6 +299,7 @@ class ReviewController(QtCore.QObject):
         self.after_change(sid)
         if not ok:
             return False
+        self._logged(sid)
         tool = provenance.get("tool", "edit")
         self.p.edit.show_state(f"saved: {tool}" + (" — RANDOM WEIGHTS" if provenance.get("is_random") else ""))
         self.status.emit(f"sample {sid}: mask saved ({tool})")
@@ -284,22 +313,64 @@ class ReviewController(QtCore.QObject):
 
     def edit_question(self, sid: int, question: str) -> None:
         if self._guard(review.edit_question, self.store, sid, question, user=self.user):
+            self._logged(sid)
             self.refresh_samples()
         self.after_change(sid)
 
+    def _logged(self, sid: int) -> None:
+        self._undo_log.append(sid)
+        self._redo_log.clear()
+
     def undo(self) -> None:
-        self._undo_redo(review.undo, "undone", "nothing to undo")
+        """Undo the newest change made here (returning to its sample), else the shown sample's last."""
+        self._undo_redo(review.undo, self._undo_log, self._redo_log, "undone", "nothing to undo")
 
     def redo(self) -> None:
-        self._undo_redo(review.redo, "redone", "nothing to redo")
+        self._undo_redo(review.redo, self._redo_log, self._undo_log, "redone", "nothing to redo")
 
-    def _undo_redo(self, fn, done: str, nothing: str) -> None:
-        sid = self.state.sample_id
+    def _undo_redo(self, fn, log: list[int], other: list[int], done: str, nothing: str) -> None:
+        sid = log[-1] if log else self.state.sample_id
         if sid is None:
             return
         if self.editing is not None:
             self.editing.reset()
         ok = fn(self.store, sid, user=self.user)
+        if log and ok:
+            other.append(log.pop())
+        elif log:  # nothing left to reverse there (e.g. undone elsewhere): forget it
+            log.pop()
         self.refresh_samples()
+        if self.state.sample_id != sid and not self.p.samples.select(sid):
+            self.show_sample(sid)  # filtered out of the list: shown all the same
         self.after_change(sid)
         self.status.emit(f"sample {sid}: {done if ok else nothing}")
+
+    # ------------------------------------------------------------------------------ refresh
+    def refresh(self) -> None:
+        """Re-read the list, the counts and the shown sample's status, history, question and mask,
+        for changes other processes made to a shared store. The selection stays; a stroke, polygon
+        or SAM session in progress and a question being edited are left alone."""
+        self.refresh_samples(scroll=False)
+        sid = self.state.sample_id
+        if sid is None:
+            return
+        try:
+            smp, edited, runs = self.store.run(lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid),
+                                                          repo.runs_for_sample(s, sid)), write=False)
+        except LookupError:  # deleted by someone else
+            return
+        self._show_texts(smp, keep_edits=True)
+        self.p.review.show_history(history_rows(self.store, sid))
+        if not (self.editing is not None and self.editing.busy) and not _same(edited, self.state.edit_mask):
+            self.state.edit_mask = edited
+            self._show_masks()
+        titles = [(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else "")) for r in reversed(runs)]
+        if [r[0] for r in titles] != self.p.candidates.run_ids():
+            keep = self.p.candidates.run_id()
+            self.p.candidates.show_runs(titles)
+            if not self.p.candidates.select_run(keep):
+                self.load_trace()
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b))

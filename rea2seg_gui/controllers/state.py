@@ -16,6 +16,7 @@ class SampleState:
     sample_id: int | None = None
     image: np.ndarray | None = None
     image_error: str | None = None
+    image_path: str | None = None
     gt: np.ndarray | None = None
     ignore: np.ndarray | None = None
     edit_mask: np.ndarray | None = None  # the saved edited mask

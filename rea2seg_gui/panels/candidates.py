@@ -59,6 +59,19 @@ class CandidatesPanel(QtWidgets.QWidget):
     def run_id(self) -> int | None:
         return self.run_combo.currentData()
 
+    def run_ids(self) -> list[int]:
+        return [self.run_combo.itemData(i) for i in range(self.run_combo.count())]
+
+    def select_run(self, run_id: int | None) -> bool:
+        """Choose ``run_id`` without emitting ``run_changed``; False when it is not listed."""
+        i = self.run_combo.findData(run_id)
+        if run_id is None or i < 0:
+            return False
+        self.run_combo.blockSignals(True)
+        self.run_combo.setCurrentIndex(i)
+        self.run_combo.blockSignals(False)
+        return True
+
     def run_title(self) -> str:
         return self.run_combo.currentText()
 

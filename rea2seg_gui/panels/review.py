@@ -59,8 +59,10 @@ class ReviewPanel(QtWidgets.QWidget):
         f.addRow(QtWidgets.QLabel("History of this sample (newest first)"))
         f.addRow(h)
 
-    def show_sample(self, question: str, status: str, category: str, external_id: str) -> None:
-        self.question_edit.setText(question)
+    def show_sample(self, question: str, status: str, category: str, external_id: str, keep_edit: bool = False) -> None:
+        """``keep_edit``: leave the question field alone while the user is editing it."""
+        if not (keep_edit and self.question_edit.isModified()):
+            self.question_edit.setText(question)
         self.status_value.setText(f"{status}   ·   {category}   ·   {external_id}")
 
     def show_history(self, rows: Sequence[Sequence[str]]) -> None:
@@ -82,6 +84,9 @@ class ReviewPanel(QtWidgets.QWidget):
     def note(self) -> str:
         return self.note_edit.text().strip()
 
+    def note_has_focus(self) -> bool:
+        return self.note_edit.hasFocus()
+
     def clear_note(self) -> None:
         self.note_edit.clear()
 
@@ -89,3 +94,6 @@ class ReviewPanel(QtWidgets.QWidget):
         b = self.decision_buttons["accept"]
         b.setEnabled(on)
         b.setToolTip("" if on else why)
+
+    def accept_enabled(self) -> bool:
+        return self.decision_buttons["accept"].isEnabled()

@@ -91,7 +91,7 @@ class SamplesPanel(QtWidgets.QWidget):
         t.setSortingEnabled(True)
         r = self.row_of(self._current) if self._current is not None else None
         if r is not None:
-            t.selectRow(r)
+            self._select_only(r)
         t.blockSignals(False)
         self.counts_label.setText(f"{len(rows)} shown · " + " · ".join(f"{k} {v}" for k, v in counts.items()))
 
@@ -130,19 +130,29 @@ class SamplesPanel(QtWidgets.QWidget):
     def current_id(self) -> int | None:
         return self._current
 
-    def select(self, sample_id: int) -> bool:
-        """Select ``sample_id``'s row and emit ``sample_chosen`` when it changes; False if not shown."""
+    def select(self, sample_id: int, scroll: bool = True, emit: bool = True) -> bool:
+        """Select ``sample_id``'s row and emit ``sample_chosen`` when it changes (unless ``emit`` is
+        False: the caller shows it already); False when the row is not shown."""
         r = self.row_of(sample_id)
         if r is None:
             return False
         self.table.blockSignals(True)
-        self.table.selectRow(r)
+        self._select_only(r)
         self.table.blockSignals(False)
-        self.table.scrollToItem(self.table.item(r, 0))
+        if scroll:
+            self.table.scrollToItem(self.table.item(r, 0))
         if sample_id != self._current:
             self._current = sample_id
-            self.sample_chosen.emit(sample_id)
+            if emit:
+                self.sample_chosen.emit(sample_id)
         return True
+
+    def _select_only(self, r: int) -> None:
+        """Select exactly row ``r`` (``selectRow`` would add to the selection while Ctrl is held)."""
+        flags = QtCore.QItemSelectionModel.SelectionFlag
+        sm = self.table.selectionModel()
+        idx = self.table.model().index(r, 0)
+        sm.setCurrentIndex(idx, flags.ClearAndSelect | flags.Rows)
 
     def select_row(self, row: int) -> None:
         sid = self.id_at(row)

@@ -24,6 +24,28 @@ def _isolated(tmp_path, monkeypatch, _tiny_models):
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.delenv("REA2SEG_EVAL_BASE_URL", raising=False)
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    from PySide6 import QtWidgets
+
+    def unexpected(*a, **k):  # a modal dialog would hang an offscreen test: a test that expects one patches it
+        raise AssertionError(f"unexpected modal dialog: {a[1:3]}")
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", unexpected)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", unexpected)
+
+
+@pytest.fixture
+def reasons(monkeypatch):
+    """Answers for the reason a reject / flag asks for; ``asked`` records the questions."""
+    from PySide6 import QtWidgets
+
+    state = {"answers": [], "asked": []}
+
+    def get_text(parent, title, label, *a, **k):
+        state["asked"].append(label)
+        return state["answers"].pop(0) if state["answers"] else ("a reason", True)
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", get_text)
+    return state
 
 
 @pytest.fixture

@@ -28,11 +28,13 @@ def test_opens_demo_and_navigates_with_keys(qtbot, window):
     assert window.state.sample_id == 2
 
 
-def test_accept_reject_flag_keys_write_the_store_and_advance(qtbot, window, demo_store):
+def test_accept_reject_flag_keys_write_the_store_and_advance(qtbot, window, demo_store, reasons):
     qtbot.keyClick(window, QtCore.Qt.Key.Key_A)
     assert _status(demo_store, 1) == "verified" and window.state.sample_id == 2
+    reasons["answers"] = [("two cups match", True)]
     qtbot.keyClick(window, QtCore.Qt.Key.Key_R)
     assert _status(demo_store, 2) == "rejected" and window.state.sample_id == 3
+    assert reasons["asked"] == ["Why is sample 2 rejected?"] and review.history(demo_store, 2)[-1].note == "two cups match"
     window.review_panel.note_edit.setText("two objects match")
     qtbot.keyClick(window, QtCore.Qt.Key.Key_F)
     assert _status(demo_store, 3) == "flagged"
@@ -418,7 +420,7 @@ def test_a_slow_trace_is_drawn_when_it_arrives(qtbot, window, demo_store, monkey
     assert window.state.sample_id == 2 and window.state.trace is None
 
 
-def test_review_keys_work_wherever_the_focus_is(qtbot, window, demo_store):
+def test_review_keys_work_wherever_the_focus_is(qtbot, window, demo_store, reasons):
     window.samples_panel.table.setFocus()
     qtbot.keyClick(window.samples_panel.table, QtCore.Qt.Key.Key_A)
     assert _status(demo_store, 1) == "verified" and window.state.sample_id == 2
@@ -433,7 +435,7 @@ def test_review_keys_work_wherever_the_focus_is(qtbot, window, demo_store):
     assert window.review_panel.note_edit.text() == "RAF" and _status(demo_store, 4) == "pending"
 
 
-def test_note_field_enter_accepts_and_esc_leaves(qtbot, window, demo_store):
+def test_note_field_enter_accepts_and_esc_leaves(qtbot, window, demo_store, reasons):
     from core.store import review
 
     window.samples_panel.select_row(0)

@@ -105,6 +105,9 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
         window.run_panel.cancel_button.click()
     done = demo_store.run(lambda s: repo.finished_sample_ids(s, blocker.args[0]), write=False)
     assert 1 <= len(done) < 40
+    said = f"run {blocker.args[0]}: cancelled after {len(done)} of 40 samples"
+    assert window.statusBar().currentMessage().startswith(said)
+    assert said in window.run_panel.error_text()
     # progress reached the widgets on the GUI thread
     gui_thread = QtCore.QCoreApplication.instance().thread()
     assert seen_threads and all(t is gui_thread for t in seen_threads)
