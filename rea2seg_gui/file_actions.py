@@ -65,7 +65,7 @@ class FileActions(QtCore.QObject):
             self._show("New store", f"{path} already exists; a new store is never written over a file. "
                                     "Use File → Open store to open it.", error=True)
             return False
-        return self._open_store(path)
+        return self._open_store(path, create=True)
 
     def import_reasonseg(self) -> bool:
         folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Import ReasonSeg folder (images + labelme JSON)")

@@ -403,15 +403,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if ok and url.strip():
             self.open_store(url.strip())
 
-    def open_store(self, url: str) -> bool:
-        """Switch to another store; one that cannot be opened is explained and the open one kept."""
+    def open_store(self, url: str, create: bool = False) -> bool:
+        """Switch to another store; one that cannot be opened is explained and the open one kept.
+        A missing store is created when ``create`` (File → New store), else only after asking."""
         from core.store import StoreError
 
         if self.jobs.busy:
             message(self, "Cannot open store", f"{self.jobs.name} is running on this store; wait for it or cancel it.")
             return False
         try:
-            store = open_or_ask(self, url)
+            store = open_or_ask(self, url, create=create)
         except (StoreError, ValueError, OSError) as exc:
             message(self, "Cannot open store", str(exc), error=True)
             return False

@@ -17,14 +17,15 @@ def ask_create(parent: QtWidgets.QWidget | None, exc: StoreMissing) -> bool:
     return box == QtWidgets.QMessageBox.StandardButton.Yes
 
 
-def open_or_ask(parent: QtWidgets.QWidget | None, url: str) -> Store | None:
-    """The store at ``url``; a missing one only after Yes to "create a new store?" (``None`` for No).
+def open_or_ask(parent: QtWidgets.QWidget | None, url: str, create: bool = False) -> Store | None:
+    """The store at ``url``; a missing one only after Yes to "create a new store?" (``None`` for No),
+    or without asking when ``create`` (the user asked for a new store).
 
     Other failures (:class:`core.store.StoreError`, ``ValueError``, ``OSError``) propagate.
     """
     try:
         return open_store(url, create=False)
     except StoreMissing as exc:
-        if not ask_create(parent, exc):
+        if not create and not ask_create(parent, exc):
             return None
         return open_store(url, create=True)
