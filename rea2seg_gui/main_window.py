@@ -107,6 +107,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState)):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
+        self._show_questions_dock()
         self._remember_recent(store.url)
 
     @property
@@ -426,7 +427,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._remember_recent(store.url)
         self.review.refresh_samples()
         self.refresh_runs()
+        self._show_questions_dock()
         return True
+
+    def _show_questions_dock(self) -> None:
+        """The generated-question dock is shown for stores with generated questions only (View
+        menu to show it anyway)."""
+        from core.benchmark.provenance import has_generations
+
+        self.questions_dock.setVisible(has_generations(self.store))
 
     def apply_preferences(self) -> None:
         """Read the review preferences (File → Settings) into the controllers."""

@@ -48,6 +48,11 @@ def _latest_ids(s: Session):
             .where(QuestionGeneration.sample_id.is_not(None)).group_by(QuestionGeneration.sample_id).subquery())
 
 
+def has_generations(store: Store) -> bool:
+    """Whether any sample of the store was generated (the app shows its generated-question panel)."""
+    return store.run(lambda s: s.scalar(select(QuestionGeneration.id).limit(1)) is not None, write=False)
+
+
 def latest_generation(store: Store, sample_id: int) -> GenerationView | None:
     """The sample's most recent generation, ``None`` for a sample that was not generated."""
     def q(s: Session) -> GenerationView | None:

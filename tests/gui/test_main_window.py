@@ -17,6 +17,7 @@ def _status(store, sid):
 
 def test_opens_demo_and_navigates_with_keys(qtbot, window):
     assert window.samples_panel.row_count() == 40
+    assert window.isVisible() and window.questions_dock.isHidden()  # the demo has no generated questions
     assert window.state.sample_id == 1
     assert window.state.image is not None and window.state.image.shape == (360, 480, 3)
     assert window.state.gt is not None and window.state.gt.any()

@@ -93,6 +93,7 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, genera
     w = MainWindow(st, user="ann", settings=settings)
     qtbot.addWidget(w)
     w.show()
+    assert w.questions_dock.isVisible()  # a store with generated questions shows their dock
     assert w.samples_panel.row_count() == 3
     w.samples_panel.category_filter.setCurrentText("spatial")
     w.samples_panel.verdict_filter.setCurrentText("rejected")
