@@ -62,10 +62,8 @@ def _header_info(src: Any, name: str) -> tuple[int, int, bool, bool]:
     return int(h), int(w), eight_bit, transposed
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(height, width) read from the file's header only; refuses files and canvases over the
-    limits above. Raises :class:`ImageError`."""
-    p = Path(path)
+def _check_file(p: Path) -> None:
+    """A regular file within :data:`MAX_IMAGE_FILE_BYTES`, else :class:`ImageError`."""
     try:
         size = p.stat().st_size
         if not p.is_file():
@@ -74,6 +72,13 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise ImageError(f"{p}: image file not found") from None
     if size > MAX_IMAGE_FILE_BYTES:
         raise ImageError(f"{p}: file of {size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) read from the file's header only; refuses files and canvases over the
+    limits above. Raises :class:`ImageError`."""
+    p = Path(path)
+    _check_file(p)
     return _header_size(p, str(p))
 
 
@@ -89,10 +94,10 @@ def read_image_bytes(path: str | Path) -> bytes:
 
 
 def load_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) RGB (:func:`decode_image_rgb` of its bytes, after the
-    file checks of :func:`image_size`)."""
+    """Read an image file as uint8 (H, W, 3) RGB: :func:`decode_image_rgb` of its bytes (which
+    checks the header limits) after the file checks (exists, at most :data:`MAX_IMAGE_FILE_BYTES`)."""
     p = Path(path)
-    image_size(p)
+    _check_file(p)
     return decode_image_rgb(np.fromfile(p, dtype=np.uint8), str(p))
 
 
