@@ -12,7 +12,9 @@ masks as COCO compressed RLE, float arrays as base64 of little-endian ``float32`
 from __future__ import annotations
 
 import base64
+import io
 import json
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -36,6 +38,26 @@ def _arr_from_json(obj: dict[str, Any] | None) -> np.ndarray | None:
         return None
     raw = base64.b64decode(obj["b64"])
     return np.frombuffer(raw, dtype=obj["dtype"]).reshape(obj["shape"]).astype(np.float32)
+
+
+def logits_to_bytes(logits: np.ndarray) -> bytes:
+    """L as the store keeps it beside the trace: zlib-compressed float16 ``.npy`` bytes (the
+    same float16 precision the trace JSON uses)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(np.asarray(logits, dtype="<f2")), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), 1)
+
+
+def logits_from_bytes(blob: bytes) -> np.ndarray:
+    """Inverse of :func:`logits_to_bytes`: float32 (H, W). Raises ``ValueError`` on bytes that are
+    not such an array."""
+    try:
+        a = np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+    except (zlib.error, OSError, EOFError) as exc:
+        raise ValueError(f"stored L map is unreadable ({exc})") from exc
+    if a.ndim != 2 or a.dtype.kind != "f":
+        raise ValueError(f"stored L map is not a 2-D float array ({a.dtype}, shape {a.shape})")
+    return a.astype(np.float32)
 
 
 @dataclass
@@ -199,8 +221,9 @@ class PipelineTrace:
     format_version: int = TRACE_FORMAT_VERSION
 
     # -- serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (see module docstring for the array encodings)."""
+    def to_dict(self, *, with_logits: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict (see module docstring for the array encodings); ``with_logits=False``
+        writes ``initial_logits`` as null (the store keeps L in its own column)."""
         att = None
         if self.attention is not None:
             a = self.attention
@@ -238,7 +261,7 @@ class PipelineTrace:
             "model_ids": dict(self.model_ids),
             "is_random": self.is_random,
             "settings": self.settings,
-            "initial_logits": _arr_to_json(self.initial_logits, "<f2"),
+            "initial_logits": _arr_to_json(self.initial_logits, "<f2") if with_logits else None,
             "initial_mask": None if self.initial_mask is None else encode_rle(self.initial_mask),
             "attention": att,
             "seeds": seeds,
@@ -249,8 +272,8 @@ class PipelineTrace:
             "generated_text": self.generated_text,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+    def to_json(self, *, with_logits: bool = True) -> str:
+        return json.dumps(self.to_dict(with_logits=with_logits), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, with_logits: bool = True) -> PipelineTrace:

@@ -204,7 +204,6 @@ def logits_loader(store: Store, run_id: int, sample_id: int) -> Callable[[], np.
     worker thread on the first hover (traces are shown without L to switch samples fast)."""
 
     def load() -> np.ndarray | None:
-        trace = store.run(lambda s: repo.load_trace(s, run_id, sample_id), write=False)
-        return None if trace is None else trace.initial_logits
+        return store.run(lambda s: repo.load_logits(s, run_id, sample_id), write=False)
 
     return load

@@ -164,11 +164,14 @@ class Run(Base):
 
 
 class RunSample(_RunSampleKeys, Base):
-    """The trace of one sample in one run (zlib-compressed JSON of :class:`PipelineTrace`)."""
+    """The trace of one sample in one run: ``trace`` is the zlib-compressed JSON of
+    :class:`PipelineTrace` without L, ``logits`` L itself (zlib-compressed float16 ``.npy``; read
+    only when asked for, see :func:`core.trace.logits_from_bytes`)."""
 
     __tablename__ = "run_samples"
     __table_args__ = (UniqueConstraint("run_id", "sample_id", name="uq_run_sample"),)
     trace: Mapped[bytes] = mapped_column(LargeBinary)
+    logits: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     top1_candidate: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

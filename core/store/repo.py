@@ -28,7 +28,7 @@ from core.store.models import (
     RunSample,
     Sample,
 )
-from core.trace import PipelineTrace, question_is_stale
+from core.trace import PipelineTrace, logits_from_bytes, logits_to_bytes, question_is_stale
 
 
 class NotFoundError(LookupError):
@@ -311,7 +311,8 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
         RunSample(
             run_id=run_id,
             sample_id=sample_id,
-            trace=zlib.compress(trace.to_json().encode("utf-8"), 6),
+            trace=zlib.compress(trace.to_json(with_logits=False).encode("utf-8"), 6),
+            logits=None if trace.initial_logits is None else logits_to_bytes(trace.initial_logits),
             top1_candidate=ev.ranking[0] if ev and ev.ranking else None,
             seconds=float(sum(trace.timings.values())) if trace.timings else 0.0,
         )
@@ -320,13 +321,27 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
 
 
 def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = True) -> PipelineTrace | None:
-    """The saved trace, or ``None``; ``with_logits=False`` skips the float L map (viewers)."""
+    """The saved trace, or ``None``; ``with_logits=False`` leaves the float L map out (viewers):
+    L is stored in its own column, so it is then neither read nor decoded."""
     if not (_valid_id(run_id) and _valid_id(sample_id)):
         return None
-    row = s.scalar(select(RunSample).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
-    if row is None:
+    where = (RunSample.run_id == run_id, RunSample.sample_id == sample_id)
+    blob = s.scalar(select(RunSample.trace).where(*where))
+    if blob is None:
         return None
-    return PipelineTrace.from_json(zlib.decompress(row.trace).decode("utf-8"), with_logits=with_logits)
+    trace = PipelineTrace.from_json(zlib.decompress(blob).decode("utf-8"), with_logits=with_logits)
+    if with_logits and trace.initial_logits is None:
+        stored = s.scalar(select(RunSample.logits).where(*where))
+        trace.initial_logits = None if stored is None else logits_from_bytes(stored)
+    return trace
+
+
+def load_logits(s: Session, run_id: int, sample_id: int) -> np.ndarray | None:
+    """L (float32 (H, W)) of a saved trace alone, or ``None`` when there is none."""
+    if not (_valid_id(run_id) and _valid_id(sample_id)):
+        return None
+    stored = s.scalar(select(RunSample.logits).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    return None if stored is None else logits_from_bytes(stored)
 
 
 def trace_question(s: Session, run_id: int, sample_id: int) -> str | None:

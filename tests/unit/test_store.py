@@ -21,7 +21,7 @@ def test_sqlite_pragmas_and_schema_version(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"  # the migration head
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"  # the migration head
 
 
 def test_review_actions_history_and_undo_redo(filled_store):
