@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from core.masks import decode_rle, encode_rle
+from core.masks import MaskError, decode_rle, encode_rle
 
 CandidateOrigin = Literal["multimask", "semantic", "amg", "initial"]
 TRACE_FORMAT_VERSION = 1
@@ -136,7 +136,9 @@ class Candidate:
     ``origin``: ``multimask`` (SAM multimask from the prompt embedding), ``semantic``
     (k-core refinement), ``amg`` (attention-seeded AMG). ``sam_score`` is SAM's predicted
     IoU; ``stability`` the stability score (``None`` where not computed); ``seed_index`` the
-    AMG seed that produced it.
+    AMG seed that produced it. ``mask`` is bool (H, W); a candidate read back from RLE
+    (:meth:`from_rle`) decodes it on first use, so a trace loads without decoding masks that are
+    never looked at.
     """
 
     id: int
@@ -148,6 +150,35 @@ class Candidate:
     seed_index: int | None = None
     area: int = 0
     box_xyxy: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def from_rle(cls, rle: dict[str, Any], hw: tuple[int, int], **fields_: Any) -> Candidate:
+        """A candidate whose mask is the RLE ``rle`` this program wrote, decoded when first used;
+        the RLE's size is checked against ``hw`` now."""
+        size = rle.get("size") if isinstance(rle, dict) else None
+        if not isinstance(size, list | tuple) or tuple(size) != tuple(hw):
+            raise MaskError(f"candidate mask size {size!r} != image size {list(hw)}")
+        c = cls(mask=_PENDING, **fields_)
+        c.__dict__["_rle"] = rle
+        return c
+
+
+_PENDING = np.zeros((0, 0), bool)  # the placeholder of a mask still in RLE
+
+
+def _get_mask(c: Candidate) -> np.ndarray:
+    m = c.__dict__["_mask"]
+    if m is _PENDING:  # two threads may both decode it: the same array either way
+        m = decode_rle(c.__dict__["_rle"], validate=False)
+        c.__dict__["_mask"] = m
+    return m
+
+
+def _set_mask(c: Candidate, mask: np.ndarray) -> None:
+    c.__dict__["_mask"] = mask
+
+
+Candidate.mask = property(_get_mask, _set_mask)  # type: ignore[assignment, method-assign]
 
 
 @dataclass
@@ -312,10 +343,9 @@ class PipelineTrace:
         cands = []
         for c in d.get("candidates", []):
             c = dict(c)
-            c["mask"] = decode_rle(c["mask"], hw, validate=False)
             if c.get("box_xyxy") is not None:
                 c["box_xyxy"] = tuple(c["box_xyxy"])
-            cands.append(Candidate(**c))
+            cands.append(Candidate.from_rle(c.pop("mask"), hw, **c))
         return cls(
             question=d["question"],
             image_hw=hw,

@@ -348,7 +348,7 @@ class Canvas(pg.GraphicsLayoutWidget):
     def set_image(self, image_rgb: np.ndarray) -> None:
         first = self.hw != image_rgb.shape[:2]
         self.hw = image_rgb.shape[:2]
-        self.image_item.setImage(image_rgb, levels=(0, 255))
+        self.image_item.setImage(image_rgb, levels=None)  # uint8 RGB as it is: no per-paint rescale
         for key in self.items:
             self._clear(key)
         self.masks = dict.fromkeys(MASK_LAYERS)
@@ -496,7 +496,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             norm = np.nan_to_num((heat - lo) / (hi - lo + 1e-12), nan=0.0)
             rgba = pg.colormap.get("inferno").map(norm, mode="byte")
             rgba[np.isnan(heat), 3] = 0
-            self._add("attention", pg.ImageItem(rgba, levels=(0, 255)))
+            self._add("attention", pg.ImageItem(rgba, levels=None))  # uint8 RGBA as it is
             self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
             self._show_colorbar(self.visible["attention"])
         if trace.seeds is not None:

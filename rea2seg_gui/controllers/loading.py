@@ -1,15 +1,16 @@
 """Loading a sample (image, masks, trace) and reading the next one ahead, off the GUI thread.
 
 Images decode and traces load in a thread pool; the next sample in the list is read ahead on its
-own thread so that a jump never queues behind it. Futures hold plain data, no Qt objects. A trace
-that is not loaded when the image is (``trace_wait_s`` more, default 0: the image is never held
-back for it) arrives later through ``trace_arrived(sample_id, run_id)``.
+own thread so that a jump never queues behind it. Futures hold plain data, no Qt objects. The trace
+loads right after the image decode (with L and the candidate masks left for later it takes a few
+ms); a trace not loaded ``trace_wait_s`` (:data:`TRACE_WAIT_S`) after the image arrives later
+through ``trace_arrived(sample_id, run_id)``, so a large trace never holds the image back longer.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,8 @@ from core.images import ImageError, load_image_rgb
 from core.store import Store, repo
 from core.trace import PipelineTrace
 
-READ_AHEAD_DELAY_S = 0.04  # a read-ahead starts this long after the sample before it is shown (not from the paper)
+READ_AHEAD_DELAY_S = 0.04  # a read-ahead starts this long after the sample before it is shown
+TRACE_WAIT_S = 0.015  # the image waits at most this long for its trace, so both are painted at once
 
 
 @dataclass
@@ -76,13 +78,18 @@ def _decode(path) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc) or type(exc).__name__
 
 
+def _decode_masks(trace: PipelineTrace | None) -> None:
+    for c in trace.candidates if trace is not None else []:
+        c.mask  # noqa: B018 - decodes it (Candidate.from_rle)
+
+
 class SampleLoader(QtCore.QObject):
     trace_arrived = QtCore.Signal(int, object)
 
     def __init__(self, store: Store, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.trace_wait_s = 0.0
+        self.trace_wait_s = TRACE_WAIT_S
         self._new_pools()
 
     def _new_pools(self) -> None:
@@ -100,14 +107,24 @@ class SampleLoader(QtCore.QObject):
         for pool in (self._pool, self._ahead):
             pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _trace_future(self, sample_id: int, run_id: int | None) -> Future:
+    def _trace_future(self, sample_id: int, run_id: int | None, after: Future | None = None) -> Future:
+        """The trace load in the pool; with ``after`` (the image decode) it starts once that is
+        done, so that on two cores the decode the user waits for has a core to itself."""
         if run_id is None:
             tr: Future = Future()
             tr.set_result(None)
             return tr
         store = self.store
-        return self._pool.submit(store.run, lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False),
-                                 write=False)
+
+        def job() -> PipelineTrace | None:
+            if after is not None:
+                wait([after])
+            trace = store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+            if trace is not None:  # the candidate masks decode on first use: here, unless the GUI is first
+                self._pool.submit(_decode_masks, trace)
+            return trace
+
+        return self._pool.submit(job)
 
     def load(self, sample_id: int) -> LoadedSample:
         """The sample with its image, masks and (if it comes within ``trace_wait_s``) trace."""
@@ -125,8 +142,8 @@ class SampleLoader(QtCore.QObject):
             runs = repo.runs_for_sample(s, sample_id)
             started["run_id"] = run_id = runs[-1].id if runs else None
             if ahead is None or ahead.cancelled():
-                started["image"] = self._pool.submit(_decode, repo.image_path(smp))
-                started["trace"] = self._trace_future(sample_id, run_id)
+                started["image"] = image = self._pool.submit(_decode, repo.image_path(smp))
+                started["trace"] = self._trace_future(sample_id, run_id, after=image)
             masks = tuple(repo.get_mask(s, m) for m in (smp.gt_mask_id, smp.ignore_mask_id, smp.edited_mask_id))
             return smp, runs, masks
 
@@ -198,6 +215,7 @@ class SampleLoader(QtCore.QObject):
             image, error = _decode(path)
             trace = None if run_id is None else store.run(
                 lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+            _decode_masks(trace)
             return _Ahead(run_id, image, error, trace)
 
         self.prefetched[sample_id] = self._ahead.submit(job)
