@@ -21,6 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace import PipelineTrace
 from rea2seg_gui import refguard
+from rea2seg_gui.heatmap import heatmap_rgba
 from rea2seg_gui.legend import CanvasLegend, LegendEntry
 from rea2seg_gui.overlays import (
     DIFF_ADDED,
@@ -71,19 +72,6 @@ NEGATIVE_COLOR = (255, 40, 40)
 def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
     """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
     return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
-
-
-def heatmap_image(token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """float32 (H, W): each token's value painted over its box (NaN outside every box)."""
-    h, w = hw
-    out = np.full((h, w), np.nan, dtype=np.float32)
-    vals = token_map.ravel()
-    for v, (x0, y0, x1, y1) in zip(vals, boxes, strict=True):
-        xa, ya = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-        xb, yb = min(int(np.ceil(x1)), w), min(int(np.ceil(y1)), h)
-        if xb > xa and yb > ya:
-            out[ya:yb, xa:xb] = v
-    return out
 
 
 TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
@@ -490,15 +478,12 @@ class Canvas(pg.GraphicsLayoutWidget):
         unit = em()
         if trace.attention is not None:
             a = trace.attention
-            heat = heatmap_image(a.token_map, a.token_boxes_xyxy, hw)
-            lo, hi = float(np.nanmin(heat)), float(np.nanmax(heat))
-            self.attention_range = (lo, hi)
-            norm = np.nan_to_num((heat - lo) / (hi - lo + 1e-12), nan=0.0)
-            rgba = pg.colormap.get("inferno").map(norm, mode="byte")
-            rgba[np.isnan(heat), 3] = 0
-            self._add("attention", pg.ImageItem(rgba, levels=None))  # uint8 RGBA as it is
-            self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
-            self._show_colorbar(self.visible["attention"])
+            rgba, self.attention_range = heatmap_rgba(a.token_map, a.token_boxes_xyxy, hw)
+            if rgba is not None:
+                lo, hi = self.attention_range
+                self._add("attention", pg.ImageItem(rgba, levels=None))  # uint8 RGBA as it is
+                self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
+                self._show_colorbar(self.visible["attention"])
         if trace.seeds is not None:
             for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
                 color = LAYER_BY_KEY[key].color
