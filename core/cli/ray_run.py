@@ -42,7 +42,7 @@ def run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, 
 def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict) -> int:
     from core.cli.common import progress_bar
     from core.pipeline.ray_engine import JobSpec, RayEngine, RayOptions
-    from core.pipeline.runner import Stage2Settings
+    from core.pipeline.runner import Stage2Settings, record_run
     from core.store import repo
 
     options = RayOptions(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
@@ -56,15 +56,9 @@ def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed,
         record = engine.record()
         if run is None:
             settings = _settings(info["settings"])
-            with store.session() as s:
-                run_id = repo.create_run(
-                    s, name=args.run_name or f"{info['preset']} {time.strftime('%Y-%m-%d %H:%M')}", preset=info["preset"],
-                    config={"stage1": settings.to_dict(),
-                            "stage2": stage2.to_dict(),
-                            "engines": [record]},
-                    model_ids={"mllm": info["mllm"], "sam": info["sam"], "evaluator": info.get("evaluator")},
-                    is_random=bool(info["is_random"]),
-                )
+            run_id = record_run(store, info["preset"],
+                                {"mllm": info["mllm"], "sam": info["sam"], "evaluator": info.get("evaluator")},
+                                bool(info["is_random"]), settings, stage2=stage2, name=args.run_name, engine=record)
         else:
             settings, run_id = resumed, run.id
             with store.session() as s:

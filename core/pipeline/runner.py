@@ -31,7 +31,7 @@ from core.pipeline.settings import Stage1Settings
 
 __all__ = [
     "OutOfMemory", "Segmenter", "Stage2Settings", "canonical_preset", "create_run", "default_settings",
-    "load_segmenter", "preset_default_settings", "resumed_settings", "run_samples",
+    "load_segmenter", "preset_default_settings", "record_run", "resumed_settings", "run_samples",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -116,28 +116,39 @@ def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
 
 def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2: Stage2Settings | None = None,
                evaluator: Any = None, name: str | None = None, engine: dict[str, Any] | None = None) -> int:
-    """Create a run in ``store`` and return its id.
+    """Create a run in ``store`` for loaded models and return its id (see :func:`record_run`).
+
+    ``evaluator``: the loaded :class:`core.evaluator.base.MaskEvaluator` of ``stage2.evaluator``
+    (``None`` for stage 1 only); the model ids and ``is_random`` are read from the models.
+    """
+    model_ids = {"mllm": segmenter.prompt_model.name, "sam": segmenter.sam.name,
+                 "evaluator": evaluator.name if evaluator is not None else None}
+    is_random = bool(segmenter.is_random or (evaluator is not None and evaluator.is_random))
+    return record_run(store, segmenter.preset, model_ids, is_random, settings, stage2=stage2, name=name,
+                      engine=engine)
+
+
+def record_run(store, preset: str, model_ids: dict[str, str | None], is_random: bool, settings: Stage1Settings, *,
+               stage2: Stage2Settings | None = None, name: str | None = None,
+               engine: dict[str, Any] | None = None) -> int:
+    """Create a run from what its models are, loaded here or on other machines, and return its id.
 
     The run stores ``{"stage1": settings, "stage2": stage2}`` as its config (what
     :func:`resumed_settings` reads back), the model ids (``mllm``, ``sam``, ``evaluator``) and
-    ``is_random`` (any model with random weights). ``evaluator``: the loaded
-    :class:`core.evaluator.base.MaskEvaluator` of ``stage2.evaluator`` (``None`` for stage 1 only).
-    ``name`` defaults to ``"<preset>[ + <evaluator>] <YYYY-mm-dd HH:MM>"``. ``engine``: how the
-    run is executed (e.g. ``{"engine": "local", "workers": 1}``), kept under ``config["engines"]``.
+    ``is_random`` (any model with random weights). ``name`` defaults to
+    ``"<preset>[ + <evaluator>] <YYYY-mm-dd HH:MM>"``. ``engine``: how the run is executed (e.g.
+    ``{"engine": "local", "workers": 1}``), kept under ``config["engines"]``.
     """
     from core.store import repo
 
     stage2 = stage2 or Stage2Settings()
     if name is None:
-        name = f"{segmenter.preset}{' + ' + stage2.evaluator if stage2.evaluator else ''} {time.strftime('%Y-%m-%d %H:%M')}"
+        name = f"{preset}{' + ' + stage2.evaluator if stage2.evaluator else ''} {time.strftime('%Y-%m-%d %H:%M')}"
     config: dict[str, Any] = {"stage1": settings.to_dict(), "stage2": stage2.to_dict()}
     if engine is not None:
         config["engines"] = [engine]
-    model_ids = {"mllm": segmenter.prompt_model.name, "sam": segmenter.sam.name,
-                 "evaluator": evaluator.name if evaluator is not None else None}
-    is_random = bool(segmenter.is_random or (evaluator is not None and evaluator.is_random))
-    return store.run(lambda s: repo.create_run(s, name=name, preset=segmenter.preset, config=config,
-                                               model_ids=model_ids, is_random=is_random))
+    return store.run(lambda s: repo.create_run(s, name=name, preset=preset, config=config,
+                                               model_ids=dict(model_ids), is_random=bool(is_random)))
 
 
 def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int, settings: Stage1Settings, *,

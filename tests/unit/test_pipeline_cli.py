@@ -158,3 +158,20 @@ def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
     assert canonical_preset("tiny-random") == "tiny-random-lisa"
     with pytest.raises(ModelLoadError, match="lisa-7b: mllm_path is not set"):
         load_segmenter("lisa-7b")
+
+
+def test_a_run_of_loaded_models_and_one_recorded_from_their_ids_are_the_same(filled_sqlite, tiny_sam):
+    from core.pipeline import runner
+    from core.store import repo
+
+    seg = runner.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
+    settings = runner.default_settings(seg, k1=7, k2=3)
+    stage2 = runner.Stage2Settings(None, cot=False)
+    a = runner.create_run(filled_sqlite, seg, settings, stage2=stage2, name="n", engine={"engine": "local"})
+    ids = {"mllm": seg.prompt_model.name, "sam": "sam-tiny", "evaluator": None}
+    b = runner.record_run(filled_sqlite, "fake", ids, True, settings, stage2=stage2, name="n", engine={"engine": "local"})
+    with filled_sqlite.session(write=False) as s:
+        ra, rb = repo.get_run(s, a), repo.get_run(s, b)
+        assert (ra.name, ra.preset, ra.config, ra.model_ids, ra.is_random) == \
+               (rb.name, rb.preset, rb.config, rb.model_ids, rb.is_random)
+        assert ra.config["stage1"]["k1"] == 7 and ra.config["engines"] == [{"engine": "local"}]
