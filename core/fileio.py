@@ -35,6 +35,25 @@ def _reason(exc: OSError) -> str:
     return " ".join(str(exc.strerror or exc).split())
 
 
+def write_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be written, as one line, or ``None`` when it looks writable: the check
+    a long job makes before it starts (it creates nothing). :func:`atomic_open` still reports
+    what fails later (a full disk)."""
+    if not str(path).strip():
+        return "no file name given"
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return f"{p}: is a folder; give a file name"
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{p}: cannot create folder {p.parent} ({folder} is a file)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{p}: cannot write in {folder} (permission denied)"
+    return None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO]:
     """``with atomic_open(p) as f: f.write(...)``: the file appears at ``p`` only if the block
