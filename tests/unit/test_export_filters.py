@@ -75,3 +75,10 @@ def test_write_problem_names_the_reason(tmp_path):
     assert write_problem(tmp_path) == f"{tmp_path}: is a folder; give a file name"
     assert write_problem(tmp_path / "f" / "x.json") == f"{tmp_path / 'f' / 'x.json'}: cannot create folder {tmp_path / 'f'} ({tmp_path / 'f'} is a file)"
     assert not (tmp_path / "new").exists()  # the check creates nothing
+
+
+def test_write_problem_without_permission(tmp_path, monkeypatch):
+    import core.fileio
+
+    monkeypatch.setattr(core.fileio.os, "access", lambda path, mode: False)  # as a user without rights there
+    assert write_problem(tmp_path / "x.json") == f"{tmp_path / 'x.json'}: cannot write in {tmp_path} (permission denied)"
