@@ -10,6 +10,7 @@ a one-line message. A missing parent folder is created.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -50,7 +51,12 @@ def write_problem(path: str | Path) -> str | None:
     if not folder.is_dir():
         return f"{p}: cannot create folder {p.parent} ({folder} is a file)"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{p}: cannot write in {folder} (permission denied)"
+        try:
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        reason = os.strerror(errno.EROFS if read_only else errno.EACCES)  # as atomic_open would say
+        return f"{p}: cannot write in {folder} ({reason})"
     return None
 
 

@@ -81,4 +81,4 @@ def test_write_problem_without_permission(tmp_path, monkeypatch):
     import core.fileio
 
     monkeypatch.setattr(core.fileio.os, "access", lambda path, mode: False)  # as a user without rights there
-    assert write_problem(tmp_path / "x.json") == f"{tmp_path / 'x.json'}: cannot write in {tmp_path} (permission denied)"
+    assert write_problem(tmp_path / "x.json") == f"{tmp_path / 'x.json'}: cannot write in {tmp_path} (Permission denied)"
