@@ -90,6 +90,8 @@ class FileActions(QtCore.QObject):
         except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, never raised
             self._show("Export", f"The store cannot be read: {exc}", error=True)
             return False
+        if self.export_dialog is not None:  # one at a time: the last one is kept until the next opens
+            self.export_dialog.deleteLater()
         dlg = self.export_dialog = ExportDialog(names, store.url, self.window)
         dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), **dlg.export_kwargs()))
         dlg.open()  # window-modal, without a nested event loop
