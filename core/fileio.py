@@ -10,6 +10,7 @@ a one-line message. A missing parent folder is created.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -33,6 +34,30 @@ def _umask_mode() -> int:
 
 def _reason(exc: OSError) -> str:
     return " ".join(str(exc.strerror or exc).split())
+
+
+def write_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be written, as one line, or ``None`` when it looks writable: the check
+    a long job makes before it starts (it creates nothing). :func:`atomic_open` still reports
+    what fails later (a full disk)."""
+    if not str(path).strip():
+        return "no file name given"
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return f"{p}: is a folder; give a file name"
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{p}: cannot create folder {p.parent} ({folder} is a file)"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        reason = os.strerror(errno.EROFS if read_only else errno.EACCES)  # as atomic_open would say
+        return f"{p}: cannot write in {folder} ({reason})"
+    return None
 
 
 @contextlib.contextmanager

@@ -1,8 +1,11 @@
-"""Settings dialog (checkpoint paths, device, evaluator endpoint, review preferences) and the compare dialog."""
+"""Settings dialog (checkpoint paths, device, evaluator endpoint, review preferences), the compare
+dialog and the export dialog (File → Export SGDR file…)."""
 
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from core.fileio import write_problem
+from core.vocab import STATUSES
 from rea2seg_gui import preferences as prefs
+from rea2seg_gui.file_actions import SGDR_FILTER
 from rea2seg_gui.models import config_path, load_config, path_problems, save_config
 
 FIELDS = (
@@ -29,6 +35,8 @@ FIELDS = (
     ("evaluator", "openai", "model", "Endpoint model name"),
 )
 
+
+ANY = "any"  # the filter choice that filters nothing (the option left out on the command line)
 
 DIRECTORY_KEYS = ("mllm_path", "model_path", "lora_path")
 FILE_KEYS = ("sam_checkpoint", "sam2_checkpoint")
@@ -220,3 +228,106 @@ class CompareDialog(QtWidgets.QDialog):
 
 
 from rea2seg_gui.panels.metrics import MetricsView  # noqa: E402,F401 - its former home
+
+
+class ExportDialog(QtWidgets.QDialog):
+    """File → Export SGDR file…: the output file and the filters of ``rea2seg export sgdr`` —
+    *Dataset* (``--dataset``) and *Status* (``--status``), each with the choice *any* (the option
+    left out). :meth:`export_kwargs` are the keyword arguments the command line passes to
+    :func:`core.exporters.export_dataset`; :meth:`cli_args` is the same export as a command line,
+    shown in the dialog. An output path that cannot be written is explained in the dialog, which
+    stays open (:func:`core.fileio.write_problem`); nothing is written."""
+
+    def __init__(self, datasets: Sequence[str], db: str, parent: QtWidgets.QWidget | None = None, out: str = "") -> None:
+        """``datasets``: the store's dataset names (:func:`core.exporters.dataset_names`);
+        ``db``: the store's URL, for the command line shown."""
+        super().__init__(parent)
+        self.setWindowTitle("Export SGDR file")
+        self.db = db
+        form = QtWidgets.QFormLayout(self)
+        self.out_edit = QtWidgets.QLineEdit(out)
+        self.out_edit.setPlaceholderText("the SGDR JSON file to write")
+        self.out_edit.textChanged.connect(self._changed)
+        browse = QtWidgets.QPushButton("Browse…")
+        browse.setObjectName("browse")
+        browse.clicked.connect(self._browse)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.out_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Output file", row)
+        self.dataset_combo = QtWidgets.QComboBox()
+        self.dataset_combo.addItem(ANY, None)
+        for name in datasets:
+            self.dataset_combo.addItem(name, name)
+        self.dataset_combo.setToolTip("Only samples of this dataset (--dataset); any: every dataset")
+        form.addRow("Dataset", self.dataset_combo)
+        self.status_combo = QtWidgets.QComboBox()
+        self.status_combo.addItem(ANY, None)
+        for st in STATUSES:
+            self.status_combo.addItem(st, st)
+        self.status_combo.setToolTip("Only samples with this review status (--status); any: every status")
+        form.addRow("Status", self.status_combo)
+        for combo in (self.dataset_combo, self.status_combo):
+            combo.currentIndexChanged.connect(self._changed)
+        self.command_label = QtWidgets.QLabel()
+        self.command_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # paths may hold any text
+        self.command_label.setWordWrap(True)
+        self.command_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        form.addRow("Same as", self.command_label)
+        self.problem = QtWidgets.QLabel()
+        self.problem.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color:#b3261e;")
+        form.addRow(self.problem)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
+                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        self.export_button = buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok)
+        self.export_button.setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self._changed()
+
+    def out_path(self) -> str:
+        return self.out_edit.text().strip()
+
+    def set_filters(self, *, dataset: str | None = None, status: str | None = None) -> None:
+        """Choose a dataset / status by name (``None``: any); an unknown name raises ``LookupError``."""
+        for combo, value in ((self.dataset_combo, dataset), (self.status_combo, status)):
+            i = combo.findData(value) if value is not None else 0
+            if i < 0:
+                raise LookupError(f"{value!r} is not offered: {[combo.itemText(j) for j in range(combo.count())]}")
+            combo.setCurrentIndex(i)
+
+    def export_kwargs(self) -> dict[str, str | None]:
+        """``status`` and ``dataset`` for :func:`core.exporters.export_dataset` (``None``: any)."""
+        return {"status": self.status_combo.currentData(), "dataset": self.dataset_combo.currentData()}
+
+    def cli_args(self) -> list[str]:
+        """This export as arguments of ``rea2seg`` (``export sgdr --db … --out …`` and the filters)."""
+        args = ["export", "sgdr", "--db", self.db, "--out", self.out_path() or "FILE"]
+        kw = self.export_kwargs()
+        if kw["status"] is not None:
+            args += ["--status", kw["status"]]
+        if kw["dataset"] is not None:
+            args += ["--dataset", kw["dataset"]]
+        return args
+
+    def command(self) -> str:
+        return shlex.join(["rea2seg", *self.cli_args()])
+
+    def _changed(self) -> None:
+        self.command_label.setText(self.command())
+        self.problem.clear()
+
+    def _browse(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export SGDR file", self.out_path(), SGDR_FILTER)
+        if path:
+            self.out_edit.setText(path)
+
+    def accept(self) -> None:
+        problem = write_problem(self.out_path())
+        if problem is not None:
+            self.problem.setText(f"Not exported: {problem}")
+            return
+        super().accept()

@@ -1,7 +1,9 @@
 """File → New store… / Import ReasonSeg… / Import SGDR… / Export SGDR…: the same core functions
 as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
-:func:`core.exporters.export_dataset`), run in the window's worker with progress, cancel and
-errors; the report (what landed, what was skipped and why) is shown when the job ends."""
+:func:`core.exporters.export_dataset`, called with the arguments the command line passes; the
+export's filters are chosen in :class:`~rea2seg_gui.dialogs.ExportDialog`), run in the window's
+worker with progress, cancel and errors; the report (what landed, what was skipped and why) is
+shown when the job ends."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class FileActions(QtCore.QObject):
         super().__init__(parent or window)
         self.window, self.jobs, self._store, self._open_store, self._refresh = window, jobs, store, open_store, refresh
         self.report_box: QtWidgets.QMessageBox | None = None
+        self.export_dialog: QtWidgets.QDialog | None = None
         self.actions: dict[str, QtGui.QAction] = {}
         for key, label, slot in (("new", "&New store…", self.new_store),
                                  ("import_reasonseg", "Import &ReasonSeg folder…", self.import_reasonseg),
@@ -76,15 +79,32 @@ class FileActions(QtCore.QObject):
         return bool(path) and self._import("sgdr", path)
 
     def export_sgdr(self) -> bool:
-        """Every sample of the store to an SGDR file (as ``rea2seg export sgdr`` without filters)."""
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self.window, "Export SGDR file", "", SGDR_FILTER)
-        if not path:
+        """Open the export dialog (output file, dataset, status); its *Export* runs the export as
+        ``rea2seg export sgdr`` does with the same options. False when the store cannot be read."""
+        from core.exporters import dataset_names
+        from rea2seg_gui.dialogs import ExportDialog
+
+        store = self._store()
+        try:
+            names = dataset_names(store)
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, never raised
+            self._show("Export", f"The store cannot be read: {exc}", error=True)
             return False
+        if self.export_dialog is not None:  # one at a time: the last one is kept until the next opens
+            self.export_dialog.deleteLater()
+        dlg = self.export_dialog = ExportDialog(names, store.url, self.window)
+        dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), **dlg.export_kwargs()))
+        dlg.open()  # window-modal, without a nested event loop
+        return True
+
+    def export_to(self, out: str, *, status: str | None = None, dataset: str | None = None) -> bool:
+        """Export the store's samples (``status`` / ``dataset``: ``None`` is any) to ``out`` in
+        the worker, as ``rea2seg export sgdr --out OUT [--status S] [--dataset D]``."""
         from core.exporters import export_dataset
 
         store = self._store()
-        return self._start(lambda progress, should_cancel: export_dataset(store, "sgdr", path), "export",
-                           f"Exporting to {path}…")
+        return self._start(lambda progress, should_cancel: export_dataset(store, "sgdr", out, status=status, dataset=dataset),
+                           "export", f"Exporting to {out}…")
 
     def cancel(self) -> None:
         if self._running and self.jobs.cancel():

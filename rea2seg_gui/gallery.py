@@ -3,11 +3,15 @@ logical pixels, a larger preview on hover), the origin written out, SAM / stabil
 evaluator scores, the rank and the true IoU against a mask the user picks (the imported
 ground truth, or the reviewed mask when the sample has one). Arrow keys step through the
 candidates while the gallery has focus; the selection is announced with
-``candidate_selected`` (the window draws it on the canvas)."""
+``candidate_selected`` (the window draws it on the canvas).
+
+:class:`ThumbnailCache`, :func:`thumb_side` and :class:`HoverPreview` are shared with the
+evaluator panel, whose mask thumbnails look and behave the same."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -25,6 +29,7 @@ IOU_COLUMN = COLUMNS.index("true IoU")
 RANK_COLUMN = COLUMNS.index("rank")
 THUMB_MIN = 128  # logical pixels
 PREVIEW_FACTOR = 3  # the hover preview is this many thumbnails wide
+MASK_TINT = (60, 140, 255)  # a candidate over its darkened image
 
 
 def thumb_side(widget: QtWidgets.QWidget) -> int:
@@ -33,20 +38,18 @@ def thumb_side(widget: QtWidgets.QWidget) -> int:
 
 
 class Thumbnails:
-    """Candidate thumbnails of one image, the longer side ``side_px`` pixels: the image is
-    resampled once (nearest neighbour, exact pixels: small images grow, large ones shrink),
-    and each mask is shown tinted over a darkened copy."""
+    """Candidate thumbnails of one image, the longer side exactly ``side_px`` pixels: the image is
+    resampled once by nearest neighbour (each output pixel takes the input pixel under its
+    centre: exact pixels, never blended; small images grow, large ones shrink), and each mask is
+    shown tinted over a darkened copy."""
 
-    def __init__(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = (60, 140, 255)) -> None:
+    def __init__(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT) -> None:
         h, w = image.shape[:2]
-        if max(h, w) >= side_px:  # shrink: every step-th pixel (a strided view, fast)
-            step = math.ceil(max(h, w) / side_px)
-            self.index: tuple = (slice(None, None, step), slice(None, None, step))
-        else:  # grow: each pixel repeated (nearest neighbour)
-            oh, ow = (math.floor(n * side_px / max(h, w)) for n in (h, w))
-            rows = np.minimum((np.arange(oh) + 0.5) * h // oh, h - 1).astype(np.intp)
-            cols = np.minimum((np.arange(ow) + 0.5) * w // ow, w - 1).astype(np.intp)
-            self.index = np.ix_(rows, cols)
+        # a fixed output size (not a stride, which can give little more than half of side_px)
+        oh, ow = (max(1, math.floor(n * side_px / max(h, w))) for n in (h, w))
+        rows = np.minimum((np.arange(oh) + 0.5) * h // oh, h - 1).astype(np.intp)
+        cols = np.minimum((np.arange(ow) + 0.5) * w // ow, w - 1).astype(np.intp)
+        self.index: tuple = np.ix_(rows, cols)
         small = image[self.index].astype(np.uint16)
         self.dark = (small * 55 // 100).astype(np.uint8)
         self.tinted = ((small * 35 + np.array(color, np.uint16) * 65) // 100).astype(np.uint8)
@@ -61,6 +64,67 @@ class Thumbnails:
         pm = QtGui.QPixmap.fromImage(q.copy())
         pm.setDevicePixelRatio(dpr)
         return pm
+
+
+class ThumbnailCache:
+    """The :class:`Thumbnails` of the image on screen, one per (pixel size, tint): the image is
+    resampled once per sample and size, not once per mask. A new image empties it."""
+
+    def __init__(self) -> None:
+        self._image: np.ndarray | None = None
+        self._by_key: dict[tuple[int, tuple[int, int, int]], Thumbnails] = {}
+
+    def get(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT) -> Thumbnails:
+        """``image``: uint8 RGB (H, W, 3); ``side_px``: the thumbnails' longer side in device pixels."""
+        if image is not self._image:
+            self._image, self._by_key = image, {}
+        key = (side_px, tuple(color))
+        if key not in self._by_key:
+            self._by_key[key] = Thumbnails(image, side_px, color)
+        return self._by_key[key]
+
+    def pixmap(self, owner: QtWidgets.QWidget, image: np.ndarray, mask: np.ndarray,
+               color: tuple[int, int, int] = MASK_TINT) -> QtGui.QPixmap:
+        """``mask`` (bool, the image's H × W) as a thumbnail sized for ``owner`` (:func:`thumb_side`,
+        sharp on high-density screens)."""
+        dpr = owner.devicePixelRatioF()
+        return self.get(image, round(thumb_side(owner) * dpr), color).pixmap(mask, dpr)
+
+
+class HoverPreview(QtWidgets.QLabel):
+    """A larger picture of the mask under the pointer (``PREVIEW_FACTOR`` thumbnails wide), in a
+    tool-tip window of its own beside the pointer. :meth:`follow` shows it for the items of an
+    item view and hides it when the pointer leaves them."""
+
+    def __init__(self, owner: QtWidgets.QWidget) -> None:
+        super().__init__(owner, QtCore.Qt.WindowType.ToolTip)
+        self.owner = owner
+        self.setFrameShape(QtWidgets.QFrame.Shape.Box)
+
+    def show_mask(self, image: np.ndarray, mask: np.ndarray, caption: str,
+                  color: tuple[int, int, int] = MASK_TINT) -> None:
+        """``mask`` (bool, the H × W of ``image``, uint8 RGB) over ``image``, beside the pointer."""
+        side = thumb_side(self.owner) * PREVIEW_FACTOR
+        dpr = self.owner.devicePixelRatioF()
+        self.setPixmap(Thumbnails(image, round(side * dpr), color).pixmap(mask, dpr))
+        self.setToolTip(caption)
+        self.adjustSize()
+        gap = self.owner.fontMetrics().height()
+        self.move(QtGui.QCursor.pos() + QtCore.QPoint(gap, gap))
+        self.show()
+
+    def follow(self, view: QtWidgets.QAbstractItemView, show: Callable[[QtCore.QModelIndex], None]) -> None:
+        """Call ``show(index)`` when the pointer enters an item of ``view``; hide on empty space
+        and when the pointer leaves the view."""
+        view.setMouseTracking(True)
+        view.entered.connect(show)
+        view.viewportEntered.connect(self.hide)
+        view.installEventFilter(self)
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+        if ev.type() in (QtCore.QEvent.Type.Leave, QtCore.QEvent.Type.Hide):
+            self.hide()
+        return super().eventFilter(obj, ev)
 
 
 class CandidateTable(QtWidgets.QTableWidget):
@@ -109,8 +173,7 @@ class CandidateGallery(QtWidgets.QWidget):
         self.image: np.ndarray | None = None
         self.refs: dict[str, np.ndarray | None] = {"gt": None, "reviewed": None}
         self.ignore: np.ndarray | None = None
-        self._thumbs: Thumbnails | None = None
-        self._thumb_key: tuple[int, int] | None = None
+        self._thumbs = ThumbnailCache()
         v = QtWidgets.QVBoxLayout(self)
         v.setContentsMargins(0, 0, 0, 0)
         row = QtWidgets.QHBoxLayout()
@@ -142,8 +205,7 @@ class CandidateGallery(QtWidgets.QWidget):
         self.table.cellEntered.connect(lambda r, _c: self.show_preview(r))
         self.table.left_table.connect(self.hide_preview)
         v.addWidget(self.table, 1)
-        self.preview = QtWidgets.QLabel(self, QtCore.Qt.WindowType.ToolTip)  # a window of its own
-        self.preview.setFrameShape(QtWidgets.QFrame.Shape.Box)
+        self.preview = HoverPreview(self)
         self._apply_sizes()
         self._set_header()  # names its reference from the start
 
@@ -164,15 +226,6 @@ class CandidateGallery(QtWidgets.QWidget):
                 self.table.setColumnWidth(col, width + fm.height())
         self.table.verticalHeader().setDefaultSectionSize(side + self.fontMetrics().height() // 2)
 
-    def _thumbnails(self) -> Thumbnails | None:
-        if self.image is None:
-            return None
-        px = round(self.thumb * self.devicePixelRatioF())
-        key = (id(self.image), px)
-        if self._thumb_key != key:
-            self._thumbs, self._thumb_key = Thumbnails(self.image, px), key
-        return self._thumbs
-
     # -- data -------------------------------------------------------------------------------
     @property
     def against(self) -> Against:
@@ -185,8 +238,6 @@ class CandidateGallery(QtWidgets.QWidget):
                        reviewed: np.ndarray | None, ignore: np.ndarray | None) -> None:
         """Show ``trace``'s candidates over ``image`` (uint8 RGB); ``reviewed`` is the sample's
         edited mask (``None`` when not reviewed), ``gt`` the imported ground truth."""
-        if image is not self.image:
-            self._thumb_key = None
         self.trace, self.image, self.ignore = trace, image, ignore
         self.refs = {"gt": gt, "reviewed": reviewed}
         # the reviewed mask is offered when there is one, and then the default
@@ -206,12 +257,10 @@ class CandidateGallery(QtWidgets.QWidget):
         if t is not None:
             ev = t.evaluator
             ranks = {cid: i + 1 for i, cid in enumerate(ev.ranking)} if ev else {}
-            thumbs = self._thumbnails()
-            dpr = self.devicePixelRatioF()
             for r, c in enumerate(t.candidates):
                 it = QtWidgets.QTableWidgetItem()
-                if thumbs is not None:
-                    it.setIcon(QtGui.QIcon(thumbs.pixmap(c.mask, dpr)))
+                if self.image is not None:
+                    it.setIcon(QtGui.QIcon(self._thumbs.pixmap(self, self.image, c.mask)))
                 it.setData(QtCore.Qt.ItemDataRole.UserRole, c.id)
                 tb.setItem(r, 0, it)
                 vals = {"id": c.id, "origin": ORIGIN_NAMES.get(c.origin, c.origin), "true IoU": self._iou(c),
@@ -278,14 +327,7 @@ class CandidateGallery(QtWidgets.QWidget):
         if c is None or self.image is None:
             self.hide_preview()
             return
-        side = self.thumb * PREVIEW_FACTOR
-        dpr = self.devicePixelRatioF()
-        pm = Thumbnails(self.image, round(side * dpr)).pixmap(c.mask, dpr)
-        self.preview.setPixmap(pm)
-        self.preview.setToolTip(f"candidate {c.id}: {ORIGIN_NAMES.get(c.origin, c.origin)}")
-        self.preview.adjustSize()
-        self.preview.move(QtGui.QCursor.pos() + QtCore.QPoint(self.fontMetrics().height(), self.fontMetrics().height()))
-        self.preview.show()
+        self.preview.show_mask(self.image, c.mask, f"candidate {c.id}: {ORIGIN_NAMES.get(c.origin, c.origin)}")
 
     def hide_preview(self) -> None:
         self.preview.hide()

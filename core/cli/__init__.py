@@ -182,8 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = exp.add_parser("sgdr", help="the SGDR interchange JSON")
     add_common(p)
     p.add_argument("--out", required=True, help="SGDR JSON file to write (written atomically)")
-    p.add_argument("--status", choices=STATUSES, help="only samples with this review status")
-    p.add_argument("--dataset", help="only samples of this dataset")
+    p.add_argument("--status", choices=STATUSES, help="only samples with this review status (default: any status)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="only samples of this dataset, by the name it was imported under (default: every "
+                        "dataset; a name the store does not have is refused)")
     p.set_defaults(func=cmd_export_sgdr)
 
     p = sub.add_parser("stats", help="sample counts by category and status")

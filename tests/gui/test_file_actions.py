@@ -9,11 +9,12 @@ import threading
 import cv2
 import numpy as np
 import pytest
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from core.cli import main
 from core.formats.sgdr import SgdrSample, read_sgdr, write_sgdr
 from core.masks import encode_rle
+from tests.export_data import fill_two_datasets
 
 
 def _sgdr(tmp_path, n=2):
@@ -59,9 +60,14 @@ def test_import_sgdr_then_export_writes_what_the_cli_writes(qtbot, fresh, tmp_pa
     assert fresh.samples_panel.row_count() == 2  # the list was refreshed
     assert "added 2, already present 0, skipped 0" in fresh.file_actions.report_box.text()
     out = tmp_path / "gui.json"
+    fresh.file_actions.actions["export_sgdr"].trigger()
+    dlg = fresh.file_actions.export_dialog
+    assert dlg.isVisible() and dlg.export_kwargs() == {"status": None, "dataset": None}  # any, any
     _patch(monkeypatch, "getSaveFileName", (str(out), ""))
+    qtbot.mouseClick(dlg.findChild(QtWidgets.QPushButton, "browse"), QtCore.Qt.MouseButton.LeftButton)
+    assert dlg.out_path() == str(out)
     with qtbot.waitSignal(fresh.file_actions.finished, timeout=30_000) as got:
-        fresh.file_actions.actions["export_sgdr"].trigger()
+        dlg.export_button.click()
     assert got.args[0] == "export" and got.args[1].written == 2
     assert "wrote 2 samples" in fresh.file_actions.report_box.text()
     assert main(["export", "sgdr", "--db", fresh.store.url, "--out", str(tmp_path / "cli.json")]) == 0
@@ -120,3 +126,75 @@ def test_cancel_stops_the_import_between_samples(qtbot, fresh, tmp_path, monkeyp
     assert report.cancelled and report.added == 1
     assert "cancelled" in fresh.file_actions.report_box.text() and fresh.samples_panel.row_count() == 1
     assert not fresh.file_actions.actions["cancel"].isEnabled()
+
+
+@pytest.fixture
+def two(fresh, tmp_path):
+    """The window on a store of two datasets with accepted and rejected samples (tests/export_data.py)."""
+    fill_two_datasets(fresh.store, tmp_path / "src")
+    fresh.review.refresh_samples()
+    return fresh
+
+
+def _export_with_dialog(qtbot, window, out, **filters):
+    window.file_actions.actions["export_sgdr"].trigger()
+    dlg = window.file_actions.export_dialog
+    dlg.out_edit.setText(str(out))
+    dlg.set_filters(**filters)
+    with qtbot.waitSignal(window.file_actions.finished, timeout=30_000) as got:
+        dlg.export_button.click()
+    return dlg, got.args[1]
+
+
+def test_export_dialog_filters_as_the_cli_does_byte_for_byte(qtbot, two, tmp_path):
+    from core.cli import build_parser
+
+    two.file_actions.actions["export_sgdr"].trigger()
+    dlg = two.file_actions.export_dialog
+    # the choices: any, then the store's datasets / the review statuses
+    assert [dlg.dataset_combo.itemText(i) for i in range(dlg.dataset_combo.count())] == ["any", "alpha", "beta"]
+    assert [dlg.status_combo.itemText(i) for i in range(dlg.status_combo.count())] == \
+        ["any", "pending", "verified", "rejected", "flagged"]
+    dlg.reject()
+    for filters, want in (({"dataset": "beta", "status": "verified"}, ["b_ok"]),
+                          ({"status": "rejected"}, ["a_no", "b_no"]),
+                          ({"dataset": "alpha"}, ["a_no", "a_ok"]),
+                          ({}, ["a_no", "a_ok", "b_new", "b_no", "b_ok"])):
+        gui, cli = tmp_path / "out" / "gui.json", tmp_path / "out" / "cli.json"
+        dlg, report = _export_with_dialog(qtbot, two, gui, **filters)
+        assert sorted(s.id for s in read_sgdr(gui)[0]) == want and report.written == len(want)
+        argv = ["export", "sgdr", "--db", two.store.url, "--out", str(cli)]
+        for opt in ("status", "dataset"):
+            if opt in filters:
+                argv += [f"--{opt}", filters[opt]]
+        assert main(argv) == 0
+        assert gui.read_bytes() == cli.read_bytes()
+        # the command line the dialog shows is that export, with the same options
+        shown = build_parser().parse_args(dlg.cli_args())
+        assert (shown.db, shown.out, shown.status, shown.dataset) == \
+            (two.store.url, str(gui), filters.get("status"), filters.get("dataset"))
+        assert dlg.command().startswith("rea2seg export sgdr --db ")
+
+
+def test_export_to_an_unwritable_path_is_explained_and_writes_nothing(qtbot, two, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    two.file_actions.actions["export_sgdr"].trigger()
+    dlg = two.file_actions.export_dialog
+    bad = blocker / "x.json"
+    dlg.out_edit.setText(str(bad))
+    dlg.set_filters(status="verified")
+    dlg.export_button.click()
+    assert dlg.isVisible() and not two.jobs.busy  # the dialog stays open; no job started
+    assert dlg.problem.text() == f"Not exported: {bad}: cannot create folder {blocker} ({blocker} is a file)"
+    dlg.out_edit.setText(str(tmp_path))
+    dlg.export_button.click()
+    assert dlg.isVisible() and dlg.problem.text().endswith("is a folder; give a file name")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and blocker.read_text() == "keep"
+    # a path that turns bad after the dialog closed: the worker's one-line error, nothing written
+    dlg.reject()
+    with qtbot.waitSignal(two.file_actions.failed, timeout=30_000) as got:
+        two.file_actions.export_to(str(bad), status="verified")
+    assert "cannot create folder" in got.args[0] and "\n" not in got.args[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and not two.jobs.busy

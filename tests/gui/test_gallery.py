@@ -141,8 +141,14 @@ def test_thumbnails_are_exact_nearest_neighbour():
     dark = (img.astype(np.uint16) * 55 // 100).astype(np.uint8)
     assert np.array_equal(out[::2, ::2][~mask], dark[~mask]) and np.array_equal(out[1::2, 1::2][~mask], dark[~mask])
     assert (out[2:4, 4:6] != dark[1, 2]).any()  # the mask pixel is tinted, as a 2 x 2 block
+    # a shrink keeps the pixel under each output pixel's centre, at exactly the requested size
+    rows, cols = (np.floor((np.arange(n) + 0.5) * 1000 / 128).astype(int) for n in (128, 64))
+    assert rows[:3].tolist() == [3, 11, 19] and cols[-1] == 496
     big = np.zeros((1000, 500), bool)
-    big[::8, ::8] = True  # exactly the pixels a shrink by 8 keeps
+    big[np.ix_(rows, cols)] = True
     t = Thumbnails(np.zeros((1000, 500, 3), np.uint8), 128)
     out = t.image(big)
-    assert out.shape == (125, 63, 3) and (out == t.tinted).all()
+    assert out.shape == (128, 64, 3) and (out == t.tinted).all()
+    assert (t.image(~big) == t.dark).all()
+    # the longer side is the requested size whatever the image's: a stride would give 65 px here
+    assert Thumbnails(np.zeros((129, 60, 3), np.uint8), 128).dark.shape[:2] == (128, 59)
