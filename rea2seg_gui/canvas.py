@@ -5,15 +5,14 @@ pixel-exact (no interpolation), filled or as outlines (``set_outline_mode``), in
 colours (``set_layer_color``). The ``diff`` layer shows the edited mask against the ground
 truth (added / removed pixels, unchanged hidden). A legend in the view's corner lists the
 visible layers; hovering reads the trace at the pixel (``readout_label``, ``hover_text``).
-The canvas only draws what it is given: the trace and the masks come from ``core``.
-Marker and text sizes are in logical pixels derived from the application font (HiDPI).
+The canvas only draws what it is given: the trace and the masks come from ``core``; the
+layers and the trace's items are in :mod:`rea2seg_gui.canvas_layers`, the read-out in
+:mod:`rea2seg_gui.hover`. Marker and text sizes are in logical pixels derived from the application font (HiDPI).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,69 +20,20 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.trace import PipelineTrace
 from rea2seg_gui import refguard
-from rea2seg_gui.legend import CanvasLegend, LegendEntry
-from rea2seg_gui.overlays import (
-    DIFF_ADDED,
-    DIFF_REMOVED,
-    MaskDiff,
-    Readout,
-    ScreenLabels,
-    contour_xy,
-    diff_lut,
-    em,
-    mask_diff,
-    readout,
+from rea2seg_gui.canvas_layers import (
+    LAYER_BY_KEY,
+    LAYERS,
+    MASK_LAYERS,
+    TRACE_LAYERS,
+    legend_entries,
+    mask_lut,
+    trace_items,
 )
+from rea2seg_gui.hover import HoverReadout
+from rea2seg_gui.legend import CanvasLegend, LegendEntry
+from rea2seg_gui.overlays import MaskDiff, Readout, contour_xy, diff_lut, em, mask_diff
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-
-
-@dataclass
-class LayerSpec:
-    key: str
-    title: str
-    shortcut: str
-    z: float
-    opacity: float
-    color: tuple[int, int, int] | None = None
-
-
-LAYERS: tuple[LayerSpec, ...] = (
-    LayerSpec("image", "Image", "I", 0, 1.0),
-    LayerSpec("gt", "Ground truth", "1", 10, 0.45, (40, 220, 90)),
-    LayerSpec("ignore", "Ignore region", "2", 11, 0.45, (160, 160, 160)),
-    LayerSpec("attention", "Attention heatmap", "3", 5, 0.55),
-    LayerSpec("topk1", "Top-k1 tokens", "4", 20, 0.9, (255, 200, 0)),
-    LayerSpec("topk2", "Top-k2 tokens", "5", 21, 1.0, (255, 90, 0)),
-    LayerSpec("seeds", "Seed points", "6", 30, 1.0, (0, 230, 255)),
-    LayerSpec("graph", "k-core graph + negative point", "7", 31, 0.9, (255, 0, 200)),
-    LayerSpec("candidate", "Selected candidate", "8", 12, 0.5, (60, 140, 255)),
-    LayerSpec("edited", "Edited mask", "9", 13, 0.5, (255, 60, 60)),
-    LayerSpec("initial", "Initial mask M (L > 0)", "0", 9, 0.45, (170, 90, 255)),
-    LayerSpec("diff", "GT vs edited difference", "D", 14, 0.85),
-)
-LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
-# layers drawn from a bool mask: colour chosen by the user, filled or outlined
-MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial")
-NEGATIVE_COLOR = (255, 40, 40)
-
-
-def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
-    """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
-    return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
-
-
-def heatmap_image(token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """float32 (H, W): each token's value painted over its box (NaN outside every box)."""
-    h, w = hw
-    out = np.full((h, w), np.nan, dtype=np.float32)
-    vals = token_map.ravel()
-    for v, (x0, y0, x1, y1) in zip(vals, boxes, strict=True):
-        xa, ya = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-        xb, yb = min(int(np.ceil(x1)), w), min(int(np.ceil(y1)), h)
-        if xb > xa and yb > ya:
-            out[ya:yb, xa:xb] = v
-    return out
 
 
 TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
@@ -103,7 +53,6 @@ class Canvas(pg.GraphicsLayoutWidget):
     drag_finished = QtCore.Signal()
     hover_text = QtCore.Signal(str)
     diff_changed = QtCore.Signal(int, int)
-    _logits_arrived = QtCore.Signal(object, object)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -124,10 +73,10 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.outline_mode = False
         self.diff: MaskDiff | None = None
         self.trace: PipelineTrace | None = None
-        self.logits: np.ndarray | None = None  # L of the shown trace, once loaded
-        self._logits_loader: Callable[[], np.ndarray | None] | None = None
-        self._logits_pool: ThreadPoolExecutor | None = None
-        self._logits_arrived.connect(self._on_logits, QtCore.Qt.ConnectionType.QueuedConnection)
+        # hover read-out; the window shows its label (e.g. in its status bar)
+        self.hover = HoverReadout(lambda: (self.trace, self.hw), self)
+        self.hover.text.connect(self.hover_text)
+        self.readout_label = self.hover.label
         self.paint_mode = False
         self._last_drag: tuple[float, float] | None = None
         self.hw: tuple[int, int] | None = None
@@ -162,12 +111,6 @@ class Canvas(pg.GraphicsLayoutWidget):
         # the legend lives on the view box itself (not its zoomed contents): fixed on screen
         self.legend = CanvasLegend(self.view)
         self.legend_on = True
-        # hover read-out; the window shows it (e.g. in its status bar)
-        self.readout_label = QtWidgets.QLabel("")
-        self.readout_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        self.hover_text.connect(self.readout_label.setText)
-        self.last_readout: Readout | None = None
-        self._hover_xy: tuple[float, float] | None = None
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
@@ -196,51 +139,21 @@ class Canvas(pg.GraphicsLayoutWidget):
         Without a trace the read-out is the pixel position alone. The logit map L is loaded on
         the first hover over a trace (see :meth:`set_logits_loader`), off the GUI thread.
         """
-        self._hover_xy = None if x is None or y is None else (x, y)
-        if x is None or y is None or self.hw is None:
-            self.last_readout = None
-            self.hover_text.emit("")
-            return None
-        if self.trace is not None and self.logits is None and self.trace.initial_logits is None:
-            self._request_logits()
-        r = readout(self.trace, self.logits, x, y)
-        if r is None:
-            h, w = self.hw
-            px, py = int(np.floor(x)), int(np.floor(y))
-            text = f"x {px}, y {py}" if 0 <= px < w and 0 <= py < h else ""
-        else:
-            text = r.text()
-        self.last_readout = r
-        self.hover_text.emit(text)
-        return r
+        return self.hover.at(x, y)
 
     def set_logits_loader(self, loader: Callable[[], np.ndarray | None] | None) -> None:
         """How to get L for the shown trace (a plain function, run in a worker thread on the
         first hover; viewers load traces without the logit map to switch samples fast)."""
-        self._logits_loader = loader
+        self.hover.set_loader(loader)
 
-    def _request_logits(self) -> None:
-        loader, self._logits_loader = self._logits_loader, None
-        if loader is None:
-            return
-        if self._logits_pool is None:
-            self._logits_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logits")
-        trace = self.trace
+    @property
+    def logits(self) -> np.ndarray | None:
+        """L of the shown trace, once loaded."""
+        return self.hover.logits
 
-        def done(fut) -> None:
-            try:
-                self._logits_arrived.emit(trace, fut.result())
-            except Exception:  # noqa: BLE001 - no L: the read-out says "L not loaded"
-                pass
-
-        self._logits_pool.submit(loader).add_done_callback(done)
-
-    @QtCore.Slot(object, object)
-    def _on_logits(self, trace: PipelineTrace | None, logits: np.ndarray | None) -> None:
-        if trace is self.trace and logits is not None:
-            self.logits = logits
-            if self._hover_xy is not None:  # the pointer still rests on the image: show L now
-                self.hover_at(*self._hover_xy)
+    @property
+    def last_readout(self) -> Readout | None:
+        return self.hover.last
 
     def show_brush_at(self, x: float, y: float) -> None:
         """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""
@@ -352,7 +265,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         for key in self.items:
             self._clear(key)
         self.masks = dict.fromkeys(MASK_LAYERS)
-        self.trace, self.logits, self._logits_loader = None, None, None
+        self.trace = None
+        self.hover.reset()
         self._set_diff(None)
         self.set_polygon(None)
         self.set_clicks([])
@@ -440,31 +354,8 @@ class Canvas(pg.GraphicsLayoutWidget):
     # -- legend ---------------------------------------------------------------------------
     def legend_entries(self) -> list[LegendEntry]:
         """The visible layers that have something drawn, with their colour and marker."""
-        out: list[LegendEntry] = []
-        t = self.trace
-        for spec in LAYERS:
-            key = spec.key
-            if key == "image" or not self._shown(key) or not self.items[key]:
-                continue
-            if key in MASK_LAYERS:
-                out.append(LegendEntry(spec.title, self.colors[key], "outline" if self.outline_mode else "fill"))
-            elif key == "attention":
-                out.append(LegendEntry(spec.title, (252, 255, 164), "heat"))
-            elif key in ("topk1", "topk2") and t is not None and t.seeds is not None:
-                k = t.seeds.k1 if key == "topk1" else t.seeds.k2
-                out.append(LegendEntry(f"{spec.title} (k{key[-1]} = {k}, rank labels)", spec.color, "box"))
-            elif key == "seeds" and t is not None and t.seeds is not None:
-                out.append(LegendEntry(f"Seed points ({len(t.seeds.seeds_xy)})", spec.color, "dot"))
-            elif key == "graph" and t is not None and t.graph is not None:
-                g = t.graph
-                out.append(LegendEntry(f"k-core members (k = {g.k}, {len(g.core_members)} points)", spec.color, "ring"))
-                out.append(LegendEntry(f"k-core edges (cosine ≥ τ = {g.tau})", spec.color, "line"))
-                out.append(LegendEntry("Negative point" + (" (fallback: argmin L)" if g.negative_fallback else ""),
-                                       NEGATIVE_COLOR, "cross"))
-            elif key == "diff" and self.diff is not None:
-                out.append(LegendEntry(f"Added by the edit: {self.diff.added} px", DIFF_ADDED, "fill"))
-                out.append(LegendEntry(f"Removed by the edit: {self.diff.removed} px", DIFF_REMOVED, "fill"))
-        return out
+        drawn = [s.key for s in LAYERS if s.key != "image" and self._shown(s.key) and self.items[s.key]]
+        return legend_entries(drawn, self.colors, self.outline_mode, self.trace, self.diff)
 
     def _refresh_legend(self) -> None:
         self.legend.set_entries(self.legend_entries() if self.legend_on else [])
@@ -473,11 +364,11 @@ class Canvas(pg.GraphicsLayoutWidget):
     def set_trace(self, trace: PipelineTrace | None) -> None:
         """Draw the trace's layers: initial mask M, attention, top-k1/k2 tokens (with rank
         labels), seeds, the k-core (members and the edges among them) and the negative point."""
-        for key in ("attention", "topk1", "topk2", "seeds", "graph"):
+        for key in TRACE_LAYERS:
             self._clear(key)
         self.trace = trace
-        self.logits = None if trace is None else trace.initial_logits
-        self._logits_loader = None  # set again by whoever knows where this trace's L is stored
+        # L is set again by whoever knows where this trace's L is stored (set_logits_loader)
+        self.hover.reset(None if trace is None else trace.initial_logits)
         self.attention_range = None
         self._show_colorbar(False)
         self.masks["initial"] = None if trace is None or trace.initial_mask is None else trace.initial_mask
@@ -485,70 +376,16 @@ class Canvas(pg.GraphicsLayoutWidget):
         if trace is None:
             self._refresh_legend()
             return
-        hw = tuple(trace.image_hw)
-        bounds = QtCore.QRectF(-hw[1], -hw[0], 3 * hw[1], 3 * hw[0])  # labels may overhang the image
-        unit = em()
-        if trace.attention is not None:
-            a = trace.attention
-            heat = heatmap_image(a.token_map, a.token_boxes_xyxy, hw)
-            lo, hi = float(np.nanmin(heat)), float(np.nanmax(heat))
-            self.attention_range = (lo, hi)
-            norm = np.nan_to_num((heat - lo) / (hi - lo + 1e-12), nan=0.0)
-            rgba = pg.colormap.get("inferno").map(norm, mode="byte")
-            rgba[np.isnan(heat), 3] = 0
-            self._add("attention", pg.ImageItem(rgba, levels=(0, 255)))
+        drawn = trace_items(trace, em())
+        for key, items in drawn.items.items():
+            for it in items:
+                self._add(key, it)
+        if drawn.attention_range is not None:
+            lo, hi = self.attention_range = drawn.attention_range
             self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
             self._show_colorbar(self.visible["attention"])
-        if trace.seeds is not None:
-            for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
-                color = LAYER_BY_KEY[key].color
-                xs, ys, anchors = [], [], []
-                for t in toks:
-                    # token boxes can reach into the model's padding: draw the part on the image
-                    x0, y0, x1, y1 = np.clip(t.box_xyxy, 0, [hw[1], hw[0], hw[1], hw[0]])
-                    xs += [x0, x1, x1, x0, x0, np.nan]
-                    ys += [y0, y0, y1, y1, y0, np.nan]
-                    # top-k1 ranks at the box's top-left corner, top-k2 ranks at its bottom-left
-                    anchors.append((float(x0), float(y0)) if key == "topk1" else (float(x0), float(y1)))
-                self._add(key, pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1), connect="finite"))
-                prefix, above = ("", False) if key == "topk1" else ("k2 #", True)
-                self._add(key, ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds,
-                                            above=above))
-            pts = np.asarray(trace.seeds.seeds_xy)
-            if len(pts):
-                # seeds are pixel indices: drawn at the pixel's centre
-                self._add("seeds", pg.ScatterPlotItem(pts[:, 0] + 0.5, pts[:, 1] + 0.5, size=unit * 0.85, pen=pg.mkPen("k", width=1.5),
-                                                      brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color)))
-        if trace.graph is not None and trace.seeds is not None:
-            self._draw_graph(trace, bounds, unit)
         self._refresh_legend()
 
-    def _draw_graph(self, trace: PipelineTrace, bounds: QtCore.QRectF, unit: float) -> None:
-        """The k-core: its members and only the edges between two members; the negative point.
-        k and τ are in the legend."""
-        g = trace.graph
-        pts = np.asarray(trace.seeds.seeds_xy, dtype=float) + 0.5
-        core = set(g.core_members)
-        xs, ys = [], []
-        for i, j, _ in g.edges:
-            if i in core and j in core:
-                xs += [pts[i, 0], pts[j, 0], np.nan]
-                ys += [pts[i, 1], pts[j, 1], np.nan]
-        color = LAYER_BY_KEY["graph"].color
-        if xs:
-            # width 1: long antialiased lines any wider take Qt's slow stroker (~25 ms a repaint)
-            self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 220), width=1), connect="finite"))
-        if g.core_members:
-            c = pts[g.core_members]
-            self._add("graph", pg.ScatterPlotItem(c[:, 0], c[:, 1], size=unit * 1.4, symbol="o", pen=pg.mkPen(color, width=2.5),
-                                                  brush=pg.mkBrush(None)))
-        nx, ny = g.negative_xy[0] + 0.5, g.negative_xy[1] + 0.5
-        self._add("graph", pg.ScatterPlotItem([nx], [ny], size=unit * 1.6, symbol="x", pen=pg.mkPen("w", width=1.5),
-                                              brush=pg.mkBrush(*NEGATIVE_COLOR)))
-        self._add("graph", ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], (255, 255, 255), bounds,
-                                        plate=(*NEGATIVE_COLOR, 220)))
-
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
-        if self._logits_pool is not None:
-            self._logits_pool.shutdown(wait=False, cancel_futures=True)
+        self.hover.shutdown()
         super().closeEvent(ev)
