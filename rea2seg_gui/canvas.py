@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
 from core.trace import PipelineTrace
 from rea2seg_gui import refguard
@@ -32,17 +32,15 @@ from rea2seg_gui.canvas_layers import (
 from rea2seg_gui.hover import HoverReadout
 from rea2seg_gui.legend import CanvasLegend, LegendEntry
 from rea2seg_gui.overlays import MaskDiff, Readout, contour_xy, diff_lut, em, mask_diff
+from rea2seg_gui.tool_overlay import DragMode, ToolOverlay
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-
-
-TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
 
 
 class Canvas(pg.GraphicsLayoutWidget):
     """Image view with toggleable layers. Emits ``clicked(x, y, button)`` in image pixels
     (button 1 = left, 2 = right), ``double_clicked(x, y)``, and ``dragged(x0, y0, x1, y1)`` /
-    ``drag_finished()`` while the left button drags with a paint tool active;
+    ``drag_finished()`` while the left button drags in a ``PAINT`` or ``BOX`` :class:`DragMode`;
     ``hover_text(str)`` with the read-out of the pixel under the pointer (empty when it
     leaves the image) and ``diff_changed(added, removed)`` when the difference view's counts
     change (``-1, -1``: no difference to show, a mask is missing)."""
@@ -77,7 +75,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.hover = HoverReadout(lambda: (self.trace, self.hw), self)
         self.hover.text.connect(self.hover_text)
         self.readout_label = self.hover.label
-        self.paint_mode = False
+        self.drag_mode = DragMode.PAN
         self._last_drag: tuple[float, float] | None = None
         self.hw: tuple[int, int] | None = None
         self.attention_range: tuple[float, float] | None = None
@@ -85,13 +83,12 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.image_item.mouseDragEvent = self._on_drag
         self.image_item.hoverEvent = self._on_hover
         unit = em()
-        # outline of the brush under the pointer (paint tools only), in image pixels
+        # outline of the brush under the pointer (PAINT drags only), in image pixels
         self.brush_radius = 0.0
-        self.brush_outline = QtWidgets.QGraphicsEllipseItem()
-        self.brush_outline.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
-        self.brush_outline.setZValue(TOOL_Z + 2)
-        self.brush_outline.setVisible(False)
-        self.view.addItem(self.brush_outline)
+        # tool feedback, not layers: brush outline, the polygon being drawn, the SAM prompt
+        self.tools = ToolOverlay(self.view, unit)
+        self.brush_outline, self.polygon_item = self.tools.brush_outline, self.tools.polygon_item
+        self.clicks_item, self.box_item = self.tools.clicks_item, self.tools.box_item
         # legend of the attention heatmap: shown beside the view while that layer is drawn
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
                                         width=unit, label="attention", colorMapMenu=False, rounding=1e-9)
@@ -101,13 +98,6 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.colorbar.setFixedWidth(int(7.5 * unit))
         self.colorbar.setVisible(False)
         self._colorbar_in_layout = False
-        # tool feedback, not layers: the polygon being drawn and the SAM clicks of the session
-        self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
-                                            symbol="s", symbolSize=unit * 0.45, symbolBrush=(255, 255, 0))
-        self.clicks_item = pg.ScatterPlotItem(size=unit, pen=pg.mkPen("w", width=1.5))
-        for z, it in enumerate((self.polygon_item, self.clicks_item)):
-            it.setZValue(TOOL_Z + z)
-            self.view.addItem(it)
         # the legend lives on the view box itself (not its zoomed contents): fixed on screen
         self.legend = CanvasLegend(self.view)
         self.legend_on = True
@@ -128,7 +118,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.hover_at(None)
             return
         self.hover_at(ev.pos().x(), ev.pos().y())
-        if not self.paint_mode:
+        if self.drag_mode is not DragMode.PAINT:
             self.brush_outline.setVisible(False)
             return
         self.show_brush_at(ev.pos().x(), ev.pos().y())
@@ -155,19 +145,29 @@ class Canvas(pg.GraphicsLayoutWidget):
     def last_readout(self) -> Readout | None:
         return self.hover.last
 
+    def set_drag_mode(self, mode: DragMode) -> None:
+        """What left-button drags do (see :class:`DragMode`); the brush outline shows only for
+        ``PAINT``, and ``BOX`` gets a cross-hair pointer."""
+        self.drag_mode = DragMode(mode)
+        if self.drag_mode is not DragMode.PAINT:
+            self.brush_outline.setVisible(False)
+        if self.drag_mode is DragMode.BOX:
+            self.viewport().setCursor(QtCore.Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
+
     def show_brush_at(self, x: float, y: float) -> None:
         """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""
-        r = self.brush_radius + 0.5
-        self.brush_outline.setRect(QtCore.QRectF(round(x) + 0.5 - r, round(y) + 0.5 - r, 2 * r, 2 * r))
-        self.brush_outline.setVisible(self.paint_mode)
+        self.tools.show_brush(x, y, self.brush_radius, self.drag_mode is DragMode.PAINT)
 
     def _on_drag(self, ev) -> None:
-        if not self.paint_mode or ev.button() != QtCore.Qt.MouseButton.LeftButton:
+        if self.drag_mode is DragMode.PAN or ev.button() != QtCore.Qt.MouseButton.LeftButton:
             ev.ignore()
             return
         ev.accept()
         p = ev.pos()
-        self.show_brush_at(p.x(), p.y())
+        if self.drag_mode is DragMode.PAINT:
+            self.show_brush_at(p.x(), p.y())
         if ev.isStart():
             self._last_drag = (p.x(), p.y())
         if self._last_drag is not None:
@@ -276,19 +276,15 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def set_polygon(self, points_xy: list[tuple[float, float]] | None) -> None:
         """Show the polygon being drawn (closed back to its first vertex), or hide it."""
-        if not points_xy:
-            self.polygon_item.setData([], [])
-            return
-        pts = [*points_xy, points_xy[0]] if len(points_xy) > 2 else list(points_xy)
-        self.polygon_item.setData([p[0] for p in pts], [p[1] for p in pts])
+        self.tools.set_polygon(points_xy)
 
     def set_clicks(self, clicks: list[tuple[float, float, int]]) -> None:
-        """Show SAM clicks: label 1 (positive) green, 0 (negative) red."""
-        self.clicks_item.setData(
-            [c[0] for c in clicks], [c[1] for c in clicks],
-            brush=[pg.mkBrush((30, 210, 60) if c[2] else (230, 40, 40)) for c in clicks],
-            symbol=["o" if c[2] else "x" for c in clicks],
-        )
+        """Show SAM clicks ``(x, y, label)``: label 1 (positive) green, 0 (negative) red."""
+        self.tools.set_clicks(clicks)
+
+    def set_box(self, box_xyxy: tuple[float, float, float, float] | list[float] | None) -> None:
+        """Show the SAM box ``(x0, y0, x1, y1)`` in image pixels (any two opposite corners), or hide it."""
+        self.tools.set_box(box_xyxy)
 
     def fit(self) -> None:
         if self.hw:
