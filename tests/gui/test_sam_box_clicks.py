@@ -134,6 +134,7 @@ def test_box_mode_drags_without_a_brush_outline(qtbot, window):
     c = window.canvas
     window.edit_panel.choose_tool("box")
     assert c.drag_mode is DragMode.BOX
+    assert c.viewport().cursor().shape() == QtCore.Qt.CursorShape.CrossCursor
     got: list[tuple] = []
     c.dragged.connect(lambda *a: got.append(a))
     c.drag_finished.connect(lambda: got.append(("end",)))
@@ -154,6 +155,7 @@ def test_box_mode_drags_without_a_brush_outline(qtbot, window):
     window.edit_panel.choose_tool("brush")
     c.show_brush_at(200.0, 150.0)
     assert c.brush_outline.isVisible()
+    assert c.viewport().cursor().shape() != QtCore.Qt.CursorShape.CrossCursor
     # pan mode: drags are left to the view (ignored by the image item)
     window.edit_panel.choose_tool("none")
     ev = _Drag(10, 20, start=True)
