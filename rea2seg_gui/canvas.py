@@ -5,82 +5,42 @@ pixel-exact (no interpolation), filled or as outlines (``set_outline_mode``), in
 colours (``set_layer_color``). The ``diff`` layer shows the edited mask against the ground
 truth (added / removed pixels, unchanged hidden). A legend in the view's corner lists the
 visible layers; hovering reads the trace at the pixel (``readout_label``, ``hover_text``).
-The canvas only draws what it is given: the trace and the masks come from ``core``.
-Marker and text sizes are in logical pixels derived from the application font (HiDPI).
+The canvas only draws what it is given: the trace and the masks come from ``core``; the
+layers and the trace's items are in :mod:`rea2seg_gui.canvas_layers`, the read-out in
+:mod:`rea2seg_gui.hover`. Marker and text sizes are in logical pixels derived from the application font (HiDPI).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
 from core.trace import PipelineTrace
 from rea2seg_gui import refguard
-from rea2seg_gui.heatmap import heatmap_rgba
-from rea2seg_gui.legend import CanvasLegend, LegendEntry
-from rea2seg_gui.overlays import (
-    DIFF_ADDED,
-    DIFF_REMOVED,
-    MaskDiff,
-    Readout,
-    ScreenLabels,
-    contour_xy,
-    diff_lut,
-    em,
-    mask_diff,
-    readout,
+from rea2seg_gui.canvas_layers import (
+    LAYER_BY_KEY,
+    LAYERS,
+    MASK_LAYERS,
+    TRACE_LAYERS,
+    legend_entries,
+    mask_lut,
+    trace_items,
 )
+from rea2seg_gui.hover import HoverReadout
+from rea2seg_gui.legend import CanvasLegend, LegendEntry
+from rea2seg_gui.overlays import MaskDiff, Readout, contour_xy, diff_lut, em, mask_diff
+from rea2seg_gui.tool_overlay import DragMode, ToolOverlay
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-
-
-@dataclass
-class LayerSpec:
-    key: str
-    title: str
-    shortcut: str
-    z: float
-    opacity: float
-    color: tuple[int, int, int] | None = None
-
-
-LAYERS: tuple[LayerSpec, ...] = (
-    LayerSpec("image", "Image", "I", 0, 1.0),
-    LayerSpec("gt", "Ground truth", "1", 10, 0.45, (40, 220, 90)),
-    LayerSpec("ignore", "Ignore region", "2", 11, 0.45, (160, 160, 160)),
-    LayerSpec("attention", "Attention heatmap", "3", 5, 0.55),
-    LayerSpec("topk1", "Top-k1 tokens", "4", 20, 0.9, (255, 200, 0)),
-    LayerSpec("topk2", "Top-k2 tokens", "5", 21, 1.0, (255, 90, 0)),
-    LayerSpec("seeds", "Seed points", "6", 30, 1.0, (0, 230, 255)),
-    LayerSpec("graph", "k-core graph + negative point", "7", 31, 0.9, (255, 0, 200)),
-    LayerSpec("candidate", "Selected candidate", "8", 12, 0.5, (60, 140, 255)),
-    LayerSpec("edited", "Edited mask", "9", 13, 0.5, (255, 60, 60)),
-    LayerSpec("initial", "Initial mask M (L > 0)", "0", 9, 0.45, (170, 90, 255)),
-    LayerSpec("diff", "GT vs edited difference", "D", 14, 0.85),
-)
-LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
-# layers drawn from a bool mask: colour chosen by the user, filled or outlined
-MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial")
-NEGATIVE_COLOR = (255, 40, 40)
-
-
-def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
-    """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
-    return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
-
-
-TOOL_Z = 50  # tool feedback (polygon in progress, SAM clicks) above every layer
 
 
 class Canvas(pg.GraphicsLayoutWidget):
     """Image view with toggleable layers. Emits ``clicked(x, y, button)`` in image pixels
     (button 1 = left, 2 = right), ``double_clicked(x, y)``, and ``dragged(x0, y0, x1, y1)`` /
-    ``drag_finished()`` while the left button drags with a paint tool active;
+    ``drag_finished()`` while the left button drags in a ``PAINT`` or ``BOX`` :class:`DragMode`;
     ``hover_text(str)`` with the read-out of the pixel under the pointer (empty when it
     leaves the image) and ``diff_changed(added, removed)`` when the difference view's counts
     change (``-1, -1``: no difference to show, a mask is missing)."""
@@ -91,7 +51,6 @@ class Canvas(pg.GraphicsLayoutWidget):
     drag_finished = QtCore.Signal()
     hover_text = QtCore.Signal(str)
     diff_changed = QtCore.Signal(int, int)
-    _logits_arrived = QtCore.Signal(object, object)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -112,11 +71,11 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.outline_mode = False
         self.diff: MaskDiff | None = None
         self.trace: PipelineTrace | None = None
-        self.logits: np.ndarray | None = None  # L of the shown trace, once loaded
-        self._logits_loader: Callable[[], np.ndarray | None] | None = None
-        self._logits_pool: ThreadPoolExecutor | None = None
-        self._logits_arrived.connect(self._on_logits, QtCore.Qt.ConnectionType.QueuedConnection)
-        self.paint_mode = False
+        # hover read-out; the window shows its label (e.g. in its status bar)
+        self.hover = HoverReadout(lambda: (self.trace, self.hw), self)
+        self.hover.text.connect(self.hover_text)
+        self.readout_label = self.hover.label
+        self.drag_mode = DragMode.PAN
         self._last_drag: tuple[float, float] | None = None
         self.hw: tuple[int, int] | None = None
         self.attention_range: tuple[float, float] | None = None
@@ -124,13 +83,12 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.image_item.mouseDragEvent = self._on_drag
         self.image_item.hoverEvent = self._on_hover
         unit = em()
-        # outline of the brush under the pointer (paint tools only), in image pixels
+        # outline of the brush under the pointer (PAINT drags only), in image pixels
         self.brush_radius = 0.0
-        self.brush_outline = QtWidgets.QGraphicsEllipseItem()
-        self.brush_outline.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
-        self.brush_outline.setZValue(TOOL_Z + 2)
-        self.brush_outline.setVisible(False)
-        self.view.addItem(self.brush_outline)
+        # tool feedback, not layers: brush outline, the polygon being drawn, the SAM prompt
+        self.tools = ToolOverlay(self.view, unit)
+        self.brush_outline, self.polygon_item = self.tools.brush_outline, self.tools.polygon_item
+        self.clicks_item, self.box_item = self.tools.clicks_item, self.tools.box_item
         # legend of the attention heatmap: shown beside the view while that layer is drawn
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
                                         width=unit, label="attention", colorMapMenu=False, rounding=1e-9)
@@ -140,22 +98,9 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.colorbar.setFixedWidth(int(7.5 * unit))
         self.colorbar.setVisible(False)
         self._colorbar_in_layout = False
-        # tool feedback, not layers: the polygon being drawn and the SAM clicks of the session
-        self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
-                                            symbol="s", symbolSize=unit * 0.45, symbolBrush=(255, 255, 0))
-        self.clicks_item = pg.ScatterPlotItem(size=unit, pen=pg.mkPen("w", width=1.5))
-        for z, it in enumerate((self.polygon_item, self.clicks_item)):
-            it.setZValue(TOOL_Z + z)
-            self.view.addItem(it)
         # the legend lives on the view box itself (not its zoomed contents): fixed on screen
         self.legend = CanvasLegend(self.view)
         self.legend_on = True
-        # hover read-out; the window shows it (e.g. in its status bar)
-        self.readout_label = QtWidgets.QLabel("")
-        self.readout_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        self.hover_text.connect(self.readout_label.setText)
-        self.last_readout: Readout | None = None
-        self._hover_xy: tuple[float, float] | None = None
 
     # -- mouse ------------------------------------------------------------------------------
     def _on_click(self, ev) -> None:
@@ -173,7 +118,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.hover_at(None)
             return
         self.hover_at(ev.pos().x(), ev.pos().y())
-        if not self.paint_mode:
+        if self.drag_mode is not DragMode.PAINT:
             self.brush_outline.setVisible(False)
             return
         self.show_brush_at(ev.pos().x(), ev.pos().y())
@@ -184,65 +129,45 @@ class Canvas(pg.GraphicsLayoutWidget):
         Without a trace the read-out is the pixel position alone. The logit map L is loaded on
         the first hover over a trace (see :meth:`set_logits_loader`), off the GUI thread.
         """
-        self._hover_xy = None if x is None or y is None else (x, y)
-        if x is None or y is None or self.hw is None:
-            self.last_readout = None
-            self.hover_text.emit("")
-            return None
-        if self.trace is not None and self.logits is None and self.trace.initial_logits is None:
-            self._request_logits()
-        r = readout(self.trace, self.logits, x, y)
-        if r is None:
-            h, w = self.hw
-            px, py = int(np.floor(x)), int(np.floor(y))
-            text = f"x {px}, y {py}" if 0 <= px < w and 0 <= py < h else ""
-        else:
-            text = r.text()
-        self.last_readout = r
-        self.hover_text.emit(text)
-        return r
+        return self.hover.at(x, y)
 
     def set_logits_loader(self, loader: Callable[[], np.ndarray | None] | None) -> None:
         """How to get L for the shown trace (a plain function, run in a worker thread on the
         first hover; viewers load traces without the logit map to switch samples fast)."""
-        self._logits_loader = loader
+        self.hover.set_loader(loader)
 
-    def _request_logits(self) -> None:
-        loader, self._logits_loader = self._logits_loader, None
-        if loader is None:
-            return
-        if self._logits_pool is None:
-            self._logits_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="logits")
-        trace = self.trace
+    @property
+    def logits(self) -> np.ndarray | None:
+        """L of the shown trace, once loaded."""
+        return self.hover.logits
 
-        def done(fut) -> None:
-            try:
-                self._logits_arrived.emit(trace, fut.result())
-            except Exception:  # noqa: BLE001 - no L: the read-out says "L not loaded"
-                pass
+    @property
+    def last_readout(self) -> Readout | None:
+        return self.hover.last
 
-        self._logits_pool.submit(loader).add_done_callback(done)
-
-    @QtCore.Slot(object, object)
-    def _on_logits(self, trace: PipelineTrace | None, logits: np.ndarray | None) -> None:
-        if trace is self.trace and logits is not None:
-            self.logits = logits
-            if self._hover_xy is not None:  # the pointer still rests on the image: show L now
-                self.hover_at(*self._hover_xy)
+    def set_drag_mode(self, mode: DragMode) -> None:
+        """What left-button drags do (see :class:`DragMode`); the brush outline shows only for
+        ``PAINT``, and ``BOX`` gets a cross-hair pointer."""
+        self.drag_mode = DragMode(mode)
+        if self.drag_mode is not DragMode.PAINT:
+            self.brush_outline.setVisible(False)
+        if self.drag_mode is DragMode.BOX:
+            self.viewport().setCursor(QtCore.Qt.CursorShape.CrossCursor)
+        else:
+            self.viewport().unsetCursor()
 
     def show_brush_at(self, x: float, y: float) -> None:
         """Outline the brush (radius ``brush_radius`` px) centred on image pixel (x, y)."""
-        r = self.brush_radius + 0.5
-        self.brush_outline.setRect(QtCore.QRectF(round(x) + 0.5 - r, round(y) + 0.5 - r, 2 * r, 2 * r))
-        self.brush_outline.setVisible(self.paint_mode)
+        self.tools.show_brush(x, y, self.brush_radius, self.drag_mode is DragMode.PAINT)
 
     def _on_drag(self, ev) -> None:
-        if not self.paint_mode or ev.button() != QtCore.Qt.MouseButton.LeftButton:
+        if self.drag_mode is DragMode.PAN or ev.button() != QtCore.Qt.MouseButton.LeftButton:
             ev.ignore()
             return
         ev.accept()
         p = ev.pos()
-        self.show_brush_at(p.x(), p.y())
+        if self.drag_mode is DragMode.PAINT:
+            self.show_brush_at(p.x(), p.y())
         if ev.isStart():
             self._last_drag = (p.x(), p.y())
         if self._last_drag is not None:
@@ -340,7 +265,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         for key in self.items:
             self._clear(key)
         self.masks = dict.fromkeys(MASK_LAYERS)
-        self.trace, self.logits, self._logits_loader = None, None, None
+        self.trace = None
+        self.hover.reset()
         self._set_diff(None)
         self.set_polygon(None)
         self.set_clicks([])
@@ -350,19 +276,15 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def set_polygon(self, points_xy: list[tuple[float, float]] | None) -> None:
         """Show the polygon being drawn (closed back to its first vertex), or hide it."""
-        if not points_xy:
-            self.polygon_item.setData([], [])
-            return
-        pts = [*points_xy, points_xy[0]] if len(points_xy) > 2 else list(points_xy)
-        self.polygon_item.setData([p[0] for p in pts], [p[1] for p in pts])
+        self.tools.set_polygon(points_xy)
 
     def set_clicks(self, clicks: list[tuple[float, float, int]]) -> None:
-        """Show SAM clicks: label 1 (positive) green, 0 (negative) red."""
-        self.clicks_item.setData(
-            [c[0] for c in clicks], [c[1] for c in clicks],
-            brush=[pg.mkBrush((30, 210, 60) if c[2] else (230, 40, 40)) for c in clicks],
-            symbol=["o" if c[2] else "x" for c in clicks],
-        )
+        """Show SAM clicks ``(x, y, label)``: label 1 (positive) green, 0 (negative) red."""
+        self.tools.set_clicks(clicks)
+
+    def set_box(self, box_xyxy: tuple[float, float, float, float] | list[float] | None) -> None:
+        """Show the SAM box ``(x0, y0, x1, y1)`` in image pixels (any two opposite corners), or hide it."""
+        self.tools.set_box(box_xyxy)
 
     def fit(self) -> None:
         if self.hw:
@@ -428,31 +350,8 @@ class Canvas(pg.GraphicsLayoutWidget):
     # -- legend ---------------------------------------------------------------------------
     def legend_entries(self) -> list[LegendEntry]:
         """The visible layers that have something drawn, with their colour and marker."""
-        out: list[LegendEntry] = []
-        t = self.trace
-        for spec in LAYERS:
-            key = spec.key
-            if key == "image" or not self._shown(key) or not self.items[key]:
-                continue
-            if key in MASK_LAYERS:
-                out.append(LegendEntry(spec.title, self.colors[key], "outline" if self.outline_mode else "fill"))
-            elif key == "attention":
-                out.append(LegendEntry(spec.title, (252, 255, 164), "heat"))
-            elif key in ("topk1", "topk2") and t is not None and t.seeds is not None:
-                k = t.seeds.k1 if key == "topk1" else t.seeds.k2
-                out.append(LegendEntry(f"{spec.title} (k{key[-1]} = {k}, rank labels)", spec.color, "box"))
-            elif key == "seeds" and t is not None and t.seeds is not None:
-                out.append(LegendEntry(f"Seed points ({len(t.seeds.seeds_xy)})", spec.color, "dot"))
-            elif key == "graph" and t is not None and t.graph is not None:
-                g = t.graph
-                out.append(LegendEntry(f"k-core members (k = {g.k}, {len(g.core_members)} points)", spec.color, "ring"))
-                out.append(LegendEntry(f"k-core edges (cosine ≥ τ = {g.tau})", spec.color, "line"))
-                out.append(LegendEntry("Negative point" + (" (fallback: argmin L)" if g.negative_fallback else ""),
-                                       NEGATIVE_COLOR, "cross"))
-            elif key == "diff" and self.diff is not None:
-                out.append(LegendEntry(f"Added by the edit: {self.diff.added} px", DIFF_ADDED, "fill"))
-                out.append(LegendEntry(f"Removed by the edit: {self.diff.removed} px", DIFF_REMOVED, "fill"))
-        return out
+        drawn = [s.key for s in LAYERS if s.key != "image" and self._shown(s.key) and self.items[s.key]]
+        return legend_entries(drawn, self.colors, self.outline_mode, self.trace, self.diff)
 
     def _refresh_legend(self) -> None:
         self.legend.set_entries(self.legend_entries() if self.legend_on else [])
@@ -461,11 +360,11 @@ class Canvas(pg.GraphicsLayoutWidget):
     def set_trace(self, trace: PipelineTrace | None) -> None:
         """Draw the trace's layers: initial mask M, attention, top-k1/k2 tokens (with rank
         labels), seeds, the k-core (members and the edges among them) and the negative point."""
-        for key in ("attention", "topk1", "topk2", "seeds", "graph"):
+        for key in TRACE_LAYERS:
             self._clear(key)
         self.trace = trace
-        self.logits = None if trace is None else trace.initial_logits
-        self._logits_loader = None  # set again by whoever knows where this trace's L is stored
+        # L is set again by whoever knows where this trace's L is stored (set_logits_loader)
+        self.hover.reset(None if trace is None else trace.initial_logits)
         self.attention_range = None
         self._show_colorbar(False)
         self.masks["initial"] = None if trace is None or trace.initial_mask is None else trace.initial_mask
@@ -473,67 +372,16 @@ class Canvas(pg.GraphicsLayoutWidget):
         if trace is None:
             self._refresh_legend()
             return
-        hw = tuple(trace.image_hw)
-        bounds = QtCore.QRectF(-hw[1], -hw[0], 3 * hw[1], 3 * hw[0])  # labels may overhang the image
-        unit = em()
-        if trace.attention is not None:
-            a = trace.attention
-            rgba, self.attention_range = heatmap_rgba(a.token_map, a.token_boxes_xyxy, hw)
-            if rgba is not None:
-                lo, hi = self.attention_range
-                self._add("attention", pg.ImageItem(rgba, levels=None))  # uint8 RGBA as it is
-                self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
-                self._show_colorbar(self.visible["attention"])
-        if trace.seeds is not None:
-            for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
-                color = LAYER_BY_KEY[key].color
-                xs, ys, anchors = [], [], []
-                for t in toks:
-                    # token boxes can reach into the model's padding: draw the part on the image
-                    x0, y0, x1, y1 = np.clip(t.box_xyxy, 0, [hw[1], hw[0], hw[1], hw[0]])
-                    xs += [x0, x1, x1, x0, x0, np.nan]
-                    ys += [y0, y0, y1, y1, y0, np.nan]
-                    # top-k1 ranks at the box's top-left corner, top-k2 ranks at its bottom-left
-                    anchors.append((float(x0), float(y0)) if key == "topk1" else (float(x0), float(y1)))
-                self._add(key, pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1), connect="finite"))
-                prefix, above = ("", False) if key == "topk1" else ("k2 #", True)
-                self._add(key, ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds,
-                                            above=above))
-            pts = np.asarray(trace.seeds.seeds_xy)
-            if len(pts):
-                # seeds are pixel indices: drawn at the pixel's centre
-                self._add("seeds", pg.ScatterPlotItem(pts[:, 0] + 0.5, pts[:, 1] + 0.5, size=unit * 0.85, pen=pg.mkPen("k", width=1.5),
-                                                      brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color)))
-        if trace.graph is not None and trace.seeds is not None:
-            self._draw_graph(trace, bounds, unit)
+        drawn = trace_items(trace, em())
+        for key, items in drawn.items.items():
+            for it in items:
+                self._add(key, it)
+        if drawn.attention_range is not None:
+            lo, hi = self.attention_range = drawn.attention_range
+            self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
+            self._show_colorbar(self.visible["attention"])
         self._refresh_legend()
 
-    def _draw_graph(self, trace: PipelineTrace, bounds: QtCore.QRectF, unit: float) -> None:
-        """The k-core: its members and only the edges between two members; the negative point.
-        k and τ are in the legend."""
-        g = trace.graph
-        pts = np.asarray(trace.seeds.seeds_xy, dtype=float) + 0.5
-        core = set(g.core_members)
-        xs, ys = [], []
-        for i, j, _ in g.edges:
-            if i in core and j in core:
-                xs += [pts[i, 0], pts[j, 0], np.nan]
-                ys += [pts[i, 1], pts[j, 1], np.nan]
-        color = LAYER_BY_KEY["graph"].color
-        if xs:
-            # width 1: long antialiased lines any wider take Qt's slow stroker (~25 ms a repaint)
-            self._add("graph", pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 220), width=1), connect="finite"))
-        if g.core_members:
-            c = pts[g.core_members]
-            self._add("graph", pg.ScatterPlotItem(c[:, 0], c[:, 1], size=unit * 1.4, symbol="o", pen=pg.mkPen(color, width=2.5),
-                                                  brush=pg.mkBrush(None)))
-        nx, ny = g.negative_xy[0] + 0.5, g.negative_xy[1] + 0.5
-        self._add("graph", pg.ScatterPlotItem([nx], [ny], size=unit * 1.6, symbol="x", pen=pg.mkPen("w", width=1.5),
-                                              brush=pg.mkBrush(*NEGATIVE_COLOR)))
-        self._add("graph", ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], (255, 255, 255), bounds,
-                                        plate=(*NEGATIVE_COLOR, 220)))
-
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
-        if self._logits_pool is not None:
-            self._logits_pool.shutdown(wait=False, cancel_futures=True)
+        self.hover.shutdown()
         super().closeEvent(ev)

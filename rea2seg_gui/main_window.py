@@ -1,4 +1,5 @@
-"""The main window: docks and tabs, menus, shortcuts, and the wiring between panels and controllers.
+"""The main window: docks and tabs, menus, and the wiring between panels and controllers (the
+shortcuts are bound by :mod:`rea2seg_gui.key_bindings`).
 
 Panels (:mod:`rea2seg_gui.panels`) only draw what they are given and emit what the user asked
 for; controllers (:mod:`rea2seg_gui.controllers`) hold the logic: loading and read-ahead, mask
@@ -10,7 +11,6 @@ the store's history.
 from __future__ import annotations
 
 import getpass
-import html
 from typing import Any
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -24,7 +24,6 @@ from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
-from rea2seg_gui.canvas import LAYERS
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
 from rea2seg_gui.controllers.jobs import JobRunner
@@ -34,7 +33,8 @@ from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
 from rea2seg_gui.file_actions import FileActions
-from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT, LayerStyle
+from rea2seg_gui.key_bindings import bind_keys, cheatsheet
+from rea2seg_gui.layer_style import LayerStyle
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
 from rea2seg_gui.panels.evaluator import EvaluatorPanel
@@ -45,7 +45,6 @@ from rea2seg_gui.panels.review import ReviewPanel
 from rea2seg_gui.panels.run import RunPanel
 from rea2seg_gui.panels.samples import SamplesPanel
 from rea2seg_gui.panels.viewer import ViewerPanel
-from rea2seg_gui.shortcuts import SHORTCUTS
 from rea2seg_gui.store_prompt import open_or_ask
 
 
@@ -99,7 +98,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refresher = RefreshController(self.review.refresh, self,
                                            lambda: QtWidgets.QApplication.activeModalWidget() is None, self)
         self._wire()
-        self._shortcuts()
+        self.poly_fill_shortcuts = bind_keys(self)
         self.apply_preferences()
         self.refresh_presets()
         self.review.refresh_samples()
@@ -193,62 +192,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
-
-    def _shortcuts(self) -> None:
-        def sc(key: str, fn) -> QtGui.QShortcut:
-            s = QtGui.QShortcut(QtGui.QKeySequence(key), self)
-            s.activated.connect(fn)
-            return s
-
-        ed, ep = self.editing, self.edit_panel
-        rv = self.review
-        sc("A", lambda: rv.decide("accept"))
-        sc("R", lambda: rv.decide("reject"))
-        sc("F", lambda: rv.decide("flag"))
-        for k in ("N", "Down"):
-            sc(k, lambda: rv.step(1))
-        for k in ("P", "Up"):
-            sc(k, lambda: rv.step(-1))
-        sc("F5", self.refresher.refresh)
-        sc("Ctrl+Z", rv.undo)
-        sc("Ctrl+Shift+Z", rv.redo)
-        sc("Ctrl+0", self.canvas.fit)
-        sc("F1", self.show_cheatsheet)
-        sc("?", self.show_cheatsheet)
-        for key, tool in (("B", "brush"), ("E", "eraser"), ("L", "polygon"), ("S", "sam"), ("X", "box")):
-            sc(key, lambda t=tool: ep.choose_tool(t))
-        sc("Esc", self._escape)
-        sc("[", lambda: ep.set_brush_radius(ep.brush_radius() - 2))
-        sc("]", lambda: ep.set_brush_radius(ep.brush_radius() + 2))
-        sc("Backspace", ed.undo_click)
-        sc("M", ed.sam_prompt_mask_only)
-        # Enter fills the polygon; enabled only with the polygon tool so that Enter in the
-        # question field keeps saving the question
-        self.poly_fill_shortcuts = [sc("Return", lambda: self._close_polygon(True)),
-                                    sc("Enter", lambda: self._close_polygon(True)),
-                                    sc("Shift+Return", lambda: self._close_polygon(False))]
-        for s in self.poly_fill_shortcuts:
-            s.setEnabled(False)
-        ep.tool_chosen.connect(lambda name: [s.setEnabled(name == "polygon") for s in self.poly_fill_shortcuts])
-        for spec in LAYERS:
-            sc(spec.shortcut, lambda k=spec.key: self.layers_panel.toggle(k))
-        style = self.layers_panel.style_controls
-        sc(OUTLINE_SHORTCUT, style.outline_check.toggle)
-        sc(LEGEND_SHORTCUT, style.legend_check.toggle)
-
-    def _escape(self) -> None:
-        fw = QtWidgets.QApplication.focusWidget()
-        if isinstance(fw, QtWidgets.QLineEdit):  # Esc leaves a text field; the review keys work again
-            self.canvas.setFocus()
-            return
-        self.editing.escape()
-
-    def _close_polygon(self, add: bool) -> None:
-        fw = QtWidgets.QApplication.focusWidget()
-        if isinstance(fw, QtWidgets.QLineEdit):  # Enter in a text field keeps its meaning
-            fw.returnPressed.emit()
-            return
-        self.editing.close_polygon(add)
 
     # ----------------------------------------------------------------------------- presets
     def _config(self) -> dict[str, Any]:
@@ -376,14 +319,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------ misc
     def show_cheatsheet(self) -> None:
-        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in SHORTCUTS)
-        box = QtWidgets.QMessageBox(self)
-        box.setWindowTitle("Keyboard shortcuts")
-        box.setTextFormat(QtCore.Qt.TextFormat.RichText)  # our own escaped table, no user or model text
-        box.setText(f"<table cellpadding=4>{rows}</table>")
-        box.setModal(False)
-        box.show()
-        self.cheatsheet = box
+        self.cheatsheet = cheatsheet(self)
 
     def _remember_recent(self, url: str) -> None:
         recent = [u for u in (self.settings.value("recent", []) or []) if u != url]

@@ -1,4 +1,10 @@
-"""Mask editing: brush / eraser strokes, polygons, clean-ups and the SAM click session.
+"""Mask editing: brush / eraser strokes, polygons, clean-ups and the SAM prompt session.
+
+A SAM session collects one prompt: positive / negative clicks and at most one box (the SAM and
+SAM box tools share it; a new box replaces the old one). Each change re-prompts SAM with all of
+it at once, box and clicks together, and saves the mask. Without a box the chosen mask prompt
+goes with the clicks; with a box SAM gets the box and the clicks alone (not from the paper: a
+tool choice, recorded in the provenance as ``mask_prompt: None``).
 
 Every finished edit is handed to ``commit(mask, provenance)`` (one store transaction, the
 window's); SAM runs in the window's :class:`~rea2seg_gui.controllers.jobs.JobRunner` with the
@@ -14,7 +20,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from core.pipeline.cache import ModelCache
-from rea2seg_gui.canvas import Canvas
+from rea2seg_gui.canvas import Canvas, DragMode
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.preload import import_model_stack
 from rea2seg_gui.controllers.state import SampleState
@@ -23,8 +29,10 @@ from rea2seg_gui.panels.edit import EditPanel
 MASK_PROMPT_LOGIT = 10.0  # a binary mask given to SAM as a mask prompt: +10 inside, −10 outside
 HINTS = {"none": "drag to pan, wheel to zoom", "brush": "drag to paint ([ / ] size)", "eraser": "drag to erase",
          "polygon": "click vertices; Enter or double-click fills, Shift+Enter erases, Backspace removes a vertex",
-         "sam": "left click = positive, right click = negative, Backspace undoes a click",
-         "box": "drag a rectangle: SAM segments what it holds"}
+         "sam": "left click = positive, right click = negative, Backspace undoes a click (X: add a box)",
+         "box": "drag a rectangle: SAM segments what it holds; then left / right clicks add positive / "
+                "negative points, Backspace undoes a click, then the box; Esc clears the prompt"}
+SAM_TOOLS = ("sam", "box")  # the tools that share the SAM prompt session
 
 
 class EditController(QtCore.QObject):
@@ -49,7 +57,8 @@ class EditController(QtCore.QObject):
         self._session: dict[str, Any] | None = None
         self._rerun = False
         self._running = False
-        self._box: list[float] | None = None  # (x0, y0, x1, y1) of the rectangle being dragged
+        self._drag: list[float] | None = None  # (x0, y0, x1, y1) of the rectangle being dragged
+        self.sam_box_xyxy: list[float] | None = None  # the session's box (image pixels, ordered)
         panel.tool_chosen.connect(self.set_tool)
         panel.brush_changed.connect(lambda v: setattr(canvas, "brush_radius", float(v)))
         panel.sam_prompt_changed.connect(self.end_sam_session)
@@ -63,7 +72,8 @@ class EditController(QtCore.QObject):
     @property
     def busy(self) -> bool:
         """True while a stroke, a polygon or a SAM session is in progress (refresh keeps it)."""
-        return self._stroke is not None or bool(self.poly_points) or self._session is not None or self._running
+        return (self._stroke is not None or bool(self.poly_points) or self._session is not None or self._running
+                or self._drag is not None)
 
     def reset(self) -> None:
         """A new sample: drop the polygon, stroke and SAM session."""
@@ -73,7 +83,7 @@ class EditController(QtCore.QObject):
         self.end_sam_session()
 
     def set_tool(self, name: str) -> None:
-        if name != "sam":
+        if name not in SAM_TOOLS:
             self.end_sam_session()
         if name != "polygon":
             self.poly_points = []
@@ -81,12 +91,12 @@ class EditController(QtCore.QObject):
         self.tool = name
         if self.panel.tool() != name:
             self.panel.choose_tool(name)
-        # the canvas emits drags only in paint mode; the box tool uses them with a 1-px pointer mark
-        self.canvas.paint_mode = name in ("brush", "eraser", "box")
-        self.canvas.brush_radius = 0.0 if name == "box" else self.panel.brush_radius()
-        self._box = None
-        if not self.canvas.paint_mode:
-            self.canvas.brush_outline.setVisible(False)
+        mode = {"brush": DragMode.PAINT, "eraser": DragMode.PAINT, "box": DragMode.BOX}.get(name, DragMode.PAN)
+        self.canvas.set_drag_mode(mode)
+        self.canvas.brush_radius = float(self.panel.brush_radius())
+        if self._drag is not None:  # a rectangle being dragged is dropped; the session's box stays
+            self._drag = None
+            self.canvas.set_box(self.sam_box_xyxy)
         self.status.emit(f"tool: {name} — {HINTS[name]}")
 
     def escape(self) -> None:
@@ -120,10 +130,9 @@ class EditController(QtCore.QObject):
 
     def on_stroke_finished(self) -> None:
         if self.tool == "box":
-            box, self._box = self._box, None
-            self.canvas.set_polygon(None)
-            if box is not None:
-                self.sam_box(box)
+            rect, self._drag = self._drag, None
+            if rect is not None and not self.sam_box(rect):
+                self.canvas.set_box(self.sam_box_xyxy)  # refused: the session's box (if any) again
             return
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
@@ -136,7 +145,7 @@ class EditController(QtCore.QObject):
         elif self.tool == "polygon" and button == 1:
             self.poly_points.append((x, y))
             self.canvas.set_polygon(self.poly_points)
-        elif self.tool == "sam":
+        elif self.tool in SAM_TOOLS:
             self.sam_click(x, y, 1 if button == 1 else 0)
 
     def on_double_click(self, x: float, y: float) -> None:
@@ -160,14 +169,20 @@ class EditController(QtCore.QObject):
                                                              "points_xy": [list(p) for p in pts], "base": source})
 
     def undo_click(self) -> None:
-        """Backspace: remove the last polygon vertex or undo the last SAM click."""
+        """Backspace: remove the last polygon vertex or undo the last SAM click (then the box)."""
         if self.tool == "polygon" and self.poly_points:
             self.poly_points.pop()
             self.canvas.set_polygon(self.poly_points)
-        elif self.tool == "sam" and self.sam_points:
-            self.sam_points.pop()
-            self.canvas.set_clicks(self.sam_points)
+        elif self.tool in SAM_TOOLS and (self.sam_points or self.sam_box_xyxy is not None):
+            if self._other_job():
+                return
             if self.sam_points:
+                self.sam_points.pop()
+                self.canvas.set_clicks(self.sam_points)
+            else:
+                self.sam_box_xyxy = None
+                self.canvas.set_box(None)
+            if self.sam_points or self.sam_box_xyxy is not None:
                 self._run_sam()
             elif self._session is not None:
                 session = self._session
@@ -197,19 +212,26 @@ class EditController(QtCore.QObject):
             return
         self._commit(c.mask.copy(), {"tool": "candidate", "from_candidate": c.id, "origin": c.origin, "run": self._run_id()})
 
-    # ------------------------------------------------------------------------- SAM box
+    # ----------------------------------------------------------------------------- SAM
     def _drag_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """One drag segment: the rectangle runs from the drag's first point to the pointer."""
-        if self._box is None:
-            self._box = [x0, y0, x1, y1]
-        self._box[2:] = [x1, y1]
-        bx0, by0, bx1, by1 = self._box
-        self.canvas.set_polygon([(bx0, by0), (bx1, by0), (bx1, by1), (bx0, by1)])
+        if self._drag is None:
+            self._drag = [x0, y0, x1, y1]
+        self._drag[2:] = [x1, y1]
+        self.canvas.set_box(self._drag)
+
+    def _other_job(self) -> bool:
+        """True (and said in the status bar) while a job other than SAM holds the worker."""
+        if self.jobs.busy and not self._running:
+            self.status.emit(f"{self.jobs.name or 'a job'} is running; try again after it")
+            return True
+        return False
 
     def sam_box(self, corners: list[float] | tuple[float, float, float, float]) -> bool:
-        """SAM with the box from two opposite corners (image pixels; ordered and clipped to the
-        image here) as its only prompt; the mask is saved with provenance ``{"tool": "sam_box",
-        "box_xyxy": …}``. False when nothing was started."""
+        """Make the box from two opposite corners (image pixels; ordered and clipped to the image
+        here) the session's box, replacing any earlier one, and re-prompt SAM with it and the
+        session's clicks. The mask is saved with provenance ``{"tool": "sam_box", "box_xyxy": …,
+        "points_xy": …, "labels": …}``. False when the box was refused."""
         if self.state.image is None or self.state.sample_id is None:
             return False
         h, w = self.state.image.shape[:2]
@@ -219,48 +241,22 @@ class EditController(QtCore.QObject):
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             self.status.emit("drag a larger rectangle (at least 2 pixels each way)")
             return False
-        if self._running or self.jobs.busy:
-            self.status.emit(f"{self.jobs.name or 'SAM'} is running; drag the box again after it")
+        if self._other_job() or not self._start_session(with_box=True):
             return False
-        image, sid = self.state.image, self.state.sample_id
-        key = ("sample", sid)
-        preset, models = self.panel.sam_preset_name(), self.models
-        self.end_sam_session()
+        self.sam_box_xyxy = box
+        self.canvas.set_box(box)
+        self._run_sam()
+        return True
 
-        def job(progress, should_cancel):
-            sam, rnd = models.sam(preset)
-            with models.sam_lock(sam):
-                models.set_image(sam, key, image)
-                logits, iou = sam.predict_points(None, None, None, multimask=False, box_xyxy=box)
-            return logits[0] > 0, float(iou[0]), sam.name, rnd
-
-        def done(result) -> None:
-            self._running = False
-            if self.state.sample_id != sid:
-                self.sam_finished.emit()
-                return
-            mask, score, name, rnd = result
-            self._commit(mask, {"tool": "sam_box", "box_xyxy": [round(v, 2) for v in box], "model": name,
-                                "preset": preset, "is_random": rnd, "multimask": False, "predicted_iou": score})
-            self.panel.show_state(f"SAM box mask saved (predicted IoU {score:.3f})" + (" — RANDOM WEIGHTS" if rnd else ""))
-            self.sam_finished.emit()
-
-        def failed(msg: str) -> None:
-            self._running = False
-            self.panel.show_state(f"SAM failed: {msg}")
-            self.sam_finished.emit()
-
-        import_model_stack()  # on the GUI thread, before the worker uses the model stack
-        self._running = True
-        self.panel.show_state(f"SAM ({preset}) working on the box…")
-        return self.jobs.start(job, done, "SAM", failed, cancellable=False)
-
-    # ----------------------------------------------------------------------------- SAM
     def end_sam_session(self) -> None:
+        """Drop the session's prompt: its clicks and its box (hidden on the canvas)."""
         self.sam_points = []
+        self.sam_box_xyxy = None
+        self._drag = None
         self._session = None
         self._rerun = False
         self.canvas.set_clicks([])
+        self.canvas.set_box(None)
 
     def _mask_prompt(self) -> tuple[np.ndarray | None, dict[str, Any] | None]:
         """The chosen mask prompt as SAM logits (float32 (H, W), ±10) and its description."""
@@ -281,12 +277,12 @@ class EditController(QtCore.QObject):
             return None, None
         return np.where(mask, MASK_PROMPT_LOGIT, -MASK_PROMPT_LOGIT).astype(np.float32), desc
 
-    def _start_session(self) -> bool:
+    def _start_session(self, with_box: bool = False) -> bool:
         if self._session is not None:
             return True
         if self.state.image is None or self.state.sample_id is None:
             return False
-        if self.panel.sam_prompt_key() == "candidate" and self._candidate() is None:
+        if self.panel.sam_prompt_key() == "candidate" and self._candidate() is None and not with_box:
             self.status.emit("the mask prompt is 'selected candidate': pick one in the Candidates tab first")
             return False
         logits, desc = self._mask_prompt()
@@ -296,7 +292,7 @@ class EditController(QtCore.QObject):
 
     def sam_click(self, x: float, y: float, label: int) -> None:
         """A positive (1) or negative (0) click at image pixel (x, y): re-prompt SAM and save."""
-        if not self._start_session():
+        if self._other_job() or not self._start_session(with_box=self.sam_box_xyxy is not None):
             return
         self.sam_points.append((float(x), float(y), int(label)))
         self.canvas.set_clicks(self.sam_points)
@@ -324,23 +320,21 @@ class EditController(QtCore.QObject):
         if self._running:  # clicks made while SAM works are batched into the next prediction
             self._rerun = True
             return
-        if self.jobs.busy:
-            self.status.emit(f"{self.jobs.name or 'a job'} is running; try the click again after it")
-            if self.sam_points:
-                self.sam_points.pop()
-            self.canvas.set_clicks(self.sam_points)
+        if self._other_job():
             return
         image, session, sid = self.state.image, self._session, self.state.sample_id
         key = (sid, self.state.image_path)  # the embedding cache's key: sample id + image path
         pts = np.array([[p[0], p[1]] for p in self.sam_points], np.float32).reshape(-1, 2)
         labels = np.array([p[2] for p in self.sam_points], np.int32)
+        box = None if self.sam_box_xyxy is None else list(self.sam_box_xyxy)
+        prior, prior_desc = (session["prior"], session["prior_desc"]) if box is None else (None, None)
         preset, models = self.panel.sam_preset_name(), self.models
 
         def job(progress, should_cancel):
             sam, rnd = models.sam(preset)
             with models.sam_lock(sam):
                 models.set_image(sam, key, image)
-                logits, iou = sam.predict_points(pts, labels, session["prior"], multimask=False)
+                logits, iou = sam.predict_points(pts, labels, prior, multimask=False, box_xyxy=box)
             return logits[0] > 0, float(iou[0]), sam.name, rnd
 
         def done(result) -> None:
@@ -353,10 +347,13 @@ class EditController(QtCore.QObject):
                 self.sam_finished.emit()  # the session ended (other sample, other tool) while SAM worked
                 return
             mask, score, name, rnd = result
-            self._commit(mask, {"tool": "sam", "model": name, "preset": preset, "is_random": rnd,
-                                "points_xy": pts.tolist(), "labels": labels.tolist(),
-                                "mask_prompt": session["prior_desc"], "multimask": False, "predicted_iou": score})
-            self.panel.show_state(f"SAM mask saved (predicted IoU {score:.3f}, {len(pts)} clicks)"
+            prov = {"tool": "sam" if box is None else "sam_box", "model": name, "preset": preset, "is_random": rnd,
+                    "points_xy": pts.tolist(), "labels": labels.tolist(),
+                    "mask_prompt": prior_desc, "multimask": False, "predicted_iou": score}
+            if box is not None:
+                prov["box_xyxy"] = [round(v, 2) for v in box]
+            self._commit(mask, prov)
+            self.panel.show_state(f"SAM mask saved (predicted IoU {score:.3f}, {_prompt_words(box, len(pts))})"
                                   + (" — RANDOM WEIGHTS" if rnd else ""))
             self.sam_finished.emit()
 
@@ -368,5 +365,11 @@ class EditController(QtCore.QObject):
 
         import_model_stack()  # on the GUI thread, before the worker uses the model stack
         self._running = True
-        self.panel.show_state(f"SAM ({preset}) working on {len(pts)} click{'s' if len(pts) != 1 else ''}…")
+        self.panel.show_state(f"SAM ({preset}) working on {_prompt_words(box, len(pts))}…")
         self.jobs.start(job, done, "SAM", failed, cancellable=False)
+
+
+def _prompt_words(box: list[float] | None, clicks: int) -> str:
+    """"2 clicks", "the box", "the box + 1 click"."""
+    words = f"{clicks} click{'s' if clicks != 1 else ''}"
+    return words if box is None else "the box" + (f" + {words}" if clicks else "")

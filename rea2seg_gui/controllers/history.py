@@ -24,7 +24,9 @@ def describe_provenance(prov: dict[str, Any] | None) -> str:
             " (random weights)" if prov.get("is_random") else "")
     if tool == "sam_box":
         box = ", ".join(f"{v:g}" for v in prov.get("box_xyxy") or [])
-        return f"SAM box ({box})" + (" (random weights)" if prov.get("is_random") else "")
+        n = len(prov.get("points_xy") or [])
+        clicks = f" + {n} click{'s' if n != 1 else ''}" if n else ""
+        return f"SAM box ({box}){clicks}" + (" (random weights)" if prov.get("is_random") else "")
     if tool == "candidate":
         return f"candidate {prov.get('from_candidate')} ({prov.get('origin')}) of run {prov.get('run')}"
     if tool in ("brush", "eraser"):

@@ -53,7 +53,7 @@ class EditPanel(QtWidgets.QWidget):
         for key, label in SAM_PROMPTS:
             self.sam_prompt.addItem(label, key)
         self.sam_prompt.setCurrentIndex(1)
-        self.sam_prompt.setToolTip("A mask given to SAM with the clicks (fixed for the click session)")
+        self.sam_prompt.setToolTip("A mask given to SAM with the clicks (fixed for the click session; not used while a box is drawn)")
         self.sam_prompt.currentIndexChanged.connect(lambda _: self.sam_prompt_changed.emit())
         f.addRow("Mask prompt", self.sam_prompt)
         self.mask_only_button = QtWidgets.QPushButton("Re-prompt SAM with this mask alone (M)")

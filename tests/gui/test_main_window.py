@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore
 
 from core.store import repo, review
-from rea2seg_gui.canvas import LAYERS
+from rea2seg_gui.canvas import LAYERS, DragMode
 from rea2seg_gui.models import tiny_lisa_preset
 
 
@@ -100,7 +100,7 @@ def _provenance(store, sid=1):
 def test_paint_strokes_are_saved_at_once_and_undone_with_ctrl_z(qtbot, window, demo_store):
     gt = window.state.gt.copy()
     qtbot.keyClick(window, QtCore.Qt.Key.Key_B)
-    assert window.editing.tool == "brush" and window.canvas.paint_mode
+    assert window.editing.tool == "brush" and window.canvas.drag_mode is DragMode.PAINT
     window.edit_panel.set_brush_radius(5)
     with qtbot.waitSignal(window.review.mask_saved, timeout=5000):
         window.canvas.dragged.emit(100.0, 100.0, 140.0, 100.0)
@@ -234,7 +234,7 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
     window.edit_panel.sam_preset.setCurrentText(tiny_lisa_preset())
     window.edit_panel.sam_prompt.setCurrentIndex(0)  # no mask prompt
     qtbot.keyClick(window, QtCore.Qt.Key.Key_S)
-    assert window.editing.tool == "sam" and not window.canvas.paint_mode
+    assert window.editing.tool == "sam" and window.canvas.drag_mode is DragMode.PAN
     _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(200.0, 150.0, 1))  # positive
     first = _saved(demo_store)
     _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(20.0, 20.0, 2))  # negative

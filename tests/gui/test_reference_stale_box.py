@@ -9,6 +9,7 @@ from PySide6 import QtCore
 from core.store import repo, review
 from core.store.models import Mask
 from core.trace import Candidate, PipelineTrace
+from rea2seg_gui.canvas import DragMode
 from rea2seg_gui.models import tiny_lisa_preset
 
 E5 = 1e-5
@@ -77,14 +78,14 @@ def test_stale_marker_when_the_question_is_edited_after_the_run(qtbot, window, d
 def test_box_tool_drags_a_rectangle_into_a_sam_mask(qtbot, window, demo_store):
     window.edit_panel.sam_preset.setCurrentText(tiny_lisa_preset())
     qtbot.keyClick(window, QtCore.Qt.Key.Key_X)
-    assert window.editing.tool == "box" and window.canvas.paint_mode
+    assert window.editing.tool == "box" and window.canvas.drag_mode is DragMode.BOX
     c = window.canvas
     with qtbot.waitSignal(window.editing.sam_finished, timeout=60_000):
         c.dragged.emit(220.0, 160.0, 200.0, 150.0)  # drags run from any corner
         c.dragged.emit(200.0, 150.0, 90.0, 60.0)
-        assert window.canvas.polygon_item.getData()[0].tolist() == [220.0, 90.0, 90.0, 220.0, 220.0]
+        assert c.tools.box() == (90.0, 60.0, 220.0, 160.0)  # drawn while dragged
         c.drag_finished.emit()
-    assert window.canvas.polygon_item.getData()[0] is None or len(window.canvas.polygon_item.getData()[0]) == 0
+    assert c.tools.box() == (90.0, 60.0, 220.0, 160.0)  # and kept: it is the session's prompt
     prov = demo_store.run(lambda s: s.get(Mask, repo.get_sample(s, 1).edited_mask_id).provenance, write=False)
     assert prov["tool"] == "sam_box" and prov["box_xyxy"] == [90.0, 60.0, 220.0, 160.0] and prov["is_random"] is True
     saved = demo_store.run(lambda s: repo.edited_mask(s, 1), write=False)
@@ -92,8 +93,9 @@ def test_box_tool_drags_a_rectangle_into_a_sam_mask(qtbot, window, demo_store):
     sam.set_image(window.state.image)
     logits, _ = sam.predict_points(None, None, None, multimask=False, box_xyxy=(90, 60, 220, 160))
     assert np.array_equal(saved, logits[0] > 0)
-    assert "SAM box (90, 60, 220, 160)" in window.review_panel.history_table.item(0, 3).text()
-    # a click is not a box: nothing is saved
+    assert "SAM box (90, 60, 220, 160) (random" in window.review_panel.history_table.item(0, 3).text()
+    # a box too small is refused: nothing saved, the session's box stays
     n = len(review.history(demo_store, 1))
-    c.clicked.emit(50.0, 50.0, 1)
-    assert len(review.history(demo_store, 1)) == n
+    c.dragged.emit(10.0, 10.0, 11.0, 11.0)
+    c.drag_finished.emit()
+    assert len(review.history(demo_store, 1)) == n and c.tools.box() == (90.0, 60.0, 220.0, 160.0)
