@@ -78,7 +78,10 @@ def _decode(path) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc) or type(exc).__name__
 
 
-def _decode_masks(trace: PipelineTrace | None) -> None:
+def _decode_masks(trace: PipelineTrace | None, delay_s: float = 0.0) -> None:
+    """Decode the candidate masks, after ``delay_s``: the decode holds the GIL, so it waits
+    until the sample just loaded is painted."""
+    time.sleep(delay_s)
     for c in trace.candidates if trace is not None else []:
         c.mask  # noqa: B018 - decodes it (Candidate.from_rle)
 
@@ -121,7 +124,7 @@ class SampleLoader(QtCore.QObject):
                 wait([after])
             trace = store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
             if trace is not None:  # the candidate masks decode on first use: here, unless the GUI is first
-                self._pool.submit(_decode_masks, trace)
+                self._ahead.submit(_decode_masks, trace, READ_AHEAD_DELAY_S)
             return trace
 
         return self._pool.submit(job)
