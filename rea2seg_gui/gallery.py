@@ -199,6 +199,7 @@ class CandidateGallery(QtWidgets.QWidget):
         # widths from the font, set once: sizing columns to their contents on every sample is slow
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
+        header.setStretchLastSection(True)
         self.table.setColumnWidth(COLUMNS.index("origin"), fm.horizontalAdvance("multimask") + fm.height())
         self.table.setSortingEnabled(True)
         self.table.itemSelectionChanged.connect(lambda: self.candidate_selected.emit(self.selected_candidate()))

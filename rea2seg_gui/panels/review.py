@@ -73,7 +73,8 @@ class ReviewPanel(QtWidgets.QWidget):
                 item = QtWidgets.QTableWidgetItem(str(v))
                 item.setToolTip(str(v))
                 self.history_table.setItem(r, c, item)
-        self.history_table.resizeColumnsToContents()
+        for c in range(self.history_table.columnCount() - 1):  # the note column fills the rest
+            self.history_table.resizeColumnToContents(c)
 
     def history_row(self, row: int) -> list[str]:
         return [self.history_table.item(row, c).text() for c in range(self.history_table.columnCount())]
