@@ -257,3 +257,25 @@ def test_readme_shortcut_table_and_cheat_sheet_agree():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for key, what in SHORTCUTS:
         assert f"| {key} | {what} |" in readme, key
+
+
+def test_readme_names_every_setting_the_app_stores():
+    import re
+    from pathlib import Path
+
+    from rea2seg_gui import layer_style
+    from rea2seg_gui.canvas_layers import MASK_LAYERS
+    from rea2seg_gui.preferences import PREFERENCES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for pref in PREFERENCES:
+        default = ("on" if pref.default else "off") if isinstance(pref.default, bool) else str(pref.default)
+        assert re.search(rf"\| `{re.escape(pref.name)}` \| {default} \|", readme), pref.name
+    for key in (layer_style.OUTLINE_KEY, layer_style.LEGEND_KEY, layer_style.COLOR_KEY.format("<layer>"),
+                "window/geometry", "window/state", "recent"):
+        assert f"`{key}`" in readme, key
+    assert ", ".join(f"`{k}`" for k in MASK_LAYERS[:-1]) + f" or `{MASK_LAYERS[-1]}`" in readme
+    # every key the GUI code writes is one of those
+    src = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "rea2seg_gui").rglob("*.py"))
+    written = set(re.findall(r'setValue\(\s*"([^"]+)"', src))
+    assert written <= {"window/geometry", "window/state", "recent"}, written
