@@ -82,6 +82,8 @@ def test_round_trip_through_the_importer(src, tmp_path, capsys):
     fresh = open_store(tmp_path / "fresh.sqlite")
     rep = import_dataset(fresh, "reasonseg", out, dataset="back")
     assert rep.ok and rep.added == 5
+    ids = fresh.run(lambda s: sorted(r.external_id for r in repo.list_samples(s)), write=False)
+    assert ids == ["a#0", "a#1", "a__1#0", "b#0", "b__1#0"]
 
     def masks(store, dataset):
         def read(s):
