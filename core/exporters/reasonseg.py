@@ -31,6 +31,7 @@ at the end, so a failure or a cancel leaves nothing. ``OUT`` must not exist or b
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -48,7 +49,7 @@ from core.formats.sgdr import check_text, printable
 from core.images import file_sha256
 from core.masks import MaskError, decode_rle
 from core.store import Store, repo
-from core.store.models import Mask
+from core.store.models import Dataset, Mask
 from core.vocab import EXPORT_MASKS as MASK_CHOICES
 from core.vocab import IMAGE_MODES, ImageMode
 from core.vocab import ExportMask as MaskChoice
@@ -179,16 +180,27 @@ class _Row:
 
 @dataclass
 class _Group:
-    """Samples written to one JSON: same image, mask, ignore region and ``is_sentence``."""
+    """Samples written to one JSON: same image, mask, ignore region and ``is_sentence``. The
+    masks are decoded again when the JSON is written, so that only one is held at a time."""
 
     rows: list[_Row]
-    target: np.ndarray
-    ignore: np.ndarray | None
+    has_ignore: bool
+
+    def masks(self) -> tuple[np.ndarray, np.ndarray | None]:
+        first = self.rows[0]
+        target = np.ascontiguousarray(decode_rle(first.mask, first.hw, validate=False))
+        ignore = np.ascontiguousarray(decode_rle(first.ignore, first.hw, validate=False)) if self.has_ignore else None
+        return target, ignore
+
+
+def _digest(mask: np.ndarray) -> bytes:
+    return hashlib.sha256(np.packbits(mask).tobytes()).digest()
 
 
 def _read_rows(store: Store, status: str | None, dataset: str | None, mask: MaskChoice) -> list[_Row]:
     def collect(s) -> list[_Row]:
         samples = repo.list_samples(s, status=status, dataset=dataset)
+        datasets = {d.id: d.name for d in s.scalars(select(Dataset))}
         pick = {r.id: (r.edited_mask_id or r.gt_mask_id) if mask == "reviewed" else r.gt_mask_id for r in samples}
         ids = {m for r in samples for m in (pick[r.id], r.ignore_mask_id) if m is not None}
         rles = {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(ids)))} if ids else {}
@@ -196,7 +208,7 @@ def _read_rows(store: Store, status: str | None, dataset: str | None, mask: Mask
         for r in samples:
             mid = pick[r.id]
             rows.append(_Row(
-                name=f"{printable(r.dataset.name, 80)}/{printable(r.external_id, 120)} (sample {r.id})",
+                name=f"{printable(datasets[r.dataset_id], 80)}/{printable(r.external_id, 120)} (sample {r.id})",
                 image_id=r.image_id, image_path=r.image.path, sha256=r.image.sha256,
                 hw=(r.image.height, r.image.width), question=r.question,
                 is_sentence=UNKNOWN_IS_SENTENCE if r.is_sentence is None else bool(r.is_sentence),
@@ -245,12 +257,12 @@ def _groups(rows: list[_Row], mask: MaskChoice, report: ReasonSegExportReport) -
         if problem is not None:
             report.skipped.append((r.name, problem))
             continue
-        key = (r.image_id, r.is_sentence, np.packbits(target).tobytes(),
-               None if ignore is None or not ignore.any() else np.packbits(ignore).tobytes())
+        has_ignore = ignore is not None and bool(ignore.any())
+        key = (r.image_id, r.is_sentence, _digest(target), _digest(ignore) if has_ignore else None)
         if key in groups:
             groups[key].rows.append(r)
         else:
-            groups[key] = _Group([r], np.ascontiguousarray(target), None if key[3] is None else np.ascontiguousarray(ignore))
+            groups[key] = _Group([r], has_ignore)
     return list(groups.values())
 
 
@@ -300,8 +312,9 @@ def export_reasonseg(
             name = _unique(src.stem, used)
             progress(i, len(groups), name)
             image_name = name + _SUFFIXES[src.suffix.lower()]
-            shapes = mask_to_shapes(g.target, g.ignore)
-            fid = polygon_fidelity(g.target, g.ignore, shapes)
+            target, ignore = g.masks()
+            shapes = mask_to_shapes(target, ignore)
+            fid = polygon_fidelity(target, ignore, shapes)
             text = annotation_text([r.question for r in g.rows], first.is_sentence, shapes,
                                    image_name=image_name, hw=first.hw)
             if settings.images == "symlink":
