@@ -63,8 +63,6 @@ def folder_problem(path: str | Path) -> str | None:
                 return f"{p}: folder is not empty; give a new or empty folder"
         except OSError as exc:
             return f"{p}: cannot read the folder ({_reason(exc)})"
-    if p.resolve().parent == p.resolve():
-        return f"{p}: give a folder below the root"
     return _parent_problem(p)
 
 

@@ -242,3 +242,44 @@ def test_summary_lists_the_losses(src, tmp_path):
     assert rep.lowest_iou == 0.84 and [f.sample for f in rep.below] == ["set/q2 (sample 3)"]
     assert rep.written == 5 and rep.files == 4 and rep.reviewed == 1 and rep.png == 2
     assert Path(rep.out) == (tmp_path / "o").resolve()
+
+
+def test_export_import_export_is_byte_identical(src, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    export_reasonseg(src, first)
+    fresh = open_store(tmp_path / "fresh.sqlite")
+    import_dataset(fresh, "reasonseg", first)
+    export_reasonseg(fresh, second)  # the ring's hole is already filled: its polygon is the same
+    files = {p.name: p.read_bytes() for p in first.iterdir()}
+    assert files == {p.name: p.read_bytes() for p in second.iterdir()} and len(files) == 8
+    fresh.close()
+
+
+def test_a_rotated_jpeg_keeps_its_upright_frame_and_is_sentence(tmp_path, sqlite_store):
+    from tests.unit.test_image_orientation import _rotated_jpeg
+
+    d = tmp_path / "rs"
+    d.mkdir()
+    _rotated_jpeg(d / "r.jpg")  # stored 20x40, shown (and read by LISA) 40 high, 20 wide
+    shapes = [{"label": "target", "points": [[2, 25], [18, 25], [18, 38], [2, 38]]},
+              {"label": "ignore", "points": [[0, 0], [5, 0], [5, 5], [0, 5]]}]
+    (d / "r.json").write_text(json.dumps({"text": ["the thing", "that one"], "is_sentence": False, "shapes": shapes}))
+    assert import_dataset(sqlite_store, "reasonseg", d).added == 2
+    out = tmp_path / "out"
+    rep = export_reasonseg(sqlite_store, out)
+    assert rep.ok and rep.files == 1 and rep.lowest_iou == 1.0
+    doc = json.loads((out / "r.json").read_text())
+    assert doc["text"] == ["the thing", "that one"] and doc["is_sentence"] is False
+    assert (doc["imageHeight"], doc["imageWidth"]) == (40, 20)
+    assert (out / "r.jpg").read_bytes() == (d / "r.jpg").read_bytes()  # EXIF and all
+
+
+def test_folder_problem_names_the_reason_and_creates_nothing(tmp_path):
+    from core.fileio import folder_problem
+
+    assert folder_problem("  ") == "no folder name given"
+    assert folder_problem(tmp_path / "new" / "deeper") is None and not (tmp_path / "new").exists()
+    assert folder_problem(tmp_path) is None  # empty
+    (tmp_path / "f").write_text("x")
+    assert folder_problem(tmp_path) == f"{tmp_path}: folder is not empty; give a new or empty folder"
+    assert folder_problem(tmp_path / "f") == f"{tmp_path / 'f'}: is a file; give a folder"
