@@ -45,6 +45,29 @@ def write_problem(path: str | Path) -> str | None:
     p = Path(path).expanduser()
     if p.is_dir():
         return f"{p}: is a folder; give a file name"
+    return _parent_problem(p)
+
+
+def folder_problem(path: str | Path) -> str | None:
+    """Why a new folder cannot be written at ``path`` as a whole, as one line, or ``None``: it
+    must not exist or be an empty folder, and its parent must be writable (the folder is built
+    beside it and renamed into place). Creates nothing."""
+    if not str(path).strip():
+        return "no folder name given"
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        return f"{p}: is a file; give a folder"
+    if p.is_dir():
+        try:
+            if any(p.iterdir()):
+                return f"{p}: folder is not empty; give a new or empty folder"
+        except OSError as exc:
+            return f"{p}: cannot read the folder ({_reason(exc)})"
+    return _parent_problem(p)
+
+
+def _parent_problem(p: Path) -> str | None:
+    """Why nothing can be created as ``p`` in its parent folder (made when missing), or ``None``."""
     folder = p.parent
     while not folder.exists() and folder != folder.parent:  # the nearest folder that exists
         folder = folder.parent

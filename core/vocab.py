@@ -21,3 +21,10 @@ DISCRIMINATIVE_KINDS = ("camouflage", "thin_object")
 IGNORE_MODES = ("exclude", "background")
 """Ignore pixels excluded from IoU (LISA's protocol) or counted as background (LENS's)."""
 IgnoreMode = Literal["exclude", "background"]
+EXPORT_MASKS = ("reviewed", "gt")
+"""Which mask an export writes: the reviewer's edited mask when there is one (else the imported
+ground truth), or the imported ground truth only."""
+ExportMask = Literal["reviewed", "gt"]
+IMAGE_MODES = ("copy", "symlink")
+"""How a folder export holds its images: copies of the files, or symlinks to them."""
+ImageMode = Literal["copy", "symlink"]

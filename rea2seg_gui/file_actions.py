@@ -1,9 +1,10 @@
-"""File → New store… / Import ReasonSeg… / Import SGDR… / Export SGDR…: the same core functions
-as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
-:func:`core.exporters.export_dataset`, called with the arguments the command line passes; the
-export's filters are chosen in :class:`~rea2seg_gui.dialogs.ExportDialog`), run in the window's
-worker with progress, cancel and errors; the report (what landed, what was skipped and why) is
-shown when the job ends."""
+"""File → New store… / Import ReasonSeg… / Import SGDR… / Export SGDR… / Export ReasonSeg folder…:
+the same core functions as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
+:func:`core.exporters.export_dataset`, called with the arguments the command line passes; an
+export's options are chosen in :class:`~rea2seg_gui.dialogs.ExportDialog`, one dialog for both
+formats), run in the window's worker with progress, cancel (imports) and errors; the report
+(what landed or was written, what was skipped and why, the polygons' IoU) is shown when the job
+ends."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ SGDR_FILTER = "SGDR JSON (*.json);;All files (*)"
 class FileActions(QtCore.QObject):
     """The File menu's data actions. ``status(text)`` for the status bar; ``finished(kind,
     report)`` after an import (:class:`~core.importers.common.ImportReport`) or export
-    (:class:`~core.exporters.sgdr.ExportReport`), ``kind`` ``"import"`` / ``"export"``;
+    (:class:`~core.exporters.sgdr.ExportReport` /
+    :class:`~core.exporters.reasonseg.ReasonSegExportReport`), ``kind`` ``"import"`` / ``"export"``;
     ``failed(message)`` when a job could not run at all (unreadable file, store error)."""
 
     status = QtCore.Signal(str)
@@ -42,6 +44,7 @@ class FileActions(QtCore.QObject):
                                  ("import_reasonseg", "Import &ReasonSeg folder…", self.import_reasonseg),
                                  ("import_sgdr", "Import &SGDR file…", self.import_sgdr),
                                  ("export_sgdr", "&Export SGDR file…", self.export_sgdr),
+                                 ("export_reasonseg", "Export ReasonSeg &folder…", self.export_reasonseg),
                                  ("cancel", "&Cancel import", self.cancel)):
             act = QtGui.QAction(label, self)
             act.triggered.connect(slot)
@@ -53,7 +56,7 @@ class FileActions(QtCore.QObject):
         """Put the actions in ``menu`` (New first, then the import / export group)."""
         menu.addAction(self.actions["new"])
         menu.addSeparator()
-        for key in ("import_reasonseg", "import_sgdr", "export_sgdr", "cancel"):
+        for key in ("import_reasonseg", "import_sgdr", "export_sgdr", "export_reasonseg", "cancel"):
             menu.addAction(self.actions[key])
         menu.addSeparator()
 
@@ -81,6 +84,15 @@ class FileActions(QtCore.QObject):
     def export_sgdr(self) -> bool:
         """Open the export dialog (output file, dataset, status); its *Export* runs the export as
         ``rea2seg export sgdr`` does with the same options. False when the store cannot be read."""
+        return self._export_dialog("sgdr")
+
+    def export_reasonseg(self) -> bool:
+        """Open the export dialog for a ReasonSeg folder (output folder, dataset, status, mask,
+        images, min IoU); its *Export* runs the export as ``rea2seg export reasonseg`` does with
+        the same options. False when the store cannot be read."""
+        return self._export_dialog("reasonseg")
+
+    def _export_dialog(self, fmt: str) -> bool:
         from core.exporters import dataset_names
         from rea2seg_gui.dialogs import ExportDialog
 
@@ -92,19 +104,26 @@ class FileActions(QtCore.QObject):
             return False
         if self.export_dialog is not None:  # one at a time: the last one is kept until the next opens
             self.export_dialog.deleteLater()
-        dlg = self.export_dialog = ExportDialog(names, store.url, self.window)
-        dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), **dlg.export_kwargs()))
+        dlg = self.export_dialog = ExportDialog(names, store.url, self.window, fmt=fmt)
+        dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), fmt=fmt, **dlg.export_kwargs()))
         dlg.open()  # window-modal, without a nested event loop
         return True
 
-    def export_to(self, out: str, *, status: str | None = None, dataset: str | None = None) -> bool:
+    def export_to(self, out: str, *, fmt: str = "sgdr", status: str | None = None, dataset: str | None = None,
+                  settings: Any = None) -> bool:
         """Export the store's samples (``status`` / ``dataset``: ``None`` is any) to ``out`` in
-        the worker, as ``rea2seg export sgdr --out OUT [--status S] [--dataset D]``."""
+        the worker, as ``rea2seg export sgdr --out OUT [--status S] [--dataset D]`` or
+        ``rea2seg export reasonseg OUT [...]`` (``settings``: a
+        :class:`core.exporters.ReasonSegSettings`, ``None`` for its defaults)."""
         from core.exporters import export_dataset
 
         store = self._store()
-        return self._start(lambda progress, should_cancel: export_dataset(store, "sgdr", out, status=status, dataset=dataset),
-                           "export", f"Exporting to {out}…")
+
+        def job(progress, should_cancel):
+            return export_dataset(store, fmt, out, status=status, dataset=dataset,  # type: ignore[arg-type]
+                                  **({"settings": settings, "progress": progress} if fmt == "reasonseg" else {}))
+
+        return self._start(job, "export", f"Exporting to {out}…")
 
     def cancel(self) -> None:
         if self._running and self.jobs.cancel():
@@ -140,7 +159,8 @@ class FileActions(QtCore.QObject):
             self._refresh()
         text = report.summary()
         self.status.emit(text.splitlines()[0])
-        self._show("Import" if kind == "import" else "Export", text, error=kind == "import" and bool(report.errors))
+        error = bool(report.errors) if kind == "import" else not getattr(report, "ok", True)  # skipped or lossy
+        self._show("Import" if kind == "import" else "Export", text, error=error)
         self.finished.emit(kind, report)
 
     def _failed(self, msg: str) -> None:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from core.cli.common import add_common
-from core.vocab import CATEGORIES, STATUSES
+from core.vocab import CATEGORIES, EXPORT_MASKS, IMAGE_MODES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
 _PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate", "core.cli.benchmark")
@@ -64,6 +64,39 @@ def cmd_export_sgdr(args: argparse.Namespace) -> int:
     report = export_dataset(store, "sgdr", args.out, status=args.status, dataset=args.dataset)
     print(report.summary())
     return 0
+
+
+def cmd_export_reasonseg(args: argparse.Namespace) -> int:
+    from core.cli.common import progress_bar
+    from core.exporters import ReasonSegSettings, export_dataset
+
+    settings = ReasonSegSettings(mask=args.mask, images=args.images, min_iou=args.min_iou)
+    store = _open(args.db)
+    bar: list = []  # made at the first file, so that a refused export prints only its one line
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not bar:
+            bar.extend(progress_bar(total, unit="file"))
+        bar[0](done, total, label)
+
+    try:
+        report = export_dataset(store, "reasonseg", args.out_dir, status=args.status, dataset=args.dataset,
+                                settings=settings, progress=progress)
+    finally:
+        if bar:
+            bar[1]()
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 # -- stats / metrics ------------------------------------------------------------------------
@@ -187,6 +220,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only samples of this dataset, by the name it was imported under (default: every "
                         "dataset; a name the store does not have is refused)")
     p.set_defaults(func=cmd_export_sgdr)
+    # the defaults are ReasonSegSettings' (tests/unit/test_export_reasonseg.py holds them equal);
+    # written out here so that building the parser imports no exporter
+    rs = argparse.Namespace(mask="reviewed", images="copy", min_iou=0.99)
+    p = exp.add_parser("reasonseg", help="LISA's ReasonSeg layout (image + same-stem labelme JSON per question set)")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help="folder to write (must be new or empty; written whole or not at all)")
+    add_common(p)
+    p.add_argument("--status", choices=STATUSES, help="only samples with this review status (default: any status)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="only samples of this dataset, by the name it was imported under (default: every "
+                        "dataset; a name the store does not have is refused)")
+    p.add_argument("--mask", choices=EXPORT_MASKS, default=rs.mask,
+                   help="reviewed: the reviewer's edited mask when there is one, else the imported ground truth; "
+                        f"gt: the imported ground truth only, a sample without one is skipped (default: {rs.mask})")
+    p.add_argument("--images", choices=IMAGE_MODES, default=rs.images,
+                   help="copy the image files beside their JSON, or symlink to them (importing the folder "
+                        f"again then needs --allow-outside) (default: {rs.images})")
+    p.add_argument("--min-iou", type=_unit_interval, default=rs.min_iou, metavar="X",
+                   help="list every sample whose polygons, rasterised as LISA does, reach a lower IoU with its "
+                        f"mask or ignore region (holes are filled); exit status 1 when any does (default: {rs.min_iou:g})")
+    p.set_defaults(func=cmd_export_reasonseg)
 
     p = sub.add_parser("stats", help="sample counts by category and status")
     add_common(p, json=True)

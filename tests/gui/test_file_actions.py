@@ -198,3 +198,62 @@ def test_export_to_an_unwritable_path_is_explained_and_writes_nothing(qtbot, two
         two.file_actions.export_to(str(bad), status="verified")
     assert "cannot create folder" in got.args[0] and "\n" not in got.args[0]
     assert sorted(p.name for p in tmp_path.rglob("*")) == before and not two.jobs.busy
+
+
+def _folder(path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+def test_export_reasonseg_dialog_writes_what_the_cli_writes_byte_for_byte(qtbot, two, tmp_path):
+    from core.cli import build_parser
+
+    menu_texts = [a.text() for a in two.file_actions.actions.values()]
+    assert menu_texts.index("Export ReasonSeg &folder…") == menu_texts.index("&Export SGDR file…") + 1
+    for n, (filters, options) in enumerate((({}, {}),
+                                            ({"dataset": "beta", "status": "verified"}, {"mask": "gt", "min_iou": 0.5}))):
+        gui, cli = tmp_path / f"gui{n}", tmp_path / f"cli{n}"
+        two.file_actions.actions["export_reasonseg"].trigger()
+        dlg = two.file_actions.export_dialog
+        assert dlg.windowTitle() == "Export ReasonSeg folder" and dlg.fmt == "reasonseg"
+        dlg.out_edit.setText(str(gui))
+        dlg.set_filters(**filters)
+        if options:
+            dlg.set_options(**options)
+        with qtbot.waitSignal(two.file_actions.finished, timeout=30_000) as got:
+            dlg.export_button.click()
+        kind, report = got.args
+        assert kind == "export" and report.ok and report.written == (5 if not filters else 1)
+        assert report.summary().splitlines()[0] in two.file_actions.report_box.text()
+        # the command line the dialog shows is that export, with the same options
+        shown = build_parser().parse_args(dlg.cli_args())
+        assert (shown.out_dir, shown.status, shown.dataset) == (str(gui), filters.get("status"), filters.get("dataset"))
+        assert (shown.mask, shown.min_iou) == (options.get("mask", "reviewed"), options.get("min_iou", 0.99))
+        argv = ["export", "reasonseg", str(cli), "--db", two.store.url]
+        for opt in ("status", "dataset"):
+            if opt in filters:
+                argv += [f"--{opt}", filters[opt]]
+        argv += [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        assert main(argv) == 0
+        assert _folder(gui) == _folder(cli) and len(_folder(gui)) == (10 if not filters else 2)  # x.png: a JSON + copy per mask
+
+
+def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path):
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("keep")
+    two.file_actions.actions["export_reasonseg"].trigger()
+    dlg = two.file_actions.export_dialog
+    dlg.out_edit.setText(str(full))
+    dlg.export_button.click()
+    assert dlg.isVisible() and not two.jobs.busy  # the dialog stays open; no job started
+    assert dlg.problem.text() == f"Not exported: {full}: folder is not empty; give a new or empty folder"
+    assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    # an image gone from disk: the report names it (as a warning), the rest is written
+    (tmp_path / "src" / "img" / "x.png").unlink()
+    dlg.out_edit.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(two.file_actions.finished, timeout=30_000) as got:
+        dlg.export_button.click()
+    report = got.args[1]
+    assert report.written == 0 and len(report.skipped) == 5 and not report.ok
+    assert "no longer exists" in two.file_actions.report_box.text()
+    assert two.file_actions.report_box.icon() == QtWidgets.QMessageBox.Icon.Warning

@@ -118,7 +118,7 @@ def test_help_and_light_commands_import_no_model_library(tmp_path):
     db = str(ensure_demo_store(tmp_path / "demo.sqlite"))
     sgdr = str(ROOT / "resources" / "demo" / "sgdr.json")
     for argv in (["--help"], ["run", "--help"], ["stats", "--db", db], ["runs", "--db", db],
-                 ["export", "sgdr", "--db", db, "--out", str(tmp_path / "out.json")],
+                 ["export", "sgdr", "--db", db, "--out", str(tmp_path / "out.json")], ["export", "reasonseg", "--help"],
                  ["metrics", "--gt", sgdr, "--pred", sgdr]):
         assert _modules_after(argv) == set(), argv
     # an import decodes each image once to prove it readable (OpenCV, as LISA reads them)
