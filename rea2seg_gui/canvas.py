@@ -30,6 +30,7 @@ from rea2seg_gui.canvas_layers import (
     trace_items,
 )
 from rea2seg_gui.hover import HoverReadout
+from rea2seg_gui.image_item import ImageItem
 from rea2seg_gui.legend import CanvasLegend, LegendEntry
 from rea2seg_gui.overlays import MaskDiff, Readout, contour_xy, diff_lut, em, mask_diff
 from rea2seg_gui.tool_overlay import DragMode, ToolOverlay
@@ -57,7 +58,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         refguard.install()  # every repaint leaks references to None (see refguard)
         self.setBackground((30, 30, 34))
         self.view: pg.ViewBox = self.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.image_item = pg.ImageItem(autoDownsample=False)
+        self.image_item = ImageItem(autoDownsample=False)
         self.image_item.setZValue(0)
         self.view.addItem(self.image_item)
         self.items: dict[str, list[QtGui.QGraphicsItem]] = {spec.key: [] for spec in LAYERS}
@@ -312,7 +313,7 @@ class Canvas(pg.GraphicsLayoutWidget):
             self._add(key, self._outline_item(key, mask))
             return
         # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
-        self._add(key, pg.ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key])))
+        self._add(key, ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key])))
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
         """Fast in-place update of an existing mask layer (painting)."""
@@ -334,7 +335,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.diff = diff
         self._clear("diff")
         if diff is not None:
-            self._add("diff", pg.ImageItem(diff.codes, levels=(0, 2), lut=diff_lut()))
+            self._add("diff", ImageItem(diff.codes, levels=(0, 2), lut=diff_lut()))
         for key in ("gt", "edited"):
             self._apply_visibility(key)
         old = (-1, -1) if before is None else (before.added, before.removed)

@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.trace import PipelineTrace
 from rea2seg_gui.heatmap import heatmap_rgba
+from rea2seg_gui.image_item import ImageItem
 from rea2seg_gui.legend import LegendEntry
 from rea2seg_gui.overlays import DIFF_ADDED, DIFF_REMOVED, MaskDiff, ScreenLabels
 
@@ -77,7 +78,7 @@ def trace_items(trace: PipelineTrace, unit: float) -> TraceItems:
         a = trace.attention
         rgba, out.attention_range = heatmap_rgba(a.token_map, a.token_boxes_xyxy, hw)
         if rgba is not None:
-            out.items["attention"].append(pg.ImageItem(rgba, levels=None))  # uint8 RGBA as it is
+            out.items["attention"].append(ImageItem(rgba, levels=None))  # uint8 RGBA as it is
     if trace.seeds is not None:
         for key, toks in (("topk1", trace.seeds.topk1), ("topk2", trace.seeds.topk2)):
             color = LAYER_BY_KEY[key].color
