@@ -127,6 +127,13 @@ def main() -> None:
                 app.processEvents()
                 out.append(time.perf_counter() - t)
         w.close()
+        from core.images import load_image_rgb
+
+        decode = []
+        for i in range(12):  # the decode alone, for comparison (a jump cannot be faster)
+            t = time.perf_counter()
+            load_image_rgb(Path(tmp) / f"im{i % 6}.png")
+            decode.append(time.perf_counter() - t)
     s_ms = statistics.median(switch) * 1000
     cold_ms = statistics.median(cold) * 1000
     drawn_ms = statistics.median(drawn) * 1000
@@ -143,6 +150,7 @@ def main() -> None:
     print(f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}")
     print(f"outline mode on / off (4 mask layers): median {o_ms:.1f} ms (target 50 ms)   ratio {o_ms / 50:.2f}")
     print(f"difference view on / off:             median {d_ms:.1f} ms (target 16 ms)   ratio {d_ms / 16:.2f}")
+    print(f"(the image decode alone:              median {statistics.median(decode) * 1000:.1f} ms, no target)")
 
 
 if __name__ == "__main__":
