@@ -1,7 +1,7 @@
 """File → New store… / Import ReasonSeg… / Import SGDR… / Export SGDR… / Export ReasonSeg folder…:
 the same core functions as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
 :func:`core.exporters.export_dataset`, called with the arguments the command line passes; an
-export's options are chosen in :class:`~rea2seg_gui.dialogs.ExportDialog`, one dialog for both
+export's options are chosen in :class:`~rea2seg_gui.export_dialog.ExportDialog`, one dialog for both
 formats), run in the window's worker with progress, cancel (imports) and errors; the report
 (what landed or was written, what was skipped and why, the polygons' IoU) is shown when the job
 ends."""
@@ -94,7 +94,7 @@ class FileActions(QtCore.QObject):
 
     def _export_dialog(self, fmt: str) -> bool:
         from core.exporters import dataset_names
-        from rea2seg_gui.dialogs import ExportDialog
+        from rea2seg_gui.export_dialog import ExportDialog
 
         store = self._store()
         try:
