@@ -2,7 +2,7 @@
 the same core functions as ``rea2seg import`` / ``rea2seg export`` (:func:`core.importers.import_dataset`,
 :func:`core.exporters.export_dataset`, called with the arguments the command line passes; an
 export's options are chosen in :class:`~rea2seg_gui.export_dialog.ExportDialog`, one dialog for both
-formats), run in the window's worker with progress, cancel (imports) and errors; the report
+formats), run in the window's worker with progress, cancel (imports, ReasonSeg exports) and errors; the report
 (what landed or was written, what was skipped and why, the polygons' IoU) is shown when the job
 ends."""
 
@@ -45,12 +45,12 @@ class FileActions(QtCore.QObject):
                                  ("import_sgdr", "Import &SGDR file…", self.import_sgdr),
                                  ("export_sgdr", "&Export SGDR file…", self.export_sgdr),
                                  ("export_reasonseg", "Export ReasonSeg &folder…", self.export_reasonseg),
-                                 ("cancel", "&Cancel import", self.cancel)):
+                                 ("cancel", "&Cancel import / export", self.cancel)):
             act = QtGui.QAction(label, self)
             act.triggered.connect(slot)
             self.actions[key] = act
         self.actions["cancel"].setEnabled(False)
-        self._running = False
+        self._running: str | None = None  # "import" / "export" while one runs
 
     def add_to(self, menu: QtWidgets.QMenu) -> None:
         """Put the actions in ``menu`` (New first, then the import / export group)."""
@@ -121,13 +121,15 @@ class FileActions(QtCore.QObject):
 
         def job(progress, should_cancel):
             return export_dataset(store, fmt, out, status=status, dataset=dataset,  # type: ignore[arg-type]
-                                  **({"settings": settings, "progress": progress} if fmt == "reasonseg" else {}))
+                                  **({"settings": settings, "progress": progress, "should_cancel": should_cancel}
+                                     if fmt == "reasonseg" else {}))
 
-        return self._start(job, "export", f"Exporting to {out}…")
+        # the SGDR file is one write (atomic); a ReasonSeg folder is written item by item: cancellable
+        return self._start(job, "export", f"Exporting to {out}…", cancellable=fmt == "reasonseg")
 
     def cancel(self) -> None:
         if self._running and self.jobs.cancel():
-            self.status.emit("cancelling the import after the current item…")
+            self.status.emit(f"cancelling the {self._running} after the current item…")
 
     # ---------------------------------------------------------------------------- jobs
     def _import(self, fmt: str, path: str) -> bool:
@@ -138,19 +140,19 @@ class FileActions(QtCore.QObject):
         def job(progress, should_cancel):
             return import_dataset(store, fmt, path, progress=progress, should_cancel=should_cancel)  # type: ignore[arg-type]
 
-        return self._start(job, "import", f"Importing {path}…")
+        return self._start(job, "import", f"Importing {path}…", cancellable=True)
 
-    def _start(self, job: Callable, kind: str, what: str) -> bool:
+    def _start(self, job: Callable, kind: str, what: str, *, cancellable: bool) -> bool:
         if not self.jobs.start(job, lambda r: self._done(kind, r), kind.capitalize(), self._failed):
             self.status.emit(f"{self.jobs.name} is still running; try again after it")
             return False
-        self._running = True
-        self.actions["cancel"].setEnabled(kind == "import")
+        self._running = kind
+        self.actions["cancel"].setEnabled(cancellable)
         self.status.emit(what)
         return True
 
     def _ended(self) -> None:
-        self._running = False
+        self._running = None
         self.actions["cancel"].setEnabled(False)
 
     def _done(self, kind: str, report: Any) -> None:

@@ -257,3 +257,40 @@ def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path)
     assert report.written == 0 and len(report.skipped) == 5 and not report.ok
     assert "no longer exists" in two.file_actions.report_box.text()
     assert two.file_actions.report_box.icon() == QtWidgets.QMessageBox.Icon.Warning
+
+
+def test_cancel_stops_a_reasonseg_export_and_nothing_is_written(qtbot, two, tmp_path, monkeypatch):
+    import core.exporters.reasonseg as exp
+
+    gate, first = threading.Event(), threading.Event()
+    real = exp.mask_to_shapes
+
+    def held(*a, **k):  # the first JSON waits until the test has pressed Cancel
+        if not first.is_set():
+            first.set()
+            gate.wait(20)
+        return real(*a, **k)
+
+    monkeypatch.setattr(exp, "mask_to_shapes", held)
+    cancel = two.file_actions.actions["cancel"]
+    assert cancel.text() == "&Cancel import / export"
+    two.file_actions.actions["export_reasonseg"].trigger()
+    dlg = two.file_actions.export_dialog
+    dlg.out_edit.setText(str(tmp_path / "out"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with qtbot.waitSignal(two.file_actions.finished, timeout=30_000) as got:
+        dlg.export_button.click()
+        assert first.wait(20) and cancel.isEnabled()
+        cancel.trigger()
+        gate.set()
+    report = got.args[1]
+    assert report.cancelled and not report.ok
+    assert "cancelled: nothing written" in two.file_actions.report_box.text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not cancel.isEnabled()
+
+
+def test_an_sgdr_export_cannot_be_cancelled_half_way(qtbot, two, tmp_path):
+    with qtbot.waitSignal(two.file_actions.finished, timeout=30_000):
+        two.file_actions.export_to(str(tmp_path / "all.json"))
+        assert not two.file_actions.actions["cancel"].isEnabled()  # one atomic write
+    assert (tmp_path / "all.json").exists()
