@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6 import QtCore, QtWidgets
@@ -35,9 +35,10 @@ class ExportDialog(QtWidgets.QDialog):
     stays open (:func:`core.exporters.output_problem`); nothing is written."""
 
     def __init__(self, datasets: Sequence[str], db: str, parent: QtWidgets.QWidget | None = None, out: str = "",
-                 fmt: str = "sgdr") -> None:
+                 fmt: str = "sgdr", count: Callable[[str | None, str | None], int] | None = None) -> None:
         """``datasets``: the store's dataset names (:func:`core.exporters.dataset_names`);
-        ``db``: the store's URL, for the command line shown; ``fmt``: a key of :data:`EXPORT_KINDS`."""
+        ``db``: the store's URL, for the command line shown; ``fmt``: a key of :data:`EXPORT_KINDS`;
+        ``count(status, dataset)``: how many samples those filters select (shown as they change)."""
         from core.exporters import ReasonSegSettings
 
         super().__init__(parent)
@@ -70,6 +71,13 @@ class ExportDialog(QtWidgets.QDialog):
             self.status_combo.addItem(st, st)
         self.status_combo.setToolTip("Only samples with this review status (--status); any: every status")
         form.addRow("Status", self.status_combo)
+        self._count = count
+        self.matching = QtWidgets.QLabel()
+        self.matching.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        form.addRow("Selected", self.matching)
+        for combo in (self.dataset_combo, self.status_combo):
+            combo.currentIndexChanged.connect(self._count_matching)
+        self._count_matching()
         combos = [self.dataset_combo, self.status_combo]
         self.defaults = ReasonSegSettings()
         self.mask_combo = self.images_combo = self.min_iou_spin = None
@@ -174,6 +182,17 @@ class ExportDialog(QtWidgets.QDialog):
 
     def command(self) -> str:
         return shlex.join(["rea2seg", *self.cli_args()])
+
+    def _count_matching(self) -> None:
+        if self._count is None:
+            self.matching.setText("")
+            return
+        try:
+            n = self._count(self.status_combo.currentData(), self.dataset_combo.currentData())
+        except Exception as exc:  # noqa: BLE001 - a store that cannot be read is said, not raised
+            self.matching.setText(f"cannot count the samples: {' '.join(str(exc).split())}")
+            return
+        self.matching.setText(f"{n} sample{'' if n == 1 else 's'}")
 
     def _changed(self) -> None:
         self.command_label.setText(self.command())

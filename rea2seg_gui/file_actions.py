@@ -94,6 +94,7 @@ class FileActions(QtCore.QObject):
 
     def _export_dialog(self, fmt: str) -> bool:
         from core.exporters import dataset_names
+        from core.store import repo
         from rea2seg_gui.export_dialog import ExportDialog
 
         store = self._store()
@@ -104,7 +105,10 @@ class FileActions(QtCore.QObject):
             return False
         if self.export_dialog is not None:  # one at a time: the last one is kept until the next opens
             self.export_dialog.deleteLater()
-        dlg = self.export_dialog = ExportDialog(names, store.url, self.window, fmt=fmt)
+        def count(status: str | None, dataset: str | None) -> int:
+            return store.run(lambda s: repo.count_samples(s, status=status, dataset=dataset), write=False)
+
+        dlg = self.export_dialog = ExportDialog(names, store.url, self.window, fmt=fmt, count=count)
         dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), fmt=fmt, **dlg.export_kwargs()))
         dlg.open()  # window-modal, without a nested event loop
         return True

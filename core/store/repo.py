@@ -102,18 +102,9 @@ def get_mask(s: Session, mask_id: int | None) -> np.ndarray | None:
     return decode_rle(row.rle)
 
 
-def list_samples(
-    s: Session,
-    *,
-    status: str | None = None,
-    category: str | None = None,
-    text: str | None = None,
-    dataset: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[Sample]:
-    """Samples ordered by id, optionally filtered (``text`` matches question or external id)."""
-    q = select(Sample).order_by(Sample.id)
+def _filtered_samples(q, *, status: str | None = None, category: str | None = None, text: str | None = None,
+                      dataset: str | None = None):
+    """``q`` (a select over ``Sample``) narrowed by the sample filters of :func:`list_samples`."""
     if status:
         q = q.where(Sample.status == status)
     if category:
@@ -125,11 +116,35 @@ def list_samples(
         )
     if dataset:
         q = q.join(Dataset, Sample.dataset_id == Dataset.id).where(Dataset.name == dataset)
+    return q
+
+
+def list_samples(
+    s: Session,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    text: str | None = None,
+    dataset: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Sample]:
+    """Samples ordered by id, optionally filtered (``text`` matches question or external id)."""
+    q = _filtered_samples(select(Sample).order_by(Sample.id), status=status, category=category, text=text,
+                          dataset=dataset)
     if offset:
         q = q.offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return list(s.scalars(q))
+
+
+def count_samples(s: Session, *, status: str | None = None, category: str | None = None, text: str | None = None,
+                  dataset: str | None = None) -> int:
+    """How many samples :func:`list_samples` returns for the same filters (without loading them)."""
+    q = _filtered_samples(select(func.count()).select_from(Sample), status=status, category=category, text=text,
+                          dataset=dataset)
+    return int(s.scalar(q) or 0)
 
 
 def get_sample(s: Session, sample_id: int, *, for_update: bool = False) -> Sample:

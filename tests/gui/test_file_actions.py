@@ -163,6 +163,7 @@ def test_export_dialog_filters_as_the_cli_does_byte_for_byte(qtbot, two, tmp_pat
         gui, cli = tmp_path / "out" / "gui.json", tmp_path / "out" / "cli.json"
         dlg, report = _export_with_dialog(qtbot, two, gui, **filters)
         assert sorted(s.id for s in read_sgdr(gui)[0]) == want and report.written == len(want)
+        assert dlg.matching.text() == f"{len(want)} sample{'' if len(want) == 1 else 's'}"  # said before Export
         argv = ["export", "sgdr", "--db", two.store.url, "--out", str(cli)]
         for opt in ("status", "dataset"):
             if opt in filters:
@@ -294,3 +295,15 @@ def test_an_sgdr_export_cannot_be_cancelled_half_way(qtbot, two, tmp_path):
         two.file_actions.export_to(str(tmp_path / "all.json"))
         assert not two.file_actions.actions["cancel"].isEnabled()  # one atomic write
     assert (tmp_path / "all.json").exists()
+
+
+def test_the_export_dialog_says_when_the_store_cannot_be_counted(qtbot, two):
+    from rea2seg_gui.export_dialog import ExportDialog
+
+    def broken(status, dataset):
+        raise RuntimeError("disk I/O error\n(sqlite)")
+
+    dlg = ExportDialog(["alpha"], two.store.url, two, count=broken)
+    qtbot.addWidget(dlg)
+    assert dlg.matching.text() == "cannot count the samples: disk I/O error (sqlite)"
+    assert ExportDialog(["alpha"], two.store.url, two).matching.text() == ""

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from core.masks import encode_rle
 from core.store import StoreCorruptError, StoreError, open_store, repo, review
-from core.store.models import Review, Revision
+from core.store.models import Dataset, Review, Revision, Sample
 from tests.unit.conftest import box_mask
 
 
@@ -273,3 +273,23 @@ def test_trace_without_logits_for_viewers(filled_sqlite):
         light = repo.load_trace(s, rid, 1, with_logits=False)
     assert np.allclose(full.initial_logits, L, atol=5e-3)  # stored as float16
     assert light.initial_logits is None and np.array_equal(light.initial_mask, L > 0)
+
+
+def test_count_samples_is_the_length_of_list_samples_for_every_filter(filled_store):
+    import itertools
+
+    from core.vocab import CATEGORIES, STATUSES
+
+    with filled_store.session(write=False) as s:
+        verified = repo.count_samples(s, status="verified")
+    with filled_store.session(write=False) as s:
+        assert s.get(Sample, 1).status != "verified"
+    review.decide(filled_store, 1, "accept", user="ann")
+    review.decide(filled_store, 2, "reject", user="ann", note="no")
+    with filled_store.session(write=False) as s:
+        names = [None, *(d.name for d in s.scalars(select(Dataset)))]
+        for status, cat, text, ds in itertools.product([None, *STATUSES], [None, *CATEGORIES[:2]],
+                                                       [None, "cube", "%"], names):
+            kw = {"status": status, "category": cat, "text": text, "dataset": ds}
+            assert repo.count_samples(s, **kw) == len(repo.list_samples(s, **kw)), kw
+        assert repo.count_samples(s) == 4 and repo.count_samples(s, status="verified") == verified + 1
