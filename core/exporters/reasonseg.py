@@ -36,7 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,12 @@ import numpy as np
 from sqlalchemy import select
 
 from core.fileio import WriteError, folder_problem
-from core.formats.reasonseg import annotation_text, mask_to_shapes, polygon_fidelity
+from core.formats.reasonseg import (
+    PolygonFidelity,
+    annotation_text,
+    mask_to_shapes,
+    polygon_fidelity,
+)
 from core.formats.sgdr import check_text, printable
 from core.images import file_sha256
 from core.masks import MaskError, decode_rle
@@ -87,20 +92,16 @@ class ReasonSegSettings:
 
 
 @dataclass(frozen=True)
-class SampleFidelity:
-    """One written sample: its name in messages, the JSON it went to, how its polygons hold it."""
+class SampleFidelity(PolygonFidelity):
+    """One written sample's :class:`PolygonFidelity`, with its name in messages and the JSON it
+    went to."""
 
-    sample: str
-    file: str
-    iou: float
-    ignore_iou: float
-    added: int
-    removed: int
-    ignore_changed: int
+    sample: str = ""
+    file: str = ""
 
-    @property
-    def worst(self) -> float:
-        return min(self.iou, self.ignore_iou)
+    @classmethod
+    def of(cls, fidelity: PolygonFidelity, sample: str, file: str) -> SampleFidelity:
+        return cls(**asdict(fidelity), sample=sample, file=file)
 
     def describe(self) -> str:
         parts = [f"IoU {self.iou:.4f}"]
@@ -152,7 +153,7 @@ class ReasonSegExportReport:
                  f"skipped {len(self.skipped)}"]
         low = self.lowest_iou
         if low is not None:
-            exact = sum(f.worst == 1.0 and not (f.added or f.removed or f.ignore_changed) for f in self.fidelity)
+            exact = sum(f.exact for f in self.fidelity)
             lines.append(f"polygons rasterised as LISA does: lowest IoU {low:.4f}; {exact} of {self.written} "
                          f"exact; {len(self.below)} below --min-iou {self.min_iou:g}")
         lines += [f"  below {self.min_iou:g}: {f.describe()}" for f in self.below]
@@ -327,8 +328,7 @@ def export_reasonseg(
             for r in g.rows:
                 report.written += 1
                 report.reviewed += r.reviewed
-                report.fidelity.append(SampleFidelity(r.name, f"{name}.json", fid.iou, fid.ignore_iou,
-                                                      fid.added, fid.removed, fid.ignore_changed))
+                report.fidelity.append(SampleFidelity.of(fid, r.name, f"{name}.json"))
         if report.cancelled:
             shutil.rmtree(tmp, ignore_errors=True)
             return report

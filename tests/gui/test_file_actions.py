@@ -102,20 +102,27 @@ def test_an_unreadable_file_is_an_error_and_nothing_lands(qtbot, fresh, tmp_path
     assert fresh.samples_panel.row_count() == 0 and not fresh.jobs.busy
 
 
-def test_cancel_stops_the_import_between_samples(qtbot, fresh, tmp_path, monkeypatch):
-    import core.importers.sgdr as imp
-
-    src = _sgdr(tmp_path, n=3)
+def _hold_first_call(monkeypatch, module, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make ``module.name``'s first call wait until ``gate`` is set; ``first`` is set when it
+    starts. Returns ``(gate, first)``."""
     gate, first = threading.Event(), threading.Event()
-    real = imp.resolve_inside
+    real = getattr(module, name)
 
-    def held(*a, **k):  # the first sample waits until the test has pressed Cancel
+    def held(*a, **k):
         if not first.is_set():
             first.set()
             gate.wait(20)
         return real(*a, **k)
 
-    monkeypatch.setattr(imp, "resolve_inside", held)
+    monkeypatch.setattr(module, name, held)
+    return gate, first
+
+
+def test_cancel_stops_the_import_between_samples(qtbot, fresh, tmp_path, monkeypatch):
+    import core.importers.sgdr as imp
+
+    src = _sgdr(tmp_path, n=3)
+    gate, first = _hold_first_call(monkeypatch, imp, "resolve_inside")  # the first sample waits for Cancel
     _patch(monkeypatch, "getOpenFileName", (str(src), ""))
     with qtbot.waitSignal(fresh.file_actions.finished, timeout=30_000) as got:
         fresh.file_actions.actions["import_sgdr"].trigger()
@@ -263,16 +270,7 @@ def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path)
 def test_cancel_stops_a_reasonseg_export_and_nothing_is_written(qtbot, two, tmp_path, monkeypatch):
     import core.exporters.reasonseg as exp
 
-    gate, first = threading.Event(), threading.Event()
-    real = exp.mask_to_shapes
-
-    def held(*a, **k):  # the first JSON waits until the test has pressed Cancel
-        if not first.is_set():
-            first.set()
-            gate.wait(20)
-        return real(*a, **k)
-
-    monkeypatch.setattr(exp, "mask_to_shapes", held)
+    gate, first = _hold_first_call(monkeypatch, exp, "mask_to_shapes")  # the first JSON waits for Cancel
     cancel = two.file_actions.actions["cancel"]
     assert cancel.text() == "&Cancel import / export"
     two.file_actions.actions["export_reasonseg"].trigger()
