@@ -335,36 +335,35 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
     s.flush()
 
 
+def _run_sample_value(s: Session, column, run_id: int, sample_id: int) -> Any:
+    """One column of the run/sample row (``None`` without such a row)."""
+    if not (_valid_id(run_id) and _valid_id(sample_id)):
+        return None
+    return s.scalar(select(column).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+
+
 def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = True) -> PipelineTrace | None:
     """The saved trace, or ``None``; ``with_logits=False`` leaves the float L map out (viewers):
     L is stored in its own column, so it is then neither read nor decoded."""
-    if not (_valid_id(run_id) and _valid_id(sample_id)):
-        return None
-    where = (RunSample.run_id == run_id, RunSample.sample_id == sample_id)
-    blob = s.scalar(select(RunSample.trace).where(*where))
+    blob = _run_sample_value(s, RunSample.trace, run_id, sample_id)
     if blob is None:
         return None
     trace = PipelineTrace.from_json(zlib.decompress(blob).decode("utf-8"), with_logits=with_logits)
     if with_logits and trace.initial_logits is None:
-        stored = s.scalar(select(RunSample.logits).where(*where))
-        trace.initial_logits = None if stored is None else logits_from_bytes(stored)
+        trace.initial_logits = load_logits(s, run_id, sample_id)
     return trace
 
 
 def load_logits(s: Session, run_id: int, sample_id: int) -> np.ndarray | None:
     """L (float32 (H, W)) of a saved trace alone, or ``None`` when there is none."""
-    if not (_valid_id(run_id) and _valid_id(sample_id)):
-        return None
-    stored = s.scalar(select(RunSample.logits).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    stored = _run_sample_value(s, RunSample.logits, run_id, sample_id)
     return None if stored is None else logits_from_bytes(stored)
 
 
 def trace_question(s: Session, run_id: int, sample_id: int) -> str | None:
     """The question the saved trace of ``sample_id`` in ``run_id`` was computed on (``None``
     without a trace); reads only that field's text, not the masks."""
-    if not (_valid_id(run_id) and _valid_id(sample_id)):
-        return None
-    blob = s.scalar(select(RunSample.trace).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    blob = _run_sample_value(s, RunSample.trace, run_id, sample_id)
     if blob is None:
         return None
     return json.loads(zlib.decompress(blob).decode("utf-8")).get("question")

@@ -78,6 +78,11 @@ def _decode(path) -> tuple[np.ndarray | None, str | None]:
         return None, str(exc) or type(exc).__name__
 
 
+def _load_trace(store: Store, run_id: int, sample_id: int) -> PipelineTrace | None:
+    """The trace as the viewer shows it: without L (read on hover) and masks still in RLE."""
+    return store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+
+
 def _decode_masks(trace: PipelineTrace | None, delay_s: float = 0.0) -> None:
     """Decode the candidate masks, after ``delay_s``: the decode holds the GIL, so it waits
     until the sample just loaded is painted."""
@@ -122,7 +127,7 @@ class SampleLoader(QtCore.QObject):
         def job() -> PipelineTrace | None:
             if after is not None:
                 wait([after])
-            trace = store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+            trace = _load_trace(store, run_id, sample_id)
             if trace is not None:  # the candidate masks decode on first use: here, unless the GUI is first
                 self._ahead.submit(_decode_masks, trace, READ_AHEAD_DELAY_S)
             return trace
@@ -195,7 +200,7 @@ class SampleLoader(QtCore.QObject):
             pass
 
     def load_trace(self, run_id: int, sample_id: int) -> PipelineTrace | None:
-        return self.store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+        return _load_trace(self.store, run_id, sample_id)
 
     def read_ahead(self, sample_id: int | None, keep: int | None = None) -> None:
         """Decode ``sample_id``'s image and load its newest trace on the read-ahead thread (the
@@ -216,8 +221,7 @@ class SampleLoader(QtCore.QObject):
 
             path, run_id = store.run(q, write=False)
             image, error = _decode(path)
-            trace = None if run_id is None else store.run(
-                lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+            trace = None if run_id is None else _load_trace(store, run_id, sample_id)
             _decode_masks(trace)
             return _Ahead(run_id, image, error, trace)
 
