@@ -72,10 +72,19 @@ print(json.dumps({"extra": peak - base, "seconds": time.perf_counter() - t0, "de
 def measure(mode: str, tokens: int, layers: int, hidden: int, arch: str) -> dict:
     """One forward pass in a fresh process; ``{"extra": bytes, "seconds": s, "device": str}``."""
     # large blocks straight from mmap and back on free, so peak RSS follows peak allocation
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072",
-           "MALLOC_ARENA_MAX": "2"}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), mode, str(tokens), str(layers), str(hidden), arch],
-                       capture_output=True, text=True, timeout=600, env=env)
+    env = {
+        **os.environ,
+        "MALLOC_MMAP_THRESHOLD_": "131072",
+        "MALLOC_TRIM_THRESHOLD_": "131072",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT), mode, str(tokens), str(layers), str(hidden), arch],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-1500:])
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -83,17 +92,23 @@ def measure(mode: str, tokens: int, layers: int, hidden: int, arch: str) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, nargs="+", default=[64, 256, 576, 1024, 2304], help="image tokens")
+    ap.add_argument(
+        "--tokens", type=int, nargs="+", default=[64, 256, 576, 1024, 2304], help="image tokens"
+    )
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
     args = ap.parse_args()
     t_start = time.perf_counter()
     mib = 1024 * 1024
-    print(f"{args.arch}: {args.layers} layers, hidden {args.hidden}, 8 heads (4 kv), rows of the last token at "
-          f"all layers; T = image tokens + {TEXT_TOKENS}")
-    print(f"{'image tok':>10}{'T':>7}{'sdpa MiB':>11}{'lean +MiB':>11}{'eager +MiB':>12}{'eager/lean':>12}"
-          f"{'T²·H·L MiB':>12}")
+    print(
+        f"{args.arch}: {args.layers} layers, hidden {args.hidden}, 8 heads (4 kv), rows of the last token at "
+        f"all layers; T = image tokens + {TEXT_TOKENS}"
+    )
+    print(
+        f"{'image tok':>10}{'T':>7}{'sdpa MiB':>11}{'lean +MiB':>11}{'eager +MiB':>12}{'eager/lean':>12}"
+        f"{'T²·H·L MiB':>12}"
+    )
     dev = "?"
     for n in args.tokens:
         t = n + TEXT_TOKENS
@@ -105,10 +120,14 @@ def main() -> None:
         extra_eager = max(eager["extra"] - base["extra"], 0)
         ratio = extra_eager / max(extra_lean, mib / 8)  # an extra under 1/8 MiB counts as 1/8 MiB
         full = t * t * 8 * args.layers * 4 / mib  # float32 attention maps eager must keep
-        print(f"{n:>10}{t:>7}{base['extra'] / mib:>11.1f}{extra_lean / mib:>11.1f}{extra_eager / mib:>12.1f}"
-              f"{ratio:>12.1f}{full:>12.1f}")
-    print(f"device: {dev}; extra = peak above the plain SDPA forward ({'cuda max_memory_allocated' if dev == 'cuda' else 'peak RSS growth'}); "
-          f"T²·H·L = the full attention maps eager returns; total {time.perf_counter() - t_start:.0f} s")
+        print(
+            f"{n:>10}{t:>7}{base['extra'] / mib:>11.1f}{extra_lean / mib:>11.1f}{extra_eager / mib:>12.1f}"
+            f"{ratio:>12.1f}{full:>12.1f}"
+        )
+    print(
+        f"device: {dev}; extra = peak above the plain SDPA forward ({'cuda max_memory_allocated' if dev == 'cuda' else 'peak RSS growth'}); "
+        f"T²·H·L = the full attention maps eager returns; total {time.perf_counter() - t_start:.0f} s"
+    )
 
 
 if __name__ == "__main__":

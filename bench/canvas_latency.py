@@ -35,11 +35,15 @@ def full_trace(h: int = 1024, w: int = 1024, grid: int = 32):
     rng = np.random.default_rng(0)
     s = w // grid
     tm = rng.random((grid, grid)).astype(np.float32)
-    boxes = np.array([(c * s, r * s, c * s + s, r * s + s) for r in range(grid) for c in range(grid)], np.float32)
+    boxes = np.array(
+        [(c * s, r * s, c * s + s, r * s + s) for r in range(grid) for c in range(grid)], np.float32
+    )
     order = np.argsort(-tm.ravel())
 
     def tok(i: int) -> TokenScore:
-        return TokenScore(int(i), int(i) // grid, int(i) % grid, float(tm.ravel()[i]), tuple(boxes[i]), 0.0)
+        return TokenScore(
+            int(i), int(i) // grid, int(i) % grid, float(tm.ravel()[i]), tuple(boxes[i]), 0.0
+        )
 
     top1 = [tok(i) for i in order[:50]]
     top2 = top1[:30]
@@ -55,8 +59,20 @@ def full_trace(h: int = 1024, w: int = 1024, grid: int = 32):
         m[y : y + 300, x : x + 300] = True
         cands.append(Candidate(c, "amg", c, m, 0.9))
     logits = rng.normal(size=(h, w)).astype(np.float32)
-    tr = PipelineTrace("q", (h, w), "bench", {}, True, {}, logits, gt, AttentionTrace((grid, grid), tm, boxes, [0]),
-                       SeedTrace(50, 30, top1, top2, seeds, [t.index for t in top2]), graph, cands)
+    tr = PipelineTrace(
+        "q",
+        (h, w),
+        "bench",
+        {},
+        True,
+        {},
+        logits,
+        gt,
+        AttentionTrace((grid, grid), tm, boxes, [0]),
+        SeedTrace(50, 30, top1, top2, seeds, [t.index for t in top2]),
+        graph,
+        cands,
+    )
     return tr, gt, rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
@@ -73,7 +89,9 @@ def main() -> None:
     app.processEvents()
     for key in ("topk1", "topk2", "graph", "initial"):
         c.set_layer_visible(key, True)
-    rows: dict[str, list[float]] = {k: [] for k in ("show", "candidate", "toggle", "outline", "diff", "hover")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("show", "candidate", "toggle", "outline", "diff", "hover")
+    }
 
     def timed(row: str, fn) -> None:
         t = time.perf_counter()
@@ -84,7 +102,15 @@ def main() -> None:
     edited = gt.copy()
     edited[100:300, 100:900] = True
     for _ in range(8):
-        timed("show", lambda: (c.set_image(img.copy()), c.set_mask("gt", gt), c.set_mask("edited", edited), c.set_trace(tr)))
+        timed(
+            "show",
+            lambda: (
+                c.set_image(img.copy()),
+                c.set_mask("gt", gt),
+                c.set_mask("edited", edited),
+                c.set_trace(tr),
+            ),
+        )
         for cand in tr.candidates:
             timed("candidate", lambda m=cand.mask: c.set_mask("candidate", m))
         for _ in range(4):
@@ -97,12 +123,19 @@ def main() -> None:
             c.hover_at(x + 0.5, 500.5)
             rows["hover"].append(time.perf_counter() - t)
     c.close()
-    labels = {"show": ("image + GT + edited + full trace", 50), "candidate": ("show one of 15 candidates", 16),
-              "toggle": ("toggle the candidate layer", 16), "outline": ("outline mode on / off", 50),
-              "diff": ("difference view on / off", 16), "hover": ("hover read-out", 2)}
+    labels = {
+        "show": ("image + GT + edited + full trace", 50),
+        "candidate": ("show one of 15 candidates", 16),
+        "toggle": ("toggle the candidate layer", 16),
+        "outline": ("outline mode on / off", 50),
+        "diff": ("difference view on / off", 16),
+        "hover": ("hover read-out", 2),
+    }
     for key, (label, target) in labels.items():
         lo, med = min(rows[key]) * 1000, statistics.median(rows[key]) * 1000
-        print(f"{label:34s} min {lo:6.2f} ms  median {med:6.2f} ms (target {target} ms)   ratio {med / target:.2f}")
+        print(
+            f"{label:34s} min {lo:6.2f} ms  median {med:6.2f} ms (target {target} ms)   ratio {med / target:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15, help="processes per command (median reported)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache")}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"),
+        }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         db = str(ensure_demo_store(Path(tmp) / "demo.sqlite"))
         cmds = {
@@ -65,9 +68,13 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     p, s, c = med["python -c pass"], med["store work"], med["rea2seg stats"]
     for name, v in med.items():
-        print(f"{name:<16} median {v * 1000:7.1f} ms  (min {min(times[name]) * 1000:.1f}, {args.runs} runs)")
+        print(
+            f"{name:<16} median {v * 1000:7.1f} ms  (min {min(times[name]) * 1000:.1f}, {args.runs} runs)"
+        )
     print(f"store's own work beyond start-up (S - P): {(s - p) * 1000:.1f} ms")
-    print(f"stats beyond the store's work (C - S):    {(c - s) * 1000:.1f} ms = {(c - s) / p:.2f} x python start-up")
+    print(
+        f"stats beyond the store's work (C - S):    {(c - s) * 1000:.1f} ms = {(c - s) / p:.2f} x python start-up"
+    )
     print(f"ratio C / (2P + (S - P)) = {c / (p + s):.2f} (target <= 1)")
 
 

@@ -37,12 +37,28 @@ def internvl3_8b_config(vocab_size: int = 151674, image_token_id: int = 151667):
     from core.evaluator.tiny import internvl_config
 
     return internvl_config(
-        vision={"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
-                "image_size": [448, 448], "patch_size": [14, 14], "attention_bias": True},
-        text={"vocab_size": vocab_size, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-              "num_attention_heads": 28, "num_key_value_heads": 4, "max_position_embeddings": 32768,
-              "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}, "tie_word_embeddings": False},
-        image_token_id=image_token_id, image_seq_length=256,
+        vision={
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 16,
+            "image_size": [448, 448],
+            "patch_size": [14, 14],
+            "attention_bias": True,
+        },
+        text={
+            "vocab_size": vocab_size,
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 32768,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0},
+            "tie_word_embeddings": False,
+        },
+        image_token_id=image_token_id,
+        image_seq_length=256,
         tie_word_embeddings=False,  # InternVL3-8B has a separate lm_head (≈ 7.94 B parameters)
     )
 

@@ -22,18 +22,24 @@ import numpy as np  # noqa: E402
 TARGET_MS = 50.0
 
 
-def make_trace(rng: np.random.Generator, hw: tuple[int, int] = (1024, 1024), n: int = 15, s: int = 5):
+def make_trace(
+    rng: np.random.Generator, hw: tuple[int, int] = (1024, 1024), n: int = 15, s: int = 5
+):
     from core.trace import Candidate, EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
     cands = []
     for c in range(n):
         m = np.zeros(hw, bool)
         y, x = rng.integers(0, 700, 2)
-        m[y: y + 300, x: x + 300] = True
+        m[y : y + 300, x : x + 300] = True
         cands.append(Candidate(c, "amg", c, m, 0.9))
     ids = rng.permutation(n).tolist()
-    groups = [EvaluatorGroup(g, ids[g * s:(g + 1) * s], "p", "raw", None, rng.random(s).round(2).tolist())
-              for g in range(n // s)]
+    groups = [
+        EvaluatorGroup(
+            g, ids[g * s : (g + 1) * s], "p", "raw", None, rng.random(s).round(2).tolist()
+        )
+        for g in range(n // s)
+    ]
     scores = {cid: sc for g in groups for cid, sc in zip(g.candidate_ids, g.scores, strict=True)}
     ranking = sorted(scores, key=lambda c: -scores[c])
     ev = EvaluatorTrace("bench", "m", True, s, 0, False, groups, scores, ranking)
@@ -57,7 +63,9 @@ def main() -> None:
     app.processEvents()
     ev_ms, gal_ms = [], []
     for rep in range(3):
-        for tr, img in zip(traces, images, strict=True):  # a new image each time: no cached thumbnails
+        for tr, img in zip(
+            traces, images, strict=True
+        ):  # a new image each time: no cached thumbnails
             t = time.perf_counter()
             panel.show_trace(tr, img)
             app.processEvents()
@@ -68,9 +76,15 @@ def main() -> None:
             gal_ms.append((time.perf_counter() - t) * 1000)
         del rep
     e, g = statistics.median(ev_ms), statistics.median(gal_ms)
-    print(f"thumbnail side: evaluator {panel.groups.iconSize().width()} px, gallery {gallery.table.iconSize().width()} px")
-    print(f"evaluator panel build (15 masks, 1024²): median {e:.1f} ms (target {TARGET_MS:.0f} ms)   ratio {e / TARGET_MS:.2f}")
-    print(f"candidate gallery build (same trace):    median {g:.1f} ms (target {TARGET_MS:.0f} ms)   ratio {g / TARGET_MS:.2f}")
+    print(
+        f"thumbnail side: evaluator {panel.groups.iconSize().width()} px, gallery {gallery.table.iconSize().width()} px"
+    )
+    print(
+        f"evaluator panel build (15 masks, 1024²): median {e:.1f} ms (target {TARGET_MS:.0f} ms)   ratio {e / TARGET_MS:.2f}"
+    )
+    print(
+        f"candidate gallery build (same trace):    median {g:.1f} ms (target {TARGET_MS:.0f} ms)   ratio {g / TARGET_MS:.2f}"
+    )
     print(f"evaluator / gallery: {e / g:.2f}")
 
 

@@ -39,12 +39,18 @@ def build_store(d: Path, n: int = 6):
         cv2.imwrite(str(d / f"im{i}.png"), img)
         m = np.zeros((1024, 1024), bool)
         m[200:600, 300:700] = True
-        samples.append(SgdrSample(f"s{i}", f"im{i}.png", f"question {i}", "spatial", "bench", "pending", encode_rle(m)))
+        samples.append(
+            SgdrSample(
+                f"s{i}", f"im{i}.png", f"question {i}", "spatial", "bench", "pending", encode_rle(m)
+            )
+        )
     write_sgdr(d / "b.json", samples)
     st = open_store(d / "b.sqlite")
     import_sgdr(st, d / "b.json")
     with st.session() as s:
-        run_id = repo.create_run(s, name="bench", preset="bench", config={}, model_ids={}, is_random=True)
+        run_id = repo.create_run(
+            s, name="bench", preset="bench", config={}, model_ids={}, is_random=True
+        )
     for sid in range(1, n + 1):
         cands = []
         for c in range(15):
@@ -52,8 +58,20 @@ def build_store(d: Path, n: int = 6):
             y, x = rng.integers(0, 700, 2)
             m[y : y + 300, x : x + 300] = True
             cands.append(Candidate(c, "amg", c, m, 0.9))
-        tr = PipelineTrace("q", (1024, 1024), "bench", {}, True, {}, rng.normal(size=(1024, 1024)).astype(np.float32),
-                           m, None, None, None, cands)
+        tr = PipelineTrace(
+            "q",
+            (1024, 1024),
+            "bench",
+            {},
+            True,
+            {},
+            rng.normal(size=(1024, 1024)).astype(np.float32),
+            m,
+            None,
+            None,
+            None,
+            cands,
+        )
         with st.session() as s:
             repo.save_trace(s, run_id, sid, tr)
     return st
@@ -67,7 +85,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         st = build_store(Path(tmp))
-        w = MainWindow(st, user="bench", settings=QtCore.QSettings(str(Path(tmp) / "s.ini"), QtCore.QSettings.Format.IniFormat))
+        w = MainWindow(
+            st,
+            user="bench",
+            settings=QtCore.QSettings(str(Path(tmp) / "s.ini"), QtCore.QSettings.Format.IniFormat),
+        )
         w.resize(1600, 1000)
         w.show()
         app.processEvents()
@@ -142,15 +164,33 @@ def main() -> None:
     v_ms = statistics.median(vis) * 1000
     o_ms = statistics.median(outline) * 1000
     d_ms = statistics.median(diff) * 1000
-    print(f"next sample (1024², 15 candidates):   median {s_ms:.1f} ms (target 50 ms)   ratio {s_ms / 50:.2f}")
-    print(f"jump to a sample (no read-ahead):     median {cold_ms:.1f} ms (target 50 ms)   ratio {cold_ms / 50:.2f}")
-    print(f"  … until its trace is drawn too:     median {drawn_ms:.1f} ms (target 50 ms)   ratio {drawn_ms / 50:.2f}")
-    print(f"next sample, candidate gallery open:  median {g_ms:.1f} ms (target 50 ms)   ratio {g_ms / 50:.2f}")
-    print(f"show one of 15 candidate overlays:    median {c_ms:.1f} ms (target 16 ms)   ratio {c_ms / 16:.2f}")
-    print(f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}")
-    print(f"outline mode on / off (4 mask layers): median {o_ms:.1f} ms (target 50 ms)   ratio {o_ms / 50:.2f}")
-    print(f"difference view on / off:             median {d_ms:.1f} ms (target 16 ms)   ratio {d_ms / 16:.2f}")
-    print(f"(the image decode alone:              median {statistics.median(decode) * 1000:.1f} ms, no target)")
+    print(
+        f"next sample (1024², 15 candidates):   median {s_ms:.1f} ms (target 50 ms)   ratio {s_ms / 50:.2f}"
+    )
+    print(
+        f"jump to a sample (no read-ahead):     median {cold_ms:.1f} ms (target 50 ms)   ratio {cold_ms / 50:.2f}"
+    )
+    print(
+        f"  … until its trace is drawn too:     median {drawn_ms:.1f} ms (target 50 ms)   ratio {drawn_ms / 50:.2f}"
+    )
+    print(
+        f"next sample, candidate gallery open:  median {g_ms:.1f} ms (target 50 ms)   ratio {g_ms / 50:.2f}"
+    )
+    print(
+        f"show one of 15 candidate overlays:    median {c_ms:.1f} ms (target 16 ms)   ratio {c_ms / 16:.2f}"
+    )
+    print(
+        f"toggle the candidate layer:           median {v_ms:.1f} ms (target 16 ms)   ratio {v_ms / 16:.2f}"
+    )
+    print(
+        f"outline mode on / off (4 mask layers): median {o_ms:.1f} ms (target 50 ms)   ratio {o_ms / 50:.2f}"
+    )
+    print(
+        f"difference view on / off:             median {d_ms:.1f} ms (target 16 ms)   ratio {d_ms / 16:.2f}"
+    )
+    print(
+        f"(the image decode alone:              median {statistics.median(decode) * 1000:.1f} ms, no target)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,16 @@ def main() -> int:
     with store.session(write=False) as s:
         ids = [x.id for x in repo.list_samples(s)][: args.samples]
     t0 = time.perf_counter()
-    ray.init(num_cpus=max(cpus, max(args.workers)), num_gpus=gpus, include_dashboard=False, log_to_driver=False)
-    print(f"ray.init {time.perf_counter() - t0:.1f} s; {cpus} CPUs, {gpus} GPUs; {len(ids)} samples, "
-          f"preset {args.preset}, evaluator {args.evaluator or 'none'}")
+    ray.init(
+        num_cpus=max(cpus, max(args.workers)),
+        num_gpus=gpus,
+        include_dashboard=False,
+        log_to_driver=False,
+    )
+    print(
+        f"ray.init {time.perf_counter() - t0:.1f} s; {cpus} CPUs, {gpus} GPUs; {len(ids)} samples, "
+        f"preset {args.preset}, evaluator {args.evaluator or 'none'}"
+    )
     rates: dict[int, float] = {}
     for n in args.workers:
         options = RayOptions(workers=n, gpus_per_worker=1.0 if gpus else 0.0)
@@ -57,16 +64,24 @@ def main() -> int:
             info = engine.describe({})
             load_s = time.perf_counter() - t_load
             with store.session() as s:
-                run_id = repo.create_run(s, name=f"bench {n} workers", preset=info["preset"], config={},
-                                         model_ids={}, is_random=info["is_random"])
+                run_id = repo.create_run(
+                    s,
+                    name=f"bench {n} workers",
+                    preset=info["preset"],
+                    config={},
+                    model_ids={},
+                    is_random=info["is_random"],
+                )
             t = time.perf_counter()
             report = engine.run(store, run_id, ids, Stage1Settings.from_dict(info["settings"]))
             secs = time.perf_counter() - t
         assert report.saved == len(ids), report
         rates[n] = len(ids) / secs
         per_gpu = f", {rates[n] / n:.3f} samples/s per GPU" if gpus else ""
-        print(f"{n} workers: {rates[n]:.3f} samples/s ({secs:.1f} s for {len(ids)}; models loaded in {load_s:.1f} s)"
-              f"{per_gpu}; ratio to 1 worker {rates[n] / rates[min(rates)]:.2f}")
+        print(
+            f"{n} workers: {rates[n]:.3f} samples/s ({secs:.1f} s for {len(ids)}; models loaded in {load_s:.1f} s)"
+            f"{per_gpu}; ratio to 1 worker {rates[n] / rates[min(rates)]:.2f}"
+        )
     ray.shutdown()
     store.close()
     print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))

@@ -47,7 +47,17 @@ def bench_import(d: Path, n: int = 1000) -> float:
         m = np.zeros((480, 640), bool)
         y, x = rng.integers(0, 400), rng.integers(0, 560)
         m[y : y + 80, x : x + 80] = True
-        samples.append(SgdrSample(f"s{i}", names[i % len(names)], f"question {i}", "spatial", "bench", "pending", encode_rle(m)))
+        samples.append(
+            SgdrSample(
+                f"s{i}",
+                names[i % len(names)],
+                f"question {i}",
+                "spatial",
+                "bench",
+                "pending",
+                encode_rle(m),
+            )
+        )
     write_sgdr(d / "bench.json", samples)
     st = open_store(d / "import.sqlite")
     t = time.perf_counter()
@@ -67,16 +77,40 @@ def bench_open(d: Path, n: int) -> tuple[float, float]:
         ds = Dataset(name="big")
         s.add(ds)
         s.flush()
-        img = Image(dataset_id=ds.id, path="/nonexistent/x.jpg", sha256="0" * 64, height=480, width=640)
+        img = Image(
+            dataset_id=ds.id, path="/nonexistent/x.jpg", sha256="0" * 64, height=480, width=640
+        )
         s.add(img)
         s.flush()
         cats = ["discriminative", "geometric", "spatial", "multi_step"]
         for start in range(0, n, 5000):
-            rows = [Sample(dataset_id=ds.id, image_id=img.id, external_id=f"x{i}", question=f"q {i}",
-                           category=cats[i % 4], source="bench", status="pending") for i in range(start, min(n, start + 5000))]
+            rows = [
+                Sample(
+                    dataset_id=ds.id,
+                    image_id=img.id,
+                    external_id=f"x{i}",
+                    question=f"q {i}",
+                    category=cats[i % 4],
+                    source="bench",
+                    status="pending",
+                )
+                for i in range(start, min(n, start + 5000))
+            ]
             s.add_all(rows)
             s.flush()
-            s.add_all([Mask(sample_id=r.id, kind="gt", height=480, width=640, counts=rle["counts"], area=6400) for r in rows])
+            s.add_all(
+                [
+                    Mask(
+                        sample_id=r.id,
+                        kind="gt",
+                        height=480,
+                        width=640,
+                        counts=rle["counts"],
+                        area=6400,
+                    )
+                    for r in rows
+                ]
+            )
     st.close()
     t = time.perf_counter()
     st = open_store(path)
@@ -100,7 +134,9 @@ def main() -> None:
         t_open, t_page = bench_open(d, args.samples)
     per_1000 = per_sample_ms
     print(f"import: {per_1000:.2f} s per 1,000 samples (target 10 s)   ratio {per_1000 / 10:.3f}")
-    print(f"open {args.samples} samples: {t_open * 1000:.1f} ms (target 1000 ms)   ratio {t_open:.3f}")
+    print(
+        f"open {args.samples} samples: {t_open * 1000:.1f} ms (target 1000 ms)   ratio {t_open:.3f}"
+    )
     print(f"first page + counts: {t_page * 1000:.1f} ms (target 200 ms)   ratio {t_page / 0.2:.3f}")
 
 

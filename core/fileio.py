@@ -84,7 +84,9 @@ def _parent_problem(p: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_open(
+    path: str | Path, mode: str = "w", *, encoding: str | None = "utf-8"
+) -> Iterator[IO]:
     """``with atomic_open(p) as f: f.write(...)``: the file appears at ``p`` only if the block
     finishes; ``mode`` is ``"w"`` (text) or ``"wb"``."""
     if mode not in ("w", "wb"):
@@ -118,7 +120,9 @@ def atomic_open(path: str | Path, mode: str = "w", *, encoding: str | None = "ut
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and not isinstance(exc, WriteError):
-            raise WriteError(f"{p}: cannot write ({_reason(exc)}); the old file is unchanged") from None
+            raise WriteError(
+                f"{p}: cannot write ({_reason(exc)}); the old file is unchanged"
+            ) from None
         raise
     _fsync_dir(p.parent)
 

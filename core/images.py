@@ -32,7 +32,9 @@ def _header_size(src: Any, name: str) -> tuple[int, int]:
 
 
 # PIL modes whose pixels are 8 bits per channel: cv2 decodes them to uint8
-_EIGHT_BIT_MODES = frozenset({"1", "L", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "CMYK", "YCbCr"})
+_EIGHT_BIT_MODES = frozenset(
+    {"1", "L", "P", "RGB", "RGBA", "RGBX", "LA", "La", "PA", "CMYK", "YCbCr"}
+)
 
 
 def _header_info(src: Any, name: str) -> tuple[int, int, bool, bool]:
@@ -46,19 +48,28 @@ def _header_info(src: Any, name: str) -> tuple[int, int, bool, bool]:
                 w, h = im.size
                 eight_bit = im.mode in _EIGHT_BIT_MODES
                 transposed = False
-                if im.format in ("JPEG", "MPO", "TIFF", "WEBP"):  # EXIF in the header (a PNG would decode here)
+                if im.format in (
+                    "JPEG",
+                    "MPO",
+                    "TIFF",
+                    "WEBP",
+                ):  # EXIF in the header (a PNG would decode here)
                     try:
                         transposed = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
                     except Exception:  # noqa: BLE001 - a broken EXIF block: the full decode decides
                         eight_bit = False
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)") from None
+        raise ImageError(
+            f"{name}: image larger than the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)") from None
     if h <= 0 or w <= 0:
         raise ImageError(f"{name}: not a readable image (size {w}x{h})")
     if h * w > MAX_IMAGE_PIXELS:
-        raise ImageError(f"{name}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)")
+        raise ImageError(
+            f"{name}: image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel limit (not decoded)"
+        )
     return int(h), int(w), eight_bit, transposed
 
 
@@ -71,7 +82,9 @@ def _check_file(p: Path) -> None:
     except OSError:
         raise ImageError(f"{p}: image file not found") from None
     if size > MAX_IMAGE_FILE_BYTES:
-        raise ImageError(f"{p}: file of {size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
+        raise ImageError(
+            f"{p}: file of {size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit"
+        )
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -113,22 +126,36 @@ def decode_image_rgb(data: bytes | np.ndarray, name: str) -> np.ndarray:
 
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray) else data
     if buf.size > MAX_IMAGE_FILE_BYTES:
-        raise ImageError(f"{name}: file of {buf.size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit")
-    h, w, eight_bit, transposed = _header_info(io.BytesIO(buf), name) if buf.size else (0, 0, False, False)
+        raise ImageError(
+            f"{name}: file of {buf.size} bytes is over the {MAX_IMAGE_FILE_BYTES}-byte image limit"
+        )
+    h, w, eight_bit, transposed = (
+        _header_info(io.BytesIO(buf), name) if buf.size else (0, 0, False, False)
+    )
     hw = (h, w)
     if eight_bit:  # one decode: IMREAD_COLOR's frame matches the header (turned by EXIF) or the full path decides
         oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-        if oriented is not None and oriented.dtype == np.uint8 and (
-                tuple(oriented.shape[:2]) == hw or (transposed and tuple(oriented.shape[:2]) == (w, h))):
+        if (
+            oriented is not None
+            and oriented.dtype == np.uint8
+            and (
+                tuple(oriented.shape[:2]) == hw
+                or (transposed and tuple(oriented.shape[:2]) == (w, h))
+            )
+        ):
             return cv2.cvtColor(oriented, cv2.COLOR_BGR2RGB)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise ImageError(f"{name}: not a readable image (corrupt or unsupported format)")
     if tuple(img.shape[:2]) != hw:  # a header that disagrees with the pixels is not trusted
-        raise ImageError(f"{name}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
-                         f"{img.shape[1]}x{img.shape[0]})")
+        raise ImageError(
+            f"{name}: not a readable image (header says {hw[1]}x{hw[0]}, pixels are "
+            f"{img.shape[1]}x{img.shape[0]})"
+        )
     if img.dtype == np.uint8:
-        oriented = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # applies EXIF orientation, as cv2.imread does
+        oriented = cv2.imdecode(
+            buf, cv2.IMREAD_COLOR
+        )  # applies EXIF orientation, as cv2.imread does
         if oriented is not None:
             return cv2.cvtColor(oriented, cv2.COLOR_BGR2RGB)
     if img.dtype != np.uint8:

@@ -132,7 +132,9 @@ class OpenAICompatTransport:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"{type(self).__name__}({self.name!r}, api_key={key}, concurrency={self.concurrency})"
+        return (
+            f"{type(self).__name__}({self.name!r}, api_key={key}, concurrency={self.concurrency})"
+        )
 
     # -- HTTP ----------------------------------------------------------------------------------
     def redact(self, text: str) -> str:
@@ -140,8 +142,13 @@ class OpenAICompatTransport:
         text = str(text)
         key = self._api_key
         if key:
-            forms = {key, json.dumps(key)[1:-1], key.encode("unicode_escape").decode("ascii"),
-                     urllib.parse.quote(key, safe=""), base64.b64encode(key.encode()).decode("ascii")}
+            forms = {
+                key,
+                json.dumps(key)[1:-1],
+                key.encode("unicode_escape").decode("ascii"),
+                urllib.parse.quote(key, safe=""),
+                base64.b64encode(key.encode()).decode("ascii"),
+            }
             for form in sorted(forms, key=len, reverse=True):
                 if form:
                     text = text.replace(form, "***")
@@ -151,7 +158,9 @@ class OpenAICompatTransport:
         """At most ``n`` characters of a reply, redacted BEFORE cutting (a cut key is still a key)."""
         return self.redact(body.decode("utf-8", "replace"))[:n]
 
-    def _once(self, url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _once(
+        self, url: str, data: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         """One POST bounded as a whole by ``timeout_s``: (status, headers, body ≤ ``max_body_bytes``).
 
         The deadline covers connecting, sending, the headers and the body: a watchdog shuts the
@@ -160,7 +169,9 @@ class OpenAICompatTransport:
         """
         parts = urllib.parse.urlsplit(url)
         deadline = time.monotonic() + self.timeout_s
-        conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
         conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout_s)
         expired = threading.Event()
 
@@ -268,7 +279,9 @@ class OpenAICompatTransport:
             content = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             shown = self.redact(json.dumps(body, ensure_ascii=False, default=str))[:200]
-            raise EndpointError(f"malformed response: no choices[0].message.content in {shown!r}") from None
+            raise EndpointError(
+                f"malformed response: no choices[0].message.content in {shown!r}"
+            ) from None
         if isinstance(content, list):  # some servers return content parts
             content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         if not isinstance(content, str):
@@ -299,7 +312,9 @@ class ChatClient:
     or any message.
     """
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, **transport: Any) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key: str | None = None, **transport: Any
+    ) -> None:
         """``transport``: the keyword options of :class:`OpenAICompatTransport` (and its defaults)."""
         self._t = OpenAICompatTransport(base_url, model, api_key, **transport)
         self.model = self._t.model
@@ -317,7 +332,10 @@ class ChatClient:
             "model": self.model,
             "max_tokens": self._t.max_tokens,
             "temperature": self._t.temperature,
-            "messages": [{"role": "system", "content": system}, {"role": "user", "content": content}],
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": content},
+            ],
         }
         t0 = time.perf_counter()
         body = self._t.post(payload)
@@ -325,6 +343,12 @@ class ChatClient:
         raw_usage = body.get("usage")
         usage = {}
         if isinstance(raw_usage, dict):
-            usage = {k: int(v) for k, v in raw_usage.items() if k in _USAGE_KEYS and isinstance(v, int | float)}
+            usage = {
+                k: int(v)
+                for k, v in raw_usage.items()
+                if k in _USAGE_KEYS and isinstance(v, int | float)
+            }
         reported = body.get("model")
-        return ChatReply(text, usage, time.perf_counter() - t0, reported if isinstance(reported, str) else "")
+        return ChatReply(
+            text, usage, time.perf_counter() - t0, reported if isinstance(reported, str) else ""
+        )

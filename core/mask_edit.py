@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 
 
-def paint_stroke(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: bool) -> np.ndarray:
+def paint_stroke(
+    mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: float, value: bool
+) -> np.ndarray:
     """A brush (value True) or eraser (False) stroke from p0 to p1, round caps; p0 == p1 (a click)
     paints exactly the disk of ``radius`` px."""
     out = np.ascontiguousarray(mask, dtype=np.uint8)
@@ -52,7 +54,9 @@ def fill_holes(mask: np.ndarray, max_area: int | None = None) -> np.ndarray:
 
 def remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
     """Drop foreground components (8-connectivity) smaller than ``min_area`` pixels."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask, dtype=np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(mask, dtype=np.uint8), connectivity=8
+    )
     keep = np.zeros(n, dtype=bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
     return keep[labels]

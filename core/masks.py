@@ -35,7 +35,9 @@ def as_bool_mask(mask: np.ndarray, hw: tuple[int, int] | None = None) -> np.ndar
             raise MaskError("integer mask must hold only 0 and 1")
         arr = arr.astype(bool)
     if hw is not None and tuple(arr.shape) != tuple(hw):
-        raise MaskError(f"mask size {arr.shape[0]}x{arr.shape[1]} (HxW) != image size {hw[0]}x{hw[1]}")
+        raise MaskError(
+            f"mask size {arr.shape[0]}x{arr.shape[1]} (HxW) != image size {hw[0]}x{hw[1]}"
+        )
     return arr
 
 
@@ -45,7 +47,10 @@ def encode_rle(mask: np.ndarray) -> RLE:
 
     arr = as_bool_mask(mask)
     rle = mask_utils.encode(np.asfortranarray(arr.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+    return {
+        "size": [int(rle["size"][0]), int(rle["size"][1])],
+        "counts": rle["counts"].decode("ascii"),
+    }
 
 
 def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = True) -> np.ndarray:
@@ -65,7 +70,11 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
         or len(size) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
     ):
-        shown = ascii(size) if isinstance(size, list | tuple) and len(size) <= 4 else type(size).__name__
+        shown = (
+            ascii(size)
+            if isinstance(size, list | tuple) and len(size) <= 4
+            else type(size).__name__
+        )
         raise MaskError(f"RLE 'size' must be [h, w] of non-negative ints, got {shown[:60]}")
     h, w = int(size[0]), int(size[1])
     if h * w > MAX_PIXELS:
@@ -74,7 +83,9 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
         raise MaskError(f"mask size {h}x{w} (HxW) != image size {hw[0]}x{hw[1]}")
     counts = rle["counts"]
     if isinstance(counts, str | bytes) and len(counts) > MAX_RLE_CHARS:
-        raise MaskError(f"RLE 'counts' of {len(counts)} characters is over the {MAX_RLE_CHARS}-character limit")
+        raise MaskError(
+            f"RLE 'counts' of {len(counts)} characters is over the {MAX_RLE_CHARS}-character limit"
+        )
     if isinstance(counts, str):
         counts_b = counts.encode("ascii", errors="strict") if counts.isascii() else None
         if counts_b is None:
@@ -82,7 +93,9 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
     elif isinstance(counts, bytes):
         counts_b = counts
     else:
-        raise MaskError("RLE 'counts' must be a compressed string (uncompressed lists are not accepted)")
+        raise MaskError(
+            "RLE 'counts' must be a compressed string (uncompressed lists are not accepted)"
+        )
     if validate and not _counts_cover(counts_b, h * w):
         raise MaskError(f"RLE 'counts' do not describe exactly {h}x{w} pixels")
     arr = mask_utils.decode({"size": [h, w], "counts": counts_b})

@@ -30,7 +30,10 @@ CUMULATIVE_EPS = 1e-10
 
 
 def intersection_union(
-    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None, ignore_mode: IgnoreMode = "exclude"
+    pred: np.ndarray,
+    gt: np.ndarray,
+    ignore: np.ndarray | None = None,
+    ignore_mode: IgnoreMode = "exclude",
 ) -> tuple[int, int]:
     """(I, U) of bool (H, W) masks with LISA's ignore handling (see module docstring)."""
     if pred.shape != gt.shape:
@@ -66,7 +69,13 @@ class MetricAccumulator:
     giou_average: GiouAverage = "mean"
     _rows: list[tuple[str, int, int]] = field(default_factory=list)
 
-    def add(self, pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None, category: str = "other") -> float:
+    def add(
+        self,
+        pred: np.ndarray,
+        gt: np.ndarray,
+        ignore: np.ndarray | None = None,
+        category: str = "other",
+    ) -> float:
         """Add one sample; returns its per-sample IoU."""
         inter, union = intersection_union(pred, gt, ignore, self.ignore_mode)
         self._rows.append((category, inter, union))
@@ -85,7 +94,11 @@ class MetricAccumulator:
         ious = [sample_iou(i, u) for _, i, u in rows]
         if self.giou_average not in ("mean", "lisa"):
             raise ValueError(f"giou_average must be 'mean' or 'lisa', got {self.giou_average!r}")
-        giou = float(np.sum(ious) / (len(ious) + SAMPLE_EPS)) if self.giou_average == "lisa" else float(np.mean(ious))
+        giou = (
+            float(np.sum(ious) / (len(ious) + SAMPLE_EPS))
+            if self.giou_average == "lisa"
+            else float(np.mean(ious))
+        )
         total_i = sum(i for _, i, _ in rows)
         total_u = sum(u for _, _, u in rows)
         return {
@@ -101,5 +114,3 @@ class MetricAccumulator:
             "overall": self._summary(self._rows),
             "per_category": {c: self._summary(r for r in self._rows if r[0] == c) for c in cats},
         }
-
-

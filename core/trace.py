@@ -30,7 +30,11 @@ def _arr_to_json(arr: np.ndarray | None, dtype: str = "<f4") -> dict[str, Any] |
     if arr is None:
         return None
     a = np.ascontiguousarray(np.asarray(arr).astype(dtype))
-    return {"dtype": dtype, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+    return {
+        "dtype": dtype,
+        "shape": list(a.shape),
+        "b64": base64.b64encode(a.tobytes()).decode("ascii"),
+    }
 
 
 def _arr_from_json(obj: dict[str, Any] | None) -> np.ndarray | None:
@@ -103,7 +107,9 @@ class SeedTrace:
     k2: int
     topk1: list[TokenScore]
     topk2: list[TokenScore]
-    seeds_xy: np.ndarray  # float32 (K, 2): pixel indices (x, y) = (column, row), SAM's point convention
+    seeds_xy: (
+        np.ndarray
+    )  # float32 (K, 2): pixel indices (x, y) = (column, row), SAM's point convention
     seed_token: list[int] = field(default_factory=list)  # flat token index of each seed
 
 
@@ -354,7 +360,9 @@ class PipelineTrace:
             is_random=bool(d["is_random"]),
             settings=dict(d.get("settings", {})),
             initial_logits=_arr_from_json(d.get("initial_logits")) if with_logits else None,
-            initial_mask=None if d.get("initial_mask") is None else decode_rle(d["initial_mask"], hw),
+            initial_mask=None
+            if d.get("initial_mask") is None
+            else decode_rle(d["initial_mask"], hw),
             attention=att,
             seeds=seeds,
             graph=graph,

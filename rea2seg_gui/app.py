@@ -9,7 +9,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rea2seg-gui", description="Rea2Seg Studio")
     ap.add_argument("store", nargs="?", help="store path (SQLite) or SQLAlchemy URL")
-    ap.add_argument("--demo", action="store_true", help="open the bundled demo project (a per-user copy)")
+    ap.add_argument(
+        "--demo", action="store_true", help="open the bundled demo project (a per-user copy)"
+    )
     ap.add_argument("--user", help="name recorded with your changes (default: your login)")
     args = ap.parse_args(argv)
 
@@ -29,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         if not target:
             from core.demo import data_dir
 
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(None, "Open a Rea2Seg store", str(data_dir()),
-                                                            "Stores (*.sqlite *.db);;All files (*)")
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                None,
+                "Open a Rea2Seg store",
+                str(data_dir()),
+                "Stores (*.sqlite *.db);;All files (*)",
+            )
             if not path:
                 return 0
             target = path

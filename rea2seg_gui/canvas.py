@@ -64,10 +64,13 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.items: dict[str, list[QtGui.QGraphicsItem]] = {spec.key: [] for spec in LAYERS}
         self.items["image"] = [self.image_item]  # permanent: never cleared, only shown / hidden
         self.visible: dict[str, bool] = {
-            spec.key: spec.key in ("image", "gt", "attention", "seeds", "candidate", "edited") for spec in LAYERS
+            spec.key: spec.key in ("image", "gt", "attention", "seeds", "candidate", "edited")
+            for spec in LAYERS
         }
         self.opacity: dict[str, float] = {spec.key: spec.opacity for spec in LAYERS}
-        self.colors: dict[str, tuple[int, int, int]] = {spec.key: spec.color for spec in LAYERS if spec.color}
+        self.colors: dict[str, tuple[int, int, int]] = {
+            spec.key: spec.color for spec in LAYERS if spec.color
+        }
         self.masks: dict[str, np.ndarray | None] = dict.fromkeys(MASK_LAYERS)
         self.outline_mode = False
         self.diff: MaskDiff | None = None
@@ -91,11 +94,20 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.brush_outline, self.polygon_item = self.tools.brush_outline, self.tools.polygon_item
         self.clicks_item, self.box_item = self.tools.clicks_item, self.tools.box_item
         # legend of the attention heatmap: shown beside the view while that layer is drawn
-        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("inferno"), interactive=False,
-                                        width=unit, label="attention", colorMapMenu=False, rounding=1e-9)
+        self.colorbar = pg.ColorBarItem(
+            values=(0.0, 1.0),
+            colorMap=pg.colormap.get("inferno"),
+            interactive=False,
+            width=unit,
+            label="attention",
+            colorMapMenu=False,
+            rounding=1e-9,
+        )
         # fixed width: bar, value axis and title; taken out of the layout while hidden so that
         # the image gets the whole width
-        self.colorbar.axis.setWidth(int(4.6 * unit))  # room for values such as 0.02635 (narrow attention ranges)
+        self.colorbar.axis.setWidth(
+            int(4.6 * unit)
+        )  # room for values such as 0.02635 (narrow attention ranges)
         self.colorbar.setFixedWidth(int(7.5 * unit))
         self.colorbar.setVisible(False)
         self._colorbar_in_layout = False
@@ -313,7 +325,9 @@ class Canvas(pg.GraphicsLayoutWidget):
             self._add(key, self._outline_item(key, mask))
             return
         # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
-        self._add(key, ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key])))
+        self._add(
+            key, ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key]))
+        )
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
         """Fast in-place update of an existing mask layer (painting)."""
@@ -345,13 +359,17 @@ class Canvas(pg.GraphicsLayoutWidget):
 
     def _refresh_diff(self) -> None:
         """Recompute the difference view; only while it is shown (switching samples stays fast)."""
-        self._set_diff(mask_diff(self.masks["gt"], self.masks["edited"]) if self.visible["diff"] else None)
+        self._set_diff(
+            mask_diff(self.masks["gt"], self.masks["edited"]) if self.visible["diff"] else None
+        )
         self._refresh_legend()
 
     # -- legend ---------------------------------------------------------------------------
     def legend_entries(self) -> list[LegendEntry]:
         """The visible layers that have something drawn, with their colour and marker."""
-        drawn = [s.key for s in LAYERS if s.key != "image" and self._shown(s.key) and self.items[s.key]]
+        drawn = [
+            s.key for s in LAYERS if s.key != "image" and self._shown(s.key) and self.items[s.key]
+        ]
         return legend_entries(drawn, self.colors, self.outline_mode, self.trace, self.diff)
 
     def _refresh_legend(self) -> None:
@@ -368,7 +386,9 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.hover.reset(None if trace is None else trace.initial_logits)
         self.attention_range = None
         self._show_colorbar(False)
-        self.masks["initial"] = None if trace is None or trace.initial_mask is None else trace.initial_mask
+        self.masks["initial"] = (
+            None if trace is None or trace.initial_mask is None else trace.initial_mask
+        )
         self._draw_mask("initial")
         if trace is None:
             self._refresh_legend()

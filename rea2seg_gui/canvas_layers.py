@@ -63,7 +63,9 @@ class TraceItems:
     """The items that draw one trace, per layer key (in drawing order), and the attention
     heatmap's value range (min, max; ``None`` without attention) for its colour bar."""
 
-    items: dict[str, list[QtWidgets.QGraphicsItem]] = field(default_factory=lambda: {k: [] for k in TRACE_LAYERS})
+    items: dict[str, list[QtWidgets.QGraphicsItem]] = field(
+        default_factory=lambda: {k: [] for k in TRACE_LAYERS}
+    )
     attention_range: tuple[float, float] | None = None
 
 
@@ -90,23 +92,41 @@ def trace_items(trace: PipelineTrace, unit: float) -> TraceItems:
                 ys += [y0, y0, y1, y1, y0, np.nan]
                 # top-k1 ranks at the box's top-left corner, top-k2 ranks at its bottom-left
                 anchors.append((float(x0), float(y0)) if key == "topk1" else (float(x0), float(y1)))
-            out.items[key].append(pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1),
-                                                  connect="finite"))
+            out.items[key].append(
+                pg.PlotDataItem(
+                    xs, ys, pen=pg.mkPen(color, width=2 if key == "topk2" else 1), connect="finite"
+                )
+            )
             prefix, above = ("", False) if key == "topk1" else ("k2 #", True)
-            out.items[key].append(ScreenLabels(anchors, [f"{prefix}{i + 1}" for i in range(len(toks))], color, bounds,
-                                               above=above))
+            out.items[key].append(
+                ScreenLabels(
+                    anchors,
+                    [f"{prefix}{i + 1}" for i in range(len(toks))],
+                    color,
+                    bounds,
+                    above=above,
+                )
+            )
         pts = np.asarray(trace.seeds.seeds_xy)
         if len(pts):
             # seeds are pixel indices: drawn at the pixel's centre
-            out.items["seeds"].append(pg.ScatterPlotItem(pts[:, 0] + 0.5, pts[:, 1] + 0.5, size=unit * 0.85,
-                                                         pen=pg.mkPen("k", width=1.5),
-                                                         brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color)))
+            out.items["seeds"].append(
+                pg.ScatterPlotItem(
+                    pts[:, 0] + 0.5,
+                    pts[:, 1] + 0.5,
+                    size=unit * 0.85,
+                    pen=pg.mkPen("k", width=1.5),
+                    brush=pg.mkBrush(*LAYER_BY_KEY["seeds"].color),
+                )
+            )
     if trace.graph is not None and trace.seeds is not None:
         out.items["graph"] = graph_items(trace, bounds, unit)
     return out
 
 
-def graph_items(trace: PipelineTrace, bounds: QtCore.QRectF, unit: float) -> list[QtWidgets.QGraphicsItem]:
+def graph_items(
+    trace: PipelineTrace, bounds: QtCore.QRectF, unit: float
+) -> list[QtWidgets.QGraphicsItem]:
     """The k-core: its members and only the edges between two members; the negative point.
     k and τ are in the legend."""
     g = trace.graph
@@ -121,21 +141,51 @@ def graph_items(trace: PipelineTrace, bounds: QtCore.QRectF, unit: float) -> lis
     items: list[QtWidgets.QGraphicsItem] = []
     if xs:
         # width 1: long antialiased lines any wider take Qt's slow stroker (~25 ms a repaint)
-        items.append(pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 220), width=1), connect="finite"))
+        items.append(
+            pg.PlotDataItem(xs, ys, pen=pg.mkPen((*color, 220), width=1), connect="finite")
+        )
     if g.core_members:
         c = pts[g.core_members]
-        items.append(pg.ScatterPlotItem(c[:, 0], c[:, 1], size=unit * 1.4, symbol="o", pen=pg.mkPen(color, width=2.5),
-                                        brush=pg.mkBrush(None)))
+        items.append(
+            pg.ScatterPlotItem(
+                c[:, 0],
+                c[:, 1],
+                size=unit * 1.4,
+                symbol="o",
+                pen=pg.mkPen(color, width=2.5),
+                brush=pg.mkBrush(None),
+            )
+        )
     nx, ny = g.negative_xy[0] + 0.5, g.negative_xy[1] + 0.5
-    items.append(pg.ScatterPlotItem([nx], [ny], size=unit * 1.6, symbol="x", pen=pg.mkPen("w", width=1.5),
-                                    brush=pg.mkBrush(*NEGATIVE_COLOR)))
-    items.append(ScreenLabels([(nx, ny)], [f"negative point (L = {g.negative_logit:.2f})"], (255, 255, 255), bounds,
-                              plate=(*NEGATIVE_COLOR, 220)))
+    items.append(
+        pg.ScatterPlotItem(
+            [nx],
+            [ny],
+            size=unit * 1.6,
+            symbol="x",
+            pen=pg.mkPen("w", width=1.5),
+            brush=pg.mkBrush(*NEGATIVE_COLOR),
+        )
+    )
+    items.append(
+        ScreenLabels(
+            [(nx, ny)],
+            [f"negative point (L = {g.negative_logit:.2f})"],
+            (255, 255, 255),
+            bounds,
+            plate=(*NEGATIVE_COLOR, 220),
+        )
+    )
     return items
 
 
-def legend_entries(drawn: Iterable[str], colors: dict[str, tuple[int, int, int]], outline_mode: bool,
-                   trace: PipelineTrace | None, diff: MaskDiff | None) -> list[LegendEntry]:
+def legend_entries(
+    drawn: Iterable[str],
+    colors: dict[str, tuple[int, int, int]],
+    outline_mode: bool,
+    trace: PipelineTrace | None,
+    diff: MaskDiff | None,
+) -> list[LegendEntry]:
     """Legend rows for the layers in ``drawn`` (keys of shown layers with something drawn, in
     :data:`LAYERS` order): mask layers in their colour (``outline_mode``: as outlines), the
     trace's layers with their k1, k2, k, τ, and the difference view's pixel counts."""
@@ -149,15 +199,26 @@ def legend_entries(drawn: Iterable[str], colors: dict[str, tuple[int, int, int]]
             out.append(LegendEntry(spec.title, (252, 255, 164), "heat"))
         elif key in ("topk1", "topk2") and t is not None and t.seeds is not None:
             k = t.seeds.k1 if key == "topk1" else t.seeds.k2
-            out.append(LegendEntry(f"{spec.title} (k{key[-1]} = {k}, rank labels)", spec.color, "box"))
+            out.append(
+                LegendEntry(f"{spec.title} (k{key[-1]} = {k}, rank labels)", spec.color, "box")
+            )
         elif key == "seeds" and t is not None and t.seeds is not None:
             out.append(LegendEntry(f"Seed points ({len(t.seeds.seeds_xy)})", spec.color, "dot"))
         elif key == "graph" and t is not None and t.graph is not None:
             g = t.graph
-            out.append(LegendEntry(f"k-core members (k = {g.k}, {len(g.core_members)} points)", spec.color, "ring"))
+            out.append(
+                LegendEntry(
+                    f"k-core members (k = {g.k}, {len(g.core_members)} points)", spec.color, "ring"
+                )
+            )
             out.append(LegendEntry(f"k-core edges (cosine ≥ τ = {g.tau})", spec.color, "line"))
-            out.append(LegendEntry("Negative point" + (" (fallback: argmin L)" if g.negative_fallback else ""),
-                                   NEGATIVE_COLOR, "cross"))
+            out.append(
+                LegendEntry(
+                    "Negative point" + (" (fallback: argmin L)" if g.negative_fallback else ""),
+                    NEGATIVE_COLOR,
+                    "cross",
+                )
+            )
         elif key == "diff" and diff is not None:
             out.append(LegendEntry(f"Added by the edit: {diff.added} px", DIFF_ADDED, "fill"))
             out.append(LegendEntry(f"Removed by the edit: {diff.removed} px", DIFF_REMOVED, "fill"))

@@ -21,7 +21,12 @@ FIELDS = (
     ("presets", "lisa-7b", "device", "Device (cpu / cuda)"),
     ("presets", "lens-3b", "mllm_path", "LENS (Qwen2.5-VL) model directory"),
     ("presets", "lens-3b", "sam2_checkpoint", "SAM2 checkpoint (.pt)"),
-    ("presets", "lens-3b", "sam2_config", "SAM2 model config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"),
+    (
+        "presets",
+        "lens-3b",
+        "sam2_config",
+        "SAM2 model config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)",
+    ),
     ("presets", "lens-3b", "device", "Device (cpu / cuda)"),
     ("evaluator", "internvl3-8b", "model_path", "InternVL3 -hf directory"),
     ("evaluator", "internvl3-8b", "lora_path", "Evaluator LoRA adapter (optional)"),
@@ -29,7 +34,6 @@ FIELDS = (
     ("evaluator", "openai", "base_url", "OpenAI-compatible base URL"),
     ("evaluator", "openai", "model", "Endpoint model name"),
 )
-
 
 
 DIRECTORY_KEYS = ("mllm_path", "model_path", "lora_path")
@@ -58,11 +62,15 @@ def setting_problems(cfg: dict[str, Any]) -> list[str]:
                 elif key in DIRECTORY_KEYS and p.exists() and not p.is_dir():
                     problems.append(f"{where}: '{v}' is a file; a model directory is expected")
                 elif key in FILE_KEYS and p.exists() and not p.is_file():
-                    problems.append(f"{where}: '{v}' is a directory; the checkpoint file itself is expected")
+                    problems.append(
+                        f"{where}: '{v}' is a directory; the checkpoint file itself is expected"
+                    )
                 if key == "device" and not DEVICE.match(v):
                     problems.append(f"{where}: '{v}' is not a device; use cpu, cuda, cuda:N or mps")
                 if key == "sam_model_type" and v not in ("vit_h", "vit_l", "vit_b"):
-                    problems.append(f"{where}: '{v}' is not a SAM model type; use vit_h, vit_l or vit_b")
+                    problems.append(
+                        f"{where}: '{v}' is not a SAM model type; use vit_h, vit_l or vit_b"
+                    )
     return problems
 
 
@@ -89,7 +97,11 @@ class SettingsDialog(QtWidgets.QDialog):
         form.addRow(where)
         self.edits: dict[tuple[str, str, str], QtWidgets.QLineEdit] = {}
         for table, name, key, label in FIELDS:
-            section = self.cfg.get(table, {}).get(name, {}) if isinstance(self.cfg.get(table), dict) else {}
+            section = (
+                self.cfg.get(table, {}).get(name, {})
+                if isinstance(self.cfg.get(table), dict)
+                else {}
+            )
             e = QtWidgets.QLineEdit(str(section.get(key, "")) if isinstance(section, dict) else "")
             e.setObjectName(f"{table}.{name}.{key}")
             self.edits[(table, name, key)] = e
@@ -99,7 +111,9 @@ class SettingsDialog(QtWidgets.QDialog):
                 browse = QtWidgets.QToolButton()
                 browse.setText("…")
                 browse.setToolTip("Choose a folder" if key in DIRECTORY_KEYS else "Choose a file")
-                browse.clicked.connect(lambda _=False, e=e, d=key in DIRECTORY_KEYS: self._browse(e, d))
+                browse.clicked.connect(
+                    lambda _=False, e=e, d=key in DIRECTORY_KEYS: self._browse(e, d)
+                )
                 row.addWidget(browse)
                 form.addRow(f"{label}  [{name}]", row)
             else:
@@ -123,7 +137,10 @@ class SettingsDialog(QtWidgets.QDialog):
                 self.pref_widgets[pref.name] = w
         self.problem.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         form.addRow(self.problem)
-        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Save | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Save
+            | QtWidgets.QDialogButtonBox.StandardButton.Cancel
+        )
         check = buttons.addButton("Check paths", QtWidgets.QDialogButtonBox.ButtonRole.ActionRole)
         check.clicked.connect(self.check)
         buttons.accepted.connect(self.save)
@@ -133,25 +150,43 @@ class SettingsDialog(QtWidgets.QDialog):
     def _browse(self, edit: QtWidgets.QLineEdit, directory: bool) -> None:
         start = edit.text().strip() or str(Path.home())
         if directory:
-            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a model directory", start)
+            path = QtWidgets.QFileDialog.getExistingDirectory(
+                self, "Choose a model directory", start
+            )
         else:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a checkpoint", start,
-                                                            "Checkpoints (*.pth *.pt *.safetensors);;All files (*)")
+            path, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self,
+                "Choose a checkpoint",
+                start,
+                "Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
+            )
         if path:
             edit.setText(path)
 
     def collected(self) -> dict[str, Any]:
         """The config with the dialog's values; an emptied field removes its setting."""
-        cfg = {t: ({n: dict(v) if isinstance(v, dict) else v for n, v in entries.items()} if isinstance(entries, dict) else entries)
-               for t, entries in self.cfg.items()}
+        cfg = {
+            t: (
+                {n: dict(v) if isinstance(v, dict) else v for n, v in entries.items()}
+                if isinstance(entries, dict)
+                else entries
+            )
+            for t, entries in self.cfg.items()
+        }
         for (table, name, key), e in self.edits.items():
             section = cfg.setdefault(table, {}).setdefault(name, {})
             if e.text().strip():
                 section[key] = e.text().strip()
             else:
                 section.pop(key, None)
-        return {t: ({n: v for n, v in entries.items() if v != {}} if isinstance(entries, dict) else entries)
-                for t, entries in cfg.items()}
+        return {
+            t: (
+                {n: v for n, v in entries.items() if v != {}}
+                if isinstance(entries, dict)
+                else entries
+            )
+            for t, entries in cfg.items()
+        }
 
     def check(self) -> list[str]:
         cfg = self.collected()
@@ -171,14 +206,24 @@ class SettingsDialog(QtWidgets.QDialog):
             return
         if self.preferences is not None:
             for name, w in self.pref_widgets.items():
-                self.preferences.setValue(name, w.isChecked() if isinstance(w, QtWidgets.QCheckBox) else w.value())
+                self.preferences.setValue(
+                    name, w.isChecked() if isinstance(w, QtWidgets.QCheckBox) else w.value()
+                )
         self.accept()
 
 
 class CompareDialog(QtWidgets.QDialog):
     """Two traces of the same sample side by side (e.g. before / after changing parameters)."""
 
-    def __init__(self, image: np.ndarray, gt: np.ndarray | None, left, right, titles: tuple[str, str], parent=None) -> None:
+    def __init__(
+        self,
+        image: np.ndarray,
+        gt: np.ndarray | None,
+        left,
+        right,
+        titles: tuple[str, str],
+        parent=None,
+    ) -> None:
         from core.masks import mask_iou
         from rea2seg_gui.canvas import Canvas
 
@@ -207,15 +252,28 @@ class CompareDialog(QtWidgets.QDialog):
                 rows.append(f"{k}: {a} → {b}")
 
         def summary(t) -> str:
-            origins = {o: sum(c.origin == o for c in t.candidates) for o in ("multimask", "semantic", "amg")}
-            best = max((mask_iou(c.mask, gt) for c in t.candidates), default=0.0) if gt is not None else None
+            origins = {
+                o: sum(c.origin == o for c in t.candidates)
+                for o in ("multimask", "semantic", "amg")
+            }
+            best = (
+                max((mask_iou(c.mask, gt) for c in t.candidates), default=0.0)
+                if gt is not None
+                else None
+            )
             g = t.graph
-            return (f"{len(t.candidates)} candidates {origins}; k-core k={g.k if g else '—'} with "
-                    f"{len(g.core_members) if g else 0} points; best true IoU {'—' if best is None else f'{best:.3f}'}")
+            return (
+                f"{len(t.candidates)} candidates {origins}; k-core k={g.k if g else '—'} with "
+                f"{len(g.core_members) if g else 0} points; best true IoU {'—' if best is None else f'{best:.3f}'}"
+            )
 
         text = QtWidgets.QPlainTextEdit()
         text.setReadOnly(True)
-        text.setPlainText("Changed settings: " + ("; ".join(rows) or "none") + f"\nleft:  {summary(left)}\nright: {summary(right)}")
+        text.setPlainText(
+            "Changed settings: "
+            + ("; ".join(rows) or "none")
+            + f"\nleft:  {summary(left)}\nright: {summary(right)}"
+        )
         text.setMaximumHeight(90)
         self.summary = text
         grid.addWidget(text, 2, 0, 1, 2)

@@ -20,7 +20,10 @@ EXPORT_KINDS = {
     "sgdr": ("Export SGDR file", "Output file", "the SGDR JSON file to write"),
     "reasonseg": ("Export ReasonSeg folder", "Output folder", "a new or empty folder to write"),
 }
-MASK_LABELS = {"reviewed": "reviewed (else the imported ground truth)", "gt": "imported ground truth"}
+MASK_LABELS = {
+    "reviewed": "reviewed (else the imported ground truth)",
+    "gt": "imported ground truth",
+}
 
 
 class ExportDialog(QtWidgets.QDialog):
@@ -34,8 +37,15 @@ class ExportDialog(QtWidgets.QDialog):
     shown in the dialog. An output that cannot be written is explained in the dialog, which
     stays open (:func:`core.exporters.output_problem`); nothing is written."""
 
-    def __init__(self, datasets: Sequence[str], db: str, parent: QtWidgets.QWidget | None = None, out: str = "",
-                 fmt: str = "sgdr", count: Callable[[str | None, str | None], int] | None = None) -> None:
+    def __init__(
+        self,
+        datasets: Sequence[str],
+        db: str,
+        parent: QtWidgets.QWidget | None = None,
+        out: str = "",
+        fmt: str = "sgdr",
+        count: Callable[[str | None, str | None], int] | None = None,
+    ) -> None:
         """``datasets``: the store's dataset names (:func:`core.exporters.dataset_names`);
         ``db``: the store's URL, for the command line shown; ``fmt``: a key of :data:`EXPORT_KINDS`;
         ``count(status, dataset)``: how many samples those filters select (shown as they change)."""
@@ -63,13 +73,17 @@ class ExportDialog(QtWidgets.QDialog):
         self.dataset_combo.addItem(ANY, None)
         for name in datasets:
             self.dataset_combo.addItem(name, name)
-        self.dataset_combo.setToolTip("Only samples of this dataset (--dataset); any: every dataset")
+        self.dataset_combo.setToolTip(
+            "Only samples of this dataset (--dataset); any: every dataset"
+        )
         form.addRow("Dataset", self.dataset_combo)
         self.status_combo = QtWidgets.QComboBox()
         self.status_combo.addItem(ANY, None)
         for st in STATUSES:
             self.status_combo.addItem(st, st)
-        self.status_combo.setToolTip("Only samples with this review status (--status); any: every status")
+        self.status_combo.setToolTip(
+            "Only samples with this review status (--status); any: every status"
+        )
         form.addRow("Status", self.status_combo)
         self._count = count
         self.matching = QtWidgets.QLabel()
@@ -92,7 +106,9 @@ class ExportDialog(QtWidgets.QDialog):
             for m in IMAGE_MODES:
                 self.images_combo.addItem(m, m)
             self.images_combo.setCurrentIndex(self.images_combo.findData(self.defaults.images))
-            self.images_combo.setToolTip("Copy the images beside their JSON, or symlink to them (--images)")
+            self.images_combo.setToolTip(
+                "Copy the images beside their JSON, or symlink to them (--images)"
+            )
             form.addRow("Images", self.images_combo)
             combos += [self.mask_combo, self.images_combo]
             self.min_iou_spin = QtWidgets.QDoubleSpinBox()
@@ -100,8 +116,10 @@ class ExportDialog(QtWidgets.QDialog):
             self.min_iou_spin.setDecimals(3)
             self.min_iou_spin.setSingleStep(0.01)
             self.min_iou_spin.setValue(self.defaults.min_iou)
-            self.min_iou_spin.setToolTip("List the samples whose polygons reach a lower IoU with their mask "
-                                         "(holes are filled) (--min-iou)")
+            self.min_iou_spin.setToolTip(
+                "List the samples whose polygons reach a lower IoU with their mask "
+                "(holes are filled) (--min-iou)"
+            )
             self.min_iou_spin.valueChanged.connect(self._changed)
             form.addRow("Min IoU", self.min_iou_spin)
         for combo in combos:
@@ -109,15 +127,19 @@ class ExportDialog(QtWidgets.QDialog):
         self.command_label = QtWidgets.QLabel()
         self.command_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # paths may hold any text
         self.command_label.setWordWrap(True)
-        self.command_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.command_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
         form.addRow("Same as", self.command_label)
         self.problem = QtWidgets.QLabel()
         self.problem.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color:#b3261e;")
         form.addRow(self.problem)
-        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Ok
-                                             | QtWidgets.QDialogButtonBox.StandardButton.Cancel)
+        buttons = QtWidgets.QDialogButtonBox(
+            QtWidgets.QDialogButtonBox.StandardButton.Ok
+            | QtWidgets.QDialogButtonBox.StandardButton.Cancel
+        )
         self.export_button = buttons.button(QtWidgets.QDialogButtonBox.StandardButton.Ok)
         self.export_button.setText("Export")
         buttons.accepted.connect(self.accept)
@@ -133,10 +155,14 @@ class ExportDialog(QtWidgets.QDialog):
         for combo, value in ((self.dataset_combo, dataset), (self.status_combo, status)):
             i = combo.findData(value) if value is not None else 0
             if i < 0:
-                raise LookupError(f"{value!r} is not offered: {[combo.itemText(j) for j in range(combo.count())]}")
+                raise LookupError(
+                    f"{value!r} is not offered: {[combo.itemText(j) for j in range(combo.count())]}"
+                )
             combo.setCurrentIndex(i)
 
-    def set_options(self, *, mask: str | None = None, images: str | None = None, min_iou: float | None = None) -> None:
+    def set_options(
+        self, *, mask: str | None = None, images: str | None = None, min_iou: float | None = None
+    ) -> None:
         """Set the ReasonSeg options (``None``: leave as is); an unknown choice raises ``LookupError``."""
         if self.fmt != "reasonseg":
             raise LookupError("only the ReasonSeg export has these options")
@@ -152,12 +178,18 @@ class ExportDialog(QtWidgets.QDialog):
     def export_kwargs(self) -> dict[str, Any]:
         """``status`` and ``dataset`` (``None``: any), and for ReasonSeg ``settings``, for
         :func:`core.exporters.export_dataset`."""
-        kw: dict[str, Any] = {"status": self.status_combo.currentData(), "dataset": self.dataset_combo.currentData()}
+        kw: dict[str, Any] = {
+            "status": self.status_combo.currentData(),
+            "dataset": self.dataset_combo.currentData(),
+        }
         if self.fmt == "reasonseg":
             from core.exporters import ReasonSegSettings
 
-            kw["settings"] = ReasonSegSettings(mask=self.mask_combo.currentData(), images=self.images_combo.currentData(),
-                                               min_iou=round(self.min_iou_spin.value(), 3))
+            kw["settings"] = ReasonSegSettings(
+                mask=self.mask_combo.currentData(),
+                images=self.images_combo.currentData(),
+                min_iou=round(self.min_iou_spin.value(), 3),
+            )
         return kw
 
     def cli_args(self) -> list[str]:
@@ -177,7 +209,10 @@ class ExportDialog(QtWidgets.QDialog):
             for name in ("mask", "images", "min_iou"):
                 value = getattr(settings, name)
                 if value != getattr(self.defaults, name):
-                    args += [f"--{name.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else value]
+                    args += [
+                        f"--{name.replace('_', '-')}",
+                        f"{value:g}" if isinstance(value, float) else value,
+                    ]
         return args
 
     def command(self) -> str:
@@ -200,9 +235,13 @@ class ExportDialog(QtWidgets.QDialog):
 
     def _browse(self) -> None:
         if self.fmt == "reasonseg":
-            path = QtWidgets.QFileDialog.getExistingDirectory(self, EXPORT_KINDS[self.fmt][0], self.out_path())
+            path = QtWidgets.QFileDialog.getExistingDirectory(
+                self, EXPORT_KINDS[self.fmt][0], self.out_path()
+            )
         else:
-            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, EXPORT_KINDS[self.fmt][0], self.out_path(), SGDR_FILTER)
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(
+                self, EXPORT_KINDS[self.fmt][0], self.out_path(), SGDR_FILTER
+            )
         if path:
             self.out_edit.setText(path)
 

@@ -32,20 +32,34 @@ class FileActions(QtCore.QObject):
     finished = QtCore.Signal(str, object)
     failed = QtCore.Signal(str)
 
-    def __init__(self, window: QtWidgets.QWidget, jobs: JobRunner, store: Callable[[], Store],
-                 open_store: Callable[[str], bool], refresh: Callable[[], None],
-                 parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        window: QtWidgets.QWidget,
+        jobs: JobRunner,
+        store: Callable[[], Store],
+        open_store: Callable[[str], bool],
+        refresh: Callable[[], None],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         super().__init__(parent or window)
-        self.window, self.jobs, self._store, self._open_store, self._refresh = window, jobs, store, open_store, refresh
+        self.window, self.jobs, self._store, self._open_store, self._refresh = (
+            window,
+            jobs,
+            store,
+            open_store,
+            refresh,
+        )
         self.report_box: QtWidgets.QMessageBox | None = None
         self.export_dialog: QtWidgets.QDialog | None = None
         self.actions: dict[str, QtGui.QAction] = {}
-        for key, label, slot in (("new", "&New store…", self.new_store),
-                                 ("import_reasonseg", "Import &ReasonSeg folder…", self.import_reasonseg),
-                                 ("import_sgdr", "Import &SGDR file…", self.import_sgdr),
-                                 ("export_sgdr", "&Export SGDR file…", self.export_sgdr),
-                                 ("export_reasonseg", "Export ReasonSeg &folder…", self.export_reasonseg),
-                                 ("cancel", "&Cancel import / export", self.cancel)):
+        for key, label, slot in (
+            ("new", "&New store…", self.new_store),
+            ("import_reasonseg", "Import &ReasonSeg folder…", self.import_reasonseg),
+            ("import_sgdr", "Import &SGDR file…", self.import_sgdr),
+            ("export_sgdr", "&Export SGDR file…", self.export_sgdr),
+            ("export_reasonseg", "Export ReasonSeg &folder…", self.export_reasonseg),
+            ("cancel", "&Cancel import / export", self.cancel),
+        ):
             act = QtGui.QAction(label, self)
             act.triggered.connect(slot)
             self.actions[key] = act
@@ -68,17 +82,25 @@ class FileActions(QtCore.QObject):
         if not path:
             return False
         if Path(path).exists():
-            self._show("New store", f"{path} already exists; a new store is never written over a file. "
-                                    "Use File → Open store to open it.", error=True)
+            self._show(
+                "New store",
+                f"{path} already exists; a new store is never written over a file. "
+                "Use File → Open store to open it.",
+                error=True,
+            )
             return False
         return self._open_store(path, create=True)
 
     def import_reasonseg(self) -> bool:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self.window, "Import ReasonSeg folder (images + labelme JSON)")
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self.window, "Import ReasonSeg folder (images + labelme JSON)"
+        )
         return bool(folder) and self._import("reasonseg", folder)
 
     def import_sgdr(self) -> bool:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self.window, "Import SGDR file", "", SGDR_FILTER)
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self.window, "Import SGDR file", "", SGDR_FILTER
+        )
         return bool(path) and self._import("sgdr", path)
 
     def export_sgdr(self) -> bool:
@@ -103,18 +125,30 @@ class FileActions(QtCore.QObject):
         except Exception as exc:  # noqa: BLE001 - a store that cannot be read is reported, never raised
             self._show("Export", f"The store cannot be read: {exc}", error=True)
             return False
-        if self.export_dialog is not None:  # one at a time: the last one is kept until the next opens
+        if (
+            self.export_dialog is not None
+        ):  # one at a time: the last one is kept until the next opens
             self.export_dialog.deleteLater()
+
         def count(status: str | None, dataset: str | None) -> int:
-            return store.run(lambda s: repo.count_samples(s, status=status, dataset=dataset), write=False)
+            return store.run(
+                lambda s: repo.count_samples(s, status=status, dataset=dataset), write=False
+            )
 
         dlg = self.export_dialog = ExportDialog(names, store.url, self.window, fmt=fmt, count=count)
         dlg.accepted.connect(lambda: self.export_to(dlg.out_path(), fmt=fmt, **dlg.export_kwargs()))
         dlg.open()  # window-modal, without a nested event loop
         return True
 
-    def export_to(self, out: str, *, fmt: str = "sgdr", status: str | None = None, dataset: str | None = None,
-                  settings: Any = None) -> bool:
+    def export_to(
+        self,
+        out: str,
+        *,
+        fmt: str = "sgdr",
+        status: str | None = None,
+        dataset: str | None = None,
+        settings: Any = None,
+    ) -> bool:
         """Export the store's samples (``status`` / ``dataset``: ``None`` is any) to ``out`` in
         the worker, as ``rea2seg export sgdr --out OUT [--status S] [--dataset D]`` or
         ``rea2seg export reasonseg OUT [...]`` (``settings``: a
@@ -124,9 +158,18 @@ class FileActions(QtCore.QObject):
         store = self._store()
 
         def job(progress, should_cancel):
-            return export_dataset(store, fmt, out, status=status, dataset=dataset,  # type: ignore[arg-type]
-                                  **({"settings": settings, "progress": progress, "should_cancel": should_cancel}
-                                     if fmt == "reasonseg" else {}))
+            return export_dataset(
+                store,
+                fmt,
+                out,
+                status=status,
+                dataset=dataset,  # type: ignore[arg-type]
+                **(
+                    {"settings": settings, "progress": progress, "should_cancel": should_cancel}
+                    if fmt == "reasonseg"
+                    else {}
+                ),
+            )
 
         # the SGDR file is one write (atomic); a ReasonSeg folder is written item by item: cancellable
         return self._start(job, "export", f"Exporting to {out}…", cancellable=fmt == "reasonseg")
@@ -165,7 +208,9 @@ class FileActions(QtCore.QObject):
             self._refresh()
         text = report.summary()
         self.status.emit(text.splitlines()[0])
-        error = bool(report.errors) if kind == "import" else not getattr(report, "ok", True)  # skipped or lossy
+        error = (
+            bool(report.errors) if kind == "import" else not getattr(report, "ok", True)
+        )  # skipped or lossy
         self._show("Import" if kind == "import" else "Export", text, error=error)
         self.finished.emit(kind, report)
 
@@ -177,7 +222,9 @@ class FileActions(QtCore.QObject):
     def _show(self, title: str, text: str, *, error: bool = False) -> None:
         """A non-modal plain-text message (file names and reasons may hold any text)."""
         box = QtWidgets.QMessageBox(self.window)
-        box.setIcon(QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information)
+        box.setIcon(
+            QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information
+        )
         box.setWindowTitle(title)
         box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         box.setText(text)

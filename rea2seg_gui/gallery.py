@@ -43,7 +43,9 @@ class Thumbnails:
     centre: exact pixels, never blended; small images grow, large ones shrink), and each mask is
     shown tinted over a darkened copy."""
 
-    def __init__(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT) -> None:
+    def __init__(
+        self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT
+    ) -> None:
         h, w = image.shape[:2]
         # a fixed output size (not a stride, which can give little more than half of side_px)
         oh, ow = (max(1, math.floor(n * side_px / max(h, w))) for n in (h, w))
@@ -60,7 +62,9 @@ class Thumbnails:
 
     def pixmap(self, mask: np.ndarray, dpr: float = 1.0) -> QtGui.QPixmap:
         img = self.image(mask)
-        q = QtGui.QImage(img.data, img.shape[1], img.shape[0], img.strides[0], QtGui.QImage.Format.Format_RGB888)
+        q = QtGui.QImage(
+            img.data, img.shape[1], img.shape[0], img.strides[0], QtGui.QImage.Format.Format_RGB888
+        )
         pm = QtGui.QPixmap.fromImage(q.copy())
         pm.setDevicePixelRatio(dpr)
         return pm
@@ -74,7 +78,9 @@ class ThumbnailCache:
         self._image: np.ndarray | None = None
         self._by_key: dict[tuple[int, tuple[int, int, int]], Thumbnails] = {}
 
-    def get(self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT) -> Thumbnails:
+    def get(
+        self, image: np.ndarray, side_px: int, color: tuple[int, int, int] = MASK_TINT
+    ) -> Thumbnails:
         """``image``: uint8 RGB (H, W, 3); ``side_px``: the thumbnails' longer side in device pixels."""
         if image is not self._image:
             self._image, self._by_key = image, {}
@@ -83,8 +89,13 @@ class ThumbnailCache:
             self._by_key[key] = Thumbnails(image, side_px, color)
         return self._by_key[key]
 
-    def pixmap(self, owner: QtWidgets.QWidget, image: np.ndarray, mask: np.ndarray,
-               color: tuple[int, int, int] = MASK_TINT) -> QtGui.QPixmap:
+    def pixmap(
+        self,
+        owner: QtWidgets.QWidget,
+        image: np.ndarray,
+        mask: np.ndarray,
+        color: tuple[int, int, int] = MASK_TINT,
+    ) -> QtGui.QPixmap:
         """``mask`` (bool, the image's H × W) as a thumbnail sized for ``owner`` (:func:`thumb_side`,
         sharp on high-density screens)."""
         dpr = owner.devicePixelRatioF()
@@ -101,8 +112,13 @@ class HoverPreview(QtWidgets.QLabel):
         self.owner = owner
         self.setFrameShape(QtWidgets.QFrame.Shape.Box)
 
-    def show_mask(self, image: np.ndarray, mask: np.ndarray, caption: str,
-                  color: tuple[int, int, int] = MASK_TINT) -> None:
+    def show_mask(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        caption: str,
+        color: tuple[int, int, int] = MASK_TINT,
+    ) -> None:
         """``mask`` (bool, the H × W of ``image``, uint8 RGB) over ``image``, beside the pointer."""
         side = thumb_side(self.owner) * PREVIEW_FACTOR
         dpr = self.owner.devicePixelRatioF()
@@ -113,7 +129,9 @@ class HoverPreview(QtWidgets.QLabel):
         self.move(QtGui.QCursor.pos() + QtCore.QPoint(gap, gap))
         self.show()
 
-    def follow(self, view: QtWidgets.QAbstractItemView, show: Callable[[QtCore.QModelIndex], None]) -> None:
+    def follow(
+        self, view: QtWidgets.QAbstractItemView, show: Callable[[QtCore.QModelIndex], None]
+    ) -> None:
         """Call ``show(index)`` when the pointer enters an item of ``view``; hide on empty space
         and when the pointer leaves the view."""
         view.setMouseTracking(True)
@@ -131,11 +149,20 @@ class CandidateTable(QtWidgets.QTableWidget):
     """The gallery's table. While it has focus the arrow keys are its own (↑/← previous,
     ↓/→ next candidate), not the window's sample navigation."""
 
-    ARROWS = (QtCore.Qt.Key.Key_Up, QtCore.Qt.Key.Key_Down, QtCore.Qt.Key.Key_Left, QtCore.Qt.Key.Key_Right)
+    ARROWS = (
+        QtCore.Qt.Key.Key_Up,
+        QtCore.Qt.Key.Key_Down,
+        QtCore.Qt.Key.Key_Left,
+        QtCore.Qt.Key.Key_Right,
+    )
     left_table = QtCore.Signal()
 
     def event(self, ev: QtCore.QEvent) -> bool:
-        if ev.type() == QtCore.QEvent.Type.ShortcutOverride and ev.key() in self.ARROWS and not ev.modifiers():
+        if (
+            ev.type() == QtCore.QEvent.Type.ShortcutOverride
+            and ev.key() in self.ARROWS
+            and not ev.modifiers()
+        ):
             ev.accept()
             return True
         return super().event(ev)
@@ -181,13 +208,17 @@ class CandidateGallery(QtWidgets.QWidget):
         self.against_combo = QtWidgets.QComboBox()
         for key, name in AGAINST_NAMES.items():
             self.against_combo.addItem(name, key)
-        self.against_combo.setToolTip("The mask the true IoU column is measured against (ignore region excluded). "
-                                      "The imported ground truth is kept unchanged beside the reviewed mask.")
+        self.against_combo.setToolTip(
+            "The mask the true IoU column is measured against (ignore region excluded). "
+            "The imported ground truth is kept unchanged beside the reviewed mask."
+        )
         self.against_combo.currentIndexChanged.connect(lambda _i: self._fill_iou())
         row.addWidget(self.against_combo, 1)
         v.addLayout(row)
         self.table = CandidateTable(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([c.replace(" ", "\n", 1) if c.endswith("score") else c for c in COLUMNS])
+        self.table.setHorizontalHeaderLabels(
+            [c.replace(" ", "\n", 1) if c.endswith("score") else c for c in COLUMNS]
+        )
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -200,9 +231,13 @@ class CandidateGallery(QtWidgets.QWidget):
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Fixed)
         header.setStretchLastSection(True)
-        self.table.setColumnWidth(COLUMNS.index("origin"), fm.horizontalAdvance("multimask") + fm.height())
+        self.table.setColumnWidth(
+            COLUMNS.index("origin"), fm.horizontalAdvance("multimask") + fm.height()
+        )
         self.table.setSortingEnabled(True)
-        self.table.itemSelectionChanged.connect(lambda: self.candidate_selected.emit(self.selected_candidate()))
+        self.table.itemSelectionChanged.connect(
+            lambda: self.candidate_selected.emit(self.selected_candidate())
+        )
         self.table.cellEntered.connect(lambda r, _c: self.show_preview(r))
         self.table.left_table.connect(self.hide_preview)
         v.addWidget(self.table, 1)
@@ -235,8 +270,14 @@ class CandidateGallery(QtWidgets.QWidget):
     def set_against(self, against: Against) -> None:
         self.against_combo.setCurrentIndex(self.against_combo.findData(against))
 
-    def set_candidates(self, trace: PipelineTrace | None, image: np.ndarray | None, gt: np.ndarray | None,
-                       reviewed: np.ndarray | None, ignore: np.ndarray | None) -> None:
+    def set_candidates(
+        self,
+        trace: PipelineTrace | None,
+        image: np.ndarray | None,
+        gt: np.ndarray | None,
+        reviewed: np.ndarray | None,
+        ignore: np.ndarray | None,
+    ) -> None:
         """Show ``trace``'s candidates over ``image`` (uint8 RGB); ``reviewed`` is the sample's
         edited mask (``None`` when not reviewed), ``gt`` the imported ground truth."""
         self.trace, self.image, self.ignore = trace, image, ignore
@@ -264,19 +305,30 @@ class CandidateGallery(QtWidgets.QWidget):
                     it.setIcon(QtGui.QIcon(self._thumbs.pixmap(self, self.image, c.mask)))
                 it.setData(QtCore.Qt.ItemDataRole.UserRole, c.id)
                 tb.setItem(r, 0, it)
-                vals = {"id": c.id, "origin": ORIGIN_NAMES.get(c.origin, c.origin), "true IoU": self._iou(c),
-                        "rank": ranks.get(c.id), "evaluator score": ev.final_scores.get(c.id) if ev else None,
-                        "SAM score": c.sam_score, "stability": c.stability}
+                vals = {
+                    "id": c.id,
+                    "origin": ORIGIN_NAMES.get(c.origin, c.origin),
+                    "true IoU": self._iou(c),
+                    "rank": ranks.get(c.id),
+                    "evaluator score": ev.final_scores.get(c.id) if ev else None,
+                    "SAM score": c.sam_score,
+                    "stability": c.stability,
+                }
                 for name, v in vals.items():
                     tb.setItem(r, COLUMNS.index(name), self._cell(v))
-                tb.item(r, COLUMNS.index("origin")).setToolTip(ORIGIN_DESCRIPTIONS.get(c.origin, ""))
+                tb.item(r, COLUMNS.index("origin")).setToolTip(
+                    ORIGIN_DESCRIPTIONS.get(c.origin, "")
+                )
         self._set_header()
         tb.setSortingEnabled(True)
 
     @staticmethod
     def _cell(v) -> QtWidgets.QTableWidgetItem:
         item = QtWidgets.QTableWidgetItem()
-        item.setData(QtCore.Qt.ItemDataRole.DisplayRole, round(v, 3) if isinstance(v, float) else ("—" if v is None else v))
+        item.setData(
+            QtCore.Qt.ItemDataRole.DisplayRole,
+            round(v, 3) if isinstance(v, float) else ("—" if v is None else v),
+        )
         return item
 
     def reference(self) -> np.ndarray | None:
@@ -292,8 +344,12 @@ class CandidateGallery(QtWidgets.QWidget):
 
     def _set_header(self) -> None:
         name = AGAINST_NAMES[self.against]
-        item = QtWidgets.QTableWidgetItem(f"true IoU\nvs {'GT' if self.against == 'gt' else 'reviewed'}")
-        item.setToolTip(f"IoU with the {name}, ignore region excluded (the metrics view's definition)")
+        item = QtWidgets.QTableWidgetItem(
+            f"true IoU\nvs {'GT' if self.against == 'gt' else 'reviewed'}"
+        )
+        item.setToolTip(
+            f"IoU with the {name}, ignore region excluded (the metrics view's definition)"
+        )
         self.table.setHorizontalHeaderItem(IOU_COLUMN, item)
 
     def _fill_iou(self) -> None:
@@ -302,7 +358,9 @@ class CandidateGallery(QtWidgets.QWidget):
             return
         self.table.setSortingEnabled(False)
         for r in range(self.table.rowCount()):
-            c = self.trace.candidate(int(self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole)))
+            c = self.trace.candidate(
+                int(self.table.item(r, 0).data(QtCore.Qt.ItemDataRole.UserRole))
+            )
             self.table.setItem(r, IOU_COLUMN, self._cell(self._iou(c)))
         self._set_header()
         self.table.setSortingEnabled(True)
@@ -328,7 +386,9 @@ class CandidateGallery(QtWidgets.QWidget):
         if c is None or self.image is None:
             self.hide_preview()
             return
-        self.preview.show_mask(self.image, c.mask, f"candidate {c.id}: {ORIGIN_NAMES.get(c.origin, c.origin)}")
+        self.preview.show_mask(
+            self.image, c.mask, f"candidate {c.id}: {ORIGIN_NAMES.get(c.origin, c.origin)}"
+        )
 
     def hide_preview(self) -> None:
         self.preview.hide()

@@ -23,7 +23,9 @@ import time
 from PySide6 import QtCore, QtWidgets
 
 INTERVAL_MS = 250  # how often the GUI thread checks the collector's counts (not from the paper)
-FULL_COLLECTION_MIN_S = 10.0  # at most one full collection per this many seconds (not from the paper)
+FULL_COLLECTION_MIN_S = (
+    10.0  # at most one full collection per this many seconds (not from the paper)
+)
 
 
 class _Collector(QtCore.QObject):

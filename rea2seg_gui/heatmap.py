@@ -16,13 +16,16 @@ def _clipped_boxes(boxes: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """int (N, 4) x0, y0, x1, y1: each box widened to whole pixels and clipped to the image."""
     h, w = hw
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    out = np.stack([np.floor(b[:, 0]), np.floor(b[:, 1]), np.ceil(b[:, 2]), np.ceil(b[:, 3])], axis=1)
+    out = np.stack(
+        [np.floor(b[:, 0]), np.floor(b[:, 1]), np.ceil(b[:, 2]), np.ceil(b[:, 3])], axis=1
+    )
     out = np.clip(out, 0, [w, h, w, h])
     return out.astype(np.int64)
 
 
-def heatmap_rgba(token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int],
-                 cmap: str = "inferno") -> tuple[np.ndarray | None, tuple[float, float] | None]:
+def heatmap_rgba(
+    token_map: np.ndarray, boxes: np.ndarray, hw: tuple[int, int], cmap: str = "inferno"
+) -> tuple[np.ndarray | None, tuple[float, float] | None]:
     """uint8 (H, W, 4) RGBA and the (lo, hi) range of the attention values it shows, or
     ``(None, None)`` when no token box touches the image. Where boxes overlap, the later token
     is drawn on top (and only tokens left visible count towards the range)."""

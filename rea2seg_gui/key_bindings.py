@@ -49,9 +49,11 @@ def bind_keys(window: MainWindow) -> list[QtGui.QShortcut]:
     sc("]", lambda: ep.set_brush_radius(ep.brush_radius() + 2))
     sc("Backspace", ed.undo_click)
     sc("M", ed.sam_prompt_mask_only)
-    poly_fill = [sc("Return", lambda: _close_polygon(window, True)),
-                 sc("Enter", lambda: _close_polygon(window, True)),
-                 sc("Shift+Return", lambda: _close_polygon(window, False))]
+    poly_fill = [
+        sc("Return", lambda: _close_polygon(window, True)),
+        sc("Enter", lambda: _close_polygon(window, True)),
+        sc("Shift+Return", lambda: _close_polygon(window, False)),
+    ]
     for s in poly_fill:
         s.setEnabled(False)
     ep.tool_chosen.connect(lambda name: [s.setEnabled(name == "polygon") for s in poly_fill])
@@ -81,7 +83,9 @@ def _close_polygon(window: MainWindow, add: bool) -> None:
 
 def cheatsheet(parent: QtWidgets.QWidget) -> QtWidgets.QMessageBox:
     """The shortcut table in a non-modal message box, shown."""
-    rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in SHORTCUTS)
+    rows = "".join(
+        f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in SHORTCUTS
+    )
     box = QtWidgets.QMessageBox(parent)
     box.setWindowTitle("Keyboard shortcuts")
     box.setTextFormat(QtCore.Qt.TextFormat.RichText)  # our own escaped table, no user or model text

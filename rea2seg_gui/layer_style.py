@@ -34,7 +34,9 @@ class ColorSwatch(QtWidgets.QToolButton):
 
     color_chosen = QtCore.Signal(str, tuple)
 
-    def __init__(self, key: str, color: tuple[int, int, int], parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, key: str, color: tuple[int, int, int], parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.key = key
         self.color = color
@@ -58,7 +60,9 @@ class ColorSwatch(QtWidgets.QToolButton):
         self._paint()
 
     def choose(self) -> None:
-        c = QtWidgets.QColorDialog.getColor(QtGui.QColor(*self.color), self, f"{LAYER_BY_KEY[self.key].title} colour")
+        c = QtWidgets.QColorDialog.getColor(
+            QtGui.QColor(*self.color), self, f"{LAYER_BY_KEY[self.key].title} colour"
+        )
         if c.isValid():
             self.set_color((c.red(), c.green(), c.blue()))
             self.color_chosen.emit(self.key, self.color)
@@ -69,7 +73,9 @@ class LayerStyle(QtWidgets.QWidget):
     layer's toggle), and a row with the outline-mode and legend toggles plus the difference
     counts. Applies remembered choices to ``canvas`` on construction."""
 
-    def __init__(self, canvas: Canvas, settings: QtCore.QSettings, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self, canvas: Canvas, settings: QtCore.QSettings, parent: QtWidgets.QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.canvas = canvas
         self.settings = settings
@@ -120,10 +126,15 @@ class LayerStyle(QtWidgets.QWidget):
     def show_diff(self, added: int, removed: int) -> None:
         if added < 0:
             on = self.canvas.visible.get("diff", False)
-            self.diff_label.setText("Difference view: needs both the ground truth and an edited mask" if on
-                                    else "Difference view [D]: off")
+            self.diff_label.setText(
+                "Difference view: needs both the ground truth and an edited mask"
+                if on
+                else "Difference view [D]: off"
+            )
             return
         a, r = (QtGui.QColor(*DIFF_ADDED).name(), QtGui.QColor(*DIFF_REMOVED).name())
-        self.diff_label.setText(f"Difference view (edited vs ground truth): <span style='color:{a}'>■</span> "
-                                f"added {added} px · <span style='color:{r}'>■</span> removed {removed} px · "
-                                f"unchanged hidden")
+        self.diff_label.setText(
+            f"Difference view (edited vs ground truth): <span style='color:{a}'>■</span> "
+            f"added {added} px · <span style='color:{r}'>■</span> removed {removed} px · "
+            f"unchanged hidden"
+        )

@@ -43,7 +43,11 @@ class CanvasLegend(QtWidgets.QGraphicsItem):
         _, fm = self._metrics()
         line = fm.height()
         width = max((fm.horizontalAdvance(e.title) for e in entries), default=0.0)
-        self._size = QtCore.QSizeF(width + 2.2 * line, (len(entries) + 0.5) * line * 1.15) if entries else QtCore.QSizeF(0, 0)
+        self._size = (
+            QtCore.QSizeF(width + 2.2 * line, (len(entries) + 0.5) * line * 1.15)
+            if entries
+            else QtCore.QSizeF(0, 0)
+        )
         margin = line * 0.5
         self.setPos(margin, margin)
         self.update()
@@ -71,8 +75,11 @@ class CanvasLegend(QtWidgets.QGraphicsItem):
             r = QtCore.QRectF(line * 0.4, top + (step - s) / 2, s, s)
             self._marker(painter, e, r)
             painter.setPen(QtGui.QColor(235, 235, 235))
-            painter.drawText(QtCore.QRectF(line * 1.5, top, self._size.width() - line * 1.5, step),
-                             QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, e.title)
+            painter.drawText(
+                QtCore.QRectF(line * 1.5, top, self._size.width() - line * 1.5, step),
+                QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft,
+                e.title,
+            )
 
     @staticmethod
     def _marker(painter: QtGui.QPainter, e: LegendEntry, r: QtCore.QRectF) -> None:
@@ -101,11 +108,17 @@ class CanvasLegend(QtWidgets.QGraphicsItem):
             painter.drawLine(r.topRight(), r.bottomLeft())
         elif e.marker == "heat":
             g = QtGui.QLinearGradient(r.bottomLeft(), r.topLeft())
-            for pos, col in ((0.0, (0, 0, 4)), (0.5, (188, 55, 84)), (1.0, (252, 255, 164))):  # inferno
+            for pos, col in (
+                (0.0, (0, 0, 4)),
+                (0.5, (188, 55, 84)),
+                (1.0, (252, 255, 164)),
+            ):  # inferno
                 g.setColorAt(pos, QtGui.QColor(*col))
             painter.setPen(QtCore.Qt.PenStyle.NoPen)
             painter.setBrush(g)
             painter.drawRect(r)
         else:  # line
             painter.setPen(QtGui.QPen(c, w))
-            painter.drawLine(QtCore.QPointF(r.left(), r.center().y()), QtCore.QPointF(r.right(), r.center().y()))
+            painter.drawLine(
+                QtCore.QPointF(r.left(), r.center().y()), QtCore.QPointF(r.right(), r.center().y())
+            )

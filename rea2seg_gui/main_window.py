@@ -48,10 +48,14 @@ from rea2seg_gui.panels.viewer import ViewerPanel
 from rea2seg_gui.store_prompt import open_or_ask
 
 
-def message(parent: QtWidgets.QWidget | None, title: str, text: str, *, error: bool = False) -> None:
+def message(
+    parent: QtWidgets.QWidget | None, title: str, text: str, *, error: bool = False
+) -> None:
     """A modal message whose text is shown as plain text (it may quote user or model text)."""
     box = QtWidgets.QMessageBox(parent)
-    box.setIcon(QtWidgets.QMessageBox.Icon.Critical if error else QtWidgets.QMessageBox.Icon.Warning)
+    box.setIcon(
+        QtWidgets.QMessageBox.Icon.Critical if error else QtWidgets.QMessageBox.Icon.Warning
+    )
     box.setWindowTitle(title)
     box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
     box.setText(text)
@@ -75,7 +79,9 @@ class MainWindow(QtWidgets.QMainWindow):
     run_finished = QtCore.Signal(int)
     run_failed = QtCore.Signal(str)
 
-    def __init__(self, store: Store, user: str | None = None, settings: QtCore.QSettings | None = None) -> None:
+    def __init__(
+        self, store: Store, user: str | None = None, settings: QtCore.QSettings | None = None
+    ) -> None:
         super().__init__()
         gc_guard.acquire()  # cycles (and the widgets in them) are collected on this thread only
         self._gc_held = True
@@ -83,27 +89,57 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings = settings or QtCore.QSettings("Rea2Seg", "Rea2Seg Studio")
         self.setWindowTitle(f"Rea2Seg Studio — {store.url}")
         self.state = SampleState()
-        self.models = ModelCache(config=_config_or_empty)  # no reference to the window in worker jobs
+        self.models = ModelCache(
+            config=_config_or_empty
+        )  # no reference to the window in worker jobs
         self.jobs = JobRunner(self)
         self.loader = SampleLoader(store, self)
         self._build()
-        panels = Panels(self.samples_panel, self.review_panel, self.viewer, self.layers_panel, self.candidates_panel,
-                        self.evaluator_panel, self.edit_panel, self.questions_panel, self.tabs)
-        self.review = ReviewController(store, self.user, self.state, self.loader, panels, self._ask_text, self)
-        self.editing = EditController(self.state, self.canvas, self.edit_panel, self.jobs, self.models,
-                                      self.review.commit_mask, self.candidates_panel.selected_candidate,
-                                      self.candidates_panel.run_id, self)
+        panels = Panels(
+            self.samples_panel,
+            self.review_panel,
+            self.viewer,
+            self.layers_panel,
+            self.candidates_panel,
+            self.evaluator_panel,
+            self.edit_panel,
+            self.questions_panel,
+            self.tabs,
+        )
+        self.review = ReviewController(
+            store, self.user, self.state, self.loader, panels, self._ask_text, self
+        )
+        self.editing = EditController(
+            self.state,
+            self.canvas,
+            self.edit_panel,
+            self.jobs,
+            self.models,
+            self.review.commit_mask,
+            self.candidates_panel.selected_candidate,
+            self.candidates_panel.run_id,
+            self,
+        )
         self.review.editing = self.editing
-        self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self._config, self)
-        self.refresher = RefreshController(self.review.refresh, self,
-                                           lambda: QtWidgets.QApplication.activeModalWidget() is None, self)
+        self.runs = RunController(
+            self.jobs, self.models, self.run_panel, lambda: self.store, self._config, self
+        )
+        self.refresher = RefreshController(
+            self.review.refresh,
+            self,
+            lambda: QtWidgets.QApplication.activeModalWidget() is None,
+            self,
+        )
         self._wire()
         self.poly_fill_shortcuts = bind_keys(self)
         self.apply_preferences()
         self.refresh_presets()
         self.review.refresh_samples()
         self.refresh_runs()
-        for key, restore in (("window/geometry", self.restoreGeometry), ("window/state", self.restoreState)):
+        for key, restore in (
+            ("window/geometry", self.restoreGeometry),
+            ("window/state", self.restoreState),
+        ):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
         self._show_questions_dock()
@@ -114,7 +150,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.review.store
 
     # ----------------------------------------------------------------------------- layout
-    def _dock(self, title: str, name: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+    def _dock(
+        self, title: str, name: str, widget: QtWidgets.QWidget, area
+    ) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
@@ -125,37 +163,57 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(1500, 900)
         area = QtCore.Qt.DockWidgetArea
         self.samples_panel = SamplesPanel()
-        self.samples_dock = self._dock("Samples", "samples_dock", self.samples_panel, area.LeftDockWidgetArea)
+        self.samples_dock = self._dock(
+            "Samples", "samples_dock", self.samples_panel, area.LeftDockWidgetArea
+        )
         self.viewer = ViewerPanel()
         self.canvas = self.viewer.canvas
         self.setCentralWidget(self.viewer)
         self.review_panel = ReviewPanel()
         self.layers_panel = LayersPanel(self.canvas.visible, LayerStyle(self.canvas, self.settings))
-        self.statusBar().addPermanentWidget(self.canvas.readout_label)  # the canvas's hover read-out
+        self.statusBar().addPermanentWidget(
+            self.canvas.readout_label
+        )  # the canvas's hover read-out
         self.candidates_panel = CandidatesPanel()
         self.evaluator_panel = EvaluatorPanel()
         self.edit_panel = EditPanel()
         self.run_panel = RunPanel()
         self.metrics_view = MetricsView()
         self.tabs = QtWidgets.QTabWidget()
-        for w, title in ((self.review_panel, "Review"), (self.layers_panel, "Layers"), (self.candidates_panel, "Candidates"),
-                         (self.evaluator_panel, "Evaluator"), (self.edit_panel, "Edit"), (self.run_panel, "Run"),
-                         (self.metrics_view, "Metrics")):
+        for w, title in (
+            (self.review_panel, "Review"),
+            (self.layers_panel, "Layers"),
+            (self.candidates_panel, "Candidates"),
+            (self.evaluator_panel, "Evaluator"),
+            (self.edit_panel, "Edit"),
+            (self.run_panel, "Run"),
+            (self.metrics_view, "Metrics"),
+        ):
             self.tabs.addTab(w, title)
-        self.inspector_dock = self._dock("Inspector", "inspector_dock", self.tabs, area.RightDockWidgetArea)
+        self.inspector_dock = self._dock(
+            "Inspector", "inspector_dock", self.tabs, area.RightDockWidgetArea
+        )
         self.inspector_dock.setMinimumWidth(360)
-        self.resizeDocks([self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal
+        )
         self.questions_panel = QuestionsPanel()
-        self.questions_dock = self._dock("Generated question", "questions_dock", self.questions_panel,
-                                         area.BottomDockWidgetArea)
+        self.questions_dock = self._dock(
+            "Generated question", "questions_dock", self.questions_panel, area.BottomDockWidgetArea
+        )
         self.statusBar().showMessage("Ready")
         menu = self.menuBar().addMenu("&File")
         menu.addAction("&Open store…", self._open_dialog)
         menu.addAction("Open store &URL…", self._open_url_dialog)
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self.file_actions = FileActions(self, self.jobs, lambda: self.store, self.open_store,
-                                        lambda: self.review.refresh_samples())
+        self.file_actions = FileActions(
+            self,
+            self.jobs,
+            lambda: self.store,
+            self.open_store,
+            lambda: self.review.refresh_samples(),
+        )
         self.file_actions.add_to(menu)
         self.file_actions.status.connect(self.statusBar().showMessage)
         menu.addAction("&Settings…", self.show_settings)
@@ -207,15 +265,21 @@ class MainWindow(QtWidgets.QMainWindow):
 
         cfg = self._config()
         presets = list(gui_models.segmenter_presets())
-        self.run_panel.set_presets(presets, lambda n: gui_models.segmenter_problem(n, cfg), list(EVALUATOR_PRESETS),
-                                   lambda n: gui_models.evaluator_problem(n, cfg))
+        self.run_panel.set_presets(
+            presets,
+            lambda n: gui_models.segmenter_problem(n, cfg),
+            list(EVALUATOR_PRESETS),
+            lambda n: gui_models.evaluator_problem(n, cfg),
+        )
         fill_presets(self.edit_panel.sam_preset, presets, lambda n: gui_models.sam_problem(n, cfg))
         self._show_preset_defaults()
 
     def _show_preset_defaults(self) -> None:
         from core.pipeline.runner import preset_default_settings
 
-        self.run_panel.show_defaults(preset_default_settings(self.run_panel.preset_name()).to_dict())
+        self.run_panel.show_defaults(
+            preset_default_settings(self.run_panel.preset_name()).to_dict()
+        )
 
     # --------------------------------------------------------------------------------- runs
     def _start(self, job, done, what: str, on_error=None) -> bool:
@@ -248,7 +312,12 @@ class MainWindow(QtWidgets.QMainWindow):
             message(self, "Re-generation failed", msg, error=True)
 
         store, user = self.store, self.user
-        if self._start(lambda progress, should_cancel: regenerate(store, sid, user=user), done, "re-generation", failed):
+        if self._start(
+            lambda progress, should_cancel: regenerate(store, sid, user=user),
+            done,
+            "re-generation",
+            failed,
+        ):
             self.questions_panel.set_busy(True)
 
     def start_run(self) -> None:
@@ -272,10 +341,16 @@ class MainWindow(QtWidgets.QMainWindow):
     def rerun_and_compare(self) -> None:
         """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
         if self.state.sample_id is None or self.state.trace is None:
-            self.run_panel.show_error("Pick a sample that already has a trace (choose its run in the Candidates tab).")
+            self.run_panel.show_error(
+                "Pick a sample that already has a trace (choose its run in the Candidates tab)."
+            )
             return
         self.run_panel.show_error("")
-        self._compare_with = (self.state.trace, self.candidates_panel.run_title(), self.run_panel.preset_name())
+        self._compare_with = (
+            self.state.trace,
+            self.candidates_panel.run_title(),
+            self.run_panel.preset_name(),
+        )
         if not self.runs.compare(self.state.sample_id):
             self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
@@ -286,15 +361,28 @@ class MainWindow(QtWidgets.QMainWindow):
         if new is None:
             self.run_panel.show_error("The re-run produced no trace (cancelled?).")
             return
-        self.compare_dialog = CompareDialog(self.state.image, self.state.gt, old, new,
-                                            (old_title, f"#{run_id} {preset} (new parameters)"), self)
+        self.compare_dialog = CompareDialog(
+            self.state.image,
+            self.state.gt,
+            old,
+            new,
+            (old_title, f"#{run_id} {preset} (new parameters)"),
+            self,
+        )
         self.compare_dialog.show()
         self.refresh_runs()
         self.run_finished.emit(run_id)
 
     def refresh_runs(self) -> None:
-        runs = self.store.run(lambda s: [(r.id, r.name, r.is_random) for r in repo.list_runs(s)], write=False)
-        self.metrics_view.show_runs([(rid, f"#{rid} {name}" + (" [random]" if rnd else "")) for rid, name, rnd in reversed(runs)])
+        runs = self.store.run(
+            lambda s: [(r.id, r.name, r.is_random) for r in repo.list_runs(s)], write=False
+        )
+        self.metrics_view.show_runs(
+            [
+                (rid, f"#{rid} {name}" + (" [random]" if rnd else ""))
+                for rid, name, rnd in reversed(runs)
+            ]
+        )
 
     def compute_metrics(self) -> None:
         run_id = self.metrics_view.run_id()
@@ -331,12 +419,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recent_menu.addAction(u, lambda u=u: self.open_store(u))
 
     def _open_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open store", "", "Stores (*.sqlite *.db);;All files (*)")
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open store", "", "Stores (*.sqlite *.db);;All files (*)"
+        )
         if path:
             self.open_store(path)
 
     def _open_url_dialog(self) -> None:
-        url, ok = QtWidgets.QInputDialog.getText(self, "Open store URL", "SQLAlchemy URL (e.g. postgresql+psycopg://user@host/rea2seg):")
+        url, ok = QtWidgets.QInputDialog.getText(
+            self, "Open store URL", "SQLAlchemy URL (e.g. postgresql+psycopg://user@host/rea2seg):"
+        )
         if ok and url.strip():
             self.open_store(url.strip())
 
@@ -346,7 +438,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from core.store import StoreError
 
         if self.jobs.busy:
-            message(self, "Cannot open store", f"{self.jobs.name} is running on this store; wait for it or cancel it.")
+            message(
+                self,
+                "Cannot open store",
+                f"{self.jobs.name} is running on this store; wait for it or cancel it.",
+            )
             return False
         try:
             store = open_or_ask(self, url, create=create)

@@ -99,12 +99,19 @@ def path_problems(cfg: dict[str, Any]) -> list[str]:
     """Problems with configured paths of the presets and evaluators that have any setting."""
     problems: list[str] = []
     for name, section in (cfg.get("presets") or {}).items():
-        if isinstance(section, dict) and any(str(v).strip() for v in section.values()) and name in config.PRESETS:
+        if (
+            isinstance(section, dict)
+            and any(str(v).strip() for v in section.values())
+            and name in config.PRESETS
+        ):
             problems += config.preset_problems(name, cfg)
     return problems + _evaluator_path_problems(cfg)
 
 
 def _evaluator_path_problems(cfg: dict[str, Any]) -> list[str]:
     section = (cfg.get("evaluator") or {}).get("internvl3-8b") or {}
-    return [f"evaluator.internvl3-8b.{k}: '{section[k]}' does not exist" for k in ("model_path", "lora_path")
-            if str(section.get(k) or "").strip() and not Path(str(section[k])).expanduser().exists()]
+    return [
+        f"evaluator.internvl3-8b.{k}: '{section[k]}' does not exist"
+        for k in ("model_path", "lora_path")
+        if str(section.get(k) or "").strip() and not Path(str(section[k])).expanduser().exists()
+    ]

@@ -17,7 +17,12 @@ from core.trace import PipelineTrace
 
 # how the trace's candidate origins (core.trace.CandidateOrigin) are named in the app, and what
 # each one is (shown as a tooltip)
-ORIGIN_NAMES: dict[str, str] = {"multimask": "multimask", "semantic": "semantic", "amg": "AMG", "initial": "initial mask M"}
+ORIGIN_NAMES: dict[str, str] = {
+    "multimask": "multimask",
+    "semantic": "semantic",
+    "amg": "AMG",
+    "initial": "initial mask M",
+}
 ORIGIN_DESCRIPTIONS: dict[str, str] = {
     "multimask": "SAM's multimask output from the prompt embedding",
     "semantic": "semantic refinement: SAM prompted with the k-core points and the negative point",
@@ -88,9 +93,17 @@ class ScreenLabels(QtWidgets.QGraphicsItem):
     each text is drawn just right of its anchor, below it (or above it with ``above``), on a
     plate (RGBA, dark by default) for contrast."""
 
-    def __init__(self, anchors_xy: list[tuple[float, float]], texts: list[str], color: tuple[int, int, int],
-                 bounds: QtCore.QRectF, parent: QtWidgets.QGraphicsItem | None = None, *, above: bool = False,
-                 plate: tuple[int, int, int, int] = (0, 0, 0, 170)) -> None:
+    def __init__(
+        self,
+        anchors_xy: list[tuple[float, float]],
+        texts: list[str],
+        color: tuple[int, int, int],
+        bounds: QtCore.QRectF,
+        parent: QtWidgets.QGraphicsItem | None = None,
+        *,
+        above: bool = False,
+        plate: tuple[int, int, int, int] = (0, 0, 0, 170),
+    ) -> None:
         super().__init__(parent)
         self.anchors = list(anchors_xy)
         self.texts = list(texts)
@@ -164,7 +177,9 @@ def token_at(boxes_xyxy: np.ndarray, x: int, y: int) -> int | None:
     return int(hit[0]) if hit.size else None
 
 
-def readout(trace: PipelineTrace | None, logits: np.ndarray | None, x: float, y: float) -> Readout | None:
+def readout(
+    trace: PipelineTrace | None, logits: np.ndarray | None, x: float, y: float
+) -> Readout | None:
     """Read the trace at image point (x, y) (continuous coordinates; the pixel is floor(x, y)).
 
     ``logits`` is L, float32 (H, W), when loaded (viewers load traces without it). Returns
@@ -196,7 +211,9 @@ def readout(trace: PipelineTrace | None, logits: np.ndarray | None, x: float, y:
     if trace.graph is not None:
         nx, ny = trace.graph.negative_xy
         negative = (int(nx), int(ny)) == (px, py)
-    return Readout(px, py, token, attention, logit, logits is not None, r1, r2, tuple(seeds), negative)
+    return Readout(
+        px, py, token, attention, logit, logits is not None, r1, r2, tuple(seeds), negative
+    )
 
 
 def logits_loader(store: Store, run_id: int, sample_id: int) -> Callable[[], np.ndarray | None]:

@@ -19,11 +19,15 @@ class Preference:
     maximum: int = 0  # for integers
 
 
-ASK_REJECT_REASON = Preference("review/ask_reject_reason", True,
-                               "Ask for a reason when rejecting (R) with an empty Note field")
-REFRESH_INTERVAL_S = Preference("review/refresh_interval_s", 30,
-                                "Re-read the store every n seconds (0 = only on F5 and when the window is activated)",
-                                maximum=3600)
+ASK_REJECT_REASON = Preference(
+    "review/ask_reject_reason", True, "Ask for a reason when rejecting (R) with an empty Note field"
+)
+REFRESH_INTERVAL_S = Preference(
+    "review/refresh_interval_s",
+    30,
+    "Re-read the store every n seconds (0 = only on F5 and when the window is activated)",
+    maximum=3600,
+)
 PREFERENCES = (ASK_REJECT_REASON, REFRESH_INTERVAL_S)
 
 
@@ -31,7 +35,9 @@ def read(settings: QtCore.QSettings, pref: Preference) -> bool | int:
     """The stored value, or the default when unset or unreadable."""
     raw = settings.value(pref.name, pref.default)
     if isinstance(pref.default, bool):
-        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes", "on")
+        return (
+            raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes", "on")
+        )
     try:
         return max(0, min(int(raw), pref.maximum or int(raw)))
     except (TypeError, ValueError):

@@ -31,7 +31,9 @@ _timer: QtCore.QTimer | None = None
 def top_up() -> int:
     """Add references to each singleton whose count is below ``FLOOR``; returns how many."""
     added = 0
-    if sys.version_info >= (3, 12) or sys.implementation.name != "cpython":  # immortal / not affected
+    if (
+        sys.version_info >= (3, 12) or sys.implementation.name != "cpython"
+    ):  # immortal / not affected
         return 0
     for obj in (None, True, False):
         if sys.getrefcount(obj) < FLOOR:

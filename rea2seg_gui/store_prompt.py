@@ -10,10 +10,12 @@ from core.store import Store, StoreMissing, open_store
 def ask_create(parent: QtWidgets.QWidget | None, exc: StoreMissing) -> bool:
     """Ask "create a new store?" for a store that does not exist; True for Yes."""
     box = QtWidgets.QMessageBox.question(
-        parent, "Create a new store?",
+        parent,
+        "Create a new store?",
         f"{exc}\n\nCreate a new, empty store there?",
         QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
-        QtWidgets.QMessageBox.StandardButton.No)
+        QtWidgets.QMessageBox.StandardButton.No,
+    )
     return box == QtWidgets.QMessageBox.StandardButton.Yes
 
 

@@ -27,16 +27,24 @@ class ToolOverlay:
     """The tool items of one view box; ``unit`` is the marker size in logical pixels."""
 
     def __init__(self, view: pg.ViewBox, unit: float) -> None:
-        self.polygon_item = pg.PlotDataItem(pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
-                                            symbol="s", symbolSize=unit * 0.45, symbolBrush=(255, 255, 0))
+        self.polygon_item = pg.PlotDataItem(
+            pen=pg.mkPen((255, 255, 0), width=2, style=QtCore.Qt.PenStyle.DashLine),
+            symbol="s",
+            symbolSize=unit * 0.45,
+            symbolBrush=(255, 255, 0),
+        )
         self.clicks_item = pg.ScatterPlotItem(size=unit, pen=pg.mkPen("w", width=1.5))
         self.box_item = QtWidgets.QGraphicsRectItem()
-        self.box_item.setPen(pg.mkPen(BOX_COLOR, width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True))
+        self.box_item.setPen(
+            pg.mkPen(BOX_COLOR, width=2, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True)
+        )
         self.box_item.setVisible(False)
         self.brush_outline = QtWidgets.QGraphicsEllipseItem()
         self.brush_outline.setPen(pg.mkPen((255, 255, 255), width=1.5, cosmetic=True))
         self.brush_outline.setVisible(False)
-        for z, it in enumerate((self.polygon_item, self.box_item, self.clicks_item, self.brush_outline)):
+        for z, it in enumerate(
+            (self.polygon_item, self.box_item, self.clicks_item, self.brush_outline)
+        ):
             it.setZValue(TOOL_Z + z)
             view.addItem(it)
 
@@ -51,7 +59,8 @@ class ToolOverlay:
     def set_clicks(self, clicks: list[tuple[float, float, int]]) -> None:
         """Show SAM clicks ``(x, y, label)``: label 1 (positive) green, 0 (negative) red."""
         self.clicks_item.setData(
-            [c[0] for c in clicks], [c[1] for c in clicks],
+            [c[0] for c in clicks],
+            [c[1] for c in clicks],
             brush=[pg.mkBrush((30, 210, 60) if c[2] else (230, 40, 40)) for c in clicks],
             symbol=["o" if c[2] else "x" for c in clicks],
         )
@@ -75,5 +84,7 @@ class ToolOverlay:
     def show_brush(self, x: float, y: float, radius: float, on: bool) -> None:
         """Outline a brush of ``radius`` px centred on image pixel (x, y) (hidden unless ``on``)."""
         r = radius + 0.5
-        self.brush_outline.setRect(QtCore.QRectF(round(x) + 0.5 - r, round(y) + 0.5 - r, 2 * r, 2 * r))
+        self.brush_outline.setRect(
+            QtCore.QRectF(round(x) + 0.5 - r, round(y) + 0.5 - r, 2 * r, 2 * r)
+        )
         self.brush_outline.setVisible(on)

@@ -19,7 +19,9 @@ class Worker(QtCore.QObject):
     finished = QtCore.Signal(object)
     failed = QtCore.Signal(str)
 
-    def __init__(self, job: Callable[[Callable[[int, int, str], None], Callable[[], bool]], Any]) -> None:
+    def __init__(
+        self, job: Callable[[Callable[[int, int, str], None], Callable[[], bool]], Any]
+    ) -> None:
         super().__init__()
         self._job = job
         self._cancel = False
@@ -34,7 +36,10 @@ class Worker(QtCore.QObject):
     @QtCore.Slot()
     def run(self) -> None:
         try:
-            result = self._job(lambda d, t, label="": self.progress.emit(int(d), int(t), str(label)), lambda: self._cancel)
+            result = self._job(
+                lambda d, t, label="": self.progress.emit(int(d), int(t), str(label)),
+                lambda: self._cancel,
+            )
         except Exception as exc:  # noqa: BLE001 - every failure is reported to the user
             msg = f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, (ValueError, LookupError, RuntimeError, OSError)):

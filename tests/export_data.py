@@ -15,8 +15,10 @@ import numpy as np
 from core.formats.sgdr import SgdrSample, write_sgdr
 from core.masks import encode_rle
 
-SAMPLES = {"alpha": (("a_ok", "verified"), ("a_no", "rejected")),
-           "beta": (("b_ok", "verified"), ("b_no", "rejected"), ("b_new", "pending"))}
+SAMPLES = {
+    "alpha": (("a_ok", "verified"), ("a_no", "rejected")),
+    "beta": (("b_ok", "verified"), ("b_no", "rejected"), ("b_new", "pending")),
+}
 
 
 def fill_two_datasets(store, folder: Path) -> None:
@@ -30,8 +32,12 @@ def fill_two_datasets(store, folder: Path) -> None:
         samples = []
         for i, (sid, status) in enumerate(rows):
             m = np.zeros((20, 30), bool)
-            m[i: i + 5, 2: 9 + i] = True
-            samples.append(SgdrSample(sid, "img/x.png", f"Which thing {sid}?", "other", "t", status, encode_rle(m)))
+            m[i : i + 5, 2 : 9 + i] = True
+            samples.append(
+                SgdrSample(
+                    sid, "img/x.png", f"Which thing {sid}?", "other", "t", status, encode_rle(m)
+                )
+            )
         write_sgdr(folder / f"{name}.json", samples)
         rep = import_dataset(store, "sgdr", folder / f"{name}.json", dataset=name)
         assert rep.ok and rep.added == len(rows)

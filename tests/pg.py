@@ -41,9 +41,24 @@ class PostgresServer:
         if os.geteuid() == 0:  # postgres refuses to run as root
             shutil.chown(self.dir, "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
-        self._run([initdb, "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"])
+        self._run(
+            [
+                initdb,
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run([pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"])
+        self._run(
+            [pg_ctl, "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start"]
+        )
 
     def _run(self, cmd: list[str]) -> None:
         r = subprocess.run(self.as_user + cmd, capture_output=True, text=True, timeout=120)

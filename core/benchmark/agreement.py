@@ -65,15 +65,24 @@ class AgreementReport:
 
     def to_dict(self) -> dict:
         def one(c: CategoryAgreement) -> dict:
-            return {"n": c.n, "agree": c.agree, "percent": c.percent,
-                    "kappa": {f"{u}|{v}": k for (u, v), k in sorted(c.kappa.items())}}
+            return {
+                "n": c.n,
+                "agree": c.agree,
+                "percent": c.percent,
+                "kappa": {f"{u}|{v}": k for (u, v), k in sorted(c.kappa.items())},
+            }
 
         return {
             "per_category": {k: one(v) for k, v in sorted(self.categories.items())},
             "overall": one(self.overall),
             "disagreements": [
-                {"sample_id": d.sample_id, "external_id": d.external_id, "category": d.category,
-                 "decisions": d.decisions} for d in self.disagreements
+                {
+                    "sample_id": d.sample_id,
+                    "external_id": d.external_id,
+                    "category": d.category,
+                    "decisions": d.decisions,
+                }
+                for d in self.disagreements
             ],
         }
 
@@ -81,7 +90,9 @@ class AgreementReport:
 def latest_decisions(s: Session, users: set[str] | None = None) -> dict[int, dict[str, str]]:
     """{sample id: {user: latest decision}} over every review decision in the store."""
     out: dict[int, dict[str, str]] = defaultdict(dict)
-    for sid, user, decision in s.execute(select(Review.sample_id, Review.user, Review.decision).order_by(Review.id)):
+    for sid, user, decision in s.execute(
+        select(Review.sample_id, Review.user, Review.decision).order_by(Review.id)
+    ):
         if decision in DECISIONS and (not users or user in users):
             out[sid][user] = decision
     return out
@@ -100,10 +111,17 @@ def _fill(c: CategoryAgreement, items: list[tuple[int, dict[str, str]]]) -> None
 
 def agreement(store: Store, *, users: list[str] | None = None) -> AgreementReport:
     """Agreement per sample category (``users`` restricts to those annotators)."""
+
     def q(s: Session) -> tuple[dict[int, dict[str, str]], dict[int, tuple[str, str]]]:
         dec = latest_decisions(s, set(users) if users else None)
-        meta = {sid: (ext, cat) for sid, ext, cat in
-                s.execute(select(Sample.id, Sample.external_id, Sample.category).where(Sample.id.in_(list(dec))))}
+        meta = {
+            sid: (ext, cat)
+            for sid, ext, cat in s.execute(
+                select(Sample.id, Sample.external_id, Sample.category).where(
+                    Sample.id.in_(list(dec))
+                )
+            )
+        }
         return dec, meta
 
     dec, meta = store.run(q, write=False)
@@ -116,6 +134,9 @@ def agreement(store: Store, *, users: list[str] | None = None) -> AgreementRepor
         _fill(cats[cat], items)
     overall = CategoryAgreement("overall")
     _fill(overall, sorted(dec.items()))
-    dis = [Disagreement(sid, meta[sid][0], meta[sid][1], dict(sorted(d.items())))
-           for sid, d in sorted(dec.items()) if len(d) >= 2 and len(set(d.values())) > 1]
+    dis = [
+        Disagreement(sid, meta[sid][0], meta[sid][1], dict(sorted(d.items())))
+        for sid, d in sorted(dec.items())
+        if len(d) >= 2 and len(set(d.values())) > 1
+    ]
     return AgreementReport({k: v for k, v in cats.items() if v.n}, overall, dis)

@@ -51,7 +51,7 @@ def json_object(text: str) -> dict[str, Any]:
     dec = json.JSONDecoder()
     for m in re.finditer(r"\{", body):
         try:
-            obj, _ = dec.raw_decode(body[m.start():])
+            obj, _ = dec.raw_decode(body[m.start() :])
         except json.JSONDecodeError:
             continue
         if isinstance(obj, dict):
@@ -96,12 +96,17 @@ def parse_multi_step_generator(text: str) -> GeneratorAnswer:
     fields: dict[str, Any] = {}
     try:
         obj = json_object(text)
-        fields = {_MS_KEYS[k.strip().lower()]: v for k, v in obj.items() if k.strip().lower() in _MS_KEYS}
+        fields = {
+            _MS_KEYS[k.strip().lower()]: v for k, v in obj.items() if k.strip().lower() in _MS_KEYS
+        }
     except AnswerError:
         pass
     if "expression" not in fields:
-        pattern = re.compile(r"^\s*[\"'*-]*\s*(description|discriminative condition|final multi-step referring expression)"
-                             r"\s*[\"'*]*\s*:\s*(.*)$", re.IGNORECASE)
+        pattern = re.compile(
+            r"^\s*[\"'*-]*\s*(description|discriminative condition|final multi-step referring expression)"
+            r"\s*[\"'*]*\s*:\s*(.*)$",
+            re.IGNORECASE,
+        )
         for line in str(text).splitlines():
             m = pattern.match(line)
             if m:
@@ -114,7 +119,9 @@ def parse_multi_step_generator(text: str) -> GeneratorAnswer:
     return GeneratorAnswer(None if is_na(expr) else _clean(expr), fields)
 
 
-def parse_verifier(text: str, flags: tuple[str, ...] = ("incorrect", "ambiguous", "trivial")) -> VerifierAnswer:
+def parse_verifier(
+    text: str, flags: tuple[str, ...] = ("incorrect", "ambiguous", "trivial")
+) -> VerifierAnswer:
     """Figures S4 (and S2 with ``flags=("ambiguous", "shortcut")``): accepted when every flag
     is 0 and ``question`` is a question; the reasons name the flags set and the verifier's
     ``thinking_process``."""
@@ -125,5 +132,11 @@ def parse_verifier(text: str, flags: tuple[str, ...] = ("incorrect", "ambiguous"
     accepted = not raised and all(v == 0 for v in values.values()) and question is not None
     why = raised or ([] if accepted else ["no rewritten question"])
     thinking = _clean(fields.get("thinking_process", ""))
-    reasons = "; ".join([*(f"{k}=1" for k in raised), *([] if raised or accepted else why), *([thinking] if thinking else [])])
+    reasons = "; ".join(
+        [
+            *(f"{k}=1" for k in raised),
+            *([] if raised or accepted else why),
+            *([thinking] if thinking else []),
+        ]
+    )
     return VerifierAnswer(accepted, question, reasons, fields)

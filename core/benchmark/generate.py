@@ -78,15 +78,25 @@ class SplitPrompts:
 def split_prompts(split: str, kind: str | None = None) -> SplitPrompts:
     """The newest prompt files of ``split`` (``kind`` picks the discriminative fixed question)."""
     if split == "spatial":
-        return SplitPrompts(load_prompt("spatial_generator"), load_prompt("spatial_generator_user"),
-                            load_prompt("spatial_verifier"), load_prompt("spatial_verifier_user"))
+        return SplitPrompts(
+            load_prompt("spatial_generator"),
+            load_prompt("spatial_generator_user"),
+            load_prompt("spatial_verifier"),
+            load_prompt("spatial_verifier_user"),
+        )
     if split == "multi_step":
-        return SplitPrompts(load_prompt("multi_step_generator"), load_prompt("multi_step_generator_user"),
-                            load_prompt("multi_step_verifier"), load_prompt("multi_step_verifier_user"))
+        return SplitPrompts(
+            load_prompt("multi_step_generator"),
+            load_prompt("multi_step_generator_user"),
+            load_prompt("multi_step_verifier"),
+            load_prompt("multi_step_verifier_user"),
+        )
     if split == "discriminative":
         if kind not in DISCRIMINATIVE_KINDS:
-            raise GenerationError(f"the discriminative split needs --kind {' or '.join(DISCRIMINATIVE_KINDS)} "
-                                  "(occlusion questions are written by hand, App. C)")
+            raise GenerationError(
+                f"the discriminative split needs --kind {' or '.join(DISCRIMINATIVE_KINDS)} "
+                "(occlusion questions are written by hand, App. C)"
+            )
         return SplitPrompts(None, None, None, None, load_prompt(f"{kind}_question"))
     raise GenerationError(f"unknown split {split!r}; use one of {list(SPLITS)}")
 
@@ -99,8 +109,11 @@ class GenerationReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        v = ", ".join(f"{k} {self.verdicts.get(k, 0)}" for k in ("accepted", "rejected", "skipped", "error", "fixed")
-                      if self.verdicts.get(k) or k in ("accepted", "rejected"))
+        v = ", ".join(
+            f"{k} {self.verdicts.get(k, 0)}"
+            for k in ("accepted", "rejected", "skipped", "error", "fixed")
+            if self.verdicts.get(k) or k in ("accepted", "rejected")
+        )
         lines = [f"targets {sum(self.verdicts.values())}: {v}"]
         if self.tokens:
             lines.append("tokens: " + ", ".join(f"{k} {n}" for k, n in sorted(self.tokens.items())))
@@ -144,28 +157,39 @@ def _dataset_id(s: Session, name: str) -> int:
 
 
 def done_target_ids(s: Session, split: str) -> set[int]:
-    q = select(QuestionGeneration.target_id).where(QuestionGeneration.split == split,
-                                                    QuestionGeneration.verdict.in_(DONE_VERDICTS))
+    q = select(QuestionGeneration.target_id).where(
+        QuestionGeneration.split == split, QuestionGeneration.verdict.in_(DONE_VERDICTS)
+    )
     return set(s.scalars(q))
 
 
-def targets_to_generate(store: Store, split: str, *, resume: bool, limit: int | None = None,
-                        dataset: str | None = None) -> list[int]:
+def targets_to_generate(
+    store: Store, split: str, *, resume: bool, limit: int | None = None, dataset: str | None = None
+) -> list[int]:
     """Eligible targets without a finished generation for ``split``.
 
     Without ``resume``, a split that already has generations raises :class:`GenerationError`
     (so a repeated command never pays twice); with it, finished targets are skipped and failed
     ones are tried again.
     """
+
     def q(s: Session) -> tuple[list[int], set[int], int]:
         ids = eligible_target_ids(s, split, dataset=dataset)
-        started = s.scalar(select(func.count()).select_from(QuestionGeneration).where(
-            QuestionGeneration.split == split, QuestionGeneration.target_id.in_(_eligible(s, split, dataset))))
+        started = s.scalar(
+            select(func.count())
+            .select_from(QuestionGeneration)
+            .where(
+                QuestionGeneration.split == split,
+                QuestionGeneration.target_id.in_(_eligible(s, split, dataset)),
+            )
+        )
         return ids, done_target_ids(s, split), int(started or 0)
 
     ids, done, started = store.run(q, write=False)
     if started and not resume:
-        raise GenerationError(f"the store already has {started} {split} generations; pass --resume to continue them")
+        raise GenerationError(
+            f"the store already has {started} {split} generations; pass --resume to continue them"
+        )
     todo = [i for i in ids if i not in done]
     return todo[:limit] if limit is not None else todo
 
@@ -191,11 +215,27 @@ def _target_view(s: Session, target_id: int) -> _TargetView:
     t = s.get(Target, target_id)
     if t is None:
         raise repo.NotFoundError(f"target {target_id} not found")
-    others = [o.box_xyxy for o in s.scalars(select(Target).where(Target.group_id == t.group_id, Target.id != t.id)
-                                            .order_by(Target.id))]
+    others = [
+        o.box_xyxy
+        for o in s.scalars(
+            select(Target)
+            .where(Target.group_id == t.group_id, Target.id != t.id)
+            .order_by(Target.id)
+        )
+    ]
     g = t.group
-    return _TargetView(t.id, t.external_id, t.dataset_id, g.image_id, Path(g.image.path), t.category_name,
-                       g.description or t.category_name, list(t.box_xyxy), others, t.rle)
+    return _TargetView(
+        t.id,
+        t.external_id,
+        t.dataset_id,
+        g.image_id,
+        Path(g.image.path),
+        t.category_name,
+        g.description or t.category_name,
+        list(t.box_xyxy),
+        others,
+        t.rle,
+    )
 
 
 def prompt_image(store: Store, target_id: int) -> np.ndarray:
@@ -226,8 +266,15 @@ def generate_one(
     """
     prompts = split_prompts(split, kind)
     tv = store.run(lambda s: _target_view(s, target_id), write=False)
-    rec = QuestionGeneration(target_id=target_id, split=split, prompt_versions=prompts.versions(), usage={},
-                             requested_by=user, reasons="", created_at=_now())
+    rec = QuestionGeneration(
+        target_id=target_id,
+        split=split,
+        prompt_versions=prompts.versions(),
+        usage={},
+        requested_by=user,
+        reasons="",
+        created_at=_now(),
+    )
     t0 = time.perf_counter()
     status = None
     if prompts.fixed is not None:
@@ -241,12 +288,20 @@ def generate_one(
     return store.run(lambda s: _record(s, tv, split, rec, status, user))
 
 
-def _ask(tv: _TargetView, split: str, prompts: SplitPrompts, generator: ChatClient, verifier: ChatClient,
-         rec: QuestionGeneration) -> str | None:
+def _ask(
+    tv: _TargetView,
+    split: str,
+    prompts: SplitPrompts,
+    generator: ChatClient,
+    verifier: ChatClient,
+    rec: QuestionGeneration,
+) -> str | None:
     rec.endpoint = generator.endpoint
     rec.generator_model, rec.verifier_model = generator.model, verifier.model
     rec.generator_system = prompts.generator.text
-    rec.generator_user = prompts.generator_user.format(category=tv.category, description=tv.description)
+    rec.generator_user = prompts.generator_user.format(
+        category=tv.category, description=tv.description
+    )
     rec.verdict = "error"
     try:
         image = draw_prompt_boxes(load_image_rgb(tv.image_path), tv.box, tv.others)
@@ -258,7 +313,10 @@ def _ask(tv: _TargetView, split: str, prompts: SplitPrompts, generator: ChatClie
     except EndpointError as exc:
         rec.error = f"generator: {exc}"
         return None
-    rec.generator_raw, rec.usage = reply.text, {"generator": {**reply.usage, "seconds": round(reply.seconds, 3)}}
+    rec.generator_raw, rec.usage = (
+        reply.text,
+        {"generator": {**reply.usage, "seconds": round(reply.seconds, 3)}},
+    )
     parse = parse_spatial_generator if split == "spatial" else parse_multi_step_generator
     try:
         gen = parse(reply.text)
@@ -270,8 +328,9 @@ def _ask(tv: _TargetView, split: str, prompts: SplitPrompts, generator: ChatClie
         rec.verdict, rec.reasons = "skipped", "the generator skipped the target (NA)"
         return None
     rec.verifier_system = prompts.verifier.text
-    rec.verifier_user = prompts.verifier_user.format(category=tv.category, description=tv.description,
-                                                     refexp=gen.expression)
+    rec.verifier_user = prompts.verifier_user.format(
+        category=tv.category, description=tv.description, refexp=gen.expression
+    )
     try:
         vreply = verifier.chat(rec.verifier_system, rec.verifier_user, [image])
     except EndpointError as exc:
@@ -292,17 +351,29 @@ def _ask(tv: _TargetView, split: str, prompts: SplitPrompts, generator: ChatClie
     return "rejected"
 
 
-def _record(s: Session, tv: _TargetView, split: str, rec: QuestionGeneration, status: str | None,
-            user: str) -> QuestionGeneration:
+def _record(
+    s: Session, tv: _TargetView, split: str, rec: QuestionGeneration, status: str | None, user: str
+) -> QuestionGeneration:
     ext = f"{split}/{tv.external_id}"
-    sample = s.scalar(select(Sample).where(Sample.dataset_id == tv.dataset_id, Sample.external_id == ext))
+    sample = s.scalar(
+        select(Sample).where(Sample.dataset_id == tv.dataset_id, Sample.external_id == ext)
+    )
     if sample is not None:
         rec.sample_id = sample.id  # a failed or skipped re-generation stays in the sample's history
     if status is not None and rec.question:
         if sample is None:
-            sample = insert_sample(s, s.get(Dataset, tv.dataset_id), s.get(Image, tv.image_id), external_id=ext, question=rec.question,
-                                   category=split, source=f"generated:{rec.generator_model or 'fixed'}",
-                                   status=status, mask=tv.rle, ignore=None)
+            sample = insert_sample(
+                s,
+                s.get(Dataset, tv.dataset_id),
+                s.get(Image, tv.image_id),
+                external_id=ext,
+                question=rec.question,
+                category=split,
+                source=f"generated:{rec.generator_model or 'fixed'}",
+                status=status,
+                mask=tv.rle,
+                ignore=None,
+            )
         else:
             who = user or "generator"
             note = f"re-generated ({rec.verdict})"
@@ -358,7 +429,9 @@ def generate_questions(
     workers = generator.concurrency if generator is not None else 1
     if progress:
         progress(0, len(ids), "start")
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids) or 1)), thread_name_prefix="questions")
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(ids) or 1)), thread_name_prefix="questions"
+    )
     try:
         for f in [pool.submit(one, tid) for tid in ids]:
             f.result()

@@ -56,19 +56,29 @@ def parse_prompt_file(path: Path) -> Prompt:
         meta[key.strip()] = value.strip()
     if meta.get("prompt") != m["name"] or meta.get("version") != f"v{m['version']}":
         raise PromptError(f"{path}: header prompt/version do not match the file name")
-    return Prompt(m["name"], int(m["version"]), meta.get("figure", ""), meta.get("source", ""), body.rstrip("\n"))
+    return Prompt(
+        m["name"],
+        int(m["version"]),
+        meta.get("figure", ""),
+        meta.get("source", ""),
+        body.rstrip("\n"),
+    )
 
 
 def load_prompt(name: str, version: int | None = None, directory: Path | None = None) -> Prompt:
     """The prompt ``name`` at ``version`` (default: the newest version present)."""
     d = directory or PROMPTS_DIR
     found = sorted(
-        (int(m["version"]), p) for p in d.glob(f"{name}.v*.txt") if (m := _FILE.match(p.name)) and m["name"] == name
+        (int(m["version"]), p)
+        for p in d.glob(f"{name}.v*.txt")
+        if (m := _FILE.match(p.name)) and m["name"] == name
     )
     if version is not None:
         found = [(v, p) for v, p in found if v == version]
     if not found:
-        raise PromptError(f"no prompt {name!r}" + (f" version {version}" if version else "") + f" in {d}")
+        raise PromptError(
+            f"no prompt {name!r}" + (f" version {version}" if version else "") + f" in {d}"
+        )
     return parse_prompt_file(found[-1][1])
 
 

@@ -44,27 +44,56 @@ class GenerationView:
 
 
 def _latest_ids(s: Session):
-    return (select(func.max(QuestionGeneration.id).label("id"), QuestionGeneration.sample_id)
-            .where(QuestionGeneration.sample_id.is_not(None)).group_by(QuestionGeneration.sample_id).subquery())
+    return (
+        select(func.max(QuestionGeneration.id).label("id"), QuestionGeneration.sample_id)
+        .where(QuestionGeneration.sample_id.is_not(None))
+        .group_by(QuestionGeneration.sample_id)
+        .subquery()
+    )
 
 
 def has_generations(store: Store) -> bool:
     """Whether any sample of the store was generated (the app shows its generated-question panel)."""
-    return store.run(lambda s: s.scalar(select(QuestionGeneration.id).limit(1)) is not None, write=False)
+    return store.run(
+        lambda s: s.scalar(select(QuestionGeneration.id).limit(1)) is not None, write=False
+    )
 
 
 def latest_generation(store: Store, sample_id: int) -> GenerationView | None:
     """The sample's most recent generation, ``None`` for a sample that was not generated."""
+
     def q(s: Session) -> GenerationView | None:
-        rows = list(s.scalars(select(QuestionGeneration).where(QuestionGeneration.sample_id == sample_id)
-                              .order_by(QuestionGeneration.id)))
+        rows = list(
+            s.scalars(
+                select(QuestionGeneration)
+                .where(QuestionGeneration.sample_id == sample_id)
+                .order_by(QuestionGeneration.id)
+            )
+        )
         if not rows:
             return None
         g = rows[-1]
-        return GenerationView(g.id, sample_id, g.target_id, g.split, g.verdict, g.reasons, g.question,
-                              g.generator_model, g.generator_raw, g.generator_parsed, g.verifier_model,
-                              g.verifier_raw, g.verifier_parsed, dict(g.prompt_versions or {}), g.endpoint,
-                              dict(g.usage or {}), g.requested_by, g.created_at, len(rows))
+        return GenerationView(
+            g.id,
+            sample_id,
+            g.target_id,
+            g.split,
+            g.verdict,
+            g.reasons,
+            g.question,
+            g.generator_model,
+            g.generator_raw,
+            g.generator_parsed,
+            g.verifier_model,
+            g.verifier_raw,
+            g.verifier_parsed,
+            dict(g.prompt_versions or {}),
+            g.endpoint,
+            dict(g.usage or {}),
+            g.requested_by,
+            g.created_at,
+            len(rows),
+        )
 
     return store.run(q, write=False)
 
@@ -78,7 +107,11 @@ def sample_ids_with_verdict(s: Session, verdict: str) -> set[int]:
 
 
 def generated_sample_ids(s: Session) -> set[int]:
-    return set(s.scalars(select(QuestionGeneration.sample_id).where(QuestionGeneration.sample_id.is_not(None))))
+    return set(
+        s.scalars(
+            select(QuestionGeneration.sample_id).where(QuestionGeneration.sample_id.is_not(None))
+        )
+    )
 
 
 def filter_by_verdict(store: Store, sample_ids: list[int], verdict: str | None) -> list[int]:
@@ -95,8 +128,9 @@ def filter_by_verdict(store: Store, sample_ids: list[int], verdict: str | None) 
     return [i for i in sample_ids if i in keep]
 
 
-def regenerate(store: Store, sample_id: int, *, user: str, api_key: str | None = None,
-               **client_options: Any) -> GenerationView:
+def regenerate(
+    store: Store, sample_id: int, *, user: str, api_key: str | None = None, **client_options: Any
+) -> GenerationView:
     """Ask the endpoint and models of the sample's latest generation again for its target.
 
     The key comes from ``api_key`` or ``$REA2SEG_EVAL_API_KEY``. The new question and status
@@ -107,7 +141,9 @@ def regenerate(store: Store, sample_id: int, *, user: str, api_key: str | None =
         raise GenerationError("a user name is required to ask for a re-generation")
     last = latest_generation(store, sample_id)
     if last is None:
-        raise GenerationError(f"sample {sample_id} was not generated; there is nothing to re-generate")
+        raise GenerationError(
+            f"sample {sample_id} was not generated; there is nothing to re-generate"
+        )
     kind = None
     gen = ver = None
     if last.verdict == "fixed":

@@ -37,8 +37,14 @@ def cmd_import_reasonseg(args: argparse.Namespace) -> int:
     from core.importers import import_dataset
 
     store = _open(args.db, create=True)
-    report = import_dataset(store, "reasonseg", args.dir, dataset=args.dataset,
-                            first_text_only=args.first_text_only, allow_outside=args.allow_outside)
+    report = import_dataset(
+        store,
+        "reasonseg",
+        args.dir,
+        dataset=args.dataset,
+        first_text_only=args.first_text_only,
+        allow_outside=args.allow_outside,
+    )
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -49,7 +55,9 @@ def cmd_import_sgdr(args: argparse.Namespace) -> int:
 
     store = _open(args.db, create=True)
     try:
-        report = import_dataset(store, "sgdr", args.file, dataset=args.dataset, allow_outside=args.allow_outside)
+        report = import_dataset(
+            store, "sgdr", args.file, dataset=args.dataset, allow_outside=args.allow_outside
+        )
     except SgdrError as exc:
         _err(str(exc))
         return 2
@@ -80,8 +88,15 @@ def cmd_export_reasonseg(args: argparse.Namespace) -> int:
         bar[0](done, total, label)
 
     try:
-        report = export_dataset(store, "reasonseg", args.out_dir, status=args.status, dataset=args.dataset,
-                                settings=settings, progress=progress)
+        report = export_dataset(
+            store,
+            "reasonseg",
+            args.out_dir,
+            status=args.status,
+            dataset=args.dataset,
+            settings=settings,
+            progress=progress,
+        )
     finally:
         if bar:
             bar[1]()
@@ -151,7 +166,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
             pmask = np.zeros(hw, dtype=bool)
         elif tuple(p.mask["size"]) != hw:
-            problems.append(f"{g.id}: prediction size {p.mask['size']} != ground truth size {list(hw)}; skipped")
+            problems.append(
+                f"{g.id}: prediction size {p.mask['size']} != ground truth size {list(hw)}; skipped"
+            )
             continue
         else:
             pmask = decode_rle(p.mask)
@@ -177,14 +194,14 @@ def cmd_convert_lisa(args: argparse.Namespace) -> int:
     from core.models.convert import convert_lisa
 
     out = convert_lisa(args.src, args.out, clip=args.clip)
-    print(f"wrote {out}: point presets.lisa-7b.mllm_path at it (and sam_checkpoint at {out / 'sam.pth'})")
+    print(
+        f"wrote {out}: point presets.lisa-7b.mllm_path at it (and sam_checkpoint at {out / 'sam.pth'})"
+    )
     return 0
 
 
 _DB_CREATE_HELP = "store: a SQLite file path or a SQLAlchemy URL (created when missing)"
-_ALLOW_OUTSIDE_HELP = (
-    "read images whose paths lead outside the dataset folder (.., absolute paths, symlinks); refused by default"
-)
+_ALLOW_OUTSIDE_HELP = "read images whose paths lead outside the dataset folder (.., absolute paths, symlinks); refused by default"
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -200,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="folder of images, each with a same-stem labelme JSON")
     add_common(p, db_help=_DB_CREATE_HELP)
     p.add_argument("--dataset", help="dataset name (default: reasonseg-<dir name>)")
-    p.add_argument("--first-text-only", action="store_true", help="only text[0] per image, as LISA's validation")
+    p.add_argument(
+        "--first-text-only",
+        action="store_true",
+        help="only text[0] per image, as LISA's validation",
+    )
     p.add_argument("--allow-outside", action="store_true", help=_ALLOW_OUTSIDE_HELP)
     p.set_defaults(func=cmd_import_reasonseg)
     p = imp.add_parser("sgdr", help="the SGDR interchange JSON")
@@ -215,50 +236,92 @@ def build_parser() -> argparse.ArgumentParser:
     p = exp.add_parser("sgdr", help="the SGDR interchange JSON")
     add_common(p)
     p.add_argument("--out", required=True, help="SGDR JSON file to write (written atomically)")
-    p.add_argument("--status", choices=STATUSES, help="only samples with this review status (default: any status)")
-    p.add_argument("--dataset", metavar="NAME",
-                   help="only samples of this dataset, by the name it was imported under (default: every "
-                        "dataset; a name the store does not have is refused)")
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        help="only samples with this review status (default: any status)",
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="only samples of this dataset, by the name it was imported under (default: every "
+        "dataset; a name the store does not have is refused)",
+    )
     p.set_defaults(func=cmd_export_sgdr)
     # the defaults are ReasonSegSettings' (tests/unit/test_export_reasonseg.py holds them equal);
     # written out here so that building the parser imports no exporter
     rs = argparse.Namespace(mask="reviewed", images="copy", min_iou=0.99)
-    p = exp.add_parser("reasonseg", help="LISA's ReasonSeg layout (image + same-stem labelme JSON per question set)")
-    p.add_argument("out_dir", metavar="OUT_DIR",
-                   help="folder to write (must be new or empty; written whole or not at all)")
+    p = exp.add_parser(
+        "reasonseg",
+        help="LISA's ReasonSeg layout (image + same-stem labelme JSON per question set)",
+    )
+    p.add_argument(
+        "out_dir",
+        metavar="OUT_DIR",
+        help="folder to write (must be new or empty; written whole or not at all)",
+    )
     add_common(p)
-    p.add_argument("--status", choices=STATUSES, help="only samples with this review status (default: any status)")
-    p.add_argument("--dataset", metavar="NAME",
-                   help="only samples of this dataset, by the name it was imported under (default: every "
-                        "dataset; a name the store does not have is refused)")
-    p.add_argument("--mask", choices=EXPORT_MASKS, default=rs.mask,
-                   help="reviewed: the reviewer's edited mask when there is one, else the imported ground truth; "
-                        f"gt: the imported ground truth only, a sample without one is skipped (default: {rs.mask})")
-    p.add_argument("--images", choices=IMAGE_MODES, default=rs.images,
-                   help="copy the image files beside their JSON, or symlink to them (importing the folder "
-                        f"again then needs --allow-outside) (default: {rs.images})")
-    p.add_argument("--min-iou", type=_unit_interval, default=rs.min_iou, metavar="X",
-                   help="list every sample whose polygons, rasterised as LISA does, reach a lower IoU with its "
-                        f"mask or ignore region (holes are filled); exit status 1 when any does (default: {rs.min_iou:g})")
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        help="only samples with this review status (default: any status)",
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="only samples of this dataset, by the name it was imported under (default: every "
+        "dataset; a name the store does not have is refused)",
+    )
+    p.add_argument(
+        "--mask",
+        choices=EXPORT_MASKS,
+        default=rs.mask,
+        help="reviewed: the reviewer's edited mask when there is one, else the imported ground truth; "
+        f"gt: the imported ground truth only, a sample without one is skipped (default: {rs.mask})",
+    )
+    p.add_argument(
+        "--images",
+        choices=IMAGE_MODES,
+        default=rs.images,
+        help="copy the image files beside their JSON, or symlink to them (importing the folder "
+        f"again then needs --allow-outside) (default: {rs.images})",
+    )
+    p.add_argument(
+        "--min-iou",
+        type=_unit_interval,
+        default=rs.min_iou,
+        metavar="X",
+        help="list every sample whose polygons, rasterised as LISA does, reach a lower IoU with its "
+        f"mask or ignore region (holes are filled); exit status 1 when any does (default: {rs.min_iou:g})",
+    )
     p.set_defaults(func=cmd_export_reasonseg)
 
     p = sub.add_parser("stats", help="sample counts by category and status")
     add_common(p, json=True)
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("metrics", help="gIoU / cIoU of a prediction SGDR file against a ground-truth one")
+    p = sub.add_parser(
+        "metrics", help="gIoU / cIoU of a prediction SGDR file against a ground-truth one"
+    )
     p.add_argument("--gt", required=True, help="ground-truth SGDR file")
     p.add_argument("--pred", required=True, help="prediction SGDR file (samples matched by id)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_common(p, db=False, ignore_mode=True)
     p.set_defaults(func=cmd_metrics)
 
-    p_conv = sub.add_parser("convert", help="convert released checkpoints into the layouts the loaders read")
+    p_conv = sub.add_parser(
+        "convert", help="convert released checkpoints into the layouts the loaders read"
+    )
     conv = p_conv.add_subparsers(dest="format", required=True)
-    p = conv.add_parser("lisa", help="a LISA checkpoint (LISAForCausalLM) → LLaVA + text_hidden_fcs.pt + sam.pth")
+    p = conv.add_parser(
+        "lisa", help="a LISA checkpoint (LISAForCausalLM) → LLaVA + text_hidden_fcs.pt + sam.pth"
+    )
     p.add_argument("src", help="the released LISA checkpoint directory")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--clip", help="local CLIP ViT-L/14 directory (vision config, image processor, weights if absent)")
+    p.add_argument(
+        "--clip",
+        help="local CLIP ViT-L/14 directory (vision config, image processor, weights if absent)",
+    )
     p.set_defaults(func=cmd_convert_lisa)
 
     for name in _PLUGINS:
@@ -278,8 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Errors reported as one line with exit status 2: (module, class). A class is looked up only when
 # its module was imported by the command, so ``--help`` and the light commands import no models.
-_EXPECTED_ERRORS = (("core.store.db", "StoreError"), ("core.models.base", "ModelLoadError"),
-                    ("core.images", "ImageError"), ("core.pipeline.runner", "OutOfMemory"))
+_EXPECTED_ERRORS = (
+    ("core.store.db", "StoreError"),
+    ("core.models.base", "ModelLoadError"),
+    ("core.images", "ImageError"),
+    ("core.pipeline.runner", "OutOfMemory"),
+)
 
 
 def _expected(exc: BaseException) -> bool:

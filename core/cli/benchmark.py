@@ -28,20 +28,34 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
     from core.importers.coco import import_coco
 
     store = _open(args.db)
-    report = import_coco(store, args.file, args.images, dataset=args.dataset,
-                         category_filter=_names(args.category_filter))
+    report = import_coco(
+        store,
+        args.file,
+        args.images,
+        dataset=args.dataset,
+        category_filter=_names(args.category_filter),
+    )
     print(report.summary().replace("added", "targets added", 1))
     return 0 if report.ok else 1
 
 
 def register_import(imp) -> None:
     p = imp.add_parser("coco", help="COCO instance annotations as targets for question generation")
-    p.add_argument("file", help="COCO instances JSON (EntitySeg, CAMO, ThinObject5K, OCHuman converted to COCO)")
-    p.add_argument("--images", required=True, help="folder the file_name of each image is relative to")
+    p.add_argument(
+        "file",
+        help="COCO instances JSON (EntitySeg, CAMO, ThinObject5K, OCHuman converted to COCO)",
+    )
+    p.add_argument(
+        "--images", required=True, help="folder the file_name of each image is relative to"
+    )
     add_common(p, db_help="store: a SQLite file path or a SQLAlchemy URL (created when missing)")
     p.add_argument("--dataset", help="dataset name (default: the file's stem)")
-    p.add_argument("--category-filter", action="append", metavar="NAMES",
-                   help="keep only these category names (comma-separated; may repeat)")
+    p.add_argument(
+        "--category-filter",
+        action="append",
+        metavar="NAMES",
+        help="keep only these category names (comma-separated; may repeat)",
+    )
     p.set_defaults(func=cmd_import_coco)
 
 
@@ -49,8 +63,13 @@ def register_import(imp) -> None:
 
 
 def _client_options(args: argparse.Namespace) -> dict:
-    return {"timeout_s": args.timeout, "max_retries": args.max_retries, "backoff_s": args.backoff,
-            "concurrency": args.concurrency, "max_tokens": args.max_tokens}
+    return {
+        "timeout_s": args.timeout,
+        "max_retries": args.max_retries,
+        "backoff_s": args.backoff,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+    }
 
 
 def cmd_questions_generate(args: argparse.Namespace) -> int:
@@ -63,12 +82,17 @@ def cmd_questions_generate(args: argparse.Namespace) -> int:
     gen = ver = None
     if args.split != "discriminative":
         if not args.endpoint or not args.model:
-            print("rea2seg: --endpoint and --model are needed for the spatial and multi_step splits", file=sys.stderr)
+            print(
+                "rea2seg: --endpoint and --model are needed for the spatial and multi_step splits",
+                file=sys.stderr,
+            )
             return 2
         key = os.environ.get(args.api_key_env) or None
         opts = _client_options(args)
         gen = ChatClient(args.endpoint, args.model, key, **opts)
-        ver = ChatClient(args.verifier_endpoint or args.endpoint, args.verifier_model or args.model, key, **opts)
+        ver = ChatClient(
+            args.verifier_endpoint or args.endpoint, args.verifier_model or args.model, key, **opts
+        )
     bar = None
     try:
         from tqdm import tqdm
@@ -85,8 +109,17 @@ def cmd_questions_generate(args: argparse.Namespace) -> int:
         bar.set_postfix_str(label, refresh=True)
 
     try:
-        report = generate_questions(store, args.split, gen, ver, kind=args.kind, resume=args.resume,
-                                    limit=args.limit, dataset=args.dataset, progress=progress)
+        report = generate_questions(
+            store,
+            args.split,
+            gen,
+            ver,
+            kind=args.kind,
+            resume=args.resume,
+            limit=args.limit,
+            dataset=args.dataset,
+            progress=progress,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -99,7 +132,10 @@ def cmd_questions_list(args: argparse.Namespace) -> int:
     from core.store import repo
 
     store = _open(args.db)
-    ids = store.run(lambda s: [x.id for x in repo.list_samples(s, category=args.split, status=args.status)], write=False)
+    ids = store.run(
+        lambda s: [x.id for x in repo.list_samples(s, category=args.split, status=args.status)],
+        write=False,
+    )
     ids = filter_by_verdict(store, ids, args.verdict)
     rows = []
     for sid in ids:
@@ -107,14 +143,27 @@ def cmd_questions_list(args: argparse.Namespace) -> int:
         if g is None:
             continue
         smp = store.run(lambda s, sid=sid: repo.get_sample(s, sid), write=False)
-        rows.append({"sample_id": sid, "split": g.split, "status": smp.status, "verdict": g.verdict,
-                     "question": smp.question, "reasons": g.reasons, "generator": g.generator_model,
-                     "verifier": g.verifier_model, "prompts": g.prompt_versions, "usage": g.usage})
+        rows.append(
+            {
+                "sample_id": sid,
+                "split": g.split,
+                "status": smp.status,
+                "verdict": g.verdict,
+                "question": smp.question,
+                "reasons": g.reasons,
+                "generator": g.generator_model,
+                "verifier": g.verifier_model,
+                "prompts": g.prompt_versions,
+                "usage": g.usage,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
     else:
         for r in rows:
-            print(f"{r['sample_id']:>6}  {r['split']:<14}{r['status']:<10}{r['verdict']:<10}{r['question']}")
+            print(
+                f"{r['sample_id']:>6}  {r['split']:<14}{r['status']:<10}{r['verdict']:<10}{r['question']}"
+            )
     return 0
 
 
@@ -133,38 +182,59 @@ def cmd_questions_regenerate(args: argparse.Namespace) -> int:
     from core.benchmark.provenance import regenerate
 
     store = _open(args.db)
-    g = regenerate(store, args.sample, user=args.user, api_key=os.environ.get(args.api_key_env) or None,
-                   **_client_options(args))
+    g = regenerate(
+        store,
+        args.sample,
+        user=args.user,
+        api_key=os.environ.get(args.api_key_env) or None,
+        **_client_options(args),
+    )
     print(f"sample {args.sample}: generation {g.count} {g.verdict}: {g.question or '-'}")
     return 0 if g.verdict != "error" else 1
 
 
 def _add_client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--api-key-env", default="REA2SEG_EVAL_API_KEY",
-                   help="environment variable holding the API key (never pass a key on the command line)")
+    p.add_argument(
+        "--api-key-env",
+        default="REA2SEG_EVAL_API_KEY",
+        help="environment variable holding the API key (never pass a key on the command line)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     p.add_argument("--max-retries", type=int, default=4, help="retries on 429 / 5xx / timeouts")
-    p.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")
+    p.add_argument(
+        "--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)"
+    )
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
-    p.add_argument("--max-tokens", type=int, default=1024, help="longest answer in tokens (default 1024)")
+    p.add_argument(
+        "--max-tokens", type=int, default=1024, help="longest answer in tokens (default 1024)"
+    )
 
 
 def register(sub) -> None:
-    p_q = sub.add_parser("questions", help="generate, list and review benchmark questions (paper §3, App. C)")
+    p_q = sub.add_parser(
+        "questions", help="generate, list and review benchmark questions (paper §3, App. C)"
+    )
     q = p_q.add_subparsers(dest="action", required=True)
 
     p = q.add_parser("generate", help="generate and verify questions for the imported targets")
     add_common(p)
-    p.add_argument("--split", required=True, choices=SPLITS, help="which split's questions (App. C)")
-    p.add_argument("--kind", choices=DISCRIMINATIVE_KINDS,
-                   help="discriminative split: which fixed question of App. C")
+    p.add_argument(
+        "--split", required=True, choices=SPLITS, help="which split's questions (App. C)"
+    )
+    p.add_argument(
+        "--kind",
+        choices=DISCRIMINATIVE_KINDS,
+        help="discriminative split: which fixed question of App. C",
+    )
     p.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="generator model name")
     p.add_argument("--verifier-model", help="verifier model name (default: --model)")
     p.add_argument("--verifier-endpoint", help="verifier base URL (default: --endpoint)")
     p.add_argument("--dataset", help="only targets of this dataset")
     p.add_argument("--limit", type=int, metavar="N", help="at most N targets this time")
-    p.add_argument("--resume", action="store_true", help="continue: skip finished targets, retry failed ones")
+    p.add_argument(
+        "--resume", action="store_true", help="continue: skip finished targets, retry failed ones"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_args(p)
     p.set_defaults(func=cmd_questions_generate)
@@ -173,7 +243,9 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--split", choices=SPLITS, help="only questions of this split")
     p.add_argument("--status", choices=STATUSES, help="only samples with this review status")
-    p.add_argument("--verdict", choices=VERDICT_FILTERS, help="only questions with this verifier verdict")
+    p.add_argument(
+        "--verdict", choices=VERDICT_FILTERS, help="only questions with this verifier verdict"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_questions_list)
 
@@ -181,7 +253,9 @@ def register(sub) -> None:
     add_common(p)
     p.add_argument("--sample", type=int, required=True, help="the sample's numeric id")
     p.add_argument("--decision", required=True, choices=DECISIONS, help="the annotator's decision")
-    p.add_argument("--user", required=True, help="annotator name (two annotators may review one sample)")
+    p.add_argument(
+        "--user", required=True, help="annotator name (two annotators may review one sample)"
+    )
     p.add_argument("--note", help="free text kept with the decision")
     p.set_defaults(func=cmd_questions_review)
 
@@ -208,7 +282,9 @@ def cmd_agreement(args: argparse.Namespace) -> int:
         return 0
 
     def kappas(c) -> str:
-        return ", ".join(f"{u}/{v} {'n/a' if k is None else f'{k:.3f}'}" for (u, v), k in sorted(c.kappa.items()))
+        return ", ".join(
+            f"{u}/{v} {'n/a' if k is None else f'{k:.3f}'}" for (u, v), k in sorted(c.kappa.items())
+        )
 
     print(f"{'category':<16}{'n':>6}{'agree':>8}{'%':>8}  Cohen's kappa")
     for c in [*sorted(rep.categories.values(), key=lambda c: c.category), rep.overall]:
@@ -228,9 +304,14 @@ def _extend_stats(sub) -> None:
     if p is None:
         return
     counts = p.get_default("func")
-    p.add_argument("--agreement", action="store_true",
-                   help="agreement between annotators per category, and the disagreements to resolve")
-    p.add_argument("--user", action="append", metavar="NAMES", help="with --agreement: only these annotators")
+    p.add_argument(
+        "--agreement",
+        action="store_true",
+        help="agreement between annotators per category, and the disagreements to resolve",
+    )
+    p.add_argument(
+        "--user", action="append", metavar="NAMES", help="with --agreement: only these annotators"
+    )
 
     def stats(args: argparse.Namespace) -> int:
         return cmd_agreement(args) if args.agreement else counts(args)

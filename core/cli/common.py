@@ -9,8 +9,14 @@ from collections.abc import Callable
 from core.vocab import IGNORE_MODES
 
 
-def add_common(p: argparse.ArgumentParser, *, db: bool = True, ignore_mode: bool = False, json: bool = False,
-               db_help: str = "store: a SQLite file path or a SQLAlchemy URL") -> None:
+def add_common(
+    p: argparse.ArgumentParser,
+    *,
+    db: bool = True,
+    ignore_mode: bool = False,
+    json: bool = False,
+    db_help: str = "store: a SQLite file path or a SQLAlchemy URL",
+) -> None:
     """Add the shared options: ``--db`` (required), and with ``ignore_mode`` / ``json`` the
     ``--ignore-mode`` / ``--json`` options."""
     if db:
@@ -18,12 +24,18 @@ def add_common(p: argparse.ArgumentParser, *, db: bool = True, ignore_mode: bool
     if json:
         p.add_argument("--json", action="store_true", help="machine-readable output (JSON)")
     if ignore_mode:
-        p.add_argument("--ignore-mode", choices=IGNORE_MODES, default="exclude",
-                       help="ignore pixels excluded from IoU (LISA's protocol, default) or counted as "
-                            "background (LENS's)")
+        p.add_argument(
+            "--ignore-mode",
+            choices=IGNORE_MODES,
+            default="exclude",
+            help="ignore pixels excluded from IoU (LISA's protocol, default) or counted as "
+            "background (LENS's)",
+        )
 
 
-def progress_bar(total_hint: int = 0, unit: str = "sample") -> tuple[Callable[[int, int, str], None], Callable[[], None]]:
+def progress_bar(
+    total_hint: int = 0, unit: str = "sample"
+) -> tuple[Callable[[int, int, str], None], Callable[[], None]]:
     """A tqdm bar on stderr as a ``progress(done, total, label)`` callable, and its ``close``."""
     from tqdm import tqdm
 

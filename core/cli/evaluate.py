@@ -15,11 +15,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     store = open_store(args.db, create=False)
     try:
-        res = evaluate_run(store, args.run, ignore_mode=args.ignore_mode,
-                           giou_average="lisa" if args.lisa_average else "mean", against=args.against)
+        res = evaluate_run(
+            store,
+            args.run,
+            ignore_mode=args.ignore_mode,
+            giou_average="lisa" if args.lisa_average else "mean",
+            against=args.against,
+        )
     finally:
         store.close()
-    print(json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res))  # incl. fell_back
+    print(
+        json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res)
+    )  # incl. fell_back
     return 0
 
 
@@ -64,11 +71,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p, ignore_mode=True)
     p.add_argument("--run", type=int, required=True, help="run id (see rea2seg runs)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--against", choices=("gt", "reviewed"), default="gt",
-                   help="reference mask: gt = the imported ground truth (default); reviewed = the reviewer's "
-                        "edited mask, the imported ground truth for samples nobody edited (the output says how many)")
-    p.add_argument("--lisa-average", action="store_true",
-                   help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean")
+    p.add_argument(
+        "--against",
+        choices=("gt", "reviewed"),
+        default="gt",
+        help="reference mask: gt = the imported ground truth (default); reviewed = the reviewer's "
+        "edited mask, the imported ground truth for samples nobody edited (the output says how many)",
+    )
+    p.add_argument(
+        "--lisa-average",
+        action="store_true",
+        help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean",
+    )
     p.set_defaults(func=cmd_eval)
 
 
@@ -80,12 +94,17 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
     )
     add_common(p)
-    p.add_argument("--run", type=int, required=True, help="run whose candidates to export (see rea2seg runs)")
+    p.add_argument(
+        "--run", type=int, required=True, help="run whose candidates to export (see rea2seg runs)"
+    )
     p.add_argument(
         "--out", required=True, help="output .jsonl (mask images and meta are written beside it)"
     )
     p.add_argument(
-        "--group-size", type=_group_size, default=GROUP_SIZE, help=f"masks per group (s, default {GROUP_SIZE})"
+        "--group-size",
+        type=_group_size,
+        default=GROUP_SIZE,
+        help=f"masks per group (s, default {GROUP_SIZE})",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="shuffle seed (combined with each sample id)"
@@ -95,6 +114,10 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         choices=STATUSES,
         help="only samples with this review status",
     )
-    p.add_argument("--cot", action=argparse.BooleanOptionalAction, default=None,
-                   help="prompt format with / without chain of thought (default: as the run's stage 2)")
+    p.add_argument(
+        "--cot",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="prompt format with / without chain of thought (default: as the run's stage 2)",
+    )
     p.set_defaults(func=cmd_export_train)

@@ -27,10 +27,16 @@ def cmd_generate_geometric(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate synthetic benchmark splits")
     g = p.add_subparsers(dest="split", required=True)
-    q = g.add_parser("geometric", help="CLEVR-like scenes with exact masks and program-checked questions")
+    q = g.add_parser(
+        "geometric", help="CLEVR-like scenes with exact masks and program-checked questions"
+    )
     q.add_argument("--n", type=int, required=True, help="number of samples (questions) to keep")
-    q.add_argument("--seed", type=int, default=0, help="random seed of scenes and questions (default 0)")
+    q.add_argument(
+        "--seed", type=int, default=0, help="random seed of scenes and questions (default 0)"
+    )
     q.add_argument("--out", required=True, help="output folder (sgdr.json, images/, scenes/)")
-    q.add_argument("--size", type=_size, default=(960, 720), help="WxH, default 960x720 (the paper's)")
+    q.add_argument(
+        "--size", type=_size, default=(960, 720), help="WxH, default 960x720 (the paper's)"
+    )
     q.add_argument("--per-scene", type=int, default=3, help="questions kept per scene at most")
     q.set_defaults(func=cmd_generate_geometric)

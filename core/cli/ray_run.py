@@ -10,25 +10,50 @@ import time
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Ray engine (pip install -e .[ray])")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: one worker per GPU of a Ray cluster")
-    g.add_argument("--address", help="Ray cluster: auto | ray://HOST:PORT (default: start Ray on this machine)")
-    g.add_argument("--workers", type=int, help="segmenter workers (default: one per GPU, or per CPU without GPUs)")
-    g.add_argument("--gpus-per-worker", type=float, help="GPUs per worker (default: 1 with GPUs, else 0)")
-    g.add_argument("--evaluator-workers", type=int, default=0,
-                   help="stage 2 in its own pool of N evaluator workers (default 0: inside each segmenter worker)")
+    g.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: one worker per GPU of a Ray cluster",
+    )
+    g.add_argument(
+        "--address", help="Ray cluster: auto | ray://HOST:PORT (default: start Ray on this machine)"
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        help="segmenter workers (default: one per GPU, or per CPU without GPUs)",
+    )
+    g.add_argument(
+        "--gpus-per-worker", type=float, help="GPUs per worker (default: 1 with GPUs, else 0)"
+    )
+    g.add_argument(
+        "--evaluator-workers",
+        type=int,
+        default=0,
+        help="stage 2 in its own pool of N evaluator workers (default 0: inside each segmenter worker)",
+    )
 
 
 def check_engine_arguments(args: argparse.Namespace) -> None:
     """Ray options given to a local run are an error, not silently ignored."""
-    given = [f for f, v in (("--address", args.address), ("--workers", args.workers),
-                            ("--gpus-per-worker", args.gpus_per_worker),
-                            ("--evaluator-workers", args.evaluator_workers or None)) if v is not None]
+    given = [
+        f
+        for f, v in (
+            ("--address", args.address),
+            ("--workers", args.workers),
+            ("--gpus-per-worker", args.gpus_per_worker),
+            ("--evaluator-workers", args.evaluator_workers or None),
+        )
+        if v is not None
+    ]
     if args.engine != "ray" and given:
         raise ValueError(f"{', '.join(given)} only apply with --engine ray")
 
 
-def run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict) -> int:
+def run_with_ray(
+    args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict
+) -> int:
     """The part of ``cmd_run`` after the samples and the resumed run are known."""
     from core.pipeline.ray_engine import EngineError
 
@@ -39,26 +64,47 @@ def run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, 
         return 2
 
 
-def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict) -> int:
+def _run_with_ray(
+    args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict
+) -> int:
     from core.cli.common import progress_bar
     from core.pipeline.ray_engine import JobSpec, RayEngine, RayOptions
     from core.pipeline.runner import Stage2Settings, record_run
     from core.store import repo
 
-    options = RayOptions(address=args.address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                         evaluator_workers=args.evaluator_workers)
-    stage2 = Stage2Settings(args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last)
-    job = JobSpec(args.preset if run is None else run.preset, args.device, args.evaluator, args.cot, args.group_size,
-                  args.pad_last)
+    options = RayOptions(
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        evaluator_workers=args.evaluator_workers,
+    )
+    stage2 = Stage2Settings(
+        args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last
+    )
+    job = JobSpec(
+        args.preset if run is None else run.preset,
+        args.device,
+        args.evaluator,
+        args.cot,
+        args.group_size,
+        args.pad_last,
+    )
     t_start = time.perf_counter()
     with RayEngine(job, options) as engine:
         info = engine.describe(overrides)
         record = engine.record()
         if run is None:
             settings = _settings(info["settings"])
-            run_id = record_run(store, info["preset"],
-                                {"mllm": info["mllm"], "sam": info["sam"], "evaluator": info.get("evaluator")},
-                                bool(info["is_random"]), settings, stage2=stage2, name=args.run_name, engine=record)
+            run_id = record_run(
+                store,
+                info["preset"],
+                {"mllm": info["mllm"], "sam": info["sam"], "evaluator": info.get("evaluator")},
+                bool(info["is_random"]),
+                settings,
+                stage2=stage2,
+                name=args.run_name,
+                engine=record,
+            )
         else:
             settings, run_id = resumed, run.id
             with store.session() as s:
@@ -70,9 +116,12 @@ def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed,
         if args.limit is not None:
             todo = todo[: args.limit]
         label = " (RANDOM WEIGHTS: output is noise, not a result)" if info["is_random"] else ""
-        print(f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done, on {engine.workers} Ray "
-              f"workers{f' + {options.evaluator_workers} evaluator workers' if options.evaluator_workers else ''}"
-              f" (models loaded in {time.perf_counter() - t_start:.1f} s){label}", file=sys.stderr)
+        print(
+            f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done, on {engine.workers} Ray "
+            f"workers{f' + {options.evaluator_workers} evaluator workers' if options.evaluator_workers else ''}"
+            f" (models loaded in {time.perf_counter() - t_start:.1f} s){label}",
+            file=sys.stderr,
+        )
         progress, close = progress_bar(len(todo))
         try:
             report = engine.run(store, run_id, todo, settings, progress=progress)
@@ -84,7 +133,9 @@ def _run_with_ray(args: argparse.Namespace, store, ids: list[int], run, resumed,
         print(f"rea2seg: failed sample {sid}: {reason}", file=sys.stderr)
     if report.replaced:
         print(f"rea2seg: {report.replaced} Ray workers died and were replaced", file=sys.stderr)
-    extra = "".join(f", {k} {len(v)}" for k, v in (("skipped", report.skipped), ("failed", report.failed)) if v)
+    extra = "".join(
+        f", {k} {len(v)}" for k, v in (("skipped", report.skipped), ("failed", report.failed)) if v
+    )
     print(f"run {run_id}: saved {report.saved} traces{extra}")
     return 1 if report.skipped or report.failed else 0
 

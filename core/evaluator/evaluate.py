@@ -99,7 +99,9 @@ def evaluate_traces(
     "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "n", "unscored"},
     "n", "with_evaluator"}``.
     """
-    accs = {m: MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average) for m in METHODS}
+    accs = {
+        m: MetricAccumulator(ignore_mode=ignore_mode, giou_average=giou_average) for m in METHODS
+    }
     pred_scores: list[float] = []
     true_ious: list[float] = []
     unscored = n = with_ev = fell_back = 0
@@ -113,8 +115,11 @@ def evaluate_traces(
         empty = intersection_union(
             np.zeros(gt.shape, dtype=bool), gt, ign, ignore_mode
         )  # no candidate at all
-        initial = (empty if trace.initial_mask is None
-                   else intersection_union(trace.initial_mask, gt, ign, ignore_mode))
+        initial = (
+            empty
+            if trace.initial_mask is None
+            else intersection_union(trace.initial_mask, gt, ign, ignore_mode)
+        )
         if trace.evaluator is not None and trace.evaluator.fell_back_to_initial:
             fell_back += 1  # no readable score: the answer is M
             accs["top1"].add_counts(*initial, cat)
@@ -173,7 +178,12 @@ def _run_items(store, run_id: int, against: str = "gt", used: dict[str, int] | N
 
 
 def evaluate_run(
-    store, run_id: int, *, ignore_mode: IgnoreMode = "exclude", k: int = 3, giou_average: str = "mean",
+    store,
+    run_id: int,
+    *,
+    ignore_mode: IgnoreMode = "exclude",
+    k: int = 3,
+    giou_average: str = "mean",
     against: str = "gt",
 ) -> dict[str, Any]:
     """:func:`evaluate_traces` over every finished sample of run ``run_id`` in ``store``,
@@ -187,8 +197,12 @@ def evaluate_run(
     with store.session(write=False) as s:
         is_random = bool(repo.get_run(s, run_id).is_random)
     used: dict[str, int] = {"gt": 0, "reviewed": 0}
-    out = evaluate_traces(_run_items(store, run_id, against, used), ignore_mode=ignore_mode, k=k,
-                          giou_average=giou_average)
+    out = evaluate_traces(
+        _run_items(store, run_id, against, used),
+        ignore_mode=ignore_mode,
+        k=k,
+        giou_average=giou_average,
+    )
     out["giou_average"] = giou_average
     out["run_id"] = int(run_id)
     out["is_random"] = is_random
@@ -202,8 +216,10 @@ def reference_line(res: dict[str, Any]) -> str:
     used = res.get("reference", {})
     if res.get("against", "gt") == "gt":
         return f"measured against: the imported ground truth ({used.get('gt', 0)} samples)"
-    return (f"measured against: reviewed masks ({used.get('reviewed', 0)} samples with an edited mask; "
-            f"{used.get('gt', 0)} samples nobody edited fell back to their imported ground truth)")
+    return (
+        f"measured against: reviewed masks ({used.get('reviewed', 0)} samples with an edited mask; "
+        f"{used.get('gt', 0)} samples nobody edited fell back to their imported ground truth)"
+    )
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:

@@ -141,8 +141,11 @@ def export_evaluator_train(
                     "height_list": [h] * (n + 1),
                     "conversations": [
                         {"from": "human", "value": human_value(question, n, cot=cot)},
-                        {"from": "gpt", "value": (f"{ANSWER_MARKER}\n" if cot else "")
-                         + canonical_answer(group_ious)},
+                        {
+                            "from": "gpt",
+                            "value": (f"{ANSWER_MARKER}\n" if cot else "")
+                            + canonical_answer(group_ious),
+                        },
                     ],
                     "prompt_format": fmt,
                     "sample_id": sid,

@@ -40,7 +40,15 @@ from core.paths import tiny_models_dir
 
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
 
-_LOCAL_KEYS = ("device", "dtype", "max_new_tokens", "max_patches", "max_batch", "batch_groups", "prompt_format")
+_LOCAL_KEYS = (
+    "device",
+    "dtype",
+    "max_new_tokens",
+    "max_patches",
+    "max_batch",
+    "batch_groups",
+    "prompt_format",
+)
 
 
 def tiny_internvl_dir() -> Path:

@@ -23,7 +23,6 @@ from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 __all__ = ["EVALUATOR_PRESETS", "Cancelled", "answer_mask", "load_evaluator", "run_stage2"]
 
 
-
 def run_stage2(
     trace: PipelineTrace,
     image_rgb: np.ndarray,
@@ -62,8 +61,10 @@ def run_stage2(
     fmt = prompt_format(cot)
     trained = getattr(evaluator, "prompt_format", None)
     if trained and trained != fmt:
-        raise ValueError(f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
-                         f"run it with{'out' if 'nocot' in trained else ''} chain of thought")
+        raise ValueError(
+            f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
+            f"run it with{'out' if 'nocot' in trained else ''} chain of thought"
+        )
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):
         raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")

@@ -68,12 +68,28 @@ def build_tiny_internvl(out_dir: str | Path, seed: int = 0) -> Path:
     out = start_build(out_dir, seed)
     tok = tiny_tokenizer()
     cfg = internvl_config(
-        vision={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                "image_size": [56, 56], "patch_size": [7, 7]},
-        text={"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
-              "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id},
-        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=IMAGE_SEQ_LENGTH)
+        vision={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": [56, 56],
+            "patch_size": [7, 7],
+        },
+        text={
+            "vocab_size": len(tok),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+        },
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=IMAGE_SEQ_LENGTH,
+    )
     model = InternVLForConditionalGeneration(cfg).eval()
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
@@ -91,9 +107,14 @@ def internvl_config(vision: dict, text: dict, image_token_id: int, image_seq_len
     keyword dicts, with the 0.5 pixel shuffle of InternVL3."""
     from transformers import InternVLConfig, InternVLVisionConfig, Qwen2Config
 
-    return InternVLConfig(vision_config=InternVLVisionConfig(**vision), text_config=Qwen2Config(**text),
-                          image_token_id=image_token_id, image_seq_length=image_seq_length,
-                          downsample_ratio=0.5, **extra)
+    return InternVLConfig(
+        vision_config=InternVLVisionConfig(**vision),
+        text_config=Qwen2Config(**text),
+        image_token_id=image_token_id,
+        image_seq_length=image_seq_length,
+        downsample_ratio=0.5,
+        **extra,
+    )
 
 
 def internvl_processor(tok, side: int, image_seq_length: int):
@@ -101,6 +122,11 @@ def internvl_processor(tok, side: int, image_seq_length: int):
     from transformers import GotOcr2ImageProcessor, InternVLProcessor, InternVLVideoProcessor
 
     return InternVLProcessor(
-        image_processor=GotOcr2ImageProcessor(size={"height": side, "width": side}, crop_to_patches=False),
-        tokenizer=tok, video_processor=InternVLVideoProcessor(), image_seq_length=image_seq_length,
-        chat_template=CHAT_TEMPLATE)
+        image_processor=GotOcr2ImageProcessor(
+            size={"height": side, "width": side}, crop_to_patches=False
+        ),
+        tokenizer=tok,
+        video_processor=InternVLVideoProcessor(),
+        image_seq_length=image_seq_length,
+        chat_template=CHAT_TEMPLATE,
+    )

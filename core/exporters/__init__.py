@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 ExportFormat = Literal["sgdr", "reasonseg"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("sgdr", "reasonseg")
 
-__all__ = ["EXPORT_FORMATS", "ExportFormat", "ExportReport", "ReasonSegExportReport", "ReasonSegSettings",
-           "check_filters", "dataset_names", "export_dataset", "output_problem"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportFormat",
+    "ExportReport",
+    "ReasonSegExportReport",
+    "ReasonSegSettings",
+    "check_filters",
+    "dataset_names",
+    "export_dataset",
+    "output_problem",
+]
 
 
 def dataset_names(store: Store) -> list[str]:
@@ -41,11 +50,15 @@ def check_filters(store: Store, *, status: str | None = None, dataset: str | Non
     """Raise ``ValueError`` (one line) for a status that is not a review status or a dataset the
     store does not have; ``None`` is any status / dataset."""
     if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}; use one of {', '.join(STATUSES)} (or no filter for any)")
+        raise ValueError(
+            f"unknown status {status!r}; use one of {', '.join(STATUSES)} (or no filter for any)"
+        )
     if dataset is not None:
         names = dataset_names(store)
         if dataset not in names:
-            raise ValueError(f"no dataset named {dataset!r} in the store; it has: {', '.join(names) or 'none'}")
+            raise ValueError(
+                f"no dataset named {dataset!r} in the store; it has: {', '.join(names) or 'none'}"
+            )
 
 
 def output_problem(fmt: ExportFormat, out: str | Path) -> str | None:
@@ -56,8 +69,14 @@ def output_problem(fmt: ExportFormat, out: str | Path) -> str | None:
 
 
 def export_dataset(
-    store: Store, fmt: ExportFormat, out: str | Path, *, status: str | None = None, dataset: str | None = None,
-    settings: ReasonSegSettings | None = None, progress: Progress | None = None,
+    store: Store,
+    fmt: ExportFormat,
+    out: str | Path,
+    *,
+    status: str | None = None,
+    dataset: str | None = None,
+    settings: ReasonSegSettings | None = None,
+    progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
 ) -> ExportReport | ReasonSegExportReport:
     """Write the store's samples (optionally only those of one review ``status`` and / or one
@@ -78,8 +97,15 @@ def export_dataset(
     if fmt == "reasonseg":
         from core.exporters.reasonseg import export_reasonseg
 
-        return export_reasonseg(store, out, status=status, dataset=dataset, settings=settings,
-                                progress=progress, should_cancel=should_cancel)
+        return export_reasonseg(
+            store,
+            out,
+            status=status,
+            dataset=dataset,
+            settings=settings,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
     from core.exporters.sgdr import export_sgdr_report
 
     return export_sgdr_report(store, out, status=status, dataset=dataset)

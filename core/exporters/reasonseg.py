@@ -84,9 +84,13 @@ class ReasonSegSettings:
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_CHOICES:
-            raise ValueError(f"unknown mask choice {self.mask!r}; use one of {', '.join(MASK_CHOICES)}")
+            raise ValueError(
+                f"unknown mask choice {self.mask!r}; use one of {', '.join(MASK_CHOICES)}"
+            )
         if self.images not in IMAGE_MODES:
-            raise ValueError(f"unknown image mode {self.images!r}; use one of {', '.join(IMAGE_MODES)}")
+            raise ValueError(
+                f"unknown image mode {self.images!r}; use one of {', '.join(IMAGE_MODES)}"
+            )
         if not isinstance(self.min_iou, int | float) or not 0.0 <= float(self.min_iou) <= 1.0:
             raise ValueError(f"min_iou must be a number from 0 to 1, got {self.min_iou!r}")
 
@@ -134,7 +138,9 @@ class ReasonSegExportReport:
     @property
     def below(self) -> list[SampleFidelity]:
         """The written samples whose polygons hold less than ``min_iou``, worst first."""
-        return sorted((f for f in self.fidelity if f.worst < self.min_iou), key=lambda f: (f.worst, f.sample))
+        return sorted(
+            (f for f in self.fidelity if f.worst < self.min_iou), key=lambda f: (f.worst, f.sample)
+        )
 
     @property
     def lowest_iou(self) -> float | None:
@@ -148,14 +154,18 @@ class ReasonSegExportReport:
     def summary(self) -> str:
         if self.cancelled:
             return f"cancelled: nothing written to {self.out}"
-        lines = [f"wrote {self.written} samples in {self.files} JSON files to {self.out} ({self.reviewed} with a "
-                 f"reviewed mask, {self.written - self.reviewed} with the imported ground truth); "
-                 f"skipped {len(self.skipped)}"]
+        lines = [
+            f"wrote {self.written} samples in {self.files} JSON files to {self.out} ({self.reviewed} with a "
+            f"reviewed mask, {self.written - self.reviewed} with the imported ground truth); "
+            f"skipped {len(self.skipped)}"
+        ]
         low = self.lowest_iou
         if low is not None:
             exact = sum(f.exact for f in self.fidelity)
-            lines.append(f"polygons rasterised as LISA does: lowest IoU {low:.4f}; {exact} of {self.written} "
-                         f"exact; {len(self.below)} below --min-iou {self.min_iou:g}")
+            lines.append(
+                f"polygons rasterised as LISA does: lowest IoU {low:.4f}; {exact} of {self.written} "
+                f"exact; {len(self.below)} below --min-iou {self.min_iou:g}"
+            )
         lines += [f"  below {self.min_iou:g}: {f.describe()}" for f in self.below]
         lines += [f"  skipped {name}: {reason}" for name, reason in self.skipped]
         if self.png:
@@ -190,7 +200,11 @@ class _Group:
     def masks(self) -> tuple[np.ndarray, np.ndarray | None]:
         first = self.rows[0]
         target = np.ascontiguousarray(decode_rle(first.mask, first.hw, validate=False))
-        ignore = np.ascontiguousarray(decode_rle(first.ignore, first.hw, validate=False)) if self.has_ignore else None
+        ignore = (
+            np.ascontiguousarray(decode_rle(first.ignore, first.hw, validate=False))
+            if self.has_ignore
+            else None
+        )
         return target, ignore
 
 
@@ -198,24 +212,37 @@ def _digest(mask: np.ndarray) -> bytes:
     return hashlib.sha256(np.packbits(mask).tobytes()).digest()
 
 
-def _read_rows(store: Store, status: str | None, dataset: str | None, mask: MaskChoice) -> list[_Row]:
+def _read_rows(
+    store: Store, status: str | None, dataset: str | None, mask: MaskChoice
+) -> list[_Row]:
     def collect(s) -> list[_Row]:
         samples = repo.list_samples(s, status=status, dataset=dataset)
         datasets = {d.id: d.name for d in s.scalars(select(Dataset))}
-        pick = {r.id: (r.edited_mask_id or r.gt_mask_id) if mask == "reviewed" else r.gt_mask_id for r in samples}
+        pick = {
+            r.id: (r.edited_mask_id or r.gt_mask_id) if mask == "reviewed" else r.gt_mask_id
+            for r in samples
+        }
         ids = {m for r in samples for m in (pick[r.id], r.ignore_mask_id) if m is not None}
         rles = {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(ids)))} if ids else {}
         rows = []
         for r in samples:
             mid = pick[r.id]
-            rows.append(_Row(
-                name=f"{printable(datasets[r.dataset_id], 80)}/{printable(r.external_id, 120)} (sample {r.id})",
-                image_id=r.image_id, image_path=r.image.path, sha256=r.image.sha256,
-                hw=(r.image.height, r.image.width), question=r.question,
-                is_sentence=UNKNOWN_IS_SENTENCE if r.is_sentence is None else bool(r.is_sentence),
-                mask=rles.get(mid) if mid is not None else None,
-                ignore=rles.get(r.ignore_mask_id) if r.ignore_mask_id is not None else None,
-                reviewed=mask == "reviewed" and r.edited_mask_id is not None))
+            rows.append(
+                _Row(
+                    name=f"{printable(datasets[r.dataset_id], 80)}/{printable(r.external_id, 120)} (sample {r.id})",
+                    image_id=r.image_id,
+                    image_path=r.image.path,
+                    sha256=r.image.sha256,
+                    hw=(r.image.height, r.image.width),
+                    question=r.question,
+                    is_sentence=UNKNOWN_IS_SENTENCE
+                    if r.is_sentence is None
+                    else bool(r.is_sentence),
+                    mask=rles.get(mid) if mid is not None else None,
+                    ignore=rles.get(r.ignore_mask_id) if r.ignore_mask_id is not None else None,
+                    reviewed=mask == "reviewed" and r.edited_mask_id is not None,
+                )
+            )
         return rows
 
     return store.run(collect, write=False)
@@ -225,7 +252,9 @@ def _image_problem(path: str, sha256: str) -> str | None:
     """Why the image can no longer be exported, or ``None``."""
     p = Path(path)
     if p.suffix.lower() not in _SUFFIXES:
-        return f"image {printable(p.name)}: only .jpg / .jpeg / .png images pair with a ReasonSeg JSON"
+        return (
+            f"image {printable(p.name)}: only .jpg / .jpeg / .png images pair with a ReasonSeg JSON"
+        )
     if not p.is_file():
         return f"image {printable(str(p))} no longer exists"
     try:
@@ -245,8 +274,11 @@ def _groups(rows: list[_Row], mask: MaskChoice, report: ReasonSegExportReport) -
             image_ok[r.image_id] = _image_problem(r.image_path, r.sha256)
         problem = image_ok[r.image_id]
         if problem is None and r.mask is None:
-            problem = ("no mask to export (no reviewed mask and no ground truth)" if mask == "reviewed"
-                       else "no imported ground truth (--mask gt)")
+            problem = (
+                "no mask to export (no reviewed mask and no ground truth)"
+                if mask == "reviewed"
+                else "no imported ground truth (--mask gt)"
+            )
         target = ignore = None
         if problem is None:
             try:
@@ -278,8 +310,13 @@ def _unique(stem: str, used: set[str]) -> str:
 
 
 def export_reasonseg(
-    store: Store, out: str | Path, *, status: str | None = None, dataset: str | None = None,
-    settings: ReasonSegSettings | None = None, progress: Progress | None = None,
+    store: Store,
+    out: str | Path,
+    *,
+    status: str | None = None,
+    dataset: str | None = None,
+    settings: ReasonSegSettings | None = None,
+    progress: Progress | None = None,
     should_cancel: ShouldCancel | None = None,
 ) -> ReasonSegExportReport:
     """Write the store's samples (optionally one review ``status`` / one ``dataset``) to the
@@ -301,7 +338,9 @@ def export_reasonseg(
         out_p.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out_p.parent, prefix=f".{out_p.name}.", suffix=".tmp"))
     except OSError as exc:
-        raise WriteError(f"{out_p}: cannot write ({' '.join(str(exc.strerror or exc).split())})") from None
+        raise WriteError(
+            f"{out_p}: cannot write ({' '.join(str(exc.strerror or exc).split())})"
+        ) from None
     try:
         used: set[str] = set()
         for i, g in enumerate(groups):
@@ -316,8 +355,13 @@ def export_reasonseg(
             target, ignore = g.masks()
             shapes = mask_to_shapes(target, ignore)
             fid = polygon_fidelity(target, ignore, shapes)
-            text = annotation_text([r.question for r in g.rows], first.is_sentence, shapes,
-                                   image_name=image_name, hw=first.hw)
+            text = annotation_text(
+                [r.question for r in g.rows],
+                first.is_sentence,
+                shapes,
+                image_name=image_name,
+                hw=first.hw,
+            )
             if settings.images == "symlink":
                 os.symlink(src.resolve(), tmp / image_name)
             else:
@@ -337,8 +381,10 @@ def export_reasonseg(
         os.replace(tmp, out_p)  # over an empty folder too (POSIX rename)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise WriteError(f"{out_p}: cannot write ({' '.join(str(exc.strerror or exc).split())}); "
-                         "nothing was written") from None
+        raise WriteError(
+            f"{out_p}: cannot write ({' '.join(str(exc.strerror or exc).split())}); "
+            "nothing was written"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

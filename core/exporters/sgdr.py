@@ -25,12 +25,16 @@ class ExportReport:
     without_mask: int = 0
 
     def summary(self) -> str:
-        return (f"wrote {self.written} samples to {self.out} ({self.reviewed} with a reviewed mask, "
-                f"{self.written - self.reviewed - self.without_mask} with the imported ground truth, "
-                f"{self.without_mask} without a mask)")
+        return (
+            f"wrote {self.written} samples to {self.out} ({self.reviewed} with a reviewed mask, "
+            f"{self.written - self.reviewed - self.without_mask} with the imported ground truth, "
+            f"{self.without_mask} without a mask)"
+        )
 
 
-def export_sgdr(store: Store, out: str | Path, *, status: str | None = None, dataset: str | None = None) -> int:
+def export_sgdr(
+    store: Store, out: str | Path, *, status: str | None = None, dataset: str | None = None
+) -> int:
     """Write the store's samples (optionally one status / dataset) to an SGDR file.
 
     ``mask`` is the sample's current answer: the edited mask when there is one, else the
@@ -50,8 +54,17 @@ def export_sgdr_report(
     def collect(s) -> list[SgdrSample]:
         tally.update(reviewed=0, without_mask=0)  # a retried transaction counts afresh
         rows = repo.list_samples(s, status=status, dataset=dataset)
-        mask_ids = {m for r in rows for m in (r.edited_mask_id or r.gt_mask_id, r.ignore_mask_id) if m is not None}
-        masks = {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(mask_ids)))} if mask_ids else {}
+        mask_ids = {
+            m
+            for r in rows
+            for m in (r.edited_mask_id or r.gt_mask_id, r.ignore_mask_id)
+            if m is not None
+        }
+        masks = (
+            {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(mask_ids)))}
+            if mask_ids
+            else {}
+        )
         result = []
         for r in rows:
             mid = r.edited_mask_id or r.gt_mask_id

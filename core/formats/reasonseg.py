@@ -65,7 +65,11 @@ def read_annotation(path: Path) -> dict[str, Any]:
     text = anno.get("text")
     if isinstance(text, str):
         text = [text]
-    if not isinstance(text, list) or not text or not all(isinstance(t, str) and t.strip() for t in text):
+    if (
+        not isinstance(text, list)
+        or not text
+        or not all(isinstance(t, str) and t.strip() for t in text)
+    ):
         raise AnnotationError("'text' must be a non-empty list of non-empty strings")
     try:
         for t in text:
@@ -79,7 +83,9 @@ def read_annotation(path: Path) -> dict[str, Any]:
         if not isinstance(shp, dict) or not isinstance(shp.get("label"), str):
             raise AnnotationError(f"shape {k}: needs a string 'label'")
         if not shp["label"].isprintable():
-            raise AnnotationError(f"shape {k}: label {printable(shp['label'])!r} has control characters")
+            raise AnnotationError(
+                f"shape {k}: label {printable(shp['label'])!r} has control characters"
+            )
         pts = shp.get("points")
         try:
             arr = np.asarray(pts, dtype=np.float64)
@@ -103,7 +109,12 @@ def rasterize(shapes: list[dict[str, Any]], hw: tuple[int, int]) -> tuple[np.nda
         pts = np.asarray(shp["points"], dtype=np.float64)
         lo = pts.min(axis=0)
         hi = pts.max(axis=0)
-        if lo[0] < -OOB_TOLERANCE or lo[1] < -OOB_TOLERANCE or hi[0] > w + OOB_TOLERANCE or hi[1] > h + OOB_TOLERANCE:
+        if (
+            lo[0] < -OOB_TOLERANCE
+            or lo[1] < -OOB_TOLERANCE
+            or hi[0] > w + OOB_TOLERANCE
+            or hi[1] > h + OOB_TOLERANCE
+        ):
             raise AnnotationError(
                 f"shape {k} ({shp['label']}): polygon out of bounds "
                 f"(x {lo[0]:.1f}..{hi[0]:.1f}, y {lo[1]:.1f}..{hi[1]:.1f}; image {w}x{h})"
@@ -142,13 +153,22 @@ def mask_to_polygons(mask: np.ndarray) -> list[np.ndarray]:
     # two-level retrieval: every region's outer boundary is at the top level, also a region
     # inside another's hole (which RETR_EXTERNAL would drop); the second level is the holes
     contours, hierarchy = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    return [c.reshape(-1, 2).astype(np.int64) for c, link in zip(contours, hierarchy[0], strict=True) if link[3] < 0]
+    return [
+        c.reshape(-1, 2).astype(np.int64)
+        for c, link in zip(contours, hierarchy[0], strict=True)
+        if link[3] < 0
+    ]
 
 
 def polygon_shape(label: str, points: np.ndarray) -> dict[str, Any]:
     """One labelme polygon shape (integer pixel coordinates, as LISA truncates them anyway)."""
-    return {"label": label, "points": [[int(x), int(y)] for x, y in points], "group_id": None,
-            "shape_type": "polygon", "flags": {}}
+    return {
+        "label": label,
+        "points": [[int(x), int(y)] for x, y in points],
+        "group_id": None,
+        "shape_type": "polygon",
+        "flags": {},
+    }
 
 
 def mask_to_shapes(target: np.ndarray, ignore: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -191,23 +211,42 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.count_nonzero(a & b)) / float(union)
 
 
-def polygon_fidelity(target: np.ndarray, ignore: np.ndarray | None, shapes: list[dict[str, Any]]) -> PolygonFidelity:
+def polygon_fidelity(
+    target: np.ndarray, ignore: np.ndarray | None, shapes: list[dict[str, Any]]
+) -> PolygonFidelity:
     """Rasterise ``shapes`` at the masks' size with :func:`rasterize` and compare them with the
     bool (H, W) ``target`` and ``ignore`` (``None``: no ignore region)."""
     t = np.asarray(target, dtype=bool)
     i = np.zeros_like(t) if ignore is None else np.asarray(ignore, dtype=bool)
     t2, i2 = rasterize(shapes, (t.shape[0], t.shape[1]))
-    return PolygonFidelity(iou=_iou(t, t2), ignore_iou=_iou(i, i2), added=int(np.count_nonzero(t2 & ~t)),
-                           removed=int(np.count_nonzero(t & ~t2)), ignore_changed=int(np.count_nonzero(i != i2)))
+    return PolygonFidelity(
+        iou=_iou(t, t2),
+        ignore_iou=_iou(i, i2),
+        added=int(np.count_nonzero(t2 & ~t)),
+        removed=int(np.count_nonzero(t & ~t2)),
+        ignore_changed=int(np.count_nonzero(i != i2)),
+    )
 
 
-def annotation_text(texts: list[str], is_sentence: bool, shapes: list[dict[str, Any]], *, image_name: str,
-                    hw: tuple[int, int]) -> str:
+def annotation_text(
+    texts: list[str],
+    is_sentence: bool,
+    shapes: list[dict[str, Any]],
+    *,
+    image_name: str,
+    hw: tuple[int, int],
+) -> str:
     """The JSON text of one annotation (the keys LISA reads, plus labelme's ``imagePath`` /
     ``imageHeight`` / ``imageWidth``); ASCII only, so it reads the same in UTF-8 and in the
     cp1252 LISA falls back to. Fixed key order and layout: the same input gives the same bytes."""
     for t in texts:
         check_text(t, "text")
-    doc = {"text": list(texts), "is_sentence": bool(is_sentence), "shapes": shapes,
-           "imagePath": image_name, "imageHeight": int(hw[0]), "imageWidth": int(hw[1])}
+    doc = {
+        "text": list(texts),
+        "is_sentence": bool(is_sentence),
+        "shapes": shapes,
+        "imagePath": image_name,
+        "imageHeight": int(hw[0]),
+        "imageWidth": int(hw[1]),
+    }
     return json.dumps(doc, ensure_ascii=True, indent=1) + "\n"

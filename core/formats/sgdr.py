@@ -55,7 +55,10 @@ def _check_rle(value: Any, what: str) -> dict[str, Any] | None:
     if value is None:
         return None
     decode_rle(value)  # raises MaskError with the reason
-    return {"size": [int(value["size"][0]), int(value["size"][1])], "counts": _counts_str(value["counts"])}
+    return {
+        "size": [int(value["size"][0]), int(value["size"][1])],
+        "counts": _counts_str(value["counts"]),
+    }
 
 
 def _counts_str(counts: str | bytes) -> str:
@@ -99,7 +102,9 @@ def parse_sample(entry: Any) -> SgdrSample:
         raise ValueError("'mask' is missing")
     if ignore is not None and ignore["size"] != mask["size"]:
         raise ValueError(f"ignore size {ignore['size']} != mask size {mask['size']}")
-    return SgdrSample(entry["id"], entry["image"], entry["question"], category, source, status, mask, ignore)
+    return SgdrSample(
+        entry["id"], entry["image"], entry["question"], category, source, status, mask, ignore
+    )
 
 
 def printable(text: str, n: int = 200) -> str:
@@ -141,7 +146,9 @@ def read_sgdr(path: str | Path) -> tuple[list[SgdrSample], list[tuple[str, str]]
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise SgdrError(f"{p}: expected an object with a 'samples' list")
     if data.get("version") != SGDR_VERSION:
-        raise SgdrError(f"{p}: unsupported version {_short(data.get('version'))} (this reader knows {SGDR_VERSION})")
+        raise SgdrError(
+            f"{p}: unsupported version {_short(data.get('version'))} (this reader knows {SGDR_VERSION})"
+        )
     samples: list[SgdrSample] = []
     errors: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -170,8 +177,10 @@ def dumps_sgdr(samples: list[SgdrSample]) -> str:
     """The file text: one sample per line, fixed key order, trailing newline."""
     lines = [json.dumps(s.to_dict(), ensure_ascii=False, separators=(", ", ": ")) for s in samples]
     body = ",\n  ".join(lines)
-    return f'{{"version": {SGDR_VERSION},\n "samples": [\n  {body}\n ]}}\n' if lines else (
-        f'{{"version": {SGDR_VERSION},\n "samples": []}}\n'
+    return (
+        f'{{"version": {SGDR_VERSION},\n "samples": [\n  {body}\n ]}}\n'
+        if lines
+        else (f'{{"version": {SGDR_VERSION},\n "samples": []}}\n')
     )
 
 

@@ -34,12 +34,17 @@ class GenerationReport:
     rejected: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
-        rej = ", ".join(f"{k} {self.rejected.get(k, 0)}" for k in ("ambiguous", "shortcut", "trivial", "duplicate"))
+        rej = ", ".join(
+            f"{k} {self.rejected.get(k, 0)}"
+            for k in ("ambiguous", "shortcut", "trivial", "duplicate")
+        )
         return f"kept {self.samples} questions over {self.scenes} scenes from {self.tried} programs; rejected: {rej}"
 
 
 def _scene_ok(scene, masks, full_areas) -> bool:
-    return all(masks[o.id].sum() >= MIN_VISIBLE_FRACTION * max(full_areas[o.id], 1) for o in scene.objects)
+    return all(
+        masks[o.id].sum() >= MIN_VISIBLE_FRACTION * max(full_areas[o.id], 1) for o in scene.objects
+    )
 
 
 def generate(
@@ -90,14 +95,28 @@ def generate(
         if not kept:
             continue
         report.scenes += 1
-        cv2.imwrite(str(out / "images" / f"{scene_id}.png"), img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        cv2.imwrite(
+            str(out / "images" / f"{scene_id}.png"),
+            img[:, :, ::-1],
+            [cv2.IMWRITE_PNG_COMPRESSION, 9],
+        )
         graph = scene.to_dict()
         graph["questions"] = []
         for qi, (prog, tid, q) in enumerate(kept):
             sid = f"{scene_id}-q{qi}"
-            graph["questions"].append({"id": sid, "question": q, "target": tid, "program": prog.to_dict()})
+            graph["questions"].append(
+                {"id": sid, "question": q, "target": tid, "program": prog.to_dict()}
+            )
             samples.append(
-                SgdrSample(sid, f"images/{scene_id}.png", q, "geometric", "rea2seg-geometric", "pending", encode_rle(masks[tid]))
+                SgdrSample(
+                    sid,
+                    f"images/{scene_id}.png",
+                    q,
+                    "geometric",
+                    "rea2seg-geometric",
+                    "pending",
+                    encode_rle(masks[tid]),
+                )
             )
             report.samples += 1
         (out / "scenes" / f"{scene_id}.json").write_text(json.dumps(graph, indent=1) + "\n")

@@ -107,7 +107,12 @@ def _related(o: SceneObject, ref: SceneObject, relation: str) -> bool:
 
 
 def _axis_key(side: str):
-    return {"left": lambda o: o.x, "right": lambda o: -o.x, "front": lambda o: o.z, "back": lambda o: -o.z}[side]
+    return {
+        "left": lambda o: o.x,
+        "right": lambda o: -o.x,
+        "front": lambda o: o.z,
+        "back": lambda o: -o.z,
+    }[side]
 
 
 def _ordered(objs: list[SceneObject], side: str) -> list[SceneObject] | None:
@@ -130,7 +135,10 @@ def execute(scene: Scene, prog: Program) -> list[int]:
         return [seq[prog.ordinal - 1].id]
     refs = prog.ref.select(scene) if prog.ref else []
     if len(refs) != 1:
-        return sorted({o.id for ref in refs for o in candidates if _related(o, ref, prog.relation)}) or []
+        return (
+            sorted({o.id for ref in refs for o in candidates if _related(o, ref, prog.relation)})
+            or []
+        )
     return [o.id for o in candidates if _related(o, refs[0], prog.relation)]
 
 
@@ -177,7 +185,12 @@ def _trivial(scene: Scene, prog: Program, tid: int) -> bool:
 # -- phrasing -------------------------------------------------------------------------------
 
 _MATERIAL_WORDS = {"metal": ("metal", "shiny", "metallic"), "rubber": ("rubber", "matte")}
-_SHAPE_WORDS = {"cube": ("cube", "block"), "sphere": ("sphere", "ball"), "cylinder": ("cylinder",), None: ("object", "thing")}
+_SHAPE_WORDS = {
+    "cube": ("cube", "block"),
+    "sphere": ("sphere", "ball"),
+    "cylinder": ("cylinder",),
+    None: ("object", "thing"),
+}
 _REL_WORDS = {
     "left": ("left of", "to the left of", "on the left side of"),
     "right": ("right of", "to the right of", "on the right side of"),
@@ -186,8 +199,18 @@ _REL_WORDS = {
     "bigger": ("bigger than", "larger than"),
     "smaller": ("smaller than",),
 }
-_SAME = {"same_color": "colour", "same_material": "material", "same_shape": "shape", "same_size": "size"}
-_SIDE_WORDS = {"left": "from the left", "right": "from the right", "front": "from the front", "back": "from the back"}
+_SAME = {
+    "same_color": "colour",
+    "same_material": "material",
+    "same_shape": "shape",
+    "same_size": "size",
+}
+_SIDE_WORDS = {
+    "left": "from the left",
+    "right": "from the right",
+    "front": "from the front",
+    "back": "from the back",
+}
 _FRAMES = (
     "Which object is {d}?",
     "Could you segment {d}?",
@@ -257,11 +280,17 @@ def unique_desc(scene: Scene, obj: SceneObject, rng: np.random.Generator) -> Des
 def random_program(scene: Scene, rng: np.random.Generator) -> Program:
     """A random program of one of the four families (may fail the checker)."""
     objs = scene.objects
-    family = ("shared_attribute", "relative_size", "relative_position", "ordinal")[int(rng.integers(4))]
+    family = ("shared_attribute", "relative_size", "relative_position", "ordinal")[
+        int(rng.integers(4))
+    ]
     target = objs[int(rng.integers(len(objs)))]
     # target description: a random subset of the target's own attributes (often just its shape)
     n_attr = int(rng.choice([0, 1, 1, 2]))
-    chosen = list(rng.choice(["size", "color", "material"], size=n_attr, replace=False)) if n_attr else []
+    chosen = (
+        list(rng.choice(["size", "color", "material"], size=n_attr, replace=False))
+        if n_attr
+        else []
+    )
     shape = target.shape if rng.random() < 0.75 else None
     tdesc = Desc(**{a: target.attr(a) for a in chosen}, shape=shape)
     if family == "ordinal":
@@ -285,6 +314,17 @@ def random_program(scene: Scene, rng: np.random.Generator) -> Program:
 
 
 __all__ = [
-    "COLORS", "MATERIALS", "SHAPES", "SIZES", "Desc", "Program", "Verdict",
-    "check", "describe", "execute", "phrase", "random_program", "unique_desc",
+    "COLORS",
+    "MATERIALS",
+    "SHAPES",
+    "SIZES",
+    "Desc",
+    "Program",
+    "Verdict",
+    "check",
+    "describe",
+    "execute",
+    "phrase",
+    "random_program",
+    "unique_desc",
 ]

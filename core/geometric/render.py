@@ -52,7 +52,9 @@ def _shade(base: np.ndarray, n: np.ndarray, metal: bool) -> np.ndarray:
     return base * (0.18 + 0.55 * diffuse) * env + 255.0 * (0.9 * spec) + 18.0 * env
 
 
-def _sphere(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+def _sphere(
+    o: SceneObject, wh: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     w, h = wh
     cu, cv = project(o.x, o.radius, o.z, wh)
     rad = FOCAL * w * o.radius / o.z
@@ -76,7 +78,9 @@ def _poly_mask(pts: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return m.astype(bool)
 
 
-def _cube(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+def _cube(
+    o: SceneObject, wh: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     r = o.radius
     # axis-aligned cube: visible faces are front (z - r), top (y = 2r), and the side facing the centre line
     side = 1 if o.x < 0 else -1  # the face pointing towards the image centre is visible
@@ -90,15 +94,23 @@ def _cube(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, 
     sx = side
     sidef = np.array([P[(sx, 0, -1)], P[(sx, 0, 1)], P[(sx, 1, 1)], P[(sx, 1, -1)]])
     allp = np.concatenate([front, top, sidef])
-    box = (int(np.floor(allp[:, 0].min())), int(np.floor(allp[:, 1].min())),
-           int(np.ceil(allp[:, 0].max())) + 1, int(np.ceil(allp[:, 1].max())) + 1)
+    box = (
+        int(np.floor(allp[:, 0].min())),
+        int(np.floor(allp[:, 1].min())),
+        int(np.ceil(allp[:, 0].max())) + 1,
+        int(np.ceil(allp[:, 1].max())) + 1,
+    )
     base = np.array(RGB[o.color], np.float32)
     metal = o.material == "metal"
     hh, ww = box[3] - box[1], box[2] - box[0]
     col = np.zeros((hh, ww, 3), np.float32)
     sil = np.zeros((hh, ww), bool)
     yy, xx = np.mgrid[0:hh, 0:ww].astype(np.float32)
-    for pts, normal in ((sidef, (sx, 0.0, 0.35)), (top, (0.0, 1.0, 0.25)), (front, (0.0, 0.0, 1.0))):
+    for pts, normal in (
+        (sidef, (sx, 0.0, 0.35)),
+        (top, (0.0, 1.0, 0.25)),
+        (front, (0.0, 0.0, 1.0)),
+    ):
         m = _poly_mask(pts, box)
         nrm = np.array(normal, np.float32)
         nrm = nrm / np.linalg.norm(nrm)
@@ -108,12 +120,16 @@ def _cube(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, 
         c = _shade(base, n, metal) * grad[..., None]
         col[m] = c[m]
         sil |= m
-    edge = cv2.morphologyEx(sil.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8)).astype(bool)
+    edge = cv2.morphologyEx(
+        sil.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((2, 2), np.uint8)
+    ).astype(bool)
     col[edge & sil] *= 0.85
     return sil, col, box
 
 
-def _cylinder(o: SceneObject, wh: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+def _cylinder(
+    o: SceneObject, wh: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
     r = o.radius
     hgt = 2 * r
     cu_b, cv_b = project(o.x, 0.0, o.z, wh)
@@ -154,7 +170,10 @@ def _paste(canvas_shape: tuple[int, int], box: tuple[int, int, int, int]):
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if cx1 <= cx0 or cy1 <= cy0:
         return None
-    return (slice(cy0, cy1), slice(cx0, cx1)), (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+    return (slice(cy0, cy1), slice(cx0, cx1)), (
+        slice(cy0 - y0, cy1 - y0),
+        slice(cx0 - x0, cx1 - x0),
+    )
 
 
 def silhouettes(scene: Scene) -> dict[int, np.ndarray]:
@@ -207,7 +226,11 @@ def render(scene: Scene) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         m = masks[o.id]
         o.visible_pixels = int(m.sum())
         ys, xs = np.nonzero(m)
-        o.bbox_xyxy = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if ys.size else None
+        o.bbox_xyxy = (
+            (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            if ys.size
+            else None
+        )
     # a touch of blur so edges are not aliased stickers (masks stay the exact pixel owners)
     img = cv2.GaussianBlur(img, (0, 0), sigmaX=0.6)
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)

@@ -51,8 +51,15 @@ class SceneObject:
     visible_pixels: int = 0
 
     def __post_init__(self) -> None:
-        if self.shape not in SHAPES or self.color not in COLORS or self.material not in MATERIALS or self.size not in SIZES:
-            raise ValueError(f"bad object attributes: {self.shape} {self.color} {self.material} {self.size}")
+        if (
+            self.shape not in SHAPES
+            or self.color not in COLORS
+            or self.material not in MATERIALS
+            or self.size not in SIZES
+        ):
+            raise ValueError(
+                f"bad object attributes: {self.shape} {self.color} {self.material} {self.size}"
+            )
 
     @property
     def radius(self) -> float:
@@ -70,7 +77,12 @@ class Scene:
     objects: list[SceneObject] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "width": self.width, "height": self.height, "objects": [asdict(o) for o in self.objects]}
+        return {
+            "id": self.id,
+            "width": self.width,
+            "height": self.height,
+            "objects": [asdict(o) for o in self.objects],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -86,7 +98,9 @@ class Scene:
         return cls(d["id"], int(d["width"]), int(d["height"]), objs)
 
 
-def sample_scene(rng: np.random.Generator, scene_id: str, size_wh: tuple[int, int], n_objects: int | None = None) -> Scene:
+def sample_scene(
+    rng: np.random.Generator, scene_id: str, size_wh: tuple[int, int], n_objects: int | None = None
+) -> Scene:
     """Random 3–10 objects with footprints that keep a gap (no interpenetration)."""
     n = int(n_objects if n_objects is not None else rng.integers(3, 11))
     objs: list[SceneObject] = []

@@ -38,11 +38,24 @@ def import_dataset(
     if fmt == "reasonseg":
         from core.importers.reasonseg import import_reasonseg
 
-        return import_reasonseg(store, path, dataset=dataset, first_text_only=first_text_only,
-                                allow_outside=allow_outside, progress=progress, should_cancel=should_cancel)
+        return import_reasonseg(
+            store,
+            path,
+            dataset=dataset,
+            first_text_only=first_text_only,
+            allow_outside=allow_outside,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
     if fmt == "sgdr":
         from core.importers.sgdr import import_sgdr
 
-        return import_sgdr(store, path, dataset=dataset, allow_outside=allow_outside, progress=progress,
-                           should_cancel=should_cancel)
+        return import_sgdr(
+            store,
+            path,
+            dataset=dataset,
+            allow_outside=allow_outside,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
     raise ValueError(f"unknown import format {fmt!r}; use one of {list(IMPORT_FORMATS)}")

@@ -94,8 +94,12 @@ def _read(path: Path) -> dict[str, Any]:
         raise
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CocoError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
-        raise CocoError(f"{path}: not COCO instance annotations (needs lists 'images', 'annotations', 'categories')")
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
+    ):
+        raise CocoError(
+            f"{path}: not COCO instance annotations (needs lists 'images', 'annotations', 'categories')"
+        )
     return data
 
 
@@ -131,7 +135,11 @@ def import_coco(
     p = Path(ann_file)
     data = _read(p)
     name = dataset or p.stem
-    cats = {c.get("id"): str(c.get("name", c.get("id"))) for c in data["categories"] if isinstance(c, dict)}
+    cats = {
+        c.get("id"): str(c.get("name", c.get("id")))
+        for c in data["categories"]
+        if isinstance(c, dict)
+    }
     keep = {c.strip() for c in category_filter or () if c.strip()}
     unknown = keep - set(cats.values())
     if unknown:
@@ -147,7 +155,9 @@ def import_coco(
         if a.get("image_id") not in images:
             report.errors.append((f"annotation {aid}", f"unknown image_id {a.get('image_id')!r}"))
         elif a.get("category_id") not in cats:
-            report.errors.append((f"annotation {aid}", f"unknown category_id {a.get('category_id')!r}"))
+            report.errors.append(
+                (f"annotation {aid}", f"unknown category_id {a.get('category_id')!r}")
+            )
         elif aid is None:
             report.errors.append(("annotation ?", f"no id (image {a.get('image_id')})"))
         elif not a.get("iscrowd"):
@@ -155,13 +165,25 @@ def import_coco(
     groups_by_image: dict[Any, list[tuple[str, list[str], str]]] = defaultdict(list)
     for gid, image_id, anns, desc in _group_entries(data):
         if image_id not in images or not anns:
-            report.errors.append((f"group {gid}", "needs an image_id of the file and a list of ann_ids"))
+            report.errors.append(
+                (f"group {gid}", "needs an image_id of the file and a list of ann_ids")
+            )
             continue
         groups_by_image[image_id].append((gid, [str(x) for x in anns], desc))
     cache = ImageCache()
     for image_id in sorted(set(by_image) | set(groups_by_image), key=str):
-        _import_image(store, name, images[image_id], Path(images_dir), by_image[image_id],
-                      groups_by_image[image_id], cats, keep, cache, report)
+        _import_image(
+            store,
+            name,
+            images[image_id],
+            Path(images_dir),
+            by_image[image_id],
+            groups_by_image[image_id],
+            cats,
+            keep,
+            cache,
+            report,
+        )
     return report
 
 
@@ -187,7 +209,12 @@ def _import_image(
     declared = (im.get("height"), im.get("width"))
     if declared != (None, None) and declared != (h, w):
         for a in anns:
-            report.errors.append((f"annotation {a.get('id')}", f"image {im.get('id')} is declared {declared[0]}x{declared[1]} but {path.name} is {h}x{w}"))
+            report.errors.append(
+                (
+                    f"annotation {a.get('id')}",
+                    f"image {im.get('id')} is declared {declared[0]}x{declared[1]} but {path.name} is {h}x{w}",
+                )
+            )
         return
     instances: dict[str, _Instance] = {}
     for a in anns:
@@ -205,7 +232,9 @@ def _import_image(
             report.errors.append((f"annotation {aid}", "the mask is empty"))
             continue
         instances[aid] = _Instance(aid, cat, encode_rle(mask), box, int(mask.sum()))
-    plan: list[tuple[str, str, str, str, list[_Instance]]] = []  # ext id, kind, category, description, members
+    plan: list[
+        tuple[str, str, str, str, list[_Instance]]
+    ] = []  # ext id, kind, category, description, members
     by_cat: dict[str, list[_Instance]] = defaultdict(list)
     for inst in instances.values():
         by_cat[inst.category].append(inst)
@@ -214,7 +243,12 @@ def _import_image(
     for gid, ann_ids, desc in groups:
         missing = [a for a in ann_ids if a not in instances]
         if missing:
-            report.errors.append((f"group {gid}", f"annotations {missing} are missing, filtered out or bad; group skipped"))
+            report.errors.append(
+                (
+                    f"group {gid}",
+                    f"annotations {missing} are missing, filtered out or bad; group skipped",
+                )
+            )
             continue
         members = [instances[a] for a in ann_ids]
         cat = members[0].category if len({m.category for m in members}) == 1 else "mixed"
@@ -227,10 +261,20 @@ def _import_image(
         image = repo.get_or_create_image(s, ds, path, sha, (h, w))
         added = existing = 0
         for ext, kind, cat, desc, members in plan:
-            grp = s.scalar(select(InstanceGroup).where(InstanceGroup.dataset_id == ds.id, InstanceGroup.external_id == ext))
+            grp = s.scalar(
+                select(InstanceGroup).where(
+                    InstanceGroup.dataset_id == ds.id, InstanceGroup.external_id == ext
+                )
+            )
             if grp is None:
-                grp = InstanceGroup(dataset_id=ds.id, image_id=image.id, external_id=ext, kind=kind,
-                                    category_name=cat, description=desc)
+                grp = InstanceGroup(
+                    dataset_id=ds.id,
+                    image_id=image.id,
+                    external_id=ext,
+                    kind=kind,
+                    category_name=cat,
+                    description=desc,
+                )
                 s.add(grp)
                 s.flush()
             have = set(s.scalars(select(Target.annotation_id).where(Target.group_id == grp.id)))
@@ -238,9 +282,20 @@ def _import_image(
                 if m.ann_id in have:
                     existing += 1
                     continue
-                s.add(Target(dataset_id=ds.id, group_id=grp.id, external_id=f"{ext}/ann{m.ann_id}",
-                             annotation_id=m.ann_id, category_name=m.category, height=h, width=w,
-                             counts=m.rle["counts"], area=m.area, box_xyxy=list(m.box_xyxy)))
+                s.add(
+                    Target(
+                        dataset_id=ds.id,
+                        group_id=grp.id,
+                        external_id=f"{ext}/ann{m.ann_id}",
+                        annotation_id=m.ann_id,
+                        category_name=m.category,
+                        height=h,
+                        width=w,
+                        counts=m.rle["counts"],
+                        area=m.area,
+                        box_xyxy=list(m.box_xyxy),
+                    )
+                )
                 added += 1
         return added, existing
 

@@ -23,7 +23,9 @@ class ImportReport:
     added: int = 0
     existing: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
-    cancelled: bool = False  # stopped early through ``should_cancel``; running the import again finishes it
+    cancelled: bool = (
+        False  # stopped early through ``should_cancel``; running the import again finishes it
+    )
 
     @property
     def ok(self) -> bool:

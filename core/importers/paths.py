@@ -27,7 +27,9 @@ def resolve_inside(root: Path, relative: str | Path, *, allow_outside: bool = Fa
     try:
         target = (base / relative).resolve()
     except (OSError, RuntimeError, ValueError):  # symlink loops, NUL bytes
-        raise OutsideDatasetError(f"image path {printable(str(relative))!r}: not a usable path") from None
+        raise OutsideDatasetError(
+            f"image path {printable(str(relative))!r}: not a usable path"
+        ) from None
     if not allow_outside and not target.is_relative_to(base):
         raise OutsideDatasetError(
             f"image path {printable(str(relative))!r} leads outside the dataset folder: refused "

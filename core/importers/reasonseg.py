@@ -51,8 +51,14 @@ def _image_for(json_path: Path, root: Path, allow_outside: bool) -> Path | None:
 
 
 def import_reasonseg(
-    store: Store, directory: str | Path, *, dataset: str | None = None, first_text_only: bool = False,
-    allow_outside: bool = False, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
+    store: Store,
+    directory: str | Path,
+    *,
+    dataset: str | None = None,
+    first_text_only: bool = False,
+    allow_outside: bool = False,
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
 ) -> ImportReport:
     """Import every ``*.json`` + image pair in ``directory``. Idempotent; one transaction per image.
 
@@ -82,7 +88,9 @@ def import_reasonseg(
             report.errors.append((printable(jp.name), str(exc)))
             continue
         if img_path is None:
-            report.errors.append((printable(jp.name), "no image with the same name (.jpg/.jpeg/.png)"))
+            report.errors.append(
+                (printable(jp.name), "no image with the same name (.jpg/.jpeg/.png)")
+            )
             continue
         try:
             anno = read_annotation(jp)
@@ -94,8 +102,17 @@ def import_reasonseg(
         texts = anno["text"][:1] if first_text_only else anno["text"]
         is_sentence = anno["is_sentence"] if isinstance(anno["is_sentence"], bool) else None
 
-        def add(s, jp: Path = jp, img_path: Path = img_path, sha: str = sha, hw=(h, w), texts=texts,
-                target=target, ignore=ignore, is_sentence=is_sentence) -> tuple[int, int]:
+        def add(
+            s,
+            jp: Path = jp,
+            img_path: Path = img_path,
+            sha: str = sha,
+            hw=(h, w),
+            texts=texts,
+            target=target,
+            ignore=ignore,
+            is_sentence=is_sentence,
+        ) -> tuple[int, int]:
             ds = repo.get_or_create_dataset(s, name)
             image = repo.get_or_create_image(s, ds, img_path, sha, hw)
             added = existing = 0
@@ -105,9 +122,17 @@ def import_reasonseg(
                     existing += 1
                     continue
                 insert_sample(
-                    s, ds, image, external_id=ext, question=question.strip(), category="reasonseg",
-                    source=f"ReasonSeg/{d.name}", status="pending", mask=target,
-                    ignore=ignore if ignore.any() else None, is_sentence=is_sentence,
+                    s,
+                    ds,
+                    image,
+                    external_id=ext,
+                    question=question.strip(),
+                    category="reasonseg",
+                    source=f"ReasonSeg/{d.name}",
+                    status="pending",
+                    mask=target,
+                    ignore=ignore if ignore.any() else None,
+                    is_sentence=is_sentence,
                 )
                 added += 1
             return added, existing

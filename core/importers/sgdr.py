@@ -24,8 +24,13 @@ from core.store import Store, repo
 
 
 def import_sgdr(
-    store: Store, path: str | Path, *, dataset: str | None = None, allow_outside: bool = False,
-    progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
+    store: Store,
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    allow_outside: bool = False,
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
 ) -> ImportReport:
     """Import an SGDR file into ``dataset`` (default: the file's stem). Idempotent.
 
@@ -62,18 +67,31 @@ def import_sgdr(
             continue
         if smp.mask is not None and tuple(smp.mask["size"]) != (h, w):
             report.errors.append(
-                (label, f"mask size {smp.mask['size'][0]}x{smp.mask['size'][1]} != image size {h}x{w} ({smp.image})")
+                (
+                    label,
+                    f"mask size {smp.mask['size'][0]}x{smp.mask['size'][1]} != image size {h}x{w} ({smp.image})",
+                )
             )
             continue
 
-        def add(s, smp: SgdrSample = smp, img_path: Path = img_path, sha: str = sha, hw=(h, w)) -> bool:
+        def add(
+            s, smp: SgdrSample = smp, img_path: Path = img_path, sha: str = sha, hw=(h, w)
+        ) -> bool:
             ds = repo.get_or_create_dataset(s, name)
             if sample_exists(s, ds, smp.id):
                 return False
             image = repo.get_or_create_image(s, ds, img_path, sha, hw)
             insert_sample(
-                s, ds, image, external_id=smp.id, question=smp.question, category=smp.category,
-                source=smp.source, status=smp.status, mask=smp.mask, ignore=smp.ignore,
+                s,
+                ds,
+                image,
+                external_id=smp.id,
+                question=smp.question,
+                category=smp.category,
+                source=smp.source,
+                status=smp.status,
+                mask=smp.mask,
+                ignore=smp.ignore,
             )
             return True
 

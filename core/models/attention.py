@@ -81,11 +81,15 @@ class AttentionRowCapture:
     run inside the context (a second one raises).
     """
 
-    def __init__(self, decoder_layers: Sequence[torch.nn.Module], layer_ids: Sequence[int], query_index: int) -> None:
+    def __init__(
+        self, decoder_layers: Sequence[torch.nn.Module], layer_ids: Sequence[int], query_index: int
+    ) -> None:
         n = len(decoder_layers)
         bad = [i for i in layer_ids if not 0 <= int(i) < n]
         if bad:
-            raise ValueError(f"layers {bad} out of range: the model has {n} decoder layers (0..{n - 1})")
+            raise ValueError(
+                f"layers {bad} out of range: the model has {n} decoder layers (0..{n - 1})"
+            )
         if not layer_ids:
             raise ValueError("no layers to capture")
         self.layers = decoder_layers
@@ -108,7 +112,9 @@ class AttentionRowCapture:
             if pe is None and len(args) > 1:
                 pe = args[1]
             if pe is None:
-                raise RuntimeError(f"layer {i}: self_attn got no position_embeddings; this model is not supported")
+                raise RuntimeError(
+                    f"layer {i}: self_attn got no position_embeddings; this model is not supported"
+                )
             slot["cos"], slot["sin"] = pe
 
         def q_hook(_mod, _inp, out):
@@ -121,10 +127,14 @@ class AttentionRowCapture:
 
         def k_hook(_mod, _inp, out):
             if i in self._rows:
-                raise RuntimeError("AttentionRowCapture saw a second forward pass; use one context per pass")
+                raise RuntimeError(
+                    "AttentionRowCapture saw a second forward pass; use one context per pass"
+                )
             k = out[0].detach().reshape(out.shape[1], -1, d)  # (T, Hkv, d)
             cos, sin = slot.pop("cos"), slot.pop("sin")
-            self._rows[i] = attention_row(slot.pop("q"), k, cos[0], sin[0], slot.pop("p"), n_rep, scaling)
+            self._rows[i] = attention_row(
+                slot.pop("q"), k, cos[0], sin[0], slot.pop("p"), n_rep, scaling
+            )
 
         q_mod = attn.q_norm if hasattr(attn, "q_norm") else attn.q_proj
         k_mod = attn.k_norm if hasattr(attn, "k_norm") else attn.k_proj
@@ -146,7 +156,7 @@ class AttentionRowCapture:
         """float32 (n_layers, n_heads, T) on the model's device."""
         missing = [i for i in self.layer_ids if i not in self._rows]
         if missing:
-            raise RuntimeError(f"layers {missing} did not run; was the model called inside the context?")
+            raise RuntimeError(
+                f"layers {missing} did not run; was the model called inside the context?"
+            )
         return torch.stack([self._rows[i] for i in self.layer_ids])
-
-

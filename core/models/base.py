@@ -43,7 +43,9 @@ def read_options_file(path: Path, cls: type[T], setting: str) -> T:
         known = {x.name for x in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in raw.items() if k in known})
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelLoadError(f"'{f}' is not a valid model options file: {exc} (setting {setting})") from exc
+        raise ModelLoadError(
+            f"'{f}' is not a valid model options file: {exc} (setting {setting})"
+        ) from exc
 
 
 @dataclass
@@ -76,7 +78,9 @@ class PromptModel(Protocol):
     is_random: bool
     default_layers: list[int]
 
-    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
+    def encode(
+        self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None
+    ) -> PromptModelOutput:
         """image_rgb: uint8 (H, W, 3). Returns the prompt embedding and attention rows."""
         ...
 
@@ -107,7 +111,9 @@ class SamBackend(Protocol):
         """(sx, sy) that map original-image pixels to embedding-grid coordinates."""
         ...
 
-    def decode_prompt_embedding(self, prompt_embedding: np.ndarray, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+    def decode_prompt_embedding(
+        self, prompt_embedding: np.ndarray, multimask: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Logits float32 (M, H, W) at image resolution and predicted IoU float32 (M,)."""
         ...
 

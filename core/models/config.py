@@ -196,7 +196,11 @@ class SamSpec:
 
         if self.checkpoint is not None:
             state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-            return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
+            return (
+                state["model"]
+                if isinstance(state, dict) and isinstance(state.get("model"), dict)
+                else state
+            )
         from core.models.lisa import read_lisa_sam_state_dict
 
         state = read_lisa_sam_state_dict(self.weights_dir) if self.weights_dir else None
@@ -229,9 +233,23 @@ def guess_sam2_config(checkpoint: str | Path) -> str:
     ``configs/sam2.1/sam2.1_hiera_l.yaml``, ``sam2_hiera_small.pt`` → ``configs/sam2/sam2_hiera_s.yaml``);
     :data:`SAM2_DEFAULT_CONFIG` when the name says nothing."""
     name = Path(checkpoint).name.lower()
-    size = next((s for pat, s in (("base_plus", "b+"), ("b+", "b+"), ("large", "l"), ("small", "s"),
-                                  ("tiny", "t"), ("_l.", "l"), ("_s.", "s"), ("_t.", "t"))
-                 if pat in name), None)
+    size = next(
+        (
+            s
+            for pat, s in (
+                ("base_plus", "b+"),
+                ("b+", "b+"),
+                ("large", "l"),
+                ("small", "s"),
+                ("tiny", "t"),
+                ("_l.", "l"),
+                ("_s.", "s"),
+                ("_t.", "t"),
+            )
+            if pat in name
+        ),
+        None,
+    )
     if size is None:
         return SAM2_DEFAULT_CONFIG
     if re.search(r"sam2\.1|sam2p1|sam21", name):
@@ -286,13 +304,19 @@ def _problems(preset: str, config: dict[str, Any]) -> tuple[list[str], dict[str,
             return None
         p = Path(raw).expanduser()
         if not p.exists():
-            problems.append(f"{preset}: {key} '{raw}' does not exist (setting {_where(preset, key)})")
+            problems.append(
+                f"{preset}: {key} '{raw}' does not exist (setting {_where(preset, key)})"
+            )
             return None
         if want_dir and not p.is_dir():
-            problems.append(f"{preset}: {key} '{raw}' is not a directory (setting {_where(preset, key)})")
+            problems.append(
+                f"{preset}: {key} '{raw}' is not a directory (setting {_where(preset, key)})"
+            )
             return None
         if not want_dir and not p.is_file():
-            problems.append(f"{preset}: {key} '{raw}' is not a file (setting {_where(preset, key)})")
+            problems.append(
+                f"{preset}: {key} '{raw}' is not a file (setting {_where(preset, key)})"
+            )
             return None
         return p
 
@@ -302,25 +326,50 @@ def _problems(preset: str, config: dict[str, Any]) -> tuple[list[str], dict[str,
         sam_file = path_of("sam_checkpoint", required=False, want_dir=False)
         out["sam"] = None
         if sam_file is not None:
-            out["sam"] = SamSpec("sam", sam_file, None, str(section.get("sam_model_type", "vit_h")),
-                                 _where(preset, "sam_checkpoint"))
+            out["sam"] = SamSpec(
+                "sam",
+                sam_file,
+                None,
+                str(section.get("sam_model_type", "vit_h")),
+                _where(preset, "sam_checkpoint"),
+            )
         elif mllm is not None and not str(section.get("sam_checkpoint") or "").strip():
             from core.models.lisa import find_lisa_sam
 
             src = find_lisa_sam(mllm)
             if src is None:
-                problems.append(f"{preset}: no SAM weights: '{mllm}' has no sam.pth and no visual_model tensors; set "
-                                f"the SAM checkpoint (setting {_where(preset, 'sam_checkpoint')})")
+                problems.append(
+                    f"{preset}: no SAM weights: '{mllm}' has no sam.pth and no visual_model tensors; set "
+                    f"the SAM checkpoint (setting {_where(preset, 'sam_checkpoint')})"
+                )
             elif src.kind == "file":
-                out["sam"] = SamSpec("sam", src.path, None, str(section.get("sam_model_type", "vit_h")),
-                                     _where(preset, "mllm_path"))
+                out["sam"] = SamSpec(
+                    "sam",
+                    src.path,
+                    None,
+                    str(section.get("sam_model_type", "vit_h")),
+                    _where(preset, "mllm_path"),
+                )
             else:
-                out["sam"] = SamSpec("sam", None, None, str(section.get("sam_model_type", "vit_h")),
-                                     _where(preset, "mllm_path"), weights_dir=src.path, weights_prefix=src.prefix)
+                out["sam"] = SamSpec(
+                    "sam",
+                    None,
+                    None,
+                    str(section.get("sam_model_type", "vit_h")),
+                    _where(preset, "mllm_path"),
+                    weights_dir=src.path,
+                    weights_prefix=src.prefix,
+                )
     else:
         sam2 = path_of("sam2_checkpoint", required=True, want_dir=False)
-        cfg_name = str(section.get("sam2_config") or "").strip() or (guess_sam2_config(sam2) if sam2 else None)
-        out["sam"] = SamSpec("sam2", sam2, cfg_name, setting=_where(preset, "sam2_checkpoint")) if sam2 else None
+        cfg_name = str(section.get("sam2_config") or "").strip() or (
+            guess_sam2_config(sam2) if sam2 else None
+        )
+        out["sam"] = (
+            SamSpec("sam2", sam2, cfg_name, setting=_where(preset, "sam2_checkpoint"))
+            if sam2
+            else None
+        )
     return problems, out
 
 
@@ -354,25 +403,43 @@ def resolve_paths(preset: str, config: dict[str, Any] | None = None) -> Resolved
         if spec.sam_kind == "sam":
             sam = SamSpec("sam", d / "sam.pth", None, "vit_h", f"tiny model in {d}", is_random=True)
         else:
-            sam = SamSpec("sam2", d / "sam2_tiny.pt", None, setting=f"tiny model in {d}", is_random=True)
-        return ResolvedPreset(name, spec.family, d, sam, device, True, f"tiny model in {d}", options)
+            sam = SamSpec(
+                "sam2", d / "sam2_tiny.pt", None, setting=f"tiny model in {d}", is_random=True
+            )
+        return ResolvedPreset(
+            name, spec.family, d, sam, device, True, f"tiny model in {d}", options
+        )
     problems, out = _problems(name, cfg)
     if problems:
         raise ModelLoadError(problems[0] if len(problems) == 1 else "; ".join(problems))
-    return ResolvedPreset(name, spec.family, out["mllm"], out["sam"], device, False,
-                          _where(name, "mllm_path"), options)
+    return ResolvedPreset(
+        name,
+        spec.family,
+        out["mllm"],
+        out["sam"],
+        device,
+        False,
+        _where(name, "mllm_path"),
+        options,
+    )
 
 
 # ---------------------------------------------------------------------------------- loading
 
 
-def load_prompt_model(preset: str, config: dict[str, Any] | None = None, device: str | None = None) -> PromptModel:
+def load_prompt_model(
+    preset: str, config: dict[str, Any] | None = None, device: str | None = None
+) -> PromptModel:
     """The preset's MLLM as a :class:`PromptModel` (LISA-style or LENS), from local paths only.
     ``device`` overrides the preset's ``device`` setting."""
     r = resolve_paths(preset, config)
     dev = device or r.device
-    kwargs: dict[str, Any] = {"device": dev, "is_random": r.is_random, "setting": r.setting,
-                              "name": f"{r.preset}-random" if r.is_random else r.preset}
+    kwargs: dict[str, Any] = {
+        "device": dev,
+        "is_random": r.is_random,
+        "setting": r.setting,
+        "name": f"{r.preset}-random" if r.is_random else r.preset,
+    }
     if "max_new_tokens" in r.options:
         kwargs["max_new_tokens"] = int(r.options["max_new_tokens"])
     if "dtype" in r.options:
@@ -394,7 +461,9 @@ def build_sam_v1(spec: SamSpec) -> Any:
     """segment-anything ``Sam`` for a ``kind == "sam"`` spec: ``sam_model_registry[model_type]``
     with :meth:`SamSpec.load_state_dict`; tiny-SAM files go through :mod:`core.models.tiny_sam`."""
     if spec.kind != "sam":
-        raise ModelLoadError(f"build_sam_v1 needs a SAM spec, got {spec.kind!r} (setting {spec.setting})")
+        raise ModelLoadError(
+            f"build_sam_v1 needs a SAM spec, got {spec.kind!r} (setting {spec.setting})"
+        )
     if spec.is_random and spec.checkpoint is not None:
         from core.models.tiny_sam import load_tiny_sam
 
@@ -402,18 +471,24 @@ def build_sam_v1(spec: SamSpec) -> Any:
     from segment_anything import sam_model_registry
 
     if spec.model_type not in sam_model_registry or spec.model_type == "default":
-        raise ModelLoadError(f"unknown SAM model type {spec.model_type!r}: use vit_h, vit_l or vit_b "
-                             f"(setting sam_model_type)")
+        raise ModelLoadError(
+            f"unknown SAM model type {spec.model_type!r}: use vit_h, vit_l or vit_b "
+            f"(setting sam_model_type)"
+        )
     sam = sam_model_registry[spec.model_type]()
     try:
         sam.load_state_dict(spec.load_state_dict())
     except RuntimeError as exc:
-        raise ModelLoadError(f"the SAM weights do not fit SAM {spec.model_type} (is sam_model_type right?): "
-                             f"{str(exc).splitlines()[0]} (setting {spec.setting})") from exc
+        raise ModelLoadError(
+            f"the SAM weights do not fit SAM {spec.model_type} (is sam_model_type right?): "
+            f"{str(exc).splitlines()[0]} (setting {spec.setting})"
+        ) from exc
     return sam.eval()
 
 
-def load_preset_sam(preset: str, config: dict[str, Any] | None = None, device: str | None = None) -> SamBackend:
+def load_preset_sam(
+    preset: str, config: dict[str, Any] | None = None, device: str | None = None
+) -> SamBackend:
     """The preset's SAM backend: ``load_sam_backend`` for checkpoint files, or a
     :class:`SamV1Backend` over :func:`build_sam_v1` when SAM lives inside the MLLM weights."""
     r = resolve_paths(preset, config)
@@ -421,8 +496,16 @@ def load_preset_sam(preset: str, config: dict[str, Any] | None = None, device: s
     if spec.checkpoint is None:
         from core.models.sam_backend import SamV1Backend
 
-        return SamV1Backend(build_sam_v1(spec), dev, name=f"sam-{spec.model_type}:{r.mllm_path.name}")
+        return SamV1Backend(
+            build_sam_v1(spec), dev, name=f"sam-{spec.model_type}:{r.mllm_path.name}"
+        )
     from core.models.sam_backend import load_sam_backend
 
-    return load_sam_backend(spec.kind, spec.checkpoint, spec.model_cfg, dev, model_type=spec.model_type,
-                            setting=spec.setting)
+    return load_sam_backend(
+        spec.kind,
+        spec.checkpoint,
+        spec.model_cfg,
+        dev,
+        model_type=spec.model_type,
+        setting=spec.setting,
+    )

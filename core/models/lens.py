@@ -103,7 +103,9 @@ def read_lens_options(path: Path, setting: str) -> LensOptions:
 
 def make_proj_to_sam(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
     """LENS's ``proj_to_sam``: Linear(hidden, hidden) → GELU → Linear(hidden, out_dim)."""
-    return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim))
+    return torch.nn.Sequential(
+        torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, out_dim)
+    )
 
 
 class _ConnectorBlock(torch.nn.Module):
@@ -121,8 +123,17 @@ class _ConnectorBlock(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C), bidirectional attention
         b, n, c = x.shape
-        q, k, v = self.attn.qkv(self.norm1(x)).reshape(b, n, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-        a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)
+        q, k, v = (
+            self.attn.qkv(self.norm1(x))
+            .reshape(b, n, 3, self.num_heads, -1)
+            .permute(2, 0, 3, 1, 4)
+            .unbind(0)
+        )
+        a = (
+            torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            .transpose(1, 2)
+            .reshape(b, n, c)
+        )
         x = x + self.attn.proj(a)
         h = self.mlp.fc1(self.norm2(x))
         return x + self.mlp.fc2(h * torch.sigmoid(1.702 * h))  # quick-GELU
@@ -133,10 +144,14 @@ class QueryConnector(torch.nn.Module):
     blocks (LayerNorm → multi-head self-attention → residual, LayerNorm → MLP with quick-GELU →
     residual) over the query tokens. (B, n_queries, dim) → same shape."""
 
-    def __init__(self, dim: int, n_queries: int, depth: int = 4, num_heads: int = 16, mlp_ratio: int = 4) -> None:
+    def __init__(
+        self, dim: int, n_queries: int, depth: int = 4, num_heads: int = 16, mlp_ratio: int = 4
+    ) -> None:
         super().__init__()
         self.pos_embed = torch.nn.Parameter(torch.zeros(1, n_queries, dim))
-        self.blocks = torch.nn.ModuleList([_ConnectorBlock(dim, num_heads, mlp_ratio) for _ in range(depth)])
+        self.blocks = torch.nn.ModuleList(
+            [_ConnectorBlock(dim, num_heads, mlp_ratio) for _ in range(depth)]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed
@@ -149,7 +164,13 @@ class QueryHead(torch.nn.Module):
     """Query hidden states float (n_queries, hidden) → [connector] → Conv1d over the queries
     (kernel = n_queries, so one output token) → ``proj_to_sam`` → float (1, out_dim)."""
 
-    def __init__(self, hidden: int, n_queries: int, out_dim: int = 256, connector: QueryConnector | None = None) -> None:
+    def __init__(
+        self,
+        hidden: int,
+        n_queries: int,
+        out_dim: int = 256,
+        connector: QueryConnector | None = None,
+    ) -> None:
         super().__init__()
         self.connector = connector
         self.conv_1d = torch.nn.Conv1d(hidden, hidden, kernel_size=n_queries)
@@ -163,7 +184,7 @@ class QueryHead(torch.nn.Module):
 
 
 def _sub(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 _HEAD_PREFIXES = ("learnable_query", "conv_1d.", "proj_to_sam.", "connector.")
@@ -174,13 +195,23 @@ def read_head_from_checkpoint(path: Path) -> dict[str, Any]:
     (``{}`` when it has no ``learnable_query``)."""
 
     def norm(k: str) -> str:
-        return k[len("model."):] if k.startswith("model.") and k[len("model."):].startswith(_HEAD_PREFIXES) else k
+        return (
+            k[len("model.") :]
+            if k.startswith("model.") and k[len("model.") :].startswith(_HEAD_PREFIXES)
+            else k
+        )
 
-    state = {norm(k): v for k, v in read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()}
+    state = {
+        norm(k): v
+        for k, v in read_tensors(path, lambda k: norm(k).startswith(_HEAD_PREFIXES)).items()
+    }
     if "learnable_query" not in state:
         return {}
-    head: dict[str, Any] = {"queries": state["learnable_query"], "conv_1d": _sub(state, "conv_1d."),
-                            "proj_to_sam": _sub(state, "proj_to_sam.")}
+    head: dict[str, Any] = {
+        "queries": state["learnable_query"],
+        "conv_1d": _sub(state, "conv_1d."),
+        "proj_to_sam": _sub(state, "proj_to_sam."),
+    }
     connector = _sub(state, "connector.")
     if connector:
         head["connector"] = connector
@@ -196,7 +227,9 @@ def build_query_head(state: dict[str, Any], hidden: int) -> tuple[torch.Tensor, 
         c = state["connector"]
         depth = len({k.split(".")[1] for k in c if k.startswith("blocks.")})
         mlp_ratio = c["blocks.0.mlp.fc1.weight"].shape[0] // hidden
-        connector = QueryConnector(hidden, n, depth, int(state.get("connector_heads", 16)), mlp_ratio)
+        connector = QueryConnector(
+            hidden, n, depth, int(state.get("connector_heads", 16)), mlp_ratio
+        )
         connector.load_state_dict({k: v.float() for k, v in c.items()})
     head = QueryHead(hidden, n, state["proj_to_sam"]["2.weight"].shape[0], connector)
     head.conv_1d.load_state_dict({k: v.float() for k, v in state["conv_1d"].items()})
@@ -207,9 +240,18 @@ def build_query_head(state: dict[str, Any], hidden: int) -> tuple[torch.Tensor, 
 class LensPromptModel:
     """A loaded LENS-style model implementing :class:`core.models.base.PromptModel` (module docstring)."""
 
-    def __init__(self, model: Any, processor: Any, queries: torch.Tensor, connector: torch.nn.Module, name: str,
-                 is_random: bool, device: str = "cpu", max_new_tokens: int | None = None,
-                 options: LensOptions | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        queries: torch.Tensor,
+        connector: torch.nn.Module,
+        name: str,
+        is_random: bool,
+        device: str = "cpu",
+        max_new_tokens: int | None = None,
+        options: LensOptions | None = None,
+    ) -> None:
         opts = options or LensOptions()
         if max_new_tokens is not None:
             opts = dataclasses.replace(opts, max_new_tokens=int(max_new_tokens))
@@ -224,7 +266,9 @@ class LensPromptModel:
         n = model.config.text_config.num_hidden_layers
         self.default_layers = [min(DEFAULT_LAYER, n - 1)]
         self.image_token_id = int(model.config.image_token_id)
-        self.pad_id = processor.tokenizer.pad_token_id if processor.tokenizer.pad_token_id is not None else 0
+        self.pad_id = (
+            processor.tokenizer.pad_token_id if processor.tokenizer.pad_token_id is not None else 0
+        )
 
     @property
     def max_new_tokens(self) -> int:
@@ -235,7 +279,9 @@ class LensPromptModel:
         if self.options.system_prompt:
             msgs.append({"role": "system", "content": self.options.system_prompt})
         text = self.options.question_template.replace("{question}", question)
-        msgs.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]})
+        msgs.append(
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+        )
         return msgs
 
     def _model_image(self, image_rgb: np.ndarray) -> np.ndarray:
@@ -250,28 +296,46 @@ class LensPromptModel:
         """Steps 1–2 of the flow up to the second pass's inputs (generation included); the
         query embeddings are already in ``kwargs["inputs_embeds"]``."""
         image_rgb = check_image(image_rgb)
-        text = self.processor.apply_chat_template(self._messages(question), add_generation_prompt=True, tokenize=False)
-        inputs = self.processor(images=[self._model_image(image_rgb)], text=[text], return_tensors="pt").to(self.device)
+        text = self.processor.apply_chat_template(
+            self._messages(question), add_generation_prompt=True, tokenize=False
+        )
+        inputs = self.processor(
+            images=[self._model_image(image_rgb)], text=[text], return_tensors="pt"
+        ).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt = inputs["input_ids"][0]
         answer = prompt.new_zeros((0,))
         if self.max_new_tokens > 0:
             with torch.inference_mode():
-                gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-            answer = gen[0, prompt.shape[0]:]
+                gen = self.model.generate(
+                    **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
+                )
+            answer = gen[0, prompt.shape[0] :]
         cfg = self.model.config
-        mm = torch.tensor([self.image_token_id, cfg.video_token_id, cfg.vision_start_token_id], device=answer.device)
+        mm = torch.tensor(
+            [self.image_token_id, cfg.video_token_id, cfg.vision_start_token_id],
+            device=answer.device,
+        )
         answer = answer[~torch.isin(answer, mm)]  # no features exist for placeholders in the answer
         nq = self.queries.shape[0]
-        ids = torch.cat([prompt, answer, torch.full((nq,), self.pad_id, device=self.device, dtype=prompt.dtype)])[None]
+        ids = torch.cat(
+            [prompt, answer, torch.full((nq,), self.pad_id, device=self.device, dtype=prompt.dtype)]
+        )[None]
         first_query = ids.shape[1] - nq
         with torch.inference_mode():
             embeds = self.model.get_input_embeddings()(ids).clone()
             embeds[0, first_query:] = self.queries.to(embeds.dtype)
-        kwargs: dict[str, Any] = {"input_ids": ids, "inputs_embeds": embeds, "attention_mask": torch.ones_like(ids),
-                                  "pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"]}
+        kwargs: dict[str, Any] = {
+            "input_ids": ids,
+            "inputs_embeds": embeds,
+            "attention_mask": torch.ones_like(ids),
+            "pixel_values": inputs["pixel_values"],
+            "image_grid_thw": inputs["image_grid_thw"],
+        }
         if self.options.positions == "sequential":  # LENS: inputs_embeds only → plain 1-D positions
-            kwargs["position_ids"] = torch.arange(ids.shape[1], device=self.device).view(1, 1, -1).expand(3, 1, -1)
+            kwargs["position_ids"] = (
+                torch.arange(ids.shape[1], device=self.device).view(1, 1, -1).expand(3, 1, -1)
+            )
         else:
             kwargs["mm_token_type_ids"] = (ids == self.image_token_id).int()
         img_pos = (ids[0] == self.image_token_id).nonzero().flatten()
@@ -279,11 +343,23 @@ class LensPromptModel:
         merge = int(self.processor.image_processor.merge_size)
         grid = (gh // merge, gw // merge)
         if img_pos.numel() != grid[0] * grid[1]:
-            raise RuntimeError(f"{self.name}: {img_pos.numel()} image tokens in the sequence, expected {grid}")
-        return PreparedPass(kwargs, first_query, img_pos, int(prompt.shape[0]), answer.tolist(),
-                            qwen_token_boxes(image_rgb.shape[:2], grid), grid, {"n_queries": nq})
+            raise RuntimeError(
+                f"{self.name}: {img_pos.numel()} image tokens in the sequence, expected {grid}"
+            )
+        return PreparedPass(
+            kwargs,
+            first_query,
+            img_pos,
+            int(prompt.shape[0]),
+            answer.tolist(),
+            qwen_token_boxes(image_rgb.shape[:2], grid),
+            grid,
+            {"n_queries": nq},
+        )
 
-    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None) -> PromptModelOutput:
+    def encode(
+        self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None
+    ) -> PromptModelOutput:
         """image_rgb: uint8 (H, W, 3). Prompt embedding float32 (1, 256) and the first query
         token's attention rows float32 (n_layers, n_heads, gh*gw) (module docstring)."""
         layers = [int(i) for i in layers] if layers else list(self.default_layers)
@@ -294,39 +370,80 @@ class LensPromptModel:
                 out = self.model.model(**sp.kwargs, use_cache=False)
             emb = self.connector(out.last_hidden_state[0, q:].float())
         text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=True)
-        return sp.output(emb, cap.rows(), layers, text, "query[0]",
-                         {"query_position": q, "n_queries": sp.extra["n_queries"], "positions": self.options.positions})
+        return sp.output(
+            emb,
+            cap.rows(),
+            layers,
+            text,
+            "query[0]",
+            {
+                "query_position": q,
+                "n_queries": sp.extra["n_queries"],
+                "positions": self.options.positions,
+            },
+        )
 
 
-def load_lens(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
-              max_new_tokens: int | None = None, dtype: str | torch.dtype | None = None,
-              name: str | None = None) -> LensPromptModel:
+def load_lens(
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    is_random: bool = False,
+    setting: str = "mllm_path",
+    max_new_tokens: int | None = None,
+    dtype: str | torch.dtype | None = None,
+    name: str | None = None,
+) -> LensPromptModel:
     """Load a LENS-style model directory offline (layout in the module docstring); arguments and
     errors as :func:`core.models.lisa.load_lisa`."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     p = model_dir(path, "LENS", setting)
     if not (p / "config.json").is_file():
-        raise ModelLoadError(f"'{p}' has no config.json: not a transformers model directory (setting {setting})")
+        raise ModelLoadError(
+            f"'{p}' has no config.json: not a transformers model directory (setting {setting})"
+        )
     options = read_lens_options(p, setting)
     if max_new_tokens is not None and int(max_new_tokens) < 0:
-        raise ModelLoadError(f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)")
+        raise ModelLoadError(
+            f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)"
+        )
     head_file = p / HEAD_FILE
     try:
-        state = torch.load(head_file, map_location="cpu", weights_only=True) if head_file.is_file() \
+        state = (
+            torch.load(head_file, map_location="cpu", weights_only=True)
+            if head_file.is_file()
             else read_head_from_checkpoint(p)
+        )
     except (OSError, RuntimeError, EOFError) as exc:
-        raise ModelLoadError(f"'{head_file}' could not be read ({exc}) (setting {setting})") from exc
+        raise ModelLoadError(
+            f"'{head_file}' could not be read ({exc}) (setting {setting})"
+        ) from exc
     if not state:
-        raise ModelLoadError(f"'{head_file}' is missing and the checkpoint has no learnable_query: the query tokens "
-                             f"and their head are needed (setting {setting})")
+        raise ModelLoadError(
+            f"'{head_file}' is missing and the checkpoint has no learnable_query: the query tokens "
+            f"and their head are needed (setting {setting})"
+        )
     missing = [k for k in ("queries", "conv_1d", "proj_to_sam") if not len(state.get(k, ()))]
     if missing:
         raise ModelLoadError(f"the LENS query head in '{p}' lacks {missing} (setting {setting})")
-    model, processor = load_pretrained(Qwen2_5_VLForConditionalGeneration, p, "LENS", setting, dtype, device)
+    model, processor = load_pretrained(
+        Qwen2_5_VLForConditionalGeneration, p, "LENS", setting, dtype, device
+    )
     try:
         queries, head = build_query_head(state, model.config.text_config.hidden_size)
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise ModelLoadError(f"the LENS query head in '{p}' does not fit the model: {exc} (setting {setting})") from exc
-    return LensPromptModel(model, processor, queries, head, name or f"lens:{p.name}", is_random, device,
-                           max_new_tokens, options)
+        raise ModelLoadError(
+            f"the LENS query head in '{p}' does not fit the model: {exc} (setting {setting})"
+        ) from exc
+    return LensPromptModel(
+        model,
+        processor,
+        queries,
+        head,
+        name or f"lens:{p.name}",
+        is_random,
+        device,
+        max_new_tokens,
+        options,
+    )

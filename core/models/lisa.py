@@ -68,15 +68,34 @@ from core.models.tokens import (  # re-exported: older callers import the geomet
 )
 
 __all__ = [
-    "ANSWER_TEMPLATE", "DEFAULT_LAYERS", "DEFAULT_PROMPT", "SEG_TOKEN", "LisaOptions", "LisaPromptModel",
-    "LisaSamSource", "PreparedPass", "crop_grid_boxes", "crop_token_boxes", "default_prompt", "expand_to_square",
-    "find_lisa_sam", "llava_pad_colour", "load_lisa", "make_text_hidden_fcs", "pad_token_boxes",
-    "read_lisa_sam_state_dict", "read_text_hidden_fcs", "seg_query_position", "square_grid_boxes",
+    "ANSWER_TEMPLATE",
+    "DEFAULT_LAYERS",
+    "DEFAULT_PROMPT",
+    "SEG_TOKEN",
+    "LisaOptions",
+    "LisaPromptModel",
+    "LisaSamSource",
+    "PreparedPass",
+    "crop_grid_boxes",
+    "crop_token_boxes",
+    "default_prompt",
+    "expand_to_square",
+    "find_lisa_sam",
+    "llava_pad_colour",
+    "load_lisa",
+    "make_text_hidden_fcs",
+    "pad_token_boxes",
+    "read_lisa_sam_state_dict",
+    "read_text_hidden_fcs",
+    "seg_query_position",
+    "square_grid_boxes",
 ]
 
 SEG_TOKEN = "[SEG]"
-LLAVA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant gives "
-                   "helpful, detailed, and polite answers to the human's questions.")
+LLAVA_V1_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. The assistant gives "
+    "helpful, detailed, and polite answers to the human's questions."
+)
 # LISA's ReasonSeg validation turn (utils/dataset.py ValDataset with the llava_v1 conversation):
 # "<image>\n " + the query; the query wrapped by lisa_query; the assistant turn teacher-forced.
 DEFAULT_PROMPT = LLAVA_V1_SYSTEM + " USER: {image}\n {question} ASSISTANT:"
@@ -97,12 +116,18 @@ class LisaOptions:
     image_aspect_ratio: str = "crop"
     prompt_template: str = ""  # "" = LISA's prompt (see default_prompt)
     answer_template: str = ANSWER_TEMPLATE
-    max_new_tokens: int = 0  # 0 = LISA's validation: no generation, the answer template teacher-forced
+    max_new_tokens: int = (
+        0  # 0 = LISA's validation: no generation, the answer template teacher-forced
+    )
 
     def __post_init__(self) -> None:
         if self.image_aspect_ratio not in ("pad", "crop"):
-            raise ValueError(f"image_aspect_ratio must be 'pad' or 'crop', got {self.image_aspect_ratio!r}")
-        if self.prompt_template and ("{image}" not in self.prompt_template or "{question}" not in self.prompt_template):
+            raise ValueError(
+                f"image_aspect_ratio must be 'pad' or 'crop', got {self.image_aspect_ratio!r}"
+            )
+        if self.prompt_template and (
+            "{image}" not in self.prompt_template or "{question}" not in self.prompt_template
+        ):
             raise ValueError("prompt_template needs {image} and {question}")
         if SEG_TOKEN not in self.answer_template:
             raise ValueError(f"answer_template must contain {SEG_TOKEN}")
@@ -128,12 +153,16 @@ def default_prompt(tokenizer: Any) -> str:
     question being :func:`lisa_query`'s wording, with the image wrapped in
     ``<im_start>``/``<im_end>`` when the tokenizer has them (LISA trains with
     ``use_mm_start_end``). The assistant turn ``" [SEG]."`` is then fed, not generated."""
-    known = all(tokenizer.convert_tokens_to_ids(t) not in (None, tokenizer.unk_token_id)
-                for t in ("<im_start>", "<im_end>"))
+    known = all(
+        tokenizer.convert_tokens_to_ids(t) not in (None, tokenizer.unk_token_id)
+        for t in ("<im_start>", "<im_end>")
+    )
     return DEFAULT_PROMPT.replace("{image}", "<im_start>{image}<im_end>" if known else "{image}")
 
 
-def seg_query_position(ids: torch.Tensor | np.ndarray | list[int], seg_id: int, start: int = 0) -> int:
+def seg_query_position(
+    ids: torch.Tensor | np.ndarray | list[int], seg_id: int, start: int = 0
+) -> int:
     """Index of the hidden state that *predicts* the first ``[SEG]`` at or after ``start``.
 
     LISA's one-token shift: it masks ``input_ids[:, 1:] == seg`` (padded by one False at the
@@ -152,8 +181,12 @@ def seg_query_position(ids: torch.Tensor | np.ndarray | list[int], seg_id: int, 
 
 def make_text_hidden_fcs(hidden: int, out_dim: int = 256) -> torch.nn.Sequential:
     """LISA's projection: Linear(hidden, hidden) → ReLU → Linear(hidden, out_dim) → Dropout(0)."""
-    return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(inplace=True),
-                               torch.nn.Linear(hidden, out_dim), torch.nn.Dropout(0.0))
+    return torch.nn.Sequential(
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(inplace=True),
+        torch.nn.Linear(hidden, out_dim),
+        torch.nn.Dropout(0.0),
+    )
 
 
 def _weight_files(path: Path) -> list[Path]:
@@ -217,11 +250,15 @@ def read_text_hidden_fcs(path: str | Path, setting: str = "mllm_path") -> dict[s
     if missing and f.is_file():
         raise ModelLoadError(f"'{f}' lacks {missing} of the [SEG] projection (setting {setting})")
     if missing and not state:
-        raise ModelLoadError(f"no [SEG] projection: '{f}' is missing and the weight files in '{p}' have no "
-                             f"text_hidden_fcs tensors (setting {setting})")
+        raise ModelLoadError(
+            f"no [SEG] projection: '{f}' is missing and the weight files in '{p}' have no "
+            f"text_hidden_fcs tensors (setting {setting})"
+        )
     if missing:
-        raise ModelLoadError(f"the weight files in '{p}' lack {missing} of the [SEG] projection "
-                             f"(text_hidden_fcs) (setting {setting})")
+        raise ModelLoadError(
+            f"the weight files in '{p}' lack {missing} of the [SEG] projection "
+            f"(text_hidden_fcs) (setting {setting})"
+        )
     return state
 
 
@@ -256,9 +293,13 @@ def read_lisa_sam_state_dict(path: str | Path) -> dict[str, torch.Tensor] | None
         return None
     if src.kind == "file":
         state = torch.load(src.path, map_location="cpu", weights_only=True)
-        return state["model"] if isinstance(state, dict) and isinstance(state.get("model"), dict) else state
+        return (
+            state["model"]
+            if isinstance(state, dict) and isinstance(state.get("model"), dict)
+            else state
+        )
     raw = read_tensors(src.path, lambda k: k.startswith(src.prefix))
-    return {k[len(src.prefix):]: v for k, v in raw.items()}
+    return {k[len(src.prefix) :]: v for k, v in raw.items()}
 
 
 def model_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
@@ -267,10 +308,18 @@ def model_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
         return dtype
     if dtype in (None, "", "auto"):
         return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in table:
-        raise ModelLoadError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16 (setting dtype)")
+        raise ModelLoadError(
+            f"unknown dtype {dtype!r}: use float32, bfloat16 or float16 (setting dtype)"
+        )
     return table[dtype]
 
 
@@ -315,23 +364,42 @@ class PreparedPass:
     grid_hw: tuple[int, int]
     extra: dict[str, Any]
 
-    def output(self, emb: torch.Tensor, rows: torch.Tensor, layers: list[int], text: str, prompt_token: str,
-               extra: dict[str, Any]) -> PromptModelOutput:
+    def output(
+        self,
+        emb: torch.Tensor,
+        rows: torch.Tensor,
+        layers: list[int],
+        text: str,
+        prompt_token: str,
+        extra: dict[str, Any],
+    ) -> PromptModelOutput:
         """The pass's :class:`PromptModelOutput`: the prompt embedding ``emb`` and the captured
         attention rows (n_layers, n_heads, T) cut to the image tokens, as float32 arrays."""
         return PromptModelOutput(
             prompt_embedding=emb.cpu().numpy().astype(np.float32),
             attention=rows[:, :, self.image_positions].cpu().numpy().astype(np.float32),
-            layers=layers, grid_hw=self.grid_hw, token_boxes_xyxy=self.token_boxes_xyxy,
-            generated_text=text, prompt_token=prompt_token,
-            extra={**extra, "sequence_length": int(self.kwargs["input_ids"].shape[1])})
+            layers=layers,
+            grid_hw=self.grid_hw,
+            token_boxes_xyxy=self.token_boxes_xyxy,
+            generated_text=text,
+            prompt_token=prompt_token,
+            extra={**extra, "sequence_length": int(self.kwargs["input_ids"].shape[1])},
+        )
 
 
 class LisaPromptModel:
     """A loaded LISA-style model implementing :class:`core.models.base.PromptModel` (module docstring)."""
 
-    def __init__(self, model: Any, processor: Any, text_hidden_fcs: torch.nn.Module, name: str, is_random: bool,
-                 device: str = "cpu", options: LisaOptions | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        text_hidden_fcs: torch.nn.Module,
+        name: str,
+        is_random: bool,
+        device: str = "cpu",
+        options: LisaOptions | None = None,
+    ) -> None:
         self.options = options or LisaOptions()
         self.model = model.to(device).eval()
         self.processor = processor
@@ -348,9 +416,13 @@ class LisaPromptModel:
         self.grid = int(vc.image_size // vc.patch_size)
         n = model.config.text_config.num_hidden_layers
         self.default_layers = [i for i in DEFAULT_LAYERS if i < n] or list(range(n // 2, n))
-        self._answer_ids = tok(" " + self.options.answer_template, add_special_tokens=False)["input_ids"]
+        self._answer_ids = tok(" " + self.options.answer_template, add_special_tokens=False)[
+            "input_ids"
+        ]
         if self.seg_id not in self._answer_ids:
-            raise ModelLoadError(f"{name}: answer_template {self.options.answer_template!r} does not tokenize to {SEG_TOKEN}")
+            raise ModelLoadError(
+                f"{name}: answer_template {self.options.answer_template!r} does not tokenize to {SEG_TOKEN}"
+            )
 
     # kept for callers that read these directly
     @property
@@ -367,8 +439,13 @@ class LisaPromptModel:
         if self.options.prompt_template:
             template = self.options.prompt_template
         else:
-            template, question = default_prompt(self.processor.tokenizer), lisa_query(question, is_sentence)
-        return template.replace("{image}", self.processor.image_token).replace("{question}", question)
+            template, question = (
+                default_prompt(self.processor.tokenizer),
+                lisa_query(question, is_sentence),
+            )
+        return template.replace("{image}", self.processor.image_token).replace(
+            "{question}", question
+        )
 
     def _image_and_boxes(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hw = image_rgb.shape[:2]
@@ -377,7 +454,11 @@ class LisaPromptModel:
             square, _, _ = expand_to_square(image_rgb, llava_pad_colour(ip.image_mean))
             return square, pad_token_boxes(hw, self.grid)
         size, crop = ip.size, ip.crop_size
-        se = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+        se = (
+            size.get("shortest_edge")
+            if isinstance(size, dict)
+            else getattr(size, "shortest_edge", None)
+        )
         ch = crop["height"] if isinstance(crop, dict) else crop.height
         cw = crop["width"] if isinstance(crop, dict) else crop.width
         return image_rgb, crop_token_boxes(hw, self.grid, se, (ch, cw))
@@ -392,12 +473,15 @@ class LisaPromptModel:
             new = [t for t in new if t != eos] + list(self._answer_ids)
         return new[: new.index(self.seg_id) + 1], forced
 
-    def prepare(self, image_rgb: np.ndarray, question: str, is_sentence: bool | None = None) -> PreparedPass:
+    def prepare(
+        self, image_rgb: np.ndarray, question: str, is_sentence: bool | None = None
+    ) -> PreparedPass:
         """Steps 1–2 of the flow up to the second pass's inputs (generation included)."""
         image_rgb = check_image(image_rgb)
         model_image, boxes = self._image_and_boxes(image_rgb)
-        inputs = self.processor(images=model_image, text=self._prompt(question, is_sentence),
-                                return_tensors="pt").to(self.device)
+        inputs = self.processor(
+            images=model_image, text=self._prompt(question, is_sentence), return_tensors="pt"
+        ).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         prompt_len = int(inputs["input_ids"].shape[1])
         generated: list[int] = []
@@ -405,66 +489,119 @@ class LisaPromptModel:
             tok = self.processor.tokenizer
             stop = [t for t in (tok.eos_token_id, self.seg_id) if t is not None]
             with torch.inference_mode():
-                gen = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                          eos_token_id=stop, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+                gen = self.model.generate(
+                    **inputs,
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stop,
+                    pad_token_id=tok.pad_token_id or tok.eos_token_id,
+                )
             generated = gen[0, prompt_len:].tolist()
         answer, forced = self.answer_ids(generated)
-        forced = forced and self.max_new_tokens > 0  # with 0 the template is LISA's teacher-forced answer
-        ids = torch.cat([inputs["input_ids"][0], torch.tensor(answer, device=self.device, dtype=torch.long)])[None]
+        forced = (
+            forced and self.max_new_tokens > 0
+        )  # with 0 the template is LISA's teacher-forced answer
+        ids = torch.cat(
+            [inputs["input_ids"][0], torch.tensor(answer, device=self.device, dtype=torch.long)]
+        )[None]
         query = seg_query_position(ids[0], self.seg_id, start=prompt_len)
         img_pos = (ids[0] == self.image_token_id).nonzero().flatten()
         if img_pos.numel() != self.grid * self.grid:
-            raise RuntimeError(f"{self.name}: {img_pos.numel()} image tokens in the sequence, expected {self.grid}²")
-        kwargs = {"input_ids": ids, "pixel_values": inputs["pixel_values"], "attention_mask": torch.ones_like(ids)}
-        return PreparedPass(kwargs, query, img_pos, prompt_len, answer, boxes, (self.grid, self.grid),
-                            {"seg_forced": forced})
+            raise RuntimeError(
+                f"{self.name}: {img_pos.numel()} image tokens in the sequence, expected {self.grid}²"
+            )
+        kwargs = {
+            "input_ids": ids,
+            "pixel_values": inputs["pixel_values"],
+            "attention_mask": torch.ones_like(ids),
+        }
+        return PreparedPass(
+            kwargs,
+            query,
+            img_pos,
+            prompt_len,
+            answer,
+            boxes,
+            (self.grid, self.grid),
+            {"seg_forced": forced},
+        )
 
-    def encode(self, image_rgb: np.ndarray, question: str, layers: list[int] | None = None,
-               is_sentence: bool | None = None) -> PromptModelOutput:
+    def encode(
+        self,
+        image_rgb: np.ndarray,
+        question: str,
+        layers: list[int] | None = None,
+        is_sentence: bool | None = None,
+    ) -> PromptModelOutput:
         """image_rgb: uint8 (H, W, 3). Prompt embedding float32 (1, 256) and the attention rows
         float32 (n_layers, n_heads, gh*gw) of the position predicting ``[SEG]`` (module docstring).
         ``is_sentence``: the sample's flag (ReasonSeg); ``False`` words the query as a phrase."""
         layers = [int(i) for i in layers] if layers else list(self.default_layers)
         sp = self.prepare(image_rgb, question, is_sentence)
-        with torch.inference_mode(), AttentionRowCapture(self.model.model.language_model.layers, layers,
-                                                         sp.query_index) as cap:
+        with (
+            torch.inference_mode(),
+            AttentionRowCapture(
+                self.model.model.language_model.layers, layers, sp.query_index
+            ) as cap,
+        ):
             out = self.model.model(**sp.kwargs, use_cache=False)
             emb = self.fcs(out.last_hidden_state[0, sp.query_index].float()[None])
         forced = bool(sp.extra["seg_forced"])
         text = self.processor.tokenizer.decode(sp.answer_ids, skip_special_tokens=False)
         if forced:
             text += " (answer template appended: the model did not emit [SEG])"
-        return sp.output(emb, cap.rows(), layers, text, SEG_TOKEN,
-                         {"seg_forced": forced, "query_position": sp.query_index,
-                          "image_aspect_ratio": self.options.image_aspect_ratio})
+        return sp.output(
+            emb,
+            cap.rows(),
+            layers,
+            text,
+            SEG_TOKEN,
+            {
+                "seg_forced": forced,
+                "query_position": sp.query_index,
+                "image_aspect_ratio": self.options.image_aspect_ratio,
+            },
+        )
 
 
 def _check_llava_layout(p: Path, setting: str) -> None:
     cfg_file = p / "config.json"
     if not cfg_file.is_file():
-        raise ModelLoadError(f"'{p}' has no config.json: not a transformers model directory (setting {setting})")
+        raise ModelLoadError(
+            f"'{p}' has no config.json: not a transformers model directory (setting {setting})"
+        )
     try:
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"'{cfg_file}' is not valid JSON ({exc}) (setting {setting})") from exc
     if "text_config" not in cfg or "vision_config" not in cfg:
-        hint = (" It looks like a released LISA/LLaVA checkpoint; convert it first with "
-                "`rea2seg convert lisa SRC --out DST --clip CLIP_DIR`." if "mm_vision_tower" in cfg
-                or "LISAForCausalLM" in cfg.get("architectures", []) or "out_dim" in cfg else "")
-        raise ModelLoadError(f"'{cfg_file}' is not a LlavaForConditionalGeneration config (no text_config/"
-                             f"vision_config).{hint} (setting {setting})")
+        hint = (
+            " It looks like a released LISA/LLaVA checkpoint; convert it first with "
+            "`rea2seg convert lisa SRC --out DST --clip CLIP_DIR`."
+            if "mm_vision_tower" in cfg
+            or "LISAForCausalLM" in cfg.get("architectures", [])
+            or "out_dim" in cfg
+            else ""
+        )
+        raise ModelLoadError(
+            f"'{cfg_file}' is not a LlavaForConditionalGeneration config (no text_config/"
+            f"vision_config).{hint} (setting {setting})"
+        )
 
 
 def model_dir(path: str | Path | None, family: str, setting: str) -> Path:
     """``path`` (``~`` expanded) when it is a directory, else a :class:`ModelLoadError`."""
     p = Path(path).expanduser() if path else None
     if p is None or not p.is_dir():
-        raise ModelLoadError(f"{family} model directory '{path}' does not exist (setting {setting})")
+        raise ModelLoadError(
+            f"{family} model directory '{path}' does not exist (setting {setting})"
+        )
     return p
 
 
-def load_pretrained(model_cls: Any, p: Path, family: str, setting: str, dtype: str | torch.dtype | None,
-                    device: str) -> tuple[Any, Any]:
+def load_pretrained(
+    model_cls: Any, p: Path, family: str, setting: str, dtype: str | torch.dtype | None, device: str
+) -> tuple[Any, Any]:
     """(model, processor) of a transformers directory, offline; weights that leave any model
     tensor uninitialised are a :class:`ModelLoadError`, never silently random."""
     from transformers import AutoProcessor
@@ -472,21 +609,36 @@ def load_pretrained(model_cls: Any, p: Path, family: str, setting: str, dtype: s
     try:
         with quiet_transformers():
             model, info = model_cls.from_pretrained(
-                p, local_files_only=True, attn_implementation="sdpa", dtype=model_dtype(dtype, device),
-                output_loading_info=True)
+                p,
+                local_files_only=True,
+                attn_implementation="sdpa",
+                dtype=model_dtype(dtype, device),
+                output_loading_info=True,
+            )
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"'{p}' could not be loaded as a {family}-style model ({exc}) (setting {setting})") from exc
+        raise ModelLoadError(
+            f"'{p}' could not be loaded as a {family}-style model ({exc}) (setting {setting})"
+        ) from exc
     missing = list(info.get("missing_keys", []))
     if missing:
-        raise ModelLoadError(f"'{p}': the weights lack {len(missing)} model tensors (e.g. {sorted(missing)[:3]}); "
-                             f"refusing to run with random weights (setting {setting})")
+        raise ModelLoadError(
+            f"'{p}': the weights lack {len(missing)} model tensors (e.g. {sorted(missing)[:3]}); "
+            f"refusing to run with random weights (setting {setting})"
+        )
     return model, processor
 
 
-def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False, setting: str = "mllm_path",
-              max_new_tokens: int | None = None, dtype: str | torch.dtype | None = None,
-              name: str | None = None) -> LisaPromptModel:
+def load_lisa(
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    is_random: bool = False,
+    setting: str = "mllm_path",
+    max_new_tokens: int | None = None,
+    dtype: str | torch.dtype | None = None,
+    name: str | None = None,
+) -> LisaPromptModel:
     """Load a LISA-style model directory offline (layout in the module docstring).
 
     ``max_new_tokens`` overrides ``rea2seg.json``; ``dtype`` ``None``/"auto" = float32 on CPU,
@@ -499,18 +651,31 @@ def load_lisa(path: str | Path, *, device: str = "cpu", is_random: bool = False,
     options = read_options(p, setting)
     if max_new_tokens is not None:
         if int(max_new_tokens) < 0:
-            raise ModelLoadError(f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)")
+            raise ModelLoadError(
+                f"max_new_tokens must be ≥ 0, got {max_new_tokens} (setting max_new_tokens)"
+            )
         options = dataclasses.replace(options, max_new_tokens=int(max_new_tokens))
     fcs_state = read_text_hidden_fcs(p, setting)
-    model, processor = load_pretrained(LlavaForConditionalGeneration, p, "LISA", setting, dtype, device)
+    model, processor = load_pretrained(
+        LlavaForConditionalGeneration, p, "LISA", setting, dtype, device
+    )
     hidden = model.config.text_config.hidden_size
     if fcs_state["0.weight"].shape != (hidden, hidden):
-        raise ModelLoadError(f"'{p}': text_hidden_fcs expects hidden size {fcs_state['0.weight'].shape[1]}, the "
-                             f"model has {hidden} (setting {setting})")
+        raise ModelLoadError(
+            f"'{p}': text_hidden_fcs expects hidden size {fcs_state['0.weight'].shape[1]}, the "
+            f"model has {hidden} (setting {setting})"
+        )
     fcs = make_text_hidden_fcs(hidden, fcs_state["2.weight"].shape[0])
     fcs.load_state_dict({k: v.float() for k, v in fcs_state.items()})
     try:
-        return LisaPromptModel(model, processor, fcs, name=name or f"lisa:{p.name}", is_random=is_random,
-                               device=device, options=options)
+        return LisaPromptModel(
+            model,
+            processor,
+            fcs,
+            name=name or f"lisa:{p.name}",
+            is_random=is_random,
+            device=device,
+            options=options,
+        )
     except ModelLoadError as exc:
         raise ModelLoadError(f"{exc} (setting {setting})") from exc

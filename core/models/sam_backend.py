@@ -39,7 +39,9 @@ class _EmbeddedPredictor:
 
     def set_image(self, image: np.ndarray, *args: Any, **kwargs: Any) -> None:
         if image.shape != self._image.shape or not np.array_equal(image, self._image):
-            raise RuntimeError("seed-point AMG asked for a different image or a crop (crops are off)")
+            raise RuntimeError(
+                "seed-point AMG asked for a different image or a crop (crops are off)"
+            )
 
     # the generators reset their predictor after each crop (SAM: reset_image, SAM2:
     # reset_predictor); the cached embedding must survive that
@@ -60,12 +62,23 @@ def _seed_index(point_xy: np.ndarray, seeds_xy: np.ndarray) -> int:
 
 
 # The generator arguments a settings dict may set (the paper's values live in Stage1Settings).
-AMG_KEYS = ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh",
-            "points_per_batch")
+AMG_KEYS = (
+    "pred_iou_thresh",
+    "stability_score_thresh",
+    "stability_score_offset",
+    "box_nms_thresh",
+    "points_per_batch",
+)
 
 
-def _seed_amg(generator_cls: Any, model: Any, predictor: Any, image: np.ndarray, seeds_xy: np.ndarray,
-              settings: dict[str, Any]) -> list[AmgMask]:
+def _seed_amg(
+    generator_cls: Any,
+    model: Any,
+    predictor: Any,
+    image: np.ndarray,
+    seeds_xy: np.ndarray,
+    settings: dict[str, Any],
+) -> list[AmgMask]:
     """The library generator with the seeds as its only point grid, on the embedded predictor.
 
     ``settings`` keys are the generator's own argument names (:data:`AMG_KEYS`); a key left out
@@ -122,7 +135,9 @@ def sam_lowres_mask_prompt(logits: np.ndarray, img_size: int = 1024) -> np.ndarr
         raise ValueError(f"mask logits must be (H, W), got {L.shape}")
     newh, neww = ResizeLongestSide.get_preprocess_shape(L.shape[0], L.shape[1], img_size)
     t = torch.from_numpy(np.ascontiguousarray(L))[None, None]
-    t = F.interpolate(t, (newh, neww), mode="bilinear", align_corners=False, antialias=newh < L.shape[0])
+    t = F.interpolate(
+        t, (newh, neww), mode="bilinear", align_corners=False, antialias=newh < L.shape[0]
+    )
     pad = min(float(L.min()), 0.0)
     t = F.pad(t, (0, img_size - neww, 0, img_size - newh), value=pad)
     return F.avg_pool2d(t, 4)[0].numpy().astype(np.float32)
@@ -149,12 +164,16 @@ def _lowres_or(mask_logits: np.ndarray, rebuild: Any, size: int) -> np.ndarray:
     m = np.asarray(mask_logits, dtype=np.float32)
     if m.ndim == 3:
         if m.shape != (1, size // 4, size // 4):
-            raise ValueError(f"low-res mask prompt must be (1, {size // 4}, {size // 4}), got {m.shape}")
+            raise ValueError(
+                f"low-res mask prompt must be (1, {size // 4}, {size // 4}), got {m.shape}"
+            )
         return m
     return rebuild(m, size)
 
 
-def _points(points_xy: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _points(
+    points_xy: np.ndarray | None, labels: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     if points_xy is None or len(points_xy) == 0:
         return None, None
     pts = np.asarray(points_xy, dtype=np.float32).reshape(-1, 2)
@@ -201,7 +220,11 @@ class _EmbeddingCache:
         img = np.asarray(image_rgb)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {img.dtype} {img.shape}")
-        if self._image is not None and self._image.shape == img.shape and np.array_equal(self._image, img):
+        if (
+            self._image is not None
+            and self._image.shape == img.shape
+            and np.array_equal(self._image, img)
+        ):
             return
         self._image = None
         with torch.inference_mode():
@@ -213,13 +236,23 @@ class _EmbeddingCache:
         """Forget the cached embedding (the next :meth:`set_image` computes it again)."""
         self._image = None
 
-    def _predict(self, points_xy: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None,
-                 multimask: bool, box: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(
+        self,
+        points_xy: np.ndarray,
+        labels: np.ndarray,
+        mask_input: np.ndarray | None,
+        multimask: bool,
+        box: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The predictor's decode on the cached embedding → float32 logits (M, H, W), IoU (M,)."""
         pts, lab = _points(points_xy, labels)
         with torch.inference_mode():
             logits, iou, _ = self.predictor.predict(
-                point_coords=pts, point_labels=lab, box=box, mask_input=mask_input, multimask_output=multimask,
+                point_coords=pts,
+                point_labels=lab,
+                box=box,
+                mask_input=mask_input,
+                multimask_output=multimask,
                 return_logits=True,
             )
         return logits.astype(np.float32), iou.astype(np.float32)
@@ -239,7 +272,9 @@ class SamV1Backend(_EmbeddingCache):
 
     kind = "sam"
 
-    def __init__(self, sam: Any, device: str = "cpu", name: str = "sam", is_random: bool = False) -> None:
+    def __init__(
+        self, sam: Any, device: str = "cpu", name: str = "sam", is_random: bool = False
+    ) -> None:
         from segment_anything import SamPredictor
 
         super().__init__(device, name, is_random)
@@ -265,7 +300,9 @@ class SamV1Backend(_EmbeddingCache):
         cell = self.img_size / self.predictor.features.shape[-1]
         return neww / w / cell, newh / h / cell
 
-    def decode_prompt_embedding(self, prompt_embedding: np.ndarray, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+    def decode_prompt_embedding(
+        self, prompt_embedding: np.ndarray, multimask: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sparse prompt tokens float (n, 256) straight into the mask decoder, as LISA does.
 
         The prompt encoder runs with no points, boxes or masks (empty sparse tokens, the
@@ -288,13 +325,22 @@ class SamV1Backend(_EmbeddingCache):
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
             )
-            logits = sam.postprocess_masks(low.float(), self.predictor.input_size, self.predictor.original_size)
-        self.last_lowres_logits = low[0].float().cpu().numpy().astype(np.float32)  # (M, s, s): the mask prompt L
+            logits = sam.postprocess_masks(
+                low.float(), self.predictor.input_size, self.predictor.original_size
+            )
+        self.last_lowres_logits = (
+            low[0].float().cpu().numpy().astype(np.float32)
+        )  # (M, s, s): the mask prompt L
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool,
-        *, box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
+        self,
+        points_xy: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask_logits: np.ndarray | None,
+        multimask: bool,
+        *,
+        box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Points float (N, 2) with labels (N,) (1 fg, 0 bg), an optional box ``box_xyxy``
         ``(x0, y0, x1, y1)`` in original-image pixels (alone or with the points, as
@@ -303,7 +349,11 @@ class SamV1Backend(_EmbeddingCache):
         A (1, s, s) ``mask_logits`` is taken as SAM's low-res mask prompt as it is (the decoder's
         own low-res output, as LISA/SAM feed it back)."""
         self._require()
-        mask_input = None if mask_logits is None else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
+        mask_input = (
+            None
+            if mask_logits is None
+            else _lowres_or(mask_logits, sam_lowres_mask_prompt, self.img_size)
+        )
         return self._predict(points_xy, labels, mask_input, multimask, _box(box_xyxy))
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
@@ -312,7 +362,9 @@ class SamV1Backend(_EmbeddingCache):
         from segment_anything import SamAutomaticMaskGenerator
 
         image = self._require()
-        return _seed_amg(SamAutomaticMaskGenerator, self.sam, self.predictor, image, seeds_xy, settings)
+        return _seed_amg(
+            SamAutomaticMaskGenerator, self.sam, self.predictor, image, seeds_xy, settings
+        )
 
 
 class Sam2Backend(_EmbeddingCache):
@@ -324,7 +376,9 @@ class Sam2Backend(_EmbeddingCache):
 
     kind = "sam2"
 
-    def __init__(self, model: Any, device: str = "cpu", name: str = "sam2", is_random: bool = False) -> None:
+    def __init__(
+        self, model: Any, device: str = "cpu", name: str = "sam2", is_random: bool = False
+    ) -> None:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
         super().__init__(device, name, is_random)
@@ -351,7 +405,9 @@ class Sam2Backend(_EmbeddingCache):
         g = self.predictor._features["image_embed"].shape[-1]
         return g / w, g / h
 
-    def decode_prompt_embedding(self, prompt_embedding: np.ndarray, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+    def decode_prompt_embedding(
+        self, prompt_embedding: np.ndarray, multimask: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`SamV1Backend.decode_prompt_embedding`, with SAM2's high-resolution features."""
         self._require()
         m = self.model
@@ -371,19 +427,31 @@ class Sam2Backend(_EmbeddingCache):
                 repeat_image=False,
                 high_res_features=[f[0:1] for f in feats["high_res_feats"]],
             )
-            logits = self.predictor._transforms.postprocess_masks(low.float(), self.predictor._orig_hw[-1])
-        self.last_lowres_logits = low[0].float().cpu().numpy().astype(np.float32)  # (M, s, s): the mask prompt L
+            logits = self.predictor._transforms.postprocess_masks(
+                low.float(), self.predictor._orig_hw[-1]
+            )
+        self.last_lowres_logits = (
+            low[0].float().cpu().numpy().astype(np.float32)
+        )  # (M, s, s): the mask prompt L
         return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
 
     def predict_points(
-        self, points_xy: np.ndarray | None, labels: np.ndarray | None, mask_logits: np.ndarray | None, multimask: bool,
-        *, box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
+        self,
+        points_xy: np.ndarray | None,
+        labels: np.ndarray | None,
+        mask_logits: np.ndarray | None,
+        multimask: bool,
+        *,
+        box_xyxy: np.ndarray | tuple[float, float, float, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`SamV1Backend.predict_points` (box as ``SAM2ImagePredictor.predict(box=...)``,
         pixel coordinates); the mask prompt via :func:`sam2_lowres_mask_prompt`."""
         self._require()
-        mask_input = (None if mask_logits is None
-                      else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size))
+        mask_input = (
+            None
+            if mask_logits is None
+            else _lowres_or(mask_logits, sam2_lowres_mask_prompt, self.model.image_size)
+        )
         return self._predict(points_xy, labels, mask_input, multimask, _box(box_xyxy))
 
     def amg_from_seeds(self, seeds_xy: np.ndarray, settings: dict[str, Any]) -> list[AmgMask]:
@@ -392,7 +460,9 @@ class Sam2Backend(_EmbeddingCache):
         from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
         image = self._require()
-        return _seed_amg(SAM2AutomaticMaskGenerator, self.model, self.predictor, image, seeds_xy, settings)
+        return _seed_amg(
+            SAM2AutomaticMaskGenerator, self.model, self.predictor, image, seeds_xy, settings
+        )
 
 
 def _read_checkpoint(path: Path) -> Any:
@@ -438,8 +508,9 @@ def load_sam_backend(
         content = _read_checkpoint(path)
     except (RuntimeError, OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelLoadError(f"{kind} checkpoint '{path}' is not a torch checkpoint ({reason}) "
-                             f"(setting {setting})") from exc
+        raise ModelLoadError(
+            f"{kind} checkpoint '{path}' is not a torch checkpoint ({reason}) (setting {setting})"
+        ) from exc
     tiny = content.get(TINY_KEY) if isinstance(content, dict) else None
     try:
         if kind == "sam":
@@ -449,21 +520,34 @@ def load_sam_backend(
     except ModelLoadError:
         raise
     except (RuntimeError, KeyError, OSError, ValueError, TypeError) as exc:
-        raise ModelLoadError(f"{kind} checkpoint '{path}' could not be loaded: {exc} (setting {setting})") from exc
+        raise ModelLoadError(
+            f"{kind} checkpoint '{path}' could not be loaded: {exc} (setting {setting})"
+        ) from exc
 
 
-def _load_sam_v1(path: Path, state: Any, tiny: dict[str, Any] | None, model_type: str, device: str,
-                 setting: str, name: str | None) -> SamV1Backend:
+def _load_sam_v1(
+    path: Path,
+    state: Any,
+    tiny: dict[str, Any] | None,
+    model_type: str,
+    device: str,
+    setting: str,
+    name: str | None,
+) -> SamV1Backend:
     if tiny is not None:
         from core.models.tiny_sam import load_tiny_sam
 
         sam = load_tiny_sam(path)
-        return SamV1Backend(sam, device, name=name or f"sam-tiny-random:{path.name}", is_random=True)
+        return SamV1Backend(
+            sam, device, name=name or f"sam-tiny-random:{path.name}", is_random=True
+        )
     from segment_anything import sam_model_registry
 
     if model_type not in sam_model_registry or model_type == "default":
-        raise ModelLoadError(f"unknown SAM model type {model_type!r}: use vit_h, vit_l or vit_b "
-                             f"(setting sam_model_type, for '{path}')")
+        raise ModelLoadError(
+            f"unknown SAM model type {model_type!r}: use vit_h, vit_l or vit_b "
+            f"(setting sam_model_type, for '{path}')"
+        )
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict) or not state:
@@ -472,13 +556,21 @@ def _load_sam_v1(path: Path, state: Any, tiny: dict[str, Any] | None, model_type
     try:
         sam.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelLoadError(f"sam checkpoint '{path}' does not fit SAM {model_type} (is sam_model_type right?): "
-                             f"{str(exc).splitlines()[0]} (setting {setting})") from exc
+        raise ModelLoadError(
+            f"sam checkpoint '{path}' does not fit SAM {model_type} (is sam_model_type right?): "
+            f"{str(exc).splitlines()[0]} (setting {setting})"
+        ) from exc
     return SamV1Backend(sam, device, name=name or f"sam-{model_type}:{path.name}")
 
 
-def _load_sam2(path: Path, tiny: dict[str, Any] | None, model_cfg: str | None, device: str, setting: str,
-               name: str | None) -> Sam2Backend:
+def _load_sam2(
+    path: Path,
+    tiny: dict[str, Any] | None,
+    model_cfg: str | None,
+    device: str,
+    setting: str,
+    name: str | None,
+) -> Sam2Backend:
     from hydra.errors import HydraException
     from sam2.build_sam import build_sam2
 
@@ -487,11 +579,17 @@ def _load_sam2(path: Path, tiny: dict[str, Any] | None, model_cfg: str | None, d
     try:
         model = build_sam2(cfg, str(path), device=device, hydra_overrides_extra=overrides)
     except HydraException as exc:
-        raise ModelLoadError(f"SAM2 config {cfg!r} could not be used: {str(exc).splitlines()[0]} "
-                             f"(setting sam2_config, for '{path}')") from exc
+        raise ModelLoadError(
+            f"SAM2 config {cfg!r} could not be used: {str(exc).splitlines()[0]} "
+            f"(setting sam2_config, for '{path}')"
+        ) from exc
     except RuntimeError as exc:  # build_sam2 logs the key lists and raises a bare RuntimeError
-        raise ModelLoadError(f"sam2 checkpoint '{path}' does not fit the config {cfg!r} "
-                             f"(setting {setting}; is sam2_config right?)") from exc
+        raise ModelLoadError(
+            f"sam2 checkpoint '{path}' does not fit the config {cfg!r} "
+            f"(setting {setting}; is sam2_config right?)"
+        ) from exc
     if tiny is not None:
-        return Sam2Backend(model, device, name=name or f"sam2-tiny-random:{path.name}", is_random=True)
+        return Sam2Backend(
+            model, device, name=name or f"sam2-tiny-random:{path.name}", is_random=True
+        )
     return Sam2Backend(model, device, name=name or f"sam2:{Path(cfg).stem}:{path.name}")

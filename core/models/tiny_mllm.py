@@ -60,8 +60,14 @@ def start_build(out_dir: str | Path, seed: int) -> Path:
 
 
 def _tokenizer():
-    return word_tokenizer(["<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"], list(WORDS), bos_token="<s>",
-                          eos_token="</s>", pad_token="<pad>", additional_special_tokens=["<image>", "[SEG]"])
+    return word_tokenizer(
+        ["<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"],
+        list(WORDS),
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=["<image>", "[SEG]"],
+    )
 
 
 def _rewrite_weights(out: Path, rename: dict[str, str], extra: dict[str, torch.Tensor]) -> None:
@@ -74,16 +80,22 @@ def _rewrite_weights(out: Path, rename: dict[str, str], extra: dict[str, torch.T
     for k, v in state.items():
         for old, new in rename.items():
             if k.startswith(old):
-                k = new + k[len(old):]
+                k = new + k[len(old) :]
                 break
         renamed[k] = v
     renamed.update({k: v.detach().clone().contiguous() for k, v in extra.items()})
     save_file(renamed, str(f), metadata={"format": "pt"})
 
 
-def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, layers: int = TINY_LISA_LAYERS,
-                    image_aspect_ratio: Literal["pad", "crop"] = "pad",
-                    layout: Literal["files", "lisa"] = "files", max_new_tokens: int = 4) -> Path:
+def build_tiny_lisa(
+    out_dir: str | Path,
+    seed: int = 0,
+    image_size: int = 56,
+    layers: int = TINY_LISA_LAYERS,
+    image_aspect_ratio: Literal["pad", "crop"] = "pad",
+    layout: Literal["files", "lisa"] = "files",
+    max_new_tokens: int = 4,
+) -> Path:
     """Write a tiny LISA-style model directory to ``out_dir`` and return it (module docstring).
 
     ``image_aspect_ratio`` and ``max_new_tokens`` go to ``rea2seg.json``; SAM is
@@ -96,32 +108,68 @@ def build_tiny_lisa(out_dir: str | Path, seed: int = 0, image_size: int = 56, la
 
     out = start_build(out_dir, seed)
     tok = _tokenizer()
-    vision = tf.CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=image_size, patch_size=14, projection_dim=64)
-    text = tf.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    cfg = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
-                      vision_feature_select_strategy="default", vision_feature_layer=-2)
+    vision = tf.CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=image_size,
+        patch_size=14,
+        projection_dim=64,
+    )
+    text = tf.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    cfg = tf.LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-2,
+    )
     model = tf.LlavaForConditionalGeneration(cfg).eval()
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     fcs = make_text_hidden_fcs(64)
     model.save_pretrained(out)
-    ip = tf.CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
-    tf.LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
-                   num_additional_image_tokens=1).save_pretrained(out)
+    ip = tf.CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
+    tf.LlavaProcessor(
+        image_processor=ip,
+        tokenizer=tok,
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+    ).save_pretrained(out)
     if layout == "files":
         torch.save(fcs.state_dict(), out / FCS_FILE)
         save_tiny_sam(out / SAM_FILE, seed=seed)
     elif layout == "lisa":
         extra = {f"model.text_hidden_fcs.0.{k}": v for k, v in fcs.state_dict().items()}
-        extra.update({f"model.visual_model.{k}": v for k, v in build_tiny_sam(seed=seed).state_dict().items()})
+        extra.update(
+            {
+                f"model.visual_model.{k}": v
+                for k, v in build_tiny_sam(seed=seed).state_dict().items()
+            }
+        )
         _rewrite_weights(out, {}, extra)
     else:
         raise ValueError(f"unknown layout {layout!r}")
-    (out / OPTIONS_FILE).write_text(json.dumps({"image_aspect_ratio": image_aspect_ratio,
-                                                "max_new_tokens": max_new_tokens}, indent=1))
+    (out / OPTIONS_FILE).write_text(
+        json.dumps(
+            {"image_aspect_ratio": image_aspect_ratio, "max_new_tokens": max_new_tokens}, indent=1
+        )
+    )
     return out
 
 
@@ -135,17 +183,50 @@ QWEN_CHAT_TEMPLATE = (
 
 
 def _qwen_tokenizer():
-    specials = ["<unk>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|vision_start|>", "<|vision_end|>",
-                "<|image_pad|>", "<|video_pad|>"]
-    words = [*WORDS, "user", "assistant", "system", "You", "helpful", "assistant.", "Locate", "bbox", "JSON", "<think>",
-             "</think>", "<answer>", "</answer>"]
-    return word_tokenizer(specials, words, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                          additional_special_tokens=specials[1:])
+    specials = [
+        "<unk>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|vision_start|>",
+        "<|vision_end|>",
+        "<|image_pad|>",
+        "<|video_pad|>",
+    ]
+    words = [
+        *WORDS,
+        "user",
+        "assistant",
+        "system",
+        "You",
+        "helpful",
+        "assistant.",
+        "Locate",
+        "bbox",
+        "JSON",
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+    ]
+    return word_tokenizer(
+        specials,
+        words,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=specials[1:],
+    )
 
 
-def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, layers: int = TINY_LENS_LAYERS,
-                    layout: Literal["files", "lens"] = "files", max_new_tokens: int = 4,
-                    connector_depth: int = 2) -> Path:
+def build_tiny_lens(
+    out_dir: str | Path,
+    seed: int = 0,
+    n_queries: int = 8,
+    layers: int = TINY_LENS_LAYERS,
+    layout: Literal["files", "lens"] = "files",
+    max_new_tokens: int = 4,
+    connector_depth: int = 2,
+) -> Path:
     """A tiny Qwen2.5-VL (+ processor, + query tokens and head) in a layout of
     :func:`core.models.lens.load_lens` (module docstring); ``max_new_tokens`` goes to ``rea2seg.json``.
     The processor's pixel budget is 56² … 112² (at most a 4 × 4 token grid)."""
@@ -158,14 +239,34 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
     tok = _qwen_tokenizer()
     hidden = 64
     cfg = tf.Qwen2_5_VLConfig(
-        text_config={"vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 128,
-                     "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "max_position_embeddings": 2048,
-                     "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-                     "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, "bos_token_id": None},
-        vision_config={"depth": 2, "hidden_size": 64, "intermediate_size": 128, "num_heads": 4,
-                       "out_hidden_size": hidden, "window_size": 56, "fullatt_block_indexes": [1], "patch_size": 14,
-                       "spatial_merge_size": 2},
+        text_config={
+            "vocab_size": len(tok),
+            "hidden_size": hidden,
+            "intermediate_size": 128,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 2048,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+            },
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+            "bos_token_id": None,
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_heads": 4,
+            "out_hidden_size": hidden,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+        },
         image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
         video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"),
         vision_start_token_id=tok.convert_tokens_to_ids("<|vision_start|>"),
@@ -175,23 +276,38 @@ def build_tiny_lens(out_dir: str | Path, seed: int = 0, n_queries: int = 8, laye
     model.generation_config.pad_token_id = tok.pad_token_id
     queries = torch.randn(1, n_queries, hidden) * 0.02
     connector = QueryConnector(hidden, n_queries, depth=connector_depth, num_heads=16, mlp_ratio=4)
-    for prm in connector.parameters():  # LENS zero-inits pos_embed; random here so the connector matters
+    for (
+        prm
+    ) in connector.parameters():  # LENS zero-inits pos_embed; random here so the connector matters
         torch.nn.init.normal_(prm, std=0.02)
     head = QueryHead(hidden, n_queries, connector=connector)
     model.save_pretrained(out)
     ip = tf.Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112)
-    tf.Qwen2_5_VLProcessor(image_processor=ip, tokenizer=tok, video_processor=tf.Qwen2VLVideoProcessor(),
-                        chat_template=QWEN_CHAT_TEMPLATE).save_pretrained(out)
+    tf.Qwen2_5_VLProcessor(
+        image_processor=ip,
+        tokenizer=tok,
+        video_processor=tf.Qwen2VLVideoProcessor(),
+        chat_template=QWEN_CHAT_TEMPLATE,
+    ).save_pretrained(out)
     if layout == "files":
-        torch.save({"queries": queries[0], "conv_1d": head.conv_1d.state_dict(),
-                    "proj_to_sam": head.proj_to_sam.state_dict(), "connector": connector.state_dict(),
-                    "connector_heads": 16}, out / HEAD_FILE)
+        torch.save(
+            {
+                "queries": queries[0],
+                "conv_1d": head.conv_1d.state_dict(),
+                "proj_to_sam": head.proj_to_sam.state_dict(),
+                "connector": connector.state_dict(),
+                "connector_heads": 16,
+            },
+            out / HEAD_FILE,
+        )
     elif layout == "lens":
         extra = {"learnable_query": queries}
         extra.update({f"conv_1d.{k}": v for k, v in head.conv_1d.state_dict().items()})
         extra.update({f"proj_to_sam.{k}": v for k, v in head.proj_to_sam.state_dict().items()})
         extra.update({f"connector.{k}": v for k, v in connector.state_dict().items()})
-        _rewrite_weights(out, {"model.language_model.": "model.", "model.visual.": "visual."}, extra)
+        _rewrite_weights(
+            out, {"model.language_model.": "model.", "model.visual.": "visual."}, extra
+        )
     else:
         raise ValueError(f"unknown layout {layout!r}")
     (out / OPTIONS_FILE).write_text(json.dumps({"max_new_tokens": max_new_tokens}, indent=1))

@@ -108,7 +108,12 @@ def build_tiny_sam2(image_size: int = 256, seed: int = 0) -> Any:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_sam2(SAM2_TINY_CONFIG, None, device="cpu", hydra_overrides_extra=sam2_tiny_overrides(image_size))
+        model = build_sam2(
+            SAM2_TINY_CONFIG,
+            None,
+            device="cpu",
+            hydra_overrides_extra=sam2_tiny_overrides(image_size),
+        )
     return model.eval()
 
 
@@ -125,8 +130,13 @@ def save_tiny_sam2(path: str | Path, image_size: int = 256, seed: int = 0) -> Pa
     """Build :func:`build_tiny_sam2` and save it as a SAM2 checkpoint file (``{"model": ...}``)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": "sam2", "image_size": int(image_size), "seed": int(seed), "config": SAM2_TINY_CONFIG,
-            "overrides": sam2_tiny_overrides(image_size)}
+    meta = {
+        "kind": "sam2",
+        "image_size": int(image_size),
+        "seed": int(seed),
+        "config": SAM2_TINY_CONFIG,
+        "overrides": sam2_tiny_overrides(image_size),
+    }
     torch.save({"model": build_tiny_sam2(image_size, seed).state_dict(), TINY_KEY: meta}, p)
     return p
 
@@ -144,5 +154,3 @@ def load_tiny_sam(path: str | Path, img_size: int = 256) -> Any:
     sam = _sam_v1(int(meta["img_size"]) if meta else img_size)
     sam.load_state_dict(sd)
     return sam.eval()
-
-

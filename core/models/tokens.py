@@ -38,7 +38,9 @@ QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = 28 * 28 * 1280  # the Qwen2-VL image processor's default
 
 
-def grid_boxes(origin_xy: tuple[float, float], cell_wh: tuple[float, float], grid_hw: tuple[int, int]) -> np.ndarray:
+def grid_boxes(
+    origin_xy: tuple[float, float], cell_wh: tuple[float, float], grid_hw: tuple[int, int]
+) -> np.ndarray:
     """float32 (gh*gw, 4) xyxy boxes of a regular grid whose top-left cell starts at ``origin_xy``
     and whose cells are ``cell_wh`` (width, height) pixels, row-major."""
     gh, gw = grid_hw
@@ -77,7 +79,9 @@ def expand_to_square(image_rgb: np.ndarray, fill: Sequence[int]) -> tuple[np.nda
     return out, px, py
 
 
-def square_grid_boxes(image_hw: tuple[int, int], grid: int, pad_xy: tuple[float, float]) -> np.ndarray:
+def square_grid_boxes(
+    image_hw: tuple[int, int], grid: int, pad_xy: tuple[float, float]
+) -> np.ndarray:
     """float32 (grid², 4): a ``grid × grid`` token grid over a max(H, W) square whose origin is
     ``pad_xy`` pixels left of / above the image's origin."""
     cell = max(image_hw) / grid
@@ -193,5 +197,3 @@ def resize_longest_hw(image_hw: tuple[int, int], longest: int) -> tuple[int, int
     h, w = image_hw
     scale = longest / max(h, w)
     return max(1, int(h * scale)), max(1, int(w * scale))
-
-

@@ -67,6 +67,13 @@ def seed_amg(
     ``seeds_xy``; best first. The backend reuses its cached image embedding. ``top_n=None``
     returns every mask that passed the filters (stage 1 cuts after de-duplication).
     """
-    settings = amg_settings(pred_iou_thresh, stability_score_thresh, stability_score_offset, box_nms_thresh,
-                            points_per_batch)
-    return apply_budget(sam_backend.amg_from_seeds(np.asarray(seeds_xy, dtype=np.float32), settings), top_n)
+    settings = amg_settings(
+        pred_iou_thresh,
+        stability_score_thresh,
+        stability_score_offset,
+        box_nms_thresh,
+        points_per_batch,
+    )
+    return apply_budget(
+        sam_backend.amg_from_seeds(np.asarray(seeds_xy, dtype=np.float32), settings), top_n
+    )

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-EMBEDDING_CACHE_SIZE = 8  # image embeddings kept per cache (not from the paper; ~4 MB each for ViT-B)
+EMBEDDING_CACHE_SIZE = (
+    8  # image embeddings kept per cache (not from the paper; ~4 MB each for ViT-B)
+)
 
 SegmenterLoader = Callable[[str, dict[str, Any] | None], Any]
 SamLoader = Callable[[str, dict[str, Any] | None], Any]
@@ -43,8 +45,10 @@ def _default_sam_loader(preset: str, config: dict[str, Any] | None) -> Any:
 
 
 # The predictor attributes that hold one image's embedding (segment-anything, then sam2).
-_STATE_ATTRS = (("features", "original_size", "input_size", "is_image_set"),
-                ("_features", "_orig_hw", "_is_image_set", "_is_batch"))
+_STATE_ATTRS = (
+    ("features", "original_size", "input_size", "is_image_set"),
+    ("_features", "_orig_hw", "_is_image_set", "_is_batch"),
+)
 
 
 def _snapshot(sam: Any) -> dict[str, Any] | None:
@@ -81,9 +85,14 @@ class ModelCache:
     loaded, so a changed config applies after :meth:`clear`); ``None`` uses the config file.
     """
 
-    def __init__(self, *, load_segmenter: SegmenterLoader | None = None, load_sam: SamLoader | None = None,
-                 config: Callable[[], dict[str, Any] | None] | None = None,
-                 embedding_cache_size: int = EMBEDDING_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        load_segmenter: SegmenterLoader | None = None,
+        load_sam: SamLoader | None = None,
+        config: Callable[[], dict[str, Any] | None] | None = None,
+        embedding_cache_size: int = EMBEDDING_CACHE_SIZE,
+    ) -> None:
         if embedding_cache_size < 0:
             raise ValueError(f"embedding_cache_size must be >= 0, got {embedding_cache_size}")
         self._load_segmenter = load_segmenter or _default_segmenter_loader
@@ -110,7 +119,9 @@ class ModelCache:
 
     def segmenter(self, preset: str) -> Any:
         """The preset's segmenter, loaded once (raises the loader's error, e.g. ModelLoadError)."""
-        return self._get(self._segmenters, preset, lambda: self._load_segmenter(preset, self._config()))
+        return self._get(
+            self._segmenters, preset, lambda: self._load_segmenter(preset, self._config())
+        )
 
     def loaded_segmenter(self, preset: str) -> Any | None:
         with self._lock:

@@ -43,8 +43,11 @@ def is_duplicate(mask: np.ndarray, kept: list[np.ndarray], dedupe_iou: float = 0
     return any(np.array_equal(mask, k) or mask_iou(mask, k) >= dedupe_iou for k in kept)
 
 
-def build_candidates(groups: list[tuple[str, list[dict[str, Any]]]], dedupe_iou: float | None = None,
-                     caps: dict[str, int] | None = None) -> list[Candidate]:
+def build_candidates(
+    groups: list[tuple[str, list[dict[str, Any]]]],
+    dedupe_iou: float | None = None,
+    caps: dict[str, int] | None = None,
+) -> list[Candidate]:
     """Merge candidate groups into the final list (rules in the module docstring).
 
     groups: ``[(origin, items), ...]`` with origin in ``multimask``/``semantic``/``amg``; each item

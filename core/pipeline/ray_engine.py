@@ -93,8 +93,15 @@ class JobSpec:
         """Stage 2 on ``trace`` as this job scores it (shuffle seeded by the sample id)."""
         from core.evaluator.stage2 import run_stage2
 
-        run_stage2(trace, rgb, evaluator, group_size=self.group_size, shuffle_seed=sample_id, cot=self.cot,
-                   pad_last=self.pad_last)
+        run_stage2(
+            trace,
+            rgb,
+            evaluator,
+            group_size=self.group_size,
+            shuffle_seed=sample_id,
+            cot=self.cot,
+            pad_last=self.pad_last,
+        )
 
 
 @dataclass
@@ -143,18 +150,28 @@ class SegmentWorker:
         if self.load_error is not None:
             raise self.load_error
         seg, ev = self.segmenter, self.evaluator
-        return {"mllm": seg.prompt_model.name, "sam": seg.sam.name, "preset": seg.preset,
-                "evaluator": ev.name if ev is not None else None,
-                "is_random": bool(seg.is_random or (ev is not None and ev.is_random)),
-                "settings": default_settings(seg, **overrides).to_dict()}
+        return {
+            "mllm": seg.prompt_model.name,
+            "sam": seg.sam.name,
+            "preset": seg.preset,
+            "evaluator": ev.name if ev is not None else None,
+            "is_random": bool(seg.is_random or (ev is not None and ev.is_random)),
+            "settings": default_settings(seg, **overrides).to_dict(),
+        }
 
     def configure(self, settings: dict[str, Any]) -> None:
         from core.pipeline.settings import Stage1Settings
 
         self.settings = Stage1Settings.from_dict(settings)
 
-    def segment(self, sample_id: int, name: str, question: str, image: bytes,
-                is_sentence: bool | None = None) -> tuple[str, Any]:
+    def segment(
+        self,
+        sample_id: int,
+        name: str,
+        question: str,
+        image: bytes,
+        is_sentence: bool | None = None,
+    ) -> tuple[str, Any]:
         """("trace", PipelineTrace) | ("skipped", reason) | ("failed", reason)."""
         import torch
 
@@ -168,8 +185,15 @@ class SegmentWorker:
         except ImageError as exc:
             return "skipped", str(exc)
         try:
-            trace = run_stage1(self.segmenter.prompt_model, self.segmenter.sam, rgb, question, self.settings,
-                               preset=self.segmenter.preset, is_sentence=is_sentence)
+            trace = run_stage1(
+                self.segmenter.prompt_model,
+                self.segmenter.sam,
+                rgb,
+                question,
+                self.settings,
+                preset=self.segmenter.preset,
+                is_sentence=is_sentence,
+            )
             if self.evaluator is not None:
                 self.job.stage2(trace, rgb, self.evaluator, sample_id)
         except torch.OutOfMemoryError:
@@ -241,8 +265,10 @@ class _Pool:
 
     def replace(self, slot: int) -> None:
         if self.replaced >= MAX_REPLACEMENTS_PER_WORKER * len(self.actors):
-            raise EngineError(f"{self._name}: workers died {self.replaced + 1} times; stopping "
-                              "(check the Ray logs, then run again with --resume)")
+            raise EngineError(
+                f"{self._name}: workers died {self.replaced + 1} times; stopping "
+                "(check the Ray logs, then run again with --resume)"
+            )
         try:
             self._ray.kill(self.actors[slot], no_restart=True)
         except Exception:  # noqa: BLE001 - it is already gone
@@ -281,33 +307,63 @@ class RayEngine:
             self._owns_ray = True
         self.gpus_per_worker, self.workers = self._size()
         env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-        base = {"num_cpus": self.options.cpus_per_worker, "num_gpus": self.gpus_per_worker,
-                "max_restarts": 0, "max_task_retries": 0}
+        base = {
+            "num_cpus": self.options.cpus_per_worker,
+            "num_gpus": self.gpus_per_worker,
+            "max_restarts": 0,
+            "max_task_retries": 0,
+        }
         if env:
             base["runtime_env"] = {"env_vars": env}
         device = job.device or ("cuda" if self.gpus_per_worker > 0 else None)
-        worker_job = JobSpec(job.preset, device, job.evaluator, job.cot, job.group_size, job.pad_last)
-        self.segmenters = _Pool(ray, SegmentWorker, (worker_job, self.options.loader, not self.options.evaluator_workers),
-                                self.workers, base, "rea2seg-segmenter")
+        worker_job = JobSpec(
+            job.preset, device, job.evaluator, job.cot, job.group_size, job.pad_last
+        )
+        self.segmenters = _Pool(
+            ray,
+            SegmentWorker,
+            (worker_job, self.options.loader, not self.options.evaluator_workers),
+            self.workers,
+            base,
+            "rea2seg-segmenter",
+        )
         self.evaluators = None
         if self.options.evaluator_workers:
-            self.evaluators = _Pool(ray, EvaluatorWorker, (worker_job,), self.options.evaluator_workers, base,
-                                    "rea2seg-evaluator")
+            self.evaluators = _Pool(
+                ray,
+                EvaluatorWorker,
+                (worker_job,),
+                self.options.evaluator_workers,
+                base,
+                "rea2seg-evaluator",
+            )
 
     def _size(self) -> tuple[float, int]:
         res = self.ray.cluster_resources()
         gpus, cpus = float(res.get("GPU", 0)), float(res.get("CPU", 0))
-        per_gpu = self.options.gpus_per_worker if self.options.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+        per_gpu = (
+            self.options.gpus_per_worker
+            if self.options.gpus_per_worker is not None
+            else (1.0 if gpus else 0.0)
+        )
         if per_gpu > gpus:
-            raise EngineError(f"each worker asks for {per_gpu:g} GPU(s) but the cluster has {gpus:g}")
+            raise EngineError(
+                f"each worker asks for {per_gpu:g} GPU(s) but the cluster has {gpus:g}"
+            )
         workers = self.options.workers
         if workers is None:
-            workers = int(gpus // per_gpu) if per_gpu else int(cpus // max(self.options.cpus_per_worker, 1e-9))
+            workers = (
+                int(gpus // per_gpu)
+                if per_gpu
+                else int(cpus // max(self.options.cpus_per_worker, 1e-9))
+            )
             workers = max(1, workers - (self.options.evaluator_workers if not per_gpu else 0))
         actors = workers + self.options.evaluator_workers
         if actors * per_gpu > gpus or actors * self.options.cpus_per_worker > cpus:
-            raise EngineError(f"{actors} workers x ({per_gpu:g} GPU, {self.options.cpus_per_worker:g} CPU) do not fit "
-                              f"the cluster ({gpus:g} GPU, {cpus:g} CPU); use fewer --workers")
+            raise EngineError(
+                f"{actors} workers x ({per_gpu:g} GPU, {self.options.cpus_per_worker:g} CPU) do not fit "
+                f"the cluster ({gpus:g} GPU, {cpus:g} CPU); use fewer --workers"
+            )
         return per_gpu, workers
 
     def __enter__(self) -> RayEngine:
@@ -325,9 +381,14 @@ class RayEngine:
 
     def record(self) -> dict[str, Any]:
         """What the run's config records about this engine."""
-        return {"engine": "ray", "workers": self.workers, "gpus_per_worker": self.gpus_per_worker,
-                "evaluator_workers": self.options.evaluator_workers, "address": self.options.address,
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        return {
+            "engine": "ray",
+            "workers": self.workers,
+            "gpus_per_worker": self.gpus_per_worker,
+            "evaluator_workers": self.options.evaluator_workers,
+            "address": self.options.address,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
 
     def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Model ids, ``is_random`` and default settings, from the first worker (waits until the
@@ -335,7 +396,10 @@ class RayEngine:
         info = self._get(self.segmenters.actors[0].describe.remote(overrides))
         if self.evaluators is not None:
             ev = self._get(self.evaluators.actors[0].describe.remote())
-            info["evaluator"], info["is_random"] = ev["evaluator"], info["is_random"] or ev["is_random"]
+            info["evaluator"], info["is_random"] = (
+                ev["evaluator"],
+                info["is_random"] or ev["is_random"],
+            )
         return info
 
     def _get(self, ref):
@@ -349,8 +413,16 @@ class RayEngine:
         except self.ray.exceptions.RayActorError as exc:
             raise EngineError(f"a worker could not start: {str(exc).splitlines()[0]}") from None
 
-    def run(self, store, run_id: int, sample_ids: list[int], settings, *, progress=None,
-            should_cancel=None) -> RayReport:
+    def run(
+        self,
+        store,
+        run_id: int,
+        sample_ids: list[int],
+        settings,
+        *,
+        progress=None,
+        should_cancel=None,
+    ) -> RayReport:
         """Process ``sample_ids`` and save each trace in ``run_id`` as it arrives (one transaction
         each). progress(i, n, label) is called once per sample finished, skipped or failed."""
         from core.store import repo
@@ -360,7 +432,9 @@ class RayEngine:
         settings_d = settings.to_dict()
         ray.get([a.configure.remote(settings_d) for a in self.segmenters.actors])
         todo: deque[tuple[int, int]] = deque((sid, 0) for sid in sample_ids)
-        scoring: deque[tuple[int, int]] = deque()  # (sample, attempt) whose stage-1 trace waits in `staged`
+        scoring: deque[tuple[int, int]] = (
+            deque()
+        )  # (sample, attempt) whose stage-1 trace waits in `staged`
         inflight: dict[Any, tuple[str, int, int, int]] = {}  # ref -> (stage, slot, sample, attempt)
         images: dict[int, tuple[str, Any]] = {}  # sample -> (file name, object ref of its bytes)
         questions: dict[int, tuple[str, str]] = {}  # sample -> (external id, question)
@@ -387,7 +461,11 @@ class RayEngine:
         def submit_segment(slot: int, sid: int, attempt: int) -> bool:
             if sid not in questions:
                 sample = store.run(lambda s: repo.get_sample(s, sid), write=False)
-                questions[sid] = (sample.external_id, sample.question, getattr(sample, "is_sentence", None))
+                questions[sid] = (
+                    sample.external_id,
+                    sample.question,
+                    getattr(sample, "is_sentence", None),
+                )
                 path = repo.image_path(sample)
                 try:
                     images[sid] = (str(path), ray.put(read_image_bytes(path)))
@@ -396,7 +474,9 @@ class RayEngine:
                     finish(sid, f"{sample.external_id} skipped")
                     return False
             name, ref = images[sid]
-            out = self.segmenters.actors[slot].segment.remote(sid, name, questions[sid][1], ref, questions[sid][2])
+            out = self.segmenters.actors[slot].segment.remote(
+                sid, name, questions[sid][1], ref, questions[sid][2]
+            )
             inflight[out] = ("segment", slot, sid, attempt)
             return True
 
@@ -426,14 +506,21 @@ class RayEngine:
                 kind, payload = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
                 pool.replace(slot)
-                if pool is self.segmenters:  # calls to one actor run in order: configured before its next sample
+                if (
+                    pool is self.segmenters
+                ):  # calls to one actor run in order: configured before its next sample
                     pool.actors[slot].configure.remote(settings_d)
                 pool.idle.append(slot)
                 fail(sid, attempt, f"its worker died ({type(exc).__name__})", stage)
                 continue
             except ray.exceptions.RayTaskError as exc:
                 pool.idle.append(slot)
-                fail(sid, attempt, f"error in the worker: {str(exc.cause if exc.cause else exc).splitlines()[0]}", stage)
+                fail(
+                    sid,
+                    attempt,
+                    f"error in the worker: {str(exc.cause if exc.cause else exc).splitlines()[0]}",
+                    stage,
+                )
                 continue
             pool.idle.append(slot)
             if cancelled:
@@ -450,6 +537,7 @@ class RayEngine:
                 store.run(lambda s, sid=sid, trace=payload: repo.save_trace(s, run_id, sid, trace))
                 report.saved += 1
                 finish(sid, questions[sid][0])
-        report.replaced = self.segmenters.replaced + (self.evaluators.replaced if self.evaluators else 0)
+        report.replaced = self.segmenters.replaced + (
+            self.evaluators.replaced if self.evaluators else 0
+        )
         return report
-

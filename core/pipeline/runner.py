@@ -30,8 +30,17 @@ from core.models.config import (
 from core.pipeline.settings import Stage1Settings
 
 __all__ = [
-    "OutOfMemory", "Segmenter", "Stage2Settings", "canonical_preset", "create_run", "default_settings",
-    "load_segmenter", "preset_default_settings", "record_run", "resumed_settings", "run_samples",
+    "OutOfMemory",
+    "Segmenter",
+    "Stage2Settings",
+    "canonical_preset",
+    "create_run",
+    "default_settings",
+    "load_segmenter",
+    "preset_default_settings",
+    "record_run",
+    "resumed_settings",
+    "run_samples",
 ]
 
 Progress = Callable[[int, int, str], None]
@@ -40,7 +49,12 @@ Progress = Callable[[int, int, str], None]
 # For random weights the AMG filters are opened and fewer seeds are drawn, so every step still
 # produces output to inspect (not from the paper; recorded in the run's stored settings).
 RANDOM_WEIGHT_OVERRIDES: dict[str, Any] = {
-    "layers": None, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "seeds_total": 12, "k1": 12, "k2": 8,
+    "layers": None,
+    "pred_iou_thresh": 0.0,
+    "stability_score_thresh": 0.0,
+    "seeds_total": 12,
+    "k1": 12,
+    "k2": 8,
 }
 
 
@@ -79,7 +93,9 @@ class OutOfMemory(RuntimeError):
     """The device ran out of memory; the message says on which sample and what to try."""
 
 
-def load_segmenter(preset: str, device: str | None = None, config: dict[str, Any] | None = None) -> Segmenter:
+def load_segmenter(
+    preset: str, device: str | None = None, config: dict[str, Any] | None = None
+) -> Segmenter:
     """Load a preset's prompt model and SAM backend from local paths only.
 
     ``preset``: a preset name or alias (``tiny-random`` → ``tiny-random-lisa``); ``device``
@@ -114,23 +130,50 @@ def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
     return _defaults(spec.sam_kind, spec.is_random, overrides)
 
 
-def create_run(store, segmenter: Segmenter, settings: Stage1Settings, *, stage2: Stage2Settings | None = None,
-               evaluator: Any = None, name: str | None = None, engine: dict[str, Any] | None = None) -> int:
+def create_run(
+    store,
+    segmenter: Segmenter,
+    settings: Stage1Settings,
+    *,
+    stage2: Stage2Settings | None = None,
+    evaluator: Any = None,
+    name: str | None = None,
+    engine: dict[str, Any] | None = None,
+) -> int:
     """Create a run in ``store`` for loaded models and return its id (see :func:`record_run`).
 
     ``evaluator``: the loaded :class:`core.evaluator.base.MaskEvaluator` of ``stage2.evaluator``
     (``None`` for stage 1 only); the model ids and ``is_random`` are read from the models.
     """
-    model_ids = {"mllm": segmenter.prompt_model.name, "sam": segmenter.sam.name,
-                 "evaluator": evaluator.name if evaluator is not None else None}
+    model_ids = {
+        "mllm": segmenter.prompt_model.name,
+        "sam": segmenter.sam.name,
+        "evaluator": evaluator.name if evaluator is not None else None,
+    }
     is_random = bool(segmenter.is_random or (evaluator is not None and evaluator.is_random))
-    return record_run(store, segmenter.preset, model_ids, is_random, settings, stage2=stage2, name=name,
-                      engine=engine)
+    return record_run(
+        store,
+        segmenter.preset,
+        model_ids,
+        is_random,
+        settings,
+        stage2=stage2,
+        name=name,
+        engine=engine,
+    )
 
 
-def record_run(store, preset: str, model_ids: dict[str, str | None], is_random: bool, settings: Stage1Settings, *,
-               stage2: Stage2Settings | None = None, name: str | None = None,
-               engine: dict[str, Any] | None = None) -> int:
+def record_run(
+    store,
+    preset: str,
+    model_ids: dict[str, str | None],
+    is_random: bool,
+    settings: Stage1Settings,
+    *,
+    stage2: Stage2Settings | None = None,
+    name: str | None = None,
+    engine: dict[str, Any] | None = None,
+) -> int:
     """Create a run from what its models are, loaded here or on other machines, and return its id.
 
     The run stores ``{"stage1": settings, "stage2": stage2}`` as its config (what
@@ -147,14 +190,33 @@ def record_run(store, preset: str, model_ids: dict[str, str | None], is_random: 
     config: dict[str, Any] = {"stage1": settings.to_dict(), "stage2": stage2.to_dict()}
     if engine is not None:
         config["engines"] = [engine]
-    return store.run(lambda s: repo.create_run(s, name=name, preset=preset, config=config,
-                                               model_ids=dict(model_ids), is_random=bool(is_random)))
+    return store.run(
+        lambda s: repo.create_run(
+            s,
+            name=name,
+            preset=preset,
+            config=config,
+            model_ids=dict(model_ids),
+            is_random=bool(is_random),
+        )
+    )
 
 
-def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int, settings: Stage1Settings, *,
-                progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
-                evaluator: Any = None, cot: bool = True, group_size: int = GROUP_SIZE, pad_last: bool = True,
-                skipped: list[tuple[int, str]] | None = None) -> int:
+def run_samples(
+    store,
+    segmenter: Segmenter,
+    sample_ids: list[int],
+    run_id: int,
+    settings: Stage1Settings,
+    *,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    evaluator: Any = None,
+    cot: bool = True,
+    group_size: int = GROUP_SIZE,
+    pad_last: bool = True,
+    skipped: list[tuple[int, str]] | None = None,
+) -> int:
     """Run stage 1 (and stage 2 when an ``evaluator`` is given) on each sample, saving each trace
     in its own transaction, so a kill loses at most the sample in flight. Returns the count saved.
 
@@ -185,14 +247,28 @@ def run_samples(store, segmenter: Segmenter, sample_ids: list[int], run_id: int,
                 progress(i + 1, len(sample_ids), f"{sample.external_id} skipped")
             continue
         try:
-            trace = run_stage1(segmenter.prompt_model, segmenter.sam, image, sample.question, settings,
-                               preset=segmenter.preset, should_cancel=should_cancel,
-                               is_sentence=getattr(sample, "is_sentence", None))
+            trace = run_stage1(
+                segmenter.prompt_model,
+                segmenter.sam,
+                image,
+                sample.question,
+                settings,
+                preset=segmenter.preset,
+                should_cancel=should_cancel,
+                is_sentence=getattr(sample, "is_sentence", None),
+            )
             if evaluator is not None:
                 from core.evaluator.stage2 import run_stage2
 
-                run_stage2(trace, image, evaluator, group_size=group_size, shuffle_seed=sid, cot=cot,
-                           pad_last=pad_last)
+                run_stage2(
+                    trace,
+                    image,
+                    evaluator,
+                    group_size=group_size,
+                    shuffle_seed=sid,
+                    cot=cot,
+                    pad_last=pad_last,
+                )
         except Cancelled:
             break  # the sample in flight is dropped; everything saved so far stays
         except torch.OutOfMemoryError as exc:
@@ -212,9 +288,13 @@ def resumed_settings(run, overrides: dict[str, Any]) -> Stage1Settings:
     run keeps them unchanged, so ``overrides`` that change them are a ``ValueError``."""
     stored = (run.config or {}).get("stage1")
     if stored is None:
-        raise ValueError(f"run {run.id} has no stored stage-1 settings; start a new run instead of --resume")
+        raise ValueError(
+            f"run {run.id} has no stored stage-1 settings; start a new run instead of --resume"
+        )
     settings = Stage1Settings.from_dict(stored)
     if overrides and Stage1Settings.from_dict({**settings.to_dict(), **overrides}) != settings:
-        raise ValueError(f"--settings differ from those run {run.id} was started with; a resumed run keeps its "
-                         "settings (start a new run without --resume to change them)")
+        raise ValueError(
+            f"--settings differ from those run {run.id} was started with; a resumed run keeps its "
+            "settings (start a new run without --resume to change them)"
+        )
     return settings

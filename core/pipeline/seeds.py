@@ -43,7 +43,9 @@ def aggregate_attention(
     if layer_index is not None:
         bad = [i for i in layer_index if not -att.shape[0] <= i < att.shape[0]]
         if bad:
-            raise ValueError(f"layer positions {bad} out of range for {att.shape[0]} captured layers")
+            raise ValueError(
+                f"layer positions {bad} out of range for {att.shape[0]} captured layers"
+            )
         att = att[list(layer_index)]
     if heads is not None:
         bad = [i for i in heads if not -att.shape[1] <= i < att.shape[1]]
@@ -58,8 +60,9 @@ def aggregate_attention(
     return att.mean(axis=(0, 1)).reshape(gh, gw).astype(np.float32)
 
 
-def patch_pixels(box_xyxy: tuple[float, float, float, float] | np.ndarray,
-                 image_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+def patch_pixels(
+    box_xyxy: tuple[float, float, float, float] | np.ndarray, image_hw: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
     """Pixel index range ``(c0, r0, c1, r1)`` (exclusive max) of the box's pixels inside the image.
 
     A pixel belongs to the box when its centre does. A box narrower than a pixel still gets the
@@ -82,7 +85,9 @@ def patch_pixels(box_xyxy: tuple[float, float, float, float] | np.ndarray,
     return c0, r0, c1, r1
 
 
-def patch_mean_logit(logits: np.ndarray, box_xyxy: tuple[float, float, float, float] | np.ndarray) -> float | None:
+def patch_mean_logit(
+    logits: np.ndarray, box_xyxy: tuple[float, float, float, float] | np.ndarray
+) -> float | None:
     """Mean of L (float (H, W)) over the box's pixels; ``None`` for a box outside the image."""
     p = patch_pixels(box_xyxy, logits.shape)
     if p is None:
@@ -133,7 +138,9 @@ def select_tokens(
     return top1, [top1[p] for p in rerank]
 
 
-def allocate_seeds(attention: np.ndarray, total: int, policy: SeedPolicy = "proportional") -> np.ndarray:
+def allocate_seeds(
+    attention: np.ndarray, total: int, policy: SeedPolicy = "proportional"
+) -> np.ndarray:
     """Seed points per token, int64 (n,) (§4.2: higher attention → more seed points).
 
     ``proportional``: one seed each, and the ``total - n`` extra seeds shared in proportion to

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def sample_features(features: np.ndarray, points_xy: np.ndarray, xy_scale: tuple[float, float]) -> np.ndarray:
+def sample_features(
+    features: np.ndarray, points_xy: np.ndarray, xy_scale: tuple[float, float]
+) -> np.ndarray:
     """Bilinear interpolation of the SAM image embedding F at seed points (§4.2, after PerSAM).
 
     features: float (C, H', W'), the embedding of the current image.
@@ -72,7 +74,9 @@ def cosine_graph(features: np.ndarray, tau: float = 0.8) -> list[tuple[int, int,
     ii, jj = np.triu_indices(len(f), k=1)
     vals = sim[ii, jj]
     keep = vals > tau
-    return [(int(i), int(j), float(s)) for i, j, s in zip(ii[keep], jj[keep], vals[keep], strict=True)]
+    return [
+        (int(i), int(j), float(s)) for i, j, s in zip(ii[keep], jj[keep], vals[keep], strict=True)
+    ]
 
 
 def densest_core(
@@ -104,7 +108,9 @@ def densest_core(
     return int(k), sorted(int(v) for v, c in core.items() if c == k)
 
 
-def negative_point(logits: np.ndarray, delta: float = -15.0) -> tuple[tuple[float, float], float, bool]:
+def negative_point(
+    logits: np.ndarray, delta: float = -15.0
+) -> tuple[tuple[float, float], float, bool]:
     """The background point p⁻ = argmax{L(x, y) | L(x, y) < delta} (§4.2, App. B).
 
     logits: L, float (H, W). delta: −15 for SAM, −10 for SAM2. When no pixel is below delta the
@@ -133,6 +139,8 @@ def semantic_prompt(
     Returns float32 (|P*| + 1, 2) points and int32 labels.
     """
     seeds = np.asarray(seeds_xy, dtype=np.float32).reshape(-1, 2)
-    pts = np.concatenate([seeds[list(core_members)], np.asarray([negative_xy], dtype=np.float32)], axis=0)
+    pts = np.concatenate(
+        [seeds[list(core_members)], np.asarray([negative_xy], dtype=np.float32)], axis=0
+    )
     labels = np.array([1] * len(core_members) + [0], dtype=np.int32)
     return pts, labels

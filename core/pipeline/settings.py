@@ -79,7 +79,9 @@ class Stage1Settings:
         if self.mask_prompt not in MASK_PROMPTS:
             raise ValueError(f"mask_prompt must be one of {MASK_PROMPTS}, got {self.mask_prompt!r}")
         if self.seed_policy not in SEED_POLICIES:
-            raise ValueError(f"seed_policy must be one of {SEED_POLICIES}, got {self.seed_policy!r}")
+            raise ValueError(
+                f"seed_policy must be one of {SEED_POLICIES}, got {self.seed_policy!r}"
+            )
         if self.seed_policy == "proportional" and self.seeds_total < self.k2:
             raise ValueError(f"seeds_total ({self.seeds_total}) must be at least k2 ({self.k2})")
         if not -1.0 <= self.tau <= 1.0:
@@ -88,7 +90,9 @@ class Stage1Settings:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.stability_score_offset < 0:
-            raise ValueError(f"stability_score_offset must be >= 0, got {self.stability_score_offset}")
+            raise ValueError(
+                f"stability_score_offset must be >= 0, got {self.stability_score_offset}"
+            )
         if self.dedupe_iou is not None and not 0.0 < self.dedupe_iou <= 1.0:
             raise ValueError(f"dedupe_iou must be in (0, 1], got {self.dedupe_iou}")
         if self.top_n < 0:
@@ -142,7 +146,13 @@ class Stage1Settings:
 # How each backbone's paper defaults differ from the field defaults above (which are SAM's), App. B.
 BACKBONE_DEFAULTS: dict[str, dict[str, Any]] = {
     "sam": {},
-    "sam2": {"tau": 0.7, "delta": -10.0, "pred_iou_thresh": 0.8, "stability_score_thresh": 0.88, "layers": (33,)},
+    "sam2": {
+        "tau": 0.7,
+        "delta": -10.0,
+        "pred_iou_thresh": 0.8,
+        "stability_score_thresh": 0.88,
+        "layers": (33,),
+    },
 }
 
 

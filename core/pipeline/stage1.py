@@ -52,12 +52,18 @@ def _check_output(out: PromptModelOutput) -> tuple[int, int]:
     gh, gw = int(out.grid_hw[0]), int(out.grid_hw[1])
     att = np.asarray(out.attention)
     if att.ndim != 3 or att.shape[2] != gh * gw:
-        raise ValueError(f"prompt model attention has shape {att.shape}, expected (layers, heads, {gh * gw})")
+        raise ValueError(
+            f"prompt model attention has shape {att.shape}, expected (layers, heads, {gh * gw})"
+        )
     if att.shape[0] != len(out.layers):
-        raise ValueError(f"prompt model returned {att.shape[0]} attention layers but names {len(out.layers)}")
+        raise ValueError(
+            f"prompt model returned {att.shape[0]} attention layers but names {len(out.layers)}"
+        )
     if np.asarray(out.token_boxes_xyxy).shape != (gh * gw, 4):
-        raise ValueError(f"prompt model token boxes have shape {np.asarray(out.token_boxes_xyxy).shape}, "
-                         f"expected ({gh * gw}, 4)")
+        raise ValueError(
+            f"prompt model token boxes have shape {np.asarray(out.token_boxes_xyxy).shape}, "
+            f"expected ({gh * gw}, 4)"
+        )
     return gh, gw
 
 
@@ -85,7 +91,9 @@ def run_stage1(
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {image_rgb.dtype} {image_rgb.shape}")
+        raise ValueError(
+            f"image must be uint8 (H, W, 3) RGB, got {image_rgb.dtype} {image_rgb.shape}"
+        )
     s = settings or Stage1Settings.for_backbone(sam_backend.kind)
     h, w = image_rgb.shape[:2]
     timings: dict[str, float] = {}
@@ -103,8 +111,13 @@ def run_stage1(
 
     step("mllm")
     layers = s.model_layers()  # 0-based block indices
-    if is_sentence is not None and "is_sentence" in inspect.signature(prompt_model.encode).parameters:
-        out = prompt_model.encode(image_rgb, question, layers, is_sentence=is_sentence)  # LISA's query wording
+    if (
+        is_sentence is not None
+        and "is_sentence" in inspect.signature(prompt_model.encode).parameters
+    ):
+        out = prompt_model.encode(
+            image_rgb, question, layers, is_sentence=is_sentence
+        )  # LISA's query wording
     else:
         out = prompt_model.encode(image_rgb, question, layers)
     gh, gw = _check_output(out)
@@ -121,29 +134,46 @@ def run_stage1(
     L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" and low is not None else L
     multi, multi_iou = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
     multi_stab = stability_score(multi, s.stability_score_offset)
-    multimask = [{"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}
-                 for i in range(multi.shape[0])]
+    multimask = [
+        {"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}
+        for i in range(multi.shape[0])
+    ]
     done("initial")
 
     step("seeds")
     heads = None if s.heads is None else list(s.heads)
-    token_map = aggregate_attention(out.attention, (gh, gw), None, heads, renormalise=s.attention_renorm)
+    token_map = aggregate_attention(
+        out.attention, (gh, gw), None, heads, renormalise=s.attention_renorm
+    )
     top1, top2 = select_tokens(token_map, out.token_boxes_xyxy, L, s.k1, s.k2)
     counts = allocate_seeds(np.array([t.attention for t in top2]), s.seeds_total, s.seed_policy)
     seeds_xy, seed_token = sample_seed_points(top2, counts, (h, w), np.random.default_rng(s.seed))
-    seed_att = token_map.ravel()[np.asarray(seed_token, dtype=np.int64)] if seed_token else np.zeros(0)
+    seed_att = (
+        token_map.ravel()[np.asarray(seed_token, dtype=np.int64)] if seed_token else np.zeros(0)
+    )
     done("seeds")
 
     step("amg")
-    amg = seed_amg(sam_backend, seeds_xy, top_n=None, **s.amg())  # cut to top_n after de-duplication
-    amg_items = [{"mask": m.mask, "score": m.predicted_iou, "stability": m.stability, "seed_index": m.seed_index}
-                 for m in amg]
+    amg = seed_amg(
+        sam_backend, seeds_xy, top_n=None, **s.amg()
+    )  # cut to top_n after de-duplication
+    amg_items = [
+        {
+            "mask": m.mask,
+            "score": m.predicted_iou,
+            "stability": m.stability,
+            "seed_index": m.seed_index,
+        }
+        for m in amg
+    ]
     done("amg")
 
     step("semantic")
     nodes = graph_nodes(seed_token)  # one node per distinct token: its first seed
     idx = np.asarray(nodes, dtype=np.int64)
-    feats = sample_features(sam_backend.image_features(), seeds_xy[idx], sam_backend.embedding_xy_scale())
+    feats = sample_features(
+        sam_backend.image_features(), seeds_xy[idx], sam_backend.embedding_xy_scale()
+    )
     node_edges = cosine_graph(feats, s.tau)
     k, node_core = densest_core(len(nodes), node_edges, np.asarray(seed_att)[idx])
     edges = [(nodes[i], nodes[j], c) for i, j, c in node_edges]  # as seed indices, for the trace
@@ -152,13 +182,18 @@ def run_stage1(
     pts, labels = semantic_prompt(seeds_xy, core, neg_xy)
     sem_logits, sem_iou = sam_backend.predict_points(pts, labels, L_prompt, multimask=True)
     sem_stab = stability_score(sem_logits, s.stability_score_offset)
-    semantic = [{"mask": sem_logits[i] > 0, "score": float(sem_iou[i]), "stability": float(sem_stab[i])}
-                for i in range(sem_logits.shape[0])]
+    semantic = [
+        {"mask": sem_logits[i] > 0, "score": float(sem_iou[i]), "stability": float(sem_stab[i])}
+        for i in range(sem_logits.shape[0])
+    ]
     done("semantic")
 
     step("candidates")
-    candidates = build_candidates([("multimask", multimask), ("semantic", semantic), ("amg", amg_items)],
-                                  s.dedupe_iou, caps={"amg": s.top_n})
+    candidates = build_candidates(
+        [("multimask", multimask), ("semantic", semantic), ("amg", amg_items)],
+        s.dedupe_iou,
+        caps={"amg": s.top_n},
+    )
     done("candidates")
     if progress is not None:
         progress("done", 1.0)
@@ -170,8 +205,13 @@ def run_stage1(
         question=question,
         image_hw=(h, w),
         preset=preset,
-        model_ids={"mllm": str(getattr(prompt_model, "name", "?")), "sam": str(getattr(sam_backend, "name", "?"))},
-        is_random=bool(getattr(prompt_model, "is_random", True) or getattr(sam_backend, "is_random", True)),
+        model_ids={
+            "mllm": str(getattr(prompt_model, "name", "?")),
+            "sam": str(getattr(sam_backend, "name", "?")),
+        },
+        is_random=bool(
+            getattr(prompt_model, "is_random", True) or getattr(sam_backend, "is_random", True)
+        ),
         settings=s.to_dict(),
         initial_logits=L,
         initial_mask=L > 0,

@@ -16,4 +16,12 @@ from core.store.db import (
     store_url,
 )
 
-__all__ = ["Store", "StoreCorruptError", "StoreError", "StoreMissing", "open_store", "schema_version", "store_url"]
+__all__ = [
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreMissing",
+    "open_store",
+    "schema_version",
+    "store_url",
+]

@@ -88,7 +88,9 @@ class Store:
         """
         with self._sessions() as s:
             if self.is_sqlite:
-                s.connection(execution_options={"sqlite_begin": "IMMEDIATE" if write else "DEFERRED"})
+                s.connection(
+                    execution_options={"sqlite_begin": "IMMEDIATE" if write else "DEFERRED"}
+                )
             try:
                 yield s
                 s.commit()
@@ -122,7 +124,9 @@ def _is_busy(exc: Exception) -> bool:
 def _make_engine(url: str) -> Engine:
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "begin")
@@ -141,7 +145,9 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    )
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -250,9 +256,13 @@ def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str
             return None
         raise StoreMissing(f"{path}: no store there (nothing was created)", path) from None
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read the store ({exc.strerror or exc}); nothing was changed") from None
+        raise StoreError(
+            f"{path}: cannot read the store ({exc.strerror or exc}); nothing was changed"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
-        raise StoreError(f"{path}: is a folder, not a store file; give a file path such as {path / 'store.sqlite'}")
+        raise StoreError(
+            f"{path}: is a folder, not a store file; give a file path such as {path / 'store.sqlite'}"
+        )
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path}: not a regular file; nothing was changed")
     if not os.access(path, os.R_OK):
@@ -268,7 +278,9 @@ def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             row = con.execute("PRAGMA quick_check(1)").fetchone()
             rev = None
             if "alembic_version" in tables:
@@ -287,7 +299,10 @@ def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str
             "Check permissions, free space and that the folder is writable (SQLite needs its -wal/-shm files)."
         ) from None
     if row is None or row[0] != "ok":
-        raise _move_aside(path, f"SQLite reports the database is corrupt (quick_check: {row[0] if row else 'no answer'})")
+        raise _move_aside(
+            path,
+            f"SQLite reports the database is corrupt (quick_check: {row[0] if row else 'no answer'})",
+        )
     tables.discard("sqlite_sequence")
     return rev, tables
 
@@ -297,9 +312,13 @@ def _check_schema(shown: str, current: str | None, tables: set[str], *, create: 
     if current is None:
         if tables:
             listed = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
-            raise StoreError(f"{shown}: not a rea2seg store (it holds other tables: {listed}); nothing was changed")
+            raise StoreError(
+                f"{shown}: not a rea2seg store (it holds other tables: {listed}); nothing was changed"
+            )
         if not create:
-            raise StoreMissing(f"{shown}: empty database, no rea2seg store in it (nothing was created)", None)
+            raise StoreMissing(
+                f"{shown}: empty database, no rea2seg store in it (nothing was created)", None
+            )
     elif current not in _known_revisions():
         raise StoreError(
             f"{shown}: made by a newer rea2seg (schema {schema_number(current)}); this version knows schema "
@@ -345,5 +364,7 @@ def open_store(url_or_path: str | Path, *, upgrade: bool = True, create: bool = 
             migrate(engine)
         except DatabaseError as exc:
             engine.dispose()
-            raise StoreError(f"{shown}: cannot bring the store to schema {schema_version()} ({exc.orig})") from exc
+            raise StoreError(
+                f"{shown}: cannot bring the store to schema {schema_version()} ({exc.orig})"
+            ) from exc
     return Store(engine)

@@ -242,7 +242,9 @@ class Target(_DatasetItem, _Rle, Base):
 
     __tablename__ = "targets"
     __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_target_external"),)
-    group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("instance_groups.id", ondelete="CASCADE"), index=True
+    )
     annotation_id: Mapped[str] = mapped_column(String(100))
     box_xyxy: Mapped[list[int]] = mapped_column(JSON)
 

@@ -58,7 +58,9 @@ def get_or_create_dataset(s: Session, name: str) -> Dataset:
     return ds
 
 
-def get_or_create_image(s: Session, dataset: Dataset, path: Path, sha256: str, hw: tuple[int, int]) -> Image:
+def get_or_create_image(
+    s: Session, dataset: Dataset, path: Path, sha256: str, hw: tuple[int, int]
+) -> Image:
     p = str(Path(path).resolve())
     img = s.scalar(select(Image).where(Image.dataset_id == dataset.id, Image.path == p))
     if img is None:
@@ -69,7 +71,11 @@ def get_or_create_image(s: Session, dataset: Dataset, path: Path, sha256: str, h
 
 
 def add_mask(
-    s: Session, sample: Sample, mask: np.ndarray | dict[str, Any], kind: str, provenance: dict[str, Any] | None = None
+    s: Session,
+    sample: Sample,
+    mask: np.ndarray | dict[str, Any],
+    kind: str,
+    provenance: dict[str, Any] | None = None,
 ) -> Mask:
     """Store a bool (H, W) mask (or an RLE dict) for ``sample``; checks it matches the image size."""
     hw = (sample.image.height, sample.image.width)
@@ -102,8 +108,14 @@ def get_mask(s: Session, mask_id: int | None) -> np.ndarray | None:
     return decode_rle(row.rle)
 
 
-def _filtered_samples(q, *, status: str | None = None, category: str | None = None, text: str | None = None,
-                      dataset: str | None = None):
+def _filtered_samples(
+    q,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    text: str | None = None,
+    dataset: str | None = None,
+):
     """``q`` (a select over ``Sample``) narrowed by the sample filters of :func:`list_samples`."""
     if status:
         q = q.where(Sample.status == status)
@@ -112,7 +124,10 @@ def _filtered_samples(q, *, status: str | None = None, category: str | None = No
     if text:
         like = like_literal(text)
         q = q.where(
-            or_(Sample.question.ilike(like, escape="\\"), Sample.external_id.ilike(like, escape="\\"))
+            or_(
+                Sample.question.ilike(like, escape="\\"),
+                Sample.external_id.ilike(like, escape="\\"),
+            )
         )
     if dataset:
         q = q.join(Dataset, Sample.dataset_id == Dataset.id).where(Dataset.name == dataset)
@@ -130,8 +145,13 @@ def list_samples(
     offset: int = 0,
 ) -> list[Sample]:
     """Samples ordered by id, optionally filtered (``text`` matches question or external id)."""
-    q = _filtered_samples(select(Sample).order_by(Sample.id), status=status, category=category, text=text,
-                          dataset=dataset)
+    q = _filtered_samples(
+        select(Sample).order_by(Sample.id),
+        status=status,
+        category=category,
+        text=text,
+        dataset=dataset,
+    )
     if offset:
         q = q.offset(offset)
     if limit is not None:
@@ -139,11 +159,22 @@ def list_samples(
     return list(s.scalars(q))
 
 
-def count_samples(s: Session, *, status: str | None = None, category: str | None = None, text: str | None = None,
-                  dataset: str | None = None) -> int:
+def count_samples(
+    s: Session,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    text: str | None = None,
+    dataset: str | None = None,
+) -> int:
     """How many samples :func:`list_samples` returns for the same filters (without loading them)."""
-    q = _filtered_samples(select(func.count()).select_from(Sample), status=status, category=category, text=text,
-                          dataset=dataset)
+    q = _filtered_samples(
+        select(func.count()).select_from(Sample),
+        status=status,
+        category=category,
+        text=text,
+        dataset=dataset,
+    )
     return int(s.scalar(q) or 0)
 
 
@@ -173,8 +204,10 @@ def find_sample(s: Session, ref: str | int) -> Sample:
     if not matches:
         raise NotFoundError(f"sample {text!r} not found (neither a sample id nor an SGDR id)")
     if len(matches) > 1:
-        names = ", ".join(f"#{x.id} ({x.dataset.name if x.dataset else '?'} / {x.external_id})"
-                          for x in sorted(matches.values(), key=lambda x: x.id))
+        names = ", ".join(
+            f"#{x.id} ({x.dataset.name if x.dataset else '?'} / {x.external_id})"
+            for x in sorted(matches.values(), key=lambda x: x.id)
+        )
         raise LookupError(f"sample {text!r} is ambiguous: {names}; name one as #<id>")
     return next(iter(matches.values()))
 
@@ -198,7 +231,9 @@ def edited_mask(s: Session, sample_id: int) -> np.ndarray | None:
 def current_mask(s: Session, sample_id: int) -> np.ndarray | None:
     """The sample's answer mask: the edited mask if there is one, else the ground truth."""
     sample = get_sample(s, sample_id)
-    return get_mask(s, sample.edited_mask_id if sample.edited_mask_id is not None else sample.gt_mask_id)
+    return get_mask(
+        s, sample.edited_mask_id if sample.edited_mask_id is not None else sample.gt_mask_id
+    )
 
 
 ReferenceKind = Literal["gt", "reviewed"]
@@ -239,7 +274,11 @@ def reference_mask(s: Session, sample_id: int, against: ReferenceKind) -> Refere
 def counts(s: Session) -> dict[tuple[str, str], int]:
     """{(category, status): n} over all samples (zeros included for known values)."""
     out = {(c, st): 0 for c in CATEGORIES for st in STATUSES}
-    for cat, st, n in s.execute(select(Sample.category, Sample.status, func.count()).group_by(Sample.category, Sample.status)):
+    for cat, st, n in s.execute(
+        select(Sample.category, Sample.status, func.count()).group_by(
+            Sample.category, Sample.status
+        )
+    ):
         out[(cat, st)] = int(n)
     return out
 
@@ -248,7 +287,13 @@ def counts(s: Session) -> dict[tuple[str, str], int]:
 
 
 def create_run(
-    s: Session, *, name: str, preset: str, config: dict[str, Any], model_ids: dict[str, Any], is_random: bool
+    s: Session,
+    *,
+    name: str,
+    preset: str,
+    config: dict[str, Any],
+    model_ids: dict[str, Any],
+    is_random: bool,
 ) -> int:
     run = Run(name=name, preset=preset, config=config, model_ids=model_ids, is_random=is_random)
     s.add(run)
@@ -283,7 +328,9 @@ def save_trace(s: Session, run_id: int, sample_id: int, trace: PipelineTrace) ->
         raise ValueError(f"trace image size {trace.image_hw} != sample {sample_id} image size {hw}")
     trace.sample_id = sample_id
     for model in (RunSample, CandidateRow, EvaluatorOutput):
-        for row in s.scalars(select(model).where(model.run_id == run_id, model.sample_id == sample_id)):
+        for row in s.scalars(
+            select(model).where(model.run_id == run_id, model.sample_id == sample_id)
+        ):
             s.delete(row)
     s.flush()
     gt = get_mask(s, sample.gt_mask_id)
@@ -339,10 +386,14 @@ def _run_sample_value(s: Session, column, run_id: int, sample_id: int) -> Any:
     """One column of the run/sample row (``None`` without such a row)."""
     if not (_valid_id(run_id) and _valid_id(sample_id)):
         return None
-    return s.scalar(select(column).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id))
+    return s.scalar(
+        select(column).where(RunSample.run_id == run_id, RunSample.sample_id == sample_id)
+    )
 
 
-def load_trace(s: Session, run_id: int, sample_id: int, *, with_logits: bool = True) -> PipelineTrace | None:
+def load_trace(
+    s: Session, run_id: int, sample_id: int, *, with_logits: bool = True
+) -> PipelineTrace | None:
     """The saved trace, or ``None``; ``with_logits=False`` leaves the float L map out (viewers):
     L is stored in its own column, so it is then neither read nor decoded."""
     blob = _run_sample_value(s, RunSample.trace, run_id, sample_id)
@@ -372,7 +423,9 @@ def trace_question(s: Session, run_id: int, sample_id: int) -> str | None:
 def trace_is_stale(s: Session, run_id: int, sample_id: int) -> bool:
     """True when the sample's question was edited after ``run_id`` traced it: the question the
     trace holds differs from the sample's current question. ``False`` without a trace."""
-    return question_is_stale(trace_question(s, run_id, sample_id), get_sample(s, sample_id).question)
+    return question_is_stale(
+        trace_question(s, run_id, sample_id), get_sample(s, sample_id).question
+    )
 
 
 def finished_sample_ids(s: Session, run_id: int) -> set[int]:
@@ -384,5 +437,10 @@ def finished_sample_ids(s: Session, run_id: int) -> set[int]:
 def runs_for_sample(s: Session, sample_id: int) -> list[Run]:
     if not _valid_id(sample_id):
         return []
-    q = select(Run).join(RunSample, RunSample.run_id == Run.id).where(RunSample.sample_id == sample_id).order_by(Run.id)
+    q = (
+        select(Run)
+        .join(RunSample, RunSample.run_id == Run.id)
+        .where(RunSample.sample_id == sample_id)
+        .order_by(Run.id)
+    )
     return list(s.scalars(q))

@@ -54,7 +54,9 @@ def _set_field(sample: Sample, field: str, value: Any) -> None:
     sample.updated_at = utcnow()
 
 
-def record_change(s: Session, sample: Sample, field: str, after: Any, user: str, note: str = "") -> Revision | None:
+def record_change(
+    s: Session, sample: Sample, field: str, after: Any, user: str, note: str = ""
+) -> Revision | None:
     """Set one field of ``sample`` inside the caller's session and record the :class:`Revision`
     (``None`` when the value does not change)."""
     if field not in _FIELDS:
@@ -63,7 +65,9 @@ def record_change(s: Session, sample: Sample, field: str, after: Any, user: str,
     if before == after:
         return None
     _set_field(sample, field, after)
-    rev = Revision(sample_id=sample.id, user=user, field=field, before=before, after=after, note=note)
+    rev = Revision(
+        sample_id=sample.id, user=user, field=field, before=before, after=after, note=note
+    )
     s.add(rev)
     s.flush()
     return rev
@@ -92,12 +96,18 @@ def decide(store: Store, sample_id: int, decision: str, *, user: str, note: str 
     return store.run(action)
 
 
-def edit_question(store: Store, sample_id: int, question: str, *, user: str, note: str = "") -> None:
+def edit_question(
+    store: Store, sample_id: int, question: str, *, user: str, note: str = ""
+) -> None:
     question = question.strip()
     if not question:
         raise ReviewError("the question cannot be empty")
     user = _check_user(user)
-    store.run(lambda s: record_change(s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note))
+    store.run(
+        lambda s: record_change(
+            s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note
+        )
+    )
 
 
 def replace_mask(
@@ -129,7 +139,9 @@ def replace_mask(
 
 def _undo_stack(s: Session, sample_id: int) -> tuple[list[Revision], list[Revision]]:
     """(edits in effect, oldest first; undone edits that can be redone, most recent undo last)."""
-    rows = list(s.scalars(select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id)))
+    rows = list(
+        s.scalars(select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id))
+    )
     by_id = {r.id: r for r in rows}
     last_edit = max((r.id for r in rows if r.action == "edit"), default=0)
     active = [r for r in rows if r.action == "edit" and not r.undone]
@@ -157,8 +169,18 @@ def _step(store: Store, sample_id: int, user: str, kind: str) -> bool:
         current = _get_field(sample, edit.field)
         _set_field(sample, edit.field, value)
         edit.undone = kind == "undo"
-        s.add(Revision(sample_id=sample_id, user=user, field=edit.field, before=current, after=value,
-                       action=kind, ref_id=edit.id, note=f"{kind} of change {edit.id}"))
+        s.add(
+            Revision(
+                sample_id=sample_id,
+                user=user,
+                field=edit.field,
+                before=current,
+                after=value,
+                action=kind,
+                ref_id=edit.id,
+                note=f"{kind} of change {edit.id}",
+            )
+        )
         return True
 
     return store.run(action)
@@ -179,9 +201,12 @@ def history(store: Store, sample_id: int) -> list[HistoryEntry]:
 
     def action(s: Session) -> list[HistoryEntry]:
         repo.get_sample(s, sample_id)
-        rows = s.scalars(select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id))
+        rows = s.scalars(
+            select(Revision).where(Revision.sample_id == sample_id).order_by(Revision.id)
+        )
         return [
-            HistoryEntry(r.id, r.at, r.user, r.field, r.before, r.after, r.note, r.action, r.undone) for r in rows
+            HistoryEntry(r.id, r.at, r.user, r.field, r.before, r.after, r.note, r.action, r.undone)
+            for r in rows
         ]
 
     return store.run(action, write=False)

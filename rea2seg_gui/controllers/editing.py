@@ -27,11 +27,15 @@ from rea2seg_gui.controllers.state import SampleState
 from rea2seg_gui.panels.edit import EditPanel
 
 MASK_PROMPT_LOGIT = 10.0  # a binary mask given to SAM as a mask prompt: +10 inside, −10 outside
-HINTS = {"none": "drag to pan, wheel to zoom", "brush": "drag to paint ([ / ] size)", "eraser": "drag to erase",
-         "polygon": "click vertices; Enter or double-click fills, Shift+Enter erases, Backspace removes a vertex",
-         "sam": "left click = positive, right click = negative, Backspace undoes a click (X: add a box)",
-         "box": "drag a rectangle: SAM segments what it holds; then left / right clicks add positive / "
-                "negative points, Backspace undoes a click, then the box; Esc clears the prompt"}
+HINTS = {
+    "none": "drag to pan, wheel to zoom",
+    "brush": "drag to paint ([ / ] size)",
+    "eraser": "drag to erase",
+    "polygon": "click vertices; Enter or double-click fills, Shift+Enter erases, Backspace removes a vertex",
+    "sam": "left click = positive, right click = negative, Backspace undoes a click (X: add a box)",
+    "box": "drag a rectangle: SAM segments what it holds; then left / right clicks add positive / "
+    "negative points, Backspace undoes a click, then the box; Esc clears the prompt",
+}
 SAM_TOOLS = ("sam", "box")  # the tools that share the SAM prompt session
 
 
@@ -43,12 +47,26 @@ class EditController(QtCore.QObject):
     sam_finished = QtCore.Signal()
     show_edited_layer = QtCore.Signal()
 
-    def __init__(self, state: SampleState, canvas: Canvas, panel: EditPanel, jobs: JobRunner, models: ModelCache,
-                 commit: Callable[[np.ndarray | None, dict[str, Any]], bool],
-                 selected_candidate: Callable[[], Any], run_id: Callable[[], int | None],
-                 parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        state: SampleState,
+        canvas: Canvas,
+        panel: EditPanel,
+        jobs: JobRunner,
+        models: ModelCache,
+        commit: Callable[[np.ndarray | None, dict[str, Any]], bool],
+        selected_candidate: Callable[[], Any],
+        run_id: Callable[[], int | None],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.state, self.canvas, self.panel, self.jobs, self.models = state, canvas, panel, jobs, models
+        self.state, self.canvas, self.panel, self.jobs, self.models = (
+            state,
+            canvas,
+            panel,
+            jobs,
+            models,
+        )
         self._commit, self._candidate, self._run_id = commit, selected_candidate, run_id
         self.tool = "none"
         self.poly_points: list[tuple[float, float]] = []
@@ -72,8 +90,13 @@ class EditController(QtCore.QObject):
     @property
     def busy(self) -> bool:
         """True while a stroke, a polygon or a SAM session is in progress (refresh keeps it)."""
-        return (self._stroke is not None or bool(self.poly_points) or self._session is not None or self._running
-                or self._drag is not None)
+        return (
+            self._stroke is not None
+            or bool(self.poly_points)
+            or self._session is not None
+            or self._running
+            or self._drag is not None
+        )
 
     def reset(self) -> None:
         """A new sample: drop the polygon, stroke and SAM session."""
@@ -91,7 +114,9 @@ class EditController(QtCore.QObject):
         self.tool = name
         if self.panel.tool() != name:
             self.panel.choose_tool(name)
-        mode = {"brush": DragMode.PAINT, "eraser": DragMode.PAINT, "box": DragMode.BOX}.get(name, DragMode.PAN)
+        mode = {"brush": DragMode.PAINT, "eraser": DragMode.PAINT, "box": DragMode.BOX}.get(
+            name, DragMode.PAN
+        )
         self.canvas.set_drag_mode(mode)
         self.canvas.brush_radius = float(self.panel.brush_radius())
         if self._drag is not None:  # a rectangle being dragged is dropped; the session's box stays
@@ -122,8 +147,13 @@ class EditController(QtCore.QObject):
             if base is None:
                 return
             self._stroke = {"mask": base, "base": source}
-        self._stroke["mask"] = paint_stroke(self._stroke["mask"], (x0, y0), (x1, y1), self.panel.brush_radius(),
-                                            self.tool == "brush")
+        self._stroke["mask"] = paint_stroke(
+            self._stroke["mask"],
+            (x0, y0),
+            (x1, y1),
+            self.panel.brush_radius(),
+            self.tool == "brush",
+        )
         if not self.canvas.visible["edited"]:
             self.show_edited_layer.emit()
         self.canvas.update_mask("edited", self._stroke["mask"])
@@ -136,7 +166,10 @@ class EditController(QtCore.QObject):
             return
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
-            self._commit(stroke["mask"], {"tool": self.tool, "radius": self.panel.brush_radius(), "base": stroke["base"]})
+            self._commit(
+                stroke["mask"],
+                {"tool": self.tool, "radius": self.panel.brush_radius(), "base": stroke["base"]},
+            )
 
     def on_click(self, x: float, y: float, button: int) -> None:
         if self.tool in ("brush", "eraser") and button == 1:
@@ -165,8 +198,15 @@ class EditController(QtCore.QObject):
         pts = list(self.poly_points)
         self.poly_points = []
         self.canvas.set_polygon(None)
-        self._commit(fill_polygon(base, np.array(pts), add), {"tool": "polygon", "mode": "add" if add else "erase",
-                                                             "points_xy": [list(p) for p in pts], "base": source})
+        self._commit(
+            fill_polygon(base, np.array(pts), add),
+            {
+                "tool": "polygon",
+                "mode": "add" if add else "erase",
+                "points_xy": [list(p) for p in pts],
+                "base": source,
+            },
+        )
 
     def undo_click(self) -> None:
         """Backspace: remove the last polygon vertex or undo the last SAM click (then the box)."""
@@ -186,7 +226,10 @@ class EditController(QtCore.QObject):
                 self._run_sam()
             elif self._session is not None:
                 session = self._session
-                self._commit(session["start_mask"], {"tool": "sam", "clicks_undone": True, "restored": session["start_source"]})
+                self._commit(
+                    session["start_mask"],
+                    {"tool": "sam", "clicks_undone": True, "restored": session["start_source"]},
+                )
                 self.end_sam_session()
 
     # ------------------------------------------------------------------------- clean-up
@@ -204,13 +247,24 @@ class EditController(QtCore.QObject):
             self._commit(fill_holes(base), {"tool": "fill_holes", "base": source})
         elif what == "remove_specks":
             area = self.panel.min_speck_area()
-            self._commit(remove_specks(base, area), {"tool": "remove_specks", "min_area": area, "base": source})
+            self._commit(
+                remove_specks(base, area),
+                {"tool": "remove_specks", "min_area": area, "base": source},
+            )
 
     def use_candidate(self, c: Any) -> None:
         if c is None:
             self.status.emit("Select a candidate first")
             return
-        self._commit(c.mask.copy(), {"tool": "candidate", "from_candidate": c.id, "origin": c.origin, "run": self._run_id()})
+        self._commit(
+            c.mask.copy(),
+            {
+                "tool": "candidate",
+                "from_candidate": c.id,
+                "origin": c.origin,
+                "run": self._run_id(),
+            },
+        )
 
     # ----------------------------------------------------------------------------- SAM
     def _drag_box(self, x0: float, y0: float, x1: float, y1: float) -> None:
@@ -236,8 +290,12 @@ class EditController(QtCore.QObject):
             return False
         h, w = self.state.image.shape[:2]
         xa, ya, xb, yb = (float(v) for v in corners)
-        box = [min(max(min(xa, xb), 0.0), w - 1.0), min(max(min(ya, yb), 0.0), h - 1.0),
-               min(max(max(xa, xb), 0.0), w - 1.0), min(max(max(ya, yb), 0.0), h - 1.0)]
+        box = [
+            min(max(min(xa, xb), 0.0), w - 1.0),
+            min(max(min(ya, yb), 0.0), h - 1.0),
+            min(max(max(xa, xb), 0.0), w - 1.0),
+            min(max(max(ya, yb), 0.0), h - 1.0),
+        ]
         if box[2] - box[0] < 2 or box[3] - box[1] < 2:
             self.status.emit("drag a larger rectangle (at least 2 pixels each way)")
             return False
@@ -270,7 +328,10 @@ class EditController(QtCore.QObject):
         elif key == "candidate":
             c = self._candidate()
             if c is not None:
-                mask, desc = c.mask, {"source": "candidate", "from_candidate": c.id, "run": self._run_id()}
+                mask, desc = (
+                    c.mask,
+                    {"source": "candidate", "from_candidate": c.id, "run": self._run_id()},
+                )
         elif key == "gt" and self.state.gt is not None:
             mask, desc = self.state.gt, {"source": "ground truth"}
         if mask is None:
@@ -282,12 +343,22 @@ class EditController(QtCore.QObject):
             return True
         if self.state.image is None or self.state.sample_id is None:
             return False
-        if self.panel.sam_prompt_key() == "candidate" and self._candidate() is None and not with_box:
-            self.status.emit("the mask prompt is 'selected candidate': pick one in the Candidates tab first")
+        if (
+            self.panel.sam_prompt_key() == "candidate"
+            and self._candidate() is None
+            and not with_box
+        ):
+            self.status.emit(
+                "the mask prompt is 'selected candidate': pick one in the Candidates tab first"
+            )
             return False
         logits, desc = self._mask_prompt()
-        self._session = {"prior": logits, "prior_desc": desc, "start_mask": self.state.edit_mask,
-                         "start_source": "edited" if self.state.edit_mask is not None else "none"}
+        self._session = {
+            "prior": logits,
+            "prior_desc": desc,
+            "start_mask": self.state.edit_mask,
+            "start_source": "edited" if self.state.edit_mask is not None else "none",
+        }
         return True
 
     def sam_click(self, x: float, y: float, label: int) -> None:
@@ -327,7 +398,9 @@ class EditController(QtCore.QObject):
         pts = np.array([[p[0], p[1]] for p in self.sam_points], np.float32).reshape(-1, 2)
         labels = np.array([p[2] for p in self.sam_points], np.int32)
         box = None if self.sam_box_xyxy is None else list(self.sam_box_xyxy)
-        prior, prior_desc = (session["prior"], session["prior_desc"]) if box is None else (None, None)
+        prior, prior_desc = (
+            (session["prior"], session["prior_desc"]) if box is None else (None, None)
+        )
         preset, models = self.panel.sam_preset_name(), self.models
 
         def job(progress, should_cancel):
@@ -347,14 +420,24 @@ class EditController(QtCore.QObject):
                 self.sam_finished.emit()  # the session ended (other sample, other tool) while SAM worked
                 return
             mask, score, name, rnd = result
-            prov = {"tool": "sam" if box is None else "sam_box", "model": name, "preset": preset, "is_random": rnd,
-                    "points_xy": pts.tolist(), "labels": labels.tolist(),
-                    "mask_prompt": prior_desc, "multimask": False, "predicted_iou": score}
+            prov = {
+                "tool": "sam" if box is None else "sam_box",
+                "model": name,
+                "preset": preset,
+                "is_random": rnd,
+                "points_xy": pts.tolist(),
+                "labels": labels.tolist(),
+                "mask_prompt": prior_desc,
+                "multimask": False,
+                "predicted_iou": score,
+            }
             if box is not None:
                 prov["box_xyxy"] = [round(v, 2) for v in box]
             self._commit(mask, prov)
-            self.panel.show_state(f"SAM mask saved (predicted IoU {score:.3f}, {_prompt_words(box, len(pts))})"
-                                  + (" — RANDOM WEIGHTS" if rnd else ""))
+            self.panel.show_state(
+                f"SAM mask saved (predicted IoU {score:.3f}, {_prompt_words(box, len(pts))})"
+                + (" — RANDOM WEIGHTS" if rnd else "")
+            )
             self.sam_finished.emit()
 
         def failed(msg: str) -> None:
@@ -370,6 +453,6 @@ class EditController(QtCore.QObject):
 
 
 def _prompt_words(box: list[float] | None, clicks: int) -> str:
-    """"2 clicks", "the box", "the box + 1 click"."""
+    """ "2 clicks", "the box", "the box + 1 click"."""
     words = f"{clicks} click{'s' if clicks != 1 else ''}"
     return words if box is None else "the box" + (f" + {words}" if clicks else "")

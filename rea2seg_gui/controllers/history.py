@@ -20,8 +20,11 @@ def describe_provenance(prov: dict[str, Any] | None) -> str:
         if src == "candidate":
             src = f"candidate {mp.get('from_candidate')} of run {mp.get('run')}"
         n = len(prov.get("points_xy") or [])
-        return f"SAM, {n} click{'s' if n != 1 else ''}" + (f", mask prompt: {src}" if src else "") + (
-            " (random weights)" if prov.get("is_random") else "")
+        return (
+            f"SAM, {n} click{'s' if n != 1 else ''}"
+            + (f", mask prompt: {src}" if src else "")
+            + (" (random weights)" if prov.get("is_random") else "")
+        )
     if tool == "sam_box":
         box = ", ".join(f"{v:g}" for v in prov.get("box_xyxy") or [])
         n = len(prov.get("points_xy") or [])
@@ -41,9 +44,23 @@ def history_rows(store: Store, sample_id: int) -> list[tuple[str, str, str, str,
     from core.store.models import Mask
 
     hist = review.history(store, sample_id)
-    mask_ids = {v for h in hist if h.field == "edited_mask" for v in (h.before, h.after) if isinstance(v, int)}
-    provs = store.run(lambda s: {m: (s.get(Mask, m).provenance if s.get(Mask, m) else None) for m in mask_ids},
-                      write=False) if mask_ids else {}
+    mask_ids = {
+        v
+        for h in hist
+        if h.field == "edited_mask"
+        for v in (h.before, h.after)
+        if isinstance(v, int)
+    }
+    provs = (
+        store.run(
+            lambda s: {
+                m: (s.get(Mask, m).provenance if s.get(Mask, m) else None) for m in mask_ids
+            },
+            write=False,
+        )
+        if mask_ids
+        else {}
+    )
 
     def show(field: str, v: Any) -> str:
         if field == "edited_mask" and v is not None:
@@ -55,6 +72,13 @@ def history_rows(store: Store, sample_id: int) -> list[tuple[str, str, str, str,
         what = h.field if h.action == "edit" else f"{h.field} ({h.action})"
         if h.undone:
             what += " [undone]"
-        rows.append((h.at.strftime("%m-%d %H:%M:%S"), h.user, what,
-                     f"{show(h.field, h.before)} → {show(h.field, h.after)}", h.note or ""))
+        rows.append(
+            (
+                h.at.strftime("%m-%d %H:%M:%S"),
+                h.user,
+                what,
+                f"{show(h.field, h.before)} → {show(h.field, h.after)}",
+                h.note or "",
+            )
+        )
     return rows

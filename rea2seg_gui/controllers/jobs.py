@@ -32,8 +32,14 @@ class JobRunner(QtCore.QObject):
     def name(self) -> str:
         return self._job["name"] if self._job else ""
 
-    def start(self, job: Callable, done: Callable[[Any], None] | None, name: str,
-              on_error: Callable[[str], None] | None = None, cancellable: bool = True) -> bool:
+    def start(
+        self,
+        job: Callable,
+        done: Callable[[Any], None] | None,
+        name: str,
+        on_error: Callable[[str], None] | None = None,
+        cancellable: bool = True,
+    ) -> bool:
         """Run ``job(progress, should_cancel)`` in a worker; False (and nothing started) when busy."""
         if self.worker is not None:
             return False

@@ -80,7 +80,9 @@ def _decode(path) -> tuple[np.ndarray | None, str | None]:
 
 def _load_trace(store: Store, run_id: int, sample_id: int) -> PipelineTrace | None:
     """The trace as the viewer shows it: without L (read on hover) and masks still in RLE."""
-    return store.run(lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False)
+    return store.run(
+        lambda s: repo.load_trace(s, run_id, sample_id, with_logits=False), write=False
+    )
 
 
 def _decode_masks(trace: PipelineTrace | None, delay_s: float = 0.0) -> None:
@@ -115,7 +117,9 @@ class SampleLoader(QtCore.QObject):
         for pool in (self._pool, self._ahead):
             pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _trace_future(self, sample_id: int, run_id: int | None, after: Future | None = None) -> Future:
+    def _trace_future(
+        self, sample_id: int, run_id: int | None, after: Future | None = None
+    ) -> Future:
         """The trace load in the pool; with ``after`` (the image decode) it starts once that is
         done, so that on two cores the decode the user waits for has a core to itself."""
         if run_id is None:
@@ -128,7 +132,9 @@ class SampleLoader(QtCore.QObject):
             if after is not None:
                 wait([after])
             trace = _load_trace(store, run_id, sample_id)
-            if trace is not None:  # the candidate masks decode on first use: here, unless the GUI is first
+            if (
+                trace is not None
+            ):  # the candidate masks decode on first use: here, unless the GUI is first
                 self._ahead.submit(_decode_masks, trace, READ_AHEAD_DELAY_S)
             return trace
 
@@ -152,12 +158,23 @@ class SampleLoader(QtCore.QObject):
             if ahead is None or ahead.cancelled():
                 started["image"] = image = self._pool.submit(_decode, repo.image_path(smp))
                 started["trace"] = self._trace_future(sample_id, run_id, after=image)
-            masks = tuple(repo.get_mask(s, m) for m in (smp.gt_mask_id, smp.ignore_mask_id, smp.edited_mask_id))
+            masks = tuple(
+                repo.get_mask(s, m)
+                for m in (smp.gt_mask_id, smp.ignore_mask_id, smp.edited_mask_id)
+            )
             return smp, runs, masks
 
         smp, runs, masks = self.store.run(q, write=False)
-        return _Pending(sample_id, smp, list(runs), masks, started["run_id"], None if "image" in started else ahead,
-                        started.get("image"), started.get("trace"))
+        return _Pending(
+            sample_id,
+            smp,
+            list(runs),
+            masks,
+            started["run_id"],
+            None if "image" in started else ahead,
+            started.get("image"),
+            started.get("trace"),
+        )
 
     def finish(self, p: _Pending) -> LoadedSample:
         sample_id, run_id, smp = p.sample_id, p.run_id, p.sample
@@ -190,8 +207,19 @@ class SampleLoader(QtCore.QObject):
         if image is None:
             image = np.zeros((smp.image.height, smp.image.width, 3), np.uint8)
         gt, ign, edited = p.masks
-        return LoadedSample(smp, p.runs, image, error, gt, ign, edited, run_id, trace, ready,
-                            None if ready else tr_future)
+        return LoadedSample(
+            smp,
+            p.runs,
+            image,
+            error,
+            gt,
+            ign,
+            edited,
+            run_id,
+            trace,
+            ready,
+            None if ready else tr_future,
+        )
 
     def _notify(self, sample_id: int, run_id: int | None) -> None:
         try:
@@ -212,7 +240,9 @@ class SampleLoader(QtCore.QObject):
         store = self.store
 
         def job() -> _Ahead:
-            time.sleep(READ_AHEAD_DELAY_S)  # the sample just shown is painted first, without competition
+            time.sleep(
+                READ_AHEAD_DELAY_S
+            )  # the sample just shown is painted first, without competition
 
             def q(s):
                 smp = repo.get_sample(s, sample_id)

@@ -12,10 +12,22 @@ from __future__ import annotations
 import importlib
 import threading
 
-MODULES = ("torch", "sympy", "mpmath", "transformers", "segment_anything", "sam2",
-           "torch.utils._sympy.functions", "core.models.sam_backend", "core.models.tiny_sam",
-           "core.models.tiny_mllm", "core.models.lisa", "core.models.lens", "core.evaluator.presets",
-           "core.pipeline.runner")
+MODULES = (
+    "torch",
+    "sympy",
+    "mpmath",
+    "transformers",
+    "segment_anything",
+    "sam2",
+    "torch.utils._sympy.functions",
+    "core.models.sam_backend",
+    "core.models.tiny_sam",
+    "core.models.tiny_mllm",
+    "core.models.lisa",
+    "core.models.lens",
+    "core.evaluator.presets",
+    "core.pipeline.runner",
+)
 _done = False
 
 

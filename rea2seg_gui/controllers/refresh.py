@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 from PySide6 import QtCore
 
-ACTIVATION_GAP_S = 1.0  # activations closer than this re-read once (focus ping-pong between windows)
+ACTIVATION_GAP_S = (
+    1.0  # activations closer than this re-read once (focus ping-pong between windows)
+)
 
 
 class RefreshController(QtCore.QObject):
@@ -22,8 +24,13 @@ class RefreshController(QtCore.QObject):
 
     refreshed = QtCore.Signal()
 
-    def __init__(self, refresh: Callable[[], None], window: QtCore.QObject, can_refresh: Callable[[], bool] | None = None,
-                 parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        refresh: Callable[[], None],
+        window: QtCore.QObject,
+        can_refresh: Callable[[], bool] | None = None,
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._refresh = refresh
         self._can = can_refresh or (lambda: True)
@@ -48,6 +55,9 @@ class RefreshController(QtCore.QObject):
         return True
 
     def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt's name
-        if ev.type() == QtCore.QEvent.Type.WindowActivate and time.monotonic() - self._last >= ACTIVATION_GAP_S:
+        if (
+            ev.type() == QtCore.QEvent.Type.WindowActivate
+            and time.monotonic() - self._last >= ACTIVATION_GAP_S
+        ):
             self.refresh()
         return False

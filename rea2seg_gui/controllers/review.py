@@ -58,8 +58,16 @@ class ReviewController(QtCore.QObject):
     status = QtCore.Signal(str)
     refused = QtCore.Signal(str)
 
-    def __init__(self, store: Store, user: str, state: SampleState, loader: SampleLoader, panels: Panels,
-                 ask_text: Callable[[str, str], tuple[str, bool]], parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        user: str,
+        state: SampleState,
+        loader: SampleLoader,
+        panels: Panels,
+        ask_text: Callable[[str, str], tuple[str, bool]],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store, self.user, self.state, self.loader, self.p = store, user, state, loader, panels
         self.canvas = panels.viewer.canvas
@@ -83,12 +91,20 @@ class ReviewController(QtCore.QObject):
         p.review.redo_requested.connect(self.redo)
         p.candidates.run_changed.connect(lambda _: self.load_trace())
         p.candidates.candidate_selected.connect(self.show_candidate)
-        p.evaluator.candidate_chosen.connect(lambda cid: self.show_candidate(self.state.trace.candidate(cid)))
+        p.evaluator.candidate_chosen.connect(
+            lambda cid: self.show_candidate(self.state.trace.candidate(cid))
+        )
         p.tabs.currentChanged.connect(self.refresh_visible_panel)
-        p.questions.accept_requested.connect(lambda sid: sid == self.state.sample_id and self.decide("accept"))
-        p.questions.reject_requested.connect(lambda sid: sid == self.state.sample_id and self.decide("reject"))
+        p.questions.accept_requested.connect(
+            lambda sid: sid == self.state.sample_id and self.decide("accept")
+        )
+        p.questions.reject_requested.connect(
+            lambda sid: sid == self.state.sample_id and self.decide("reject")
+        )
         p.questions.edit_requested.connect(self.edit_question)
-        loader.trace_arrived.connect(self._on_trace_arrived, QtCore.Qt.ConnectionType.QueuedConnection)
+        loader.trace_arrived.connect(
+            self._on_trace_arrived, QtCore.Qt.ConnectionType.QueuedConnection
+        )
 
     def set_store(self, store: Store) -> None:
         self.store = store
@@ -100,8 +116,15 @@ class ReviewController(QtCore.QObject):
     def refresh_samples(self, scroll: bool = True) -> None:
         """Re-read the sample list and counts with the panel's filters; the selection is kept."""
         f = self.p.samples.filters()
-        rows = self.store.run(lambda s: [(x.id, x.external_id, x.category, x.status, x.question) for x in repo.list_samples(
-            s, status=f["status"], category=f["category"], text=f["text"])], write=False)
+        rows = self.store.run(
+            lambda s: [
+                (x.id, x.external_id, x.category, x.status, x.question)
+                for x in repo.list_samples(
+                    s, status=f["status"], category=f["category"], text=f["text"]
+                )
+            ],
+            write=False,
+        )
         if f["verdict"]:
             ok = set(filter_by_verdict(self.store, [r[0] for r in rows], f["verdict"]))
             rows = [r for r in rows if r[0] in ok]
@@ -131,22 +154,32 @@ class ReviewController(QtCore.QObject):
             self.editing.reset()
         smp = pending.sample
         self._show_texts(smp)
-        p.candidates.show_runs([(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
-                                for r in reversed(pending.runs)])
+        p.candidates.show_runs(
+            [
+                (r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
+                for r in reversed(pending.runs)
+            ]
+        )
         p.review.show_history(history_rows(self.store, sample_id))
-        if not pending.image_ready():  # paint the side panels now, while this thread would only wait
+        if (
+            not pending.image_ready()
+        ):  # paint the side panels now, while this thread would only wait
             for w in (p.viewer.question_label, p.samples, p.review, p.questions, p.candidates):
                 w.repaint()
         loaded = self.loader.finish(pending)
         st.sample_id, st.image, st.image_error = sample_id, loaded.image, loaded.image_error
         st.image_path = str(smp.image.path)
         st.gt, st.ignore, st.edit_mask = loaded.gt, loaded.ignore, loaded.edited
-        self._waiting = None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
+        self._waiting = (
+            None if loaded.trace_ready else (sample_id, loaded.run_id, loaded.trace_future)
+        )
         self.canvas.set_image(loaded.image)
         self.canvas.set_mask("gt", loaded.gt)
         self.canvas.set_mask("ignore", loaded.ignore)
         p.viewer.show_image_error(loaded.image_error)
-        p.review.set_accept_enabled(loaded.image_error is None, "The image cannot be read: it cannot be accepted")
+        p.review.set_accept_enabled(
+            loaded.image_error is None, "The image cannot be read: it cannot be accepted"
+        )
         self._show_masks()
         self.show_trace(loaded.trace, loading=not loaded.trace_ready)
         msg = f"sample {sample_id} · {smp.image.width}×{smp.image.height} · {smp.image.path}"
@@ -161,24 +194,37 @@ class ReviewController(QtCore.QObject):
         self._question = smp.question
         self._show_stale()
         self.p.viewer.show_question(smp.question)
-        self.p.review.show_sample(smp.question, smp.status, smp.category, smp.external_id, keep_edit=keep_edits)
+        self.p.review.show_sample(
+            smp.question, smp.status, smp.category, smp.external_id, keep_edit=keep_edits
+        )
         q = self.p.questions
-        if not (keep_edits and q.sample_id == smp.id and q.question != (self._shown_question or "").strip()):
+        if not (
+            keep_edits
+            and q.sample_id == smp.id
+            and q.question != (self._shown_question or "").strip()
+        ):
             q.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
             self._shown_question = smp.question
 
     def _show_masks(self) -> None:
         m = self.state.edit_mask
         self.canvas.set_mask("edited", m)
-        self.p.edit.show_state("edited mask saved" if m is not None
-                               else "no edited mask yet (painting starts from the ground truth)")
+        self.p.edit.show_state(
+            "edited mask saved"
+            if m is not None
+            else "no edited mask yet (painting starts from the ground truth)"
+        )
 
     # ------------------------------------------------------------------------------- trace
     @QtCore.Slot(int, object)
     def _on_trace_arrived(self, sample_id: int, run_id: int | None) -> None:
         """A trace loaded in the pool after the sample was shown: draw it if still wanted."""
         waiting = self._waiting
-        if waiting is None or waiting[:2] != (sample_id, run_id) or self.state.sample_id != sample_id:
+        if (
+            waiting is None
+            or waiting[:2] != (sample_id, run_id)
+            or self.state.sample_id != sample_id
+        ):
             return
         self._waiting = None
         if self.p.candidates.run_id() != run_id:
@@ -193,20 +239,31 @@ class ReviewController(QtCore.QObject):
         """Load and draw the trace of the run chosen in the candidates panel."""
         run_id, sid = self.p.candidates.run_id(), self.state.sample_id
         self._waiting = None
-        self.show_trace(None if run_id is None or sid is None else self.loader.load_trace(run_id, sid))
+        self.show_trace(
+            None if run_id is None or sid is None else self.loader.load_trace(run_id, sid)
+        )
 
     def show_trace(self, trace: PipelineTrace | None, loading: bool = False) -> None:
         self.state.trace = trace
         self.canvas.set_trace(trace)
         run_id, sid = self.p.candidates.run_id(), self.state.sample_id
         if trace is not None and run_id is not None and sid is not None:
-            self.canvas.set_logits_loader(logits_loader(self.store, run_id, sid))  # L for the hover read-out
+            self.canvas.set_logits_loader(
+                logits_loader(self.store, run_id, sid)
+            )  # L for the hover read-out
         self.canvas.set_mask("candidate", None)
         trace_random = bool(trace and trace.is_random)
         eval_random = bool(trace and trace.evaluator and trace.evaluator.is_random)
-        what = "models" if trace_random and eval_random else ("stage-1 models" if trace_random else "evaluator")
-        self.p.viewer.show_banner(f"RANDOM WEIGHTS — not a result  ·  this trace comes from random-init {what}"
-                                  if trace_random or eval_random else None)
+        what = (
+            "models"
+            if trace_random and eval_random
+            else ("stage-1 models" if trace_random else "evaluator")
+        )
+        self.p.viewer.show_banner(
+            f"RANDOM WEIGHTS — not a result  ·  this trace comes from random-init {what}"
+            if trace_random or eval_random
+            else None
+        )
         self.p.layers.show_legend(self.canvas.attention_range, loading)
         self._show_stale()
         # thumbnails and texts are built when their tab is shown: switching samples stays fast
@@ -218,7 +275,11 @@ class ReviewController(QtCore.QObject):
     def _show_stale(self) -> None:
         """Mark the trace on screen stale when the question was edited after its run."""
         t = self.state.trace
-        asked = t.question if t is not None and question_is_stale(t.question, self._question or "") else None
+        asked = (
+            t.question
+            if t is not None and question_is_stale(t.question, self._question or "")
+            else None
+        )
         self.p.candidates.set_stale(asked)
         self.p.evaluator.set_stale(asked)
 
@@ -226,7 +287,9 @@ class ReviewController(QtCore.QObject):
         current, st, loading = self.p.tabs.currentWidget(), self.state, self._waiting is not None
         if current is self.p.candidates and "candidates" in self._stale:
             self._stale.discard("candidates")
-            self.p.candidates.show_trace(st.trace, st.image, st.gt, st.edit_mask, st.ignore, loading)
+            self.p.candidates.show_trace(
+                st.trace, st.image, st.gt, st.edit_mask, st.ignore, loading
+            )
         elif current is self.p.evaluator and "evaluator" in self._stale:
             self._stale.discard("evaluator")
             self.p.evaluator.show_trace(st.trace, st.image, loading)
@@ -253,13 +316,21 @@ class ReviewController(QtCore.QObject):
         if sid is None:
             return
         if decision == "accept" and self.state.image_error:
-            self.status.emit(f"sample {sid}: not accepted — the image cannot be read ({self.state.image_error})")
+            self.status.emit(
+                f"sample {sid}: not accepted — the image cannot be read ({self.state.image_error})"
+            )
             return
         from_note = self.p.review.note_has_focus()
         note = self.p.review.note()
-        if decision in ("flag", "reject") and not note and (decision == "flag" or self.ask_reject_reason):
+        if (
+            decision in ("flag", "reject")
+            and not note
+            and (decision == "flag" or self.ask_reject_reason)
+        ):
             what = "flagged" if decision == "flag" else "rejected"
-            note, ok = self._ask_text(f"{decision.capitalize()} sample", f"Why is sample {sid} {what}?")
+            note, ok = self._ask_text(
+                f"{decision.capitalize()} sample", f"Why is sample {sid} {what}?"
+            )
             if not ok:
                 return
             note = note.strip()
@@ -282,7 +353,9 @@ class ReviewController(QtCore.QObject):
     def after_change(self, sid: int) -> None:
         """Re-read what a change of sample ``sid`` touches (texts, history, edited mask) if shown."""
         if self.state.sample_id == sid:
-            smp, edited = self.store.run(lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid)), write=False)
+            smp, edited = self.store.run(
+                lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid)), write=False
+            )
             self._show_texts(smp)
             self.p.review.show_history(history_rows(self.store, sid))
             self.state.edit_mask = edited
@@ -295,13 +368,17 @@ class ReviewController(QtCore.QObject):
         sid = self.state.sample_id
         if sid is None:
             return False
-        ok = self._guard(review.replace_mask, self.store, sid, mask, user=self.user, provenance=provenance)
+        ok = self._guard(
+            review.replace_mask, self.store, sid, mask, user=self.user, provenance=provenance
+        )
         self.after_change(sid)
         if not ok:
             return False
         self._logged(sid)
         tool = provenance.get("tool", "edit")
-        self.p.edit.show_state(f"saved: {tool}" + (" — RANDOM WEIGHTS" if provenance.get("is_random") else ""))
+        self.p.edit.show_state(
+            f"saved: {tool}" + (" — RANDOM WEIGHTS" if provenance.get("is_random") else "")
+        )
         self.status.emit(f"sample {sid}: mask saved ({tool})")
         self.mask_saved.emit(sid)
         return True
@@ -355,16 +432,27 @@ class ReviewController(QtCore.QObject):
         if sid is None:
             return
         try:
-            smp, edited, runs = self.store.run(lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid),
-                                                          repo.runs_for_sample(s, sid)), write=False)
+            smp, edited, runs = self.store.run(
+                lambda s: (
+                    repo.get_sample(s, sid),
+                    repo.edited_mask(s, sid),
+                    repo.runs_for_sample(s, sid),
+                ),
+                write=False,
+            )
         except LookupError:  # deleted by someone else
             return
         self._show_texts(smp, keep_edits=True)
         self.p.review.show_history(history_rows(self.store, sid))
-        if not (self.editing is not None and self.editing.busy) and not _same(edited, self.state.edit_mask):
+        if not (self.editing is not None and self.editing.busy) and not _same(
+            edited, self.state.edit_mask
+        ):
             self.state.edit_mask = edited
             self._show_masks()
-        titles = [(r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else "")) for r in reversed(runs)]
+        titles = [
+            (r.id, f"#{r.id} {r.name}" + (" [random]" if r.is_random else ""))
+            for r in reversed(runs)
+        ]
         if [r[0] for r in titles] != self.p.candidates.run_ids():
             keep = self.p.candidates.run_id()
             self.p.candidates.show_runs(titles)
@@ -373,4 +461,6 @@ class ReviewController(QtCore.QObject):
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b))
+    return (a is None and b is None) or (
+        a is not None and b is not None and a.shape == b.shape and np.array_equal(a, b)
+    )

@@ -28,10 +28,23 @@ class RunController(QtCore.QObject):
     metrics_ready = QtCore.Signal(object)
     status = QtCore.Signal(str)
 
-    def __init__(self, jobs: JobRunner, models: ModelCache, panel: RunPanel, store: Callable[[], Store],
-                 config: Callable[[], dict[str, Any]], parent: QtCore.QObject | None = None) -> None:
+    def __init__(
+        self,
+        jobs: JobRunner,
+        models: ModelCache,
+        panel: RunPanel,
+        store: Callable[[], Store],
+        config: Callable[[], dict[str, Any]],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.jobs, self.models, self.panel, self._store, self._config = jobs, models, panel, store, config
+        self.jobs, self.models, self.panel, self._store, self._config = (
+            jobs,
+            models,
+            panel,
+            store,
+            config,
+        )
         self.total = 0
         self.done = 0
         jobs.progress.connect(self._on_progress)
@@ -62,21 +75,45 @@ class RunController(QtCore.QObject):
 
                 evaluator = load_evaluator(ev_preset, cfg)
             settings = default_settings(seg, **overrides)
-            todo = ids if ids is not None else store.run(lambda s: [x.id for x in repo.list_samples(s)], write=False)
+            todo = (
+                ids
+                if ids is not None
+                else store.run(lambda s: [x.id for x in repo.list_samples(s)], write=False)
+            )
             stage2 = Stage2Settings(ev_preset, cot=cot, group_size=group_size)
-            run_id = create_run(store, seg, settings, stage2=stage2, evaluator=evaluator,
-                                name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)")
+            run_id = create_run(
+                store,
+                seg,
+                settings,
+                stage2=stage2,
+                evaluator=evaluator,
+                name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)",
+            )
             progress(0, len(todo), "running")
             skipped: list[tuple[int, str]] = []
-            n = run_samples(store, seg, todo, run_id, settings, progress=progress, should_cancel=should_cancel,
-                            evaluator=evaluator, cot=cot, group_size=group_size, pad_last=stage2.pad_last,
-                            skipped=skipped)
+            n = run_samples(
+                store,
+                seg,
+                todo,
+                run_id,
+                settings,
+                progress=progress,
+                should_cancel=should_cancel,
+                evaluator=evaluator,
+                cot=cot,
+                group_size=group_size,
+                pad_last=stage2.pad_last,
+                skipped=skipped,
+            )
             return run_id, n, len(todo), skipped, should_cancel()
 
         def done(result) -> None:
             run_id, n, total, skipped, cancelled = result
-            note = (f"run {run_id}: cancelled after {n} of {total} samples" if cancelled
-                    else f"run {run_id}: {n} of {total} samples done")
+            note = (
+                f"run {run_id}: cancelled after {n} of {total} samples"
+                if cancelled
+                else f"run {run_id}: {n} of {total} samples done"
+            )
             text = ""
             if skipped:
                 note += f"; {len(skipped)} skipped"
@@ -99,7 +136,15 @@ class RunController(QtCore.QObject):
             seg = models.segmenter(preset)
             settings = default_settings(seg, **overrides)
             run_id = create_run(store, seg, settings, name=f"{preset} compare (GUI)")
-            run_samples(store, seg, [sample_id], run_id, settings, progress=progress, should_cancel=should_cancel)
+            run_samples(
+                store,
+                seg,
+                [sample_id],
+                run_id,
+                settings,
+                progress=progress,
+                should_cancel=should_cancel,
+            )
             return run_id, store.run(lambda s: repo.load_trace(s, run_id, sample_id), write=False)
 
         return self.jobs.start(job, lambda r: self.compared.emit(int(r[0]), r[1]), "Compare")

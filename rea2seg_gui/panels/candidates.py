@@ -29,7 +29,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Run"))
         self.run_combo = QtWidgets.QComboBox()
-        self.run_combo.currentIndexChanged.connect(lambda _: self.run_changed.emit(self.run_combo.currentData()))
+        self.run_combo.currentIndexChanged.connect(
+            lambda _: self.run_changed.emit(self.run_combo.currentData())
+        )
         row.addWidget(self.run_combo, 1)
         v.addLayout(row)
         self.stale_label = stale_label()
@@ -39,7 +41,9 @@ class CandidatesPanel(QtWidgets.QWidget):
         self.gallery.candidate_selected.connect(self.candidate_selected)
         v.addWidget(self.gallery, 1)
         self.use_button = QtWidgets.QPushButton("Use as mask")
-        self.use_button.setToolTip("Copy the selected candidate into the edited mask (saved with its provenance)")
+        self.use_button.setToolTip(
+            "Copy the selected candidate into the edited mask (saved with its provenance)"
+        )
         self.use_button.clicked.connect(self._use)
         v.addWidget(self.use_button)
         self.trace_info = QtWidgets.QPlainTextEdit()
@@ -82,15 +86,26 @@ class CandidatesPanel(QtWidgets.QWidget):
     def stale_text(self) -> str:
         return self.stale_label.text() if not self.stale_label.isHidden() else ""
 
-    def show_trace(self, trace: PipelineTrace | None, image: np.ndarray | None, gt: np.ndarray | None = None,
-                   reviewed: np.ndarray | None = None, ignore: np.ndarray | None = None, loading: bool = False) -> None:
+    def show_trace(
+        self,
+        trace: PipelineTrace | None,
+        image: np.ndarray | None,
+        gt: np.ndarray | None = None,
+        reviewed: np.ndarray | None = None,
+        ignore: np.ndarray | None = None,
+        loading: bool = False,
+    ) -> None:
         """One row per candidate; true IoU against the imported ground truth ``gt`` or the
         ``reviewed`` (edited) mask, as picked in the gallery, minus ``ignore`` (bool (H, W))."""
         self.trace = trace
         self.gallery.set_candidates(trace, image, gt, reviewed, ignore)
         self.use_button.setEnabled(trace is not None and bool(trace.candidates))
         if trace is None:
-            self.trace_info.setPlainText("Loading the trace…" if loading else "No trace for this sample. Start a run in the Run tab.")
+            self.trace_info.setPlainText(
+                "Loading the trace…"
+                if loading
+                else "No trace for this sample. Start a run in the Run tab."
+            )
             return
         self.trace_info.setPlainText(describe_trace(trace))
 
@@ -100,7 +115,10 @@ class CandidatesPanel(QtWidgets.QWidget):
     def value(self, row: int, column: str):
         """The cell's value by column name ("id", "rank", "true IoU", …; the IoU column's header
         names its reference, "true IoU vs GT", and is found by its start)."""
-        heads = [self.table.horizontalHeaderItem(c).text().replace("\n", " ") for c in range(self.table.columnCount())]
+        heads = [
+            self.table.horizontalHeaderItem(c).text().replace("\n", " ")
+            for c in range(self.table.columnCount())
+        ]
         col = next(c for c, h in enumerate(heads) if h == column or h.startswith(column + " vs"))
         return self.table.item(row, col).data(ROLE)
 
@@ -133,8 +151,11 @@ def describe_trace(t: PipelineTrace) -> str:
     ]
     if t.graph is not None:
         g = t.graph
-        lines.insert(2, f"feature graph: k = {g.k}, {len(g.core_members)} core points of "
-                        f"{len(t.seeds.seeds_xy) if t.seeds else 0} seeds, τ = {g.tau}; negative point "
-                        f"{tuple(round(v, 1) for v in g.negative_xy)} (logit {g.negative_logit:.2f}"
-                        f"{', fallback' if g.negative_fallback else ''})")
+        lines.insert(
+            2,
+            f"feature graph: k = {g.k}, {len(g.core_members)} core points of "
+            f"{len(t.seeds.seeds_xy) if t.seeds else 0} seeds, τ = {g.tau}; negative point "
+            f"{tuple(round(v, 1) for v in g.negative_xy)} (logit {g.negative_logit:.2f}"
+            f"{', fallback' if g.negative_fallback else ''})",
+        )
     return "\n".join(lines)

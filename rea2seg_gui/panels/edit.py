@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-TOOLS = (("none", "Pan (Esc)"), ("brush", "Brush (B)"), ("eraser", "Eraser (E)"),
-         ("polygon", "Polygon (L)"), ("sam", "SAM clicks (S)"), ("box", "SAM box (X)"))
+TOOLS = (
+    ("none", "Pan (Esc)"),
+    ("brush", "Brush (B)"),
+    ("eraser", "Eraser (E)"),
+    ("polygon", "Polygon (L)"),
+    ("sam", "SAM clicks (S)"),
+    ("box", "SAM box (X)"),
+)
 SAM_PROMPTS = (
     ("none", "no mask prompt"),
     ("current", "current mask (edited, else ground truth)"),
@@ -47,13 +53,17 @@ class EditPanel(QtWidgets.QWidget):
         f.addRow("Brush radius (px)  [ / ]", self.brush_size)
         f.addRow(QtWidgets.QLabel("<b>SAM click refinement</b>"))
         self.sam_preset = QtWidgets.QComboBox()
-        self.sam_preset.setToolTip("The SAM of this preset; greyed-out presets are not configured (hover for why)")
+        self.sam_preset.setToolTip(
+            "The SAM of this preset; greyed-out presets are not configured (hover for why)"
+        )
         f.addRow("SAM from preset", self.sam_preset)
         self.sam_prompt = QtWidgets.QComboBox()
         for key, label in SAM_PROMPTS:
             self.sam_prompt.addItem(label, key)
         self.sam_prompt.setCurrentIndex(1)
-        self.sam_prompt.setToolTip("A mask given to SAM with the clicks (fixed for the click session; not used while a box is drawn)")
+        self.sam_prompt.setToolTip(
+            "A mask given to SAM with the clicks (fixed for the click session; not used while a box is drawn)"
+        )
         self.sam_prompt.currentIndexChanged.connect(lambda _: self.sam_prompt_changed.emit())
         f.addRow("Mask prompt", self.sam_prompt)
         self.mask_only_button = QtWidgets.QPushButton("Re-prompt SAM with this mask alone (M)")
@@ -62,7 +72,11 @@ class EditPanel(QtWidgets.QWidget):
         f.addRow(QtWidgets.QLabel("<b>Clean up</b>"))
         row = QtWidgets.QHBoxLayout()
         self.cleanup_buttons: dict[str, QtWidgets.QPushButton] = {}
-        for label, what in (("Fill holes", "fill_holes"), ("Remove specks", "remove_specks"), ("Clear", "clear")):
+        for label, what in (
+            ("Fill holes", "fill_holes"),
+            ("Remove specks", "remove_specks"),
+            ("Clear", "clear"),
+        ):
             b = QtWidgets.QPushButton(label)
             b.clicked.connect(lambda _=False, w=what: self.cleanup_requested.emit(w))
             row.addWidget(b)
@@ -72,8 +86,10 @@ class EditPanel(QtWidgets.QWidget):
         self.speck_area.setRange(1, 100000)
         self.speck_area.setValue(20)
         f.addRow("Speck area (px)", self.speck_area)
-        hint = QtWidgets.QLabel("Every stroke, polygon and SAM click is saved at once, with the prompts "
-                                "that produced it; Ctrl+Z undoes it.")
+        hint = QtWidgets.QLabel(
+            "Every stroke, polygon and SAM click is saved at once, with the prompts "
+            "that produced it; Ctrl+Z undoes it."
+        )
         hint.setWordWrap(True)
         f.addRow(hint)
         self.state_label = QtWidgets.QLabel("")

@@ -31,7 +31,14 @@ def slot_label(ev: EvaluatorTrace, group_index: int, slot: int) -> str:
     first = f"G{g.index} · mask {slot + 1}" + (" (pad)" if pad else "")
     second = f"#{cid} · pred. IoU {'—' if score is None else f'{score:.2f}'}"
     if pad:
-        own = next((x.index for x in ev.groups if cid in x.candidate_ids[:len(x.candidate_ids) - x.padded]), None)
+        own = next(
+            (
+                x.index
+                for x in ev.groups
+                if cid in x.candidate_ids[: len(x.candidate_ids) - x.padded]
+            ),
+            None,
+        )
         third = "not used" if own is None else f"scored in G{own}"
     else:
         third = f"rank {ranks[cid]} of {len(ranks)}" if cid in ranks else "not ranked"
@@ -84,11 +91,14 @@ class EvaluatorPanel(QtWidgets.QWidget):
     def _size_grid(self, labels: list[str]) -> None:
         """Icon and grid cell sizes from the font: the thumbnail and every label line in full."""
         side, fm = self.thumb, self.fontMetrics()
-        widest = max((fm.horizontalAdvance(line) for t in labels for line in t.split("\n")), default=0)
+        widest = max(
+            (fm.horizontalAdvance(line) for t in labels for line in t.split("\n")), default=0
+        )
         lines = max((t.count("\n") + 1 for t in labels), default=3)
         self.groups.setIconSize(QtCore.QSize(side, side))
-        self.groups.setGridSize(QtCore.QSize(max(side, widest) + fm.height(),
-                                             side + (lines + 1) * fm.lineSpacing()))
+        self.groups.setGridSize(
+            QtCore.QSize(max(side, widest) + fm.height(), side + (lines + 1) * fm.lineSpacing())
+        )
         self.groups.setMinimumHeight(side + (lines + 2) * fm.lineSpacing())
 
     def set_stale(self, asked: str | None) -> None:
@@ -98,7 +108,9 @@ class EvaluatorPanel(QtWidgets.QWidget):
     def stale_text(self) -> str:
         return self.stale_label.text() if not self.stale_label.isHidden() else ""
 
-    def show_trace(self, t: PipelineTrace | None, image: np.ndarray | None, loading: bool = False) -> None:
+    def show_trace(
+        self, t: PipelineTrace | None, image: np.ndarray | None, loading: bool = False
+    ) -> None:
         """One thumbnail per slot of every evaluator group (padding slots greyed), ``image``
         uint8 RGB (H, W, 3) at the trace's resolution; the evaluator's text below."""
         self.preview.hide()
@@ -109,7 +121,9 @@ class EvaluatorPanel(QtWidgets.QWidget):
             self.text.setPlainText("Loading the trace…")
             return
         if t is None or t.evaluator is None:
-            self.text.setPlainText("No evaluator output for this sample in this run (stage 2 was not run).")
+            self.text.setPlainText(
+                "No evaluator output for this sample in this run (stage 2 was not run)."
+            )
             return
         ev = t.evaluator
         labels = []
@@ -122,10 +136,19 @@ class EvaluatorPanel(QtWidgets.QWidget):
                 item = QtWidgets.QListWidgetItem(self._icon(cid, pad), label)
                 item.setData(CID_ROLE, cid)
                 item.setData(PAD_ROLE, pad)
-                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop)
-                item.setToolTip(f"group {g.index}, mask {slot + 1}: candidate {cid}; the score is the IoU the "
-                                "evaluator predicts for it" + (" — padding slot: its score is not used (the "
-                                                             "candidate is scored in its own group)" if pad else ""))
+                item.setTextAlignment(
+                    QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop
+                )
+                item.setToolTip(
+                    f"group {g.index}, mask {slot + 1}: candidate {cid}; the score is the IoU the "
+                    "evaluator predicts for it"
+                    + (
+                        " — padding slot: its score is not used (the "
+                        "candidate is scored in its own group)"
+                        if pad
+                        else ""
+                    )
+                )
                 if g.parse_error:
                     item.setForeground(QtGui.QColor(200, 40, 30))
                 self.groups.addItem(item)
@@ -159,12 +182,21 @@ class EvaluatorPanel(QtWidgets.QWidget):
         item = self.groups.item(row)
         cid = None if item is None else item.data(CID_ROLE)
         img, t = self._image, self._trace
-        if cid not in self._known or img is None or t is None or img.shape[:2] != t.candidate(cid).mask.shape:
+        if (
+            cid not in self._known
+            or img is None
+            or t is None
+            or img.shape[:2] != t.candidate(cid).mask.shape
+        ):
             self.preview.hide()
             return
         pad = bool(item.data(PAD_ROLE))
-        self.preview.show_mask(img, t.candidate(cid).mask, item.text().replace("\n", " · "),
-                               PAD_TINT if pad else MASK_TINT)
+        self.preview.show_mask(
+            img,
+            t.candidate(cid).mask,
+            item.text().replace("\n", " · "),
+            PAD_TINT if pad else MASK_TINT,
+        )
 
     def hideEvent(self, ev) -> None:  # noqa: N802 - Qt API
         self.preview.hide()
@@ -173,7 +205,9 @@ class EvaluatorPanel(QtWidgets.QWidget):
     def _on_item(self) -> None:
         items = self.groups.selectedItems()
         # a press that selects is followed by a click: announced once, here
-        self._selected_by_press = QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
+        self._selected_by_press = (
+            QtWidgets.QApplication.mouseButtons() != QtCore.Qt.MouseButton.NoButton
+        )
         if items:
             self._choose(items[0])
 
@@ -191,12 +225,20 @@ class EvaluatorPanel(QtWidgets.QWidget):
 
 def describe_evaluator(t: PipelineTrace) -> str:
     ev = t.evaluator
-    out = [f"Question: {t.question}", f"Evaluator: {ev.backend} {ev.model_id}" + ("  (RANDOM WEIGHTS — not a result)" if ev.is_random else ""),
-           f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}",
-           f"Last group {'padded' if ev.pad_last else 'smaller'}; prompt format {ev.prompt_format or '?'}; "
-           f"image tiling {ev.image_tiling or '?'}",
-           *(["NO READABLE SCORE: the answer falls back to the initial mask M"] if ev.fell_back_to_initial else []),
-           ""]
+    out = [
+        f"Question: {t.question}",
+        f"Evaluator: {ev.backend} {ev.model_id}"
+        + ("  (RANDOM WEIGHTS — not a result)" if ev.is_random else ""),
+        f"Group size s = {ev.group_size}, shuffle seed {ev.shuffle_seed}, chain of thought {'on' if ev.cot else 'off'}",
+        f"Last group {'padded' if ev.pad_last else 'smaller'}; prompt format {ev.prompt_format or '?'}; "
+        f"image tiling {ev.image_tiling or '?'}",
+        *(
+            ["NO READABLE SCORE: the answer falls back to the initial mask M"]
+            if ev.fell_back_to_initial
+            else []
+        ),
+        "",
+    ]
     for g in ev.groups:
         pad = f" (last {g.padded} are padding, not scored here)" if g.padded else ""
         out.append(f"── Group {g.index}: candidates {g.candidate_ids}{pad}   [{g.seconds:.2f} s]")
@@ -211,6 +253,9 @@ def describe_evaluator(t: PipelineTrace) -> str:
         else:
             out.append("prompt: as for group 0")
         out.append("")
-    scores = ", ".join(f"#{c}: {'—' if ev.final_scores.get(c) is None else f'{ev.final_scores[c]:.3f}'}" for c in ev.ranking)
+    scores = ", ".join(
+        f"#{c}: {'—' if ev.final_scores.get(c) is None else f'{ev.final_scores[c]:.3f}'}"
+        for c in ev.ranking
+    )
     out.append(f"Final ranking (best first): {scores}")
     return "\n".join(out)

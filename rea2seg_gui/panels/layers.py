@@ -19,8 +19,12 @@ class LayersPanel(QtWidgets.QWidget):
     visibility_changed = QtCore.Signal(str, bool)
     opacity_changed = QtCore.Signal(str, float)
 
-    def __init__(self, visible: Mapping[str, bool], style: LayerStyle | None = None,
-                 parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(
+        self,
+        visible: Mapping[str, bool],
+        style: LayerStyle | None = None,
+        parent: QtWidgets.QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.style_controls = style
         swatches = style.swatches if style is not None else {}
@@ -34,7 +38,9 @@ class LayersPanel(QtWidgets.QWidget):
             cb.setChecked(bool(visible.get(spec.key, False)))
             cb.toggled.connect(lambda on, k=spec.key: self.visibility_changed.emit(k, on))
             if spec.color is not None and spec.key not in swatches:
-                cb.setStyleSheet(f"QCheckBox {{ border-left: 0.45em solid rgb{spec.color}; padding-left: 0.3em; }}")
+                cb.setStyleSheet(
+                    f"QCheckBox {{ border-left: 0.45em solid rgb{spec.color}; padding-left: 0.3em; }}"
+                )
             sl = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
             sl.setRange(0, 100)
             sl.setValue(int(spec.opacity * 100))
@@ -64,10 +70,14 @@ class LayersPanel(QtWidgets.QWidget):
     def set_opacity(self, key: str, value: float) -> None:
         self.sliders[key].setValue(int(round(value * 100)))
 
-    def show_legend(self, attention_range: tuple[float, float] | None, loading: bool = False) -> None:
+    def show_legend(
+        self, attention_range: tuple[float, float] | None, loading: bool = False
+    ) -> None:
         if attention_range:
             lo, hi = attention_range
-            self.attention_legend.setText(f"Attention (inferno colour bar beside the image): dark {lo:.4g} → bright {hi:.4g}")
+            self.attention_legend.setText(
+                f"Attention (inferno colour bar beside the image): dark {lo:.4g} → bright {hi:.4g}"
+            )
         elif loading:
             self.attention_legend.setText("Attention: loading the trace…")
         else:

@@ -29,9 +29,11 @@ class MetricsView(QtWidgets.QWidget):
         self.against_combo = QtWidgets.QComboBox()
         for key, label in REFERENCES:
             self.against_combo.addItem(label, key)
-        self.against_combo.setToolTip("The mask each prediction is measured against: the imported ground truth, "
-                                      "or the reviewer's edited mask (the imported ground truth where nobody "
-                                      "edited it) — as rea2seg eval --against gt|reviewed")
+        self.against_combo.setToolTip(
+            "The mask each prediction is measured against: the imported ground truth, "
+            "or the reviewer's edited mask (the imported ground truth where nobody "
+            "edited it) — as rea2seg eval --against gt|reviewed"
+        )
         self.compute_button = QtWidgets.QPushButton("Compute")
         row.addWidget(QtWidgets.QLabel("Run"))
         row.addWidget(self.run_combo, 1)
@@ -85,7 +87,12 @@ class MetricsView(QtWidgets.QWidget):
         self.curve.clear()
         self.curve.setTitle(f"Coverage: best true IoU in the first n candidates{note}", size="9pt")
         if coverage:
-            self.curve.plot(np.arange(1, len(coverage) + 1), coverage, pen=pg.mkPen((40, 200, 90), width=2), symbol="o")
+            self.curve.plot(
+                np.arange(1, len(coverage) + 1),
+                coverage,
+                pen=pg.mkPen((40, 200, 90), width=2),
+                symbol="o",
+            )
             self.curve.setXRange(0.5, len(coverage) + 0.5, padding=0)
             self.curve.setYRange(0, 1)
         if note and "RANDOM WEIGHTS" not in table_text:
@@ -108,10 +115,23 @@ class MetricsView(QtWidgets.QWidget):
         x = np.arange(len(cats), dtype=float)
         w = 0.8 / max(len(methods), 1)
         for i, m in enumerate(methods):
-            vals = [(res[m]["overall"] if c == "overall" else res[m]["per_category"].get(c, {})).get(key) or 0.0 for c in cats]
+            vals = [
+                (res[m]["overall"] if c == "overall" else res[m]["per_category"].get(c, {})).get(
+                    key
+                )
+                or 0.0
+                for c in cats
+            ]
             offset = (i - (len(methods) - 1) / 2) * w
-            self.bars.addItem(pg.BarGraphItem(x=x + offset, height=vals, width=w * 0.95,
-                                              brush=self.COLORS[i % len(self.COLORS)], name=LABELS.get(m, m)))
+            self.bars.addItem(
+                pg.BarGraphItem(
+                    x=x + offset,
+                    height=vals,
+                    width=w * 0.95,
+                    brush=self.COLORS[i % len(self.COLORS)],
+                    name=LABELS.get(m, m),
+                )
+            )
         self.bars.getAxis("bottom").setTicks([list(zip(x, cats, strict=True))])
         self.bars.setXRange(-0.5, len(cats) - 0.5, padding=0)
         self.bars.setYRange(0, 1.15)  # headroom for the legend

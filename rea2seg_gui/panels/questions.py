@@ -96,7 +96,9 @@ class QuestionsPanel(QtWidgets.QWidget):
         self.edit_button = QtWidgets.QPushButton("Save edit")
         self.reject_button = QtWidgets.QPushButton("Reject")
         self.regenerate_button = QtWidgets.QPushButton("Re-generate")
-        self.regenerate_button.setToolTip("Ask the sample's generator and verifier again (same endpoint and models)")
+        self.regenerate_button.setToolTip(
+            "Ask the sample's generator and verifier again (same endpoint and models)"
+        )
         for b in (self.accept_button, self.edit_button, self.reject_button, self.regenerate_button):
             buttons.addWidget(b)
         v.addLayout(buttons)
@@ -127,8 +129,13 @@ class QuestionsPanel(QtWidgets.QWidget):
     def _can_regenerate(self) -> bool:
         return self.sample_id is not None and self.generation is not None
 
-    def show_sample(self, sample_id: int | None, question: str = "", status: str = "",
-                    generation: GenerationView | None = None) -> None:
+    def show_sample(
+        self,
+        sample_id: int | None,
+        question: str = "",
+        status: str = "",
+        generation: GenerationView | None = None,
+    ) -> None:
         self.sample_id, self.generation = sample_id, generation
         self.question_edit.setPlainText(question)
         g = generation
@@ -142,16 +149,28 @@ class QuestionsPanel(QtWidgets.QWidget):
             self.info_label.setText(f"sample {sample_id} · {status} · imported, not generated")
         else:
             self.verdict_label.setText(f"verifier: {g.verdict}")
-            self.verdict_label.setStyleSheet("padding:2px 6px;font-weight:bold;" + _VERDICT_STYLE.get(g.verdict, ""))
+            self.verdict_label.setStyleSheet(
+                "padding:2px 6px;font-weight:bold;" + _VERDICT_STYLE.get(g.verdict, "")
+            )
             prompts = ", ".join(g.prompt_versions.values())
-            extra = " · ".join(x for x in (_tokens(g.usage), f"by {g.requested_by}" if g.requested_by else "") if x)
+            extra = " · ".join(
+                x for x in (_tokens(g.usage), f"by {g.requested_by}" if g.requested_by else "") if x
+            )
             self.info_label.setText(
                 f"sample {sample_id} · {g.split} · {status} · generation {g.count} of "
-                f"{g.created_at:%Y-%m-%d %H:%M} UTC" + (f" · {extra}" if extra else "") + f"\nprompts: {prompts}"
+                f"{g.created_at:%Y-%m-%d %H:%M} UTC"
+                + (f" · {extra}" if extra else "")
+                + f"\nprompts: {prompts}"
             )
-        self.generator_box.setTitle(f"Generator — {g.generator_model}" if g and g.generator_model else "Generator")
-        self.verifier_box.setTitle(f"Verifier — {g.verifier_model}" if g and g.verifier_model else "Verifier")
+        self.generator_box.setTitle(
+            f"Generator — {g.generator_model}" if g and g.generator_model else "Generator"
+        )
+        self.verifier_box.setTitle(
+            f"Verifier — {g.verifier_model}" if g and g.verifier_model else "Verifier"
+        )
         self.generator_text.setPlainText(_pretty(g.generator_raw) if g else "")
         self.verifier_text.setPlainText(_pretty(g.verifier_raw) if g else "")
-        self.reasons_label.setText(f"{g.verdict}: {g.reasons}" if g and g.reasons else (g.verdict if g else ""))
+        self.reasons_label.setText(
+            f"{g.verdict}: {g.reasons}" if g and g.reasons else (g.verdict if g else "")
+        )
         self.set_busy(False)

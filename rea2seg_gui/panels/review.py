@@ -26,13 +26,17 @@ class ReviewPanel(QtWidgets.QWidget):
         f = QtWidgets.QFormLayout(self)
         self.question_edit = QtWidgets.QLineEdit()
         self.question_edit.setToolTip("Edit and press Enter to save the question")
-        self.question_edit.returnPressed.connect(lambda: self.question_submitted.emit(self.question_edit.text()))
+        self.question_edit.returnPressed.connect(
+            lambda: self.question_submitted.emit(self.question_edit.text())
+        )
         f.addRow("Question", self.question_edit)
         self.status_value = QtWidgets.QLabel("—")
         self.status_value.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         f.addRow("Status", self.status_value)
         self.note_edit = QtWidgets.QLineEdit()
-        self.note_edit.setPlaceholderText("Note for accept / reject / flag (Enter accepts, Esc leaves)")
+        self.note_edit.setPlaceholderText(
+            "Note for accept / reject / flag (Enter accepts, Esc leaves)"
+        )
         self.note_edit.returnPressed.connect(lambda: self.decision_requested.emit("accept"))
         f.addRow("Note", self.note_edit)
         row = QtWidgets.QHBoxLayout()
@@ -59,7 +63,9 @@ class ReviewPanel(QtWidgets.QWidget):
         f.addRow(QtWidgets.QLabel("History of this sample (newest first)"))
         f.addRow(h)
 
-    def show_sample(self, question: str, status: str, category: str, external_id: str, keep_edit: bool = False) -> None:
+    def show_sample(
+        self, question: str, status: str, category: str, external_id: str, keep_edit: bool = False
+    ) -> None:
         """``keep_edit``: leave the question field alone while the user is editing it."""
         if not (keep_edit and self.question_edit.isModified()):
             self.question_edit.setText(question)
@@ -77,7 +83,9 @@ class ReviewPanel(QtWidgets.QWidget):
             self.history_table.resizeColumnToContents(c)
 
     def history_row(self, row: int) -> list[str]:
-        return [self.history_table.item(row, c).text() for c in range(self.history_table.columnCount())]
+        return [
+            self.history_table.item(row, c).text() for c in range(self.history_table.columnCount())
+        ]
 
     def history_count(self) -> int:
         return self.history_table.rowCount()

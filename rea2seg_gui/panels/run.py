@@ -8,18 +8,34 @@ from typing import Any
 
 from PySide6 import QtCore, QtWidgets
 
-OPEN_CHOICES = ("seed_policy", "dedupe_iou", "mask_prompt", "attention_renorm", "layer_base", "box_nms_thresh")
+OPEN_CHOICES = (
+    "seed_policy",
+    "dedupe_iou",
+    "mask_prompt",
+    "attention_renorm",
+    "layer_base",
+    "box_nms_thresh",
+)
 NO_EVALUATOR = "none (stage 1 only)"
-TIPS = {"k1": "tokens kept by attention (§4.2)", "k2": "tokens kept after the logit rerank",
-        "top_n": "N: AMG mask budget",
-        "seeds_total": "seed points over the k2 tokens (only with seed_policy 'proportional', not from the paper)",
-        "tau": "τ: cosine threshold of the seed-feature graph", "delta": "δ: logit threshold of the negative point",
-        "pred_iou_thresh": "AMG predicted-IoU filter", "stability_score_thresh": "AMG stability filter"}
+TIPS = {
+    "k1": "tokens kept by attention (§4.2)",
+    "k2": "tokens kept after the logit rerank",
+    "top_n": "N: AMG mask budget",
+    "seeds_total": "seed points over the k2 tokens (only with seed_policy 'proportional', not from the paper)",
+    "tau": "τ: cosine threshold of the seed-feature graph",
+    "delta": "δ: logit threshold of the negative point",
+    "pred_iou_thresh": "AMG predicted-IoU filter",
+    "stability_score_thresh": "AMG stability filter",
+}
 LABELS = {"top_n": "N (top_n)", "tau": "τ (tau)", "delta": "δ (delta)"}
 
 
-def fill_presets(combo: QtWidgets.QComboBox, names: Sequence[str], problem: Callable[[str], str | None],
-                 first: str | None = None) -> None:
+def fill_presets(
+    combo: QtWidgets.QComboBox,
+    names: Sequence[str],
+    problem: Callable[[str], str | None],
+    first: str | None = None,
+) -> None:
     """Fill a preset picker; a preset with a problem is disabled with the reason as its tooltip."""
     keep = combo.currentText()
     combo.blockSignals(True)
@@ -53,19 +69,33 @@ class RunPanel(QtWidgets.QWidget):
         super().__init__(parent)
         f = QtWidgets.QFormLayout(self)
         self.preset = QtWidgets.QComboBox()
-        self.preset.setToolTip("Greyed-out presets are not configured (hover for why; File → Settings)")
+        self.preset.setToolTip(
+            "Greyed-out presets are not configured (hover for why; File → Settings)"
+        )
         self.preset.currentIndexChanged.connect(lambda _: self.preset_changed.emit())
         f.addRow("Preset", self.preset)
-        self.use_defaults = QtWidgets.QCheckBox("Use the preset's defaults (paper defaults; open filters for random weights)")
+        self.use_defaults = QtWidgets.QCheckBox(
+            "Use the preset's defaults (paper defaults; open filters for random weights)"
+        )
         self.use_defaults.setChecked(True)
         self.use_defaults.toggled.connect(lambda _: self.preset_changed.emit())
         f.addRow(self.use_defaults)
         self.params: dict[str, QtWidgets.QAbstractSpinBox] = {}
-        for name, lo, hi in (("k1", 1, 1000), ("k2", 1, 1000), ("top_n", 0, 50), ("seeds_total", 1, 2000)):
+        for name, lo, hi in (
+            ("k1", 1, 1000),
+            ("k2", 1, 1000),
+            ("top_n", 0, 50),
+            ("seeds_total", 1, 2000),
+        ):
             sb = QtWidgets.QSpinBox()
             sb.setRange(lo, hi)
             self.params[name] = sb
-        for name, lo, hi in (("tau", -1, 1), ("delta", -100, 100), ("pred_iou_thresh", 0, 1), ("stability_score_thresh", 0, 1)):
+        for name, lo, hi in (
+            ("tau", -1, 1),
+            ("delta", -100, 100),
+            ("pred_iou_thresh", 0, 1),
+            ("stability_score_thresh", 0, 1),
+        ):
             sb = QtWidgets.QDoubleSpinBox()
             sb.setRange(lo, hi)
             sb.setDecimals(3)
@@ -76,11 +106,15 @@ class RunPanel(QtWidgets.QWidget):
             f.addRow(LABELS.get(name, name), sb)
         self.open_choices = QtWidgets.QLabel()  # the stage-1 choices the paper leaves open (README)
         self.open_choices.setWordWrap(True)
-        self.open_choices.setToolTip("Choices the paper leaves open, as this run makes them (not from the paper; "
-                                     "see the README's method section)")
+        self.open_choices.setToolTip(
+            "Choices the paper leaves open, as this run makes them (not from the paper; "
+            "see the README's method section)"
+        )
         f.addRow("Not from the paper", self.open_choices)
         self.eval_preset = QtWidgets.QComboBox()
-        self.eval_preset.setToolTip("Stage 2 evaluator; greyed-out presets are not configured (hover for why)")
+        self.eval_preset.setToolTip(
+            "Stage 2 evaluator; greyed-out presets are not configured (hover for why)"
+        )
         f.addRow("Evaluator (stage 2)", self.eval_preset)
         self.eval_cot = QtWidgets.QCheckBox("Chain of thought before the scores")
         self.eval_cot.setChecked(True)
@@ -105,7 +139,9 @@ class RunPanel(QtWidgets.QWidget):
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
         f.addRow(row)
-        self.compare_button = QtWidgets.QPushButton("Re-run this sample with these parameters and compare")
+        self.compare_button = QtWidgets.QPushButton(
+            "Re-run this sample with these parameters and compare"
+        )
         self.compare_button.clicked.connect(self.compare_requested)
         f.addRow(self.compare_button)
         self.progress = QtWidgets.QProgressBar()
@@ -117,8 +153,13 @@ class RunPanel(QtWidgets.QWidget):
         f.addRow(self.error)
 
     # ------------------------------------------------------------------------- choices
-    def set_presets(self, presets: Sequence[str], problem: Callable[[str], str | None],
-                    evaluators: Sequence[str], eval_problem: Callable[[str], str | None]) -> None:
+    def set_presets(
+        self,
+        presets: Sequence[str],
+        problem: Callable[[str], str | None],
+        evaluators: Sequence[str],
+        eval_problem: Callable[[str], str | None],
+    ) -> None:
         fill_presets(self.preset, presets, problem)
         fill_presets(self.eval_preset, evaluators, eval_problem, first=NO_EVALUATOR)
 

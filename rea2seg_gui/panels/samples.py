@@ -64,15 +64,22 @@ class SamplesPanel(QtWidgets.QWidget):
     # ---------------------------------------------------------------------------- filters
     def filters(self) -> dict[str, str | None]:
         """``status``, ``category``, ``verdict`` (``None`` = all) and ``text`` (``None`` = no text)."""
+
         def pick(combo: QtWidgets.QComboBox) -> str | None:
             v = combo.currentText()
             return None if v.startswith("all") else v
 
-        return {"status": pick(self.status_filter), "category": pick(self.category_filter),
-                "verdict": pick(self.verdict_filter), "text": self.text_filter.text().strip() or None}
+        return {
+            "status": pick(self.status_filter),
+            "category": pick(self.category_filter),
+            "verdict": pick(self.verdict_filter),
+            "text": self.text_filter.text().strip() or None,
+        }
 
     # ------------------------------------------------------------------------------ rows
-    def show_rows(self, rows: Sequence[tuple[int, str, str, str, str]], counts: dict[str, int]) -> None:
+    def show_rows(
+        self, rows: Sequence[tuple[int, str, str, str, str]], counts: dict[str, int]
+    ) -> None:
         """Replace the rows (keeping sort order and the current selection when it is still shown)."""
         t = self.table
         t.blockSignals(True)
@@ -93,7 +100,9 @@ class SamplesPanel(QtWidgets.QWidget):
         if r is not None:
             self._select_only(r)
         t.blockSignals(False)
-        self.counts_label.setText(f"{len(rows)} shown · " + " · ".join(f"{k} {v}" for k, v in counts.items()))
+        self.counts_label.setText(
+            f"{len(rows)} shown · " + " · ".join(f"{k} {v}" for k, v in counts.items())
+        )
 
     def set_status(self, sample_id: int, status: str) -> None:
         """Update one row's status in place (no re-query, no re-sort)."""

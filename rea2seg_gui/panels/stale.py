@@ -14,7 +14,9 @@ def stale_label() -> QtWidgets.QLabel:
     label.setObjectName("stale_label")
     label.setTextFormat(QtCore.Qt.TextFormat.PlainText)  # the question is user text
     label.setWordWrap(True)
-    label.setStyleSheet("QLabel { background: #f6c343; color: #222; padding: 3px; font-weight: bold; }")
+    label.setStyleSheet(
+        "QLabel { background: #f6c343; color: #222; padding: 3px; font-weight: bold; }"
+    )
     label.hide()
     return label
 
@@ -25,6 +27,10 @@ def show_stale(label: QtWidgets.QLabel, asked: str | None) -> None:
         label.hide()
         label.setText("")
         return
-    label.setText(f"{STALE_NOTE} — the run answered: “{asked}”. Run it again for the current question.")
-    label.setToolTip("The trace below was computed for the question as it was when the run was made.")
+    label.setText(
+        f"{STALE_NOTE} — the run answered: “{asked}”. Run it again for the current question."
+    )
+    label.setToolTip(
+        "The trace below was computed for the question as it was when the run was made."
+    )
     label.show()

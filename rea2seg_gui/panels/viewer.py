@@ -32,7 +32,9 @@ class ViewerPanel(QtWidgets.QWidget):
         self.question_label.setWordWrap(True)
         self.question_label.setStyleSheet("font-size:15px;padding:6px;")
         v.addWidget(self.question_label)
-        self.image_error = _strip("background:#3b0a0a;color:#ffb4ab;font-size:15px;font-weight:bold;padding:10px;")
+        self.image_error = _strip(
+            "background:#3b0a0a;color:#ffb4ab;font-size:15px;font-weight:bold;padding:10px;"
+        )
         v.addWidget(self.image_error)
         self.canvas = Canvas()
         v.addWidget(self.canvas, 1)

@@ -23,10 +23,16 @@ def _isolated(tmp_path, monkeypatch, _tiny_models):
     monkeypatch.setenv("REA2SEG_HOME", str(home))
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
     monkeypatch.delenv("REA2SEG_EVAL_BASE_URL", raising=False)
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.Format.IniFormat,
+        QtCore.QSettings.Scope.UserScope,
+        str(tmp_path / "qsettings"),
+    )
     from PySide6 import QtWidgets
 
-    def unexpected(*a, **k):  # a modal dialog would hang an offscreen test: a test that expects one patches it
+    def unexpected(
+        *a, **k
+    ):  # a modal dialog would hang an offscreen test: a test that expects one patches it
         raise AssertionError(f"unexpected modal dialog: {a[1:3]}")
 
     monkeypatch.setattr(QtWidgets.QInputDialog, "getText", unexpected)

@@ -26,7 +26,10 @@ H, W = 64, 96  # a 4 x 6 token grid of 16-pixel tokens
 def make_trace() -> PipelineTrace:
     gh, gw = 4, 6
     token_map = np.arange(gh * gw, dtype=np.float32).reshape(gh, gw) / 100.0
-    boxes = np.array([(c * 16, r * 16, c * 16 + 16, r * 16 + 16) for r in range(gh) for c in range(gw)], np.float32)
+    boxes = np.array(
+        [(c * 16, r * 16, c * 16 + 16, r * 16 + 16) for r in range(gh) for c in range(gw)],
+        np.float32,
+    )
     att = AttentionTrace((gh, gw), token_map, boxes, [0])
 
     def tok(i: int) -> TokenScore:
@@ -34,8 +37,12 @@ def make_trace() -> PipelineTrace:
 
     topk1 = [tok(i) for i in (23, 22, 17, 16, 11)]
     topk2 = [tok(i) for i in (17, 23, 11)]
-    seeds = SeedTrace(5, 3, topk1, topk2, np.array([[88, 40], [88, 56], [72, 40]], np.float32), [17, 23, 16])
-    graph = FeatureGraphTrace(0.5, -1.0, [(0, 1, 0.9), (0, 2, 0.8), (1, 2, 0.2)], 1, [0, 1], (3.0, 5.0), -1.5, False)
+    seeds = SeedTrace(
+        5, 3, topk1, topk2, np.array([[88, 40], [88, 56], [72, 40]], np.float32), [17, 23, 16]
+    )
+    graph = FeatureGraphTrace(
+        0.5, -1.0, [(0, 1, 0.9), (0, 2, 0.8), (1, 2, 0.2)], 1, [0, 1], (3.0, 5.0), -1.5, False
+    )
     logits = (np.arange(H * W, dtype=np.float32).reshape(H, W) - 3000) / 100
     initial = logits > 0
     return PipelineTrace("q", (H, W), "hand", {}, True, {}, logits, initial, att, seeds, graph, [])
@@ -54,7 +61,9 @@ def canvas(qtbot):
 
 def grab(c: Canvas) -> np.ndarray:
     img = c.grab().toImage().convertToFormat(c.grab().toImage().Format.Format_RGB888)
-    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[
+        :, : img.width() * 3
+    ]
     return arr.reshape(img.height(), img.width(), 3).astype(int)
 
 
@@ -66,7 +75,12 @@ def test_contours_known_square_and_hole():
     m = np.zeros((10, 10), bool)
     m[2:7, 3:8] = True
     xs, ys = contour_xy(m)
-    assert np.nanmin(xs) == 3.5 and np.nanmax(xs) == 7.5 and np.nanmin(ys) == 2.5 and np.nanmax(ys) == 6.5
+    assert (
+        np.nanmin(xs) == 3.5
+        and np.nanmax(xs) == 7.5
+        and np.nanmin(ys) == 2.5
+        and np.nanmax(ys) == 6.5
+    )
     assert np.isnan(xs[-1]) and xs[0] == xs[-2] and ys[0] == ys[-2]  # closed, then a break
     m[4, 5] = False  # a hole: a second contour
     xs, _ = contour_xy(m)
@@ -121,7 +135,11 @@ def test_difference_view_counts_colours_and_hides_unchanged(canvas, qtbot):
     edited[10:15, 10:30] = False  # 100 px removed
     d = mask_diff(gt, edited)
     assert (d.added, d.removed) == (200, 100)
-    assert (d.codes == 1).sum() == 200 and (d.codes == 2).sum() == 100 and (d.codes == 0).sum() == H * W - 300
+    assert (
+        (d.codes == 1).sum() == 200
+        and (d.codes == 2).sum() == 100
+        and (d.codes == 0).sum() == H * W - 300
+    )
     canvas.set_mask("gt", gt)
     canvas.set_mask("edited", edited)
     assert not canvas.items["diff"]  # computed only while shown
@@ -189,7 +207,10 @@ def test_legend_lists_visible_layers_and_is_drawn(canvas):
 def test_rank_labels_kcore_edges_and_negative_point(canvas):
     tr = make_trace()
     canvas.set_trace(tr)
-    labels = {k: [it for it in canvas.items[k] if isinstance(it, ScreenLabels)] for k in ("topk1", "topk2", "graph")}
+    labels = {
+        k: [it for it in canvas.items[k] if isinstance(it, ScreenLabels)]
+        for k in ("topk1", "topk2", "graph")
+    }
     assert labels["topk1"][0].texts == ["1", "2", "3", "4", "5"]
     assert labels["topk2"][0].texts == ["k2 #1", "k2 #2", "k2 #3"]
     assert labels["topk1"][0].anchors[0] == (80.0, 48.0)  # token 23's box corner
@@ -197,7 +218,9 @@ def test_rank_labels_kcore_edges_and_negative_point(canvas):
     lines = [it for it in canvas.items["graph"] if isinstance(it, pg.PlotDataItem)]
     assert len(lines) == 1
     xs, ys = lines[0].xData, lines[0].yData
-    assert np.array_equal(xs, [88.5, 88.5, np.nan], equal_nan=True) and np.array_equal(ys, [40.5, 56.5, np.nan], equal_nan=True)
+    assert np.array_equal(xs, [88.5, 88.5, np.nan], equal_nan=True) and np.array_equal(
+        ys, [40.5, 56.5, np.nan], equal_nan=True
+    )
     scat = [it for it in canvas.items["graph"] if isinstance(it, pg.ScatterPlotItem)]
     rings = next(s for s in scat if s.opts["symbol"] == "o")
     assert len(rings.data) == 2
@@ -222,7 +245,12 @@ def test_hover_readout_reads_the_trace(canvas, qtbot):
     assert readout(tr, None, 3.2, 5.9).negative
     assert readout(tr, None, -1, 3) is None and readout(tr, None, W, 0) is None
     text = r.text()
-    assert "x 72, y 40" in text and "attention 0.16" in text and "top-k1 #4" in text and "not in the k-core" in text
+    assert (
+        "x 72, y 40" in text
+        and "attention 0.16" in text
+        and "top-k1 #4" in text
+        and "not in the k-core" in text
+    )
 
     # the canvas: viewers load traces without L; it is loaded off the GUI thread on first hover
     no_logits = make_trace()

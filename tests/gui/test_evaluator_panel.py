@@ -23,12 +23,18 @@ def box(y0: int, y1: int, x0: int, x1: int, hw: tuple[int, int] = (H, W)) -> np.
 def make_trace(hw: tuple[int, int] = (H, W)) -> PipelineTrace:
     """Three candidates in two groups of two; the last group padded with candidate 0."""
     h, w = hw
-    cands = [Candidate(0, "multimask", 0, box(0, h // 2, 0, w // 2, hw), 0.9),
-             Candidate(1, "semantic", 0, box(h // 4, h, w // 4, w, hw), 0.8),
-             Candidate(2, "amg", 0, box(h // 2, h, w // 2, w, hw), 0.7)]
-    groups = [EvaluatorGroup(0, [1, 0], "p", "0.85, 0.10", None, [0.85, 0.1]),
-              EvaluatorGroup(1, [2, 0], "p", "0.40, 0.30", None, [0.4, 0.3], padded=1)]
-    ev = EvaluatorTrace("hand", "m", True, 2, 0, False, groups, {0: 0.1, 1: 0.85, 2: 0.4}, [1, 2, 0])
+    cands = [
+        Candidate(0, "multimask", 0, box(0, h // 2, 0, w // 2, hw), 0.9),
+        Candidate(1, "semantic", 0, box(h // 4, h, w // 4, w, hw), 0.8),
+        Candidate(2, "amg", 0, box(h // 2, h, w // 2, w, hw), 0.7),
+    ]
+    groups = [
+        EvaluatorGroup(0, [1, 0], "p", "0.85, 0.10", None, [0.85, 0.1]),
+        EvaluatorGroup(1, [2, 0], "p", "0.40, 0.30", None, [0.4, 0.3], padded=1),
+    ]
+    ev = EvaluatorTrace(
+        "hand", "m", True, 2, 0, False, groups, {0: 0.1, 1: 0.85, 2: 0.4}, [1, 2, 0]
+    )
     return PipelineTrace("q", hw, "hand", {}, True, {}, None, None, None, None, None, cands, ev)
 
 
@@ -49,7 +55,10 @@ def test_thumbnails_are_gallery_sized_with_predicted_iou_and_rank_readable(panel
     assert g.count() == 4
     assert g.iconSize().width() >= THUMB_MIN and g.iconSize().height() >= THUMB_MIN
     pm = g.item(0).icon().pixmap(g.iconSize())
-    assert max(pm.deviceIndependentSize().width(), pm.deviceIndependentSize().height()) >= THUMB_MIN * 0.95  # not upscaled
+    assert (
+        max(pm.deviceIndependentSize().width(), pm.deviceIndependentSize().height())
+        >= THUMB_MIN * 0.95
+    )  # not upscaled
     assert panel.item_labels() == [
         "G0 · mask 1\n#1 · pred. IoU 0.85\nrank 1 of 3",
         "G0 · mask 2\n#0 · pred. IoU 0.10\nrank 3 of 3",
@@ -99,9 +108,13 @@ def test_click_announces_the_candidate_even_when_already_selected(panel, qtbot):
     g = panel.groups
     seen: list[int] = []
     panel.candidate_chosen.connect(seen.append)
-    qtbot.mouseClick(g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center())
+    qtbot.mouseClick(
+        g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center()
+    )
     assert seen == [2]
-    qtbot.mouseClick(g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center())
+    qtbot.mouseClick(
+        g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center()
+    )
     assert seen == [2, 2]  # shown again: the canvas may show another candidate by now
     panel.select_item(3)  # a padding slot shows its candidate too
     assert seen == [2, 2, 0]
@@ -113,7 +126,9 @@ def test_clicking_a_mask_shows_its_candidate_on_the_canvas(qtbot, window, demo_s
     hw = (360, 480)  # the demo images' size
     tr = make_trace(hw)
     with demo_store.session() as s:
-        run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=False)
+        run_id = repo.create_run(
+            s, name="hand", preset="hand", config={}, model_ids={}, is_random=False
+        )
         repo.save_trace(s, run_id, 1, tr)
     window.review.show_sample(1)
     window.tabs.setCurrentWidget(window.evaluator_panel)
@@ -124,12 +139,16 @@ def test_clicking_a_mask_shows_its_candidate_on_the_canvas(qtbot, window, demo_s
         item = window.canvas.items["candidate"][0]
         return None if item.image is None else item.image.astype(bool)
 
-    qtbot.mouseClick(g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center())
+    qtbot.mouseClick(
+        g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center()
+    )
     assert np.array_equal(shown(), tr.candidate(2).mask)
     # as the candidates panel's selection does; and a click on the same mask brings it back
     window.tabs.setCurrentWidget(window.candidates_panel)
     window.candidates_panel.select_candidate(1)
     assert np.array_equal(shown(), tr.candidate(1).mask)
     window.tabs.setCurrentWidget(window.evaluator_panel)
-    qtbot.mouseClick(g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center())
+    qtbot.mouseClick(
+        g.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=g.visualItemRect(g.item(2)).center()
+    )
     assert np.array_equal(shown(), tr.candidate(2).mask)

@@ -23,8 +23,10 @@ def _sgdr(tmp_path, n=2):
     cv2.imwrite(str(tmp_path / "img" / "a.png"), img)
     m = np.zeros((30, 40), bool)
     m[5:15, 5:20] = True
-    samples = [SgdrSample(f"s{i}", "img/a.png", f"Which one {i}?", "other", "t", "pending", encode_rle(m))
-               for i in range(n)]
+    samples = [
+        SgdrSample(f"s{i}", "img/a.png", f"Which one {i}?", "other", "t", "pending", encode_rle(m))
+        for i in range(n)
+    ]
     path = tmp_path / "set.json"
     write_sgdr(path, samples)
     return path
@@ -64,13 +66,17 @@ def test_import_sgdr_then_export_writes_what_the_cli_writes(qtbot, fresh, tmp_pa
     dlg = fresh.file_actions.export_dialog
     assert dlg.isVisible() and dlg.export_kwargs() == {"status": None, "dataset": None}  # any, any
     _patch(monkeypatch, "getSaveFileName", (str(out), ""))
-    qtbot.mouseClick(dlg.findChild(QtWidgets.QPushButton, "browse"), QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(
+        dlg.findChild(QtWidgets.QPushButton, "browse"), QtCore.Qt.MouseButton.LeftButton
+    )
     assert dlg.out_path() == str(out)
     with qtbot.waitSignal(fresh.file_actions.finished, timeout=30_000) as got:
         dlg.export_button.click()
     assert got.args[0] == "export" and got.args[1].written == 2
     assert "wrote 2 samples" in fresh.file_actions.report_box.text()
-    assert main(["export", "sgdr", "--db", fresh.store.url, "--out", str(tmp_path / "cli.json")]) == 0
+    assert (
+        main(["export", "sgdr", "--db", fresh.store.url, "--out", str(tmp_path / "cli.json")]) == 0
+    )
     assert out.read_bytes() == (tmp_path / "cli.json").read_bytes()
     assert [s.id for s in read_sgdr(out)[0]] == ["s0", "s1"]
 
@@ -79,8 +85,15 @@ def test_import_reasonseg_reports_skipped_files(qtbot, fresh, tmp_path, monkeypa
     d = tmp_path / "rs"
     d.mkdir()
     cv2.imwrite(str(d / "a.jpg"), np.full((20, 30, 3), 128, np.uint8))
-    (d / "a.json").write_text(json.dumps({"text": ["the grey thing"], "is_sentence": False,
-                                          "shapes": [{"label": "target", "points": [[2, 2], [20, 2], [20, 15]]}]}))
+    (d / "a.json").write_text(
+        json.dumps(
+            {
+                "text": ["the grey thing"],
+                "is_sentence": False,
+                "shapes": [{"label": "target", "points": [[2, 2], [20, 2], [20, 15]]}],
+            }
+        )
+    )
     (d / "b.json").write_text("{broken")  # no image either
     _patch(monkeypatch, "getExistingDirectory", str(d))
     with qtbot.waitSignal(fresh.file_actions.finished, timeout=30_000) as got:
@@ -122,7 +135,9 @@ def test_cancel_stops_the_import_between_samples(qtbot, fresh, tmp_path, monkeyp
     import core.importers.sgdr as imp
 
     src = _sgdr(tmp_path, n=3)
-    gate, first = _hold_first_call(monkeypatch, imp, "resolve_inside")  # the first sample waits for Cancel
+    gate, first = _hold_first_call(
+        monkeypatch, imp, "resolve_inside"
+    )  # the first sample waits for Cancel
     _patch(monkeypatch, "getOpenFileName", (str(src), ""))
     with qtbot.waitSignal(fresh.file_actions.finished, timeout=30_000) as got:
         fresh.file_actions.actions["import_sgdr"].trigger()
@@ -131,7 +146,9 @@ def test_cancel_stops_the_import_between_samples(qtbot, fresh, tmp_path, monkeyp
         gate.set()
     report = got.args[1]
     assert report.cancelled and report.added == 1
-    assert "cancelled" in fresh.file_actions.report_box.text() and fresh.samples_panel.row_count() == 1
+    assert (
+        "cancelled" in fresh.file_actions.report_box.text() and fresh.samples_panel.row_count() == 1
+    )
     assert not fresh.file_actions.actions["cancel"].isEnabled()
 
 
@@ -159,18 +176,31 @@ def test_export_dialog_filters_as_the_cli_does_byte_for_byte(qtbot, two, tmp_pat
     two.file_actions.actions["export_sgdr"].trigger()
     dlg = two.file_actions.export_dialog
     # the choices: any, then the store's datasets / the review statuses
-    assert [dlg.dataset_combo.itemText(i) for i in range(dlg.dataset_combo.count())] == ["any", "alpha", "beta"]
-    assert [dlg.status_combo.itemText(i) for i in range(dlg.status_combo.count())] == \
-        ["any", "pending", "verified", "rejected", "flagged"]
+    assert [dlg.dataset_combo.itemText(i) for i in range(dlg.dataset_combo.count())] == [
+        "any",
+        "alpha",
+        "beta",
+    ]
+    assert [dlg.status_combo.itemText(i) for i in range(dlg.status_combo.count())] == [
+        "any",
+        "pending",
+        "verified",
+        "rejected",
+        "flagged",
+    ]
     dlg.reject()
-    for filters, want in (({"dataset": "beta", "status": "verified"}, ["b_ok"]),
-                          ({"status": "rejected"}, ["a_no", "b_no"]),
-                          ({"dataset": "alpha"}, ["a_no", "a_ok"]),
-                          ({}, ["a_no", "a_ok", "b_new", "b_no", "b_ok"])):
+    for filters, want in (
+        ({"dataset": "beta", "status": "verified"}, ["b_ok"]),
+        ({"status": "rejected"}, ["a_no", "b_no"]),
+        ({"dataset": "alpha"}, ["a_no", "a_ok"]),
+        ({}, ["a_no", "a_ok", "b_new", "b_no", "b_ok"]),
+    ):
         gui, cli = tmp_path / "out" / "gui.json", tmp_path / "out" / "cli.json"
         dlg, report = _export_with_dialog(qtbot, two, gui, **filters)
         assert sorted(s.id for s in read_sgdr(gui)[0]) == want and report.written == len(want)
-        assert dlg.matching.text() == f"{len(want)} sample{'' if len(want) == 1 else 's'}"  # said before Export
+        assert (
+            dlg.matching.text() == f"{len(want)} sample{'' if len(want) == 1 else 's'}"
+        )  # said before Export
         argv = ["export", "sgdr", "--db", two.store.url, "--out", str(cli)]
         for opt in ("status", "dataset"):
             if opt in filters:
@@ -179,8 +209,12 @@ def test_export_dialog_filters_as_the_cli_does_byte_for_byte(qtbot, two, tmp_pat
         assert gui.read_bytes() == cli.read_bytes()
         # the command line the dialog shows is that export, with the same options
         shown = build_parser().parse_args(dlg.cli_args())
-        assert (shown.db, shown.out, shown.status, shown.dataset) == \
-            (two.store.url, str(gui), filters.get("status"), filters.get("dataset"))
+        assert (shown.db, shown.out, shown.status, shown.dataset) == (
+            two.store.url,
+            str(gui),
+            filters.get("status"),
+            filters.get("dataset"),
+        )
         assert dlg.command().startswith("rea2seg export sgdr --db ")
 
 
@@ -195,7 +229,10 @@ def test_export_to_an_unwritable_path_is_explained_and_writes_nothing(qtbot, two
     dlg.set_filters(status="verified")
     dlg.export_button.click()
     assert dlg.isVisible() and not two.jobs.busy  # the dialog stays open; no job started
-    assert dlg.problem.text() == f"Not exported: {bad}: cannot create folder {blocker} ({blocker} is a file)"
+    assert (
+        dlg.problem.text()
+        == f"Not exported: {bad}: cannot create folder {blocker} ({blocker} is a file)"
+    )
     dlg.out_edit.setText(str(tmp_path))
     dlg.export_button.click()
     assert dlg.isVisible() and dlg.problem.text().endswith("is a folder; give a file name")
@@ -216,9 +253,12 @@ def test_export_reasonseg_dialog_writes_what_the_cli_writes_byte_for_byte(qtbot,
     from core.cli import build_parser
 
     menu_texts = [a.text() for a in two.file_actions.actions.values()]
-    assert menu_texts.index("Export ReasonSeg &folder…") == menu_texts.index("&Export SGDR file…") + 1
-    for n, (filters, options) in enumerate((({}, {}),
-                                            ({"dataset": "beta", "status": "verified"}, {"mask": "gt", "min_iou": 0.5}))):
+    assert (
+        menu_texts.index("Export ReasonSeg &folder…") == menu_texts.index("&Export SGDR file…") + 1
+    )
+    for n, (filters, options) in enumerate(
+        (({}, {}), ({"dataset": "beta", "status": "verified"}, {"mask": "gt", "min_iou": 0.5}))
+    ):
         gui, cli = tmp_path / f"gui{n}", tmp_path / f"cli{n}"
         two.file_actions.actions["export_reasonseg"].trigger()
         dlg = two.file_actions.export_dialog
@@ -234,15 +274,24 @@ def test_export_reasonseg_dialog_writes_what_the_cli_writes_byte_for_byte(qtbot,
         assert report.summary().splitlines()[0] in two.file_actions.report_box.text()
         # the command line the dialog shows is that export, with the same options
         shown = build_parser().parse_args(dlg.cli_args())
-        assert (shown.out_dir, shown.status, shown.dataset) == (str(gui), filters.get("status"), filters.get("dataset"))
-        assert (shown.mask, shown.min_iou) == (options.get("mask", "reviewed"), options.get("min_iou", 0.99))
+        assert (shown.out_dir, shown.status, shown.dataset) == (
+            str(gui),
+            filters.get("status"),
+            filters.get("dataset"),
+        )
+        assert (shown.mask, shown.min_iou) == (
+            options.get("mask", "reviewed"),
+            options.get("min_iou", 0.99),
+        )
         argv = ["export", "reasonseg", str(cli), "--db", two.store.url]
         for opt in ("status", "dataset"):
             if opt in filters:
                 argv += [f"--{opt}", filters[opt]]
         argv += [a for k, v in options.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         assert main(argv) == 0
-        assert _folder(gui) == _folder(cli) and len(_folder(gui)) == (10 if not filters else 2)  # x.png: a JSON + copy per mask
+        assert _folder(gui) == _folder(cli) and len(_folder(gui)) == (
+            10 if not filters else 2
+        )  # x.png: a JSON + copy per mask
 
 
 def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path):
@@ -254,7 +303,10 @@ def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path)
     dlg.out_edit.setText(str(full))
     dlg.export_button.click()
     assert dlg.isVisible() and not two.jobs.busy  # the dialog stays open; no job started
-    assert dlg.problem.text() == f"Not exported: {full}: folder is not empty; give a new or empty folder"
+    assert (
+        dlg.problem.text()
+        == f"Not exported: {full}: folder is not empty; give a new or empty folder"
+    )
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     # an image gone from disk: the report names it (as a warning), the rest is written
     (tmp_path / "src" / "img" / "x.png").unlink()
@@ -270,7 +322,9 @@ def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path)
 def test_cancel_stops_a_reasonseg_export_and_nothing_is_written(qtbot, two, tmp_path, monkeypatch):
     import core.exporters.reasonseg as exp
 
-    gate, first = _hold_first_call(monkeypatch, exp, "mask_to_shapes")  # the first JSON waits for Cancel
+    gate, first = _hold_first_call(
+        monkeypatch, exp, "mask_to_shapes"
+    )  # the first JSON waits for Cancel
     cancel = two.file_actions.actions["cancel"]
     assert cancel.text() == "&Cancel import / export"
     two.file_actions.actions["export_reasonseg"].trigger()

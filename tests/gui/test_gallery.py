@@ -23,8 +23,11 @@ def box(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
 
 
 def make_trace() -> PipelineTrace:
-    cands = [Candidate(0, "multimask", 0, box(0, 30, 0, 40), 0.9), Candidate(1, "semantic", 0, box(10, 40, 10, 50), 0.8),
-             Candidate(2, "amg", 0, box(30, 60, 40, 80), 0.7)]
+    cands = [
+        Candidate(0, "multimask", 0, box(0, 30, 0, 40), 0.9),
+        Candidate(1, "semantic", 0, box(10, 40, 10, 50), 0.8),
+        Candidate(2, "amg", 0, box(30, 60, 40, 80), 0.7),
+    ]
     ev = EvaluatorTrace("hand", "m", True, 3, 0, False, [], {0: 0.2, 1: 0.9, 2: 0.5}, [1, 2, 0])
     return PipelineTrace("q", (H, W), "hand", {}, True, {}, None, None, None, None, None, cands, ev)
 
@@ -40,7 +43,10 @@ def gallery(qtbot):
 
 
 def column(g: CandidateGallery, col: int) -> list:
-    return [g.table.item(r, col).data(QtCore.Qt.ItemDataRole.DisplayRole) for r in range(g.table.rowCount())]
+    return [
+        g.table.item(r, col).data(QtCore.Qt.ItemDataRole.DisplayRole)
+        for r in range(g.table.rowCount())
+    ]
 
 
 def test_gallery_thumbnails_origins_and_iou_picker(gallery):
@@ -50,9 +56,15 @@ def test_gallery_thumbnails_origins_and_iou_picker(gallery):
     gallery.set_candidates(tr, image, gt, None, None)
     assert gallery.table.iconSize().width() >= THUMB_MIN
     pm = gallery.table.item(0, 0).icon().pixmap(gallery.table.iconSize())
-    assert pm.width() >= THUMB_MIN * 0.9 or pm.height() >= THUMB_MIN * 0.7  # not a small icon scaled up
+    assert (
+        pm.width() >= THUMB_MIN * 0.9 or pm.height() >= THUMB_MIN * 0.7
+    )  # not a small icon scaled up
     origins = column(gallery, 2)
-    assert origins == ["multimask", "semantic", "AMG"] == [ORIGIN_NAMES[c.origin] for c in tr.candidates]
+    assert (
+        origins
+        == ["multimask", "semantic", "AMG"]
+        == [ORIGIN_NAMES[c.origin] for c in tr.candidates]
+    )
     assert "k-core" in gallery.table.item(1, 2).toolTip()  # what the origin is
     assert column(gallery, RANK_COLUMN) == [3, 1, 2]  # rank from the evaluator's ranking
     # no reviewed mask: the picker offers the imported ground truth only
@@ -65,12 +77,18 @@ def test_gallery_thumbnails_origins_and_iou_picker(gallery):
     want = [round(sample_iou(*intersection_union(c.mask, reviewed)), 3) for c in tr.candidates]
     assert column(gallery, IOU_COLUMN) == want and want[1] == 1.0
     gallery.set_against("gt")
-    assert gallery.header_text() == "true IoU vs GT" and column(gallery, IOU_COLUMN)[0] == 1.0 and column(gallery, IOU_COLUMN)[1] != 1.0
+    assert (
+        gallery.header_text() == "true IoU vs GT"
+        and column(gallery, IOU_COLUMN)[0] == 1.0
+        and column(gallery, IOU_COLUMN)[1] != 1.0
+    )
     # the ignore region is left out of both
     ign = box(0, 60, 0, 20)
     gallery.set_candidates(tr, image, gt, reviewed, ign)
     gallery.set_against("gt")
-    assert column(gallery, IOU_COLUMN)[1] == round(sample_iou(*intersection_union(tr.candidates[1].mask, gt, ign)), 3)
+    assert column(gallery, IOU_COLUMN)[1] == round(
+        sample_iou(*intersection_union(tr.candidates[1].mask, gt, ign)), 3
+    )
 
 
 def test_gallery_arrow_keys_step_and_preview_on_hover(gallery, qtbot):
@@ -79,15 +97,24 @@ def test_gallery_arrow_keys_step_and_preview_on_hover(gallery, qtbot):
     seen: list = []
     gallery.candidate_selected.connect(seen.append)
     gallery.table.setFocus()
-    for key, want in ((QtCore.Qt.Key.Key_Down, 0), (QtCore.Qt.Key.Key_Down, 1), (QtCore.Qt.Key.Key_Right, 2),
-                      (QtCore.Qt.Key.Key_Right, 2), (QtCore.Qt.Key.Key_Up, 1), (QtCore.Qt.Key.Key_Left, 0)):
+    for key, want in (
+        (QtCore.Qt.Key.Key_Down, 0),
+        (QtCore.Qt.Key.Key_Down, 1),
+        (QtCore.Qt.Key.Key_Right, 2),
+        (QtCore.Qt.Key.Key_Right, 2),
+        (QtCore.Qt.Key.Key_Up, 1),
+        (QtCore.Qt.Key.Key_Left, 0),
+    ):
         qtbot.keyClick(gallery.table, key)
         assert gallery.selected_candidate().id == want
     assert [c.id for c in seen if c is not None][:3] == [0, 1, 2]
     # a larger preview beside the pointer
     gallery.table.cellEntered.emit(2, 3)
     assert gallery.preview.isVisible()
-    assert gallery.preview.pixmap().deviceIndependentSize().width() >= 2 * gallery.thumb * W / max(H, W) - 1
+    assert (
+        gallery.preview.pixmap().deviceIndependentSize().width()
+        >= 2 * gallery.thumb * W / max(H, W) - 1
+    )
     gallery.table.left_table.emit()
     assert not gallery.preview.isVisible()
 
@@ -119,7 +146,11 @@ def test_layer_colours_remembered_outline_and_legend_toggles(qtbot, settings):
     qtbot.addWidget(canvas2)
     style2 = LayerStyle(canvas2, settings)
     qtbot.addWidget(style2)
-    assert canvas2.colors["edited"] == (12, 34, 56) and style2.swatches["edited"].color == (12, 34, 56)
+    assert canvas2.colors["edited"] == (12, 34, 56) and style2.swatches["edited"].color == (
+        12,
+        34,
+        56,
+    )
     assert canvas2.outline_mode and not canvas2.legend.isVisible()
     # the difference counts are shown in the panel
     canvas2.set_image(np.zeros((H, W, 3), np.uint8))
@@ -139,7 +170,9 @@ def test_thumbnails_are_exact_nearest_neighbour():
     out = t.image(mask)
     assert out.shape == (8, 12, 3)
     dark = (img.astype(np.uint16) * 55 // 100).astype(np.uint8)
-    assert np.array_equal(out[::2, ::2][~mask], dark[~mask]) and np.array_equal(out[1::2, 1::2][~mask], dark[~mask])
+    assert np.array_equal(out[::2, ::2][~mask], dark[~mask]) and np.array_equal(
+        out[1::2, 1::2][~mask], dark[~mask]
+    )
     assert (out[2:4, 4:6] != dark[1, 2]).any()  # the mask pixel is tinted, as a 2 x 2 block
     # a shrink keeps the pixel under each output pixel's centre, at exactly the requested size
     rows, cols = (np.floor((np.arange(n) + 0.5) * 1000 / 128).astype(int) for n in (128, 64))

@@ -21,8 +21,10 @@ def test_qt_objects_in_a_garbage_cycle_die_on_the_gui_thread_while_workers_alloc
     objs = [QtCore.QTimer(), QtWidgets.QButtonGroup(), QtCore.QObject()]
     for o in objs:
         o.cycle = o  # only the cycle collector can free it
-        o.destroyed.connect(lambda *_: seen.append(threading.current_thread().name),
-                            QtCore.Qt.ConnectionType.DirectConnection)  # runs where the object dies
+        o.destroyed.connect(
+            lambda *_: seen.append(threading.current_thread().name),
+            QtCore.Qt.ConnectionType.DirectConnection,
+        )  # runs where the object dies
     del objs, o
 
     def allocate() -> None:  # far past every generation's threshold, as a model load does

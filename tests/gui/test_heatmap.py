@@ -25,11 +25,15 @@ def _reference(token_map, boxes, hw):
 
 def test_known_answer_on_a_2x2_grid_with_an_overhanging_box():
     tm = np.array([[0.0, 1.0], [2.0, 4.0]], np.float32)
-    boxes = np.array([[0, 0, 2, 2], [2, 0, 4, 2], [0, 2, 2, 4], [2.5, 2, 9, 9]], np.float32)  # last: past the edge
+    boxes = np.array(
+        [[0, 0, 2, 2], [2, 0, 4, 2], [0, 2, 2, 4], [2.5, 2, 9, 9]], np.float32
+    )  # last: past the edge
     rgba, (lo, hi) = heatmap_rgba(tm, boxes, (4, 4))
     cm = pg.colormap.get("inferno").map(np.array([0.0, 0.25, 0.5, 1.0]), mode="byte")
     assert (lo, hi) == (0.0, 4.0)
-    assert (rgba[0, 0] == cm[0]).all() and (rgba[0, 3] == cm[1]).all() and (rgba[3, 0] == cm[2]).all()
+    assert (
+        (rgba[0, 0] == cm[0]).all() and (rgba[0, 3] == cm[1]).all() and (rgba[3, 0] == cm[2]).all()
+    )
     assert (rgba[3, 3] == cm[3]).all() and (rgba[3, 2] == cm[3]).all()  # x0 = 2.5 widens to pixel 2
 
 
@@ -40,7 +44,13 @@ def test_nothing_on_the_image_gives_none():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 4), st.integers(3, 9), st.integers(3, 9), st.randoms(use_true_random=False))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 4),
+    st.integers(3, 9),
+    st.integers(3, 9),
+    st.randoms(use_true_random=False),
+)
 def test_every_pixel_matches_the_pixelwise_reference(gh, gw, h, w, rnd):
     tm = np.array([[rnd.uniform(-3, 3) for _ in range(gw)] for _ in range(gh)], np.float32)
     boxes = []

@@ -102,7 +102,9 @@ def test_gallery_keys_step_candidates_not_samples_and_iou_picker(traced, qtbot):
     assert cp.gallery.header_text() == "true IoU vs reviewed"
     ign = w.state.ignore
     first = cp.gallery.candidate_at(0)
-    assert cp.value(0, "true IoU") == round(sample_iou(*intersection_union(first.mask, edited, ign)), 3)
+    assert cp.value(0, "true IoU") == round(
+        sample_iou(*intersection_union(first.mask, edited, ign)), 3
+    )
     cp.gallery.set_against("gt")
     assert cp.gallery.header_text() == "true IoU vs GT"
     assert cp.value(0, "true IoU") == round(sample_iou(*intersection_union(first.mask, gt, ign)), 3)
@@ -131,14 +133,19 @@ def test_readme_and_app_agree_on_names_and_keys(qtbot, settings):
     from rea2seg_gui.shortcuts import SHORTCUTS
 
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text(encoding="utf-8")
-    app_section = " ".join(readme[readme.index("## The app"):readme.index("## Command line")].split())
+    app_section = " ".join(
+        readme[readme.index("## The app") : readme.index("## Command line")].split()
+    )
     canvas = Canvas()
     qtbot.addWidget(canvas)
     style = LayerStyle(canvas, settings)
     qtbot.addWidget(style)
     outline = style.outline_check.text().split("[")[0].strip()
     legend = style.legend_check.text().split("[")[0].strip()
-    assert f"*{outline}* ({OUTLINE_SHORTCUT})" in app_section and f"*{legend}* ({LEGEND_SHORTCUT})" in app_section
+    assert (
+        f"*{outline}* ({OUTLINE_SHORTCUT})" in app_section
+        and f"*{legend}* ({LEGEND_SHORTCUT})" in app_section
+    )
     diff = LAYER_BY_KEY["diff"]
     assert f"*{diff.title}* ({diff.shortcut})" in app_section
     keys = {k for k, _ in SHORTCUTS}

@@ -25,7 +25,9 @@ def traced(tmp_path):
         cv2.imwrite(str(tmp_path / f"im{i}.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
         m = np.zeros((48, 64), bool)
         m[5:20, 10:30] = True
-        samples.append(SgdrSample(f"s{i}", f"im{i}.png", f"q{i}", "spatial", "t", "pending", encode_rle(m)))
+        samples.append(
+            SgdrSample(f"s{i}", f"im{i}.png", f"q{i}", "spatial", "t", "pending", encode_rle(m))
+        )
     write_sgdr(tmp_path / "t.json", samples)
     st = open_store(tmp_path / "t.sqlite")
     assert import_sgdr(st, tmp_path / "t.json").ok
@@ -35,13 +37,19 @@ def traced(tmp_path):
     for sid in (1, 2, 3):
         cands = [Candidate(c, "amg", c, np.roll(m, c, axis=1), 0.5) for c in range(4)]
         with st.session() as s:
-            repo.save_trace(s, run_id, sid, PipelineTrace("q", (48, 64), "t", {}, True, {}, L, L > 0, None, None, None,
-                                                          cands))
+            repo.save_trace(
+                s,
+                run_id,
+                sid,
+                PipelineTrace("q", (48, 64), "t", {}, True, {}, L, L > 0, None, None, None, cands),
+            )
     yield st, run_id
     st.close()
 
 
-def test_the_trace_comes_with_the_image_without_l_and_with_masks_pending(qtbot, traced, monkeypatch):
+def test_the_trace_comes_with_the_image_without_l_and_with_masks_pending(
+    qtbot, traced, monkeypatch
+):
     from rea2seg_gui.controllers import loading
 
     st, run_id = traced

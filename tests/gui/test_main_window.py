@@ -17,7 +17,9 @@ def _status(store, sid):
 
 def test_opens_demo_and_navigates_with_keys(qtbot, window):
     assert window.samples_panel.row_count() == 40
-    assert window.isVisible() and window.questions_dock.isHidden()  # the demo has no generated questions
+    assert (
+        window.isVisible() and window.questions_dock.isHidden()
+    )  # the demo has no generated questions
     assert window.state.sample_id == 1
     assert window.state.image is not None and window.state.image.shape == (360, 480, 3)
     assert window.state.gt is not None and window.state.gt.any()
@@ -35,7 +37,10 @@ def test_accept_reject_flag_keys_write_the_store_and_advance(qtbot, window, demo
     reasons["answers"] = [("two cups match", True)]
     qtbot.keyClick(window, QtCore.Qt.Key.Key_R)
     assert _status(demo_store, 2) == "rejected" and window.state.sample_id == 3
-    assert reasons["asked"] == ["Why is sample 2 rejected?"] and review.history(demo_store, 2)[-1].note == "two cups match"
+    assert (
+        reasons["asked"] == ["Why is sample 2 rejected?"]
+        and review.history(demo_store, 2)[-1].note == "two cups match"
+    )
     window.review_panel.note_edit.setText("two objects match")
     qtbot.keyClick(window, QtCore.Qt.Key.Key_F)
     assert _status(demo_store, 3) == "flagged"
@@ -55,7 +60,11 @@ def test_edit_question_inline_then_undo_redo(qtbot, window, demo_store):
     window.setFocus()
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert q() != "Which cylinder is the tallest?"
-    qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(
+        window,
+        QtCore.Qt.Key.Key_Z,
+        QtCore.Qt.KeyboardModifier.ControlModifier | QtCore.Qt.KeyboardModifier.ShiftModifier,
+    )
     assert q() == "Which cylinder is the tallest?"
     assert window.review_panel.history_count() == 3
 
@@ -104,7 +113,9 @@ def test_paint_strokes_are_saved_at_once_and_undone_with_ctrl_z(qtbot, window, d
     window.edit_panel.set_brush_radius(5)
     with qtbot.waitSignal(window.review.mask_saved, timeout=5000):
         window.canvas.dragged.emit(100.0, 100.0, 140.0, 100.0)
-        assert window.canvas.items["edited"][0].image[100, 120]  # drawn live, saved when the stroke ends
+        assert window.canvas.items["edited"][0].image[
+            100, 120
+        ]  # drawn live, saved when the stroke ends
         window.canvas.drag_finished.emit()
     painted = _saved(demo_store)
     assert painted[100, 120] and painted[100, 100] and not painted[100, 150]
@@ -114,11 +125,15 @@ def test_paint_strokes_are_saved_at_once_and_undone_with_ctrl_z(qtbot, window, d
     window.canvas.clicked.emit(120.0, 100.0, 1)  # one eraser dab
     assert not _saved(demo_store)[100, 120]
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
-    assert np.array_equal(_saved(demo_store), painted) and np.array_equal(window.state.edit_mask, painted)
+    assert np.array_equal(_saved(demo_store), painted) and np.array_equal(
+        window.state.edit_mask, painted
+    )
     qtbot.keyClick(window, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert _saved(demo_store) is None and window.state.edit_mask is None
     hist = review.history(demo_store, 1)
-    assert [(h.field, h.action) for h in hist] == [("edited_mask", "edit")] * 2 + [("edited_mask", "undo")] * 2
+    assert [(h.field, h.action) for h in hist] == [("edited_mask", "edit")] * 2 + [
+        ("edited_mask", "undo")
+    ] * 2
 
 
 def test_polygon_tool_fills_and_erases_and_cleanups_apply(qtbot, window, demo_store):
@@ -153,7 +168,10 @@ def test_polygon_tool_fills_and_erases_and_cleanups_apply(qtbot, window, demo_st
     window.review_panel.question_edit.setFocus()
     window.review_panel.question_edit.setText("Which object is the widest?")
     qtbot.keyClick(window.review_panel.question_edit, QtCore.Qt.Key.Key_Return)
-    assert demo_store.run(lambda s: repo.get_sample(s, 1).question, write=False) == "Which object is the widest?"
+    assert (
+        demo_store.run(lambda s: repo.get_sample(s, 1).question, write=False)
+        == "Which object is the widest?"
+    )
 
 
 def test_every_layer_toggles_with_its_shortcut(qtbot, window):
@@ -169,16 +187,27 @@ def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_
     window.run_panel.set_preset(tiny_lisa_preset())
     with qtbot.waitSignal(window.run_finished, timeout=120_000) as blocker:
         window.run_panel.start_button.click()
-        assert not window.run_panel.start_button.isEnabled() and window.run_panel.cancel_button.isEnabled()
+        assert (
+            not window.run_panel.start_button.isEnabled()
+            and window.run_panel.cancel_button.isEnabled()
+        )
     run_id = blocker.args[0]
     assert demo_store.run(lambda s: repo.finished_sample_ids(s, run_id), write=False) == {1}
     assert window.state.trace is not None and window.viewer.banner_text() is not None
-    assert window.candidates_panel.table.rowCount() == 0  # the gallery is built when its tab is shown
+    assert (
+        window.candidates_panel.table.rowCount() == 0
+    )  # the gallery is built when its tab is shown
     window.tabs.setCurrentWidget(window.candidates_panel)
     assert window.candidates_panel.table.rowCount() == len(window.state.trace.candidates) > 0
-    assert window.canvas.items["attention"] and window.canvas.items["seeds"] and window.canvas.items["graph"]
+    assert (
+        window.canvas.items["attention"]
+        and window.canvas.items["seeds"]
+        and window.canvas.items["graph"]
+    )
     lo, hi = window.canvas.attention_range
-    assert window.canvas.colorbar.isVisible() and window.canvas.colorbar.levels() == pytest.approx((lo, hi))
+    assert window.canvas.colorbar.isVisible() and window.canvas.colorbar.levels() == pytest.approx(
+        (lo, hi)
+    )
     window.layers_panel.checks["attention"].setChecked(False)
     assert not window.canvas.colorbar.isVisible()
     assert "RANDOM WEIGHTS" in window.candidates_panel.trace_info.toPlainText()
@@ -196,7 +225,10 @@ def test_unconfigured_presets_are_disabled_with_the_reason(qtbot, window):
     assert not model.item(idx).isEnabled() and "mllm_path" in model.item(idx).toolTip()
     assert model.item(window.run_panel.preset.findText(tiny_lisa_preset())).isEnabled()
     sam_model = window.edit_panel.sam_preset.model()
-    assert "sam2_checkpoint" in sam_model.item(window.edit_panel.sam_preset.findText("lens-3b")).toolTip()
+    assert (
+        "sam2_checkpoint"
+        in sam_model.item(window.edit_panel.sam_preset.findText("lens-3b")).toolTip()
+    )
     ev = window.run_panel.eval_preset.model()
     assert "base_url" in ev.item(window.run_panel.eval_preset.findText("openai")).toolTip()
 
@@ -206,9 +238,22 @@ def test_a_broken_checkpoint_is_shown_not_raised(qtbot, window, tmp_path):
 
     (tmp_path / "lisa").mkdir()
     (tmp_path / "sam.pth").write_bytes(b"not a checkpoint")
-    save_config({"presets": {"lisa-7b": {"mllm_path": str(tmp_path / "lisa"), "sam_checkpoint": str(tmp_path / "sam.pth")}}})
+    save_config(
+        {
+            "presets": {
+                "lisa-7b": {
+                    "mllm_path": str(tmp_path / "lisa"),
+                    "sam_checkpoint": str(tmp_path / "sam.pth"),
+                }
+            }
+        }
+    )
     window.refresh_presets()
-    assert window.run_panel.preset.model().item(window.run_panel.preset.findText("lisa-7b")).isEnabled()
+    assert (
+        window.run_panel.preset.model()
+        .item(window.run_panel.preset.findText("lisa-7b"))
+        .isEnabled()
+    )
     window.run_panel.set_preset("lisa-7b")
     window.samples_panel.select_row(0)
     with qtbot.waitSignal(window.run_failed, timeout=60_000) as blocker:
@@ -239,10 +284,18 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
     first = _saved(demo_store)
     _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(20.0, 20.0, 2))  # negative
     prov = _provenance(demo_store)
-    assert prov["tool"] == "sam" and prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0]
-    assert prov["is_random"] is True and prov["mask_prompt"] is None and "RANDOM" in window.edit_panel.state()
+    assert (
+        prov["tool"] == "sam" and prov["labels"] == [1, 0] and prov["points_xy"][1] == [20.0, 20.0]
+    )
+    assert (
+        prov["is_random"] is True
+        and prov["mask_prompt"] is None
+        and "RANDOM" in window.edit_panel.state()
+    )
     assert window.canvas.clicks_item.data.shape[0] == 2
-    assert "SAM, 2 clicks (random weights)" in window.review_panel.history_table.item(0, 3).text()  # newest first
+    assert (
+        "SAM, 2 clicks (random weights)" in window.review_panel.history_table.item(0, 3).text()
+    )  # newest first
     sam, _ = window.models.sam(tiny_lisa_preset())
     assert sam.embed_calls == 1  # the image embedding is computed once for every click
     _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace))
@@ -263,13 +316,19 @@ def test_sam_reprompted_with_a_candidate_mask(qtbot, window, demo_store):
     window.edit_panel.sam_prompt.setCurrentIndex(window.edit_panel.sam_prompt.findData("candidate"))
     _wait_sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_M))  # the mask alone
     prov = _provenance(demo_store)
-    assert prov["points_xy"] == [] and prov["mask_prompt"] == {"source": "candidate", "from_candidate": cid,
-                                                               "run": blocker.args[0]}
+    assert prov["points_xy"] == [] and prov["mask_prompt"] == {
+        "source": "candidate",
+        "from_candidate": cid,
+        "run": blocker.args[0],
+    }
     _wait_sam(qtbot, window, lambda: window.canvas.clicked.emit(100.0, 100.0, 1))
     prov = _provenance(demo_store)
     assert prov["points_xy"] == [[100.0, 100.0]] and prov["mask_prompt"]["from_candidate"] == cid
     # the run and the click tool share one SAM and its embedding cache
-    assert window.models.sam(tiny_lisa_preset())[0] is window.models.loaded_segmenter(tiny_lisa_preset()).sam
+    assert (
+        window.models.sam(tiny_lisa_preset())[0]
+        is window.models.loaded_segmenter(tiny_lisa_preset()).sam
+    )
 
 
 def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path, monkeypatch):
@@ -278,7 +337,9 @@ def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path,
     from core.demo import ensure_demo_store
 
     other = ensure_demo_store(tmp_path / "other.sqlite")
-    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a, **k: (f"sqlite:///{other}", True))
+    monkeypatch.setattr(
+        QtWidgets.QInputDialog, "getText", lambda *a, **k: (f"sqlite:///{other}", True)
+    )
     window._open_url_dialog()
     assert window.store.url == f"sqlite:///{other}" and window.samples_panel.row_count() == 40
     import rea2seg_gui.main_window as mw
@@ -302,7 +363,9 @@ def test_mask_layers_are_pixel_exact(qtbot, window):
     item.render()  # the item's own image through its lookup table, compared with the mask
     img = item.qimage.convertToFormat(item.qimage.Format.Format_RGBA8888)
     ptr = img.constBits()
-    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()]
+    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[
+        :, : img.width()
+    ]
     assert arr.shape[:2] == (360, 480)
     assert np.array_equal(arr[..., 3] > 0, m)
     assert tuple(arr[10, 20, :3]) == LAYER_BY_KEY["edited"].color
@@ -310,7 +373,9 @@ def test_mask_layers_are_pixel_exact(qtbot, window):
 
 def test_masks_stay_pixel_exact_on_screen_at_high_zoom(qtbot, window):
     """Zoomed in so one image pixel covers many screen pixels: a mask edge stays a hard step."""
-    window.layers_panel.checks["image"].setChecked(False)  # the image hidden: only the mask is drawn
+    window.layers_panel.checks["image"].setChecked(
+        False
+    )  # the image hidden: only the mask is drawn
     window.canvas.set_legend_visible(False)  # its swatch would count as mask pixels
     for key in ("gt", "attention", "seeds", "candidate"):
         window.layers_panel.checks[key].setChecked(False)
@@ -320,8 +385,14 @@ def test_masks_stay_pixel_exact_on_screen_at_high_zoom(qtbot, window):
     window.layers_panel.sliders["edited"].setValue(100)
     window.canvas.view.setRange(QtCore.QRectF(97, 97, 6, 6), padding=0)
     qtbot.wait(50)
-    img = window.canvas.grab().toImage().convertToFormat(window.canvas.grab().toImage().Format.Format_RGB888)
-    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+    img = (
+        window.canvas.grab()
+        .toImage()
+        .convertToFormat(window.canvas.grab().toImage().Format.Format_RGB888)
+    )
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[
+        :, : img.width() * 3
+    ]
     arr = arr.reshape(img.height(), img.width(), 3).astype(int)
     red = (arr[..., 0] > 200) & (arr[..., 1] < 100)
     ys, xs = np.nonzero(red)
@@ -445,7 +516,10 @@ def test_note_field_enter_accepts_and_esc_leaves(qtbot, window, demo_store, reas
     qtbot.keyClicks(window.review_panel.note_edit, "looks right")
     qtbot.keyClick(window.review_panel.note_edit, QtCore.Qt.Key.Key_Return)
     assert _status(demo_store, sid) == "verified" and window.state.sample_id != sid
-    assert review.history(demo_store, sid)[-1].note == "looks right" and window.review_panel.note_edit.text() == ""
+    assert (
+        review.history(demo_store, sid)[-1].note == "looks right"
+        and window.review_panel.note_edit.text() == ""
+    )
     window.review_panel.note_edit.setFocus()
     qtbot.keyClick(window.review_panel.note_edit, QtCore.Qt.Key.Key_Escape)
     assert not window.review_panel.note_edit.hasFocus()
@@ -464,6 +538,10 @@ def test_brush_outline_follows_the_pointer(qtbot, window):
     qtbot.mouseMove(c.viewport(), pos + QtCore.QPoint(1, 1))
     qtbot.waitUntil(c.brush_outline.isVisible, timeout=2000)
     r = c.brush_outline.rect()
-    assert r.width() == pytest.approx(21) and abs(r.center().x() - 200.5) <= 2 and abs(r.center().y() - 150.5) <= 2
+    assert (
+        r.width() == pytest.approx(21)
+        and abs(r.center().x() - 200.5) <= 2
+        and abs(r.center().y() - 150.5) <= 2
+    )
     window.edit_panel.choose_tool("none")
     assert not c.brush_outline.isVisible()

@@ -45,9 +45,15 @@ def test_settings_dialog_explains_wrong_kinds_of_setting(qtbot, tmp_path):
     dlg.save()
     text = dlg.problem.text()
     assert not cfg.exists() and text.startswith("Not saved")
-    assert "evaluator.internvl3-8b.model_path" in text and "is a file; a model directory is expected" in text
-    assert "is a directory; the checkpoint file itself is expected" in text or "'sam_checkpoint' is not a file" in text \
+    assert (
+        "evaluator.internvl3-8b.model_path" in text
+        and "is a file; a model directory is expected" in text
+    )
+    assert (
+        "is a directory; the checkpoint file itself is expected" in text
+        or "'sam_checkpoint' is not a file" in text
         or ("sam_checkpoint" in text and "is not a file" in text)
+    )
     assert "'gpu' is not a device" in text and "'vit_xl' is not a SAM model type" in text
 
 
@@ -58,18 +64,30 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     with qtbot.waitSignal(window.run_finished, timeout=180_000):
         window.run_panel.start_button.click()
     tr = window.state.trace
-    assert tr is not None and tr.evaluator is not None and tr.evaluator.is_random and tr.evaluator.cot is False
+    assert (
+        tr is not None
+        and tr.evaluator is not None
+        and tr.evaluator.is_random
+        and tr.evaluator.cot is False
+    )
     window.tabs.setCurrentWidget(window.evaluator_panel)
     text = window.evaluator_panel.text.toPlainText()
     assert "RANDOM WEIGHTS" in text and "Group 0" in text and "Final ranking" in text
     # every mask as the evaluator saw it, padding slots of the last group included and marked
-    assert window.evaluator_panel.groups.count() == sum(len(g.candidate_ids) for g in tr.evaluator.groups)
+    assert window.evaluator_panel.groups.count() == sum(
+        len(g.candidate_ids) for g in tr.evaluator.groups
+    )
     padded = sum(g.padded for g in tr.evaluator.groups)
-    labels = [window.evaluator_panel.groups.item(i).text() for i in range(window.evaluator_panel.groups.count())]
+    labels = [
+        window.evaluator_panel.groups.item(i).text()
+        for i in range(window.evaluator_panel.groups.count())
+    ]
     assert sum("(pad)" in t for t in labels) == padded
     # ranks appear in the gallery
     window.tabs.setCurrentWidget(window.candidates_panel)
-    ranks = [window.candidates_panel.value(r, "rank") for r in range(window.candidates_panel.row_count())]
+    ranks = [
+        window.candidates_panel.value(r, "rank") for r in range(window.candidates_panel.row_count())
+    ]
     assert sorted(ranks) == list(range(1, len(ranks) + 1))
     window.tabs.setCurrentWidget(window.metrics_view)
     assert window.metrics_view.run_combo.count() == 1
@@ -80,14 +98,26 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert "RANDOM WEIGHTS" in window.metrics_view.bars.getPlotItem().titleLabel.text
     assert window.metrics_view.bars.getPlotItem().titleLabel.text.startswith("gIoU")
     res = window.metrics_view.result
-    bars = [i for i in window.metrics_view.bars.getPlotItem().items if i.__class__.__name__ == "BarGraphItem"]
+    bars = [
+        i
+        for i in window.metrics_view.bars.getPlotItem().items
+        if i.__class__.__name__ == "BarGraphItem"
+    ]
     assert len(bars) == 4  # top-1, best of top-3, initial, oracle
     overall = bars[0].opts["height"][-1]
     assert overall == pytest.approx(res["top1"]["overall"]["giou"] or 0.0)
     window.metrics_view.metric_combo.setCurrentText("cIoU")
-    bars = [i for i in window.metrics_view.bars.getPlotItem().items if i.__class__.__name__ == "BarGraphItem"]
+    bars = [
+        i
+        for i in window.metrics_view.bars.getPlotItem().items
+        if i.__class__.__name__ == "BarGraphItem"
+    ]
     assert bars[-1].opts["height"][-1] == pytest.approx(res["oracle"]["overall"]["ciou"] or 0.0)
-    assert len(window.metrics_view.bars.listDataItems()) + len(window.metrics_view.bars.getPlotItem().items) >= 3
+    assert (
+        len(window.metrics_view.bars.listDataItems())
+        + len(window.metrics_view.bars.getPlotItem().items)
+        >= 3
+    )
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
 
@@ -98,7 +128,9 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
 
     window.run_panel.scope_all.setChecked(True)
     seen_threads = []
-    window.run_panel.progress.valueChanged.connect(lambda _: seen_threads.append(QtCore.QThread.currentThread()))
+    window.run_panel.progress.valueChanged.connect(
+        lambda _: seen_threads.append(QtCore.QThread.currentThread())
+    )
     with qtbot.waitSignal(window.run_finished, timeout=180_000) as blocker:
         window.run_panel.start_button.click()
         qtbot.waitUntil(lambda: window.run_panel.progress.value() >= 1, timeout=120_000)
@@ -123,7 +155,11 @@ def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
     window.run_panel.params["k1"].setValue(10)
     window.run_panel.params["seeds_total"].setValue(10)
     shown = window.run_panel.open_choices.text()
-    assert "seed_policy = one_per_token" in shown and "dedupe_iou = None" in shown and "layer_base = 0" in shown
+    assert (
+        "seed_policy = one_per_token" in shown
+        and "dedupe_iou = None" in shown
+        and "layer_base = 0" in shown
+    )
     with qtbot.waitSignal(window.run_finished, timeout=120_000):
         window.run_panel.compare_button.click()
     dlg = window.compare_dialog
@@ -144,17 +180,57 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     m2 = np.zeros((360, 480), bool)
     m2[200:300, 100:300] = True
     groups = [
-        EvaluatorGroup(0, [1, 0], "prompt text", "<b>Mask 1</b> is the cup. Scores: 0.9, 0.1", "<b>Mask 1</b> is the cup.",
-                       [0.9, 0.1]),
-        EvaluatorGroup(1, [0, 1], "prompt text", "I cannot decide <script>", None, [None, None],
-                       parse_error="no score list found", padded=1),
+        EvaluatorGroup(
+            0,
+            [1, 0],
+            "prompt text",
+            "<b>Mask 1</b> is the cup. Scores: 0.9, 0.1",
+            "<b>Mask 1</b> is the cup.",
+            [0.9, 0.1],
+        ),
+        EvaluatorGroup(
+            1,
+            [0, 1],
+            "prompt text",
+            "I cannot decide <script>",
+            None,
+            [None, None],
+            parse_error="no score list found",
+            padded=1,
+        ),
     ]
-    ev = EvaluatorTrace("local", "tiny", False, 2, 7, True, groups, {0: 0.1, 1: 0.9}, [1, 0],
-                        prompt_format="rea2seg-v1-cot", image_tiling="dynamic max 12")
-    trace = PipelineTrace("Which one is the cup?", (360, 480), "hand", {}, False, {}, None, None, None, None, None,
-                          [Candidate(0, "multimask", 0, m1, 0.5), Candidate(1, "amg", 0, m2, 0.7)], evaluator=ev)
+    ev = EvaluatorTrace(
+        "local",
+        "tiny",
+        False,
+        2,
+        7,
+        True,
+        groups,
+        {0: 0.1, 1: 0.9},
+        [1, 0],
+        prompt_format="rea2seg-v1-cot",
+        image_tiling="dynamic max 12",
+    )
+    trace = PipelineTrace(
+        "Which one is the cup?",
+        (360, 480),
+        "hand",
+        {},
+        False,
+        {},
+        None,
+        None,
+        None,
+        None,
+        None,
+        [Candidate(0, "multimask", 0, m1, 0.5), Candidate(1, "amg", 0, m2, 0.7)],
+        evaluator=ev,
+    )
     with demo_store.session() as s:
-        run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=False)
+        run_id = repo.create_run(
+            s, name="hand", preset="hand", config={}, model_ids={}, is_random=False
+        )
         repo.save_trace(s, run_id, 1, trace)
     window.review.show_sample(1)
     assert not window.viewer.banner.isVisible()
@@ -170,7 +246,10 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     # the gallery: evaluator score, rank and true IoU against the ground truth
     window.tabs.setCurrentWidget(window.candidates_panel)
     rows = {window.candidates_panel.value(r, "id"): r for r in range(2)}
-    assert window.candidates_panel.value(rows[1], "rank") == 1 and window.candidates_panel.value(rows[0], "rank") == 2
+    assert (
+        window.candidates_panel.value(rows[1], "rank") == 1
+        and window.candidates_panel.value(rows[0], "rank") == 2
+    )
     from core.metrics import intersection_union, sample_iou
 
     want = round(sample_iou(*intersection_union(m2, window.state.gt, window.state.ignore)), 3)
@@ -180,7 +259,9 @@ def test_evaluator_panel_shows_model_text_plainly_with_parse_failures(qtbot, win
     window.candidates_panel.use_button.click()
     from core.store.models import Mask, Sample
 
-    prov = demo_store.run(lambda s: s.get(Mask, s.get(Sample, 1).edited_mask_id).provenance, write=False)
+    prov = demo_store.run(
+        lambda s: s.get(Mask, s.get(Sample, 1).edited_mask_id).provenance, write=False
+    )
     assert prov == {"tool": "candidate", "from_candidate": 1, "origin": "amg", "run": run_id}
 
 
@@ -191,11 +272,28 @@ def test_random_evaluator_alone_raises_the_banner(qtbot, window, demo_store):
     from core.trace import Candidate, EvaluatorTrace, PipelineTrace
 
     ev = EvaluatorTrace("local", "tiny", True, 5, 0, False, [], {}, [])
-    trace = PipelineTrace("q", (360, 480), "hand", {}, False, {}, None, None, None, None, None,
-                          [Candidate(0, "amg", 0, np.zeros((360, 480), bool), 0.5)], evaluator=ev)
+    trace = PipelineTrace(
+        "q",
+        (360, 480),
+        "hand",
+        {},
+        False,
+        {},
+        None,
+        None,
+        None,
+        None,
+        None,
+        [Candidate(0, "amg", 0, np.zeros((360, 480), bool), 0.5)],
+        evaluator=ev,
+    )
     with demo_store.session() as s:
-        run_id = repo.create_run(s, name="hand", preset="hand", config={}, model_ids={}, is_random=True)
+        run_id = repo.create_run(
+            s, name="hand", preset="hand", config={}, model_ids={}, is_random=True
+        )
         repo.save_trace(s, run_id, 2, trace)
     window.review.show_sample(2)
-    assert window.viewer.banner.isVisible() and window.viewer.banner.text().startswith("RANDOM WEIGHTS — not a result")
+    assert window.viewer.banner.isVisible() and window.viewer.banner.text().startswith(
+        "RANDOM WEIGHTS — not a result"
+    )
     assert "evaluator" in window.viewer.banner.text()

@@ -14,13 +14,27 @@ from rea2seg_gui.panels.questions import QuestionsPanel
 
 
 def _view(**kw) -> GenerationView:
-    base = dict(id=1, sample_id=5, target_id=2, split="spatial", verdict="rejected", reasons="ambiguous=1; Two cups.",
-                question="the cup by the plate", generator_model="gen-m",
-                generator_raw=json.dumps({"phrase": "the cup by the plate", "relation": "by"}), generator_parsed=None,
-                verifier_model="ver-m", verifier_raw='{"ambiguous": 1, "question": "NA"}', verifier_parsed=None,
-                prompt_versions={"generator": "spatial_generator@v1 (Figure S3)"}, endpoint="http://127.0.0.1:1/v1",
-                usage={"generator": {"total_tokens": 132, "seconds": 0.4}}, requested_by="", created_at=dt.datetime(2026, 12, 5, 12, 0),
-                count=1)
+    base = dict(
+        id=1,
+        sample_id=5,
+        target_id=2,
+        split="spatial",
+        verdict="rejected",
+        reasons="ambiguous=1; Two cups.",
+        question="the cup by the plate",
+        generator_model="gen-m",
+        generator_raw=json.dumps({"phrase": "the cup by the plate", "relation": "by"}),
+        generator_parsed=None,
+        verifier_model="ver-m",
+        verifier_raw='{"ambiguous": 1, "question": "NA"}',
+        verifier_parsed=None,
+        prompt_versions={"generator": "spatial_generator@v1 (Figure S3)"},
+        endpoint="http://127.0.0.1:1/v1",
+        usage={"generator": {"total_tokens": 132, "seconds": 0.4}},
+        requested_by="",
+        created_at=dt.datetime(2026, 12, 5, 12, 0),
+        count=1,
+    )
     base.update(kw)
     return GenerationView(**base)
 
@@ -31,13 +45,21 @@ def test_panel_shows_answers_beside_the_question_and_emits(qtbot):
     assert not panel.accept_button.isEnabled() and not panel.regenerate_button.isEnabled()
     panel.show_sample(5, "the cup by the plate", "rejected", _view())
     assert panel.verdict_label.text() == "verifier: rejected"
-    assert panel.generator_box.title() == "Generator — gen-m" and panel.verifier_box.title() == "Verifier — ver-m"
+    assert (
+        panel.generator_box.title() == "Generator — gen-m"
+        and panel.verifier_box.title() == "Verifier — ver-m"
+    )
     assert '"phrase": "the cup by the plate"' in panel.generator_text.toPlainText()
     assert "ambiguous=1; Two cups." in panel.reasons_label.text()
-    assert "spatial_generator@v1 (Figure S3)" in panel.info_label.text() and "132 tokens" in panel.info_label.text()
-    for button, signal, args in ((panel.accept_button, panel.accept_requested, [5]),
-                                 (panel.reject_button, panel.reject_requested, [5]),
-                                 (panel.regenerate_button, panel.regenerate_requested, [5])):
+    assert (
+        "spatial_generator@v1 (Figure S3)" in panel.info_label.text()
+        and "132 tokens" in panel.info_label.text()
+    )
+    for button, signal, args in (
+        (panel.accept_button, panel.accept_requested, [5]),
+        (panel.reject_button, panel.reject_requested, [5]),
+        (panel.regenerate_button, panel.regenerate_requested, [5]),
+    ):
         with qtbot.waitSignal(signal, timeout=2000) as blocker:
             button.click()
         assert blocker.args == args
@@ -47,7 +69,9 @@ def test_panel_shows_answers_beside_the_question_and_emits(qtbot):
     assert blocker.args == [5, "Which cup is by the plate?"]
     panel.set_busy(True)
     assert not panel.regenerate_button.isEnabled() and not panel.accept_button.isEnabled()
-    panel.show_sample(6, "Imported question?", "pending", None)  # not generated: nothing to re-generate
+    panel.show_sample(
+        6, "Imported question?", "pending", None
+    )  # not generated: nothing to re-generate
     assert panel.verdict_label.text() == "not generated" and not panel.regenerate_button.isEnabled()
     assert panel.accept_button.isEnabled() and panel.generator_text.toPlainText() == ""
 
@@ -63,10 +87,19 @@ def generated_store(tmp_path):
 
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.full((40, 60, 3), 128, np.uint8))
-    data = {"images": [{"id": 1, "file_name": "a.png", "height": 40, "width": 60}],
-            "categories": [{"id": 1, "name": "cup"}],
-            "annotations": [{"id": i, "image_id": 1, "category_id": 1, "segmentation": [[x, 5, x + 10, 5, x + 10, 15, x, 15]]}
-                            for i, x in ((1, 2), (2, 20), (3, 40))]}
+    data = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 40, "width": 60}],
+        "categories": [{"id": 1, "name": "cup"}],
+        "annotations": [
+            {
+                "id": i,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[x, 5, x + 10, 5, x + 10, 15, x, 15]],
+            }
+            for i, x in ((1, 2), (2, 20), (3, 40))
+        ],
+    }
     (tmp_path / "c.json").write_text(json.dumps(data))
     st = open_store(tmp_path / "s.sqlite")
     import_coco(st, tmp_path / "c.json", tmp_path / "img")
@@ -79,13 +112,17 @@ def generated_store(tmp_path):
         return q.pop(0) if q else Reply(ACCEPT.content)
 
     server = ChatServer(script)
-    generate_questions(st, "spatial", ChatClient(server.url, "g", concurrency=1), ChatClient(server.url, "v"))
+    generate_questions(
+        st, "spatial", ChatClient(server.url, "g", concurrency=1), ChatClient(server.url, "v")
+    )
     yield st, server
     server.close()
     st.close()
 
 
-def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, generated_store, settings):
+def test_window_filters_by_verdict_and_reviews_generated_questions(
+    qtbot, generated_store, settings
+):
     from core.store import repo, review
     from rea2seg_gui.main_window import MainWindow
 
@@ -100,7 +137,9 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, genera
     assert w.samples_panel.row_count() == 1
     w.samples_panel.select_row(0)
     sid = w.samples_panel.id_at(0)
-    assert w.state.sample_id == sid and w.questions_panel.verdict_label.text() == "verifier: rejected"
+    assert (
+        w.state.sample_id == sid and w.questions_panel.verdict_label.text() == "verifier: rejected"
+    )
     assert w.questions_panel.verifier_box.title() == "Verifier — v"
     w.samples_panel.verdict_filter.setCurrentText("accepted")
     assert w.samples_panel.row_count() == 2
@@ -108,7 +147,9 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, genera
     w.samples_panel.select_row(0)
     # re-generation in a worker: the verifier now accepts; recorded as ann's change
     w.questions_panel.regenerate_button.click()
-    qtbot.waitUntil(lambda: not w.jobs.busy and w.questions_panel.generation.count == 2, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: not w.jobs.busy and w.questions_panel.generation.count == 2, timeout=10_000
+    )
     assert st.run(lambda s: repo.get_sample(s, sid).status, write=False) == "pending"
     assert any(h.user == "ann" and h.field == "question" for h in review.history(st, sid))
     w.samples_panel.verdict_filter.setCurrentText("all verdicts")
@@ -118,5 +159,8 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(qtbot, genera
     w.samples_panel.select(sid)  # accepting moved on to the next sample
     w.questions_panel.question_edit.setPlainText("Which cup is nearest the plate?")
     w.questions_panel.edit_button.click()
-    assert st.run(lambda s: repo.get_sample(s, sid).question, write=False) == "Which cup is nearest the plate?"
+    assert (
+        st.run(lambda s: repo.get_sample(s, sid).question, write=False)
+        == "Which cup is nearest the plate?"
+    )
     w.close()

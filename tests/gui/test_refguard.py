@@ -11,7 +11,9 @@ from PySide6 import QtWidgets
 from rea2seg_gui import refguard
 from rea2seg_gui.canvas import Canvas
 
-pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from Python 3.12")
+pytestmark = pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="None is immortal from Python 3.12"
+)
 
 
 def test_repaints_leak_none_and_the_guard_tops_it_up(qtbot, monkeypatch):

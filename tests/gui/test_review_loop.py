@@ -45,7 +45,10 @@ def test_undo_walks_back_through_several_samples_and_a_mask_edit(qtbot, window, 
     assert window.state.sample_id == 2 and _status(demo_store, 2) == "pending"
     assert demo_store.run(lambda s: repo.edited_mask(s, 2), write=False) is not None
     _ctrl_z(qtbot, window)
-    assert window.state.sample_id == 2 and demo_store.run(lambda s: repo.edited_mask(s, 2), write=False) is None
+    assert (
+        window.state.sample_id == 2
+        and demo_store.run(lambda s: repo.edited_mask(s, 2), write=False) is None
+    )
     _ctrl_z(qtbot, window)
     assert window.state.sample_id == 1 and _status(demo_store, 1) == "pending"
     assert window.samples_panel.selected_ids() == [1]
@@ -62,7 +65,9 @@ def test_undo_brings_back_a_row_the_status_filter_had_hidden(qtbot, window, demo
 
 
 # ------------------------------------------------------------------------------ note field
-def test_letters_typed_in_the_note_or_question_field_are_text_not_shortcuts(qtbot, window, demo_store):
+def test_letters_typed_in_the_note_or_question_field_are_text_not_shortcuts(
+    qtbot, window, demo_store
+):
     note = window.review_panel.note_edit
     note.setFocus()
     qtbot.keyClicks(note, "far")  # F, A, R: none fires, none is eaten
@@ -88,7 +93,9 @@ def test_after_enter_in_the_note_field_the_next_a_is_a_shortcut_again(qtbot, win
     assert review.history(demo_store, 2)[-1].note == ""
 
 
-def test_reject_asks_for_a_reason_unless_turned_off_in_settings(qtbot, window, demo_store, reasons, settings, tmp_path):
+def test_reject_asks_for_a_reason_unless_turned_off_in_settings(
+    qtbot, window, demo_store, reasons, settings, tmp_path
+):
     from rea2seg_gui.dialogs import SettingsDialog
     from rea2seg_gui.preferences import ASK_REJECT_REASON
 
@@ -118,7 +125,9 @@ def _break_image(store, sid, path):
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "missing"])
-def test_an_unreadable_image_is_shown_as_an_error_and_cannot_be_accepted(qtbot, window, demo_store, tmp_path, kind):
+def test_an_unreadable_image_is_shown_as_an_error_and_cannot_be_accepted(
+    qtbot, window, demo_store, tmp_path, kind
+):
     bad = tmp_path / "broken.png"
     if kind == "corrupt":
         bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
@@ -131,9 +140,13 @@ def test_an_unreadable_image_is_shown_as_an_error_and_cannot_be_accepted(qtbot, 
     assert _status(demo_store, 40) == "pending" and window.state.sample_id == 40
     assert "cannot be read" in window.statusBar().currentMessage()
     window.review_panel.note_edit.setFocus()
-    qtbot.keyClick(window.review_panel.note_edit, QtCore.Qt.Key.Key_Return)  # Enter accepts: refused too
+    qtbot.keyClick(
+        window.review_panel.note_edit, QtCore.Qt.Key.Key_Return
+    )  # Enter accepts: refused too
     assert _status(demo_store, 40) == "pending"
-    window.samples_panel.select(1)  # a readable sample (another image): the error and the block go away
+    window.samples_panel.select(
+        1
+    )  # a readable sample (another image): the error and the block go away
     assert window.state.image_error is None
     assert window.viewer.image_error_text() is None and window.review_panel.accept_enabled()
 
@@ -142,12 +155,18 @@ def test_an_unreadable_image_is_shown_as_an_error_and_cannot_be_accepted(qtbot, 
 def _answer(monkeypatch, yes: bool, asked: list):
     def question(parent, title, text, *a, **k):
         asked.append(text)
-        return QtWidgets.QMessageBox.StandardButton.Yes if yes else QtWidgets.QMessageBox.StandardButton.No
+        return (
+            QtWidgets.QMessageBox.StandardButton.Yes
+            if yes
+            else QtWidgets.QMessageBox.StandardButton.No
+        )
 
     monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
 
 
-def test_opening_a_missing_store_asks_before_creating_it(qtbot, window, demo_store, tmp_path, monkeypatch):
+def test_opening_a_missing_store_asks_before_creating_it(
+    qtbot, window, demo_store, tmp_path, monkeypatch
+):
     asked: list[str] = []
     missing = tmp_path / "new.sqlite"
     _answer(monkeypatch, False, asked)
@@ -159,7 +178,9 @@ def test_opening_a_missing_store_asks_before_creating_it(qtbot, window, demo_sto
     assert missing.is_file() and window.samples_panel.row_count() == 0 and len(asked) == 2
 
 
-def test_a_missing_store_on_the_command_line_asks_and_no_exits_cleanly(qtbot, tmp_path, monkeypatch, capsys):
+def test_a_missing_store_on_the_command_line_asks_and_no_exits_cleanly(
+    qtbot, tmp_path, monkeypatch, capsys
+):
     from rea2seg_gui import app
     from rea2seg_gui.main_window import MainWindow
 
@@ -181,7 +202,9 @@ def test_a_missing_store_on_the_command_line_asks_and_no_exits_cleanly(qtbot, tm
 
 
 # -------------------------------------------------------------------------------- refresh
-def test_f5_shows_what_another_process_wrote_and_keeps_selection_and_edits(qtbot, window, demo_store):
+def test_f5_shows_what_another_process_wrote_and_keeps_selection_and_edits(
+    qtbot, window, demo_store
+):
     other = open_store(demo_store.url)
     try:
         window.samples_panel.select(2)
@@ -199,8 +222,14 @@ def test_f5_shows_what_another_process_wrote_and_keeps_selection_and_edits(qtbot
         assert "rejected 1" in window.samples_panel.counts_label.text()
         assert window.samples_panel.selected_ids() == [2] and window.state.sample_id == 2
         assert "flagged" in window.review_panel.status_value.text()
-        assert window.review_panel.history_row(0)[1] == "other" and window.review_panel.history_row(0)[4] == "ask the lead"
-        assert window.editing.poly_points == [(10.0, 10.0), (60.0, 10.0)]  # the polygon in progress survives
+        assert (
+            window.review_panel.history_row(0)[1] == "other"
+            and window.review_panel.history_row(0)[4] == "ask the lead"
+        )
+        assert window.editing.poly_points == [
+            (10.0, 10.0),
+            (60.0, 10.0),
+        ]  # the polygon in progress survives
         assert window.review_panel.question_edit.text() == "Which one is mine?"
     finally:
         other.close()
@@ -210,7 +239,9 @@ def test_refresh_on_a_timer_and_on_activation(qtbot, window, demo_store, setting
     from rea2seg_gui.controllers import refresh as refresh_mod
     from rea2seg_gui.preferences import REFRESH_INTERVAL_S
 
-    assert window.refresher.timer.isActive() and window.refresher.timer.interval() == 30_000  # default 30 s
+    assert (
+        window.refresher.timer.isActive() and window.refresher.timer.interval() == 30_000
+    )  # default 30 s
     settings.setValue(REFRESH_INTERVAL_S.name, 0)
     window.apply_preferences()
     assert not window.refresher.timer.isActive()
@@ -222,11 +253,15 @@ def test_refresh_on_a_timer_and_on_activation(qtbot, window, demo_store, setting
         review.decide(other, 5, "reject", user="other")
         with qtbot.waitSignal(window.refresher.refreshed, timeout=5000):
             pass  # the 2 s timer fires
-        assert window.samples_panel.table.item(window.samples_panel.row_of(5), 2).text() == "rejected"
+        assert (
+            window.samples_panel.table.item(window.samples_panel.row_of(5), 2).text() == "rejected"
+        )
         review.decide(other, 6, "flag", user="other", note="n")
         monkeypatch.setattr(refresh_mod, "ACTIVATION_GAP_S", 0.0)
         QtWidgets.QApplication.sendEvent(window, QtCore.QEvent(QtCore.QEvent.Type.WindowActivate))
-        assert window.samples_panel.table.item(window.samples_panel.row_of(6), 2).text() == "flagged"
+        assert (
+            window.samples_panel.table.item(window.samples_panel.row_of(6), 2).text() == "flagged"
+        )
         assert window.samples_panel.selected_ids() == [1]
     finally:
         other.close()
@@ -238,7 +273,9 @@ def test_refresh_keeps_a_brush_stroke_in_progress(qtbot, window, demo_store):
         window.edit_panel.choose_tool("brush")
         window.edit_panel.set_brush_radius(3)
         window.canvas.dragged.emit(100.0, 100.0, 120.0, 100.0)  # a stroke under way
-        review.replace_mask(other, 1, np.zeros((360, 480), bool), user="other", provenance={"tool": "clear"})
+        review.replace_mask(
+            other, 1, np.zeros((360, 480), bool), user="other", provenance={"tool": "clear"}
+        )
         window.refresher.refresh()
         with qtbot.waitSignal(window.review.mask_saved, timeout=5000):
             window.canvas.drag_finished.emit()
@@ -269,13 +306,25 @@ def test_readme_names_every_setting_the_app_stores():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for pref in PREFERENCES:
-        default = ("on" if pref.default else "off") if isinstance(pref.default, bool) else str(pref.default)
+        default = (
+            ("on" if pref.default else "off")
+            if isinstance(pref.default, bool)
+            else str(pref.default)
+        )
         assert re.search(rf"\| `{re.escape(pref.name)}` \| {default} \|", readme), pref.name
-    for key in (layer_style.OUTLINE_KEY, layer_style.LEGEND_KEY, layer_style.COLOR_KEY.format("<layer>"),
-                "window/geometry", "window/state", "recent"):
+    for key in (
+        layer_style.OUTLINE_KEY,
+        layer_style.LEGEND_KEY,
+        layer_style.COLOR_KEY.format("<layer>"),
+        "window/geometry",
+        "window/state",
+        "recent",
+    ):
         assert f"`{key}`" in readme, key
     assert ", ".join(f"`{k}`" for k in MASK_LAYERS[:-1]) + f" or `{MASK_LAYERS[-1]}`" in readme
     # every key the GUI code writes is one of those
-    src = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[2] / "rea2seg_gui").rglob("*.py"))
+    src = "\n".join(
+        p.read_text() for p in (Path(__file__).resolve().parents[2] / "rea2seg_gui").rglob("*.py")
+    )
     written = set(re.findall(r'setValue\(\s*"([^"]+)"', src))
     assert written <= {"window/geometry", "window/state", "recent"}, written

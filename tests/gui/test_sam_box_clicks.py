@@ -24,8 +24,14 @@ def sam_calls(window, monkeypatch):
     real = sam.predict_points
 
     def spy(points_xy, labels, mask_logits, multimask, *, box_xyxy=None):
-        calls.append({"points": np.asarray(points_xy).tolist(), "labels": np.asarray(labels).tolist(),
-                      "mask": mask_logits, "box": None if box_xyxy is None else list(box_xyxy)})
+        calls.append(
+            {
+                "points": np.asarray(points_xy).tolist(),
+                "labels": np.asarray(labels).tolist(),
+                "mask": mask_logits,
+                "box": None if box_xyxy is None else list(box_xyxy),
+            }
+        )
         return real(points_xy, labels, mask_logits, multimask, box_xyxy=box_xyxy)
 
     monkeypatch.setattr(sam, "predict_points", spy)
@@ -45,7 +51,9 @@ def _drag_box(canvas) -> None:
 
 
 def _provenance(store):
-    return store.run(lambda s: s.get(Mask, repo.get_sample(s, 1).edited_mask_id).provenance, write=False)
+    return store.run(
+        lambda s: s.get(Mask, repo.get_sample(s, 1).edited_mask_id).provenance, write=False
+    )
 
 
 def _saved(store):
@@ -60,17 +68,32 @@ def test_box_then_clicks_go_to_sam_together(qtbot, window, demo_store, sam_calls
     assert calls[-1]["box"] == list(BOX) and calls[-1]["points"] == [] and calls[-1]["mask"] is None
     _sam(qtbot, window, lambda: c.clicked.emit(150.0, 110.0, 1))  # a positive click in the box tool
     assert len(calls) == 2  # one SAM call for the box and the click together
-    assert calls[1]["box"] == list(BOX) and calls[1]["points"] == [[150.0, 110.0]] and calls[1]["labels"] == [1]
-    assert calls[1]["mask"] is None  # with a box, no mask prompt (the default one is the current mask)
+    assert (
+        calls[1]["box"] == list(BOX)
+        and calls[1]["points"] == [[150.0, 110.0]]
+        and calls[1]["labels"] == [1]
+    )
+    assert (
+        calls[1]["mask"] is None
+    )  # with a box, no mask prompt (the default one is the current mask)
     prov = _provenance(demo_store)
     assert prov["tool"] == "sam_box" and prov["box_xyxy"] == list(BOX)
-    assert prov["points_xy"] == [[150.0, 110.0]] and prov["labels"] == [1] and prov["mask_prompt"] is None
+    assert (
+        prov["points_xy"] == [[150.0, 110.0]]
+        and prov["labels"] == [1]
+        and prov["mask_prompt"] is None
+    )
     # the saved mask is what SAM makes of box + click (known answer from the same tiny SAM)
     with window.models.sam_lock(sam):
         sam.set_image(window.state.image)
-        logits, _ = sam.predict_points(np.array([[150.0, 110.0]]), np.array([1]), None, False, box_xyxy=BOX)
+        logits, _ = sam.predict_points(
+            np.array([[150.0, 110.0]]), np.array([1]), None, False, box_xyxy=BOX
+        )
     assert np.array_equal(_saved(demo_store), logits[0] > 0)
-    assert "SAM box (90, 60, 220, 160) + 1 click" in window.review_panel.history_table.item(0, 3).text()
+    assert (
+        "SAM box (90, 60, 220, 160) + 1 click"
+        in window.review_panel.history_table.item(0, 3).text()
+    )
     _sam(qtbot, window, lambda: c.clicked.emit(30.0, 30.0, 2))  # negative
     assert calls[-1]["box"] == list(BOX) and calls[-1]["labels"] == [1, 0]
     assert _provenance(demo_store)["labels"] == [1, 0]
@@ -96,20 +119,35 @@ def test_clicks_then_a_box_and_backspace_drops_the_box_last(qtbot, window, demo_
     qtbot.keyClick(window, QtCore.Qt.Key.Key_X)  # the SAM tools share the session: the click stays
     assert window.editing.sam_points == [(150.0, 110.0, 1)]
     _sam(qtbot, window, lambda: _drag_box(c))
-    assert len(calls) == 2 and calls[1]["box"] == list(BOX) and calls[1]["points"] == [[150.0, 110.0]]
+    assert (
+        len(calls) == 2 and calls[1]["box"] == list(BOX) and calls[1]["points"] == [[150.0, 110.0]]
+    )
     prov = _provenance(demo_store)
-    assert prov["tool"] == "sam_box" and prov["box_xyxy"] == list(BOX) and prov["points_xy"] == [[150.0, 110.0]]
+    assert (
+        prov["tool"] == "sam_box"
+        and prov["box_xyxy"] == list(BOX)
+        and prov["points_xy"] == [[150.0, 110.0]]
+    )
     _sam(qtbot, window, lambda: qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace))  # the click
     assert calls[-1]["points"] == [] and calls[-1]["box"] == list(BOX) and c.tools.box() == BOX
-    qtbot.keyClick(window, QtCore.Qt.Key.Key_Backspace)  # then the box: the mask from before the session
-    assert _saved(demo_store) is None and c.tools.box() is None and window.editing.sam_box_xyxy is None
+    qtbot.keyClick(
+        window, QtCore.Qt.Key.Key_Backspace
+    )  # then the box: the mask from before the session
+    assert (
+        _saved(demo_store) is None and c.tools.box() is None and window.editing.sam_box_xyxy is None
+    )
 
 
 class _Drag:
     """A left-button drag event as pyqtgraph hands it to the image item."""
 
     def __init__(self, x: float, y: float, start: bool = False, finish: bool = False) -> None:
-        self._p, self._start, self._finish, self.accepted = QtCore.QPointF(x, y), start, finish, None
+        self._p, self._start, self._finish, self.accepted = (
+            QtCore.QPointF(x, y),
+            start,
+            finish,
+            None,
+        )
 
     def pos(self):
         return self._p
@@ -141,7 +179,12 @@ def test_box_mode_drags_without_a_brush_outline(qtbot, window):
     for ev in (_Drag(10, 20, start=True), _Drag(40, 50), _Drag(60, 70, finish=True)):
         c.image_item.mouseDragEvent(ev)
         assert ev.accepted
-    assert got == [(10.0, 20.0, 10.0, 20.0), (10.0, 20.0, 40.0, 50.0), (40.0, 50.0, 60.0, 70.0), ("end",)]
+    assert got == [
+        (10.0, 20.0, 10.0, 20.0),
+        (10.0, 20.0, 40.0, 50.0),
+        (40.0, 50.0, 60.0, 70.0),
+        ("end",),
+    ]
     assert not c.brush_outline.isVisible() and c.tools.box() == (10.0, 20.0, 60.0, 70.0)
     window.editing.end_sam_session()
     # the pointer over the image: no brush outline in box mode, one with the brush

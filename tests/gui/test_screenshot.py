@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.xvfb
-needs_x = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("import")), reason="needs Xvfb and ImageMagick")
+needs_x = pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("import")), reason="needs Xvfb and ImageMagick"
+)
 
 # argv: store, output folder, settings file, window width, height (logical pixels)
 SCRIPT = textwrap.dedent(
@@ -125,16 +127,39 @@ def _store(tmp_path: Path) -> Path:
     return db
 
 
-def _shoot(tmp_path: Path, db: Path, screen: tuple[int, int], window: tuple[int, int], env_extra: dict[str, str],
-           tag: str = "") -> dict:
+def _shoot(
+    tmp_path: Path,
+    db: Path,
+    screen: tuple[int, int],
+    window: tuple[int, int],
+    env_extra: dict[str, str],
+    tag: str = "",
+) -> dict:
     display = f":{90 + (os.getpid() + len(env_extra)) % 100}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{screen[0]}x{screen[1]}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", f"{screen[0]}x{screen[1]}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", **env_extra}
-        r = subprocess.run([sys.executable, "-c", SCRIPT, str(db), str(tmp_path), str(tmp_path / "s.ini"),
-                            str(window[0]), str(window[1])], env=env, capture_output=True, text=True, timeout=180)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SCRIPT,
+                str(db),
+                str(tmp_path),
+                str(tmp_path / "s.ini"),
+                str(window[0]),
+                str(window[1]),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert r.returncode == 0, r.stderr[-2000:]
     finally:
         xvfb.terminate()
@@ -170,7 +195,13 @@ def test_screenshots_main_window_legend_and_difference_view(tmp_path):
     assert float(np.std(_crop(main, info["canvas"]))) > 20  # the image is drawn in the canvas
     # the legend: listed layers, and its corner of the canvas differs from the same view without it
     titles = info["legend_titles"]
-    for start in ("Seed points", "Top-k2 tokens", "k-core members", "Negative point", "Selected candidate"):
+    for start in (
+        "Seed points",
+        "Top-k2 tokens",
+        "k-core members",
+        "Negative point",
+        "Selected candidate",
+    ):
         assert any(t.startswith(start) for t in titles), (start, titles)
     with_legend = _crop(_read(tmp_path / "candidates_legend.png"), info["legend"])
     without = _crop(_read(tmp_path / "candidates_no_legend.png"), info["legend"])

@@ -19,14 +19,23 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("REA2SEG_HOME", str(tmp_path_factory.mktemp("home")))
 
 
-def cli(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``rea2seg ARGS`` in a subprocess of this checkout (stdout, stderr as text)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], capture_output=True, text=True, timeout=timeout, env=full_env
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 
 def tree(folder: Path) -> dict[str, bytes | None]:
     """Every entry under ``folder`` with its bytes (None for folders): 'nothing changed' checks."""
-    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes()) for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }

@@ -39,8 +39,13 @@ class RawServer:
     errors (the client hung up) end it quietly.
     """
 
-    def __init__(self, reply: Callable[[socket.socket, int], None], *, max_requests: int = 8,
-                 max_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        reply: Callable[[socket.socket, int], None],
+        *,
+        max_requests: int = 8,
+        max_seconds: float = 30.0,
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -56,7 +61,11 @@ class RawServer:
 
     def _serve(self) -> None:
         n = 0
-        while n < self._max_requests and time.monotonic() < self._stop_at and not self._stopped.is_set():
+        while (
+            n < self._max_requests
+            and time.monotonic() < self._stop_at
+            and not self._stopped.is_set()
+        ):
             try:
                 conn, _ = self.sock.accept()
             except TimeoutError:
@@ -77,7 +86,9 @@ class RawServer:
         self._thread.join(timeout=2)
 
 
-def http_reply(status: int, body: bytes, headers: dict[str, str] | None = None, *, length: bool = True) -> bytes:
+def http_reply(
+    status: int, body: bytes, headers: dict[str, str] | None = None, *, length: bool = True
+) -> bytes:
     head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nConnection: close\r\n"
     if length:
         head += f"Content-Length: {len(body)}\r\n"

@@ -44,7 +44,9 @@ def _img_masks():
 
 def _trickle(conn, _n):
     """Headers at once, then one byte of a never-ending body every 0.5 s (at most 60 s)."""
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
     for _ in range(120):
         conn.sendall(b" ")
         time.sleep(0.5)
@@ -75,7 +77,11 @@ def test_trickle_with_one_retry_is_bounded_per_attempt(raw_server):
     t = time.perf_counter()
     r = _client(srv.url, timeout_s=1.0, max_retries=1).score_group(img, "q", masks[:1], False)
     assert time.perf_counter() - t < 2 * 1.0 + 1.0
-    assert "timed out" in r.parse_error and "after 2 attempts" in r.parse_error and len(srv.requests) == 2
+    assert (
+        "timed out" in r.parse_error
+        and "after 2 attempts" in r.parse_error
+        and len(srv.requests) == 2
+    )
 
 
 def _huge(conn, _n, *, declared=True):
@@ -99,14 +105,16 @@ def test_100_mb_body_is_refused_not_stored(raw_server, declared):
 
 
 def _abrupt(conn, _n):
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"choices\": ")  # then hang up
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{"choices": ')  # then hang up
 
 
 def _garbage_status(conn, _n):
     conn.sendall(f"HTTP/1.1 2xx {KEY} nonsense\r\n\r\n".encode())
 
 
-@pytest.mark.parametrize("reply", [_abrupt, _garbage_status], ids=["incomplete-read", "bad-status-line"])
+@pytest.mark.parametrize(
+    "reply", [_abrupt, _garbage_status], ids=["incomplete-read", "bad-status-line"]
+)
 def test_transport_errors_are_failed_groups(raw_server, reply):
     srv = raw_server(reply, max_requests=1)
     img, masks = _img_masks()
@@ -117,17 +125,29 @@ def test_transport_errors_are_failed_groups(raw_server, reply):
 
 # -- the key, on every path -------------------------------------------------------------------
 
+
 def _echo(conn, n):
     """Request n gets path n % 6; each echoes the Authorization header it was sent."""
     req = conn.recv(0) or b""  # read_request already consumed it; the server keeps it
     del req
     auth = f"Bearer {KEY}"
     paths = [
-        http_reply(200, json.dumps({"error": "no choices here", "echo": auth, "key": KEY}).encode()),
-        http_reply(401, json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}"}}).encode()),
-        http_reply(200, b"<html>" + b"." * 190 + KEY.encode() + b"</html>"),  # the cut falls inside the key
+        http_reply(
+            200, json.dumps({"error": "no choices here", "echo": auth, "key": KEY}).encode()
+        ),
+        http_reply(
+            401, json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}"}}).encode()
+        ),
+        http_reply(
+            200, b"<html>" + b"." * 190 + KEY.encode() + b"</html>"
+        ),  # the cut falls inside the key
         f"HTTP/1.1 2xx {auth}\r\n\r\n".encode(),
-        http_reply(200, json.dumps({"choices": [{"message": {"content": f"thinking {KEY}\nMask 1: 0.9"}}]}).encode()),
+        http_reply(
+            200,
+            json.dumps(
+                {"choices": [{"message": {"content": f"thinking {KEY}\nMask 1: 0.9"}}]}
+            ).encode(),
+        ),
         http_reply(503, f"busy {KEY}".encode()),
     ]
     conn.sendall(paths[n % len(paths)])
@@ -148,12 +168,27 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
     masks = [np.zeros((12, 16), bool) for _ in range(6)]
     for i, m in enumerate(masks):
         m[i : i + 3, 2:10] = True
-    write_sgdr(tmp_path / "f.json", [SgdrSample("s0", "a.png", "which?", "other", "t", "pending", encode_rle(masks[0]))])
+    write_sgdr(
+        tmp_path / "f.json",
+        [SgdrSample("s0", "a.png", "which?", "other", "t", "pending", encode_rle(masks[0]))],
+    )
     db = tmp_path / "s.sqlite"
     st = open_store(db)
     import_sgdr(st, tmp_path / "f.json")
-    tr = PipelineTrace("which?", (12, 16), "test", {}, False, {}, None, None, None, None, None,
-                       [Candidate(i, "amg", i, m, 0.5) for i, m in enumerate(masks)])
+    tr = PipelineTrace(
+        "which?",
+        (12, 16),
+        "test",
+        {},
+        False,
+        {},
+        None,
+        None,
+        None,
+        None,
+        None,
+        [Candidate(i, "amg", i, m, 0.5) for i, m in enumerate(masks)],
+    )
     client = _client(srv.url, timeout_s=5, concurrency=1)
     run_stage2(tr, img, client, group_size=1, cot=True)
     groups = tr.evaluator.groups
@@ -162,7 +197,9 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
     texts = [t for g in groups for t in (g.raw_text, g.cot or "", g.parse_error or "")]
     assert sum("***" in t for t in texts) >= 5  # the echoes were there, masked
     with st.session() as s:
-        run_id = repo.create_run(s, name="r", preset="test", config={}, model_ids={}, is_random=False)
+        run_id = repo.create_run(
+            s, name="r", preset="test", config={}, model_ids={}, is_random=False
+        )
         repo.save_trace(s, run_id, 1, tr)
     st.close()
 
@@ -174,7 +211,11 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
 
     con = sqlite3.connect(db)
     blobs = [zlib.decompress(b).decode() for (b,) in con.execute("SELECT trace FROM run_samples")]
-    rows = [str(r) for t in ("evaluator_outputs", "runs", "samples") for r in con.execute(f"SELECT * FROM {t}")]
+    rows = [
+        str(r)
+        for t in ("evaluator_outputs", "runs", "samples")
+        for r in con.execute(f"SELECT * FROM {t}")
+    ]
     con.close()
     occurrences["db rows + traces"] = sum(x.count(KEY) for x in blobs + rows)
 
@@ -187,8 +228,21 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
     occurrences["trace --json"] = out.getvalue().count(KEY)
     assert "***" in out.getvalue()
     assert main(["export", "sgdr", "--db", str(db), "--out", str(tmp_path / "out" / "x.json")]) == 0
-    assert main(["export", "evaluator-train", "--db", str(db), "--run", str(run_id),
-                 "--out", str(tmp_path / "train.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "evaluator-train",
+                "--db",
+                str(db),
+                "--run",
+                str(run_id),
+                "--out",
+                str(tmp_path / "train.jsonl"),
+            ]
+        )
+        == 0
+    )
     exported = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl")]
     occurrences["exports"] = sum(p.read_text().count(KEY) for p in exported if p.name != "f.json")
     print("key occurrences:", occurrences)
@@ -197,7 +251,13 @@ def test_key_never_reaches_results_db_trace_or_exports(raw_server, tmp_path):
 
 def test_redaction_covers_escaped_and_cut_forms():
     c = _client("http://127.0.0.1:9/v1")
-    for text in (KEY, json.dumps({"k": KEY}), repr({"k": KEY}), f"Bearer {KEY}", f"bearer abc{KEY}"):
+    for text in (
+        KEY,
+        json.dumps({"k": KEY}),
+        repr({"k": KEY}),
+        f"Bearer {KEY}",
+        f"bearer abc{KEY}",
+    ):
         assert KEY not in c.redact(text)
-    body = (b"x" * 190 + KEY.encode())
+    body = b"x" * 190 + KEY.encode()
     assert KEY[:10] not in c.snippet(body)  # redacted before the 200-character cut

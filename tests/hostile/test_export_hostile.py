@@ -32,7 +32,9 @@ def sgdr_small(tmp_path):
     (tmp_path / "data").mkdir()
     make_image(tmp_path / "data" / "a.png", (8, 8))
     m = encode_rle(np.eye(8, dtype=bool))
-    write_sgdr(tmp_path / "data" / "d.json", [SgdrSample("s0", "a.png", "q?", "other", "t", "pending", m)])
+    write_sgdr(
+        tmp_path / "data" / "d.json", [SgdrSample("s0", "a.png", "q?", "other", "t", "pending", m)]
+    )
     return tmp_path / "data" / "d.json"
 
 
@@ -40,7 +42,9 @@ def test_out_is_a_folder(tmp_path, store_db):
     (tmp_path / "o").mkdir()
     before = tree(tmp_path / "o")
     r = cli("export", "sgdr", "--db", str(store_db), "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "is a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 2 and "is a folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    )
     assert tree(tmp_path / "o") == before
 
 
@@ -71,14 +75,22 @@ def test_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
 def _mount_ok(folder) -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "-o", "size=64k", "none", str(folder)],
-                           capture_output=True, timeout=10)
+    probe = subprocess.run(
+        ["unshare", "-m", "mount", "-t", "tmpfs", "-o", "size=64k", "none", str(folder)],
+        capture_output=True,
+        timeout=10,
+    )
     return probe.returncode == 0
 
 
 def _in_private_mount(script: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_real_enospc_and_read_only_folder(tmp_path, store_db):
@@ -87,19 +99,31 @@ def test_real_enospc_and_read_only_folder(tmp_path, store_db):
     out_dir.mkdir()
     if not _mount_ok(out_dir):
         pytest.skip("no permission for a private mount")
-    code = ("import sys; from core.fileio import atomic_write; from core.cli import _err\n"
-            "try:\n atomic_write(sys.argv[1], 'x' * 200_000)\n"
-            "except OSError as e:\n _err(str(e)); sys.exit(2)\n")
-    script = (f"mount -t tmpfs -o size=64k none {out_dir} && echo old > {out_dir}/x.json && "
-              f"{sys.executable} -c \"{code}\" {out_dir}/x.json; rc=$?; "
-              f"cat {out_dir}/x.json; ls -a {out_dir}; exit $rc")
+    code = (
+        "import sys; from core.fileio import atomic_write; from core.cli import _err\n"
+        "try:\n atomic_write(sys.argv[1], 'x' * 200_000)\n"
+        "except OSError as e:\n _err(str(e)); sys.exit(2)\n"
+    )
+    script = (
+        f"mount -t tmpfs -o size=64k none {out_dir} && echo old > {out_dir}/x.json && "
+        f'{sys.executable} -c "{code}" {out_dir}/x.json; rc=$?; '
+        f"cat {out_dir}/x.json; ls -a {out_dir}; exit $rc"
+    )
     r = _in_private_mount(script)
-    assert r.returncode == 2 and "No space left" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r
+    assert (
+        r.returncode == 2
+        and "No space left" in r.stderr
+        and len(r.stderr.strip().splitlines()) == 1
+    ), r
     assert r.stdout.split() == ["old", ".", "..", "x.json"]
     (out_dir / "x.json").write_text("old")
     before = tree(out_dir)
-    script = (f"mount --bind -o ro {out_dir} {out_dir} && "
-              f"{sys.executable} -m core.cli export sgdr --db {store_db} --out {out_dir}/x.json")
+    script = (
+        f"mount --bind -o ro {out_dir} {out_dir} && "
+        f"{sys.executable} -m core.cli export sgdr --db {store_db} --out {out_dir}/x.json"
+    )
     r = _in_private_mount(script)
-    assert r.returncode == 2 and "Read-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (
+        r.returncode == 2 and "Read-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    ), r.stderr
     assert tree(out_dir) == before

@@ -22,14 +22,21 @@ from tests.unit.conftest import make_image
 
 def png_bomb(path, side: int = 30000) -> int:
     """A valid 1-bit PNG of side x side pixels, all black: ~110 KB on disk, 0.9 G pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     row = b"\x00" * (1 + (side + 7) // 8)
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
     path.write_bytes(data)
     return len(data)
 
@@ -66,18 +73,39 @@ def test_decompression_bomb_is_refused_from_its_header(tmp_path):
     os.link(tmp_path / "sg" / "bomb.png", tmp_path / "rs" / "bomb.png")
     make_image(tmp_path / "sg" / "ok.png", (8, 8))
     m = encode_rle(np.ones((8, 8), bool))
-    (tmp_path / "sg" / "d.json").write_text(json.dumps({"version": 1, "samples": [
-        {"id": "bomb", "image": "bomb.png", "question": "q", "mask": m},
-        {"id": "fine", "image": "ok.png", "question": "q", "mask": m}]}))
+    (tmp_path / "sg" / "d.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "samples": [
+                    {"id": "bomb", "image": "bomb.png", "question": "q", "mask": m},
+                    {"id": "fine", "image": "ok.png", "question": "q", "mask": m},
+                ],
+            }
+        )
+    )
     (tmp_path / "rs" / "bomb.json").write_text(json.dumps({"text": ["q"], "shapes": []}))
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _MEASURE, str(tmp_path / "s.sqlite"), str(tmp_path / "sg" / "d.json"),
-                        str(tmp_path / "rs")], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEASURE,
+            str(tmp_path / "s.sqlite"),
+            str(tmp_path / "sg" / "d.json"),
+            str(tmp_path / "rs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     seconds = time.perf_counter() - t
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    print(f"bomb: {size} bytes declaring 30000x30000; peak RSS delta {out['peak_delta_mb']:.1f} MB; {seconds:.2f} s")
+    print(
+        f"bomb: {size} bytes declaring 30000x30000; peak RSS delta {out['peak_delta_mb']:.1f} MB; {seconds:.2f} s"
+    )
     assert out["peak_delta_mb"] < 300
     assert out["added"] == 1 and len(out["errors"]) == 2
     assert all("pixel limit (not decoded)" in reason for _, reason in out["errors"])
@@ -122,14 +150,28 @@ def test_broken_text_in_one_entry_never_aborts_the_import(tmp_path):
         {"id": "nul", "image": "ok.png", "question": "a\x00b", "mask": GOOD},
         {"id": "id-\udfff", "image": "ok.png", "question": "q", "mask": GOOD},
         {"id": "nested", "image": "ok.png", "question": "q", "mask": deep},
-        {"id": "nested-size", "image": "ok.png", "question": "q", "mask": {"size": [[[[8]]]], "counts": "0"}},
+        {
+            "id": "nested-size",
+            "image": "ok.png",
+            "question": "q",
+            "mask": {"size": [[[[8]]]], "counts": "0"},
+        },
         {"id": "cat", "image": "ok.png", "question": "q", "category": ["x"], "mask": GOOD},
         {"id": "fine", "image": "ok.png", "question": "q", "mask": GOOD},
     ]
     r = cli("import", "sgdr", str(_dataset(tmp_path, entries)), "--db", str(tmp_path / "s.sqlite"))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "added 2," in r.stdout  # "fine", and "nested" (deep nesting in an unused key is harmless)
-    for needle in ("id='surrogate'", "unpaired surrogate", "id='nul'", "NUL", "id-\\udfff", "id='cat'"):
+    assert (
+        "added 2," in r.stdout
+    )  # "fine", and "nested" (deep nesting in an unused key is harmless)
+    for needle in (
+        "id='surrogate'",
+        "unpaired surrogate",
+        "id='nul'",
+        "NUL",
+        "id-\\udfff",
+        "id='cat'",
+    ):
         assert needle in r.stdout, needle
     assert r.stdout.count("skipped d.json") == 5
 
@@ -144,16 +186,46 @@ def test_unparseable_files_exit_2_with_one_line(tmp_path):
         p = tmp_path / name
         p.write_bytes(text if isinstance(text, bytes) else text.encode())
         r = cli("import", "sgdr", str(p), "--db", str(tmp_path / "s.sqlite"))
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", (name, r.stderr)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", (
+            name,
+            r.stderr,
+        )
         assert "Traceback" not in r.stderr
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                             lambda c: st.lists(c, max_size=3) | st.dictionaries(
-                                 st.sampled_from(["id", "image", "question", "mask", "size", "counts",
-                                                  "category", "status", "source", "ignore"]), c, max_size=5),
-                             max_leaves=12), max_size=6))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+            lambda c: (
+                st.lists(c, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "id",
+                            "image",
+                            "question",
+                            "mask",
+                            "size",
+                            "counts",
+                            "category",
+                            "status",
+                            "source",
+                            "ignore",
+                        ]
+                    ),
+                    c,
+                    max_size=5,
+                )
+            ),
+            max_leaves=12,
+        ),
+        max_size=6,
+    )
+)
 def test_read_sgdr_reports_every_entry_and_never_raises(tmp_path_factory, entries):
     from core.formats.sgdr import read_sgdr
 
@@ -167,6 +239,7 @@ def test_read_sgdr_reports_every_entry_and_never_raises(tmp_path_factory, entrie
 
 # -- image paths stay inside the dataset ------------------------------------------------------
 
+
 def test_paths_leaving_the_dataset_are_refused_alike(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -177,7 +250,12 @@ def test_paths_leaving_the_dataset_are_refused_alike(tmp_path):
         {"id": "dotdot", "image": "../secret.png", "question": "q", "mask": GOOD},
         {"id": "dotdot-missing", "image": "../no-such.png", "question": "q", "mask": GOOD},
         {"id": "absolute", "image": str(tmp_path / "secret.png"), "question": "q", "mask": GOOD},
-        {"id": "absolute-missing", "image": str(tmp_path / "nope.png"), "question": "q", "mask": GOOD},
+        {
+            "id": "absolute-missing",
+            "image": str(tmp_path / "nope.png"),
+            "question": "q",
+            "mask": GOOD,
+        },
         {"id": "symlink", "image": "link.png", "question": "q", "mask": GOOD},
         {"id": "symlink-dangling", "image": "dangling.png", "question": "q", "mask": GOOD},
         {"id": "inside-missing", "image": "sub/../nope.png", "question": "q", "mask": GOOD},
@@ -188,15 +266,20 @@ def test_paths_leaving_the_dataset_are_refused_alike(tmp_path):
     assert r.returncode == 1 and "added 1," in r.stdout
     lines = {ln.split(":")[0].replace("  skipped ", ""): ln for ln in r.stdout.splitlines()[1:]}
     refused = [k for k in lines if "refused" in lines[k]]
-    assert sorted(refused) == sorted(["dotdot", "dotdot-missing", "absolute", "absolute-missing", "symlink",
-                                      "symlink-dangling"])
+    assert sorted(refused) == sorted(
+        ["dotdot", "dotdot-missing", "absolute", "absolute-missing", "symlink", "symlink-dangling"]
+    )
     # the refusal reads the same whether the target exists or not, and never names the target
     entries_by_id = {e["id"]: e for e in entries}
 
     def reason(k):
         return lines[k].split(": ", 1)[1].replace(entries_by_id[k]["image"], "<path>")
 
-    for a, b in (("dotdot", "dotdot-missing"), ("absolute", "absolute-missing"), ("symlink", "symlink-dangling")):
+    for a, b in (
+        ("dotdot", "dotdot-missing"),
+        ("absolute", "absolute-missing"),
+        ("symlink", "symlink-dangling"),
+    ):
         assert reason(a) == reason(b)
     assert "secret" not in lines["symlink"] and "no-such" not in lines["symlink-dangling"]
     assert "not found" in r.stdout.split("inside-missing", 1)[1].splitlines()[0]
@@ -209,8 +292,11 @@ def test_reasonseg_symlinked_image_is_refused(tmp_path):
     d.mkdir()
     make_image(tmp_path / "outside.jpg", (8, 8))
     (d / "a.jpg").symlink_to(tmp_path / "outside.jpg")
-    (d / "a.json").write_text(json.dumps({"text": ["what?"], "shapes": [
-        {"label": "target", "points": [[1, 1], [5, 1], [5, 5]]}]}))
+    (d / "a.json").write_text(
+        json.dumps(
+            {"text": ["what?"], "shapes": [{"label": "target", "points": [[1, 1], [5, 1], [5, 5]]}]}
+        )
+    )
     r = cli("import", "reasonseg", str(d), "--db", str(tmp_path / "s.sqlite"))
     assert r.returncode == 1 and "refused" in r.stdout and "outside.jpg" not in r.stdout
     r = cli("import", "reasonseg", str(d), "--db", str(tmp_path / "s.sqlite"), "--allow-outside")

@@ -27,7 +27,9 @@ def test_directory_as_db_is_refused_and_left_alone(tmp_path):
         open_store(tmp_path / "d")
     assert not isinstance(ei.value, StoreCorruptError)
     r = cli("stats", "--db", str(tmp_path / "d"))
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "is a folder" in r.stderr
+    assert (
+        r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "is a folder" in r.stderr
+    )
     assert tree(tmp_path) == before  # 0 entries renamed, created or changed
 
 
@@ -76,8 +78,11 @@ def test_healthy_store_on_a_read_only_mount_is_not_moved(tmp_path):
     before = tree(folder)
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare for a private read-only bind mount")
-    probe = subprocess.run(["unshare", "-m", "mount", "--bind", "-o", "ro", str(folder), str(folder)],
-                           capture_output=True, timeout=10)
+    probe = subprocess.run(
+        ["unshare", "-m", "mount", "--bind", "-o", "ro", str(folder), str(folder)],
+        capture_output=True,
+        timeout=10,
+    )
     if probe.returncode != 0:
         pytest.skip("no permission for a private read-only bind mount")
     import os
@@ -85,10 +90,17 @@ def test_healthy_store_on_a_read_only_mount_is_not_moved(tmp_path):
 
     from tests.hostile.conftest import ROOT
 
-    script = (f"mount --bind -o ro {folder} {folder} && "
-              f"{sys.executable} -m core.cli stats --db {folder / 's.sqlite'}")
-    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        f"mount --bind -o ro {folder} {folder} && "
+        f"{sys.executable} -m core.cli stats --db {folder / 's.sqlite'}"
+    )
+    r = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 2 and "left untouched" in r.stderr, r.stderr
     assert tree(folder) == before
 
@@ -150,7 +162,9 @@ def test_filters_are_literal_and_huge_ids_are_not_found(filled):
     with st.session(write=False) as s:
         assert [x.question for x in repo.list_samples(s, text="100%")] == ["100% sure"]
         assert [x.question for x in repo.list_samples(s, text="a_b")] == ["a_b"]
-        assert repo.list_samples(s, text="%") == [x for x in repo.list_samples(s) if "%" in x.question]
+        assert repo.list_samples(s, text="%") == [
+            x for x in repo.list_samples(s) if "%" in x.question
+        ]
         assert [x.question for x in repo.list_samples(s, text="\\")] == ["back\\slash"]
         for bad in (2**63, 2**70, -(2**64)):
             with pytest.raises(repo.NotFoundError):
@@ -159,7 +173,12 @@ def test_filters_are_literal_and_huge_ids_are_not_found(filled):
                 repo.get_run(s, bad)
             assert repo.load_trace(s, 1, bad) is None and repo.runs_for_sample(s, bad) == []
     r = cli("trace", "--db", st.url.replace("sqlite:///", ""), "--sample", str(2**80))
-    assert r.returncode == 2 and "not found" in r.stderr and "Overflow" not in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and "not found" in r.stderr
+        and "Overflow" not in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
 @pytest.fixture
@@ -174,7 +193,10 @@ def filled(tmp_path):
     make_image(tmp_path / "a.png", (8, 8))
     qs = ["100% sure", "1000 sure", "a_b", "axb", "back\\slash"]
     m = encode_rle(np.ones((8, 8), bool))
-    write_sgdr(tmp_path / "f.json", [SgdrSample(f"s{i}", "a.png", q, "other", "t", "pending", m) for i, q in enumerate(qs)])
+    write_sgdr(
+        tmp_path / "f.json",
+        [SgdrSample(f"s{i}", "a.png", q, "other", "t", "pending", m) for i, q in enumerate(qs)],
+    )
     st = open_store(tmp_path / "s.sqlite")
     assert import_sgdr(st, tmp_path / "f.json").added == len(qs)
     yield st, qs
@@ -186,7 +208,9 @@ def test_unreadable_store_is_refused_not_moved(tmp_path, monkeypatch):
     db = _healthy(tmp_path / "s.sqlite")
     before = tree(tmp_path)
     real_access = store_db.os.access
-    monkeypatch.setattr(store_db.os, "access", lambda p, mode: False if str(p) == str(db) else real_access(p, mode))
+    monkeypatch.setattr(
+        store_db.os, "access", lambda p, mode: False if str(p) == str(db) else real_access(p, mode)
+    )
     with pytest.raises(StoreError, match="permission denied") as ei:
         open_store(db, create=False)
     assert not isinstance(ei.value, StoreCorruptError)

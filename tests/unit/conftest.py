@@ -35,11 +35,43 @@ def sgdr_file(tmp_path) -> Path:
     make_image(tmp_path / "img" / "a.png", (40, 60), 0)
     make_image(tmp_path / "img" / "b.png", (30, 50), 1)
     samples = [
-        SgdrSample("a0", "img/a.png", "Which cube?", "geometric", "t", "pending", encode_rle(box_mask((40, 60), 5, 15, 5, 25))),
-        SgdrSample("a1", "img/a.png", "Left one?", "spatial", "t", "pending", encode_rle(box_mask((40, 60), 20, 30, 30, 50)),
-                   encode_rle(box_mask((40, 60), 0, 2, 0, 60))),
-        SgdrSample("b0", "img/b.png", "Hidden animal?", "discriminative", "t", "verified", encode_rle(box_mask((30, 50), 0, 10, 0, 10))),
-        SgdrSample("b1", "img/b.png", "Two steps?", "multi_step", "t", "flagged", encode_rle(np.zeros((30, 50), bool))),
+        SgdrSample(
+            "a0",
+            "img/a.png",
+            "Which cube?",
+            "geometric",
+            "t",
+            "pending",
+            encode_rle(box_mask((40, 60), 5, 15, 5, 25)),
+        ),
+        SgdrSample(
+            "a1",
+            "img/a.png",
+            "Left one?",
+            "spatial",
+            "t",
+            "pending",
+            encode_rle(box_mask((40, 60), 20, 30, 30, 50)),
+            encode_rle(box_mask((40, 60), 0, 2, 0, 60)),
+        ),
+        SgdrSample(
+            "b0",
+            "img/b.png",
+            "Hidden animal?",
+            "discriminative",
+            "t",
+            "verified",
+            encode_rle(box_mask((30, 50), 0, 10, 0, 10)),
+        ),
+        SgdrSample(
+            "b1",
+            "img/b.png",
+            "Two steps?",
+            "multi_step",
+            "t",
+            "flagged",
+            encode_rle(np.zeros((30, 50), bool)),
+        ),
     ]
     out = tmp_path / "project.json"
     write_sgdr(out, samples)

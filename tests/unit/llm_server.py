@@ -45,7 +45,9 @@ class Request:
 
     @property
     def text(self) -> str:
-        return "".join(p["text"] for p in self.body["messages"][1]["content"] if p.get("type") == "text")
+        return "".join(
+            p["text"] for p in self.body["messages"][1]["content"] if p.get("type") == "text"
+        )
 
     def images(self) -> list[np.ndarray]:
         out = []
@@ -83,8 +85,16 @@ class ChatServer:
                     if rep.raw is not None:
                         body = rep.raw
                     else:
-                        out: dict[str, Any] = {"id": "x", "model": req.body.get("model"),
-                                               "choices": [{"index": 0, "message": {"role": "assistant", "content": rep.content}}]}
+                        out: dict[str, Any] = {
+                            "id": "x",
+                            "model": req.body.get("model"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": {"role": "assistant", "content": rep.content},
+                                }
+                            ],
+                        }
                         if rep.usage is not None:
                             out["usage"] = rep.usage
                         body = json.dumps(out).encode()

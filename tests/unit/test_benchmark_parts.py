@@ -31,11 +31,22 @@ from core.importers.coco import decode_segmentation
 PAPER = Path(os.environ.get("REA2SEG_PAPER", "/work/shared/paper/rea2seg-paper.md"))
 
 
-@pytest.mark.parametrize("name,figure", [("geometric_verifier", "S2"), ("spatial_generator", "S3"),
-                                         ("spatial_verifier", "S4"), ("multi_step_generator", "S5")])
+@pytest.mark.parametrize(
+    "name,figure",
+    [
+        ("geometric_verifier", "S2"),
+        ("spatial_generator", "S3"),
+        ("spatial_verifier", "S4"),
+        ("multi_step_generator", "S5"),
+    ],
+)
 def test_paper_prompts_are_quoted_exactly(name, figure):
     p = load_prompt(name)
-    assert p.figure == figure and "not from the paper" not in p.source and p.tag == f"{name}@v1 (Figure {figure})"
+    assert (
+        p.figure == figure
+        and "not from the paper" not in p.source
+        and p.tag == f"{name}@v1 (Figure {figure})"
+    )
     if not PAPER.exists():
         pytest.skip(f"the paper's text is not at {PAPER} (set REA2SEG_PAPER)")
     paper = PAPER.read_text(encoding="utf-8")
@@ -45,8 +56,14 @@ def test_paper_prompts_are_quoted_exactly(name, figure):
 
 
 def test_fixed_questions_are_the_papers():
-    assert load_prompt("camouflage_question").text == "Could you segment the animal or person in the image?"
-    assert load_prompt("thin_object_question").text == "Which object does not belong in the image and was added later?"
+    assert (
+        load_prompt("camouflage_question").text
+        == "Could you segment the animal or person in the image?"
+    )
+    assert (
+        load_prompt("thin_object_question").text
+        == "Which object does not belong in the image and was added later?"
+    )
     if PAPER.exists():
         paper = PAPER.read_text(encoding="utf-8")
         for n in ("camouflage_question", "thin_object_question"):
@@ -68,30 +85,50 @@ def test_every_prompt_file_parses_and_says_where_it_comes_from(tmp_path):
 
 
 def test_generator_answers():
-    assert parse_spatial_generator('```json\n{"phrase": "the cup left of the plate", "relation": "left of"}\n```'
-                                   ).expression == "the cup left of the plate"
+    assert (
+        parse_spatial_generator(
+            '```json\n{"phrase": "the cup left of the plate", "relation": "left of"}\n```'
+        ).expression
+        == "the cup left of the plate"
+    )
     assert parse_spatial_generator('{"phrase": "‘‘NA’’", "relation": "NA"}').expression is None
     with pytest.raises(AnswerError):
         parse_spatial_generator('{"relation": "x"}')
-    text = ("{\nDescription: two dolls on a bench\nDiscriminative condition: fewer letters\n"
-            "Final multi-step referring expression: the doll with fewer letters on its chest\n}")
+    text = (
+        "{\nDescription: two dolls on a bench\nDiscriminative condition: fewer letters\n"
+        "Final multi-step referring expression: the doll with fewer letters on its chest\n}"
+    )
     a = parse_multi_step_generator(text)
-    assert a.expression == "the doll with fewer letters on its chest" and a.fields["condition"] == "fewer letters"
+    assert (
+        a.expression == "the doll with fewer letters on its chest"
+        and a.fields["condition"] == "fewer letters"
+    )
     skip = "{\nDescription:‘‘NA’’\nDiscriminative condition:‘‘NA’’\nFinal multi-step referring expression:‘‘NA’’\n}"
     assert parse_multi_step_generator(skip).expression is None
-    assert parse_multi_step_generator('{"Final multi-step referring expression": "x y"}').expression == "x y"
+    assert (
+        parse_multi_step_generator('{"Final multi-step referring expression": "x y"}').expression
+        == "x y"
+    )
     with pytest.raises(AnswerError):
         parse_multi_step_generator("I cannot help with that.")
 
 
 def test_verifier_answers():
-    ok = parse_verifier('{"thinking_process": "fine", "incorrect": 0, "ambiguous": "0", "trivial": 0, "question": "Which?"}')
+    ok = parse_verifier(
+        '{"thinking_process": "fine", "incorrect": 0, "ambiguous": "0", "trivial": 0, "question": "Which?"}'
+    )
     assert ok.accepted and ok.question == "Which?" and ok.reasons == "fine"
     bad = parse_verifier('{"incorrect": 1, "ambiguous": "NA", "trivial": "NA", "question": "NA"}')
     assert not bad.accepted and bad.reasons == "incorrect=1"
-    geo = parse_verifier('{"ambiguous": 0, "shortcut": 1, "question": "NA"}', flags=("ambiguous", "shortcut"))
+    geo = parse_verifier(
+        '{"ambiguous": 0, "shortcut": 1, "question": "NA"}', flags=("ambiguous", "shortcut")
+    )
     assert not geo.accepted and geo.reasons == "shortcut=1"
-    for text in ('{"incorrect": 0}', '{"incorrect": "maybe", "ambiguous": 0, "trivial": 0}', "no json"):
+    for text in (
+        '{"incorrect": 0}',
+        '{"incorrect": "maybe", "ambiguous": 0, "trivial": 0}',
+        "no json",
+    ):
         with pytest.raises(AnswerError):
             parse_verifier(text)
 
@@ -100,10 +137,21 @@ _flag = st.sampled_from([0, 1, "0", "1", "NA"])
 
 
 @settings(max_examples=60, deadline=None)
-@given(inc=_flag, amb=_flag, tri=_flag, q=st.one_of(st.just("NA"), st.text(min_size=1, max_size=30)),
-       prose=st.text(alphabet="abc .:", max_size=20))
+@given(
+    inc=_flag,
+    amb=_flag,
+    tri=_flag,
+    q=st.one_of(st.just("NA"), st.text(min_size=1, max_size=30)),
+    prose=st.text(alphabet="abc .:", max_size=20),
+)
 def test_verifier_accepts_exactly_when_all_flags_are_zero(inc, amb, tri, q, prose):
-    text = prose + " " + json.dumps({"incorrect": inc, "ambiguous": amb, "trivial": tri, "question": q}) + " " + prose
+    text = (
+        prose
+        + " "
+        + json.dumps({"incorrect": inc, "ambiguous": amb, "trivial": tri, "question": q})
+        + " "
+        + prose
+    )
     a = parse_verifier(text)
     clean = q.strip().strip(",").strip().strip("\"'‘’“”`").strip()
     want = all(str(v) == "0" for v in (inc, amb, tri)) and clean.upper() not in ("NA", "N/A", "")
@@ -117,7 +165,9 @@ def test_uncompressed_rle_matches_column_major_runs(h, w, data):
     bits = data.draw(st.lists(st.booleans(), min_size=h * w, max_size=h * w))
     mask = np.array(bits, bool).reshape(w, h).T  # column-major, as COCO counts run
     flat = mask.T.reshape(-1)
-    counts = [len(m.group()) for m in re.finditer(r"0+|1+", "".join("1" if b else "0" for b in flat))]
+    counts = [
+        len(m.group()) for m in re.finditer(r"0+|1+", "".join("1" if b else "0" for b in flat))
+    ]
     if flat[0]:
         counts = [0, *counts]
     assert np.array_equal(decode_segmentation({"size": [h, w], "counts": counts}, (h, w)), mask)

@@ -31,7 +31,10 @@ def test_import_stats_export_metrics_end_to_end(tmp_path, sgdr_file, capsys):
 
     # predictions: perfect for a0, empty for a1, the rest missing (counted empty)
     gts, _ = read_sgdr(sgdr_file)
-    preds = [gts[0], type(gts[1])(**{**gts[1].to_dict(), "mask": encode_rle(np.zeros((40, 60), bool))})]
+    preds = [
+        gts[0],
+        type(gts[1])(**{**gts[1].to_dict(), "mask": encode_rle(np.zeros((40, 60), bool))}),
+    ]
     pred_file = tmp_path / "pred.json"
     write_sgdr(pred_file, preds)
     capsys.readouterr()
@@ -55,8 +58,21 @@ def test_bad_inputs_give_messages_and_exit_codes(tmp_path, capsys):
 
 
 def test_console_script_runs_headless(tmp_path, sgdr_file):
-    r = subprocess.run([sys.executable, "-m", "core.cli", "import", "sgdr", str(sgdr_file), "--db", str(tmp_path / "y.sqlite")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "import",
+            "sgdr",
+            str(sgdr_file),
+            "--db",
+            str(tmp_path / "y.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     # the headless CLI never loads Qt
     probe = "import sys, core.cli; core.cli.build_parser(); print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"

@@ -28,8 +28,15 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 def test_the_tree_reaches_nested_commands():
     cmds = _commands()
-    for path in ("rea2seg questions generate", "rea2seg import coco", "rea2seg export evaluator-train",
-                 "rea2seg generate geometric", "rea2seg runs", "rea2seg run", "rea2seg eval"):
+    for path in (
+        "rea2seg questions generate",
+        "rea2seg import coco",
+        "rea2seg export evaluator-train",
+        "rea2seg generate geometric",
+        "rea2seg runs",
+        "rea2seg run",
+        "rea2seg eval",
+    ):
         assert path in cmds, sorted(cmds)
 
 
@@ -52,9 +59,13 @@ def test_every_option_of_every_command_has_help():
 def test_the_help_check_finds_a_nested_option_without_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    nested = next(a for a in sub.choices["questions"]._actions if isinstance(a, argparse._SubParsersAction))
+    nested = next(
+        a for a in sub.choices["questions"]._actions if isinstance(a, argparse._SubParsersAction)
+    )
     nested.choices["generate"].add_argument("--undocumented")
-    assert _without_help(dict(_walk(parser, "rea2seg"))) == ["rea2seg questions generate --undocumented"]
+    assert _without_help(dict(_walk(parser, "rea2seg"))) == [
+        "rea2seg questions generate --undocumented"
+    ]
 
 
 def test_every_subcommand_has_help_in_its_parent_listing():
@@ -98,16 +109,20 @@ def test_no_help_text_points_at_a_missing_command():
 
 
 def _modules_after(argv: list[str]) -> set[str]:
-    code = ("import sys, contextlib, io, core.cli\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n"
-            f"        core.cli.main({argv!r})\n"
-            "    except SystemExit:\n"
-            "        pass\n"
-            "print(' '.join(m for m in ('torch', 'transformers', 'cv2', 'segment_anything', 'sam2') "
-            "if m in sys.modules))\n")
+    code = (
+        "import sys, contextlib, io, core.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        f"        core.cli.main({argv!r})\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(' '.join(m for m in ('torch', 'transformers', 'cv2', 'segment_anything', 'sam2') "
+        "if m in sys.modules))\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return set(r.stdout.split())
 
@@ -117,9 +132,15 @@ def test_help_and_light_commands_import_no_model_library(tmp_path):
 
     db = str(ensure_demo_store(tmp_path / "demo.sqlite"))
     sgdr = str(ROOT / "resources" / "demo" / "sgdr.json")
-    for argv in (["--help"], ["run", "--help"], ["stats", "--db", db], ["runs", "--db", db],
-                 ["export", "sgdr", "--db", db, "--out", str(tmp_path / "out.json")], ["export", "reasonseg", "--help"],
-                 ["metrics", "--gt", sgdr, "--pred", sgdr]):
+    for argv in (
+        ["--help"],
+        ["run", "--help"],
+        ["stats", "--db", db],
+        ["runs", "--db", db],
+        ["export", "sgdr", "--db", db, "--out", str(tmp_path / "out.json")],
+        ["export", "reasonseg", "--help"],
+        ["metrics", "--gt", sgdr, "--pred", sgdr],
+    ):
         assert _modules_after(argv) == set(), argv
     # an import decodes each image once to prove it readable (OpenCV, as LISA reads them)
     assert _modules_after(["import", "sgdr", sgdr, "--db", str(tmp_path / "new.sqlite")]) == {"cv2"}
@@ -129,8 +150,13 @@ def test_the_model_check_sees_torch_when_a_command_loads_it():
     # the check above can fail: a command that imports torch is seen
     code = "import torch"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('torch' in sys.modules)"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('torch' in sys.modules)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.stdout.strip() == "True"
 
 
@@ -146,11 +172,18 @@ def test_runs_lists_the_stores_runs(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == []
     store = open_store(db)
     with store.session() as s:
-        rid = repo.create_run(s, name="first try", preset="tiny-random-lisa", config={}, model_ids={}, is_random=True)
+        rid = repo.create_run(
+            s, name="first try", preset="tiny-random-lisa", config={}, model_ids={}, is_random=True
+        )
     store.close()
     assert main(["runs", "--db", db]) == 0
     out = capsys.readouterr().out
-    assert f"{rid:>5}" in out and "tiny-random-lisa" in out and "first try" in out and "RANDOM WEIGHTS" in out
+    assert (
+        f"{rid:>5}" in out
+        and "tiny-random-lisa" in out
+        and "first try" in out
+        and "RANDOM WEIGHTS" in out
+    )
     assert main(["runs", "--db", db, "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["id"], row["name"], row["samples"], row["is_random"]) == (rid, "first try", 0, True)

@@ -30,29 +30,71 @@ def lisa_src(tmp_path_factory):
     src, clip = root / "LISA-tiny", root / "clip"
     torch.manual_seed(0)
     specials = ["<unk>", "<s>", "</s>", "<pad>", "<im_patch>", "<im_start>", "<im_end>", "[SEG]"]
-    tok = word_tokenizer(specials, [*WORDS, "A", "chat", "between"], bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                         additional_special_tokens=specials[4:])
+    tok = word_tokenizer(
+        specials,
+        [*WORDS, "A", "chat", "between"],
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=specials[4:],
+    )
     tok.save_pretrained(src)
-    lm = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2))
-    vcfg = CLIPVisionConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                            image_size=56, patch_size=14)
+    lm = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
+    vcfg = CLIPVisionConfig(
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=56,
+        patch_size=14,
+    )
     vision = CLIPVisionModel(vcfg)
     vcfg.save_pretrained(clip)
-    CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}).save_pretrained(clip)
+    CLIPImageProcessor(
+        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}
+    ).save_pretrained(clip)
     state = {k: v.contiguous() for k, v in lm.state_dict().items()}
     state["lm_head.weight"] = state["lm_head.weight"].clone()
-    state.update({f"model.vision_tower.vision_tower.{k}": v for k, v in vision.state_dict().items()})
+    state.update(
+        {f"model.vision_tower.vision_tower.{k}": v for k, v in vision.state_dict().items()}
+    )
     proj = torch.nn.Linear(48, 64)
-    state["model.mm_projector.weight"], state["model.mm_projector.bias"] = proj.weight.detach(), proj.bias.detach()
+    state["model.mm_projector.weight"], state["model.mm_projector.bias"] = (
+        proj.weight.detach(),
+        proj.bias.detach(),
+    )
     fcs = make_text_hidden_fcs(64)
     state.update({f"model.text_hidden_fcs.0.{k}": v for k, v in fcs.state_dict().items()})
     sam = build_tiny_sam()
     state.update({f"model.visual_model.{k}": v for k, v in sam.state_dict().items()})
-    save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(src / "model.safetensors"))
-    (src / "config.json").write_text(json.dumps({"architectures": ["LISAForCausalLM"], "vocab_size": len(tok), "hidden_size": 64,
-                                                 "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                                                 "num_key_value_heads": 2, "mm_vision_select_layer": -2, "out_dim": 256}))
+    save_file(
+        {k: v.detach().clone().contiguous() for k, v in state.items()},
+        str(src / "model.safetensors"),
+    )
+    (src / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LISAForCausalLM"],
+                "vocab_size": len(tok),
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "mm_vision_select_layer": -2,
+                "out_dim": 256,
+            }
+        )
+    )
     return src, clip, state
 
 
@@ -70,16 +112,25 @@ def test_convert_then_load_is_exact(lisa_src, tmp_path, capsys):
     x = torch.randn(5, 48)
     with torch.inference_mode():
         got = m.model.model.multi_modal_projector(x)
-    assert torch.equal(got, x @ state["model.mm_projector.weight"].T + state["model.mm_projector.bias"])
-    assert torch.equal(m.model.model.language_model.layers[1].mlp.up_proj.weight, state["model.layers.1.mlp.up_proj.weight"])
+    assert torch.equal(
+        got, x @ state["model.mm_projector.weight"].T + state["model.mm_projector.bias"]
+    )
+    assert torch.equal(
+        m.model.model.language_model.layers[1].mlp.up_proj.weight,
+        state["model.layers.1.mlp.up_proj.weight"],
+    )
     assert torch.equal(m.fcs[2].weight, state["model.text_hidden_fcs.0.2.weight"])
     sam = build_tiny_sam()
     sam.load_state_dict(torch.load(dst / "sam.pth", weights_only=True))
-    assert torch.equal(sam.mask_decoder.iou_token.weight, state["model.visual_model.mask_decoder.iou_token.weight"])
+    assert torch.equal(
+        sam.mask_decoder.iou_token.weight, state["model.visual_model.mask_decoder.iou_token.weight"]
+    )
     assert "<im_start>" in m._prompt("q") and m.image_aspect_ratio == "crop"
     image = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
     out = m.encode(image, "which cube ?", [0, 1])
-    assert out.prompt_embedding.shape == (1, 256) and np.array_equal(out.token_boxes_xyxy, crop_token_boxes((60, 80), 4))
+    assert out.prompt_embedding.shape == (1, 256) and np.array_equal(
+        out.token_boxes_xyxy, crop_token_boxes((60, 80), 4)
+    )
 
 
 def test_convert_reports_missing_parts(lisa_src, tmp_path):

@@ -31,8 +31,18 @@ def test_backbone_defaults_are_the_papers():
     from core.pipeline.settings import Stage1Settings
 
     sam, sam2 = Stage1Settings.for_backbone("sam"), Stage1Settings.for_backbone("sam2")
-    assert (sam.pred_iou_thresh, sam.stability_score_thresh, sam.tau, sam.delta) == (0.88, 0.9, 0.8, -15.0)
-    assert (sam2.pred_iou_thresh, sam2.stability_score_thresh, sam2.tau, sam2.delta) == (0.8, 0.88, 0.7, -10.0)
+    assert (sam.pred_iou_thresh, sam.stability_score_thresh, sam.tau, sam.delta) == (
+        0.88,
+        0.9,
+        0.8,
+        -15.0,
+    )
+    assert (sam2.pred_iou_thresh, sam2.stability_score_thresh, sam2.tau, sam2.delta) == (
+        0.8,
+        0.88,
+        0.7,
+        -10.0,
+    )
     assert sam == Stage1Settings() and sam2.layers == (33,)
 
 
@@ -53,7 +63,12 @@ def test_group_size_defaults_are_one_constant():
 
     s = grouping.GROUP_SIZE
     assert s == 5  # App. B: groups of five
-    for fn in (grouping.make_groups, stage2.run_stage2, export.export_evaluator_train, runner.run_samples):
+    for fn in (
+        grouping.make_groups,
+        stage2.run_stage2,
+        export.export_evaluator_train,
+        runner.run_samples,
+    ):
         assert inspect.signature(fn).parameters["group_size"].default == s, fn
     assert runner.Stage2Settings(None).group_size == s
     args = build_parser().parse_args(["run", "--db", "x", "--preset", "tiny-random"])

@@ -98,7 +98,9 @@ def test_image_tokens_are_bounded(lora_evaluator, tiny_dirs):
     ev = lora_evaluator
     img, m = _image_and_masks((300, 500))
     text = ev.prompt_text("q", 2, False)
-    assert ev.max_patches == 12 and ev.image_tiling == "dynamic max 12"  # InternVL's standard tiling by default
+    assert (
+        ev.max_patches == 12 and ev.image_tiling == "dynamic max 12"
+    )  # InternVL's standard tiling by default
     inputs = ev.processor(
         text=[text], images=[img, img, img], return_tensors="pt", **ev.image_kwargs()
     )
@@ -112,7 +114,9 @@ def test_image_tokens_are_bounded(lora_evaluator, tiny_dirs):
     finally:
         ev.max_patches = 12
     n_ctx = int((inputs["input_ids"] == ev.model.config.image_token_id).sum())
-    assert n_ctx == 3 * IMAGE_SEQ_LENGTH and inputs["pixel_values"].shape[0] == 3  # one tile only when asked
+    assert (
+        n_ctx == 3 * IMAGE_SEQ_LENGTH and inputs["pixel_values"].shape[0] == 3
+    )  # one tile only when asked
 
 
 def test_the_adapter_changes_the_model(tiny_dirs, lora_evaluator):
@@ -237,10 +241,28 @@ def test_a_declared_prompt_format_is_enforced(tiny_dirs):
     from core.evaluator.stage2 import run_stage2
     from core.trace import Candidate, PipelineTrace
 
-    ev = load_internvl(tiny_dirs[0], is_random=True, prompt_format="rea2seg-v1-nocot", max_new_tokens=2)
+    ev = load_internvl(
+        tiny_dirs[0], is_random=True, prompt_format="rea2seg-v1-nocot", max_new_tokens=2
+    )
     m = np.zeros((20, 30), bool)
     m[:5] = True
-    tr = PipelineTrace("q", (20, 30), "t", {}, True, {}, None, None, None, None, None, [Candidate(0, "amg", 0, m, 0.5)])
+    tr = PipelineTrace(
+        "q",
+        (20, 30),
+        "t",
+        {},
+        True,
+        {},
+        None,
+        None,
+        None,
+        None,
+        None,
+        [Candidate(0, "amg", 0, m, 0.5)],
+    )
     with pytest.raises(ValueError, match="trained on prompt format rea2seg-v1-nocot"):
         run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=True)
-    assert run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format == "rea2seg-v1-nocot"
+    assert (
+        run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format
+        == "rea2seg-v1-nocot"
+    )

@@ -24,14 +24,17 @@ def _ids(path) -> list[str]:
     return sorted(s.id for s in samples)
 
 
-@pytest.mark.parametrize(("argv", "want"), [
-    ([], ["a_no", "a_ok", "b_new", "b_no", "b_ok"]),
-    (["--status", "verified"], ["a_ok", "b_ok"]),
-    (["--status", "rejected"], ["a_no", "b_no"]),
-    (["--dataset", "alpha"], ["a_no", "a_ok"]),
-    (["--dataset", "beta", "--status", "verified"], ["b_ok"]),
-    (["--dataset", "alpha", "--status", "pending"], []),
-])
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        ([], ["a_no", "a_ok", "b_new", "b_no", "b_ok"]),
+        (["--status", "verified"], ["a_ok", "b_ok"]),
+        (["--status", "rejected"], ["a_no", "b_no"]),
+        (["--dataset", "alpha"], ["a_no", "a_ok"]),
+        (["--dataset", "beta", "--status", "verified"], ["b_ok"]),
+        (["--dataset", "alpha", "--status", "pending"], []),
+    ],
+)
 def test_cli_filters_select_exactly_the_named_samples(two, tmp_path, argv, want, capsys):
     out = tmp_path / "out" / "x.json"
     assert main(["export", "sgdr", "--db", two.url, "--out", str(out), *argv]) == 0
@@ -61,7 +64,10 @@ def test_an_unwritable_output_is_one_line_and_writes_nothing(two, tmp_path, caps
     bad = blocker / "sub" / "x.json"  # its folder would have to be made inside a file
     assert main(["export", "sgdr", "--db", two.url, "--out", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"cannot create folder {blocker / 'sub'} ({blocker} is a file)" in err
+    assert (
+        err.count("\n") == 1
+        and f"cannot create folder {blocker / 'sub'} ({blocker} is a file)" in err
+    )
     with pytest.raises(WriteError, match="is a folder"):
         export_dataset(two, "sgdr", tmp_path, status="verified")
     assert sorted(p.name for p in tmp_path.rglob("*")) == before and blocker.read_text() == "keep"
@@ -73,12 +79,20 @@ def test_write_problem_names_the_reason(tmp_path):
     assert write_problem(tmp_path / "x.json") is None
     assert write_problem("  ") == "no file name given"
     assert write_problem(tmp_path) == f"{tmp_path}: is a folder; give a file name"
-    assert write_problem(tmp_path / "f" / "x.json") == f"{tmp_path / 'f' / 'x.json'}: cannot create folder {tmp_path / 'f'} ({tmp_path / 'f'} is a file)"
+    assert (
+        write_problem(tmp_path / "f" / "x.json")
+        == f"{tmp_path / 'f' / 'x.json'}: cannot create folder {tmp_path / 'f'} ({tmp_path / 'f'} is a file)"
+    )
     assert not (tmp_path / "new").exists()  # the check creates nothing
 
 
 def test_write_problem_without_permission(tmp_path, monkeypatch):
     import core.fileio
 
-    monkeypatch.setattr(core.fileio.os, "access", lambda path, mode: False)  # as a user without rights there
-    assert write_problem(tmp_path / "x.json") == f"{tmp_path / 'x.json'}: cannot write in {tmp_path} (Permission denied)"
+    monkeypatch.setattr(
+        core.fileio.os, "access", lambda path, mode: False
+    )  # as a user without rights there
+    assert (
+        write_problem(tmp_path / "x.json")
+        == f"{tmp_path / 'x.json'}: cannot write in {tmp_path} (Permission denied)"
+    )

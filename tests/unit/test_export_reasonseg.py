@@ -46,11 +46,39 @@ def src(tmp_path, sqlite_store):
     make_image(d / "b.png", HW, 1)
     square, band = box_mask(HW, 3, 9, 4, 10), box_mask(HW, 13, 16, 0, 20)
     samples = [
-        SgdrSample("q0", "a.jpg", "Which square is red?", "other", "t", "pending", encode_rle(square), encode_rle(band)),
-        SgdrSample("q1", "a.jpg", "What could hold a card?", "other", "t", "pending", encode_rle(square), encode_rle(band)),
+        SgdrSample(
+            "q0",
+            "a.jpg",
+            "Which square is red?",
+            "other",
+            "t",
+            "pending",
+            encode_rle(square),
+            encode_rle(band),
+        ),
+        SgdrSample(
+            "q1",
+            "a.jpg",
+            "What could hold a card?",
+            "other",
+            "t",
+            "pending",
+            encode_rle(square),
+            encode_rle(band),
+        ),
         SgdrSample("q2", "a.jpg", "Which ring?", "other", "t", "pending", encode_rle(_ring())),
-        SgdrSample("q3", "b.png", "The box?", "other", "t", "pending", encode_rle(box_mask(HW, 0, 4, 0, 4))),
-        SgdrSample("q4", "b.png", "Nothing there?", "other", "t", "verified", encode_rle(np.zeros(HW, bool))),
+        SgdrSample(
+            "q3", "b.png", "The box?", "other", "t", "pending", encode_rle(box_mask(HW, 0, 4, 0, 4))
+        ),
+        SgdrSample(
+            "q4",
+            "b.png",
+            "Nothing there?",
+            "other",
+            "t",
+            "verified",
+            encode_rle(np.zeros(HW, bool)),
+        ),
     ]
     write_sgdr(d / "set.json", samples)
     assert import_dataset(sqlite_store, "sgdr", d / "set.json", dataset="set").added == 5
@@ -69,14 +97,31 @@ def test_round_trip_through_the_importer(src, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["export", "reasonseg", str(out), "--db", src.url]) == 1  # the ring is below 0.99
     printed = capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "a.json", "a__1.jpg", "a__1.json", "b.json", "b.png",
-                                                     "b__1.json", "b__1.png"]
-    assert (out / "a.jpg").read_bytes() == (tmp_path / "src" / "a.jpg").read_bytes() == (out / "a__1.jpg").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.jpg",
+        "a.json",
+        "a__1.jpg",
+        "a__1.json",
+        "b.json",
+        "b.png",
+        "b__1.json",
+        "b__1.png",
+    ]
+    assert (
+        (out / "a.jpg").read_bytes()
+        == (tmp_path / "src" / "a.jpg").read_bytes()
+        == (out / "a__1.jpg").read_bytes()
+    )
     a = json.loads((out / "a.json").read_text())
-    assert a["text"] == ["Which square is red?", "What could hold a card?"] and a["is_sentence"] is True
+    assert (
+        a["text"] == ["Which square is red?", "What could hold a card?"]
+        and a["is_sentence"] is True
+    )
     assert sorted(s["label"] for s in a["shapes"]) == ["ignore", "target"]
     assert "lowest IoU 0.8400" in printed and "1 below --min-iou 0.99" in printed
-    assert "below 0.99: set/q2 (sample 3) -> a__1.json: IoU 0.8400, 16 px of holes filled" in printed
+    assert (
+        "below 0.99: set/q2 (sample 3) -> a__1.json: IoU 0.8400, 16 px of holes filled" in printed
+    )
     assert "note: 2 images are PNG" in printed
 
     fresh = open_store(tmp_path / "fresh.sqlite")
@@ -92,6 +137,7 @@ def test_round_trip_through_the_importer(src, tmp_path, capsys):
                 mid = r.edited_mask_id or r.gt_mask_id
                 got[r.question] = (repo.get_mask(s, mid), repo.get_mask(s, r.ignore_mask_id))
             return got
+
         return store.run(read, write=False)
 
     before, after = masks(src, "set"), masks(fresh, "back")
@@ -99,8 +145,12 @@ def test_round_trip_through_the_importer(src, tmp_path, capsys):
     for q, (m, ign) in before.items():
         m2, ign2 = after[q]
         iou = mask_iou(m, m2)
-        assert iou == (0.84 if q == "Which ring?" else 1.0), q  # the reviewer's edit of q3 is what went out
-        assert (ign is None and ign2 is None) or np.array_equal(ign, ign2), q  # the ignore band is kept
+        assert iou == (0.84 if q == "Which ring?" else 1.0), (
+            q
+        )  # the reviewer's edit of q3 is what went out
+        assert (ign is None and ign2 is None) or np.array_equal(ign, ign2), (
+            q
+        )  # the ignore band is kept
     fresh.close()
 
 
@@ -116,26 +166,47 @@ def test_mask_gt_writes_the_imported_ground_truth(src, tmp_path, capsys):
 
 
 def test_a_threshold_met_exits_0(src, tmp_path, capsys):
-    assert main(["export", "reasonseg", str(tmp_path / "o"), "--db", src.url, "--min-iou", "0.84"]) == 0
+    assert (
+        main(["export", "reasonseg", str(tmp_path / "o"), "--db", src.url, "--min-iou", "0.84"])
+        == 0
+    )
     assert "0 below --min-iou 0.84" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exited:
         main(["export", "reasonseg", str(tmp_path / "p"), "--db", src.url, "--min-iou", "1.5"])
-    assert exited.value.code == 2 and "--min-iou: 1.5 is not between 0 and 1" in capsys.readouterr().err
+    assert (
+        exited.value.code == 2
+        and "--min-iou: 1.5 is not between 0 and 1" in capsys.readouterr().err
+    )
 
 
-@pytest.mark.parametrize(("argv", "want"), [
-    ([], {"Which thing a_ok?", "Which thing a_no?", "Which thing b_ok?", "Which thing b_no?", "Which thing b_new?"}),
-    (["--status", "verified"], {"Which thing a_ok?", "Which thing b_ok?"}),
-    (["--dataset", "beta", "--status", "rejected"], {"Which thing b_no?"}),
-    (["--dataset", "alpha", "--status", "pending"], set()),
-])
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (
+            [],
+            {
+                "Which thing a_ok?",
+                "Which thing a_no?",
+                "Which thing b_ok?",
+                "Which thing b_no?",
+                "Which thing b_new?",
+            },
+        ),
+        (["--status", "verified"], {"Which thing a_ok?", "Which thing b_ok?"}),
+        (["--dataset", "beta", "--status", "rejected"], {"Which thing b_no?"}),
+        (["--dataset", "alpha", "--status", "pending"], set()),
+    ],
+)
 def test_cli_filters_select_exactly_the_named_samples(sqlite_store, tmp_path, argv, want, capsys):
     fill_two_datasets(sqlite_store, tmp_path / "src")
     out = tmp_path / "out"
     assert main(["export", "reasonseg", str(out), "--db", sqlite_store.url, *argv]) == 0
     texts = [t for p in sorted(out.glob("*.json")) for t in json.loads(p.read_text())["text"]]
     assert sorted(texts) == sorted(want)  # each once
-    assert f"wrote {len(want)} samples in {len(list(out.glob('*.json')))} JSON files" in capsys.readouterr().out
+    assert (
+        f"wrote {len(want)} samples in {len(list(out.glob('*.json')))} JSON files"
+        in capsys.readouterr().out
+    )
 
 
 def test_a_missing_image_is_reported_and_the_rest_written(src, tmp_path, capsys):
@@ -152,12 +223,16 @@ def test_a_missing_image_is_reported_and_the_rest_written(src, tmp_path, capsys)
 def test_a_changed_image_is_reported(src, tmp_path):
     make_image(tmp_path / "src" / "a.jpg", HW, 7)  # other pixels, same name
     rep = export_reasonseg(src, tmp_path / "out")
-    assert [r for _, r in rep.skipped] == [f"image {tmp_path / 'src' / 'a.jpg'} changed on disk since it was imported"] * 3
+    assert [r for _, r in rep.skipped] == [
+        f"image {tmp_path / 'src' / 'a.jpg'} changed on disk since it was imported"
+    ] * 3
     assert rep.written == 2 and not rep.ok
 
 
 @pytest.mark.parametrize("case", ["file", "not_empty", "inside_a_file"])
-def test_an_output_that_cannot_take_the_folder_is_one_line_and_writes_nothing(src, tmp_path, capsys, case):
+def test_an_output_that_cannot_take_the_folder_is_one_line_and_writes_nothing(
+    src, tmp_path, capsys, case
+):
     blocker = tmp_path / "a_file"
     blocker.write_text("keep")
     (tmp_path / "full").mkdir()
@@ -167,29 +242,44 @@ def test_an_output_that_cannot_take_the_folder_is_one_line_and_writes_nothing(sr
     assert main(["export", "reasonseg", str(out), "--db", src.url]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert {"file": "is a file; give a folder", "not_empty": "folder is not empty; give a new or empty folder",
-            "inside_a_file": f"cannot create folder {blocker} ({blocker} is a file)"}[case] in err
+    assert {
+        "file": "is a file; give a folder",
+        "not_empty": "folder is not empty; give a new or empty folder",
+        "inside_a_file": f"cannot create folder {blocker} ({blocker} is a file)",
+    }[case] in err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before and blocker.read_text() == "keep"
 
 
 def test_an_unwritable_parent_is_refused_before_anything_is_read(src, tmp_path, monkeypatch):
     import core.fileio
 
-    monkeypatch.setattr(core.fileio.os, "access", lambda path, mode: False)  # as a user without rights there
-    with pytest.raises(WriteError, match=rf"^{tmp_path / 'out'}: cannot write in {tmp_path} \(Permission denied\)$"):
+    monkeypatch.setattr(
+        core.fileio.os, "access", lambda path, mode: False
+    )  # as a user without rights there
+    with pytest.raises(
+        WriteError, match=rf"^{tmp_path / 'out'}: cannot write in {tmp_path} \(Permission denied\)$"
+    ):
         export_dataset(src, "reasonseg", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_an_empty_folder_is_taken_and_a_cancel_or_failure_leaves_nothing(src, tmp_path, monkeypatch):
+def test_an_empty_folder_is_taken_and_a_cancel_or_failure_leaves_nothing(
+    src, tmp_path, monkeypatch
+):
     out = tmp_path / "empty"
     out.mkdir()
     rep = export_dataset(src, "reasonseg", out, settings=ReasonSegSettings(min_iou=0.5))
     assert rep.ok and rep.files == 4 and len(list(out.iterdir())) == 8
     before = sorted(p.name for p in tmp_path.iterdir())
     calls = []
-    rep = export_reasonseg(src, tmp_path / "c", should_cancel=lambda: bool(calls.append(1)) or len(calls) > 2)
-    assert rep.cancelled and not rep.ok and rep.summary() == f"cancelled: nothing written to {tmp_path / 'c'}"
+    rep = export_reasonseg(
+        src, tmp_path / "c", should_cancel=lambda: bool(calls.append(1)) or len(calls) > 2
+    )
+    assert (
+        rep.cancelled
+        and not rep.ok
+        and rep.summary() == f"cancelled: nothing written to {tmp_path / 'c'}"
+    )
     import shutil
 
     def full(*a, **k):
@@ -206,7 +296,9 @@ def test_symlinked_images_point_at_the_sources(src, tmp_path):
     export_reasonseg(src, out, settings=ReasonSegSettings(images="symlink"))
     assert os.readlink(out / "a__1.jpg") == str((tmp_path / "src" / "a.jpg").resolve())
     fresh = open_store(tmp_path / "fresh.sqlite")
-    assert import_dataset(fresh, "reasonseg", out).added == 0  # links lead outside the folder: refused
+    assert (
+        import_dataset(fresh, "reasonseg", out).added == 0
+    )  # links lead outside the folder: refused
     assert import_dataset(fresh, "reasonseg", out, allow_outside=True).added == 5
     fresh.close()
 
@@ -227,8 +319,20 @@ def test_same_stem_images_get_their_own_names(sqlite_store, tmp_path):
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
         make_image(tmp_path / sub / "img.jpg", HW, 3 if sub == "x" else 4)
-        write_sgdr(tmp_path / sub / "s.json", [SgdrSample("s", "img.jpg", f"From {sub}?", "other", "t", "pending",
-                                                          encode_rle(box_mask(HW, 1, 3, 1, 3)))])
+        write_sgdr(
+            tmp_path / sub / "s.json",
+            [
+                SgdrSample(
+                    "s",
+                    "img.jpg",
+                    f"From {sub}?",
+                    "other",
+                    "t",
+                    "pending",
+                    encode_rle(box_mask(HW, 1, 3, 1, 3)),
+                )
+            ],
+        )
         import_dataset(sqlite_store, "sgdr", tmp_path / sub / "s.json", dataset=sub)
     out = tmp_path / "out"
     export_reasonseg(sqlite_store, out)
@@ -261,9 +365,13 @@ def test_a_rotated_jpeg_keeps_its_upright_frame_and_is_sentence(tmp_path, sqlite
     d = tmp_path / "rs"
     d.mkdir()
     _rotated_jpeg(d / "r.jpg")  # stored 20x40, shown (and read by LISA) 40 high, 20 wide
-    shapes = [{"label": "target", "points": [[2, 25], [18, 25], [18, 38], [2, 38]]},
-              {"label": "ignore", "points": [[0, 0], [5, 0], [5, 5], [0, 5]]}]
-    (d / "r.json").write_text(json.dumps({"text": ["the thing", "that one"], "is_sentence": False, "shapes": shapes}))
+    shapes = [
+        {"label": "target", "points": [[2, 25], [18, 25], [18, 38], [2, 38]]},
+        {"label": "ignore", "points": [[0, 0], [5, 0], [5, 5], [0, 5]]},
+    ]
+    (d / "r.json").write_text(
+        json.dumps({"text": ["the thing", "that one"], "is_sentence": False, "shapes": shapes})
+    )
     assert import_dataset(sqlite_store, "reasonseg", d).added == 2
     out = tmp_path / "out"
     rep = export_reasonseg(sqlite_store, out)
@@ -281,5 +389,7 @@ def test_folder_problem_names_the_reason_and_creates_nothing(tmp_path):
     assert folder_problem(tmp_path / "new" / "deeper") is None and not (tmp_path / "new").exists()
     assert folder_problem(tmp_path) is None  # empty
     (tmp_path / "f").write_text("x")
-    assert folder_problem(tmp_path) == f"{tmp_path}: folder is not empty; give a new or empty folder"
+    assert (
+        folder_problem(tmp_path) == f"{tmp_path}: folder is not empty; give a new or empty folder"
+    )
     assert folder_problem(tmp_path / "f") == f"{tmp_path / 'f'}: is a file; give a folder"

@@ -40,7 +40,9 @@ def test_trivial_when_target_is_leftmost_overall():
 def test_ambiguous_target_and_ambiguous_reference():
     sc = _scene()
     assert execute(sc, Program(Desc(shape="cube"), "behind", Desc(color="green"))) == [0, 2]
-    assert check(sc, Program(Desc(shape="cube"), "behind", Desc(color="green"))).reason == "ambiguous"
+    assert (
+        check(sc, Program(Desc(shape="cube"), "behind", Desc(color="green"))).reason == "ambiguous"
+    )
     assert check(sc, Program(Desc(color="blue"), "right", Desc(shape="cube"))).reason == "ambiguous"
     assert check(sc, Program(RED_CUBE, "front", Desc(color="purple"))).reason == "ambiguous"
 
@@ -62,7 +64,9 @@ def test_ordinal_shared_attribute_and_size():
     assert v.ok and v.target == 2
     v = check(sc, Program(Desc(shape="cube"), "smaller", Desc(color="green")))
     assert v.ok and v.target == 2
-    assert "bigger" not in phrase(Program(Desc(shape="cube"), "smaller", Desc(color="green")), np.random.default_rng(0))
+    assert "bigger" not in phrase(
+        Program(Desc(shape="cube"), "smaller", Desc(color="green")), np.random.default_rng(0)
+    )
 
 
 def test_relation_margin_makes_near_ties_fail():
@@ -94,7 +98,9 @@ def test_generation_is_deterministic_and_every_question_checks(tmp_path):
     r1 = generate(tmp_path / "a", 6, seed=3, size_wh=(200, 150))
     r2 = generate(tmp_path / "b", 6, seed=3, size_wh=(200, 150))
     assert r1.samples == 6 and r1.rejected == r2.rejected
-    assert (tmp_path / "a" / "sgdr.json").read_bytes() == (tmp_path / "b" / "sgdr.json").read_bytes()
+    assert (tmp_path / "a" / "sgdr.json").read_bytes() == (
+        tmp_path / "b" / "sgdr.json"
+    ).read_bytes()
     for f in (tmp_path / "a" / "images").iterdir():
         assert f.read_bytes() == (tmp_path / "b" / "images" / f.name).read_bytes()
     samples, errors = read_sgdr(tmp_path / "a" / "sgdr.json")

@@ -35,7 +35,9 @@ def test_reasonseg_import_uses_the_oriented_frame(tmp_path, sqlite_store):
     _rotated_jpeg(tmp_path / "a.jpg")
     # a polygon in the upright (40 high, 20 wide) frame: it does not fit the stored 20x40 frame
     shape = {"label": "target", "points": [[2, 25], [18, 25], [18, 38], [2, 38]]}
-    (tmp_path / "a.json").write_text(json.dumps({"text": ["the thing"], "is_sentence": False, "shapes": [shape]}))
+    (tmp_path / "a.json").write_text(
+        json.dumps({"text": ["the thing"], "is_sentence": False, "shapes": [shape]})
+    )
     rep = import_reasonseg(sqlite_store, tmp_path)
     assert rep.added == 1 and not rep.errors
     with sqlite_store.session(write=False) as s:

@@ -15,13 +15,20 @@ from core.store import review
 
 def test_import_reports_progress_and_stops_on_cancel(sqlite_store, sgdr_file):
     seen: list[tuple[int, int, str]] = []
-    rep = import_dataset(sqlite_store, "sgdr", sgdr_file, progress=lambda d, t, lab: seen.append((d, t, lab)),
-                         should_cancel=lambda: len(seen) >= 2)
+    rep = import_dataset(
+        sqlite_store,
+        "sgdr",
+        sgdr_file,
+        progress=lambda d, t, lab: seen.append((d, t, lab)),
+        should_cancel=lambda: len(seen) >= 2,
+    )
     assert rep.cancelled and not rep.ok and rep.added == 2 and rep.skipped == 0
     assert [s[:2] for s in seen] == [(0, 4), (1, 4)] and seen[0][2] == "a0"
     assert "cancelled" in rep.summary()
     seen.clear()
-    again = import_dataset(sqlite_store, "sgdr", sgdr_file, progress=lambda d, t, lab: seen.append((d, t, lab)))
+    again = import_dataset(
+        sqlite_store, "sgdr", sgdr_file, progress=lambda d, t, lab: seen.append((d, t, lab))
+    )
     assert again.ok and (again.added, again.existing) == (2, 2) and seen[-1][:2] == (4, 4)
 
 
@@ -50,14 +57,20 @@ def test_export_report_says_which_masks_were_written(filled_sqlite, tmp_path):
     assert (rep.written, rep.reviewed) == (1, 0)
 
 
-def test_cli_import_and_export_go_through_the_shared_functions(tmp_path, sgdr_file, monkeypatch, capsys):
+def test_cli_import_and_export_go_through_the_shared_functions(
+    tmp_path, sgdr_file, monkeypatch, capsys
+):
     import core.exporters
     import core.importers
 
     calls = []
     real_imp, real_exp = core.importers.import_dataset, core.exporters.export_dataset
-    monkeypatch.setattr(core.importers, "import_dataset", lambda *a, **k: calls.append(a[1]) or real_imp(*a, **k))
-    monkeypatch.setattr(core.exporters, "export_dataset", lambda *a, **k: calls.append(a[1]) or real_exp(*a, **k))
+    monkeypatch.setattr(
+        core.importers, "import_dataset", lambda *a, **k: calls.append(a[1]) or real_imp(*a, **k)
+    )
+    monkeypatch.setattr(
+        core.exporters, "export_dataset", lambda *a, **k: calls.append(a[1]) or real_exp(*a, **k)
+    )
     db = str(tmp_path / "s.sqlite")
     assert main(["import", "sgdr", str(sgdr_file), "--db", db]) == 0
     assert main(["export", "sgdr", "--db", db, "--out", str(tmp_path / "e.json")]) == 0

@@ -18,7 +18,9 @@ def _shape(label, pts):
 
 def test_rasterize_known_answer_square_with_truncation():
     # points are truncated to int32 and the outline is drawn, so the filled square is inclusive
-    target, ignore = rasterize([_shape("target", [[1.9, 1.2], [4.7, 1.0], [4.2, 3.99], [1.0, 3.0]])], (6, 7))
+    target, ignore = rasterize(
+        [_shape("target", [[1.9, 1.2], [4.7, 1.0], [4.2, 3.99], [1.0, 3.0]])], (6, 7)
+    )
     expected = np.zeros((6, 7), bool)
     expected[1:4, 1:5] = True
     assert np.array_equal(target, expected)
@@ -43,7 +45,9 @@ def test_rasterize_paints_largest_first_ignore_and_flag():
 def test_out_of_bounds_polygon_is_an_error_but_border_slack_is_clipped():
     with pytest.raises(AnnotationError, match="out of bounds"):
         rasterize([_shape("t", [[0, 0], [30, 0], [30, 5]])], (10, 10))
-    target, _ = rasterize([_shape("t", [[-0.6, -0.6], [10.4, -0.5], [10.4, 9.9], [-0.6, 9.9]])], (10, 10))
+    target, _ = rasterize(
+        [_shape("t", [[-0.6, -0.6], [10.4, -0.5], [10.4, 9.9], [-0.6, 9.9]])], (10, 10)
+    )
     assert target.all()
 
 
@@ -56,9 +60,25 @@ def test_import_directory_every_text_is_a_sample_and_bad_files_are_named(tmp_pat
     d = tmp_path / "val"
     d.mkdir()
     sq = [[2, 2], [8, 2], [8, 8], [2, 8]]
-    _write_pair(d, "a", {"text": ["What can hold water?", "Which part is sharp?"], "is_sentence": True, "shapes": [_shape("target", sq)]})
+    _write_pair(
+        d,
+        "a",
+        {
+            "text": ["What can hold water?", "Which part is sharp?"],
+            "is_sentence": True,
+            "shapes": [_shape("target", sq)],
+        },
+    )
     _write_pair(d, "b", "{broken")
-    _write_pair(d, "c", {"text": ["x"], "is_sentence": False, "shapes": [_shape("target", [[0, 0], [99, 0], [99, 5]])]})
+    _write_pair(
+        d,
+        "c",
+        {
+            "text": ["x"],
+            "is_sentence": False,
+            "shapes": [_shape("target", [[0, 0], [99, 0], [99, 5]])],
+        },
+    )
     _write_pair(d, "d", {"text": [], "is_sentence": False, "shapes": []})
     (d / "e.json").write_text(json.dumps({"text": ["q"], "shapes": []}))  # no image
     (d / "f.jpg").write_bytes(b"not a jpeg")
@@ -82,15 +102,30 @@ def test_import_directory_every_text_is_a_sample_and_bad_files_are_named(tmp_pat
 
 def test_cp1252_fallback(tmp_path):
     p = tmp_path / "x.json"
-    p.write_bytes('{"text": ["caf\xe9 table"], "is_sentence": false, "shapes": []}'.encode("cp1252"))
+    p.write_bytes(
+        '{"text": ["caf\xe9 table"], "is_sentence": false, "shapes": []}'.encode("cp1252")
+    )
     assert read_annotation(p)["text"] == ["café table"]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers(-50, 50) | st.text(max_size=6),
-        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(["text", "shapes", "label", "points", "is_sentence", "x"]), c, max_size=4),
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=True)
+        | st.integers(-50, 50)
+        | st.text(max_size=6),
+        lambda c: (
+            st.lists(c, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(["text", "shapes", "label", "points", "is_sentence", "x"]),
+                c,
+                max_size=4,
+            )
+        ),
         max_leaves=16,
     )
 )

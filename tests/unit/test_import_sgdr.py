@@ -59,9 +59,19 @@ def test_bad_entries_are_reported_and_good_ones_land(tmp_path, store):
         {"id": "good", "image": "ok.png", "question": "q", "category": "other", "mask": good},
         {"id": "corrupt", "image": "corrupt.png", "question": "q", "mask": good},
         {"id": "missing", "image": "nope.png", "question": "q", "mask": good},
-        {"id": "size", "image": "ok.png", "question": "q", "mask": encode_rle(np.zeros((21, 20), bool))},
+        {
+            "id": "size",
+            "image": "ok.png",
+            "question": "q",
+            "mask": encode_rle(np.zeros((21, 20), bool)),
+        },
         {"id": "cat", "image": "ok.png", "question": "q", "category": "funny", "mask": good},
-        {"id": "rle", "image": "ok.png", "question": "q", "mask": {"size": [20, 20], "counts": "!!"}},
+        {
+            "id": "rle",
+            "image": "ok.png",
+            "question": "q",
+            "mask": {"size": [20, 20], "counts": "!!"},
+        },
         {"id": "good", "image": "ok.png", "question": "dup", "mask": good},
         "not an object",
     ]
@@ -82,7 +92,11 @@ def test_bad_entries_are_reported_and_good_ones_land(tmp_path, store):
 
 @pytest.mark.parametrize(
     "content, msg",
-    [("{not json", "not valid JSON"), ('{"version": 2, "samples": []}', "unsupported version"), ("[]", "samples")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"version": 2, "samples": []}', "unsupported version"),
+        ("[]", "samples"),
+    ],
 )
 def test_unreadable_file_is_one_clear_error(tmp_path, store, content, msg):
     f = tmp_path / "x.json"

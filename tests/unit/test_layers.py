@@ -16,15 +16,23 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _layers() -> list[str]:
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (contract,) = [c for c in cfg["contracts"] if c["type"] == "layers" and c.get("containers") == ["core"]]
+    (contract,) = [
+        c for c in cfg["contracts"] if c["type"] == "layers" and c.get("containers") == ["core"]
+    ]
     assert contract["containers"] == ["core"] and contract["exhaustive"] is True
     return contract["layers"]
 
 
 def _lint(root: Path, config: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT), "--config", str(config), "--no-cache"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(LINT), "--config", str(config), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_layer_contract_is_kept():
@@ -47,7 +55,7 @@ def test_an_upward_import_and_an_unplaced_module_break_the_contract(tmp_path):
     (tmp_path / "core" / "newthing.py").write_text("X = 1\n")
     text = (ROOT / "pyproject.toml").read_text()
     config = tmp_path / "pyproject.toml"
-    config.write_text(text[text.index("[tool.importlinter]"):])
+    config.write_text(text[text.index("[tool.importlinter]") :])
     r = _lint(tmp_path, config)
     assert r.returncode != 0
     assert "core is layered: imports only run down BROKEN" in r.stdout
@@ -57,7 +65,7 @@ def test_an_upward_import_and_an_unplaced_module_break_the_contract(tmp_path):
 
 def test_readme_lists_the_layers_in_the_contract_order():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The layers of `core/`"):]
+    section = readme[readme.index("### The layers of `core/`") :]
     section = section[: section.index("\n### ", 1)]
     pos = [section.find(f"`{layer}`") for layer in _layers()]
     assert -1 not in pos and pos == sorted(pos), list(zip(_layers(), pos, strict=True))

@@ -31,7 +31,11 @@ class FakeSam:
         self.name = "fake"
 
     def set_image(self, img: np.ndarray) -> None:
-        if self._image is not None and self._image.shape == img.shape and np.array_equal(self._image, img):
+        if (
+            self._image is not None
+            and self._image.shape == img.shape
+            and np.array_equal(self._image, img)
+        ):
             return
         self.predictor.features = float(img.mean())
         self.predictor.original_size = img.shape[:2]
@@ -57,7 +61,10 @@ def test_concurrent_requests_for_one_preset_load_it_once():
 
     cache = ModelCache(load_segmenter=slow_loader)
     got: list[object] = []
-    threads = [threading.Thread(target=lambda: got.append(cache.segmenter("tiny-random-lisa"))) for _ in range(6)]
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.segmenter("tiny-random-lisa")))
+        for _ in range(6)
+    ]
     for t in threads:
         t.start()
     gate.set()

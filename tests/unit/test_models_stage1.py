@@ -44,7 +44,9 @@ def test_missing_checkpoint_messages_name_file_and_setting(tmp_path):
     from core.models.sam_backend import load_sam_backend
     from core.pipeline.runner import load_segmenter
 
-    with pytest.raises(ModelLoadError, match=r"'/nope/lisa' does not exist \(setting presets.lisa-7b.mllm_path"):
+    with pytest.raises(
+        ModelLoadError, match=r"'/nope/lisa' does not exist \(setting presets.lisa-7b.mllm_path"
+    ):
         load_segmenter("lisa-7b", config={"presets": {"lisa-7b": {"mllm_path": "/nope/lisa"}}})
     with pytest.raises(ModelLoadError, match="sam_vit_h.pth' does not exist"):
         load_sam_backend("sam", tmp_path / "sam_vit_h.pth")
@@ -64,11 +66,19 @@ def test_seed_amg_equals_library_generate_without_second_embedding(sam, image):
     calls = sam.embed_calls
     ours = sam.amg_from_seeds(seeds, settings)
     assert sam.embed_calls == calls  # no second encoder pass
-    ref = SamAutomaticMaskGenerator(sam.sam, points_per_side=None, point_grids=[seeds / np.array([80, 60])],
-                                    pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=0.7).generate(image)
+    ref = SamAutomaticMaskGenerator(
+        sam.sam,
+        points_per_side=None,
+        point_grids=[seeds / np.array([80, 60])],
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        box_nms_thresh=0.7,
+    ).generate(image)
     assert len(ours) == len(ref) > 0
     for a, r in zip(ours, ref, strict=True):
-        assert np.array_equal(a.mask, r["segmentation"]) and a.predicted_iou == pytest.approx(r["predicted_iou"])
+        assert np.array_equal(a.mask, r["segmentation"]) and a.predicted_iou == pytest.approx(
+            r["predicted_iou"]
+        )
         assert np.allclose(seeds[a.seed_index], r["point_coords"][0])
 
 
@@ -77,19 +87,43 @@ def test_full_stage1_trace_on_tiny_models(lisa, sam, image):
     from core.pipeline.stage1 import Cancelled, run_stage1
     from core.trace import PipelineTrace
 
-    s = Stage1Settings.for_backbone("sam", layers=None, k1=10, k2=6, seeds_total=12, pred_iou_thresh=0.0,
-                                    stability_score_thresh=0.0, tau=0.0)
+    s = Stage1Settings.for_backbone(
+        "sam",
+        layers=None,
+        k1=10,
+        k2=6,
+        seeds_total=12,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+        tau=0.0,
+    )
     steps = []
     sam._image = None
     before = sam.embed_calls
-    tr = run_stage1(lisa, sam, image, "which ball is on the left ?", s, preset="tiny", progress=lambda n, f: steps.append(n))
+    tr = run_stage1(
+        lisa,
+        sam,
+        image,
+        "which ball is on the left ?",
+        s,
+        preset="tiny",
+        progress=lambda n, f: steps.append(n),
+    )
     assert sam.embed_calls == before + 1  # one image embedding for every step
     assert steps[0] == "mllm" and steps[-1] == "done"
-    assert tr.is_random and tr.initial_logits.shape == (60, 80) and tr.attention.token_map.shape == (4, 4)
-    assert len(tr.seeds.topk1) == 10 and len(tr.seeds.topk2) == 6 and len(tr.seeds.seeds_xy) == 6  # one per token
+    assert (
+        tr.is_random
+        and tr.initial_logits.shape == (60, 80)
+        and tr.attention.token_map.shape == (4, 4)
+    )
+    assert (
+        len(tr.seeds.topk1) == 10 and len(tr.seeds.topk2) == 6 and len(tr.seeds.seeds_xy) == 6
+    )  # one per token
     assert tr.graph.core_members and tr.graph.k >= 0
     origins = [c.origin for c in tr.candidates]
-    assert 1 <= len(origins) <= 15 and origins == sorted(origins, key=["multimask", "semantic", "amg"].index)
+    assert 1 <= len(origins) <= 15 and origins == sorted(
+        origins, key=["multimask", "semantic", "amg"].index
+    )
     assert sum(o == "amg" for o in origins) <= 9
     back = PipelineTrace.from_json(tr.to_json())
     assert back.to_json() == tr.to_json()
@@ -106,7 +140,9 @@ def test_cli_run_resume_and_trace_over_demo(tmp_path, capsys):
     db = str(tmp_path / "demo.sqlite")
     assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
     assert main(["run", "--db", db, "--preset", "tiny-random", "--limit", "2"]) == 0
-    assert main(["run", "--db", db, "--preset", "tiny-random", "--resume"]) == 0  # finishes the whole demo
+    assert (
+        main(["run", "--db", db, "--preset", "tiny-random", "--resume"]) == 0
+    )  # finishes the whole demo
     capsys.readouterr()
     assert main(["trace", "--db", db, "--sample", "3", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
@@ -128,8 +164,13 @@ def test_run_skips_an_unreadable_image_and_reports_it(tmp_path, capsys):
     from core.masks import encode_rle
 
     m = encode_rle(np.zeros((40, 60), bool))
-    write_sgdr(tmp_path / "p.json", [SgdrSample("a", "a.png", "q a", "other", "t", "pending", m),
-                                     SgdrSample("b", "b.png", "q b", "other", "t", "pending", m)])
+    write_sgdr(
+        tmp_path / "p.json",
+        [
+            SgdrSample("a", "a.png", "q a", "other", "t", "pending", m),
+            SgdrSample("b", "b.png", "q b", "other", "t", "pending", m),
+        ],
+    )
     db = str(tmp_path / "x.sqlite")
     assert main(["import", "sgdr", str(tmp_path / "p.json"), "--db", db]) == 0
     (tmp_path / "a.png").write_bytes(b"broken after import")
@@ -168,8 +209,22 @@ def test_run_killed_mid_way_resumes_to_completion(tmp_path):
 
     db = str(tmp_path / "k.sqlite")
     assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
-    p = subprocess.Popen([sys.executable, "-m", "core.cli", "run", "--db", db, "--preset", "tiny-random", "--limit", "12"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "run",
+            "--db",
+            db,
+            "--preset",
+            "tiny-random",
+            "--limit",
+            "12",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     n = 0
     while time.time() < deadline and n < 3:
@@ -187,7 +242,12 @@ def test_run_killed_mid_way_resumes_to_completion(tmp_path):
     partial = con.execute("SELECT count(*) FROM run_samples").fetchone()[0]
     con.close()
     assert 3 <= partial < 12
-    assert main(["run", "--db", db, "--preset", "tiny-random", "--resume", "--limit", str(12 - partial)]) == 0
+    assert (
+        main(
+            ["run", "--db", db, "--preset", "tiny-random", "--resume", "--limit", str(12 - partial)]
+        )
+        == 0
+    )
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(DISTINCT sample_id) FROM run_samples").fetchone()[0] == 12
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -50,7 +50,11 @@ def patch_centres(pixel_values: np.ndarray, grid: int) -> tuple[np.ndarray, np.n
 def test_pad_known_answer():
     b = pad_token_boxes((60, 80), 4)  # 80 wide, 60 high: 10 px of padding on top, 20 px cells
     assert b[0].tolist() == [0, -10, 20, 10] and b[15].tolist() == [60, 50, 80, 70]
-    assert llava_pad_colour([0.48145466, 0.4578275, 0.40821073]) == (122, 116, 104)  # truncated, as LLaVA
+    assert llava_pad_colour([0.48145466, 0.4578275, 0.40821073]) == (
+        122,
+        116,
+        104,
+    )  # truncated, as LLaVA
     sq, px, py = expand_to_square(np.full((3, 5, 3), 7, np.uint8), (1, 2, 3))
     assert sq.shape == (5, 5, 3) and (px, py) == (0, 1)
     assert (sq[0] == [1, 2, 3]).all() and (sq[1:4] == 7).all() and (sq[4] == [1, 2, 3]).all()
@@ -66,15 +70,24 @@ def test_crop_known_answer():
     # LISA-7B-v1: CLIP-L/14 at 224 px, 16 x 16 tokens over the central square of a 480 x 640 image
     b = crop_token_boxes((480, 640), 16)
     assert b.shape == (256, 4) and b[0, 1] == 0 and b[-1, 3] == pytest.approx(480)
-    assert crop_grid_boxes((60, 80), 4)[0].tolist() == [10, 0, 25, 15]  # the idealisation, for contrast
+    assert crop_grid_boxes((60, 80), 4)[0].tolist() == [
+        10,
+        0,
+        25,
+        15,
+    ]  # the idealisation, for contrast
 
 
 @pytest.mark.parametrize("hw", [(61, 95), (95, 61), (60, 80)])
 def test_crop_boxes_match_the_clip_processor(hw):
     from transformers import CLIPImageProcessor
 
-    ip = CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, do_rescale=False,
-                            do_normalize=False)
+    ip = CLIPImageProcessor(
+        size={"shortest_edge": 56},
+        crop_size={"height": 56, "width": 56},
+        do_rescale=False,
+        do_normalize=False,
+    )
     pv = ip(images=coordinate_image(*hw), return_tensors="pt")["pixel_values"][0].numpy()
     got, _ = patch_centres(pv, 4)
     assert np.abs(got - box_centres(crop_token_boxes(hw, 4))).max() < 0.12
@@ -86,10 +99,16 @@ def test_crop_boxes_match_the_clip_processor(hw):
 def test_pad_boxes_match_the_clip_processor_on_the_padded_square(hw):
     from transformers import CLIPImageProcessor
 
-    ip = CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, do_rescale=False,
-                            do_normalize=False)
+    ip = CLIPImageProcessor(
+        size={"shortest_edge": 56},
+        crop_size={"height": 56, "width": 56},
+        do_rescale=False,
+        do_normalize=False,
+    )
     square, _, _ = expand_to_square(coordinate_image(*hw), (0, 0, 200))
-    got, inside = patch_centres(ip(images=square, return_tensors="pt")["pixel_values"][0].numpy(), 4)
+    got, inside = patch_centres(
+        ip(images=square, return_tensors="pt")["pixel_values"][0].numpy(), 4
+    )
     assert inside.sum() == 8
     assert np.abs(got - box_centres(pad_token_boxes(hw, 4)))[inside].max() < 0.1
 
@@ -98,16 +117,27 @@ def test_qwen_known_answers():
     assert qwen_smart_resize(60, 80, 28, 56 * 56, 112 * 112) == (56, 84)
     assert qwen_smart_resize(480, 640) == (476, 644)  # default budget: 17 x 23 tokens
     assert qwen_token_grid((480, 640)) == (17, 23)
-    assert qwen_smart_resize(480, 640, 28, 56 * 56, 112 * 112) == (84, 112)  # scaled down to the budget
+    assert qwen_smart_resize(480, 640, 28, 56 * 56, 112 * 112) == (
+        84,
+        112,
+    )  # scaled down to the budget
     assert qwen_smart_resize(10, 10, 28, 56 * 56, 112 * 112) == (56, 56)  # scaled up to the minimum
     b = qwen_token_boxes((60, 80), (2, 3))
-    assert b[0].tolist() == pytest.approx([0, 0, 80 / 3, 30]) and b[-1].tolist() == pytest.approx([160 / 3, 30, 80, 60])
-    assert resize_longest_hw((60, 80), 640) == (480, 640) and resize_longest_hw((1000, 333), 640) == (640, 213)
+    assert b[0].tolist() == pytest.approx([0, 0, 80 / 3, 30]) and b[-1].tolist() == pytest.approx(
+        [160 / 3, 30, 80, 60]
+    )
+    assert resize_longest_hw((60, 80), 640) == (480, 640) and resize_longest_hw(
+        (1000, 333), 640
+    ) == (640, 213)
 
 
 @settings(max_examples=150, deadline=None)
-@given(h=st.integers(1, 4000), w=st.integers(1, 4000), lo=st.sampled_from([56 * 56, 3136, 256 * 28 * 28]),
-       hi=st.sampled_from([112 * 112, 1280 * 28 * 28, 12845056]))
+@given(
+    h=st.integers(1, 4000),
+    w=st.integers(1, 4000),
+    lo=st.sampled_from([56 * 56, 3136, 256 * 28 * 28]),
+    hi=st.sampled_from([112 * 112, 1280 * 28 * 28, 12845056]),
+)
 def test_qwen_smart_resize_equals_transformers(h, w, lo, hi):
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
@@ -153,7 +183,9 @@ def test_aggregate_attention_known_answer():
     a[1, 2] = [0, 0, 0, 6]
     assert aggregate_attention(a, (2, 2)).ravel().tolist() == pytest.approx([1 / 6, 0, 0, 1])
     assert aggregate_attention(a, (2, 2), [1], [2]).tolist() == [[0, 0], [0, 6]]
-    assert aggregate_attention(a, (2, 2), renormalise=True).ravel().tolist() == pytest.approx([1 / 6, 0, 0, 1 / 6])
+    assert aggregate_attention(a, (2, 2), renormalise=True).ravel().tolist() == pytest.approx(
+        [1 / 6, 0, 0, 1 / 6]
+    )
     with pytest.raises(ValueError, match="no attention layers or heads"):
         aggregate_attention(a, (2, 2), heads=[])
     with pytest.raises(ValueError, match="do not fill"):

@@ -31,11 +31,15 @@ class GridPromptModel:
         gh, gw = 4, 5
         ys, xs = np.mgrid[0:gh, 0:gw]
         cw, ch = w / gw, h / gh
-        boxes = np.stack([xs.ravel() * cw, ys.ravel() * ch, (xs.ravel() + 1) * cw, (ys.ravel() + 1) * ch], 1)
+        boxes = np.stack(
+            [xs.ravel() * cw, ys.ravel() * ch, (xs.ravel() + 1) * cw, (ys.ravel() + 1) * ch], 1
+        )
         att = np.full((1, 2, gh * gw), 0.01, np.float32)
         att[:, :, 12] = 0.8
         emb = np.random.default_rng(len(question)).standard_normal((1, 256)).astype(np.float32)
-        return PromptModelOutput(emb, att, [0], (gh, gw), boxes.astype(np.float32), "[SEG]", "[SEG]")
+        return PromptModelOutput(
+            emb, att, [0], (gh, gw), boxes.astype(np.float32), "[SEG]", "[SEG]"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,10 @@ def _runs(db):
 
     st = open_store(db)
     with st.session() as s:
-        out = [(r.id, r.name, r.preset, repo.finished_sample_ids(s, r.id), r.config, r.is_random) for r in repo.list_runs(s)]
+        out = [
+            (r.id, r.name, r.preset, repo.finished_sample_ids(s, r.id), r.config, r.is_random)
+            for r in repo.list_runs(s)
+        ]
     st.close()
     return out
 
@@ -90,7 +97,9 @@ def test_run_limit_resume_and_trace(db, fake_preset, capsys):
 
     assert main(["run", "--db", db, "--preset", "fake", "--limit", "2", "--run-name", "first"]) == 0
     err = capsys.readouterr().err
-    assert "2/2" in err and "RANDOM WEIGHTS" in err  # progress bar on stderr, random output labelled
+    assert (
+        "2/2" in err and "RANDOM WEIGHTS" in err
+    )  # progress bar on stderr, random output labelled
     [(rid, name, preset, done, config, is_random)] = _runs(db)
     assert (name, preset, len(done), is_random) == ("first", "fake", 2, True)
     stored = Stage1Settings.from_dict(config["stage1"])
@@ -102,7 +111,12 @@ def test_run_limit_resume_and_trace(db, fake_preset, capsys):
     [(rid2, _, _, done, _, _)] = _runs(db)
     assert rid2 == rid and len(done) == 4
     capsys.readouterr()
-    assert main(["run", "--db", db, "--preset", "fake", "--resume", "--settings", '{"k1": 5, "k2": 2}']) == 2
+    assert (
+        main(
+            ["run", "--db", db, "--preset", "fake", "--resume", "--settings", '{"k1": 5, "k2": 2}']
+        )
+        == 2
+    )
     assert "differ" in capsys.readouterr().err
 
     assert main(["trace", "--db", db, "--sample", "3", "--json"]) == 0
@@ -116,7 +130,23 @@ def test_run_limit_resume_and_trace(db, fake_preset, capsys):
 def test_run_selected_samples_in_a_new_run_and_bad_settings(db, fake_preset, capsys):
     from core.cli import main
 
-    assert main(["run", "--db", db, "--preset", "fake", "--sample", "2", "4", "--settings", '{"k1": 6, "k2": 3}']) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--db",
+                db,
+                "--preset",
+                "fake",
+                "--sample",
+                "2",
+                "4",
+                "--settings",
+                '{"k1": 6, "k2": 3}',
+            ]
+        )
+        == 0
+    )
     [(_, _, _, done, config, _)] = _runs(db)
     assert done == {2, 4} and config["stage1"]["k1"] == 6
     capsys.readouterr()
@@ -160,18 +190,36 @@ def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
         load_segmenter("lisa-7b")
 
 
-def test_a_run_of_loaded_models_and_one_recorded_from_their_ids_are_the_same(filled_sqlite, tiny_sam):
+def test_a_run_of_loaded_models_and_one_recorded_from_their_ids_are_the_same(
+    filled_sqlite, tiny_sam
+):
     from core.pipeline import runner
     from core.store import repo
 
     seg = runner.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
     settings = runner.default_settings(seg, k1=7, k2=3)
     stage2 = runner.Stage2Settings(None, cot=False)
-    a = runner.create_run(filled_sqlite, seg, settings, stage2=stage2, name="n", engine={"engine": "local"})
+    a = runner.create_run(
+        filled_sqlite, seg, settings, stage2=stage2, name="n", engine={"engine": "local"}
+    )
     ids = {"mllm": seg.prompt_model.name, "sam": "sam-tiny", "evaluator": None}
-    b = runner.record_run(filled_sqlite, "fake", ids, True, settings, stage2=stage2, name="n", engine={"engine": "local"})
+    b = runner.record_run(
+        filled_sqlite,
+        "fake",
+        ids,
+        True,
+        settings,
+        stage2=stage2,
+        name="n",
+        engine={"engine": "local"},
+    )
     with filled_sqlite.session(write=False) as s:
         ra, rb = repo.get_run(s, a), repo.get_run(s, b)
-        assert (ra.name, ra.preset, ra.config, ra.model_ids, ra.is_random) == \
-               (rb.name, rb.preset, rb.config, rb.model_ids, rb.is_random)
+        assert (ra.name, ra.preset, ra.config, ra.model_ids, ra.is_random) == (
+            rb.name,
+            rb.preset,
+            rb.config,
+            rb.model_ids,
+            rb.is_random,
+        )
         assert ra.config["stage1"]["k1"] == 7 and ra.config["engines"] == [{"engine": "local"}]

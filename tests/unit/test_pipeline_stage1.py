@@ -39,11 +39,20 @@ class HandPromptModel:
         self.calls += 1
         gh, gw = GRID
         ys, xs = np.mgrid[0:gh, 0:gw]
-        boxes = np.stack([xs.ravel() * 16, ys.ravel() * 16, xs.ravel() * 16 + 16, ys.ravel() * 16 + 16], 1)
+        boxes = np.stack(
+            [xs.ravel() * 16, ys.ravel() * 16, xs.ravel() * 16 + 16, ys.ravel() * 16 + 16], 1
+        )
         emb = np.random.default_rng(11).standard_normal((self.n_prompt, 256)).astype(np.float32)
         layers = self.default_layers if layers is None else list(layers)
-        return PromptModelOutput(emb, self.attention(len(layers)), layers, GRID, boxes.astype(np.float32),
-                                 "it is [SEG].", "[SEG]")
+        return PromptModelOutput(
+            emb,
+            self.attention(len(layers)),
+            layers,
+            GRID,
+            boxes.astype(np.float32),
+            "it is [SEG].",
+            "[SEG]",
+        )
 
 
 @pytest.fixture(scope="module", params=["sam", "sam2"])
@@ -64,9 +73,16 @@ def image():
 
 
 def _settings(kind: str, **kw) -> Stage1Settings:
-    base = {"layers": None, "k1": 8, "k2": 4, "seeds_total": 10, "seed_policy": "proportional", "pred_iou_thresh": 0.0,
-            "stability_score_thresh": 0.0,
-            "box_nms_thresh": 0.9}
+    base = {
+        "layers": None,
+        "k1": 8,
+        "k2": 4,
+        "seeds_total": 10,
+        "seed_policy": "proportional",
+        "pred_iou_thresh": 0.0,
+        "stability_score_thresh": 0.0,
+        "box_nms_thresh": 0.9,
+    }
     return Stage1Settings.for_backbone(kind, **{**base, **kw})
 
 
@@ -87,15 +103,28 @@ def test_full_trace_is_complete_and_round_trips(backend, image, monkeypatch):
     monkeypatch.setattr(backend, "predict_points", spy)
     backend.reset_image()
     try:
-        tr = run_stage1(HandPromptModel(), backend, image, "which part is red ?", s, preset="hand",
-                        progress=lambda name, f: steps.append((name, f)))
+        tr = run_stage1(
+            HandPromptModel(),
+            backend,
+            image,
+            "which part is red ?",
+            s,
+            preset="hand",
+            progress=lambda name, f: steps.append((name, f)),
+        )
     finally:
         hook.remove()
     assert len(encoder_calls) == 1  # one image embedding for every step
 
-    assert [n for n, _ in steps] == [*STEPS, "done"] and [f for _, f in steps] == sorted(f for _, f in steps)
+    assert [n for n, _ in steps] == [*STEPS, "done"] and [f for _, f in steps] == sorted(
+        f for _, f in steps
+    )
     assert set(tr.timings) == set(STEPS) and all(t >= 0 for t in tr.timings.values())
-    assert tr.is_random and tr.preset == "hand" and tr.model_ids == {"mllm": "hand-made", "sam": backend.name}
+    assert (
+        tr.is_random
+        and tr.preset == "hand"
+        and tr.model_ids == {"mllm": "hand-made", "sam": backend.name}
+    )
     assert tr.settings == s.to_dict() and tr.generated_text == "it is [SEG]." and tr.image_hw == HW
     # initial prediction
     assert tr.initial_logits.shape == HW and tr.initial_logits.dtype == np.float32
@@ -127,29 +156,44 @@ def test_full_trace_is_complete_and_round_trips(backend, image, monkeypatch):
     pts, labels, mask_logits, multimask = semantic_calls[-1]
     assert np.array_equal(pts[:-1], seeds[g.core_members]) and tuple(pts[-1]) == g.negative_xy
     assert labels.tolist() == [1] * len(g.core_members) + [0] and multimask
-    assert mask_logits.shape[0] == 1 and mask_logits.ndim == 3  # the decoder's own low-res L (default)
+    assert (
+        mask_logits.shape[0] == 1 and mask_logits.ndim == 3
+    )  # the decoder's own low-res L (default)
     # candidates
     origins = [c.origin for c in tr.candidates]
-    assert 1 <= len(origins) <= 15 and origins == sorted(origins, key=["multimask", "semantic", "amg"].index)
+    assert 1 <= len(origins) <= 15 and origins == sorted(
+        origins, key=["multimask", "semantic", "amg"].index
+    )
     assert [c.id for c in tr.candidates] == list(range(len(origins)))
     assert sum(o == "amg" for o in origins) <= s.top_n and sum(o != "amg" for o in origins) <= 6
     for c in tr.candidates:
-        assert c.mask.shape == HW and c.mask.any() and c.area == int(c.mask.sum()) and c.stability is not None
+        assert (
+            c.mask.shape == HW
+            and c.mask.any()
+            and c.area == int(c.mask.sum())
+            and c.stability is not None
+        )
         assert (c.seed_index is not None) == (c.origin == "amg")
     # JSON round trip
     text = tr.to_json()
     back = PipelineTrace.from_json(text)
     assert back.to_json() == text
-    assert all(np.array_equal(x.mask, y.mask) for x, y in zip(back.candidates, tr.candidates, strict=True))
+    assert all(
+        np.array_equal(x.mask, y.mask) for x, y in zip(back.candidates, tr.candidates, strict=True)
+    )
 
 
 def test_multimask_candidates_are_the_decoders_masks(backend, image):
     tr = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, top_n=0))
     backend.set_image(image)
-    multi, iou = backend.decode_prompt_embedding(HandPromptModel().encode(image, "q").prompt_embedding, True)
+    multi, iou = backend.decode_prompt_embedding(
+        HandPromptModel().encode(image, "q").prompt_embedding, True
+    )
     first = tr.candidates[0]
     assert first.origin == "multimask" and first.origin_rank == 0
-    assert np.array_equal(first.mask, multi[0] > 0) and first.sam_score == pytest.approx(float(iou[0]))
+    assert np.array_equal(first.mask, multi[0] > 0) and first.sam_score == pytest.approx(
+        float(iou[0])
+    )
     assert not any(c.origin == "amg" for c in tr.candidates)  # top_n = 0
 
 
@@ -160,8 +204,12 @@ def test_settings_change_the_trace_deterministically(backend, image):
     assert a.to_json() == b.to_json() or _same_but_timings(a, b)
     assert a.attention.heads == [1] and len(a.seeds.seeds_xy) == 4
     c = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, seed=4))
-    assert not np.array_equal(c.seeds.seeds_xy, run_stage1(HandPromptModel(), backend, image, "q",
-                                                            _settings(backend.kind, seed=5)).seeds.seeds_xy)
+    assert not np.array_equal(
+        c.seeds.seeds_xy,
+        run_stage1(
+            HandPromptModel(), backend, image, "q", _settings(backend.kind, seed=5)
+        ).seeds.seeds_xy,
+    )
 
 
 def _same_but_timings(a: PipelineTrace, b: PipelineTrace) -> bool:
@@ -186,7 +234,9 @@ def test_cancel_stops_before_the_next_step(backend, image):
 
 def test_bad_inputs_are_refused_plainly(backend, image):
     with pytest.raises(ValueError, match="uint8"):
-        run_stage1(HandPromptModel(), backend, image.astype(np.float32), "q", _settings(backend.kind))
+        run_stage1(
+            HandPromptModel(), backend, image.astype(np.float32), "q", _settings(backend.kind)
+        )
 
     class Broken(HandPromptModel):
         def encode(self, image_rgb, question, layers=None):
@@ -207,16 +257,24 @@ def test_default_settings_follow_the_backbone(backend, image):
 def test_default_seeds_are_one_per_top_k2_token_and_graph_is_over_distinct_tokens(backend, image):
     """§4.2: the top-k2 tokens become the seed points (K = k2); with the optional proportional
     budget, several seeds of one patch still make one graph node."""
-    s = Stage1Settings.for_backbone(backend.kind, layers=None, k1=8, k2=4, pred_iou_thresh=0.0,
-                                    stability_score_thresh=0.0)
+    s = Stage1Settings.for_backbone(
+        backend.kind, layers=None, k1=8, k2=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
     t = run_stage1(HandPromptModel(), backend, image, "q", s)
     assert len(t.seeds.seeds_xy) == len(t.seeds.topk2) == 4
     assert len(set(t.seeds.seed_token)) == 4
-    p = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, seed_policy="proportional",
-                                                                     tau=-1.0))
+    p = run_stage1(
+        HandPromptModel(),
+        backend,
+        image,
+        "q",
+        _settings(backend.kind, seed_policy="proportional", tau=-1.0),
+    )
     assert len(p.seeds.seeds_xy) == 10  # duplicates of one patch exist ...
     owners = [p.seeds.seed_token[i] for i in p.graph.core_members]
-    assert len(owners) == len(set(owners)) == 4  # ... but the complete graph (tau = -1) has one node per token
+    assert (
+        len(owners) == len(set(owners)) == 4
+    )  # ... but the complete graph (tau = -1) has one node per token
     nodes = {i for e in p.graph.edges for i in e[:2]}
     assert len(nodes) == 4
 
@@ -229,30 +287,44 @@ def test_mask_prompt_is_the_decoders_own_lowres_logits(backend, image, monkeypat
 
     seen = []
     real = backend.predict_points
-    monkeypatch.setattr(backend, "predict_points", lambda p, lab, m, multimask: (seen.append(m), real(p, lab, m, multimask))[1])
+    monkeypatch.setattr(
+        backend,
+        "predict_points",
+        lambda p, lab, m, multimask: (seen.append(m), real(p, lab, m, multimask))[1],
+    )
     t = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind))
-    backend.decode_prompt_embedding(HandPromptModel().encode(image, "q").prompt_embedding, multimask=False)
+    backend.decode_prompt_embedding(
+        HandPromptModel().encode(image, "q").prompt_embedding, multimask=False
+    )
     low = backend.last_lowres_logits
     s = low.shape[-1]
     assert seen[-1].shape == (1, s, s) and np.array_equal(seen[-1], low[0:1])
-    run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, mask_prompt="rebuilt"))
+    run_stage1(
+        HandPromptModel(), backend, image, "q", _settings(backend.kind, mask_prompt="rebuilt")
+    )
     assert seen[-1].shape == image.shape[:2]
     # the two paths agree on a smooth low-res map: postprocess it as SAM does, rebuild, compare
     import torch
 
     yy, xx = np.mgrid[0:s, 0:s] / s
-    smooth = (20 * np.exp(-((yy - 0.3) ** 2 + (xx - 0.4) ** 2) / 0.05) - 10).astype(np.float32)[None, None]
+    smooth = (20 * np.exp(-((yy - 0.3) ** 2 + (xx - 0.4) ** 2) / 0.05) - 10).astype(np.float32)[
+        None, None
+    ]
     if backend.kind == "sam":
         p = backend.predictor
-        full = backend.sam.postprocess_masks(torch.from_numpy(smooth), p.input_size, p.original_size)[0, 0].numpy()
+        full = backend.sam.postprocess_masks(
+            torch.from_numpy(smooth), p.input_size, p.original_size
+        )[0, 0].numpy()
         rebuilt = sam_lowres_mask_prompt(full, backend.img_size)
         h, w = (int(v) // 4 for v in p.input_size)  # the low-res cells inside the image
     else:
-        full = backend.predictor._transforms.postprocess_masks(torch.from_numpy(smooth), image.shape[:2])[0, 0].numpy()
+        full = backend.predictor._transforms.postprocess_masks(
+            torch.from_numpy(smooth), image.shape[:2]
+        )[0, 0].numpy()
         rebuilt = sam2_lowres_mask_prompt(full, backend.model.image_size)
         h, w = s, s
     assert t.initial_logits.shape == full.shape
-    diff = np.abs(rebuilt[0, 1:h - 1, 1:w - 1] - smooth[0, 0, 1:h - 1, 1:w - 1])
+    diff = np.abs(rebuilt[0, 1 : h - 1, 1 : w - 1] - smooth[0, 0, 1 : h - 1, 1 : w - 1])
     assert diff.max() < 0.5, diff.max()  # of a 20-logit range
     with pytest.raises(ValueError):
         Stage1Settings(mask_prompt="x")

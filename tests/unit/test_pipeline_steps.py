@@ -76,7 +76,9 @@ def test_topk1_then_logit_rerank_order_and_ties():
     assert [t.index for t in top2] == [3, 2]  # logit order
     assert (top2[0].row, top2[0].col, top2[0].attention) == (1, 0, pytest.approx(0.7))
     # equal attention: lower index first; equal mean L: the higher-attention token first
-    t1, t2 = select_tokens(np.array([[1.0, 1.0, 2.0]], np.float32), _boxes(1, 3, 10), np.zeros((10, 30)), k1=3, k2=2)
+    t1, t2 = select_tokens(
+        np.array([[1.0, 1.0, 2.0]], np.float32), _boxes(1, 3, 10), np.zeros((10, 30)), k1=3, k2=2
+    )
     assert [t.index for t in t1] == [2, 0, 1] and [t.index for t in t2] == [2, 0]
 
 
@@ -144,28 +146,51 @@ def test_bilinear_feature_sampling_matches_grid_sample():
     pts = rng.uniform(-3, 40, (20, 2)).astype(np.float32)
     sx, sy = 7 / 37, 6 / 29
     u, v = (pts[:, 0] + 0.5) * sx, (pts[:, 1] + 0.5) * sy
-    grid = torch.tensor(np.stack([2 * u / 7 - 1, 2 * v / 6 - 1], -1), dtype=torch.float64)[None, :, None]
-    ref = F.grid_sample(torch.tensor(f, dtype=torch.float64)[None], grid, align_corners=False, padding_mode="border")
+    grid = torch.tensor(np.stack([2 * u / 7 - 1, 2 * v / 6 - 1], -1), dtype=torch.float64)[
+        None, :, None
+    ]
+    ref = F.grid_sample(
+        torch.tensor(f, dtype=torch.float64)[None], grid, align_corners=False, padding_mode="border"
+    )
     assert np.allclose(sample_features(f, pts, (sx, sy)), ref[0, :, :, 0].T.numpy(), atol=1e-5)
 
 
 def test_cosine_graph_threshold_is_strict_and_normalised():
     feats = np.array([[2, 0], [1, 1], [0, 3], [0, 0]], np.float32)  # cos(0,1) = cos(1,2) = 0.7071
     edges = cosine_graph(feats, 0.7)
-    assert [(i, j) for i, j, _ in edges] == [(0, 1), (1, 2)] and edges[0][2] == pytest.approx(np.sqrt(0.5))
+    assert [(i, j) for i, j, _ in edges] == [(0, 1), (1, 2)] and edges[0][2] == pytest.approx(
+        np.sqrt(0.5)
+    )
     assert cosine_graph(feats, float(np.sqrt(0.5))) == []  # needs f_i·f_j > tau
 
 
 def test_kcore_against_networkx_on_a_hand_graph():
     # a 4-clique {0,1,2,3}, a triangle {4,5,6} hanging off node 3, and an isolated node 7
-    edges = [(i, j, 1.0) for i in range(4) for j in range(i + 1, 4)] + [(4, 5, 1.0), (5, 6, 1.0), (4, 6, 1.0), (3, 4, 1.0)]
+    edges = [(i, j, 1.0) for i in range(4) for j in range(i + 1, 4)] + [
+        (4, 5, 1.0),
+        (5, 6, 1.0),
+        (4, 6, 1.0),
+        (3, 4, 1.0),
+    ]
     k, core = densest_core(8, edges)
     g = nx.Graph()
     g.add_nodes_from(range(8))
     g.add_edges_from((i, j) for i, j, _ in edges)
-    assert (k, core) == (3, [0, 1, 2, 3]) == (max(nx.core_number(g).values()), sorted(nx.k_core(g).nodes))
+    assert (
+        (k, core)
+        == (3, [0, 1, 2, 3])
+        == (max(nx.core_number(g).values()), sorted(nx.k_core(g).nodes))
+    )
     # two separate triangles: both are the densest core and both are kept
-    tri = [(0, 1, 1.0), (1, 2, 1.0), (0, 2, 1.0), (3, 4, 1.0), (4, 5, 1.0), (3, 5, 1.0), (5, 6, 1.0)]
+    tri = [
+        (0, 1, 1.0),
+        (1, 2, 1.0),
+        (0, 2, 1.0),
+        (3, 4, 1.0),
+        (4, 5, 1.0),
+        (3, 5, 1.0),
+        (5, 6, 1.0),
+    ]
     assert densest_core(7, tri) == (2, [0, 1, 2, 3, 4, 5])
     # no edges: the seed with the highest attention alone, ties to the lower index
     assert densest_core(3, [], np.array([0.1, 0.9, 0.9])) == (0, [1])
@@ -176,8 +201,16 @@ def test_negative_point_rule_and_fallback():
     L = np.array([[-20.0, -16.0, 5.0], [-15.5, 0.0, -30.0]], np.float32)
     assert negative_point(L, -15.0) == ((0.0, 1.0), -15.5, False)  # the largest logit below delta
     assert negative_point(L, -15.5) == ((1.0, 0.0), -16.0, False)  # strictly below delta
-    assert negative_point(np.array([[1.0, -2.0], [0.0, 3.0]]), -15.0) == ((1.0, 0.0), -2.0, True)  # argmin L
-    assert negative_point(np.array([[-20.0, -20.0]]), -10.0) == ((0.0, 0.0), -20.0, False)  # row-major tie
+    assert negative_point(np.array([[1.0, -2.0], [0.0, 3.0]]), -15.0) == (
+        (1.0, 0.0),
+        -2.0,
+        True,
+    )  # argmin L
+    assert negative_point(np.array([[-20.0, -20.0]]), -10.0) == (
+        (0.0, 0.0),
+        -20.0,
+        False,
+    )  # row-major tie
     pts, labels = semantic_prompt(np.array([[1, 2], [3, 4], [5, 6]]), [0, 2], (9.0, 8.0))
     assert pts.tolist() == [[1, 2], [5, 6], [9, 8]] and labels.tolist() == [1, 1, 0]
 
@@ -205,7 +238,9 @@ def test_amg_budget_keeps_the_first_non_empty_masks():
             return masks
 
     fake = Fake()
-    out = seed_amg(fake, np.array([[1, 2]]), pred_iou_thresh=0.8, stability_score_thresh=0.88, top_n=3)
+    out = seed_amg(
+        fake, np.array([[1, 2]]), pred_iou_thresh=0.8, stability_score_thresh=0.88, top_n=3
+    )
     assert [m.seed_index for m in out] == [1, 2, 3]
     assert fake.got[1] == amg_settings(0.8, 0.88, 1.0, 0.7, 64) and fake.got[0].dtype == np.float32
 
@@ -227,16 +262,38 @@ def test_candidates_dedupe_order_and_empty():
     b = np.zeros((10, 10), bool)
     b[:, :3] = True
     c = build_candidates(
-        [("multimask", [{"mask": a, "score": 0.9}, {"mask": np.zeros((10, 10), bool), "score": 0.1}]),
-         ("semantic", [{"mask": a2, "score": 0.8, "stability": 0.5}, {"mask": b.copy(), "score": 0.6}]),
-         ("amg", [{"mask": b, "score": 0.7, "stability": 0.95, "seed_index": 4}, {"mask": ~b, "score": 0.2}])],
+        [
+            (
+                "multimask",
+                [{"mask": a, "score": 0.9}, {"mask": np.zeros((10, 10), bool), "score": 0.1}],
+            ),
+            (
+                "semantic",
+                [{"mask": a2, "score": 0.8, "stability": 0.5}, {"mask": b.copy(), "score": 0.6}],
+            ),
+            (
+                "amg",
+                [
+                    {"mask": b, "score": 0.7, "stability": 0.95, "seed_index": 4},
+                    {"mask": ~b, "score": 0.2},
+                ],
+            ),
+        ],
         dedupe_iou=0.95,
     )
-    assert [(x.id, x.origin, x.origin_rank) for x in c] == [(0, "multimask", 0), (1, "semantic", 1), (2, "amg", 1)]
+    assert [(x.id, x.origin, x.origin_rank) for x in c] == [
+        (0, "multimask", 0),
+        (1, "semantic", 1),
+        (2, "amg", 1),
+    ]
     assert c[1].area == 30 and c[1].box_xyxy == (0, 0, 3, 10) and c[1].stability is None
     assert c[2].seed_index is None and c[2].sam_score == pytest.approx(0.2)
     # a lower threshold merges a2 into a, an exact copy is always a duplicate
-    assert is_duplicate(a2, [a], 0.95) and not is_duplicate(a2, [a], 0.99) and is_duplicate(a, [a], 1.0)
+    assert (
+        is_duplicate(a2, [a], 0.95)
+        and not is_duplicate(a2, [a], 0.99)
+        and is_duplicate(a, [a], 1.0)
+    )
     with pytest.raises(ValueError, match="origin"):
         build_candidates([("initial", [{"mask": a, "score": 1.0}])])
 
@@ -247,17 +304,38 @@ def test_candidates_dedupe_order_and_empty():
 def test_settings_defaults_round_trip_and_validation():
     s = Stage1Settings.for_backbone("sam")
     assert (s.k1, s.k2, s.tau, s.delta, s.top_n) == (50, 30, 0.8, -15.0, 9)
-    assert (s.pred_iou_thresh, s.stability_score_thresh, s.stability_score_offset, s.box_nms_thresh) == (0.88, 0.9, 1.0, 0.7)
+    assert (
+        s.pred_iou_thresh,
+        s.stability_score_thresh,
+        s.stability_score_offset,
+        s.box_nms_thresh,
+    ) == (0.88, 0.9, 1.0, 0.7)
     assert s.layers == tuple(range(14, 31)) and s.heads is None and s.seed_policy == "one_per_token"
     assert s.dedupe_iou is None  # the paper has no de-duplication
     s2 = Stage1Settings.for_backbone("sam2")
-    assert (s2.tau, s2.delta, s2.pred_iou_thresh, s2.stability_score_thresh, s2.layers) == (0.7, -10.0, 0.8, 0.88, (33,))
+    assert (s2.tau, s2.delta, s2.pred_iou_thresh, s2.stability_score_thresh, s2.layers) == (
+        0.7,
+        -10.0,
+        0.8,
+        0.88,
+        (33,),
+    )
     assert Stage1Settings() == s
     assert Stage1Settings.from_dict(s2.to_dict()) == s2
-    assert Stage1Settings.for_backbone("sam", layers=[1, 2], heads=[0]).to_dict()["layers"] == [1, 2]
+    assert Stage1Settings.for_backbone("sam", layers=[1, 2], heads=[0]).to_dict()["layers"] == [
+        1,
+        2,
+    ]
     assert s.amg() == amg_settings(0.88, 0.9, 1.0, 0.7, 64)
-    for bad in ({"k1": 5, "k2": 10}, {"tau": 1.5}, {"seed_policy": "x"}, {"pred_iou_thresh": 2.0}, {"top_n": -1},
-                {"seeds_total": 3, "seed_policy": "proportional"}, {"dedupe_iou": 0.0}):
+    for bad in (
+        {"k1": 5, "k2": 10},
+        {"tau": 1.5},
+        {"seed_policy": "x"},
+        {"pred_iou_thresh": 2.0},
+        {"top_n": -1},
+        {"seeds_total": 3, "seed_policy": "proportional"},
+        {"dedupe_iou": 0.0},
+    ):
         with pytest.raises(ValueError):
             Stage1Settings(**bad)
     with pytest.raises(ValueError, match="unknown"):
@@ -291,12 +369,22 @@ def test_candidates_default_keeps_duplicates_and_dedupe_refills_amg_to_top_n():
 
     multi = [{"mask": rect(i), "score": 0.9} for i in range(3)]
     sem = [{"mask": rect(i), "score": 0.8} for i in range(3)]  # the same three masks again
-    amg = [{"mask": rect(i), "score": 0.7, "seed_index": i} for i in range(14)]  # the first 3 duplicate
+    amg = [
+        {"mask": rect(i), "score": 0.7, "seed_index": i} for i in range(14)
+    ]  # the first 3 duplicate
     groups = [("multimask", multi), ("semantic", sem), ("amg", amg)]
     plain = build_candidates(groups, caps={"amg": 9})
-    assert [sum(c.origin == o for c in plain) for o in ("multimask", "semantic", "amg")] == [3, 3, 9]
+    assert [sum(c.origin == o for c in plain) for o in ("multimask", "semantic", "amg")] == [
+        3,
+        3,
+        9,
+    ]
     deduped = build_candidates(groups, dedupe_iou=0.95, caps={"amg": 9})
-    assert [sum(c.origin == o for c in deduped) for o in ("multimask", "semantic", "amg")] == [3, 0, 9]
+    assert [sum(c.origin == o for c in deduped) for o in ("multimask", "semantic", "amg")] == [
+        3,
+        0,
+        9,
+    ]
     assert [c.origin_rank for c in deduped if c.origin == "amg"] == list(range(3, 12))
 
 
@@ -314,7 +402,9 @@ def test_attention_renormalisation_and_layer_numbering_are_settings():
     att[0, 0] = [0.4, 0.0, 0.0, 0.0]  # a head that looks mostly at text: 0.4 on the image
     att[0, 1] = [0.0, 0.1, 0.1, 0.0]
     raw = aggregate_attention(att, (2, 2))
-    assert raw.ravel().tolist() == pytest.approx([0.2, 0.05, 0.05, 0.0])  # default: the weights as computed
+    assert raw.ravel().tolist() == pytest.approx(
+        [0.2, 0.05, 0.05, 0.0]
+    )  # default: the weights as computed
     ren = aggregate_attention(att, (2, 2), renormalise=True)
     assert ren.ravel().tolist() == pytest.approx([0.5, 0.25, 0.25, 0.0])
     s = Stage1Settings.for_backbone("sam")

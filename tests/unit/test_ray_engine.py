@@ -20,15 +20,23 @@ RUN = ["--preset", "tiny-random", "--evaluator", "tiny-random", "--sample", *map
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "REA2SEG_HOME": str(home), "QT_QPA_PLATFORM": "offscreen",
-            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return {
+        **os.environ,
+        "REA2SEG_HOME": str(home),
+        "QT_QPA_PLATFORM": "offscreen",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
 
 
 def test_help_and_parser_do_not_import_ray():
-    code = ("import sys\nfrom core.cli import main\n"
-            "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
-            "assert 'ray' not in sys.modules, 'ray imported'\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(ROOT), timeout=120)
+    code = (
+        "import sys\nfrom core.cli import main\n"
+        "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(ROOT), timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "--engine {local,ray}" in r.stdout and "--gpus-per-worker" in r.stdout
 
@@ -53,10 +61,14 @@ def reference(home, tmp_path_factory):
     db = tmp_path_factory.mktemp("ref") / "demo.sqlite"
     os.environ["REA2SEG_HOME"] = str(home)
     ensure_demo_store(db)
-    code = ("import sys\nfrom core.cli import main\n"
-            f"rc = main(['run', '--db', {str(db)!r}, *{RUN!r}])\n"
-            "assert 'ray' not in sys.modules, 'a local run imported ray'\nsys.exit(rc)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(home), timeout=300)
+    code = (
+        "import sys\nfrom core.cli import main\n"
+        f"rc = main(['run', '--db', {str(db)!r}, *{RUN!r}])\n"
+        "assert 'ray' not in sys.modules, 'a local run imported ray'\nsys.exit(rc)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(home), timeout=300
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     from core.store import open_store, repo
 
@@ -113,8 +125,12 @@ def _assert_same_as_local(db, run_id, samples=SAMPLES):
         for sid in samples:
             local, remote = repo.load_trace(s, 1, sid), repo.load_trace(s, run_id, sid)
             assert remote is not None, f"sample {sid} missing"
-            assert [c.mask.tobytes() for c in remote.candidates] == [c.mask.tobytes() for c in local.candidates]
-            assert [(c.sam_score, c.stability) for c in remote.candidates] == [(c.sam_score, c.stability) for c in local.candidates]
+            assert [c.mask.tobytes() for c in remote.candidates] == [
+                c.mask.tobytes() for c in local.candidates
+            ]
+            assert [(c.sam_score, c.stability) for c in remote.candidates] == [
+                (c.sam_score, c.stability) for c in local.candidates
+            ]
             assert remote.initial_logits.tobytes() == local.initial_logits.tobytes()
             assert remote.evaluator.final_scores == local.evaluator.final_scores
             assert _comparable(remote) == _comparable(local)
@@ -151,12 +167,19 @@ def test_ray_options_on_a_local_run_are_refused(reference, tmp_path, capsys):
 
 
 @pytest.mark.ray
-def test_a_worker_that_cannot_load_its_model_reports_why(cluster, db, tmp_path, monkeypatch, capsys):
+def test_a_worker_that_cannot_load_its_model_reports_why(
+    cluster, db, tmp_path, monkeypatch, capsys
+):
     from core.cli import main
 
-    (tmp_path / "config.toml").write_text("")  # no model paths: the workers read the same empty file
+    (tmp_path / "config.toml").write_text(
+        ""
+    )  # no model paths: the workers read the same empty file
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
-    assert main(["run", "--db", str(db), "--preset", "lisa-7b", "--engine", "ray", "--workers", "1"]) == 2
+    assert (
+        main(["run", "--db", str(db), "--preset", "lisa-7b", "--engine", "ray", "--workers", "1"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "lisa-7b: mllm_path is not set" in err and "Traceback" not in err
 
@@ -165,7 +188,23 @@ def test_a_worker_that_cannot_load_its_model_reports_why(cluster, db, tmp_path, 
 def test_stage2_in_its_own_evaluator_pool(cluster, db, capsys):
     from core.cli import main
 
-    assert main(["run", "--db", str(db), *RUN, "--engine", "ray", "--workers", "1", "--evaluator-workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--db",
+                str(db),
+                *RUN,
+                "--engine",
+                "ray",
+                "--workers",
+                "1",
+                "--evaluator-workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     config, _ = _assert_same_as_local(db, 2)
     assert (config["engines"][0]["workers"], config["engines"][0]["evaluator_workers"]) == (1, 1)
 
@@ -177,8 +216,12 @@ def test_killed_worker_is_replaced_and_its_sample_retried(cluster, db):
 
     st = open_store(db)
     with st.session() as s:
-        run_id = repo.create_run(s, name="kill", preset="tiny-random", config={}, model_ids={}, is_random=True)
-    with RayEngine(JobSpec("tiny-random", evaluator="tiny-random"), RayOptions(workers=2)) as engine:
+        run_id = repo.create_run(
+            s, name="kill", preset="tiny-random", config={}, model_ids={}, is_random=True
+        )
+    with RayEngine(
+        JobSpec("tiny-random", evaluator="tiny-random"), RayOptions(workers=2)
+    ) as engine:
         settings = engine.describe({})["settings"]
         from core.pipeline.settings import Stage1Settings
 
@@ -190,7 +233,9 @@ def test_killed_worker_is_replaced_and_its_sample_retried(cluster, db):
                 killed.append(busy[0] if busy else 0)
                 cluster.kill(engine.segmenters.actors[killed[0]], no_restart=True)
 
-        report = engine.run(st, run_id, SAMPLES, Stage1Settings.from_dict(settings), progress=progress)
+        report = engine.run(
+            st, run_id, SAMPLES, Stage1Settings.from_dict(settings), progress=progress
+        )
     st.close()
     assert killed and report.replaced == 1 and report.failed == [] and report.saved == 4
     _assert_same_as_local(db, run_id)
@@ -206,17 +251,23 @@ def test_sample_that_kills_or_exhausts_its_worker_fails_alone(cluster, db):
     review.edit_question(st, 2, "[crash] which cube?", user="test")
     review.edit_question(st, 3, "[oom] which sphere?", user="test")
     with st.session() as s:
-        run_id = repo.create_run(s, name="faults", preset="tiny-random", config={}, model_ids={}, is_random=True)
+        run_id = repo.create_run(
+            s, name="faults", preset="tiny-random", config={}, model_ids={}, is_random=True
+        )
     options = RayOptions(workers=2, loader="tests.unit.ray_helpers:load_faulty")
     with RayEngine(JobSpec("tiny-random", evaluator="tiny-random"), options) as engine:
         settings = Stage1Settings.from_dict(engine.describe({})["settings"])
         seen = []
-        report = engine.run(st, run_id, SAMPLES, settings, progress=lambda i, n, label: seen.append((i, n)))
+        report = engine.run(
+            st, run_id, SAMPLES, settings, progress=lambda i, n, label: seen.append((i, n))
+        )
     st.close()
     failed = dict(report.failed)
     assert sorted(failed) == [2, 3] and report.saved == 2
     assert "worker died" in failed[2] and "out of device memory" in failed[3]
-    assert report.replaced == 2  # the crashing sample took its worker down twice: first try + one retry
+    assert (
+        report.replaced == 2
+    )  # the crashing sample took its worker down twice: first try + one retry
     assert seen[-1] == (4, 4)
     assert _done(db, run_id) == {1, 4}
     _assert_same_as_local(db, run_id, [1, 4])
@@ -227,9 +278,27 @@ def test_killed_driver_resumes_to_completion(cluster, db, home, capsys):
     from core.cli import main
 
     address = cluster.get_runtime_context().gcs_address
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "run", "--db", str(db), *RUN, "--engine", "ray",
-                             "--workers", "1", "--address", address], env=_env(home),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "run",
+            "--db",
+            str(db),
+            *RUN,
+            "--engine",
+            "ray",
+            "--workers",
+            "1",
+            "--address",
+            address,
+        ],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -242,7 +311,9 @@ def test_killed_driver_resumes_to_completion(cluster, db, home, capsys):
         proc.wait(30)
     before = _done(db, 2)
     assert 1 <= len(before) < 4  # killed mid-run, with some traces committed
-    assert main(["run", "--db", str(db), *RUN, "--engine", "ray", "--workers", "2", "--resume"]) == 0
+    assert (
+        main(["run", "--db", str(db), *RUN, "--engine", "ray", "--workers", "2", "--resume"]) == 0
+    )
     assert f"{4 - len(before)} samples to do, {len(before)} already done" in capsys.readouterr().err
     config, _ = _assert_same_as_local(db, 2)
     assert [e["workers"] for e in config["engines"]] == [1, 2]  # started, then resumed, on Ray
@@ -254,7 +325,11 @@ def _done_or_none(db) -> set[int]:
     st = open_store(db)
     try:
         with st.session(write=False) as s:
-            return repo.finished_sample_ids(s, 2) if repo.latest_run(s) and repo.latest_run(s).id == 2 else set()
+            return (
+                repo.finished_sample_ids(s, 2)
+                if repo.latest_run(s) and repo.latest_run(s).id == 2
+                else set()
+            )
     finally:
         st.close()
 
@@ -265,12 +340,40 @@ def test_stage2_against_an_openai_compatible_server(cluster, db, tmp_path, monke
     from core.store import open_store, repo
     from tests.unit.test_evaluator_openai import Server, _ok
 
-    srv = Server(default=(200, _ok("Answer:\nMask 1: 0.9\nMask 2: 0.8\nMask 3: 0.7\nMask 4: 0.6\nMask 5: 0.5"), 0.0, {}))
+    srv = Server(
+        default=(
+            200,
+            _ok("Answer:\nMask 1: 0.9\nMask 2: 0.8\nMask 3: 0.7\nMask 4: 0.6\nMask 5: 0.5"),
+            0.0,
+            {},
+        )
+    )
     try:
-        (tmp_path / "config.toml").write_text(f'[evaluator.openai]\nbase_url = "{srv.url}"\nmodel = "served-evaluator"\n')
+        (tmp_path / "config.toml").write_text(
+            f'[evaluator.openai]\nbase_url = "{srv.url}"\nmodel = "served-evaluator"\n'
+        )
         monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
-        assert main(["run", "--db", str(db), "--preset", "tiny-random", "--evaluator", "openai", "--sample", "1", "2",
-                     "--engine", "ray", "--workers", "2"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--db",
+                    str(db),
+                    "--preset",
+                    "tiny-random",
+                    "--evaluator",
+                    "openai",
+                    "--sample",
+                    "1",
+                    "2",
+                    "--engine",
+                    "ray",
+                    "--workers",
+                    "2",
+                ]
+            )
+            == 0
+        )
     finally:
         srv.close()
     assert {body["model"] for _, _, body in srv.seen} == {"served-evaluator"}
@@ -278,6 +381,10 @@ def test_stage2_against_an_openai_compatible_server(cluster, db, tmp_path, monke
     with st.session(write=False) as s:
         traces = [repo.load_trace(s, 2, sid) for sid in (1, 2)]
     st.close()
-    assert len(srv.seen) == sum(len(t.evaluator.groups) for t in traces)  # each group asked once, by a worker
+    assert len(srv.seen) == sum(
+        len(t.evaluator.groups) for t in traces
+    )  # each group asked once, by a worker
     for t in traces:
-        assert t.evaluator.backend == "openai-compatible" and 0.9 in t.evaluator.final_scores.values()
+        assert (
+            t.evaluator.backend == "openai-compatible" and 0.9 in t.evaluator.final_scores.values()
+        )

@@ -78,8 +78,13 @@ def _has_hole(mask: np.ndarray) -> bool:
     return n > 2  # label 0 is the foreground; more than one background component means a hole
 
 
-masks = st.integers(1, 14).flatmap(lambda h: st.integers(1, 14).flatmap(
-    lambda w: st.tuples(st.just((h, w)), st.lists(st.integers(0, 2), min_size=h * w, max_size=h * w))))
+masks = st.integers(1, 14).flatmap(
+    lambda h: st.integers(1, 14).flatmap(
+        lambda w: st.tuples(
+            st.just((h, w)), st.lists(st.integers(0, 2), min_size=h * w, max_size=h * w)
+        )
+    )
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -92,14 +97,19 @@ def test_random_blobs_reported_iou_is_recomputed_iou_and_holeless_masks_are_exac
     target, ignore = labels == 1, labels == 2
     shapes = mask_to_shapes(target, ignore)
     # through the JSON text and back, as an exported file is read
-    anno = read_annotation_from_text(annotation_text(["q"], True, shapes, image_name="x.jpg", hw=(h, w)))
+    anno = read_annotation_from_text(
+        annotation_text(["q"], True, shapes, image_name="x.jpg", hw=(h, w))
+    )
     t2, i2 = rasterize(anno["shapes"], (h, w))
     f = polygon_fidelity(target, ignore, shapes)
     assert f.iou == mask_iou(target, t2) and f.ignore_iou == mask_iou(ignore, i2)
     assert f.added == np.count_nonzero(t2 & ~target) and f.removed == np.count_nonzero(target & ~t2)
     assert f.ignore_changed == np.count_nonzero(ignore != i2)
     # what a mask's polygons add lies in its own holes, never outside its regions
-    assert not (t2 & ~target & ~_enclosed(target)).any() and not (i2 & ~ignore & ~_enclosed(ignore)).any()
+    assert (
+        not (t2 & ~target & ~_enclosed(target)).any()
+        and not (i2 & ~ignore & ~_enclosed(ignore)).any()
+    )
     if not _has_hole(target) and not _has_hole(ignore):
         assert f.exact and np.array_equal(t2, target) and np.array_equal(i2, ignore)
 
@@ -125,11 +135,18 @@ def read_annotation_from_text(text: str) -> dict:
 def test_annotation_text_is_ascii_with_the_keys_lisa_reads():
     import json
 
-    text = annotation_text(["Où est le chat ?", "second"], False, mask_to_shapes(np.eye(3, dtype=bool)),
-                           image_name="a.jpg", hw=(3, 3))
+    text = annotation_text(
+        ["Où est le chat ?", "second"],
+        False,
+        mask_to_shapes(np.eye(3, dtype=bool)),
+        image_name="a.jpg",
+        hw=(3, 3),
+    )
     assert text.isascii()
     doc = json.loads(text)
     assert list(doc) == ["text", "is_sentence", "shapes", "imagePath", "imageHeight", "imageWidth"]
     assert doc["text"] == ["Où est le chat ?", "second"] and doc["is_sentence"] is False
     assert doc["shapes"][0]["label"] == "target" and doc["shapes"][0]["shape_type"] == "polygon"
-    assert json.loads(text.encode("ascii").decode("cp1252")) == doc  # LISA's fallback reads it the same
+    assert (
+        json.loads(text.encode("ascii").decode("cp1252")) == doc
+    )  # LISA's fallback reads it the same

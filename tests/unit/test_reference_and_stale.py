@@ -27,7 +27,9 @@ def run_store(filled_sqlite):
     """Run 1 with traces of samples 1 and 2 (each: one candidate equal to its ground truth)."""
     st = filled_sqlite
     with st.session() as s:
-        run_id = repo.create_run(s, name="t", preset="test", config={}, model_ids={}, is_random=False)
+        run_id = repo.create_run(
+            s, name="t", preset="test", config={}, model_ids={}, is_random=False
+        )
         for sid in (1, 2):
             smp = repo.get_sample(s, sid)
             repo.save_trace(s, run_id, sid, _trace(smp.question, [repo.gt_mask(s, sid)]))
@@ -64,11 +66,21 @@ def test_eval_against_gt_and_reviewed(run_store):
     assert gt["against"] == "gt" and gt["reference"] == {"gt": 2, "reviewed": 0}
     assert rv["against"] == "reviewed" and rv["reference"] == {"gt": 1, "reviewed": 1}
     # sample 1's candidate is its ground truth: IoU 1 against gt, 100 / 200 against the edit
-    assert gt["top1"]["per_category"]["geometric"]["giou"] == pytest.approx(200 / (200 + E5), abs=1e-12)
-    assert rv["top1"]["per_category"]["geometric"]["giou"] == pytest.approx(100 / (200 + E5), abs=1e-12)
+    assert gt["top1"]["per_category"]["geometric"]["giou"] == pytest.approx(
+        200 / (200 + E5), abs=1e-12
+    )
+    assert rv["top1"]["per_category"]["geometric"]["giou"] == pytest.approx(
+        100 / (200 + E5), abs=1e-12
+    )
     assert rv["top1"]["per_category"]["spatial"] == gt["top1"]["per_category"]["spatial"]
-    assert format_table(gt).splitlines()[0] == "measured against: the imported ground truth (2 samples)"
-    assert "1 samples nobody edited fell back to their imported ground truth" in format_table(rv).splitlines()[0]
+    assert (
+        format_table(gt).splitlines()[0]
+        == "measured against: the imported ground truth (2 samples)"
+    )
+    assert (
+        "1 samples nobody edited fell back to their imported ground truth"
+        in format_table(rv).splitlines()[0]
+    )
     with pytest.raises(ValueError, match="unknown reference"):
         evaluate_run(st, run_id, against="current")
 

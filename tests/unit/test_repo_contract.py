@@ -28,13 +28,21 @@ def test_core_never_imports_qt():
     bad = []
     for f in (ROOT / "core").rglob("*.py"):
         for n, line in enumerate(f.read_text().splitlines(), 1):
-            if re.match(r"\s*(from|import)\s+(PySide6|PyQt5|PyQt6|pyqtgraph|qtpy|rea2seg_gui)\b", line):
+            if re.match(
+                r"\s*(from|import)\s+(PySide6|PyQt5|PyQt6|pyqtgraph|qtpy|rea2seg_gui)\b", line
+            ):
                 bad.append(f"{f.relative_to(ROOT)}:{n}")
     assert not bad, bad
 
 
 def test_import_linter_contract_holds():
     exe = Path(sys.executable).with_name("lint-imports")
-    r = subprocess.run([str(exe), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(exe), "--config", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "KEPT" in r.stdout

@@ -89,16 +89,22 @@ def test_a_bare_state_dict_goes_through_the_sam_registry(tmp_path, monkeypatch):
 
     # a released checkpoint is a bare state dict for sam_model_registry[model_type]; a tiny
     # build stands in for ViT-B here so the test stays small
-    monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", lambda checkpoint=None: build_tiny_sam(seed=5))
+    monkeypatch.setitem(
+        segment_anything.sam_model_registry, "vit_b", lambda checkpoint=None: build_tiny_sam(seed=5)
+    )
     torch.save(build_tiny_sam(seed=7).state_dict(), tmp_path / "sam_vit_b.pth")
     b = load_sam_backend("sam", tmp_path / "sam_vit_b.pth", model_type="vit_b")
     assert not b.is_random and b.name == "sam-vit_b:sam_vit_b.pth"
     w = "image_encoder.patch_embed.proj.weight"
-    assert torch.equal(b.sam.state_dict()[w], build_tiny_sam(seed=7).state_dict()[w])  # the file's weights
+    assert torch.equal(
+        b.sam.state_dict()[w], build_tiny_sam(seed=7).state_dict()[w]
+    )  # the file's weights
     sd = build_tiny_sam().state_dict()
     sd.pop(w)
     torch.save(sd, tmp_path / "cut.pth")
-    with pytest.raises(ModelLoadError, match=r"cut.pth' does not fit SAM vit_b .*\(setting sam_checkpoint\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"cut.pth' does not fit SAM vit_b .*\(setting sam_checkpoint\)"
+    ):
         load_sam_backend("sam", tmp_path / "cut.pth", model_type="vit_b")
 
 
@@ -106,9 +112,14 @@ def test_loader_errors_name_the_file_and_the_setting(tmp_path):
     from core.models.sam_backend import load_sam_backend
     from core.models.tiny_sam import save_tiny_sam2
 
-    with pytest.raises(ModelLoadError, match=r"sam checkpoint '.*nope.pth' does not exist \(setting presets.x.sam_checkpoint\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"sam checkpoint '.*nope.pth' does not exist \(setting presets.x.sam_checkpoint\)",
+    ):
         load_sam_backend("sam", tmp_path / "nope.pth", setting="presets.x.sam_checkpoint")
-    with pytest.raises(ModelLoadError, match=r"no sam2 checkpoint is set \(setting sam2_checkpoint\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"no sam2 checkpoint is set \(setting sam2_checkpoint\)"
+    ):
         load_sam_backend("sam2", None)
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(ModelLoadError, match="junk.pth' is not a torch checkpoint"):
@@ -166,12 +177,16 @@ def test_prompt_embedding_decode_equals_the_predictor_for_a_point_prompt(backend
     p = backend.predictor
     if backend.kind == "sam":
         coords = torch.as_tensor(p.transform.apply_coords(pts, p.original_size))[None]
-        sparse, _ = backend.sam.prompt_encoder(points=(coords, torch.as_tensor(labels)[None]), boxes=None, masks=None)
+        sparse, _ = backend.sam.prompt_encoder(
+            points=(coords, torch.as_tensor(labels)[None]), boxes=None, masks=None
+        )
     else:
         _, coords, lab, _ = p._prep_prompts(pts, labels, None, None, True)
         sparse, _ = backend.model.sam_prompt_encoder(points=(coords, lab), boxes=None, masks=None)
     logits, iou = backend.decode_prompt_embedding(sparse[0].detach().numpy(), multimask=multimask)
-    ref, ref_iou, _ = p.predict(point_coords=pts, point_labels=labels, multimask_output=multimask, return_logits=True)
+    ref, ref_iou, _ = p.predict(
+        point_coords=pts, point_labels=labels, multimask_output=multimask, return_logits=True
+    )
     assert logits.shape == (3 if multimask else 1, 61, 93) and logits.dtype == np.float32
     assert np.allclose(logits, ref, atol=1e-4) and np.allclose(iou, ref_iou, atol=1e-5)
 
@@ -185,7 +200,9 @@ def test_sam_mask_prompt_geometry_is_the_inverse_of_postprocess_masks():
     # constant L: the image part of the 64x64 frame is L, the padding is min(L, 0)
     lo = sam_lowres_mask_prompt(np.full((60, 80), 5.0, np.float32), 256)
     assert lo.shape == (1, 64, 64)
-    assert np.allclose(lo[0, :48], 5.0) and np.allclose(lo[0, 48:], 0.0)  # 60x80 → 192x256 → 48 rows
+    assert np.allclose(lo[0, :48], 5.0) and np.allclose(
+        lo[0, 48:], 0.0
+    )  # 60x80 → 192x256 → 48 rows
     lo = sam_lowres_mask_prompt(np.full((80, 60), -3.0, np.float32), 256)
     assert np.allclose(lo[0, :, :48], -3.0) and np.allclose(lo[0, :, 48:], -3.0)
     # round trip: a smooth low-res map through Sam.postprocess_masks and back
@@ -197,9 +214,13 @@ def test_sam_mask_prompt_geometry_is_the_inverse_of_postprocess_masks():
         L = sam.postprocess_masks(torch.from_numpy(low)[None, None], (nh, nw), hw)[0, 0].numpy()
         back = sam_lowres_mask_prompt(L, 256)[0]
         assert np.abs(back[: nh // 4, : nw // 4] - low[: nh // 4, : nw // 4]).max() < 0.5
-        assert np.allclose(back[(nh + 3) // 4 :], min(L.min(), 0)) and np.allclose(back[:, (nw + 3) // 4 :], min(L.min(), 0))
+        assert np.allclose(back[(nh + 3) // 4 :], min(L.min(), 0)) and np.allclose(
+            back[:, (nw + 3) // 4 :], min(L.min(), 0)
+        )
     # SAM2 stretches to the square: no padding
-    L = F.interpolate(torch.from_numpy(low)[None, None], (60, 80), mode="bilinear", align_corners=False)[0, 0].numpy()
+    L = F.interpolate(
+        torch.from_numpy(low)[None, None], (60, 80), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
     assert np.abs(sam2_lowres_mask_prompt(L, 256)[0] - low).max() < 0.5
 
 
@@ -217,8 +238,12 @@ def test_predict_points_passes_the_converted_mask_prompt(backend, monkeypatch):
         return real(**kw)
 
     monkeypatch.setattr(backend.predictor, "predict", spy)
-    logits, iou = backend.predict_points(np.array([[10, 20], [50, 30]]), np.array([1, 0]), L, multimask=True)
-    conv = sam_lowres_mask_prompt(L, 256) if backend.kind == "sam" else sam2_lowres_mask_prompt(L, 256)
+    logits, iou = backend.predict_points(
+        np.array([[10, 20], [50, 30]]), np.array([1, 0]), L, multimask=True
+    )
+    conv = (
+        sam_lowres_mask_prompt(L, 256) if backend.kind == "sam" else sam2_lowres_mask_prompt(L, 256)
+    )
     assert np.array_equal(seen["mask_input"], conv) and seen["point_labels"].tolist() == [1, 0]
     assert logits.shape == (3, 60, 80) and iou.shape == (3,)
     with pytest.raises(ValueError, match="2 points but 1 labels"):
@@ -253,16 +278,25 @@ def test_box_prompt_gives_the_library_predictors_mask(backend, with_clicks):
     oracle = _oracle_predictor(backend.kind)
     with torch.inference_mode():
         oracle.set_image(img)
-        want, want_iou, _ = oracle.predict(point_coords=None if pts is None else pts.astype(np.float32),
-                                           point_labels=lab, box=box, multimask_output=False, return_logits=True)
+        want, want_iou, _ = oracle.predict(
+            point_coords=None if pts is None else pts.astype(np.float32),
+            point_labels=lab,
+            box=box,
+            multimask_output=False,
+            return_logits=True,
+        )
     backend.set_image(img)
     got, got_iou = backend.predict_points(pts, lab, None, multimask=False, box_xyxy=tuple(box))
     assert got.shape == (1, 61, 93)
     assert np.array_equal(got > 0, want > 0) and np.allclose(got, want, atol=1e-5)
     assert np.allclose(got_iou, want_iou, atol=1e-6)
     # the box is a real prompt: without it the decoder answers differently
-    plain, _ = backend.predict_points(pts if with_clicks else np.array([[40.0, 30.0]]),
-                                      lab if with_clicks else np.array([1]), None, multimask=False)
+    plain, _ = backend.predict_points(
+        pts if with_clicks else np.array([[40.0, 30.0]]),
+        lab if with_clicks else np.array([1]),
+        None,
+        multimask=False,
+    )
     assert not np.allclose(plain, got)
 
 
@@ -281,7 +315,9 @@ def test_embedding_scale_maps_cell_centres_onto_cells(sam_v1, sam2):
         b.set_image(img)
     # SAM: 61x80 → 195x256 (longest side, rounded as SamPredictor does), 16-px cells
     assert sam_v1.embedding_xy_scale() == pytest.approx((256 / 80 / 16, 195 / 61 / 16))
-    assert sam2.embedding_xy_scale() == pytest.approx((16 / 80, 16 / 61))  # stretched to 256², 16 cells
+    assert sam2.embedding_xy_scale() == pytest.approx(
+        (16 / 80, 16 / 61)
+    )  # stretched to 256², 16 cells
     # 60x80 image: SAM cells are 5 px, so pixel (2 + 5j, 2 + 5i) sits on cell (i, j)'s centre
     img = _image((60, 80))
     sam_v1.set_image(img)
@@ -310,11 +346,26 @@ def _reference_generate(b, img, seeds, cfg):
 
 CONFIGS = {
     "sam": [
-        {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0, "points_per_batch": 3},
-        {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.3, "stability_score_offset": 0.02, "box_nms_thresh": 0.7},
+        {
+            "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
+            "box_nms_thresh": 1.0,
+            "points_per_batch": 3,
+        },
+        {
+            "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.3,
+            "stability_score_offset": 0.02,
+            "box_nms_thresh": 0.7,
+        },
     ],
     "sam2": [
-        {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0, "points_per_batch": 3},
+        {
+            "pred_iou_thresh": 0.0,
+            "stability_score_thresh": 0.0,
+            "box_nms_thresh": 1.0,
+            "points_per_batch": 3,
+        },
         {"pred_iou_thresh": 0.53, "stability_score_thresh": 0.0, "box_nms_thresh": 0.7},
     ],
 }
@@ -322,7 +373,9 @@ CONFIGS = {
 
 def test_seed_amg_equals_library_generate_on_the_cached_embedding(backend):
     img = _image()
-    seeds = np.array([[10, 10], [40, 30], [70, 50], [20, 45], [40, 30], [5, 55], [60, 8]], np.float32)
+    seeds = np.array(
+        [[10, 10], [40, 30], [70, 50], [20, 45], [40, 30], [5, 55], [60, 8]], np.float32
+    )
     backend.reset_image()
     backend.set_image(img)
     calls = []
@@ -340,7 +393,9 @@ def test_seed_amg_equals_library_generate_on_the_cached_embedding(backend):
             assert a.predicted_iou == r["predicted_iou"] and a.stability == r["stability_score"]
             assert np.allclose(seeds[a.seed_index], r["point_coords"][0], atol=1e-4)
             assert a.seed_index != 4  # seed 4 repeats seed 1: the first index is reported
-        assert [a.predicted_iou for a in ours] == sorted((a.predicted_iou for a in ours), reverse=True)
+        assert [a.predicted_iou for a in ours] == sorted(
+            (a.predicted_iou for a in ours), reverse=True
+        )
     assert len(results[0]) != len(results[1])  # the second setting's filters changed the output
     assert backend.amg_from_seeds(np.zeros((0, 2), np.float32), CONFIGS[backend.kind][0]) == []
 

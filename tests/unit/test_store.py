@@ -21,7 +21,9 @@ def test_sqlite_pragmas_and_schema_version(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"  # the migration head
+        assert (
+            s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        )  # the migration head
 
 
 def test_review_actions_history_and_undo_redo(filled_store):
@@ -46,13 +48,19 @@ def test_review_actions_history_and_undo_redo(filled_store):
     assert review.redo(st, 1, user="cy") is False
     hist = review.history(st, 1)
     assert [(h.field, h.action) for h in hist] == [
-        ("status", "edit"), ("question", "edit"), ("question", "undo"), ("status", "undo"),
-        ("status", "redo"), ("status", "edit"),
+        ("status", "edit"),
+        ("question", "edit"),
+        ("question", "undo"),
+        ("status", "undo"),
+        ("status", "redo"),
+        ("status", "edit"),
     ]
     assert hist[0].user == "ann" and hist[0].before == "pending" and hist[0].after == "verified"
     assert hist[-1].note == "unsure"
     with st.session() as s:
-        decisions = s.scalars(select(Review.decision).where(Review.sample_id == 1).order_by(Review.id))
+        decisions = s.scalars(
+            select(Review.decision).where(Review.sample_id == 1).order_by(Review.id)
+        )
         assert list(decisions) == ["accept", "flag"]
 
 
@@ -61,7 +69,9 @@ def test_replace_mask_keeps_every_version(filled_store):
     m1 = box_mask((40, 60), 1, 5, 1, 5)
     m2 = box_mask((40, 60), 10, 20, 10, 20)
     id1 = review.replace_mask(st, 1, m1, user="ann", provenance={"tool": "brush"})
-    id2 = review.replace_mask(st, 1, m2, user="ann", provenance={"tool": "sam", "points": [[3, 4, 1]]})
+    id2 = review.replace_mask(
+        st, 1, m2, user="ann", provenance={"tool": "sam", "points": [[3, 4, 1]]}
+    )
     with st.session() as s:
         assert np.array_equal(repo.edited_mask(s, 1), m2)
         assert np.array_equal(repo.current_mask(s, 1), m2)
@@ -105,9 +115,25 @@ def test_trace_round_trip_in_store(filled_store):
 
     st = filled_store
     gt = box_mask((40, 60), 5, 15, 5, 25)
-    cands = [Candidate(0, "multimask", 0, gt.copy(), 0.9), Candidate(1, "amg", 0, box_mask((40, 60), 5, 15, 5, 15), 0.8, 0.95, 2)]
-    tr = PipelineTrace("q", (40, 60), "tiny", {"mllm": "x"}, True, {"k1": 50}, np.zeros((40, 60), np.float32), gt,
-                       None, None, None, cands, timings={"sam": 0.5})
+    cands = [
+        Candidate(0, "multimask", 0, gt.copy(), 0.9),
+        Candidate(1, "amg", 0, box_mask((40, 60), 5, 15, 5, 15), 0.8, 0.95, 2),
+    ]
+    tr = PipelineTrace(
+        "q",
+        (40, 60),
+        "tiny",
+        {"mllm": "x"},
+        True,
+        {"k1": 50},
+        np.zeros((40, 60), np.float32),
+        gt,
+        None,
+        None,
+        None,
+        cands,
+        timings={"sam": 0.5},
+    )
     with st.session() as s:
         rid = repo.create_run(s, name="r", preset="tiny", config={}, model_ids={}, is_random=True)
         repo.save_trace(s, rid, 1, tr)
@@ -161,8 +187,12 @@ def test_two_processes_reviewing_at_once_lose_nothing(filled_store, tmp_path):
     gate = tmp_path / "gate"
     gate.mkdir()
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, db, who, "40", str(gate)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, db, who, "40", str(gate)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for who in ("a", "b")
     ]
     spans = []
@@ -222,7 +252,15 @@ def test_sgdr_masks_survive_kill9_during_import(tmp_path):
     make_image(tmp_path / "x.png", (32, 32))
     n = 400
     samples = [
-        SgdrSample(f"s{i}", "x.png", f"q{i}", "other", "t", "pending", encode_rle(box_mask((32, 32), 0, i % 32, 0, 5)))
+        SgdrSample(
+            f"s{i}",
+            "x.png",
+            f"q{i}",
+            "other",
+            "t",
+            "pending",
+            encode_rle(box_mask((32, 32), 0, i % 32, 0, 5)),
+        )
         for i in range(n)
     ]
     write_sgdr(tmp_path / "big.json", samples)
@@ -264,7 +302,20 @@ def test_trace_without_logits_for_viewers(filled_sqlite):
 
     m = box_mask((40, 60), 1, 5, 1, 5)
     L = np.linspace(-5, 5, 40 * 60, dtype=np.float32).reshape(40, 60)
-    tr = PipelineTrace("q", (40, 60), "t", {}, False, {}, L, L > 0, None, None, None, [Candidate(0, "amg", 0, m, 0.5)])
+    tr = PipelineTrace(
+        "q",
+        (40, 60),
+        "t",
+        {},
+        False,
+        {},
+        L,
+        L > 0,
+        None,
+        None,
+        None,
+        [Candidate(0, "amg", 0, m, 0.5)],
+    )
     with filled_sqlite.session() as s:
         rid = repo.create_run(s, name="r", preset="t", config={}, model_ids={}, is_random=False)
         repo.save_trace(s, rid, 1, tr)
@@ -288,8 +339,11 @@ def test_count_samples_is_the_length_of_list_samples_for_every_filter(filled_sto
     review.decide(filled_store, 2, "reject", user="ann", note="no")
     with filled_store.session(write=False) as s:
         names = [None, *(d.name for d in s.scalars(select(Dataset)))]
-        for status, cat, text, ds in itertools.product([None, *STATUSES], [None, *CATEGORIES[:2]],
-                                                       [None, "cube", "%"], names):
+        for status, cat, text, ds in itertools.product(
+            [None, *STATUSES], [None, *CATEGORIES[:2]], [None, "cube", "%"], names
+        ):
             kw = {"status": status, "category": cat, "text": text, "dataset": ds}
             assert repo.count_samples(s, **kw) == len(repo.list_samples(s, **kw)), kw
-        assert repo.count_samples(s) == 4 and repo.count_samples(s, status="verified") == verified + 1
+        assert (
+            repo.count_samples(s) == 4 and repo.count_samples(s, status="verified") == verified + 1
+        )

@@ -18,7 +18,20 @@ from tests.unit.conftest import box_mask
 def _trace() -> PipelineTrace:
     L = np.random.default_rng(3).normal(0, 4, (40, 60)).astype(np.float32)
     m = box_mask((40, 60), 1, 5, 1, 5)
-    return PipelineTrace("q", (40, 60), "t", {}, False, {}, L, L > 0, None, None, None, [Candidate(0, "amg", 0, m, 0.5)])
+    return PipelineTrace(
+        "q",
+        (40, 60),
+        "t",
+        {},
+        False,
+        {},
+        L,
+        L > 0,
+        None,
+        None,
+        None,
+        [Candidate(0, "amg", 0, m, 0.5)],
+    )
 
 
 def _to_revision(st, revision: str, down: bool) -> None:
@@ -41,7 +54,9 @@ def _saved(filled_sqlite, tr):
 
 def _blob(st) -> dict:
     with st.session(write=False) as s:
-        return json.loads(zlib.decompress(s.execute(text("SELECT trace FROM run_samples")).scalar()))
+        return json.loads(
+            zlib.decompress(s.execute(text("SELECT trace FROM run_samples")).scalar())
+        )
 
 
 def test_the_trace_json_holds_no_l_and_the_column_does(filled_sqlite):
@@ -50,7 +65,9 @@ def test_the_trace_json_holds_no_l_and_the_column_does(filled_sqlite):
     assert _blob(filled_sqlite)["initial_logits"] is None
     with filled_sqlite.session(write=False) as s:
         full = repo.load_trace(s, rid, 1)
-    assert np.array_equal(full.initial_logits, tr.initial_logits.astype(np.float16).astype(np.float32))
+    assert np.array_equal(
+        full.initial_logits, tr.initial_logits.astype(np.float16).astype(np.float32)
+    )
 
 
 def test_viewers_never_read_the_l_column(filled_sqlite):
@@ -83,7 +100,9 @@ def test_migration_moves_l_both_ways_bit_for_bit(tmp_path, sgdr_file):
     with st.session(write=False) as s:
         full = repo.load_trace(s, rid, 1)
         light = repo.load_trace(s, rid, 1, with_logits=False)
-    assert np.array_equal(full.initial_logits, tr.initial_logits.astype(np.float16).astype(np.float32))
+    assert np.array_equal(
+        full.initial_logits, tr.initial_logits.astype(np.float16).astype(np.float32)
+    )
     assert light.to_json() == full.to_json(with_logits=False)
     st.close()
 
@@ -105,5 +124,7 @@ def test_load_logits_alone(filled_sqlite):
     tr = _trace()
     rid = _saved(filled_sqlite, tr)
     with filled_sqlite.session(write=False) as s:
-        assert np.array_equal(repo.load_logits(s, rid, 1), repo.load_trace(s, rid, 1).initial_logits)
+        assert np.array_equal(
+            repo.load_logits(s, rid, 1), repo.load_trace(s, rid, 1).initial_logits
+        )
         assert repo.load_logits(s, rid, 2) is None and repo.load_logits(s, -1, 1) is None

@@ -14,8 +14,20 @@ def test_a_loaded_candidate_decodes_its_mask_once_on_first_use(monkeypatch):
     import core.trace as trace_mod
 
     masks = [box_mask((30, 40), i, i + 9, 2 * i, 2 * i + 7) for i in range(3)]
-    tr = PipelineTrace("q", (30, 40), "t", {}, False, {}, None, None, None, None, None,
-                       [Candidate(i, "amg", i, m, 0.5) for i, m in enumerate(masks)])
+    tr = PipelineTrace(
+        "q",
+        (30, 40),
+        "t",
+        {},
+        False,
+        {},
+        None,
+        None,
+        None,
+        None,
+        None,
+        [Candidate(i, "amg", i, m, 0.5) for i, m in enumerate(masks)],
+    )
     calls = []
     real = trace_mod.decode_rle
     monkeypatch.setattr(trace_mod, "decode_rle", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -33,7 +45,8 @@ def test_a_candidate_of_the_wrong_size_is_refused_on_load():
 
 
 def test_setting_a_mask_replaces_the_pending_one():
-    c = Candidate.from_rle(encode_rle(np.zeros((4, 4), bool)), (4, 4), id=0, origin="amg", origin_rank=0,
-                           sam_score=0.5)
+    c = Candidate.from_rle(
+        encode_rle(np.zeros((4, 4), bool)), (4, 4), id=0, origin="amg", origin_rank=0, sam_score=0.5
+    )
     c.mask = np.ones((4, 4), bool)
     assert c.mask.all()

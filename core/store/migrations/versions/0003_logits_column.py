@@ -27,8 +27,12 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_rows = sa.table("run_samples", sa.column("id", sa.Integer), sa.column("trace", sa.LargeBinary),
-                 sa.column("logits", sa.LargeBinary))
+_rows = sa.table(
+    "run_samples",
+    sa.column("id", sa.Integer),
+    sa.column("trace", sa.LargeBinary),
+    sa.column("logits", sa.LargeBinary),
+)
 
 
 def _npy(raw: bytes, dtype: str, shape: list[int]) -> bytes:
@@ -47,21 +51,34 @@ def upgrade() -> None:
         if arr is None:
             continue
         d["initial_logits"] = None
-        conn.execute(_rows.update().where(_rows.c.id == row_id).values(
-            trace=zlib.compress(json.dumps(d, separators=(",", ":")).encode("utf-8"), 6),
-            logits=_npy(base64.b64decode(arr["b64"]), arr["dtype"], arr["shape"])))
+        conn.execute(
+            _rows.update()
+            .where(_rows.c.id == row_id)
+            .values(
+                trace=zlib.compress(json.dumps(d, separators=(",", ":")).encode("utf-8"), 6),
+                logits=_npy(base64.b64decode(arr["b64"]), arr["dtype"], arr["shape"]),
+            )
+        )
 
 
 def downgrade() -> None:
     conn = op.get_bind()
-    for row_id, blob, logits in conn.execute(sa.select(_rows.c.id, _rows.c.trace, _rows.c.logits)).all():
+    for row_id, blob, logits in conn.execute(
+        sa.select(_rows.c.id, _rows.c.trace, _rows.c.logits)
+    ).all():
         if logits is None:
             continue
         a = np.load(io.BytesIO(zlib.decompress(logits)), allow_pickle=False)
         d = json.loads(zlib.decompress(blob).decode("utf-8"))
-        d["initial_logits"] = {"dtype": a.dtype.str, "shape": list(a.shape),
-                               "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")}
-        conn.execute(_rows.update().where(_rows.c.id == row_id).values(
-            trace=zlib.compress(json.dumps(d, separators=(",", ":")).encode("utf-8"), 6)))
+        d["initial_logits"] = {
+            "dtype": a.dtype.str,
+            "shape": list(a.shape),
+            "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
+        }
+        conn.execute(
+            _rows.update()
+            .where(_rows.c.id == row_id)
+            .values(trace=zlib.compress(json.dumps(d, separators=(",", ":")).encode("utf-8"), 6))
+        )
     with op.batch_alter_table("run_samples", schema=None) as batch_op:
         batch_op.drop_column("logits")
