@@ -16,7 +16,13 @@ from core.cli.common import add_common
 from core.vocab import CATEGORIES, EXPORT_MASKS, IMAGE_MODES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
-_PLUGINS = ("core.cli.generate", "core.cli.run", "core.cli.evaluate", "core.cli.benchmark")
+_PLUGINS = (
+    "core.cli.generate",
+    "core.cli.run",
+    "core.cli.evaluate",
+    "core.cli.benchmark",
+    "core.cli.train",
+)
 
 
 def _err(msg: str) -> None:

@@ -1,0 +1,57 @@
+"""What every trainer shares: the loss-curve file and resuming from the last checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+LOSS_CURVE_FILE = "loss_curve.jsonl"
+
+
+class LossCurveCallback(TrainerCallback):
+    """Appends every logged step (step, epoch, loss, learning rate, …) to ``out_dir/loss_curve.jsonl``.
+
+    Only the main process writes, so a multi-process (DDP) run keeps one curve. A resumed run
+    appends after the last step it finds, so the file stays one curve without repeated steps.
+    """
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / LOSS_CURVE_FILE
+
+    def on_log(self, args, state, control, logs: dict[str, Any] | None = None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        done = {row["step"] for row in read_loss_curve(self.path)}
+        if state.global_step in done and "loss" in logs:
+            return
+        row = {"step": state.global_step, "epoch": state.epoch}
+        row.update({k: v for k, v in logs.items() if isinstance(v, int | float)})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+def read_loss_curve(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a loss-curve file, oldest first; a missing file or a torn last line is skipped."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOSS_CURVE_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+    return rows
+
+
+def resume_checkpoint(out_dir: str | Path) -> str | None:
+    """The newest ``checkpoint-N`` folder under ``out_dir`` (for ``--resume``), or None."""
+    out_dir = Path(out_dir)
+    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
