@@ -1,4 +1,5 @@
-"""The keyboard shortcuts, one table: the window binds them, the cheat sheet and README list them."""
+"""The keyboard shortcuts, one table: the window binds them, the cheat sheet shows them and
+``scripts/gen_docs.py`` writes them into ``docs/reference/shortcuts.md``."""
 
 from __future__ import annotations
 

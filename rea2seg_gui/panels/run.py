@@ -104,11 +104,13 @@ class RunPanel(QtWidgets.QWidget):
         for name, sb in self.params.items():
             sb.setToolTip(TIPS[name])
             f.addRow(LABELS.get(name, name), sb)
-        self.open_choices = QtWidgets.QLabel()  # the stage-1 choices the paper leaves open (README)
+        self.open_choices = (
+            QtWidgets.QLabel()
+        )  # the stage-1 choices the paper leaves open (docs/pipeline.md)
         self.open_choices.setWordWrap(True)
         self.open_choices.setToolTip(
             "Choices the paper leaves open, as this run makes them (not from the paper; "
-            "see the README's method section)"
+            "see the docs' pipeline page, docs/pipeline.md)"
         )
         f.addRow("Not from the paper", self.open_choices)
         self.eval_preset = QtWidgets.QComboBox()

@@ -122,8 +122,8 @@ def test_gallery_keys_step_candidates_not_samples_and_iou_picker(traced, qtbot):
     assert names <= {"multimask", "semantic", "AMG"} and "multimask" in names
 
 
-def test_readme_and_app_agree_on_names_and_keys(qtbot, settings):
-    """The README's app section names the controls and keys as the app shows them."""
+def test_docs_and_app_agree_on_names_and_keys(qtbot, settings):
+    """The docs' app page names the controls and keys as the app shows them."""
     from pathlib import Path
 
     from rea2seg_gui.canvas import Canvas
@@ -132,10 +132,10 @@ def test_readme_and_app_agree_on_names_and_keys(qtbot, settings):
     from rea2seg_gui.overlays import ORIGIN_NAMES
     from rea2seg_gui.shortcuts import SHORTCUTS
 
-    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text(encoding="utf-8")
-    app_section = " ".join(
-        readme[readme.index("## The app") : readme.index("## Command line")].split()
+    page = (
+        Path(__file__).resolve().parents[2].joinpath("docs", "app.md").read_text(encoding="utf-8")
     )
+    app_section = " ".join(page.split())
     canvas = Canvas()
     qtbot.addWidget(canvas)
     style = LayerStyle(canvas, settings)

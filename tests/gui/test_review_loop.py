@@ -1,5 +1,5 @@
 """The review loop without traps: undo across samples, the note field, unreadable images, missing
-stores, refreshing from a shared store, and the README's shortcut table."""
+stores, refreshing from a shared store, and the docs' shortcut table and settings page."""
 
 from __future__ import annotations
 
@@ -286,17 +286,36 @@ def test_refresh_keeps_a_brush_stroke_in_progress(qtbot, window, demo_store):
 
 
 # ------------------------------------------------------------------------------ cheat sheet
-def test_readme_shortcut_table_and_cheat_sheet_agree():
+def test_docs_shortcut_table_and_cheat_sheet_agree():
     from pathlib import Path
 
+    from rea2seg_gui.canvas_layers import LAYERS
+    from rea2seg_gui.key_bindings import TOOL_KEYS
     from rea2seg_gui.shortcuts import SHORTCUTS
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs/reference/shortcuts.md").read_text()
     for key, what in SHORTCUTS:
-        assert f"| {key} | {what} |" in readme, key
+        assert f"| {key} | {what} |" in page, key
+    for spec in LAYERS:
+        assert f"| {spec.shortcut} | {spec.title} |" in page, spec.key
+    for key, tool in TOOL_KEYS:
+        assert f"| {key} | {tool} |" in page, key
 
 
-def test_readme_names_every_setting_the_app_stores():
+def test_docs_shortcut_page_is_generated_from_the_code():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("gen_docs", root / "scripts" / "gen_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (root / gen.SHORTCUTS_MD).read_text(encoding="utf-8") == gen.shortcuts_page(), (
+        "docs/reference/shortcuts.md is out of date: run python scripts/gen_docs.py"
+    )
+
+
+def test_docs_name_every_setting_the_app_stores():
     import re
     from pathlib import Path
 
@@ -304,7 +323,7 @@ def test_readme_names_every_setting_the_app_stores():
     from rea2seg_gui.canvas_layers import MASK_LAYERS
     from rea2seg_gui.preferences import PREFERENCES
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
     for pref in PREFERENCES:
         default = (
             ("on" if pref.default else "off")

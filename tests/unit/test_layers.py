@@ -1,5 +1,5 @@
-"""core's layer contract (pyproject.toml, import-linter): it holds, it can break, and the README
-shows the same order."""
+"""core's layer contract (pyproject.toml, import-linter): it holds, it can break, and the docs'
+architecture page shows the same order."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ def test_an_upward_import_and_an_unplaced_module_break_the_contract(tmp_path):
     assert "core.newthing" in r.stdout  # not placed in any layer
 
 
-def test_readme_lists_the_layers_in_the_contract_order():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The layers of `core/`") :]
-    section = section[: section.index("\n### ", 1)]
+def test_docs_list_the_layers_in_the_contract_order():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    section = page[page.index("## The layers of `core/`") :]
+    section = section[: section.index("\n## ", 1)]
     pos = [section.find(f"`{layer}`") for layer in _layers()]
     assert -1 not in pos and pos == sorted(pos), list(zip(_layers(), pos, strict=True))

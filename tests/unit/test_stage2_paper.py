@@ -69,7 +69,7 @@ def test_no_readable_score_falls_back_to_the_initial_mask():
     assert back.evaluator.fell_back_to_initial
 
 
-def test_short_last_group_setting_is_recorded_and_the_readme_agrees():
+def test_short_last_group_setting_is_recorded_and_the_docs_agree():
     from core.evaluator.stage2 import run_stage2
 
     img = np.zeros((*HW, 3), np.uint8)
@@ -84,8 +84,10 @@ def test_short_last_group_setting_is_recorded_and_the_readme_agrees():
         _trace(list(range(1, 8))), img, Fixed({a: 0.5 for a in range(1, 8)}), pad_last=False
     )
     assert not ev.pad_last and [len(g.candidate_ids) for g in ev.groups] == [5, 2]
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    assert "last group is padded" in readme and "not padded" not in readme
+    page = (Path(__file__).resolve().parents[2] / "docs" / "pipeline.md").read_text(
+        encoding="utf-8"
+    )
+    assert "last group is padded" in page and "not padded" not in page
 
 
 def test_prompt_format_is_recorded_and_a_mismatched_lora_is_refused():
