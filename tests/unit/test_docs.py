@@ -97,6 +97,12 @@ def test_readme_is_a_short_front_door_whose_links_resolve():
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size < 300_000
 
 
+def test_the_docs_home_page_gives_the_readme_commands():
+    blocks = re.findall(r"```bash\n(.*?)```", _read("README.md"), flags=re.S)[:2]
+    home = re.findall(r"```bash\n(.*?)```", _read("docs/index.md"), flags=re.S)
+    assert [b.strip() for b in blocks] == [b.strip() for b in home]
+
+
 def test_every_docs_page_the_readme_links_is_in_the_site_nav():
     nav = _read("mkdocs.yml")
     readme = _read("README.md")
