@@ -172,3 +172,21 @@ def test_the_core_and_its_command_line_run_without_the_gui_extra(tmp_path):
     # the blocker does block: the same process cannot import Qt
     r = _without_qt("import pyqtgraph\n", cwd=tmp_path)
     assert r.returncode != 0 and "the [gui] extra is absent" in r.stderr
+
+
+def test_pre_commit_runs_ruff_ruff_format_and_import_linter():
+    yaml = pytest.importorskip("yaml")
+    cfg = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"]: h for repo in cfg["repos"] for h in repo["hooks"]}
+    assert set(hooks) == {"ruff", "ruff-format", "import-linter"}
+    assert hooks["import-linter"]["pass_filenames"] is False  # the whole graph, once
+    exe = Path(sys.executable).with_name("pre-commit")
+    if exe.is_file():
+        r = subprocess.run(
+            [str(exe), "validate-config", ".pre-commit-config.yaml"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
