@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.paths import data_dir
+from core.paths import data_dir, resource_path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-DEMO_SGDR = RESOURCES / "demo" / "sgdr.json"
+DEMO_SGDR = resource_path("demo", "sgdr.json")
 
 
 def ensure_demo_store(path: str | Path | None = None) -> Path:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rea2seg-gui", description="Rea2Seg Studio")
     ap.add_argument("store", nargs="?", help="store path (SQLite) or SQLAlchemy URL")
     ap.add_argument(
@@ -55,5 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     return app.exec()
 
 
+def console() -> NoReturn:
+    """The ``rea2seg-gui`` console script: ``main(sys.argv[1:])``; Ctrl+C exits 130 with one line."""
+    from core.cli.common import run_console
+
+    run_console(main, "rea2seg-gui")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -10,7 +10,7 @@ from typing import Any
 from PySide6 import QtCore, QtWidgets
 
 from core.vocab import EXPORT_MASKS, IMAGE_MODES, STATUSES
-from rea2seg_gui.file_actions import SGDR_FILTER
+from rea2seg_gui.file_types import SGDR_FILTER
 
 ANY = "any"  # the filter choice that filters nothing (the option left out on the command line)
 

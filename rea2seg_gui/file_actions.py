@@ -16,9 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.store import Store
 from rea2seg_gui.controllers.jobs import JobRunner
-
-STORE_FILTER = "Stores (*.sqlite *.db);;All files (*)"
-SGDR_FILTER = "SGDR JSON (*.json);;All files (*)"
+from rea2seg_gui.file_types import SGDR_FILTER, STORE_FILTER
 
 
 class FileActions(QtCore.QObject):

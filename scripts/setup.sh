@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Rea2Seg Studio needs on a Debian machine with Python 3.11:
 # the system libraries Qt and the tests use (apt), then a virtual environment in .venv
-# with the project and its pinned dependencies. Safe to re-run: finished steps are skipped.
+# with the project, all its extras (gui, dev, ray) and the exact builds in constraints.txt.
+# Safe to re-run: finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,15 +31,17 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+stamp="$(cat pyproject.toml setup.py constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)"
 if [ -f .venv/.setup-stamp ] && [ "$(cat .venv/.setup-stamp)" = "$stamp" ]; then
   exit 0
 fi
 PIP=".venv/bin/python -m pip"
-$PIP install -q --upgrade pip "setuptools>=70.1" wheel
-$PIP install -q torch==2.14.1 torchvision==0.29.1
+# -c constraints.txt: the exact torch / torchvision builds (the package states ranges).
+$PIP install -q --upgrade pip "setuptools>=77" wheel
+$PIP install -q -c constraints.txt torch torchvision
 # sam2 ships only a source archive; build it against the torch above, without CUDA kernels.
-SAM2_BUILD_CUDA=0 $PIP install -q --no-build-isolation sam2==1.1.0
-$PIP install -q -e ".[dev,ray]"
+SAM2_BUILD_CUDA=0 $PIP install -q -c constraints.txt --no-build-isolation sam2==1.1.0
+# the headless core plus every extra: the app (gui), the tests and linters (dev), Ray (ray)
+$PIP install -q -c constraints.txt -e ".[gui,dev,ray]"
 echo "$stamp" > .venv/.setup-stamp
 echo "setup: done (.venv)"

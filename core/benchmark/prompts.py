@@ -1,4 +1,5 @@
-"""The question-generation prompts as versioned text files in ``resources/prompts/``.
+"""The question-generation prompts as versioned text files in ``resources/prompts/``
+(installed: ``rea2seg_resources/prompts``, found by ``core.paths.resource_path``).
 
 Each file is ``<name>.v<N>.txt``: a header of ``# key: value`` lines (``prompt``, ``version``,
 ``figure``, ``source``, ``role``), a ``---`` line, then the prompt text. The paper's prompts
@@ -12,7 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "resources" / "prompts"
+from core.paths import resource_path
+
+PROMPTS_DIR = resource_path("prompts")
 _FILE = re.compile(r"^(?P<name>[a-z0-9_]+)\.v(?P<version>\d+)\.txt$")
 
 

@@ -11,8 +11,9 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from core.cli.common import add_common
+from core.cli.common import add_common, run_console
 from core.vocab import CATEGORIES, EXPORT_MASKS, IMAGE_MODES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
@@ -363,6 +364,8 @@ def _expected(exc: BaseException) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status. ``KeyboardInterrupt`` passes through (the
+    console script, :func:`console`, turns it into status 130)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -371,10 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _err(str(exc))
         return 2
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
+
+
+def console() -> NoReturn:
+    """The ``rea2seg`` console script: ``main(sys.argv[1:])``; Ctrl+C exits 130 with one line.
+    (Not named ``run``: the ``core.cli.run`` command group would shadow it.)"""
+    run_console(main, "rea2seg")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

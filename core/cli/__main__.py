@@ -1,7 +1,5 @@
 """``python -m core.cli``: the same as the ``rea2seg`` console script."""
 
-import sys
+from core.cli import console
 
-from core.cli import main
-
-sys.exit(main())
+console()

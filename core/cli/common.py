@@ -4,7 +4,9 @@ references and the progress bar. Imports nothing heavy (``rea2seg --help`` stays
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from core.vocab import IGNORE_MODES
 
@@ -48,3 +50,15 @@ def progress_bar(
         bar.update(done - bar.n)
 
     return progress, bar.close
+
+
+def run_console(main: Callable[[Sequence[str]], int], prog: str) -> NoReturn:
+    """The body of a console script: exit with ``main(sys.argv[1:])``. Ctrl+C ends it with one
+    line on stderr and status 130 (128 + SIGINT, what shells expect) instead of a traceback;
+    ``main`` itself lets ``KeyboardInterrupt`` through, so a caller embedding it can stop it."""
+    try:
+        code = main(sys.argv[1:])
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

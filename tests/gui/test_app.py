@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from PySide6 import QtCore, QtWidgets
 
 from core.store import repo
@@ -50,3 +51,17 @@ def test_missing_demo_file_is_said_plainly(qtbot, monkeypatch, tmp_path, capsys)
     assert app.main(["--demo"]) == 2
     assert "demo project is missing" in capsys.readouterr().err
     assert QtCore.QCoreApplication.instance() is not None
+
+
+def test_the_console_script_turns_ctrl_c_into_130(monkeypatch, capsys):
+    from rea2seg_gui import app
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(app, "main", interrupted)
+    monkeypatch.setattr("sys.argv", ["rea2seg-gui", "--demo"])
+    with pytest.raises(SystemExit) as e:
+        app.console()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "rea2seg-gui: interrupted\n"

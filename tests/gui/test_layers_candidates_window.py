@@ -41,6 +41,7 @@ def key(qtbot, w, k) -> None:
     QtWidgets.QApplication.processEvents()
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_swatches_keys_and_difference_counts(traced, qtbot, settings):
     w, gt, edited = traced
     lp = w.layers_panel
@@ -75,6 +76,7 @@ def test_swatches_keys_and_difference_counts(traced, qtbot, settings):
     assert w.canvas.diff is None and "off" in style.diff_label.text()
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_hover_readout_in_the_status_bar_with_L_loaded(traced, qtbot):
     w, _, _ = traced
     tr = w.state.trace
@@ -92,6 +94,7 @@ def test_hover_readout_in_the_status_bar_with_L_loaded(traced, qtbot):
     assert r.topk2_rank is not None  # a seed sits on a top-k2 token
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_gallery_keys_step_candidates_not_samples_and_iou_picker(traced, qtbot):
     w, gt, edited = traced
     cp = w.candidates_panel

@@ -182,6 +182,7 @@ def test_every_layer_toggles_with_its_shortcut(qtbot, window):
         assert window.layers_panel.checks[spec.key].isChecked() is (not before)
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_tiny_random_run_from_the_gui_fills_the_trace_views(qtbot, window, demo_store):
     window.samples_panel.select_row(0)
     window.run_panel.set_preset(tiny_lisa_preset())
@@ -275,6 +276,7 @@ def _wait_sam(qtbot, window, click):
     assert not window.jobs.busy
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, demo_store):
     window.edit_panel.sam_preset.setCurrentText(tiny_lisa_preset())
     window.edit_panel.sam_prompt.setCurrentIndex(0)  # no mask prompt
@@ -305,6 +307,7 @@ def test_sam_clicks_refine_the_mask_and_backspace_undoes_a_click(qtbot, window, 
     assert _saved(demo_store) is None and window.editing.sam_points == []
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_sam_reprompted_with_a_candidate_mask(qtbot, window, demo_store):
     window.samples_panel.select_row(0)
     with qtbot.waitSignal(window.run_finished, timeout=120_000) as blocker:
@@ -460,6 +463,7 @@ def test_worker_reports_progress_result_and_errors_on_signals(qtbot):
     qtbot.waitUntil(lambda: _ended(t2), timeout=5000)
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_a_slow_trace_is_drawn_when_it_arrives(qtbot, window, demo_store, monkeypatch):
     """Switching samples does not wait for a slow trace: image and masks first, the trace after."""
     import time
@@ -478,10 +482,9 @@ def test_a_slow_trace_is_drawn_when_it_arrives(qtbot, window, demo_store, monkey
     monkeypatch.setattr(repo_mod, "load_trace", load_trace)
     window.loader.forget_read_ahead()
     window.loader.trace_wait_s = 0.0
-    t0 = time.perf_counter()
     with qtbot.waitSignal(window.review.trace_shown, timeout=10_000) as blocker:
         window.review.show_sample(1)
-        assert time.perf_counter() - t0 < 0.3 and window.state.trace is None  # not waited for
+        assert window.state.trace is None  # not waited for (the latency: bench/gui_latency.py)
         assert window.state.image is not None and window.canvas.items["gt"]
         assert "loading" in window.layers_panel.legend()
     assert blocker.args == [1] and window.state.trace is not None and window.canvas.items["seeds"]

@@ -57,6 +57,7 @@ def test_settings_dialog_explains_wrong_kinds_of_setting(qtbot, tmp_path):
     assert "'gpu' is not a device" in text and "'vit_xl' is not a SAM model type" in text
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     window.samples_panel.select_row(0)
     window.run_panel.eval_preset.setCurrentText("tiny-random")
@@ -121,6 +122,7 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     from PySide6 import QtCore
 
@@ -145,6 +147,7 @@ def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     assert seen_threads and all(t is gui_thread for t in seen_threads)
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_rerun_one_sample_and_compare_side_by_side(qtbot, window):
     window.samples_panel.select_row(0)
     with qtbot.waitSignal(window.run_finished, timeout=120_000):

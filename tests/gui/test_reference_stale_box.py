@@ -102,6 +102,7 @@ def test_stale_marker_when_the_question_is_edited_after_the_run(
     assert cp.stale_text() == "" and ep.stale_text() == ""
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_box_tool_drags_a_rectangle_into_a_sam_mask(qtbot, window, demo_store):
     window.edit_panel.sam_preset.setCurrentText(tiny_lisa_preset())
     qtbot.keyClick(window, QtCore.Qt.Key.Key_X)

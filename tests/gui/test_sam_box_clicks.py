@@ -60,6 +60,7 @@ def _saved(store):
     return store.run(lambda s: repo.edited_mask(s, 1), write=False)
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_box_then_clicks_go_to_sam_together(qtbot, window, demo_store, sam_calls):
     sam, calls = sam_calls
     c = window.canvas
@@ -108,6 +109,7 @@ def test_box_then_clicks_go_to_sam_together(qtbot, window, demo_store, sam_calls
     assert c.drag_mode is DragMode.PAN
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_clicks_then_a_box_and_backspace_drops_the_box_last(qtbot, window, demo_store, sam_calls):
     _sam_, calls = sam_calls
     c = window.canvas

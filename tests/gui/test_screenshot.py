@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.xvfb
+pytestmark = [pytest.mark.xvfb, pytest.mark.slow]  # Xvfb, and the tiny random models
 needs_x = pytest.mark.skipif(
     not (shutil.which("Xvfb") and shutil.which("import")), reason="needs Xvfb and ImageMagick"
 )

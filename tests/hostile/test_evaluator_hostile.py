@@ -62,21 +62,16 @@ def _trickle_headers(conn, _n):
 def test_trickling_server_is_cut_at_the_deadline(raw_server, reply):
     srv = raw_server(reply, max_requests=2)
     img, masks = _img_masks()
-    timeout = 1.5
-    t = time.perf_counter()
-    r = _client(srv.url, timeout_s=timeout).score_group(img, "q", masks, False)
-    elapsed = time.perf_counter() - t
-    print(f"trickle ({reply.__name__}): timeout_s={timeout}, call took {elapsed:.2f} s")
-    assert elapsed < timeout + 1.0, elapsed  # figure: total time of the call
+    # A byte every 0.5 s never trips a per-read timeout: "timed out" means the 1.5 s deadline
+    # for the whole call ended it (how long the call takes: bench/deadlines.py).
+    r = _client(srv.url, timeout_s=1.5).score_group(img, "q", masks, False)
     assert r.scores == [None, None] and "timed out" in r.parse_error, r.parse_error
 
 
 def test_trickle_with_one_retry_is_bounded_per_attempt(raw_server):
     srv = raw_server(_trickle, max_requests=2)
     img, masks = _img_masks()
-    t = time.perf_counter()
     r = _client(srv.url, timeout_s=1.0, max_retries=1).score_group(img, "q", masks[:1], False)
-    assert time.perf_counter() - t < 2 * 1.0 + 1.0
     assert (
         "timed out" in r.parse_error
         and "after 2 attempts" in r.parse_error

@@ -118,10 +118,8 @@ def test_10_mb_rle_is_refused_without_decoding(monkeypatch):
         raise AssertionError("decoded")
 
     monkeypatch.setattr(mask_utils, "decode", no_decode)
-    t = time.perf_counter()
-    with pytest.raises(MaskError, match="character limit"):
+    with pytest.raises(MaskError, match="character limit"):  # its time: bench/deadlines.py
         decode_rle({"size": [4000, 4000], "counts": "0" * (10 * 1024 * 1024)})
-    assert time.perf_counter() - t < 0.5
     with pytest.raises(MaskError, match="pixel limit"):
         decode_rle({"size": [MAX_PIXELS, 2], "counts": "0"})
     assert MAX_RLE_CHARS < 10 * 1024 * 1024

@@ -210,9 +210,9 @@ def test_key_echoed_in_an_answer_is_masked_and_not_in_the_trace(server, image_an
 def test_timeout_is_retried_then_reported(server, image_and_masks):
     srv = server([(200, _ok("Mask 1: 0.1"), 0.8, {}), (200, _ok("Mask 1: 0.1"), 0.8, {})])
     img, masks = image_and_masks
-    t = time.perf_counter()
+    # each reply takes 0.8 s: only the 0.2 s timeout can end the call with "timed out"
+    # (how long the call takes: bench/deadlines.py)
     r = _client(srv.url, timeout_s=0.2, max_retries=1).score_group(img, "q", masks[:1], False)
-    assert time.perf_counter() - t < 1.5
     assert r.scores == [None] and "timed out" in r.parse_error and len(srv.seen) == 2
 
 
@@ -260,11 +260,9 @@ def test_concurrency_limit_and_result_order(server, image_and_masks):
     img, masks = image_and_masks
     srv = server(default=(200, _ok("Mask 1: 0.5\nMask 2: 0.5"), 0.15, {}))
     groups = [[masks[0], masks[1]] for _ in range(6)]
-    t = time.perf_counter()
     res = _client(srv.url, concurrency=2).score_groups(img, "q", groups, False)
-    dt = time.perf_counter() - t
     assert len(res) == 6 and all(r.scores == [0.5, 0.5] for r in res)
-    assert srv.max_inflight == 2 and dt >= 3 * 0.15 - 0.02  # 6 requests, 2 at a time
+    assert srv.max_inflight == 2  # 6 requests of 0.15 s each, never more than 2 at a time
 
 
 def test_connection_refused_is_a_failed_group(image_and_masks):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -126,22 +125,22 @@ def test_parse_value_rules():
     assert parse_value("x") is None and parse_value("1e999") is None
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "[]" * 30000,
-        '{"a": [' * 20000,
-        "1 " * 100000,
-        "mask 1 " * 30000,
-        "Mask 1: " + "-" * 50000,
-        "mask" + " " * 100000 + "1",
-        "Mask 1: 0.5 " * 40000,
-    ],
-)
-def test_parser_is_fast_on_hostile_text(text):
-    t = time.perf_counter()
+# Answers built to make a careless parser slow (bench/deadlines.py times each one).
+HOSTILE_TEXTS = [
+    "[]" * 30000,
+    '{"a": [' * 20000,
+    "1 " * 100000,
+    "mask 1 " * 30000,
+    "Mask 1: " + "-" * 50000,
+    "mask" + " " * 100000 + "1",
+    "Mask 1: 0.5 " * 40000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_parser_survives_hostile_text(text):
+    # how long each text takes against its budget: bench/deadlines.py
     r = parse_scores(text, 5)
-    assert time.perf_counter() - t < 2.0
     assert len(r.scores) == 5 and r.error
 
 

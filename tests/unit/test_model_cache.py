@@ -147,6 +147,7 @@ def test_embedding_cache_size_is_a_named_setting():
         ModelCache(embedding_cache_size=-1)
 
 
+@pytest.mark.slow  # builds the tiny random models
 def test_the_tiny_random_preset_loads_once_through_the_real_loader(tmp_path, monkeypatch):
     monkeypatch.setenv("REA2SEG_HOME", str(tmp_path))
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "config.toml"))
