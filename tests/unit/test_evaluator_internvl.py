@@ -265,3 +265,36 @@ def test_a_declared_prompt_format_is_enforced(tiny_dirs):
     with pytest.raises(ValueError, match=f"trained on prompt format {nocot}"):
         run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=True)
     assert run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format == nocot
+
+
+def test_training_and_inference_encode_through_one_builder(lora_evaluator, tiny_dirs):
+    """A trainer's example is the inference prompt plus the answer: same tokens up to the
+    generation prompt, same pixel tiles; the adapter directory declares the format."""
+    from core.evaluator.adapter import read_adapter_declaration, write_adapter_declaration
+    from core.evaluator.inputs import build_evaluator_input, chat_text, encode_inputs
+    from core.evaluator.local_internvl import load_internvl
+
+    ev = lora_evaluator
+    img, m = _image_and_masks((60, 90))
+    masks = [m, ~m]
+    inf = ev.inputs(img, "the left one", masks, cot=True)
+    train = build_evaluator_input(
+        img, "the left one", masks, cot=True, scores=[0.9, 0.1], reasoning="It is on the left."
+    )
+    a = encode_inputs(ev.processor, [inf])
+    b = encode_inputs(ev.processor, [train])
+    n = a["input_ids"].shape[1]
+    assert b["input_ids"].shape[1] > n
+    assert (b["input_ids"][0, :n] == a["input_ids"][0]).all()  # the prompt is a prefix
+    assert (a["pixel_values"] == b["pixel_values"]).all()  # the same tiles
+    tail = ev.processor.tokenizer.decode(b["input_ids"][0, n:])  # word-level: digits as <unk>
+    assert "Answer:" in tail and tail.count("Mask") == 2
+    # the backend's prompt is this builder's chat text
+    assert chat_text(ev.processor, inf) == ev.prompt_text("the left one", 2, True)
+    write_adapter_declaration(tiny_dirs[1], inf.prompt_format, trained_on="t.jsonl")
+    assert read_adapter_declaration(tiny_dirs[1]) == inf.prompt_format
+    ok = load_internvl(tiny_dirs[0], lora_path=tiny_dirs[1], is_random=True, cot=True)
+    assert ok.prompt_format == inf.prompt_format
+    with pytest.raises(ModelLoadError, match="without chain of thought|with chain of thought"):
+        load_internvl(tiny_dirs[0], lora_path=tiny_dirs[1], is_random=True, cot=False)
+    (Path(tiny_dirs[1]) / "rea2seg_adapter.json").unlink()
