@@ -343,6 +343,15 @@ def _store_results(
                         _set_reasoning(s, smp, new.reasoning, source, who, note)
                 rec.sample_id = smp.id
             s.add(rec)
+            if rec.builder == "answer" and rec.verdict == "accepted" and rec.sample_id:
+                # a sample with a known answer gets its reasoning as a revision, in the same
+                # transaction as the record (a crash leaves neither)
+                s.flush()
+                smp = repo.get_sample(s, rec.sample_id, for_update=True)
+                source = f"reasoning:answer:{_annotator_model(rec)}"
+                _set_reasoning(
+                    s, smp, rec.reasoning or "", source, user or "annotator", f"annotation {rec.id}"
+                )
         s.flush()
         for rec, _ in results:
             s.expunge(rec)
@@ -695,21 +704,6 @@ class _Annotator:
         return [(rec, None)]
 
 
-def _apply_answer_reasoning(store: Store, recs: list[ReasoningAnnotation], user: str) -> None:
-    """Set the reasoning of an ``answer`` record's sample (a revision), once it is stored."""
-
-    def write(s: Session) -> None:
-        for rec in recs:
-            if rec.builder == "answer" and rec.verdict == "accepted" and rec.sample_id:
-                smp = repo.get_sample(s, rec.sample_id, for_update=True)
-                source = f"reasoning:answer:{_annotator_model(rec)}"
-                _set_reasoning(
-                    s, smp, rec.reasoning or "", source, user or "annotator", f"annotation {rec.id}"
-                )
-
-    store.run(write)
-
-
 # -- many items ---------------------------------------------------------------------------------
 
 
@@ -759,8 +753,6 @@ def annotate(
         if should_cancel and should_cancel():
             return
         recs = worker.one(key)
-        if builder == "answer":
-            _apply_answer_reasoning(store, recs, user)
         with lock:
             for rec in recs:
                 report.verdicts[rec.verdict] += 1

@@ -223,3 +223,20 @@ def test_the_export_fills_the_reviewed_reasoning(filled_sqlite, tmp_path):
     assert line("d.jsonl")[1]["reasoning_missing"]  # a rejected reasoning is not trained on
     fields = [h.field for h in review.history(st, sid)]
     assert fields[-2:] == ["reasoning", "reasoning_status"]
+
+
+def test_the_tile_budget_default_is_one_constant():
+    import inspect
+
+    from core.evaluator import export, local_internvl, openai_compat
+    from core.evaluator.prompt import MAX_PATCHES
+
+    assert MAX_PATCHES == 12  # InternVL's usual max_dynamic_patch
+    for fn in (
+        local_internvl.load_internvl,
+        local_internvl.InternVLEvaluator.__init__,
+        openai_compat.OpenAICompatEvaluator.__init__,
+        export.export_evaluator_train,
+        build_evaluator_input,
+    ):
+        assert inspect.signature(fn).parameters["max_patches"].default == MAX_PATCHES, fn
