@@ -19,7 +19,7 @@ else; ``resume`` skips the items that are done and tries the errors again.
 - ``category`` (imported ``groups`` with a description, the LISA++-style query): all members merged
   into one mask, every member boxed in red, the category names as the short answer → Figure
   S10 verifies and writes the reasoning (sample ``pending``), or marks it invalid (``rejected``).
-- ``answer`` (samples that already have a mask: ReasonSeg train, SGDR, geometric): the mask's
+- ``answer`` (samples that have a mask and no reasoning yet: ReasonSeg train, SGDR, geometric): the mask's
   parts boxed in red → a prompt not from the paper, in the manner of S10 (the paper annotated
   ReasonSeg train this way without printing its prompt) → the reasoning is set on the sample,
   recorded as a revision; the sample's own status does not change.
@@ -175,7 +175,8 @@ def eligible_keys(
             q = q.where(InstanceGroup.dataset_id == ds)
         return [f"group:{i}" for i in s.scalars(q.order_by(InstanceGroup.id))]
     if builder == "answer":
-        q = select(Sample.id).where(Sample.gt_mask_id.is_not(None))
+        # samples that already carry a reasoning (e.g. made by another builder) are not asked again
+        q = select(Sample.id).where(Sample.gt_mask_id.is_not(None), Sample.reasoning.is_(None))
         if ds is not None:
             q = q.where(Sample.dataset_id == ds)
         if category:

@@ -217,6 +217,7 @@ def test_gqa_builder_filter_sam3_annotator_resume_and_review(gqa, tmp_path):
         s8["ball"] = KEEP.replace("cup", "ball")
         rep = annotate(st, "gqa", client, filter_client=filt, sam3=sam, resume=True)
         assert rep.verdicts == {"accepted": 1} and len(srv.requests) == n + 2
+        assert srv.max_in_flight <= 2  # --concurrency holds
     finally:
         srv.close()
     # review: accept / edit / reject the reasoning, with history and the verdict filter
@@ -241,6 +242,13 @@ def test_gqa_builder_filter_sam3_annotator_resume_and_review(gqa, tmp_path):
         review.decide_reasoning(st, gone.id, "accept", user="rev")
     with pytest.raises(review.ReviewError, match="cannot be empty"):
         review.edit_reasoning(st, kept.id, "  ", user="rev")
+    # samples that carry a reasoning are not asked again by the answer builder
+    srv = ChatServer(lambda req: Reply('{"valid": false}'))
+    try:
+        annotate(st, "answer", ChatClient(srv.url, "m", max_retries=0), dataset="q")
+        assert len(srv.requests) == 1 and "behind the fence" in srv.requests[0].text
+    finally:
+        srv.close()
     st.close()
 
 
