@@ -1,5 +1,5 @@
 """Evaluator training data (paper §4.4, App. D): ``import gqa`` and ``reasoning
-gqa|spatial|category|answer|list|show|review|edit``."""
+gqa|spatial|category|answer|list|show|review|edit|reannotate``."""
 
 from __future__ import annotations
 
@@ -227,6 +227,29 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reannotate(args: argparse.Namespace) -> int:
+    from core.evaldata.build import reannotate
+
+    store = _open(args.db)
+    try:
+        recs = reannotate(
+            store,
+            args.sample,
+            user=args.user,
+            api_key=os.environ.get(args.api_key_env) or None,
+            endpoint=args.endpoint,
+            model=args.model,
+            **_client_options(args),
+        )
+    finally:
+        store.close()
+    for r in recs:
+        print(
+            f"sample {args.sample}: {r.builder} re-annotated, {r.verdict}: {r.error or r.reasons}"
+        )
+    return 0 if all(r.verdict != "error" for r in recs) else 1
+
+
 def _unit(text: str) -> float:
     v = float(text)
     if not 0.0 <= v <= 1.0:
@@ -310,6 +333,17 @@ def register(sub) -> None:
     p.add_argument("--user", required=True, help="reviewer name")
     p.add_argument("--note", help="free text kept with the decision")
     p.set_defaults(func=cmd_review)
+
+    p = r.add_parser(
+        "reannotate", help="ask the sample's annotator again (same endpoint and model)"
+    )
+    add_common(p)
+    p.add_argument("--sample", type=int, required=True, help="the sample's numeric id")
+    p.add_argument("--user", required=True, help="who asks (recorded with the new annotation)")
+    p.add_argument("--endpoint", help="base URL (default: the one the annotation recorded)")
+    p.add_argument("--model", help="annotator model (default: the one the annotation recorded)")
+    _add_client_args(p)
+    p.set_defaults(func=cmd_reannotate)
 
     p = r.add_parser("edit", help="replace a sample's reasoning text")
     add_common(p)

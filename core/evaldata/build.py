@@ -461,8 +461,6 @@ class _Annotator:
         self.annotator = annotator
         self.filter_client = filter_client or annotator
         self.sam3 = sam3
-        if builder == "gqa" and sam3 is None:
-            raise AnnotationError("the gqa builder needs SAM 3 (--sam3 CHECKPOINT_DIR)")
 
     def one(self, key: str) -> list[ReasoningAnnotation]:
         t0 = time.perf_counter()
@@ -520,7 +518,15 @@ class _Annotator:
                 f"SAM 3 returned {len(masks)} masks for {it.answer!r}; exactly one is kept"
             )
             return [(rec, None)]
-        mask = masks[0]
+        return self._gqa_annotate(rec, it, image, masks[0])
+
+    def _gqa_annotate(
+        self, rec: ReasoningAnnotation, it: _Item, image: np.ndarray, mask: np.ndarray
+    ) -> list[tuple[ReasoningAnnotation, _NewSample | None]]:
+        """Figure S8 on the mask's tightest box: keep (a pending sample) or discard."""
+        from core.masks import encode_rle
+
+        p = self.prompts
         box = list(bbox_xyxy(mask) or (0, 0, 0, 0))
         rec.details = {**rec.details, "box_xyxy": box}
         try:
@@ -536,8 +542,6 @@ class _Annotator:
         except (EndpointError, AnswerError) as exc:
             return [(_error(rec, "annotator", exc), None)]
         _parsed(rec, ann.fields)
-        from core.masks import encode_rle
-
         rec.stage, rec.reasons = "annotator", ann.reason
         rec.verdict = "accepted" if ann.keep else "rejected"
         rec.reasoning = ann.reasoning
@@ -732,6 +736,8 @@ def annotate(
     (:class:`core.models.sam3_text.Sam3TextSegmenter`), needed by ``gqa``. ``dataset`` limits
     the items to one dataset; ``category`` / ``status`` the samples of ``answer``.
     """
+    if builder == "gqa" and sam3 is None:
+        raise AnnotationError("the gqa builder needs SAM 3 (--sam3 CHECKPOINT_DIR)")
     worker = _Annotator(
         store, builder, annotator, filter_client=filter_client, sam3=sam3, user=user
     )
@@ -784,3 +790,90 @@ def annotate(
     pool.shutdown(wait=True)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def reannotate(
+    store: Store,
+    sample_id: int,
+    *,
+    user: str,
+    api_key: str | None = None,
+    endpoint: str | None = None,
+    model: str | None = None,
+    **client_options: Any,
+) -> list[ReasoningAnnotation]:
+    """Ask the endpoint and annotator model of the sample's latest annotation again
+    (``endpoint`` / ``model`` given: those instead).
+
+    ``gqa``: Figure S8 only, on the box of the sample's current mask (SAM 3 and the S7 filter
+    are not run again); ``spatial``: Figure S9 for the sample's group, of which only this
+    sample's instance is used; ``category`` / ``answer``: their prompt again. The new question
+    (S9), status and reasoning are recorded as ``user``'s revisions; a failed attempt adds an
+    ``error`` annotation and changes nothing else. The key comes from ``api_key`` or
+    ``$REA2SEG_EVAL_API_KEY``.
+    """
+    import os
+
+    from core.llm_client import API_KEY_ENV
+    from core.masks import encode_rle
+
+    user = (user or "").strip()
+    if not user:
+        raise AnnotationError("a user name is required to ask for a re-annotation")
+
+    def last(s: Session) -> tuple[ReasoningAnnotation | None, str, np.ndarray | None]:
+        rec = s.scalar(
+            select(ReasoningAnnotation)
+            .where(ReasoningAnnotation.sample_id == sample_id)
+            .order_by(ReasoningAnnotation.id.desc())
+            .limit(1)
+        )
+        smp = repo.get_sample(s, sample_id)
+        if rec is not None:
+            s.expunge(rec)
+        return rec, smp.external_id, repo.current_mask(s, sample_id)
+
+    prev, ext, mask = store.run(last, write=False)
+    if prev is None:
+        raise AnnotationError(f"sample {sample_id} has no reasoning annotation to ask again")
+    endpoint = endpoint or prev.endpoint
+    model = model or _annotator_model(prev)
+    if not endpoint or not model:
+        raise AnnotationError(
+            f"sample {sample_id}: its annotation has no endpoint or model recorded; give them"
+        )
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    client = ChatClient(endpoint, model, key, **client_options)
+    worker = _Annotator(store, prev.builder, client, user=user)
+    t0 = time.perf_counter()
+    item = store.run(lambda s: _read_item(s, prev.item_key), write=False)
+    if prev.builder == "gqa":
+        rec = worker._new()
+        rec.item_key, rec.question, rec.answer = prev.item_key, item.question, item.answer
+        rec.details = {"recheck": "S8 on the sample's current mask"}
+        if mask is None or not mask.any():
+            raise AnnotationError(f"sample {sample_id} has no mask to draw the box of")
+        try:
+            image = load_image_rgb(item.image_path)
+        except ImageError as exc:
+            results = [(_error(rec, "image", exc), None)]
+        else:
+            results = worker._gqa_annotate(rec, item, image, mask)
+        if results[0][1] is not None:
+            results = [(results[0][0], _replace(results[0][1], mask=encode_rle(mask)))]
+    else:
+        results = getattr(worker, f"_{prev.builder}")(prev.item_key, item)
+        if prev.builder == "spatial":
+            mine = [r for r in results if r[1] is not None and r[1].external_id == ext]
+            results = mine or [r for r in results if r[1] is None][:1]
+    for rec, _ in results:
+        rec.seconds = time.perf_counter() - t0
+        if rec.sample_id is None and rec.builder != "answer":
+            rec.sample_id = sample_id  # a failed attempt stays in the sample's history
+    return _store_results(store, results, user)
+
+
+def _replace(new: _NewSample, **changes: Any) -> _NewSample:
+    from dataclasses import replace
+
+    return replace(new, **changes)

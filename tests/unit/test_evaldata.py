@@ -242,6 +242,27 @@ def test_gqa_builder_filter_sam3_annotator_resume_and_review(gqa, tmp_path):
         review.decide_reasoning(st, gone.id, "accept", user="rev")
     with pytest.raises(review.ReviewError, match="cannot be empty"):
         review.edit_reasoning(st, kept.id, "  ", user="rev")
+    # re-annotation: S8 again on the sample's current mask, recorded as the reviewer's change
+    from core.cli import main
+    from core.evaldata.build import reannotate
+
+    srv = ChatServer(_gqa_script({"cup": DISCARD}))
+    try:
+        review.replace_mask(st, kept.id, box_mask(HW, 0, 10, 0, 10), user="rev")
+        args = ["reasoning", "reannotate", "--db", st.url, "--sample", str(kept.id),
+                "--user", "rev", "--max-retries", "0", "--endpoint", srv.url]  # fmt: skip
+        assert main(args) == 0
+        (s8,) = srv.requests
+        assert _role(s8) == "S8" and _red(s8.images()[0])[0, 0:10].all()  # the edited mask's box
+    finally:
+        srv.close()
+    anns = annotations_of(st, kept.id)
+    assert len(anns) == 2 and anns[-1].verdict == "rejected" and anns[-1].requested_by == "rev"
+    assert anns[-1].details["recheck"].startswith("S8")
+    assert st.run(lambda s: repo.get_sample(s, kept.id).status, write=False) == "rejected"
+    assert review.history(st, kept.id)[-1].note == "re-annotated (rejected)"
+    with pytest.raises(AnnotationError, match="no reasoning annotation"):
+        reannotate(st, _plain_sample(st), user="rev")
     # samples that carry a reasoning are not asked again by the answer builder
     srv = ChatServer(lambda req: Reply('{"valid": false}'))
     try:
@@ -250,6 +271,19 @@ def test_gqa_builder_filter_sam3_annotator_resume_and_review(gqa, tmp_path):
     finally:
         srv.close()
     st.close()
+
+
+def _plain_sample(st) -> int:
+    """A sample nobody annotated (imported directly)."""
+    from core.importers.common import insert_sample
+
+    def add(s):
+        ds = repo.get_or_create_dataset(s, "plain")
+        img = s.scalars(select(VqaItem)).first().image
+        return insert_sample(s, ds, img, external_id="p", question="q?", category="other",
+                             source="", status="pending", mask=None, ignore=None).id  # fmt: skip
+
+    return st.run(add)
 
 
 def test_gqa_needs_sam3():
