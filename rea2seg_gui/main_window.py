@@ -258,6 +258,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.jobs.busy_changed.connect(run.set_busy)
         self.jobs.failed.connect(self._job_failed)
         self.questions_panel.regenerate_requested.connect(self._regenerate)
+        self.reasoning_panel.reannotate_requested.connect(self._reannotate)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
@@ -330,6 +331,29 @@ class MainWindow(QtWidgets.QMainWindow):
             failed,
         ):
             self.questions_panel.set_busy(True)
+
+    def _reannotate(self, sid: int) -> None:
+        from core.evaldata.build import reannotate
+
+        def done(recs) -> None:
+            self.reasoning_panel.set_busy(False)
+            verdict = recs[-1].verdict if recs else "?"
+            self.statusBar().showMessage(f"sample {sid}: re-annotated, {verdict}")
+            self.review.refresh_samples()
+            self.review.after_change(sid)
+
+        def failed(msg: str) -> None:
+            self.reasoning_panel.set_busy(False)
+            message(self, "Re-annotation failed", msg, error=True)
+
+        store, user = self.store, self.user
+        if self._start(
+            lambda progress, should_cancel: reannotate(store, sid, user=user),
+            done,
+            "re-annotation",
+            failed,
+        ):
+            self.reasoning_panel.set_busy(True)
 
     def start_run(self) -> None:
         """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""

@@ -44,6 +44,7 @@ class ReasoningPanel(QtWidgets.QWidget):
     accept_requested = QtCore.Signal(int)
     reject_requested = QtCore.Signal(int)
     edit_requested = QtCore.Signal(int, str)
+    reannotate_requested = QtCore.Signal(int)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,12 +81,18 @@ class ReasoningPanel(QtWidgets.QWidget):
         self.accept_button = QtWidgets.QPushButton("Accept reasoning")
         self.edit_button = QtWidgets.QPushButton("Save edit")
         self.reject_button = QtWidgets.QPushButton("Reject reasoning")
-        for b in (self.accept_button, self.edit_button, self.reject_button):
+        self.reannotate_button = QtWidgets.QPushButton("Re-annotate")
+        self.reannotate_button.setToolTip(
+            "Ask the sample's annotator again (same endpoint and model; GQA: on the current mask)"
+        )
+        for b in (self.accept_button, self.edit_button, self.reject_button, self.reannotate_button):
             buttons.addWidget(b)
         v.addLayout(buttons)
         self.accept_button.clicked.connect(lambda: self._emit(self.accept_requested))
         self.reject_button.clicked.connect(lambda: self._emit(self.reject_requested))
         self.edit_button.clicked.connect(self._emit_edit)
+        self.reannotate_button.clicked.connect(lambda: self._emit(self.reannotate_requested))
+        self._annotated = False
         self.show_sample(None)
 
     def _emit(self, signal) -> None:
@@ -136,7 +143,13 @@ class ReasoningPanel(QtWidgets.QWidget):
             f"{a.verdict}{' at ' + a.stage if a.stage else ''}: {a.reasons}" if a else ""
         )
         self.calls_text.setPlainText(_calls_text(a) if a else "")
-        has = sample_id is not None and reasoning is not None
+        self._has_reasoning = sample_id is not None and reasoning is not None
+        self._annotated = a is not None
+        self.set_busy(False)
+
+    def set_busy(self, busy: bool) -> None:
+        """While a re-annotation runs: no second one, no decisions on a text about to change."""
         for b in (self.accept_button, self.reject_button):
-            b.setEnabled(has)
-        self.edit_button.setEnabled(sample_id is not None)
+            b.setEnabled(not busy and self._has_reasoning)
+        self.edit_button.setEnabled(not busy and self.sample_id is not None)
+        self.reannotate_button.setEnabled(not busy and self._annotated)

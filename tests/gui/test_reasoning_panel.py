@@ -131,4 +131,22 @@ def test_window_reviews_the_reasoning_with_filter_and_history(qtbot, annotated_s
     assert fields[-2:] == ["reasoning_status", "reasoning"]
     rows = [w.review_panel.history_row(i) for i in range(w.review_panel.history_count())]
     assert rows[0][2] == "reasoning" and rows[0][3].endswith("→ A clearer reasoning.")
+    # re-annotation in a worker, against the endpoint the annotation recorded
+    from core.evaldata.build import reannotate  # noqa: F401 - what the button runs
+    from tests.unit.llm_server import ChatServer, Reply
+
+    srv = ChatServer(lambda req: Reply('{"valid": true, "answer": "Asked again."}'))
+    try:
+        with st.session() as s:
+            from core.store.models import ReasoningAnnotation
+
+            for r in s.query(ReasoningAnnotation):
+                r.endpoint = srv.url
+        assert rp.reannotate_button.isEnabled()
+        rp.reannotate_button.click()
+        qtbot.waitUntil(lambda: not w.jobs.busy and rp.reasoning == "Asked again.", timeout=10_000)
+    finally:
+        srv.close()
+    assert st.run(lambda s: repo.get_sample(s, sid).reasoning, write=False) == "Asked again."
+    assert "annotation 2 of" in rp.info_label.text()
     w.close()
