@@ -333,7 +333,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.questions_panel.set_busy(True)
 
     def _reannotate(self, sid: int) -> None:
-        from core.evaldata.build import reannotate
+        from core.evaldata.reannotate import reannotate
 
         def done(recs) -> None:
             self.reasoning_panel.set_busy(False)

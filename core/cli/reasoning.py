@@ -228,7 +228,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_reannotate(args: argparse.Namespace) -> int:
-    from core.evaldata.build import reannotate
+    from core.evaldata.reannotate import reannotate
 
     store = _open(args.db)
     try:

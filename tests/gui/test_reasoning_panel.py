@@ -132,7 +132,7 @@ def test_window_reviews_the_reasoning_with_filter_and_history(qtbot, annotated_s
     rows = [w.review_panel.history_row(i) for i in range(w.review_panel.history_count())]
     assert rows[0][2] == "reasoning" and rows[0][3].endswith("→ A clearer reasoning.")
     # re-annotation in a worker, against the endpoint the annotation recorded
-    from core.evaldata.build import reannotate  # noqa: F401 - what the button runs
+    from core.evaldata.reannotate import reannotate  # noqa: F401 - what the button runs
     from tests.unit.llm_server import ChatServer, Reply
 
     srv = ChatServer(lambda req: Reply('{"valid": true, "answer": "Asked again."}'))

@@ -244,7 +244,7 @@ def test_gqa_builder_filter_sam3_annotator_resume_and_review(gqa, tmp_path):
         review.edit_reasoning(st, kept.id, "  ", user="rev")
     # re-annotation: S8 again on the sample's current mask, recorded as the reviewer's change
     from core.cli import main
-    from core.evaldata.build import reannotate
+    from core.evaldata.reannotate import reannotate
 
     srv = ChatServer(_gqa_script({"cup": DISCARD}))
     try:
