@@ -16,9 +16,11 @@ else; ``resume`` skips the items that are done and tries the errors again.
 - ``spatial`` (imported category groups of at least two instances, as the spatial split of
   App. C): every instance boxed in red with its target ID → Figure S9 writes one referring
   question with its reasoning per instance → one ``pending`` sample per instance it covered.
-- ``category`` (imported ``groups`` with a description, the LISA++-style query): all members merged
-  into one mask, every member boxed in red, the category names as the short answer → Figure
-  S10 verifies and writes the reasoning (sample ``pending``), or marks it invalid (``rejected``).
+- ``category`` (imported ``groups`` with a description, the LISA++-style query): every instance
+  of the image of the group's categories merged into one semantic mask (App. D: "we merge all
+  instances belonging to the queried category"), each boxed in red, the category names as the
+  short answer → Figure S10 verifies and writes the reasoning (sample ``pending``), or marks it
+  invalid (``rejected``).
 - ``answer`` (samples that have a mask and no reasoning yet: ReasonSeg train, SGDR, geometric): the mask's
   parts boxed in red → a prompt not from the paper, in the manner of S10 (the paper annotated
   ReasonSeg train this way without printing its prompt) → the reasoning is set on the sample,
@@ -268,11 +270,13 @@ class Annotator:
             img = load_image_rgb(it.image_path)
         except ImageError as exc:
             return [(error_record(rec, "image", exc), None)]
+        # every instance of the queried categories, not only those the group lists (App. D)
+        instances = it.category_members or it.members
         merged = np.zeros(img.shape[:2], bool)
-        for _tid, _ext, _box, rle in it.members:
+        for _tid, _ext, _box, rle in instances:
             merged |= decode_rle(rle, img.shape[:2])
-        boxes = [m[2] for m in it.members]
-        rec.details = {"targets": [m[0] for m in it.members], "boxes_xyxy": boxes}
+        boxes = [m[2] for m in instances]
+        rec.details = {"targets": [m[0] for m in instances], "boxes_xyxy": boxes}
         try:
             raw = call_model(
                 rec,

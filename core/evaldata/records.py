@@ -354,6 +354,9 @@ class Item:
     members: tuple[tuple[int, str, list[int], dict[str, Any]], ...] = ()
     categories: tuple[str, ...] = ()
     sample_id: int | None = None
+    # every instance of the image of ``categories`` (their category groups), for the category
+    # builder's semantic mask (App. D: "merge all instances belonging to the queried category")
+    category_members: tuple[tuple[int, str, list[int], dict[str, Any]], ...] = ()
 
 
 def read_item(s: Session, key: str) -> Item:
@@ -377,6 +380,20 @@ def read_item(s: Session, key: str) -> Item:
         if g is None:
             raise repo.NotFoundError(f"instance group {i} not found")
         ts = list(s.scalars(select(Target).where(Target.group_id == i).order_by(Target.id)))
+        cats = tuple(dict.fromkeys(t.category_name for t in ts)) or (g.category_name,)
+        same = list(
+            s.scalars(
+                select(Target)
+                .join(InstanceGroup, InstanceGroup.id == Target.group_id)
+                .where(
+                    InstanceGroup.image_id == g.image_id,
+                    InstanceGroup.dataset_id == g.dataset_id,
+                    InstanceGroup.kind == "category",
+                    Target.category_name.in_(cats),
+                )
+                .order_by(Target.id)
+            )
+        )
         return Item(
             g.dataset_id,
             g.image_id,
@@ -384,7 +401,8 @@ def read_item(s: Session, key: str) -> Item:
             g.external_id,
             (g.description or "").strip(),
             members=tuple((t.id, t.external_id, list(t.box_xyxy), t.rle) for t in ts),
-            categories=tuple(dict.fromkeys(t.category_name for t in ts)) or (g.category_name,),
+            categories=cats,
+            category_members=tuple((t.id, t.external_id, list(t.box_xyxy), t.rle) for t in same),
         )
     if kind == "sample":
         smp = repo.get_sample(s, i)

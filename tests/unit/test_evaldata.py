@@ -311,7 +311,7 @@ def coco(tmp_path) -> Path:
             for i, c, seg in anns
         ],
         "groups": [
-            {"id": 9, "image_id": 1, "ann_ids": [1, 2], "description": "What could hold coffee?"}
+            {"id": 9, "image_id": 1, "ann_ids": [1], "description": "What could hold coffee?"}
         ],
     }
     p = tmp_path / "instances.json"
@@ -386,7 +386,10 @@ def test_spatial_and_category_builders(coco, tmp_path):
     assert (
         q == "What could hold coffee?" and reasoning == "There are two cups; both can hold coffee."
     )
-    assert m[10, 10] and m[10, 35] and int(m.sum()) == 2 * 15 * 15  # all instances merged
+    # every cup of the image, though the group lists one (App. D: all instances of the category)
+    assert m[10, 10] and m[10, 35] and not m[45, 65] and int(m.sum()) == 2 * 15 * 15
+    (img,) = s10[0].images()
+    assert _red(img)[5, 5:20].any() and _red(img)[5, 30:45].any()  # a red box on each
     recs = st.run(lambda s: list(s.scalars(select(ReasoningAnnotation))), write=False)
     spatial = [r for r in recs if r.builder == "spatial"]
     assert all(r.details.get("unknown_labels") == [7] for r in spatial)
