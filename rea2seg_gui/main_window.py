@@ -41,6 +41,7 @@ from rea2seg_gui.panels.evaluator import EvaluatorPanel
 from rea2seg_gui.panels.layers import LayersPanel
 from rea2seg_gui.panels.metrics import MetricsView
 from rea2seg_gui.panels.questions import QuestionsPanel
+from rea2seg_gui.panels.reasoning import ReasoningPanel
 from rea2seg_gui.panels.review import ReviewPanel
 from rea2seg_gui.panels.run import RunPanel
 from rea2seg_gui.panels.samples import SamplesPanel
@@ -105,6 +106,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.edit_panel,
             self.questions_panel,
             self.tabs,
+            self.reasoning_panel,
         )
         self.review = ReviewController(
             store, self.user, self.state, self.loader, panels, self._ask_text, self
@@ -201,6 +203,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.questions_dock = self._dock(
             "Generated question", "questions_dock", self.questions_panel, area.BottomDockWidgetArea
         )
+        self.reasoning_panel = ReasoningPanel()
+        self.reasoning_dock = self._dock(
+            "Training reasoning", "reasoning_dock", self.reasoning_panel, area.BottomDockWidgetArea
+        )
         self.statusBar().showMessage("Ready")
         menu = self.menuBar().addMenu("&File")
         menu.addAction("&Open store…", self._open_dialog)
@@ -220,7 +226,12 @@ class MainWindow(QtWidgets.QMainWindow):
         menu.addSeparator()
         menu.addAction("&Quit", self.close)
         view = self.menuBar().addMenu("&View")
-        for dock in (self.samples_dock, self.inspector_dock, self.questions_dock):
+        for dock in (
+            self.samples_dock,
+            self.inspector_dock,
+            self.questions_dock,
+            self.reasoning_dock,
+        ):
             view.addAction(dock.toggleViewAction())
         view.addAction("&Fit image (Ctrl+0)", self.canvas.fit)
         self.menuBar().addMenu("&Help").addAction("Keyboard &shortcuts (F1)", self.show_cheatsheet)
@@ -247,6 +258,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.jobs.busy_changed.connect(run.set_busy)
         self.jobs.failed.connect(self._job_failed)
         self.questions_panel.regenerate_requested.connect(self._regenerate)
+        self.reasoning_panel.reannotate_requested.connect(self._reannotate)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
@@ -319,6 +331,29 @@ class MainWindow(QtWidgets.QMainWindow):
             failed,
         ):
             self.questions_panel.set_busy(True)
+
+    def _reannotate(self, sid: int) -> None:
+        from core.evaldata.reannotate import reannotate
+
+        def done(recs) -> None:
+            self.reasoning_panel.set_busy(False)
+            verdict = recs[-1].verdict if recs else "?"
+            self.statusBar().showMessage(f"sample {sid}: re-annotated, {verdict}")
+            self.review.refresh_samples()
+            self.review.after_change(sid)
+
+        def failed(msg: str) -> None:
+            self.reasoning_panel.set_busy(False)
+            message(self, "Re-annotation failed", msg, error=True)
+
+        store, user = self.store, self.user
+        if self._start(
+            lambda progress, should_cancel: reannotate(store, sid, user=user),
+            done,
+            "re-annotation",
+            failed,
+        ):
+            self.reasoning_panel.set_busy(True)
 
     def start_run(self) -> None:
         """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""
@@ -466,8 +501,10 @@ class MainWindow(QtWidgets.QMainWindow):
         """The generated-question dock is shown for stores with generated questions only (View
         menu to show it anyway)."""
         from core.benchmark.provenance import has_generations
+        from core.evaldata.provenance import has_annotations
 
         self.questions_dock.setVisible(has_generations(self.store))
+        self.reasoning_dock.setVisible(has_annotations(self.store))
 
     def apply_preferences(self) -> None:
         """Read the review preferences (File → Settings) into the controllers."""

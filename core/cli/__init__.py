@@ -23,6 +23,7 @@ _PLUGINS = (
     "core.cli.evaluate",
     "core.cli.benchmark",
     "core.cli.train",
+    "core.cli.reasoning",
 )
 
 

@@ -44,13 +44,15 @@ def cmd_export_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             status=args.status,
             cot=args.cot,
+            max_patches=args.max_patches,
         )
     finally:
         store.close()
     print(
         f"wrote {stats['groups']} groups from {stats['samples']} samples to {stats['out']} "
         f"in prompt format {stats['prompt_format']} ({stats['mask_images']} mask images in {stats['images_dir']}; meta {stats['meta']}); "
-        f"{stats['samples_skipped']} samples skipped (no ground truth, trace, candidates or image file)"
+        f"{stats['samples_skipped']} samples skipped (no ground truth, trace, candidates or image file); "
+        f"{stats['with_reasoning']} groups with a reasoning, {stats['reasoning_missing']} without"
     )
     return 0
 
@@ -89,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def register_export(exp: argparse._SubParsersAction) -> None:
     """Add ``export evaluator-train``."""
     from core.evaluator.grouping import GROUP_SIZE
+    from core.evaluator.prompt import MAX_PATCHES
 
     p = exp.add_parser(
         "evaluator-train", help="evaluator fine-tuning data (InternVL chat JSONL + mask images)"
@@ -119,5 +122,11 @@ def register_export(exp: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="prompt format with / without chain of thought (default: as the run's stage 2)",
+    )
+    p.add_argument(
+        "--max-patches",
+        type=_group_size,
+        default=MAX_PATCHES,
+        help=f"tiles a group's images share, as the evaluator's max_patches (default {MAX_PATCHES})",
     )
     p.set_defaults(func=cmd_export_train)

@@ -65,7 +65,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.evaluator:
         from core.evaluator.presets import load_evaluator
 
-        evaluator = load_evaluator(args.evaluator)
+        # cot given: an adapter trained on another prompt format is refused before the run row
+        evaluator = load_evaluator(args.evaluator, cot=stage2.cot)
     settings = runner.default_settings(seg, **overrides) if resumed is None else resumed
     if run is None:
         run_id = runner.create_run(

@@ -11,25 +11,30 @@ Output, beside ``out_jsonl``:
        "image": ["../img/a.png", "train_images/s12_r3_c4.png", …],   # original first, then masks
        "width_list": [W, W, …], "height_list": [H, H, …],
        "conversations": [
+         {"from": "system", "value": "<core.evaluator.prompt.SYSTEM>"},
          {"from": "human", "value": "Image-1: <image>\\nImage-2: <image>\\n…\\n<prompt>"},
-         {"from": "gpt", "value": "Mask 1: 0.83\\nMask 2: 0.05\\n…"}],
+         {"from": "gpt", "value": "<reasoning>\\nAnswer:\\nMask 1: 0.83\\nMask 2: 0.05\\n…"}],
        "sample_id": 12, "run_id": 3, "candidate_ids": [4, 9, …], "padded": 0,
        "ious": [0.8312…, …], "shuffle_seed": [seed, 12]}
 
   Image paths are relative to the folder of ``out_jsonl`` (InternVL joins them to ``root``).
-  The human turn is :func:`core.evaluator.prompt.human_value` in the SAME prompt format the
-  run's stage 2 used at inference (chain of thought or not: the run's ``stage2.cot``, default
-  on, or ``cot`` given explicitly), and every line carries ``"prompt_format"``
-  (:func:`core.evaluator.prompt.prompt_format`), as does the meta entry, so a LoRA trained on
-  the file is run on the prompt it saw (stage 2 checks an evaluator's declared format). The
-  answer is :func:`core.evaluator.prompt.canonical_answer` of the IoUs (two decimals; ``ious``
-  keeps them exact); in the chain-of-thought format it starts with ``Answer:`` and the
-  reasoning before it (§4.4, written by an external model) is left for that model to fill in:
-  such lines carry ``"reasoning_missing": true``.
+  The conversation is :func:`core.evaluator.prompt.internvl_conversations`: the system turn and
+  the human turn inference sends, in the SAME prompt format the run's stage 2 used (chain of
+  thought or not: the run's ``stage2.cot``, default on, or ``cot`` given explicitly), and every
+  line carries ``"prompt_format"`` (:func:`core.evaluator.prompt.prompt_format`, which names the
+  tile budget too), as does the meta entry, so a LoRA trained on the file is run on the prompt
+  it saw (the backends refuse an adapter whose ``rea2seg_adapter.json`` declares another). The
+  answer is :func:`core.evaluator.prompt.assistant_text` of the IoUs (two decimals; ``ious``
+  keeps them exact); in the chain-of-thought format the sample's reasoning (§4.4, App. D; written
+  by ``rea2seg reasoning …`` and reviewed) comes before ``Answer:``. A sample without a reasoning
+  text, or whose reasoning a reviewer rejected, gets ``"reasoning_missing": true``; the lines
+  with reasoning carry ``"reasoning_source"`` (how it was written).
 - ``<stem>_images/`` — the masks as 8-bit PNG, 0 / 255 (for the model's eyes only; the store
   keeps RLE).
 - ``<stem>_meta.json`` — InternVL's dataset meta entry (``root``, ``annotation``,
-  ``data_augment``, ``repeat_time``, ``length``).
+  ``data_augment``, ``repeat_time``, ``length``, ``max_dynamic_patch``: the group's tile budget,
+  which InternVL's multi-image recipe divides by the number of images exactly as inference
+  does, :func:`core.evaluator.prompt.tiles_per_image`).
 
 True IoU: ``|M ∧ G| / |M ∨ G|`` over pixels outside the sample's ignore region, 1.0 when both are
 empty; ``G`` is the sample's current mask (edited if reviewed, else imported).
@@ -46,7 +51,12 @@ import cv2
 import numpy as np
 
 from core.evaluator.grouping import GROUP_SIZE, make_groups
-from core.evaluator.prompt import ANSWER_MARKER, canonical_answer, human_value, prompt_format
+from core.evaluator.prompt import (
+    MAX_PATCHES,
+    assistant_text,
+    internvl_conversations,
+    prompt_format,
+)
 from core.fileio import atomic_open, atomic_write
 from core.metrics import intersection_union
 
@@ -74,6 +84,7 @@ def export_evaluator_train(
     status: str | None = None,
     pad_last: bool | None = None,
     cot: bool | None = None,
+    max_patches: int = MAX_PATCHES,
 ) -> dict[str, Any]:
     """Write the files of the module docstring for run ``run_id``; returns statistics
     ``{"samples", "groups", "mask_images", "samples_skipped", "out", "meta", "images_dir"}``.
@@ -83,6 +94,8 @@ def export_evaluator_train(
     The JSONL and the meta file are written atomically (:mod:`core.fileio`); a missing output
     folder is created.
     ``cot`` / ``pad_last``: ``None`` = as the run's stage 2 was configured (defaults: on / padded).
+    ``max_patches``: the tile budget of a group (12, as inference), written to the meta entry.
+    Statistics add ``"with_reasoning"`` / ``"reasoning_missing"`` (groups).
     """
     from core.store import repo
 
@@ -97,9 +110,9 @@ def export_evaluator_train(
         ids = sorted(repo.finished_sample_ids(s, run_id))
     cot = bool(stage2.get("cot", True)) if cot is None else bool(cot)
     pad_last = bool(stage2.get("pad_last", True)) if pad_last is None else bool(pad_last)
-    fmt = prompt_format(cot)
+    fmt = prompt_format(cot, max_patches)
     img_dir.mkdir(parents=True, exist_ok=True)
-    n_lines = n_masks = skipped = used = 0
+    n_lines = n_masks = skipped = used = with_reasoning = 0
     with atomic_open(out) as f:
         for sid in ids:
             with store.session(write=False) as s:
@@ -111,6 +124,8 @@ def export_evaluator_train(
                 ign = repo.ignore_mask(s, sid)
                 img_path = repo.image_path(smp)
                 question = smp.question
+                reasoning = smp.reasoning if smp.reasoning_status != "rejected" else None
+                reasoning_source = smp.reasoning_source
             if gt is None or trace is None or not trace.candidates or not Path(img_path).is_file():
                 skipped += 1
                 continue
@@ -139,14 +154,9 @@ def export_evaluator_train(
                     ],
                     "width_list": [w] * (n + 1),
                     "height_list": [h] * (n + 1),
-                    "conversations": [
-                        {"from": "human", "value": human_value(question, n, cot=cot)},
-                        {
-                            "from": "gpt",
-                            "value": (f"{ANSWER_MARKER}\n" if cot else "")
-                            + canonical_answer(group_ious),
-                        },
-                    ],
+                    "conversations": internvl_conversations(
+                        question, n, cot, assistant_text(group_ious, cot, reasoning)
+                    ),
                     "prompt_format": fmt,
                     "sample_id": sid,
                     "run_id": int(run_id),
@@ -155,8 +165,11 @@ def export_evaluator_train(
                     "ious": group_ious,
                     "shuffle_seed": [int(seed), sid],
                 }
-                if cot:
+                if cot and not (reasoning and reasoning.strip()):
                     rec["reasoning_missing"] = True
+                elif cot:
+                    rec["reasoning_source"] = reasoning_source or ""
+                    with_reasoning += 1
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n_lines += 1
     meta = out.with_name(f"{out.stem}_meta.json")
@@ -170,6 +183,7 @@ def export_evaluator_train(
                     "data_augment": False,
                     "repeat_time": 1,
                     "length": n_lines,
+                    "max_dynamic_patch": int(max_patches),
                     "prompt_format": fmt,
                 }
             },
@@ -185,4 +199,6 @@ def export_evaluator_train(
         "meta": str(meta),
         "images_dir": str(img_dir),
         "prompt_format": fmt,
+        "with_reasoning": with_reasoning,
+        "reasoning_missing": n_lines - with_reasoning if cot else 0,
     }

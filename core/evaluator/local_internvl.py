@@ -6,15 +6,19 @@ Input per group (§4.3, App. B): one user turn with the original image, then the
 white-on-black pictures (:func:`core.evaluator.base.mask_image`), then the text, laid out by
 :func:`core.evaluator.prompt.hf_user_content` through the checkpoint's own chat template.
 
-Image resolution: InternVL3's standard dynamic tiling by default — each image is cut into up to
-``max_patches`` tiles (12, InternVL's usual ``max_num``) of the model's tile size (448² for
-InternVL3) in the aspect-ratio grid that fits it best, plus a thumbnail when there is more than
-one tile; each tile costs ``image_seq_length`` tokens (256). ``max_patches=1`` (only when asked)
-turns tiling off: every image is resized to a single tile. The choice is recorded in each trace
-(``EvaluatorTrace.image_tiling``). The paper does not say which it used.
+Image resolution and the conversation: :func:`core.evaluator.inputs.build_evaluator_input`, the
+same function a trainer uses — the system turn, then a group's images sharing ``max_patches``
+tiles (12, InternVL's ``max_dynamic_patch``), ``max_patches // images`` per image (InternVL's own
+multi-image recipe; 2 per image for the original and five masks, plus a thumbnail each). The
+choice is recorded in each trace (``EvaluatorTrace.image_tiling``) and in the prompt format id.
 
-All groups of a sample go through one left-padded batched ``generate`` (``batch_groups=True``,
-at most ``max_batch`` groups per call); ``batch_groups=False`` runs one call per group
+Prompt format: an adapter directory's ``rea2seg_adapter.json`` (or the ``prompt_format`` setting)
+declares the format it was trained on; :func:`load_internvl` refuses with
+:class:`core.evaluator.adapter.PromptFormatError` when this evaluator would send another (other
+prompt version or tile budget; with ``cot`` given, the other chain-of-thought choice).
+
+All groups of a sample go through left-padded batched ``generate`` calls (``batch_groups=True``,
+at most ``max_batch`` groups per call, groups of one size per call since they share a tiling); ``batch_groups=False`` runs one call per group
 (``bench/evaluator_batching.py`` compares the two). Greedy decoding.
 """
 
@@ -26,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluator.base import EvaluatorBase, GroupResult, mask_image
+from core.evaluator.adapter import check_prompt_format, declared_format
+from core.evaluator.base import EvaluatorBase, GroupResult
+from core.evaluator.inputs import EvaluatorInput, build_evaluator_input, chat_text, encode_inputs
 from core.evaluator.parser import parse_scores
-from core.evaluator.prompt import SYSTEM, hf_user_content
+from core.evaluator.prompt import MAX_PATCHES, prompt_format
 from core.models.base import ModelLoadError
 
 
@@ -46,9 +52,10 @@ class InternVLEvaluator(EvaluatorBase):
         device: str = "cpu",
         max_new_tokens: int = 512,
         batch_groups: bool = True,
-        max_patches: int = 12,
+        max_patches: int = MAX_PATCHES,
         max_batch: int | None = None,
         prompt_format: str | None = None,
+        cot: bool | None = None,
     ) -> None:
         import torch  # noqa: F401 - the model needs it; imported here so the module imports light
 
@@ -63,8 +70,9 @@ class InternVLEvaluator(EvaluatorBase):
         self.batch_groups = bool(batch_groups)
         self.max_patches = int(max_patches)
         self.max_batch = max_batch
-        # the prompt format a fine-tuned adapter was trained on (export's "prompt_format"); stage 2
-        # refuses to run it on another. None: not declared (a base model).
+        # the prompt format a fine-tuned adapter was trained on (its rea2seg_adapter.json); refused
+        # here, before any sample, when this evaluator would send another. None: a base model.
+        check_prompt_format(prompt_format, self.max_patches, cot, who=f"evaluator {name}")
         self.prompt_format = prompt_format
         tok = processor.tokenizer
         tok.padding_side = "left"
@@ -72,44 +80,42 @@ class InternVLEvaluator(EvaluatorBase):
         self._image_token = getattr(processor, "image_token", "<IMG_CONTEXT>")
 
     # -- prompt --------------------------------------------------------------------------------
+    def format_for(self, cot: bool) -> str:
+        """The prompt format id this evaluator sends with or without chain of thought."""
+        return prompt_format(cot, self.max_patches)
+
+    def inputs(
+        self, image_rgb: np.ndarray, question: str, masks: list[np.ndarray], cot: bool
+    ) -> EvaluatorInput:
+        """One group's input (:func:`core.evaluator.inputs.build_evaluator_input`)."""
+        return build_evaluator_input(
+            image_rgb, question, masks, cot=cot, max_patches=self.max_patches
+        )
+
     def prompt_text(self, question: str, n_masks: int, cot: bool) -> str:
         """The chat-templated text for one group (images still as one placeholder each)."""
-        messages = [
-            {"role": "system", "content": [{"type": "text", "text": SYSTEM}]},
-            {"role": "user", "content": hf_user_content(question, n_masks, cot)},
-        ]
-        text = self.processor.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        n_img = n_masks + 1
-        if text.count(self._image_token) != n_img and text.count("<image>") == n_img:
-            # older -hf templates write "<image>"; the processor expands its context token
-            text = text.replace("<image>", self._image_token)
-        if text.count(self._image_token) != n_img:
-            raise ModelLoadError(
-                f"the chat template of {self.name} does not place one {self._image_token} per image "
-                f"({text.count(self._image_token)} for {n_img} images)"
-            )
-        return text
+        blank = np.zeros((1, 1, 3), np.uint8)
+        item = self.inputs(blank, question, [np.zeros((1, 1), bool)] * n_masks, cot)
+        try:
+            return chat_text(self.processor, item)
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.name}: {exc}") from None
 
     @property
     def image_tiling(self) -> str:
-        """How images are tiled, as recorded in the trace: ``dynamic max N`` or ``single tile``."""
-        return "single tile" if self.max_patches == 1 else f"dynamic max {self.max_patches}"
-
-    def image_kwargs(self) -> dict[str, Any]:
-        """Processor keyword arguments that fix the number of tiles per image (module docstring)."""
-        if self.max_patches == 1:
-            return {"crop_to_patches": False}
-        return {"crop_to_patches": True, "min_patches": 1, "max_patches": self.max_patches}
+        """How images are tiled, as recorded in the trace."""
+        return f"dynamic, {self.max_patches} tiles per group, {self.max_patches} // images each"
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, texts: list[str], images: list[np.ndarray]) -> list[str]:
+    def _generate(self, items: list[EvaluatorInput]) -> list[str]:
         import torch
 
-        inputs = self.processor(
-            text=texts, images=images, return_tensors="pt", padding=True, **self.image_kwargs()
-        )
+        try:
+            inputs = encode_inputs(self.processor, items)
+        except ValueError as exc:
+            if "chat template" in str(exc):
+                raise ModelLoadError(f"{self.name}: {exc}") from None
+            raise
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -127,18 +133,21 @@ class InternVLEvaluator(EvaluatorBase):
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
     ) -> list[GroupResult]:
         """All groups in batched generate calls (see :class:`core.evaluator.base.MaskEvaluator`)."""
-        image = np.ascontiguousarray(image_rgb, dtype=np.uint8)
-        prompts = [self.prompt_text(question, len(g), cot) for g in groups]
-        imgs = [[image, *[mask_image(m) for m in g]] for g in groups]
+        items = [self.inputs(image_rgb, question, g, cot) for g in groups]
+        prompts = [chat_text(self.processor, it) for it in items]
         step = max(1, self.max_batch or len(groups)) if self.batch_groups else 1
+        # consecutive groups of one size share a tiling and can share a call
+        chunks: list[list[int]] = []
+        for j in range(len(groups)):
+            if chunks and len(chunks[-1]) < step and len(groups[chunks[-1][0]]) == len(groups[j]):
+                chunks[-1].append(j)
+            else:
+                chunks.append([j])
         raws: list[str] = []
         seconds: list[float] = []
-        for i in range(0, len(groups), step):
+        for chunk in chunks:
             t = time.perf_counter()
-            chunk = range(i, min(i + step, len(groups)))
-            raws += self._generate(
-                [prompts[j] for j in chunk], [im for j in chunk for im in imgs[j]]
-            )
+            raws += self._generate([items[j] for j in chunk])
             seconds += [(time.perf_counter() - t) / len(chunk)] * len(chunk)
         results = []
         for g, p, raw, sec in zip(groups, prompts, raws, seconds, strict=True):
@@ -170,17 +179,23 @@ def load_internvl(
     setting: str = "model_path",
     lora_setting: str = "lora_path",
     max_new_tokens: int = 512,
-    max_patches: int = 12,
+    max_patches: int = MAX_PATCHES,
     batch_groups: bool = True,
     max_batch: int | None = None,
     prompt_format: str | None = None,
+    cot: bool | None = None,
 ) -> InternVLEvaluator:
     """Load an InternVL ``-hf`` checkpoint directory (``config.json``, weights, processor files)
     offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
 
     ``setting`` / ``lora_setting`` name where the paths came from, for error messages.
     ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``None`` (:func:`default_dtype`).
-    Raises :class:`ModelLoadError` naming the file and the setting when something is missing.
+    ``prompt_format``: the format the adapter was trained on when its directory has no
+    ``rea2seg_adapter.json``; ``cot``: the chain-of-thought choice the caller will run with
+    (``None``: checked later, by stage 2).
+    Raises :class:`ModelLoadError` naming the file and the setting when something is missing,
+    :class:`core.evaluator.adapter.PromptFormatError` (before loading any weights) when the
+    declared format is not the one this evaluator would send.
     """
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
@@ -192,6 +207,12 @@ def load_internvl(
         raise ModelLoadError(
             f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
         )
+    declared = declared_format(
+        prompt_format, lora_path or p, setting=f"prompt_format of {lora_setting}"
+    )
+    check_prompt_format(
+        declared, int(max_patches), cot, who=f"the evaluator adapter '{lora_path or p}'"
+    )
     dt_name = dtype or default_dtype(device)
     dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
         dt_name
@@ -233,5 +254,6 @@ def load_internvl(
         batch_groups,
         max_patches,
         max_batch,
-        prompt_format,
+        declared,
+        cot,
     )

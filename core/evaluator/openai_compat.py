@@ -3,8 +3,15 @@ InternVL3 with the evaluator adapter, or a hosted multimodal model). Standard li
 
 One request per group: a system message (:data:`core.evaluator.prompt.SYSTEM`) and one user
 message holding the original image and the group's masks as base64 PNG data URLs, each
-introduced as ``Image-k``, then the text (:func:`core.evaluator.prompt.openai_user_content`).
+introduced as ``Image-k``, then the text (:func:`core.evaluator.prompt.openai_messages`).
 Greedy (``temperature`` 0).
+
+Prompt format: the served adapter's format comes from ``adapter_path`` (its
+``rea2seg_adapter.json``) or ``prompt_format``; construction refuses
+(:class:`core.evaluator.adapter.PromptFormatError`) another prompt version, a ``max_patches``
+other than the adapter's tile budget, or (``cot`` given) the other chain-of-thought choice. The
+server does the tiling: ``max_patches`` states what it is set to (its ``max_dynamic_patch``),
+which no request can check.
 
 Reliability: ``timeout_s`` is a deadline for each request as a whole (connect, send, headers
 and body; a server trickling bytes is cut off when it passes). Reply bodies over
@@ -30,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from core.evaluator.adapter import check_prompt_format, declared_format
 from core.evaluator.base import EvaluatorBase, GroupResult, mask_image
 from core.evaluator.parser import parse_scores
-from core.evaluator.prompt import SYSTEM, openai_user_content, user_text
+from core.evaluator.prompt import MAX_PATCHES, openai_messages, prompt_format, user_text
 from core.llm_client import (  # noqa: F401  (API_KEY_ENV, MAX_BODY_BYTES re-exported)
     API_KEY_ENV,
     MAX_BODY_BYTES,
@@ -59,18 +67,35 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
         api_key: str | None = None,
         *,
         is_random: bool = False,
+        prompt_format: str | None = None,
+        max_patches: int = MAX_PATCHES,
+        cot: bool | None = None,
         **transport: Any,
     ) -> None:
         super().__init__(base_url, model, api_key, **transport)
         self.is_random = bool(is_random)
+        self.max_patches = int(max_patches)
+        check_prompt_format(prompt_format, self.max_patches, cot, who=f"evaluator {self.name}")
+        self.prompt_format = prompt_format
+
+    def format_for(self, cot: bool) -> str:
+        """The prompt format id this evaluator sends with or without chain of thought."""
+        return prompt_format(cot, self.max_patches)
+
+    @property
+    def image_tiling(self) -> str:
+        """As recorded in the trace: the server tiles, with the budget it is said to use."""
+        return f"by the server, said to be {self.max_patches} tiles per group"
 
     @classmethod
     def from_config(
-        cls, section: dict[str, Any], *, where: str = "evaluator.openai"
+        cls, section: dict[str, Any], *, where: str = "evaluator.openai", cot: bool | None = None
     ) -> OpenAICompatEvaluator:
         """From a config section (``base_url``, ``model``, ``api_key``, ``timeout_s``, ``max_retries``,
-        ``backoff_s``, ``concurrency``, ``max_tokens``); ``base_url`` and ``model`` fall back to
-        ``$REA2SEG_EVAL_BASE_URL`` / ``$REA2SEG_EVAL_MODEL``, the key to ``$REA2SEG_EVAL_API_KEY``."""
+        ``backoff_s``, ``concurrency``, ``max_tokens``, ``adapter_path``, ``prompt_format``,
+        ``max_patches``); ``base_url`` and ``model`` fall back to ``$REA2SEG_EVAL_BASE_URL`` /
+        ``$REA2SEG_EVAL_MODEL``, the key to ``$REA2SEG_EVAL_API_KEY``. ``cot``: see the module
+        docstring (prompt format)."""
         base_url = section.get("base_url") or os.environ.get(BASE_URL_ENV)
         model = section.get("model") or os.environ.get(MODEL_ENV)
         if not base_url or not model:
@@ -90,10 +115,18 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
             "temperature",
             "max_body_bytes",
         )
+        declared = declared_format(
+            section.get("prompt_format"),
+            section.get("adapter_path"),
+            setting=f"{where}.prompt_format",
+        )
         return cls(
             str(base_url),
             str(model),
             section.get("api_key"),
+            prompt_format=declared,
+            max_patches=int(section.get("max_patches", MAX_PATCHES)),
+            cot=cot,
             **{k: section[k] for k in keys if k in section},
         )
 
@@ -109,10 +142,7 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
                 "model": self.model,
                 "max_tokens": self.max_tokens,
                 "temperature": self.temperature,
-                "messages": [
-                    {"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": openai_user_content(urls, question, cot)},
-                ],
+                "messages": openai_messages(urls, question, cot),
             }
             raw = self.content(self.post(payload))
         except Exception as exc:  # noqa: BLE001  (a failed group, never an escaping exception)

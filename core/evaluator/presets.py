@@ -5,11 +5,11 @@
     [evaluator.internvl3-8b]
     model_path = "/models/InternVL3-8B-hf"          # transformers -hf checkpoint directory
     lora_path = "/models/rea2seg-evaluator-lora"     # optional PEFT adapter directory
-    prompt_format = "rea2seg-v1-cot"                 # the format the adapter was trained on (export meta)
+    prompt_format = "rea2seg-v2-cot-tiles12"         # only when the adapter has no rea2seg_adapter.json
     device = "cuda"                                  # default "cpu"
     dtype = "bfloat16"                               # default: bfloat16 on CUDA, float32 on CPU
     max_new_tokens = 512
-    max_patches = 12                                 # dynamic tiling, at most 12 tiles per image (1 = one tile)
+    max_patches = 12                                 # tiles a group's images share (12 // images each)
     max_batch = 3                                    # groups per generate call (default: all)
 
     [evaluator.openai]
@@ -18,6 +18,9 @@
     concurrency = 4
     timeout_s = 120
     max_retries = 4
+    adapter_path = "/models/rea2seg-evaluator-lora"  # optional: the served adapter's rea2seg_adapter.json
+    prompt_format = "rea2seg-v2-cot-tiles12"         # optional: the served adapter's format
+    max_patches = 12                                 # the server's max_dynamic_patch (not checkable)
     # the API key is read from $REA2SEG_EVAL_API_KEY (an api_key entry here works but is discouraged)
 
 Presets: ``tiny-random`` (a tiny random-init InternVL of the real classes, built once into the
@@ -67,12 +70,20 @@ def tiny_internvl_dir() -> Path:
     return d
 
 
-def _local(section: dict[str, Any], where: str, source: str = "", *, is_random: bool = False):
+def _local(
+    section: dict[str, Any],
+    where: str,
+    source: str = "",
+    *,
+    is_random: bool = False,
+    cot: bool | None = None,
+):
     from core.evaluator.local_internvl import load_internvl
 
     kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
     return load_internvl(
         section.get("model_path"),
+        cot=cot,
         lora_path=section.get("lora_path") or None,
         is_random=is_random,
         setting=f"{where}.model_path{source}",
@@ -82,12 +93,18 @@ def _local(section: dict[str, Any], where: str, source: str = "", *, is_random: 
 
 
 def load_evaluator(
-    preset_or_spec: str | Path | dict[str, Any], config: dict[str, Any] | None = None
+    preset_or_spec: str | Path | dict[str, Any],
+    config: dict[str, Any] | None = None,
+    *,
+    cot: bool | None = None,
 ):
     """Load a :class:`core.evaluator.base.MaskEvaluator` (lazily imports its backend).
 
     ``preset_or_spec``: a preset name (module docstring), a local checkpoint directory, or a spec
     dict. ``config``: the parsed config (default: the user config file).
+    ``cot``: the chain-of-thought choice stage 2 will use; given, an adapter trained on the
+    other format is refused here (:class:`core.evaluator.adapter.PromptFormatError`, a
+    :class:`ModelLoadError`), before a run is created.
     Raises :class:`ModelLoadError` (missing checkpoint, unknown preset) or ``ValueError`` (missing
     endpoint settings), with a message naming the file and the setting.
     """
@@ -97,29 +114,31 @@ def load_evaluator(
         if backend in ("openai", "openai-compatible"):
             from core.evaluator.openai_compat import OpenAICompatEvaluator
 
-            return OpenAICompatEvaluator.from_config(spec, where="spec")
+            return OpenAICompatEvaluator.from_config(spec, where="spec", cot=cot)
         if backend in ("local", "internvl", "local-internvl"):
-            return _local(spec, "spec", is_random=bool(spec.get("is_random", False)))
+            return _local(spec, "spec", is_random=bool(spec.get("is_random", False)), cot=cot)
         raise ModelLoadError(
             f"unknown evaluator backend {backend!r} in spec; use 'local' or 'openai'"
         )
     name = str(preset_or_spec)
     if name not in EVALUATOR_PRESETS and (os.sep in name or Path(name).expanduser().is_dir()):
-        return _local({"model_path": name}, "evaluator", " given on the command line")
+        return _local({"model_path": name}, "evaluator", " given on the command line", cot=cot)
     cfg = load_config() if config is None else config
     section = dict(cfg.get("evaluator", {}).get(name, {}))
     where = f"evaluator.{name}"
     if name == "openai":
         from core.evaluator.openai_compat import OpenAICompatEvaluator
 
-        return OpenAICompatEvaluator.from_config(section, where=f"{where} in {config_path()}")
+        return OpenAICompatEvaluator.from_config(
+            section, where=f"{where} in {config_path()}", cot=cot
+        )
     if name == "tiny-random":
         from core.evaluator.local_internvl import load_internvl
 
         kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
         kw.setdefault("max_new_tokens", 24)
         return load_internvl(
-            tiny_internvl_dir(), is_random=True, setting="tiny-random preset", **kw
+            tiny_internvl_dir(), is_random=True, setting="tiny-random preset", cot=cot, **kw
         )
     if name == "internvl3-8b":
         if not section.get("model_path"):
@@ -127,7 +146,7 @@ def load_evaluator(
                 f"the internvl3-8b evaluator needs a checkpoint: set {where}.model_path in {config_path()} "
                 "to an InternVL3-8B -hf directory"
             )
-        return _local(section, where, f" in {config_path()}")
+        return _local(section, where, f" in {config_path()}", cot=cot)
     raise ModelLoadError(
         f"unknown evaluator preset {name!r}; available: {', '.join(EVALUATOR_PRESETS)}"
     )

@@ -14,13 +14,21 @@ from collections.abc import Callable
 import numpy as np
 
 from core.cancel import Cancelled
+from core.evaluator.adapter import PromptFormatError
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import GROUP_SIZE, aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
 from core.evaluator.prompt import prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
-__all__ = ["EVALUATOR_PRESETS", "Cancelled", "answer_mask", "load_evaluator", "run_stage2"]
+__all__ = [
+    "EVALUATOR_PRESETS",
+    "Cancelled",
+    "PromptFormatError",
+    "answer_mask",
+    "load_evaluator",
+    "run_stage2",
+]
 
 
 def run_stage2(
@@ -54,16 +62,23 @@ def run_stage2(
     Unreadable scores are recorded per group (``parse_error``) and rank last; they never stop
     the run. When NO candidate got a readable score the answer falls back to the initial mask
     M (``fell_back_to_initial`` in the trace; :func:`answer_mask`). An evaluator that declares
-    the prompt format it was trained on (``prompt_format`` attribute, e.g. from its LoRA's
-    export) is refused when ``cot`` asks for another. Out-of-memory and programming errors
+    the prompt format it was trained on (``prompt_format`` attribute, from its adapter's
+    ``rea2seg_adapter.json``) is refused with :class:`PromptFormatError` (a ``ValueError`` and a
+    :class:`~core.models.base.ModelLoadError`) when it would be sent another; the
+    backends check this already when loaded with ``cot``. Out-of-memory and programming errors
     propagate.
     """
-    fmt = prompt_format(cot)
+    format_for = getattr(evaluator, "format_for", None)
+    fmt = format_for(cot) if callable(format_for) else prompt_format(cot)
     trained = getattr(evaluator, "prompt_format", None)
     if trained and trained != fmt:
-        raise ValueError(
+        raise PromptFormatError(
             f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
-            f"run it with{'out' if 'nocot' in trained else ''} chain of thought"
+            + (
+                f"run it with{'out' if '-nocot' in trained else ''} chain of thought"
+                if trained.replace("-nocot", "-cot") == fmt.replace("-nocot", "-cot")
+                else "its adapter needs the prompt it was trained on"
+            )
         )
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):

@@ -139,7 +139,7 @@ class SegmentWorker:
             if with_evaluator and job.evaluator:
                 from core.evaluator.presets import load_evaluator
 
-                self.evaluator = load_evaluator(job.evaluator)
+                self.evaluator = load_evaluator(job.evaluator, cot=job.cot)
         except Exception as exc:  # noqa: BLE001 - re-raised by describe()/segment()
             self.load_error = exc
 
@@ -211,7 +211,7 @@ class EvaluatorWorker:
         self.job = job
         self.load_error: Exception | None = None  # as in SegmentWorker
         try:
-            self.evaluator = load_evaluator(job.evaluator)
+            self.evaluator = load_evaluator(job.evaluator, cot=job.cot)
         except Exception as exc:  # noqa: BLE001 - re-raised by describe()/score()
             self.load_error = exc
 

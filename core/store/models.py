@@ -103,6 +103,11 @@ class Sample(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # the chain-of-thought reasoning that answers the question (evaluator training, §4.4 / App. D):
+    # its text, its review status (pending / verified / rejected) and what wrote it
+    reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reasoning_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reasoning_source: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
     image: Mapped[Image] = relationship(lazy="joined")
     dataset: Mapped[Dataset] = relationship()
@@ -295,3 +300,64 @@ class QuestionGeneration(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     target: Mapped[Target] = relationship(lazy="joined")
+
+
+# -- evaluator training data (paper §4.4, App. D) ---------------------------------------------
+
+
+class VqaItem(Base):
+    """One imported VQA question with a short and a full answer (GQA layout, App. D) and the
+    boxes of the objects its answer names (image pixels, xyxy), waiting for a mask and a
+    reasoning text."""
+
+    __tablename__ = "vqa_items"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_vqa_external"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(300))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(String(300))
+    full_answer: Mapped[str] = mapped_column(Text, default="")
+    boxes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    image: Mapped[Image] = relationship(lazy="joined")
+
+
+class ReasoningAnnotation(Base):
+    """One pass that writes (or refuses) a reasoning text for evaluator training, with its full
+    provenance, like :class:`QuestionGeneration` for benchmark questions.
+
+    ``builder``: ``gqa`` (S7 filter → SAM 3 → S8), ``spatial`` (S9), ``category`` (S10) or
+    ``answer`` (a sample with a known answer). ``item_key`` names what was annotated
+    (``vqa:<id>``, ``target:<id>``, ``group:<id>``, ``sample:<id>``; resume skips keys that are
+    done). ``verdict``: ``accepted``, ``rejected`` (``stage`` says by what: ``filter``, ``sam3``,
+    ``annotator``), ``skipped`` or ``error`` (retried on resume). ``calls``: each model call
+    (role, model, system, user, raw, parsed, usage, seconds). ``details``: what else the step
+    saw (e.g. SAM 3's mask count and box).
+    """
+
+    __tablename__ = "reasoning_annotations"
+    __table_args__ = (Index("ix_reasoning_builder_item", "builder", "item_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    builder: Mapped[str] = mapped_column(String(16))
+    item_key: Mapped[str] = mapped_column(String(100))
+    sample_id: Mapped[int | None] = mapped_column(
+        ForeignKey("samples.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    verdict: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(16), default="")
+    reasons: Mapped[str] = mapped_column(Text, default="")
+    question: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    endpoint: Mapped[str] = mapped_column(String(300), default="")
+    calls: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

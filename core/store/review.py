@@ -22,7 +22,9 @@ from core.store.db import Store
 from core.store.models import Review, Revision, Sample, utcnow
 
 _DECISIONS = {"accept": "verified", "reject": "rejected", "flag": "flagged", "reopen": "pending"}
-_FIELDS = ("question", "status", "edited_mask", "category")
+_FIELDS = ("question", "status", "edited_mask", "category", "reasoning", "reasoning_status")
+# the reasoning text of evaluator training data (§4.4) is reviewed on its own: accept / reject
+_REASONING_DECISIONS = {"accept": "verified", "reject": "rejected", "reopen": "pending"}
 
 
 class ReviewError(ValueError):
@@ -108,6 +110,43 @@ def edit_question(
             s, repo.get_sample(s, sample_id, for_update=True), "question", question, user, note
         )
     )
+
+
+def edit_reasoning(
+    store: Store, sample_id: int, reasoning: str, *, user: str, note: str = ""
+) -> None:
+    """Replace the sample's reasoning text (evaluator training, §4.4); recorded like any edit."""
+    reasoning = reasoning.strip()
+    if not reasoning:
+        raise ReviewError("the reasoning cannot be empty; reject it instead")
+    user = _check_user(user)
+    store.run(
+        lambda s: record_change(
+            s, repo.get_sample(s, sample_id, for_update=True), "reasoning", reasoning, user, note
+        )
+    )
+
+
+def decide_reasoning(
+    store: Store, sample_id: int, decision: str, *, user: str, note: str = ""
+) -> str:
+    """accept / reject / reopen the sample's reasoning text; returns its new status
+    (``verified`` / ``rejected`` / ``pending``). A rejected reasoning is not exported."""
+    if decision not in _REASONING_DECISIONS:
+        raise ReviewError(
+            f"unknown reasoning decision {decision!r}; use one of {sorted(_REASONING_DECISIONS)}"
+        )
+    user = _check_user(user)
+    status = _REASONING_DECISIONS[decision]
+
+    def action(s: Session) -> str:
+        sample = repo.get_sample(s, sample_id, for_update=True)
+        if sample.reasoning is None:
+            raise ReviewError(f"sample {sample_id} has no reasoning text to review")
+        record_change(s, sample, "reasoning_status", status, user, note)
+        return status
+
+    return store.run(action)
 
 
 def replace_mask(

@@ -17,6 +17,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from core.benchmark.provenance import filter_by_verdict, latest_generation
+from core.evaldata.provenance import annotations_of, filter_by_reasoning
 from core.store import Store, repo, review
 from core.store.models import STATUSES
 from core.trace import PipelineTrace, question_is_stale
@@ -30,6 +31,8 @@ from rea2seg_gui.panels.edit import EditPanel
 from rea2seg_gui.panels.evaluator import EvaluatorPanel
 from rea2seg_gui.panels.layers import LayersPanel
 from rea2seg_gui.panels.questions import QuestionsPanel
+from rea2seg_gui.panels.reasoning import PREFIX as REASONING_PREFIX
+from rea2seg_gui.panels.reasoning import ReasoningPanel
 from rea2seg_gui.panels.review import ReviewPanel
 from rea2seg_gui.panels.samples import SamplesPanel
 from rea2seg_gui.panels.viewer import ViewerPanel
@@ -46,6 +49,7 @@ class Panels:
     edit: EditPanel
     questions: QuestionsPanel
     tabs: QtWidgets.QTabWidget
+    reasoning: ReasoningPanel | None = None
 
 
 class ReviewController(QtCore.QObject):
@@ -102,6 +106,10 @@ class ReviewController(QtCore.QObject):
             lambda sid: sid == self.state.sample_id and self.decide("reject")
         )
         p.questions.edit_requested.connect(self.edit_question)
+        if p.reasoning is not None:
+            p.reasoning.accept_requested.connect(lambda sid: self.decide_reasoning(sid, "accept"))
+            p.reasoning.reject_requested.connect(lambda sid: self.decide_reasoning(sid, "reject"))
+            p.reasoning.edit_requested.connect(self.edit_reasoning)
         loader.trace_arrived.connect(
             self._on_trace_arrived, QtCore.Qt.ConnectionType.QueuedConnection
         )
@@ -125,8 +133,13 @@ class ReviewController(QtCore.QObject):
             ],
             write=False,
         )
-        if f["verdict"]:
-            ok = set(filter_by_verdict(self.store, [r[0] for r in rows], f["verdict"]))
+        verdict = f["verdict"]
+        if verdict and verdict.startswith(REASONING_PREFIX):
+            which = verdict[len(REASONING_PREFIX) :]
+            ok = set(filter_by_reasoning(self.store, [r[0] for r in rows], which))
+            rows = [r for r in rows if r[0] in ok]
+        elif verdict:
+            ok = set(filter_by_verdict(self.store, [r[0] for r in rows], verdict))
             rows = [r for r in rows if r[0] in ok]
         counts = review.counts(self.store)
         by_status = {st: sum(n for (_, s2), n in counts.items() if s2 == st) for st in STATUSES}
@@ -205,6 +218,17 @@ class ReviewController(QtCore.QObject):
         ):
             q.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
             self._shown_question = smp.question
+        r = self.p.reasoning
+        if r is not None and not (
+            keep_edits and r.sample_id == smp.id and r.reasoning != (smp.reasoning or "").strip()
+        ):
+            r.show_sample(
+                smp.id,
+                smp.reasoning,
+                smp.reasoning_status,
+                smp.reasoning_source,
+                annotations_of(self.store, smp.id),
+            )
 
     def _show_masks(self) -> None:
         m = self.state.edit_mask
@@ -392,6 +416,20 @@ class ReviewController(QtCore.QObject):
         if self._guard(review.edit_question, self.store, sid, question, user=self.user):
             self._logged(sid)
             self.refresh_samples()
+        self.after_change(sid)
+
+    def decide_reasoning(self, sid: int, decision: str) -> None:
+        """Accept / reject the sample's reasoning text (training data, §4.4); the sample stays."""
+        if self._guard(review.decide_reasoning, self.store, sid, decision, user=self.user):
+            self._logged(sid)
+            self.status.emit(f"sample {sid}: reasoning {decision}")
+            self.refresh_samples()
+        self.after_change(sid)
+
+    def edit_reasoning(self, sid: int, text: str) -> None:
+        if self._guard(review.edit_reasoning, self.store, sid, text, user=self.user):
+            self._logged(sid)
+            self.status.emit(f"sample {sid}: reasoning edited")
         self.after_change(sid)
 
     def _logged(self, sid: int) -> None:

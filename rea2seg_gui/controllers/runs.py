@@ -73,7 +73,7 @@ class RunController(QtCore.QObject):
             if ev_preset:
                 from core.evaluator.presets import load_evaluator
 
-                evaluator = load_evaluator(ev_preset, cfg)
+                evaluator = load_evaluator(ev_preset, cfg, cot=cot)  # refused before the run row
             settings = default_settings(seg, **overrides)
             todo = (
                 ids

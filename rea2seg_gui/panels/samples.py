@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.store.models import CATEGORIES, STATUSES
 from rea2seg_gui.panels.questions import VERDICT_FILTERS
+from rea2seg_gui.panels.reasoning import reasoning_filter_items
 
 ID_ROLE = QtCore.Qt.ItemDataRole.DisplayRole
 
@@ -30,8 +31,11 @@ class SamplesPanel(QtWidgets.QWidget):
         self.category_filter = QtWidgets.QComboBox()
         self.category_filter.addItems(["all categories", *CATEGORIES])
         self.verdict_filter = QtWidgets.QComboBox()
-        self.verdict_filter.addItems(["all verdicts", *VERDICT_FILTERS])
-        self.verdict_filter.setToolTip("The verifier's verdict on a generated question")
+        self.verdict_filter.addItems(["all verdicts", *VERDICT_FILTERS, *reasoning_filter_items()])
+        self.verdict_filter.setToolTip(
+            "The verifier's verdict on a generated question, or the state of a training "
+            "sample's reasoning"
+        )
         for w in (self.status_filter, self.category_filter, self.verdict_filter):
             row.addWidget(w)
         lv.addLayout(row)

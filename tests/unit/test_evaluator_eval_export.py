@@ -12,6 +12,7 @@ import pytest
 
 from core.evaluator.base import GroupResult
 from core.evaluator.parser import parse_scores
+from core.evaluator.prompt import SYSTEM
 from core.trace import Candidate, PipelineTrace
 from tests.unit.conftest import box_mask
 
@@ -216,7 +217,8 @@ def test_export_ious_recomputed_from_the_pngs(scored_run, tmp_path):
         n = len(images) - 1
         assert n == 2 and rec["width_list"] == [60] * 3 and rec["height_list"] == [40] * 3
         assert (out.parent / images[0]).resolve() == img_path.resolve()
-        human, gpt = rec["conversations"]
+        system, human, gpt = rec["conversations"]
+        assert system == {"from": "system", "value": SYSTEM}  # the turn inference sends
         assert human["from"] == "human" and gpt["from"] == "gpt"
         assert human["value"].startswith("Image-1: <image>\nImage-2: <image>\nImage-3: <image>\n")
         assert human["value"].count("<image>") == n + 1

@@ -93,30 +93,25 @@ def test_batched_generate_equals_one_call_per_group(lora_evaluator):
 
 
 def test_image_tokens_are_bounded(lora_evaluator, tiny_dirs):
+    from core.evaluator.inputs import image_kwargs
     from core.evaluator.tiny import IMAGE_SEQ_LENGTH
 
     ev = lora_evaluator
     img, m = _image_and_masks((300, 500))
     text = ev.prompt_text("q", 2, False)
-    assert (
-        ev.max_patches == 12 and ev.image_tiling == "dynamic max 12"
-    )  # InternVL's standard tiling by default
+    # InternVL's multi-image recipe: the group's 3 images share 12 tiles, 4 each at most
+    assert ev.max_patches == 12 and "12 tiles per group" in ev.image_tiling
     inputs = ev.processor(
-        text=[text], images=[img, img, img], return_tensors="pt", **ev.image_kwargs()
+        text=[text], images=[img, img, img], return_tensors="pt", **image_kwargs(3, 12)
     )
-    assert 3 < inputs["pixel_values"].shape[0] <= 3 * 13
-    ev.max_patches = 1
-    try:
-        inputs = ev.processor(
-            text=[text], images=[img, img, img], return_tensors="pt", **ev.image_kwargs()
-        )
-        assert ev.image_tiling == "single tile"
-    finally:
-        ev.max_patches = 12
+    assert 3 < inputs["pixel_values"].shape[0] <= 3 * (4 + 1)  # + a thumbnail each
+    inputs = ev.processor(
+        text=[text], images=[img, img, img], return_tensors="pt", **image_kwargs(3, 3)
+    )
     n_ctx = int((inputs["input_ids"] == ev.model.config.image_token_id).sum())
     assert (
         n_ctx == 3 * IMAGE_SEQ_LENGTH and inputs["pixel_values"].shape[0] == 3
-    )  # one tile only when asked
+    )  # one tile each when the budget allows no more
 
 
 def test_the_adapter_changes_the_model(tiny_dirs, lora_evaluator):
@@ -237,13 +232,20 @@ def test_tiny_random_preset_builds_once_and_is_labelled_random(monkeypatch, tmp_
 
 
 def test_a_declared_prompt_format_is_enforced(tiny_dirs):
+    from core.evaluator.adapter import PromptFormatError
     from core.evaluator.local_internvl import load_internvl
+    from core.evaluator.prompt import prompt_format
     from core.evaluator.stage2 import run_stage2
     from core.trace import Candidate, PipelineTrace
 
-    ev = load_internvl(
-        tiny_dirs[0], is_random=True, prompt_format="rea2seg-v1-nocot", max_new_tokens=2
-    )
+    nocot = prompt_format(False)
+    ev = load_internvl(tiny_dirs[0], is_random=True, prompt_format=nocot, max_new_tokens=2)
+    with pytest.raises(PromptFormatError, match="version 1"):  # the old export's prompt
+        load_internvl(tiny_dirs[0], is_random=True, prompt_format="rea2seg-v1-nocot")
+    with pytest.raises(PromptFormatError, match="without chain of thought"):
+        load_internvl(tiny_dirs[0], is_random=True, prompt_format=nocot, cot=True)
+    with pytest.raises(PromptFormatError, match="set max_patches = 12"):
+        load_internvl(tiny_dirs[0], is_random=True, prompt_format=nocot, max_patches=6)
     m = np.zeros((20, 30), bool)
     m[:5] = True
     tr = PipelineTrace(
@@ -260,9 +262,39 @@ def test_a_declared_prompt_format_is_enforced(tiny_dirs):
         None,
         [Candidate(0, "amg", 0, m, 0.5)],
     )
-    with pytest.raises(ValueError, match="trained on prompt format rea2seg-v1-nocot"):
+    with pytest.raises(ValueError, match=f"trained on prompt format {nocot}"):
         run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=True)
-    assert (
-        run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format
-        == "rea2seg-v1-nocot"
+    assert run_stage2(tr, np.zeros((20, 30, 3), np.uint8), ev, cot=False).prompt_format == nocot
+
+
+def test_training_and_inference_encode_through_one_builder(lora_evaluator, tiny_dirs):
+    """A trainer's example is the inference prompt plus the answer: same tokens up to the
+    generation prompt, same pixel tiles; the adapter directory declares the format."""
+    from core.evaluator.adapter import read_adapter_declaration, write_adapter_declaration
+    from core.evaluator.inputs import build_evaluator_input, chat_text, encode_inputs
+    from core.evaluator.local_internvl import load_internvl
+
+    ev = lora_evaluator
+    img, m = _image_and_masks((60, 90))
+    masks = [m, ~m]
+    inf = ev.inputs(img, "the left one", masks, cot=True)
+    train = build_evaluator_input(
+        img, "the left one", masks, cot=True, scores=[0.9, 0.1], reasoning="It is on the left."
     )
+    a = encode_inputs(ev.processor, [inf])
+    b = encode_inputs(ev.processor, [train])
+    n = a["input_ids"].shape[1]
+    assert b["input_ids"].shape[1] > n
+    assert (b["input_ids"][0, :n] == a["input_ids"][0]).all()  # the prompt is a prefix
+    assert (a["pixel_values"] == b["pixel_values"]).all()  # the same tiles
+    tail = ev.processor.tokenizer.decode(b["input_ids"][0, n:])  # word-level: digits as <unk>
+    assert "Answer:" in tail and tail.count("Mask") == 2
+    # the backend's prompt is this builder's chat text
+    assert chat_text(ev.processor, inf) == ev.prompt_text("the left one", 2, True)
+    write_adapter_declaration(tiny_dirs[1], inf.prompt_format, trained_on="t.jsonl")
+    assert read_adapter_declaration(tiny_dirs[1]) == inf.prompt_format
+    ok = load_internvl(tiny_dirs[0], lora_path=tiny_dirs[1], is_random=True, cot=True)
+    assert ok.prompt_format == inf.prompt_format
+    with pytest.raises(ModelLoadError, match="without chain of thought|with chain of thought"):
+        load_internvl(tiny_dirs[0], lora_path=tiny_dirs[1], is_random=True, cot=False)
+    (Path(tiny_dirs[1]) / "rea2seg_adapter.json").unlink()

@@ -122,7 +122,7 @@ def test_old_traces_without_the_new_fields_still_load():
 
 def test_export_writes_the_inference_prompt_format(filled_sqlite, tmp_path):
     from core.evaluator.export import export_evaluator_train
-    from core.evaluator.prompt import human_value, prompt_format
+    from core.evaluator.prompt import SYSTEM, human_value, prompt_format
     from core.evaluator.stage2 import run_stage2
     from core.store import repo
     from tests.unit.conftest import box_mask
@@ -158,11 +158,12 @@ def test_export_writes_the_inference_prompt_format(filled_sqlite, tmp_path):
         == t.evaluator.prompt_format
         == prompt_format(True)
     )
-    assert rec["conversations"][0]["value"].endswith(
+    assert rec["conversations"][0] == {"from": "system", "value": SYSTEM}
+    assert rec["conversations"][1]["value"].endswith(
         human_value("x", 1, cot=True).split("Question: x\n")[1]
     )
     assert (
-        rec["conversations"][1]["value"].startswith("Answer:\nMask 1:") and rec["reasoning_missing"]
+        rec["conversations"][2]["value"].startswith("Answer:\nMask 1:") and rec["reasoning_missing"]
     )
     stats = export_evaluator_train(st, run_id, tmp_path / "n.jsonl", cot=False)
     assert json.loads((tmp_path / "n.jsonl").read_text().splitlines()[0])[
