@@ -8,8 +8,9 @@ their text), other fields small tuples. Each item of ``images``, ``annotations``
 with those lists raises :class:`CocoError`.
 
 Limits (per item, before any C library sees it): nesting deeper than :data:`MAX_DEPTH`, more
-than :data:`MAX_POLYGONS` polygons or :data:`MAX_POLYGON_POINTS` points in one
-segmentation, an uncompressed RLE longer than :data:`MAX_RLE_RUNS` runs.
+than :data:`MAX_ITEM_VALUES` values in one item, more than :data:`MAX_POLYGONS` polygons or
+:data:`MAX_POLYGON_POINTS` points in one segmentation. Values outside the four lists are read
+past without being built.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ MAX_DEPTH = 16  # a COCO item nests 4 levels; deeper items are refused without b
 MAX_POLYGONS = 1_000  # polygons in one segmentation
 MAX_POLYGON_POINTS = 200_000  # x, y pairs in one segmentation, all polygons together
 MAX_RLE_RUNS = MAX_PIXELS + 1  # more runs than pixels cannot describe a mask
+# values (numbers, strings) in one item: past this the item is refused and the rest of it read
+# without being kept, so one item costs at most ~16 MB in Python objects however long it is.
+# Twice the polygon points, with room for the other fields or an uncompressed RLE.
+MAX_ITEM_VALUES = 2 * MAX_POLYGON_POINTS + 100_000
 _LISTS = ("images", "annotations", "categories", "groups")
 
 
@@ -42,6 +47,14 @@ class _TooDeep:
 
 
 TOO_DEEP = _TooDeep()
+
+
+@dataclass(frozen=True)
+class _TooBig:
+    """An item with more than :data:`MAX_ITEM_VALUES` values: only its top-level scalars (its
+    id, to name it) were kept."""
+
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -207,12 +220,24 @@ def _events(path: Path) -> Iterator[tuple[str, Any]]:
         yield from ijson.basic_parse(_LoneSurrogates(f), use_float=False)
 
 
+def _skip(events: Iterator[tuple[str, Any]], event: str) -> None:
+    """Read past the value that starts with ``event`` without building any of it."""
+    depth = 1 if event in ("start_map", "start_array") else 0
+    while depth:
+        event, _ = next(events)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+
+
 def _build(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
     """The value that starts with (``event``, ``value``), built from the events that follow.
 
     Iterative, so no nesting reaches Python's recursion limit. A container that starts deeper
-    than :data:`MAX_DEPTH` is consumed to its end without being built and stands as
-    :data:`TOO_DEEP` in its parent (the whole value, when it is the value itself).
+    than :data:`MAX_DEPTH` is read past without being built and stands as :data:`TOO_DEEP` in
+    its parent. Past :data:`MAX_ITEM_VALUES` values the rest is read past too and the result is
+    a :class:`_TooBig` holding the top-level scalars seen.
     """
     if event == "number":
         return float(value) if type(value) is Decimal else value
@@ -222,6 +247,7 @@ def _build(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
     stack: list[Any] = [root]
     keys: list[Any] = [None]
     skip = 0  # depth inside a container that is too deep
+    budget = MAX_ITEM_VALUES
     for event, value in events:
         if skip:
             if event in ("start_map", "start_array"):
@@ -244,10 +270,19 @@ def _build(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
                 skip = 1
             else:
                 item = {} if event == "start_map" else []
-        elif event == "number":
-            item = float(value) if type(value) is Decimal else value
         else:
-            item = value
+            budget -= 1
+            if budget < 0:
+                depth = len(stack)
+                fields = (
+                    {k: v for k, v in root.items() if not isinstance(v, list | dict)}
+                    if isinstance(root, dict)
+                    else {}
+                )
+                stack.clear()
+                root = None  # what was built of it goes now, not after the rest is read
+                return _too_big(events, fields, depth)
+            item = float(value) if event == "number" and type(value) is Decimal else value
         parent = stack[-1]
         if type(parent) is list:
             parent.append(item)
@@ -257,6 +292,22 @@ def _build(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
             stack.append(item)
             keys.append(None)
     raise CocoError("the file ends inside a value")
+
+
+def _too_big(events: Iterator[tuple[str, Any]], fields: dict[str, Any], depth: int) -> _TooBig:
+    """Read past the rest of an item over the value budget, adding its top-level scalars."""
+    key = None
+    while depth:
+        event, value = next(events)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        elif depth == 1 and event == "map_key":
+            key = value
+        elif depth == 1 and event in ("number", "string") and key is not None:
+            fields[key] = value
+    return _TooBig(fields)
 
 
 def read_coco(path: str | Path) -> CocoFile:
@@ -285,7 +336,7 @@ def read_coco(path: str | Path) -> CocoFile:
                 found.add(top)
                 _read_list(events, top, seen[top], out)
             else:
-                _build(events, event, value)  # skipped, bounded in depth
+                _skip(events, event)
     except FileNotFoundError:
         raise
     except CocoError as exc:
@@ -320,6 +371,8 @@ _SINGULAR = {"images": "image", "annotations": "annotation", "categories": "cate
 
 def _item_name(top: str, index: int, item: Any) -> str:
     what = _SINGULAR.get(top, "group")
+    if isinstance(item, _TooBig):
+        item = item.fields
     if isinstance(item, dict):
         raw = item.get("id", item.get("ref_id")) if top == "groups" else item.get("id")
         if isinstance(raw, str) and raw.strip():
@@ -335,6 +388,9 @@ def _check_item(top: str, index: int, item: Any, out: CocoFile) -> Any:
     """The compact entry for one item, or ``None`` after reporting why it is refused."""
     name = _item_name(top, index, item)
     try:
+        if isinstance(item, _TooBig):
+            item = item.fields
+            raise ValueError(f"more than {MAX_ITEM_VALUES} values in one item")
         if not isinstance(item, dict):
             raise ValueError(f"not a JSON object ({_kind(item)})")
         if top == "images":

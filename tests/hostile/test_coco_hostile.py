@@ -460,6 +460,38 @@ def test_peak_memory_stays_within_twice_the_file(tmp_path):
     assert out["peak_delta_mb"] < 2 * size_mb
 
 
+def test_one_huge_item_or_unused_key_costs_no_more_than_its_text(tmp_path):
+    """A polygon of 3 M numbers and an unused key of 2 M numbers: refused and skipped
+    without being built (Python would hold ~32 bytes for each 4-byte number)."""
+    huge = ", ".join(["1.5"] * 3_000_000)
+    write_coco(tmp_path, [ann(1), ann(2, seg="@RAW@")], raw=f"[[{huge}]]")
+    text = (tmp_path / "c.json").read_text()
+    filler = "[" + ", ".join(["7"] * 2_000_000) + "]"
+    (tmp_path / "c.json").write_text(text[:-1] + f', "licenses": {filler}}}')
+    size_mb = (tmp_path / "c.json").stat().st_size / 2**20
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _MEMORY,
+            str(tmp_path / "s.sqlite"),
+            str(tmp_path / "c.json"),
+            str(tmp_path / "img"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    print(f"one huge item: {size_mb:.1f} MB file, peak RSS delta {out['peak_delta_mb']:.1f} MB")
+    assert out["added"] == 1 and out["errors"] == 1
+    assert out["peak_delta_mb"] < 2 * size_mb
+    r = run_import(tmp_path)
+    assert "skipped annotation 2: more than" in r.stdout
+
+
 def test_rle_round_trip_still_exact(tmp_path):
     mask = np.zeros(HW, bool)
     mask[3:9, 4:20] = True
