@@ -341,6 +341,12 @@ def read_coco(path: str | Path) -> CocoFile:
         raise
     except CocoError as exc:
         raise CocoError(f"{p}: {exc}" if not str(exc).startswith(str(p)) else str(exc)) from None
+    except SystemError as exc:
+        # the C parser reports a failed conversion (an integer of over 4,300 digits) this way
+        if not isinstance(exc.__cause__, ValueError):
+            raise
+        reason = " ".join(str(exc.__cause__).split()[:8])
+        raise CocoError(f"{p}: not a readable JSON file ({reason} …)") from None
     except (ijson.JSONError, UnicodeDecodeError, ValueError, OSError, StopIteration) as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise CocoError(f"{p}: not a readable JSON file ({reason})") from None

@@ -11,6 +11,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from core.masks import encode_rle
@@ -147,6 +149,9 @@ def test_deep_nesting_outside_the_lists_costs_little_and_whole_file_problems_are
         "binary.json": b"\xff\xfe\x00garbage",
         "deep-top.json": "[" * 300_000 + "]" * 300_000,
         "empty.json": "",
+        "bigint.json": '{"images": [], "categories": [], "annotations": [{"id": 1'
+        + "0" * 5000
+        + "}]}",
     }
     for name, text in cases.items():
         f = tmp_path / name
@@ -162,6 +167,63 @@ def test_deep_nesting_outside_the_lists_costs_little_and_whole_file_problems_are
         )
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (name, r.stderr)
         assert r.stdout == "" and "Traceback" not in r.stderr, name
+
+
+_ID = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3)
+)
+_KEYS = [
+    "id",
+    "image_id",
+    "category_id",
+    "segmentation",
+    "iscrowd",
+    "file_name",
+    "name",
+    "height",
+    "width",
+    "ann_ids",
+    "description",
+    "size",
+    "counts",
+]
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.dictionaries(
+        st.sampled_from(["images", "annotations", "categories", "groups"]),
+        st.lists(
+            st.recursive(
+                _ID,
+                lambda c: (
+                    st.lists(c, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), c, max_size=6)
+                ),
+                max_leaves=16,
+            ),
+            max_size=6,
+        ),
+    )
+)
+def test_read_coco_accounts_for_every_item_and_never_raises(tmp_path_factory, lists):
+    """Whatever the items, the reader returns (or refuses the file for a missing list), and
+    every message is one printable line."""
+    from core.importers.coco_json import CocoError, read_coco
+
+    p = tmp_path_factory.mktemp("h") / "c.json"
+    p.write_text(json.dumps(lists))
+    try:
+        got = read_coco(p)
+    except CocoError as exc:
+        assert not all(k in lists for k in ("images", "annotations", "categories"))
+        assert "\n" not in str(exc)
+        return
+    n_items = sum(len(v) for v in lists.values())
+    assert len(got.annotations) + len(got.images) + len(got.categories) + len(got.groups) <= n_items
+    for name, reason in got.errors:
+        assert "\n" not in name + reason and (name + reason).encode("utf-8")
 
 
 # -- 2. geometry -----------------------------------------------------------------------------
