@@ -88,7 +88,9 @@ class Store:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         db = engine.url.database if self.is_sqlite else None
-        self._file = Path(db) if db and db != ":memory:" and not db.startswith("file:") else None
+        self._file = (
+            Path(db).absolute() if db and db != ":memory:" and not db.startswith("file:") else None
+        )
         self._identity = _file_identity(self._file) if self._file else None
 
     def _check_file(self) -> None:
