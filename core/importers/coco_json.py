@@ -212,12 +212,13 @@ class _LoneSurrogates:
                 return _ESCAPE.sub(_mark_lone_surrogate, buf[:cut])
 
 
-def _events(path: Path) -> Iterator[tuple[str, Any]]:
+def _events(f: Any) -> Iterator[tuple[str, Any]]:
+    """The parser's events for the binary file ``f``: its own iterator, not a wrapping
+    generator (one less Python frame for each of millions of events)."""
     import ijson
 
-    with open(path, "rb") as f:
-        # numbers as Decimal (not float) so that 1e400 is one item's problem, not a parse error
-        yield from ijson.basic_parse(_LoneSurrogates(f), use_float=False)
+    # numbers as Decimal (not float) so that 1e400 is one item's problem, not a parse error
+    return iter(ijson.basic_parse(_LoneSurrogates(f), use_float=False))
 
 
 def _skip(events: Iterator[tuple[str, Any]], event: str) -> None:
@@ -244,53 +245,46 @@ def _build(events: Iterator[tuple[str, Any]], event: str, value: Any) -> Any:
     if event not in ("start_map", "start_array"):
         return value
     root: Any = {} if event == "start_map" else []
-    stack: list[Any] = [root]
-    keys: list[Any] = [None]
-    skip = 0  # depth inside a container that is too deep
+    cur, cur_list, key = root, event == "start_array", None
+    parents: list[tuple[Any, bool, Any]] = []  # (container, is a list, its key) of each parent
     budget = MAX_ITEM_VALUES
+    # one loop over every event of a large file: the commonest events are tested first
     for event, value in events:
-        if skip:
-            if event in ("start_map", "start_array"):
-                skip += 1
-            elif event in ("end_map", "end_array"):
-                skip -= 1
-            continue
         if event == "map_key":
-            keys[-1] = value
+            key = value
             continue
-        if event in ("end_map", "end_array"):
-            stack.pop()
-            keys.pop()
-            if not stack:
+        if event == "end_array" or event == "end_map":
+            if not parents:
                 return root
+            cur, cur_list, key = parents.pop()
             continue
-        if event in ("start_map", "start_array"):
-            if len(stack) >= MAX_DEPTH:
-                item: Any = TOO_DEEP
-                skip = 1
+        if event == "start_array" or event == "start_map":
+            if len(parents) + 1 >= MAX_DEPTH:
+                _skip(events, event)
+                value = TOO_DEEP
             else:
-                item = {} if event == "start_map" else []
+                value = [] if event == "start_array" else {}
         else:
             budget -= 1
             if budget < 0:
-                depth = len(stack)
+                depth = len(parents) + 1
                 fields = (
                     {k: v for k, v in root.items() if not isinstance(v, list | dict)}
                     if isinstance(root, dict)
                     else {}
                 )
-                stack.clear()
-                root = None  # what was built of it goes now, not after the rest is read
+                root = cur = None  # what was built of it goes now, not after the rest is read
+                parents.clear()
                 return _too_big(events, fields, depth)
-            item = float(value) if event == "number" and type(value) is Decimal else value
-        parent = stack[-1]
-        if type(parent) is list:
-            parent.append(item)
+            if type(value) is Decimal:
+                value = float(value)
+        if cur_list:
+            cur.append(value)
         else:
-            parent[keys[-1]] = item
-        if item is not TOO_DEEP and event in ("start_map", "start_array"):
-            stack.append(item)
-            keys.append(None)
+            cur[key] = value
+        if value is not TOO_DEEP and (event == "start_array" or event == "start_map"):
+            parents.append((cur, cur_list, key))
+            cur, cur_list, key = value, event == "start_array", None
     raise CocoError("the file ends inside a value")
 
 
@@ -323,20 +317,21 @@ def read_coco(path: str | Path) -> CocoFile:
     try:
         if p.is_dir():
             raise CocoError(f"{p}: is a folder, not a COCO file")
-        events = _events(p)
-        first = next(events, None)
-        if first is None or first[0] != "start_map":
-            raise CocoError(f"{p}: not COCO instance annotations (the top level is not an object)")
-        for event, value in events:
-            if event == "end_map":
-                break
-            top = value  # a map_key at the top level
-            event, value = next(events)
-            if top in _LISTS and event == "start_array":
-                found.add(top)
-                _read_list(events, top, seen[top], out)
-            else:
-                _skip(events, event)
+        with open(p, "rb") as f:
+            events = _events(f)
+            first = next(events, None)
+            if first is None or first[0] != "start_map":
+                raise CocoError("not COCO instance annotations (the top level is not an object)")
+            for event, value in events:
+                if event == "end_map":
+                    break
+                top = value  # a map_key at the top level
+                event, value = next(events)
+                if top in _LISTS and event == "start_array":
+                    found.add(top)
+                    _read_list(events, top, seen[top], out)
+                else:
+                    _skip(events, event)
     except FileNotFoundError:
         raise
     except CocoError as exc:
@@ -475,6 +470,9 @@ def _group(item: dict[str, Any], index: int) -> GroupEntry:
     return GroupEntry(key, image, ann_keys, desc.strip())
 
 
+_NUMBER_TYPES = {int, float}
+
+
 def compact_segmentation(seg: Any) -> Any:
     """A segmentation checked for shape and types (not yet against an image) and made compact.
 
@@ -493,7 +491,7 @@ def compact_segmentation(seg: Any) -> Any:
         for poly in seg:
             if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
                 raise ValueError("a polygon must be a flat list of at least 3 x, y pairs")
-            if not all(type(v) is float or type(v) is int for v in poly):
+            if not set(map(type, poly)) <= _NUMBER_TYPES:  # bool is not a number here
                 raise ValueError("polygon coordinates must be numbers")
             try:
                 arr = np.array(poly, dtype=np.float64)

@@ -170,7 +170,11 @@ def test_deep_nesting_outside_the_lists_costs_little_and_whole_file_problems_are
 
 
 _ID = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3)
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=3),
 )
 _KEYS = [
     "id",
