@@ -144,7 +144,7 @@ def _run_with_ray(
         progress, close = progress_bar(len(todo))
         try:
             report = engine.run(store, run_id, todo, settings, progress=progress)
-        except (engine.ray.exceptions.RayError, EngineError) as exc:
+        except (engine.ray.exceptions.RayError, EngineError, ConnectionError) as exc:
             close()
             return list_unfinished(store, run_id, todo, exc)
         finally:

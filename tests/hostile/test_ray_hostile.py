@@ -45,7 +45,7 @@ class FakeEngine:
         raise RaySystemError("System error: the raylet on node 10.0.0.7 died\nmore detail")
 
 
-@pytest.mark.parametrize("failure", ["system", "workers"])
+@pytest.mark.parametrize("failure", ["system", "workers", "connection"])
 def test_a_dead_ray_system_lists_every_unfinished_sample(monkeypatch, capsys, failure):
     from core.cli import ray_run
     from core.pipeline import ray_engine, runner
@@ -61,6 +61,14 @@ def test_a_dead_ray_system_lists_every_unfinished_sample(monkeypatch, capsys, fa
                 raise ray_engine.EngineError("segmenter: workers died 9 times; stopping")
 
         engine_cls = WorkersDie
+    elif failure == "connection":
+
+        class GcsGone(FakeEngine):
+            def run(self, store, run_id, todo, settings, progress=None):
+                FakeEngine.saved = todo[:2]
+                raise ConnectionError("GCS at 10.0.0.7:6379 unreachable")
+
+        engine_cls = GcsGone
     monkeypatch.setattr(ray_engine, "RayEngine", engine_cls)
     monkeypatch.setattr(runner, "record_run", lambda *a, **k: 7)
     monkeypatch.setattr(ray_run, "_settings", lambda d: None)
