@@ -101,3 +101,55 @@ def test_a_dead_ray_system_lists_every_unfinished_sample(monkeypatch, capsys, fa
     ]
     assert "the Ray run stopped" in err and "Traceback" not in err
     assert "saved 2 traces, unfinished 3" in out
+
+
+_KILL_RAYLET = """
+import os, signal, sys, time, types
+import ray
+from core.pipeline.ray_engine import RayEngine
+
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+engine = types.SimpleNamespace(ray=ray)  # node_alive reads only .ray
+before = RayEngine.node_alive(engine)
+
+@ray.remote
+class Slow:
+    def nap(self):
+        time.sleep(30)
+
+ref = Slow.remote().nap.remote()
+raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+os.kill(raylet, signal.SIGKILL)  # the raylet this process started, by its id
+try:
+    ray.get(ref, timeout=60)
+    seen = "no error"
+except ray.exceptions.RayActorError:
+    seen = "actor error"
+except ray.exceptions.GetTimeoutError:
+    seen = "timeout"
+print("RESULT", before, seen, RayEngine.node_alive(engine), flush=True)
+os._exit(0)  # before Ray's own exit hooks, which may touch the dead raylet
+"""
+
+
+@pytest.mark.ray
+def test_a_killed_raylet_is_seen_before_ray_ends_the_driver():
+    """A real local Ray instance: its raylet killed, the driver's next call sees an actor error
+    and ``node_alive`` turns false (the run then stops and lists its unfinished samples)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.hostile.conftest import ROOT
+
+    pytest.importorskip("ray")
+    r = subprocess.run(
+        [sys.executable, "-c", _KILL_RAYLET],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]  # Ray logs here too
+    assert result == ["RESULT True actor error False"], r.stdout[-2000:]
