@@ -34,6 +34,7 @@ def cmd_import_coco(args: argparse.Namespace) -> int:
         args.images,
         dataset=args.dataset,
         category_filter=_names(args.category_filter),
+        allow_outside=args.allow_outside,
     )
     print(report.summary().replace("added", "targets added", 1))
     return 0 if report.ok else 1
@@ -55,6 +56,11 @@ def register_import(imp) -> None:
         action="append",
         metavar="NAMES",
         help="keep only these category names (comma-separated; may repeat)",
+    )
+    p.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="accept image paths that lead outside --images (.., absolute paths, symlinks)",
     )
     p.set_defaults(func=cmd_import_coco)
 

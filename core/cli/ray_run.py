@@ -64,11 +64,30 @@ def run_with_ray(
         return 2
 
 
+def list_unfinished(store, run_id: int, todo: list[int], exc: BaseException) -> int:
+    """The run stopped part-way (a Ray system process died, or workers kept dying): one line per
+    sample of ``todo`` with no trace saved, then the summary; exit status 1."""
+    from core.store import repo
+
+    with store.session(write=False) as s:
+        done = repo.finished_sample_ids(s, run_id)
+    unfinished = [i for i in todo if i not in done]
+    why = " ".join(str(exc).split())[:200] or type(exc).__name__
+    print(f"rea2seg: the Ray run stopped: {why}", file=sys.stderr)
+    for sid in unfinished:
+        print(f"rea2seg: unfinished sample {sid}", file=sys.stderr)
+    print(
+        f"run {run_id}: saved {len(todo) - len(unfinished)} traces, unfinished {len(unfinished)} "
+        f"(run again with --resume to finish them)"
+    )
+    return 1
+
+
 def _run_with_ray(
     args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict
 ) -> int:
     from core.cli.common import progress_bar
-    from core.pipeline.ray_engine import JobSpec, RayEngine, RayOptions
+    from core.pipeline.ray_engine import EngineError, JobSpec, RayEngine, RayOptions
     from core.pipeline.runner import Stage2Settings, record_run
     from core.store import repo
 
@@ -125,6 +144,9 @@ def _run_with_ray(
         progress, close = progress_bar(len(todo))
         try:
             report = engine.run(store, run_id, todo, settings, progress=progress)
+        except (engine.ray.exceptions.RayError, EngineError, ConnectionError) as exc:
+            close()
+            return list_unfinished(store, run_id, todo, exc)
         finally:
             close()
     for sid, reason in report.skipped:

@@ -145,7 +145,9 @@ def read_sgdr(path: str | Path) -> tuple[list[SgdrSample], list[tuple[str, str]]
         raise SgdrError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("samples"), list):
         raise SgdrError(f"{p}: expected an object with a 'samples' list")
-    if data.get("version") != SGDR_VERSION:
+    version = data.get("version")
+    # an integer, exactly: true and 1.0 compare equal to 1 in Python but are not version 1
+    if type(version) is not int or version != SGDR_VERSION:
         raise SgdrError(
             f"{p}: unsupported version {_short(data.get('version'))} (this reader knows {SGDR_VERSION})"
         )

@@ -13,14 +13,17 @@ CAMO, ThinObject5K and OCHuman are read once converted to COCO instance JSON.
 
 Segmentations: polygons, uncompressed RLE (``counts`` a list) and compressed RLE (``counts`` a
 string), decoded with pycocotools at the image's size. Crowd annotations (``iscrowd=1``) are
-not instances and are ignored. A bad annotation (malformed segmentation, empty mask, unknown
-image or category, size that does not match the image file) is reported by its id and the rest
-is imported. Importing the same file again adds nothing.
+not instances and are ignored. The file is read as a stream (:mod:`core.importers.coco_json`),
+so memory stays near the size of the file. A bad item is reported by its id and the rest is
+imported: malformed values, ids that are not integers or strings, text no store can hold, an
+unknown image or category, a size that does not match the image file, and every id listed
+twice (each copy is refused, and what refers to it). Every geometry is bounded before
+pycocotools sees it (:func:`check_geometry`). Image paths stay inside ``images_dir`` unless
+``allow_outside`` (:mod:`core.importers.paths`). Importing the same file again adds nothing.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,17 +32,33 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
+from core.formats.reasonseg import OOB_TOLERANCE
+from core.formats.sgdr import check_text, printable
 from core.images import ImageError
+from core.importers.coco_json import (
+    Ann,
+    CocoError,
+    CocoFile,
+    ImageEntry,
+    compact_segmentation,
+    read_coco,
+)
 from core.importers.common import ImageCache, ImportReport
+from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError, bbox_xyxy, decode_rle, encode_rle
 from core.store import Store, repo
 from core.store.models import InstanceGroup, Target
 
+__all__ = ["CocoError", "check_geometry", "decode_segmentation", "import_coco"]
 
-class CocoError(ValueError):
-    """The file as a whole cannot be read as COCO instance annotations."""
+# pycocotools rasterises a polygon by walking every edge at 5x resolution, holding four int
+# arrays as long as the walk: this bounds that walk (pixels, all edges of one annotation
+# together), so one annotation costs at most ~100 MB there. 20x the perimeter of the largest
+# image (8192 x 8192) is far more than any real outline.
+MAX_EDGE_PIXELS = 20 * 4 * 8192
 
 
 @dataclass(frozen=True)
@@ -51,72 +70,68 @@ class _Instance:
     area: int
 
 
-def decode_segmentation(seg: Any, hw: tuple[int, int]) -> np.ndarray:
-    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) → bool (H, W) mask.
+def check_geometry(seg: Any, hw: tuple[int, int]) -> None:
+    """Refuse (``MaskError``, one line) a compact segmentation that pycocotools could not
+    rasterise safely at ``hw``: a point more than ``OOB_TOLERANCE`` px outside ``[0, W] x [0, H]``,
+    an edge walk over :data:`MAX_EDGE_PIXELS`, or an RLE that does not cover the image."""
+    h, w = hw
+    if isinstance(seg, tuple):
+        walk = 0.0
+        for poly in seg:
+            xs, ys = poly[0::2], poly[1::2]
+            if (
+                xs.min() < -OOB_TOLERANCE
+                or ys.min() < -OOB_TOLERANCE
+                or xs.max() > w + OOB_TOLERANCE
+                or ys.max() > h + OOB_TOLERANCE
+            ):
+                raise MaskError(
+                    f"polygon point outside the {w}x{h} image by more than {OOB_TOLERANCE:g} px"
+                )
+            dx = np.abs(np.diff(xs, append=xs[:1]))
+            dy = np.abs(np.diff(ys, append=ys[:1]))
+            walk += float(np.maximum(dx, dy).sum())
+        if walk > MAX_EDGE_PIXELS:
+            raise MaskError(
+                f"polygon outline of {walk:.0f} px is over the {MAX_EDGE_PIXELS}-pixel limit"
+            )
+        return
+    size = seg["size"]
+    if list(size) != [h, w]:
+        raise MaskError(f"RLE size {list(size)} != image size [{h}, {w}]")
+    counts = seg["counts"]
+    if isinstance(counts, np.ndarray) and int(counts.sum()) != h * w:
+        raise MaskError(f"uncompressed RLE counts must be non-negative and sum to {h * w}")
 
-    Raises :class:`~core.masks.MaskError` with a one-line reason for anything malformed.
-    """
+
+def _rasterise(seg: Any, hw: tuple[int, int]) -> np.ndarray:
+    """A compact segmentation already passed by :func:`check_geometry` → bool (H, W)."""
     from pycocotools import mask as mask_utils
 
     h, w = hw
-    if isinstance(seg, list):
-        if not seg:
-            raise MaskError("empty polygon list")
-        polys = []
-        for poly in seg:
-            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
-                raise MaskError("a polygon must be a flat list of at least 3 x, y pairs")
-            if not all(isinstance(v, int | float) and np.isfinite(v) for v in poly):
-                raise MaskError("polygon coordinates must be finite numbers")
-            polys.append([float(v) for v in poly])
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, h, w))
+    if isinstance(seg, tuple):
+        rle = mask_utils.merge(mask_utils.frPyObjects([p.tolist() for p in seg], h, w))
         return mask_utils.decode(rle).astype(bool)
-    if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        size = seg["size"]
-        if not (isinstance(size, list) and len(size) == 2 and [int(v) for v in size] == [h, w]):
-            raise MaskError(f"RLE size {size} != image size [{h}, {w}]")
-        counts = seg["counts"]
-        if isinstance(counts, list):
-            if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != h * w:
-                raise MaskError(f"uncompressed RLE counts must be non-negative and sum to {h * w}")
-            rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-            return mask_utils.decode(rle).astype(bool)
-        if isinstance(counts, str | bytes):
-            return decode_rle({"size": [h, w], "counts": counts}, (h, w))
-        raise MaskError("RLE counts must be a list or a string")
-    raise MaskError("segmentation must be a polygon list or an RLE dict")
+    counts = seg["counts"]
+    if isinstance(counts, np.ndarray):
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
+        return mask_utils.decode(rle).astype(bool)
+    return decode_rle({"size": [h, w], "counts": counts}, (h, w))
 
 
-def _read(path: Path) -> dict[str, Any]:
+def decode_segmentation(seg: Any, hw: tuple[int, int]) -> np.ndarray:
+    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) → bool (H, W) mask.
+
+    ``hw`` in pixels; polygon coordinates in pixels (x, y). Raises
+    :class:`~core.masks.MaskError` with a one-line reason for anything malformed or outside
+    the limits of :func:`check_geometry`, before pycocotools sees it.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CocoError(f"{path}: not a readable JSON file ({exc})") from None
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
-    ):
-        raise CocoError(
-            f"{path}: not COCO instance annotations (needs lists 'images', 'annotations', 'categories')"
-        )
-    return data
-
-
-def _group_entries(data: dict[str, Any]) -> Iterable[tuple[str, Any, list[Any], str]]:
-    """(group id, image id, annotation ids, description) of the gRefCOCO-style groups."""
-    for i, g in enumerate(data.get("groups") or []):
-        if not isinstance(g, dict):
-            yield f"#{i}", None, [], ""
-            continue
-        gid = str(g.get("id", g.get("ref_id", f"#{i}")))
-        anns = g.get("ann_ids", g.get("ann_id", []))
-        anns = anns if isinstance(anns, list) else [anns]
-        desc = g.get("description")
-        if desc is None and isinstance(g.get("sentences"), list) and g["sentences"]:
-            first = g["sentences"][0]
-            desc = first.get("sent", first.get("raw")) if isinstance(first, dict) else first
-        yield gid, g.get("image_id"), anns, str(desc or "").strip()
+        compact = compact_segmentation(seg)
+    except ValueError as exc:
+        raise MaskError(str(exc)) from None
+    check_geometry(compact, hw)
+    return _rasterise(compact, hw)
 
 
 def import_coco(
@@ -126,60 +141,49 @@ def import_coco(
     *,
     dataset: str | None = None,
     category_filter: Iterable[str] | None = None,
+    allow_outside: bool = False,
 ) -> ImportReport:
     """Import COCO instances from ``ann_file`` (images under ``images_dir``) as targets.
 
     ``category_filter``: category names to keep (all when empty). ``report.added`` /
-    ``existing`` count targets. One transaction per image.
+    ``existing`` count targets. One transaction per image. An image path that resolves
+    outside ``images_dir`` (``..``, absolute, symlink) is refused unless ``allow_outside``.
+    Raises :class:`CocoError` (nothing lands) only when the file as a whole is unusable.
     """
     p = Path(ann_file)
-    data = _read(p)
     name = dataset or p.stem
-    cats = {
-        c.get("id"): str(c.get("name", c.get("id")))
-        for c in data["categories"]
-        if isinstance(c, dict)
-    }
+    try:
+        check_text(name, "dataset name")
+    except ValueError as exc:
+        raise CocoError(f"{printable(name)}: {exc}") from None
+    data = read_coco(p)
     keep = {c.strip() for c in category_filter or () if c.strip()}
-    unknown = keep - set(cats.values())
+    unknown = keep - set(data.categories.values())
     if unknown:
         raise CocoError(f"--category-filter: {sorted(unknown)} not among the file's categories")
-    report = ImportReport()
-    images = {im.get("id"): im for im in data["images"] if isinstance(im, dict)}
-    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for a in data["annotations"]:
-        if not isinstance(a, dict):
-            report.errors.append(("annotation ?", "not a JSON object"))
-            continue
-        aid = a.get("id")
-        if a.get("image_id") not in images:
-            report.errors.append((f"annotation {aid}", f"unknown image_id {a.get('image_id')!r}"))
-        elif a.get("category_id") not in cats:
+    report = ImportReport(errors=list(data.errors))
+    by_image = _annotations_by_image(data, report)
+    groups_by_image: dict[str, list[tuple[str, tuple[str, ...], str]]] = defaultdict(list)
+    for g in data.groups:
+        if g.image not in data.images:
+            why = data.refused_images.get(g.image, "is not among the file's images")
             report.errors.append(
-                (f"annotation {aid}", f"unknown category_id {a.get('category_id')!r}")
-            )
-        elif aid is None:
-            report.errors.append(("annotation ?", f"no id (image {a.get('image_id')})"))
-        elif not a.get("iscrowd"):
-            by_image[a["image_id"]].append(a)
-    groups_by_image: dict[Any, list[tuple[str, list[str], str]]] = defaultdict(list)
-    for gid, image_id, anns, desc in _group_entries(data):
-        if image_id not in images or not anns:
-            report.errors.append(
-                (f"group {gid}", "needs an image_id of the file and a list of ann_ids")
+                (f"group {printable(g.key, 60)}", f"image_id {_shown(g.image)} {why}")
             )
             continue
-        groups_by_image[image_id].append((gid, [str(x) for x in anns], desc))
+        groups_by_image[g.image].append((g.key, g.ann_keys, g.description))
     cache = ImageCache()
-    for image_id in sorted(set(by_image) | set(groups_by_image), key=str):
+    root = Path(images_dir)
+    for image_id in sorted(set(by_image) | set(groups_by_image)):
         _import_image(
             store,
             name,
-            images[image_id],
-            Path(images_dir),
+            data.images[image_id],
+            root,
+            allow_outside,
             by_image[image_id],
             groups_by_image[image_id],
-            cats,
+            data.categories,
             keep,
             cache,
             report,
@@ -187,51 +191,90 @@ def import_coco(
     return report
 
 
+def _shown(key: str) -> str:
+    return printable(key, 60) if key.isdigit() else repr(printable(key, 60))
+
+
+def _annotations_by_image(data: CocoFile, report: ImportReport) -> dict[str, list[Ann]]:
+    by_image: dict[str, list[Ann]] = defaultdict(list)
+    for a in data.annotations:
+        name = f"annotation {printable(a.key, 60)}"
+        if a.image not in data.images:
+            why = data.refused_images.get(a.image)
+            report.errors.append(
+                (
+                    name,
+                    f"image_id {_shown(a.image)} {why}"
+                    if why
+                    else f"unknown image_id {_shown(a.image)}",
+                )
+            )
+        elif a.category not in data.categories:
+            why = data.refused_categories.get(a.category)
+            report.errors.append(
+                (
+                    name,
+                    f"category_id {_shown(a.category)} {why}"
+                    if why
+                    else f"unknown category_id {_shown(a.category)}",
+                )
+            )
+        elif not a.crowd:
+            by_image[a.image].append(a)
+    return by_image
+
+
 def _import_image(
     store: Store,
     name: str,
-    im: dict[str, Any],
+    im: ImageEntry,
     images_dir: Path,
-    anns: list[dict[str, Any]],
-    groups: list[tuple[str, list[str], str]],
-    cats: dict[Any, str],
+    allow_outside: bool,
+    anns: list[Ann],
+    groups: list[tuple[str, tuple[str, ...], str]],
+    cats: dict[str, str],
     keep: set[str],
     cache: ImageCache,
     report: ImportReport,
 ) -> None:
-    path = (images_dir / str(im.get("file_name", ""))).resolve()
+    def refuse_all(reason: str) -> None:
+        for a in anns:
+            report.errors.append((f"annotation {printable(a.key, 60)}", reason))
+        for gid, _, _ in groups:
+            report.errors.append((f"group {printable(gid, 60)}", reason))
+
     try:
+        path = resolve_inside(images_dir, im.file_name, allow_outside=allow_outside)
         sha, h, w = cache.info(path)
-    except ImageError as exc:
-        for a in anns:
-            report.errors.append((f"annotation {a.get('id')}", str(exc)))
+    except OutsideDatasetError as exc:
+        refuse_all(f"image {_shown(im.key)}: {exc}")
         return
-    declared = (im.get("height"), im.get("width"))
-    if declared != (None, None) and declared != (h, w):
-        for a in anns:
-            report.errors.append(
-                (
-                    f"annotation {a.get('id')}",
-                    f"image {im.get('id')} is declared {declared[0]}x{declared[1]} but {path.name} is {h}x{w}",
-                )
-            )
+    except ImageError as exc:
+        # named as written in the file, never where it leads
+        text = str(exc)
+        reason = text.split(": ", 1)[-1] if text.startswith(str(path)) else text
+        refuse_all(f"image {_shown(im.key)} ({printable(im.file_name, 100)}): {reason}")
+        return
+    if im.declared_hw is not None and im.declared_hw != (h, w):
+        dh, dw = im.declared_hw
+        refuse_all(f"image {_shown(im.key)} is declared {dh}x{dw} but {path.name} is {h}x{w}")
         return
     instances: dict[str, _Instance] = {}
     for a in anns:
-        aid = str(a["id"])
-        cat = cats[a["category_id"]]
+        cat = cats[a.category]
         if keep and cat not in keep:
             continue
         try:
-            mask = decode_segmentation(a.get("segmentation"), (h, w))
+            check_geometry(a.seg, (h, w))
+            mask = _rasterise(a.seg, (h, w))
         except (MaskError, ValueError, TypeError) as exc:
-            report.errors.append((f"annotation {aid}", str(exc)))
+            report.errors.append((f"annotation {printable(a.key, 60)}", str(exc)))
             continue
         box = bbox_xyxy(mask)
         if box is None:
-            report.errors.append((f"annotation {aid}", "the mask is empty"))
+            report.errors.append((f"annotation {printable(a.key, 60)}", "the mask is empty"))
             continue
-        instances[aid] = _Instance(aid, cat, encode_rle(mask), box, int(mask.sum()))
+        instances[a.key] = _Instance(a.key, cat, encode_rle(mask), box, int(mask.sum()))
     plan: list[
         tuple[str, str, str, str, list[_Instance]]
     ] = []  # ext id, kind, category, description, members
@@ -239,14 +282,15 @@ def _import_image(
     for inst in instances.values():
         by_cat[inst.category].append(inst)
     for cat, members in sorted(by_cat.items()):
-        plan.append((f"image{im['id']}/{cat}", "category", cat, cat, members))
+        plan.append((f"image{im.key}/{cat}", "category", cat, cat, members))
     for gid, ann_ids, desc in groups:
         missing = [a for a in ann_ids if a not in instances]
         if missing:
             report.errors.append(
                 (
-                    f"group {gid}",
-                    f"annotations {missing} are missing, filtered out or bad; group skipped",
+                    f"group {printable(gid, 60)}",
+                    f"annotations {[printable(m, 60) for m in missing]} are missing, filtered "
+                    "out or bad; group skipped",
                 )
             )
             continue
@@ -299,6 +343,10 @@ def _import_image(
                 added += 1
         return added, existing
 
-    added, existing = store.run(add)
+    try:
+        added, existing = store.run(add)
+    except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
+        refuse_all(f"image {_shown(im.key)}: " + " ".join(str(exc).split())[:300])
+        return
     report.added += added
     report.existing += existing

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -402,6 +403,26 @@ class RayEngine:
             )
         return info
 
+    def node_alive(self) -> bool:
+        """Whether this driver's raylet still answers on its socket (True when it cannot tell).
+
+        With the raylet gone its workers die one by one, and Ray ends the driver process at its
+        next object put (exit status 1, no exception), so the run checks before going on."""
+        try:
+            path = self.ray._private.worker.global_worker.node.raylet_socket_name
+        except AttributeError:
+            return True
+        family = getattr(socket, "AF_UNIX", None)
+        if family is None or not isinstance(path, str) or not path.startswith("/"):
+            return True
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            try:
+                sock.connect(path)
+            except OSError:
+                return False
+        return True
+
     def _get(self, ref):
         try:
             return self.ray.get(ref)
@@ -505,6 +526,10 @@ class RayEngine:
             try:
                 kind, payload = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
+                if not self.node_alive():  # Ray ends this process at its next put: stop first
+                    raise EngineError(
+                        "the Ray node of this driver died (its raylet is gone)"
+                    ) from exc
                 pool.replace(slot)
                 if (
                     pool is self.segmenters

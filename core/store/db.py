@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -39,6 +39,14 @@ class StoreCorruptError(StoreError):
     def __init__(self, message: str, moved_to: Path | None) -> None:
         super().__init__(message)
         self.moved_to = moved_to
+
+
+class StoreFull(StoreError):
+    """The disk (or the database server's) is full: the change in flight was rolled back."""
+
+
+class StoreGone(StoreError):
+    """The store's file was deleted or replaced while it was open: nothing more is written."""
 
 
 class StoreMissing(StoreError):
@@ -79,6 +87,22 @@ class Store:
         self.url = engine.url.render_as_string(hide_password=True)
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        db = engine.url.database if self.is_sqlite else None
+        self._file = (
+            Path(db).absolute() if db and db != ":memory:" and not db.startswith("file:") else None
+        )
+        self._identity = _file_identity(self._file) if self._file else None
+
+    def _check_file(self) -> None:
+        """Refuse to commit into a file that is no longer the store's: a SQLite connection goes
+        on writing into a deleted file, and every change would be lost while reported saved."""
+        if self._file is not None and (
+            self._identity is None or _file_identity(self._file) != self._identity
+        ):
+            raise StoreGone(
+                f"{self._file}: the store file was deleted or replaced while in use; the last "
+                "change was not saved and nothing more is written"
+            )
 
     @contextlib.contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
@@ -93,9 +117,17 @@ class Store:
                 )
             try:
                 yield s
+                if write:
+                    self._check_file()
                 s.commit()
-            except BaseException:
+            except BaseException as exc:
                 s.rollback()
+                if isinstance(exc, DBAPIError) and _is_full(exc):
+                    where = self._file or self.url
+                    raise StoreFull(
+                        f"{where}: the disk is full; the last change was not saved (what was "
+                        "saved before stays). Free some space and run the command again"
+                    ) from None
                 raise
 
     def run(self, action: Callable[[Session], T], *, write: bool = True, retries: int = 5) -> T:
@@ -114,6 +146,29 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_full(exc: DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL (or an I/O error from a write that found no space) and
+    PostgreSQL's disk_full (SQLSTATE 53100)."""
+    orig = exc.orig
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    msg = str(orig).lower()
+    return (
+        name.startswith("SQLITE_FULL")
+        or state == "53100"
+        or "database or disk is full" in msg
+        or "no space left on device" in msg
+    )
 
 
 def _is_busy(exc: Exception) -> bool:

@@ -299,3 +299,18 @@ def test_reasonseg_symlinked_image_is_refused(tmp_path):
     assert r.returncode == 1 and "refused" in r.stdout and "outside.jpg" not in r.stdout
     r = cli("import", "reasonseg", str(d), "--db", str(tmp_path / "s.sqlite"), "--allow-outside")
     assert r.returncode == 0 and "added 1," in r.stdout
+
+
+def test_sgdr_version_must_be_the_integer_1(tmp_path):
+    from core.formats.sgdr import SgdrError, read_sgdr
+
+    f = tmp_path / "v.json"
+    for version in ("true", "1.0", '"1"', "[1]", "null", "1e0", "2", "-1"):
+        f.write_text('{"version": ' + version + ', "samples": []}')
+        with pytest.raises(SgdrError, match="unsupported version"):
+            read_sgdr(f)
+    f.write_text('{"version": 1, "samples": []}')
+    assert read_sgdr(f) == ([], [])
+    f.write_text('{"version": true, "samples": []}')
+    r = cli("import", "sgdr", str(f), "--db", str(tmp_path / "s.sqlite"))
+    assert r.returncode == 2 and "unsupported version True" in r.stderr, r.stderr
