@@ -16,7 +16,6 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.benchmark.provenance import regenerate
-from core.evaluator.presets import EVALUATOR_PRESETS
 from core.models.base import ModelLoadError
 from core.pipeline.cache import ModelCache
 from core.store import Store, repo
@@ -268,7 +267,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_panel.set_presets(
             presets,
             lambda n: gui_models.segmenter_problem(n, cfg),
-            list(EVALUATOR_PRESETS),
+            list(gui_models.evaluator_presets()),
             lambda n: gui_models.evaluator_problem(n, cfg),
         )
         fill_presets(self.edit_panel.sam_preset, presets, lambda n: gui_models.sam_problem(n, cfg))
