@@ -274,7 +274,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._show_preset_defaults()
 
     def _show_preset_defaults(self) -> None:
-        from core.pipeline.runner import preset_default_settings
+        from core.pipeline.settings import preset_default_settings
 
         self.run_panel.show_defaults(
             preset_default_settings(self.run_panel.preset_name()).to_dict()

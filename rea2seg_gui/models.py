@@ -2,7 +2,7 @@
 be used (and why not), loading a segmenter or only its SAM.
 
 Everything is delegated to core: :mod:`core.models.config` (presets, path checks, SAM-only
-loading); segmenters load through :func:`core.pipeline.runner.load_segmenter`. A preset whose checkpoint is not configured
+loading); segmenters load through :func:`core.pipeline.cache.load_segmenter`. A preset whose checkpoint is not configured
 is shown disabled with the reason as its tooltip (the Settings dialog fixes it). Nothing here
 runs a model.
 """
@@ -65,7 +65,7 @@ def evaluator_problem(preset: str, cfg: dict[str, Any]) -> str | None:
 
 def load_segmenter(preset: str, cfg: dict[str, Any]) -> Any:
     """The preset's segmenter (prompt model + SAM backend) through core's loader."""
-    from core.pipeline.runner import load_segmenter as load
+    from core.pipeline.cache import load_segmenter as load
 
     return load(preset, config=cfg)
 

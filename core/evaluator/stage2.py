@@ -20,7 +20,14 @@ from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
 from core.evaluator.prompt import prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
-__all__ = ["EVALUATOR_PRESETS", "Cancelled", "answer_mask", "load_evaluator", "run_stage2"]
+__all__ = [
+    "EVALUATOR_PRESETS",
+    "Cancelled",
+    "answer_mask",
+    "check_prompt_format",
+    "load_evaluator",
+    "run_stage2",
+]
 
 
 def run_stage2(
@@ -59,12 +66,7 @@ def run_stage2(
     propagate.
     """
     fmt = prompt_format(cot)
-    trained = getattr(evaluator, "prompt_format", None)
-    if trained and trained != fmt:
-        raise ValueError(
-            f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
-            f"run it with{'out' if 'nocot' in trained else ''} chain of thought"
-        )
+    check_prompt_format(evaluator.name, getattr(evaluator, "prompt_format", None), cot)
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):
         raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")
@@ -138,6 +140,18 @@ def run_stage2(
     if progress is not None:
         progress("evaluator", 1.0)
     return ev
+
+
+def check_prompt_format(name: str, trained: str | None, cot: bool) -> None:
+    """``ValueError`` when an evaluator trained on prompt format ``trained`` (``None``: not
+    declared) is asked to score with(out) chain of thought (``cot``) in another format. A run
+    checks this before it is created (:func:`core.pipeline.plan.plan_run`)."""
+    fmt = prompt_format(cot)
+    if trained and trained != fmt:
+        raise ValueError(
+            f"evaluator {name} was trained on prompt format {trained}, not {fmt}; "
+            f"run it with{'out' if 'nocot' in trained else ''} chain of thought"
+        )
 
 
 def answer_mask(trace: PipelineTrace) -> np.ndarray | None:

@@ -121,6 +121,35 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
 
+def test_two_runs_with_an_evaluator_load_it_once(qtbot, window, demo_store, monkeypatch):
+    """The evaluator comes from the window's ModelCache, like the segmenter: a second run
+    reuses it instead of loading it again."""
+    from core.evaluator import presets
+    from core.store import repo
+
+    loads = []
+    real = presets.load_evaluator
+    monkeypatch.setattr(
+        presets,
+        "load_evaluator",
+        lambda name, config=None: loads.append(name) or real(name, config),
+    )
+    window.samples_panel.select_row(0)
+    window.run_panel.eval_preset.setCurrentText("tiny-random")
+    window.run_panel.eval_cot.setChecked(False)
+    runs = []
+    for _ in range(2):
+        with qtbot.waitSignal(window.run_finished, timeout=180_000) as blocker:
+            window.run_panel.start_button.click()
+        runs.append(blocker.args[0])
+    assert loads == ["tiny-random"] and runs[0] != runs[1]
+    for run_id in runs:
+        trace = demo_store.run(
+            lambda s, r=run_id: repo.load_trace(s, r, window.state.sample_id), write=False
+        )
+        assert trace.evaluator is not None and trace.evaluator.cot is False
+
+
 def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     from PySide6 import QtCore
 
