@@ -121,6 +121,22 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
 
+def test_the_gui_lists_its_presets_and_settings_from_the_registry(window):
+    from core.models import config
+    from rea2seg_gui import dialogs
+    from rea2seg_gui.panels.run import NO_EVALUATOR
+
+    def items(combo):
+        return [combo.itemText(i) for i in range(combo.count())]
+
+    assert items(window.run_panel.eval_preset) == [NO_EVALUATOR, *config.EVALUATOR_PRESETS]
+    assert sorted(items(window.run_panel.preset)) == sorted(config.PRESETS)
+    assert list(dialogs.FIELDS) == config.settings_fields()
+    assert {n for t, n, _, _ in dialogs.FIELDS if t == "evaluator"} == {
+        e.name for e in config.EVALUATOR_SPECS if e.settings
+    }
+
+
 def test_two_runs_with_an_evaluator_load_it_once(qtbot, window, demo_store, monkeypatch):
     """The evaluator comes from the window's ModelCache, like the segmenter: a second run
     reuses it instead of loading it again."""
