@@ -120,9 +120,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.review.editing = self.editing
-        self.runs = RunController(
-            self.jobs, self.models, self.run_panel, lambda: self.store, self._config, self
-        )
+        self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         self.refresher = RefreshController(
             self.review.refresh,
             self,

@@ -9,7 +9,6 @@ second run reuses the models the first one loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from PySide6 import QtCore
 
@@ -35,17 +34,11 @@ class RunController(QtCore.QObject):
         models: ModelCache,
         panel: RunPanel,
         store: Callable[[], Store],
-        config: Callable[[], dict[str, Any]],
         parent: QtCore.QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.jobs, self.models, self.panel, self._store, self._config = (
-            jobs,
-            models,
-            panel,
-            store,
-            config,
-        )
+        # the models (and the config they load with) come from the window's ModelCache
+        self.jobs, self.models, self.panel, self._store = jobs, models, panel, store
         self.total = 0
         self.done = 0
         jobs.progress.connect(self._on_progress)

@@ -186,6 +186,12 @@ def test_a_worker_that_cannot_load_its_model_reports_why(
     )
     err = capsys.readouterr().err
     assert "lisa-7b: mllm_path is not set" in err and "Traceback" not in err
+    from core.store import open_store, repo
+
+    st = open_store(db)
+    with st.session(write=False) as s:
+        assert [r.id for r in repo.list_runs(s)] == [1]  # the refused run left no row
+    st.close()
 
 
 @pytest.mark.ray
