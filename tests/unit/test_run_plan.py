@@ -324,3 +324,12 @@ def test_one_registry_lists_segmenters_and_evaluators_for_the_command_and_the_fo
     ]
     assert config.evaluator_problems("tiny-random", {}) == []
     assert "unknown evaluator preset" in config.evaluator_problems("gpt-9", {})[0]
+
+
+def test_an_engine_runs_only_a_plan_it_prepared(filled_sqlite, fake):
+    from core.pipeline.engine import LocalEngine
+    from core.pipeline.plan import RunRequest, plan_run
+
+    plan = plan_run(filled_sqlite, RunRequest("fake", limit=1), LocalEngine(fake.cache))
+    with pytest.raises(RuntimeError, match="plan made with this engine"):
+        LocalEngine(fake.cache).run(filled_sqlite, plan)
