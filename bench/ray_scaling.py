@@ -35,8 +35,9 @@ def main() -> int:
     import torch
 
     from core.demo import ensure_demo_store
-    from core.pipeline.ray_engine import JobSpec, RayEngine, RayOptions
-    from core.pipeline.settings import Stage1Settings
+    from core.pipeline.plan import RunRequest, plan_run
+    from core.pipeline.ray_engine import RayEngine, RayOptions
+    from core.pipeline.settings import Stage2Settings
     from core.store import open_store, repo
 
     gpus = torch.cuda.device_count()
@@ -60,20 +61,17 @@ def main() -> int:
     for n in args.workers:
         options = RayOptions(workers=n, gpus_per_worker=1.0 if gpus else 0.0)
         t_load = time.perf_counter()
-        with RayEngine(JobSpec(args.preset, evaluator=args.evaluator), options) as engine:
-            info = engine.describe({})
+        request = RunRequest(
+            args.preset,
+            stage2=Stage2Settings(args.evaluator),
+            samples=ids,
+            name=f"bench {n} workers",
+        )
+        with RayEngine(options) as engine:
+            plan = plan_run(store, request, engine)
             load_s = time.perf_counter() - t_load
-            with store.session() as s:
-                run_id = repo.create_run(
-                    s,
-                    name=f"bench {n} workers",
-                    preset=info["preset"],
-                    config={},
-                    model_ids={},
-                    is_random=info["is_random"],
-                )
             t = time.perf_counter()
-            report = engine.run(store, run_id, ids, Stage1Settings.from_dict(info["settings"]))
+            report = engine.run(store, plan)
             secs = time.perf_counter() - t
         assert report.saved == len(ids), report
         rates[n] = len(ids) / secs

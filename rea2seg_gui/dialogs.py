@@ -11,33 +11,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from core.models.config import setting_kinds, settings_fields
 from rea2seg_gui import preferences as prefs
 from rea2seg_gui.models import config_path, load_config, path_problems, save_config
 
-FIELDS = (
-    ("presets", "lisa-7b", "mllm_path", "LISA-style model directory"),
-    ("presets", "lisa-7b", "sam_checkpoint", "SAM checkpoint (.pth)"),
-    ("presets", "lisa-7b", "sam_model_type", "SAM model type (vit_h / vit_l / vit_b)"),
-    ("presets", "lisa-7b", "device", "Device (cpu / cuda)"),
-    ("presets", "lens-3b", "mllm_path", "LENS (Qwen2.5-VL) model directory"),
-    ("presets", "lens-3b", "sam2_checkpoint", "SAM2 checkpoint (.pt)"),
-    (
-        "presets",
-        "lens-3b",
-        "sam2_config",
-        "SAM2 model config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)",
-    ),
-    ("presets", "lens-3b", "device", "Device (cpu / cuda)"),
-    ("evaluator", "internvl3-8b", "model_path", "InternVL3 -hf directory"),
-    ("evaluator", "internvl3-8b", "lora_path", "Evaluator LoRA adapter (optional)"),
-    ("evaluator", "internvl3-8b", "device", "Evaluator device"),
-    ("evaluator", "openai", "base_url", "OpenAI-compatible base URL"),
-    ("evaluator", "openai", "model", "Endpoint model name"),
-)
-
-
-DIRECTORY_KEYS = ("mllm_path", "model_path", "lora_path")
-FILE_KEYS = ("sam_checkpoint", "sam2_checkpoint")
+# Every entry of the preset registry's config tables (segmenters and evaluators), in its order.
+FIELDS = tuple(settings_fields())
+DIRECTORY_KEYS = tuple(k for k, kind in setting_kinds().items() if kind == "dir")
+FILE_KEYS = tuple(k for k, kind in setting_kinds().items() if kind == "file")
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.benchmark.provenance import regenerate
-from core.evaluator.presets import EVALUATOR_PRESETS
 from core.models.base import ModelLoadError
 from core.pipeline.cache import ModelCache
 from core.store import Store, repo
@@ -123,9 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.review.editing = self.editing
-        self.runs = RunController(
-            self.jobs, self.models, self.run_panel, lambda: self.store, self._config, self
-        )
+        self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         self.refresher = RefreshController(
             self.review.refresh,
             self,
@@ -280,14 +277,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.run_panel.set_presets(
             presets,
             lambda n: gui_models.segmenter_problem(n, cfg),
-            list(EVALUATOR_PRESETS),
+            list(gui_models.evaluator_presets()),
             lambda n: gui_models.evaluator_problem(n, cfg),
         )
         fill_presets(self.edit_panel.sam_preset, presets, lambda n: gui_models.sam_problem(n, cfg))
         self._show_preset_defaults()
 
     def _show_preset_defaults(self) -> None:
-        from core.pipeline.runner import preset_default_settings
+        from core.pipeline.settings import preset_default_settings
 
         self.run_panel.show_defaults(
             preset_default_settings(self.run_panel.preset_name()).to_dict()

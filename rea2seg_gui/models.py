@@ -2,14 +2,13 @@
 be used (and why not), loading a segmenter or only its SAM.
 
 Everything is delegated to core: :mod:`core.models.config` (presets, path checks, SAM-only
-loading); segmenters load through :func:`core.pipeline.runner.load_segmenter`. A preset whose checkpoint is not configured
+loading); segmenters load through :func:`core.pipeline.cache.load_segmenter`. A preset whose checkpoint is not configured
 is shown disabled with the reason as its tooltip (the Settings dialog fixes it). Nothing here
 runs a model.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +41,6 @@ def tiny_lisa_preset() -> str:
     return "tiny-random-lisa"
 
 
-def _missing(cfg: dict[str, Any], table: str, name: str, keys: tuple[str, ...]) -> str | None:
-    section = cfg.get(table, {}).get(name, {})
-    for k in keys:
-        v = str(section.get(k) or "").strip()
-        if not v:
-            return f"{name}: set {table}.{name}.{k} in File → Settings"
-        if not Path(v).expanduser().exists():
-            return f"{name}: {table}.{name}.{k} '{v}' does not exist (File → Settings)"
-    return None
-
-
 def segmenter_problem(preset: str, cfg: dict[str, Any]) -> str | None:
     """Why the stage-1 preset cannot be loaded (``None`` when its paths are set and exist)."""
     problems = config.preset_problems(preset, cfg)
@@ -64,21 +52,20 @@ def sam_problem(preset: str, cfg: dict[str, Any]) -> str | None:
     return segmenter_problem(preset, cfg)  # the SAM may live inside the MLLM directory
 
 
+def evaluator_presets() -> tuple[str, ...]:
+    """Stage-2 presets, from the same registry as the segmenters."""
+    return config.EVALUATOR_PRESETS
+
+
 def evaluator_problem(preset: str, cfg: dict[str, Any]) -> str | None:
     """Why the stage-2 evaluator preset cannot be loaded (``None`` when it can)."""
-    if preset == "openai":
-        section = cfg.get("evaluator", {}).get("openai", {})
-        if not (section.get("base_url") or os.environ.get("REA2SEG_EVAL_BASE_URL")):
-            return "openai: set evaluator.openai.base_url in File → Settings (or $REA2SEG_EVAL_BASE_URL)"
-        return None
-    if preset == "internvl3-8b":
-        return _missing(cfg, "evaluator", preset, ("model_path",))
-    return None
+    problems = config.evaluator_problems(preset, cfg)
+    return "; ".join(problems) if problems else None
 
 
 def load_segmenter(preset: str, cfg: dict[str, Any]) -> Any:
     """The preset's segmenter (prompt model + SAM backend) through core's loader."""
-    from core.pipeline.runner import load_segmenter as load
+    from core.pipeline.cache import load_segmenter as load
 
     return load(preset, config=cfg)
 
@@ -109,9 +96,8 @@ def path_problems(cfg: dict[str, Any]) -> list[str]:
 
 
 def _evaluator_path_problems(cfg: dict[str, Any]) -> list[str]:
-    section = (cfg.get("evaluator") or {}).get("internvl3-8b") or {}
     return [
-        f"evaluator.internvl3-8b.{k}: '{section[k]}' does not exist"
-        for k in ("model_path", "lora_path")
-        if str(section.get(k) or "").strip() and not Path(str(section[k])).expanduser().exists()
+        p
+        for name in config.EVALUATOR_PRESETS
+        for p in config.evaluator_problems(name, cfg, missing=False)
     ]

@@ -353,7 +353,8 @@ _EXPECTED_ERRORS = (
     ("core.store.db", "StoreError"),
     ("core.models.base", "ModelLoadError"),
     ("core.images", "ImageError"),
-    ("core.pipeline.runner", "OutOfMemory"),
+    ("core.pipeline.engine", "OutOfMemory"),
+    ("core.pipeline.engine", "EngineError"),
 )
 
 

@@ -1,11 +1,10 @@
-"""``rea2seg run --engine ray``: the same run as the local one, on a Ray cluster
-(:mod:`core.pipeline.ray_engine`). Imported only when that engine is asked for."""
+"""``rea2seg run --engine``: the engine options and the engine they ask for (the same run as
+the local one, on a Ray cluster: :mod:`core.pipeline.ray_engine`, imported only when asked for)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,8 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_engine_arguments(args: argparse.Namespace) -> None:
-    """Ray options given to a local run are an error, not silently ignored."""
+def make_engine(args: argparse.Namespace):
+    """The engine ``--engine`` asks for: a :class:`core.pipeline.engine.LocalEngine`, or a
+    :class:`core.pipeline.ray_engine.RayEngine` (Ray is imported only then). Ray options given
+    to a local run are an error, not silently ignored."""
     given = [
         f
         for f, v in (
@@ -47,25 +48,37 @@ def check_engine_arguments(args: argparse.Namespace) -> None:
         )
         if v is not None
     ]
-    if args.engine != "ray" and given:
-        raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+    if args.engine != "ray":
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --engine ray")
+        from core.pipeline.engine import LocalEngine
+
+        return LocalEngine(device=args.device)
+    from core.pipeline.ray_engine import RayEngine, RayOptions
+
+    options = RayOptions(
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        evaluator_workers=args.evaluator_workers,
+    )
+    return RayEngine(options, device=args.device)
 
 
-def run_with_ray(
-    args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict
-) -> int:
-    """The part of ``cmd_run`` after the samples and the resumed run are known."""
-    from core.pipeline.ray_engine import EngineError
+def stopped_part_way(engine, exc: BaseException) -> bool:
+    """Whether ``exc``, raised by ``engine.run``, means a Ray run stopped part-way: a Ray system
+    process died, the workers kept dying (:class:`core.pipeline.engine.EngineError`) or the
+    cluster connection was lost. A local engine never stops so."""
+    from core.pipeline.engine import EngineError
 
-    try:
-        return _run_with_ray(args, store, ids, run, resumed, overrides)
-    except EngineError as exc:
-        print(f"rea2seg: {exc}", file=sys.stderr)
-        return 2
+    ray = getattr(engine, "ray", None)
+    if ray is None:
+        return False
+    return isinstance(exc, (ray.exceptions.RayError, EngineError, ConnectionError))
 
 
 def list_unfinished(store, run_id: int, todo: list[int], exc: BaseException) -> int:
-    """The run stopped part-way (a Ray system process died, or workers kept dying): one line per
+    """The run stopped part-way (:func:`stopped_part_way`): one line for why, one line per
     sample of ``todo`` with no trace saved, then the summary; exit status 1."""
     from core.store import repo
 
@@ -81,88 +94,3 @@ def list_unfinished(store, run_id: int, todo: list[int], exc: BaseException) -> 
         f"(run again with --resume to finish them)"
     )
     return 1
-
-
-def _run_with_ray(
-    args: argparse.Namespace, store, ids: list[int], run, resumed, overrides: dict
-) -> int:
-    from core.cli.common import progress_bar
-    from core.pipeline.ray_engine import EngineError, JobSpec, RayEngine, RayOptions
-    from core.pipeline.runner import Stage2Settings, record_run
-    from core.store import repo
-
-    options = RayOptions(
-        address=args.address,
-        workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker,
-        evaluator_workers=args.evaluator_workers,
-    )
-    stage2 = Stage2Settings(
-        args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last
-    )
-    job = JobSpec(
-        args.preset if run is None else run.preset,
-        args.device,
-        args.evaluator,
-        args.cot,
-        args.group_size,
-        args.pad_last,
-    )
-    t_start = time.perf_counter()
-    with RayEngine(job, options) as engine:
-        info = engine.describe(overrides)
-        record = engine.record()
-        if run is None:
-            settings = _settings(info["settings"])
-            run_id = record_run(
-                store,
-                info["preset"],
-                {"mllm": info["mllm"], "sam": info["sam"], "evaluator": info.get("evaluator")},
-                bool(info["is_random"]),
-                settings,
-                stage2=stage2,
-                name=args.run_name,
-                engine=record,
-            )
-        else:
-            settings, run_id = resumed, run.id
-            with store.session() as s:
-                r = repo.get_run(s, run_id)
-                r.config = {**r.config, "engines": [*r.config.get("engines", []), record]}
-        with store.session(write=False) as s:
-            finished = repo.finished_sample_ids(s, run_id)
-        todo = [i for i in ids if i not in finished]
-        if args.limit is not None:
-            todo = todo[: args.limit]
-        label = " (RANDOM WEIGHTS: output is noise, not a result)" if info["is_random"] else ""
-        print(
-            f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done, on {engine.workers} Ray "
-            f"workers{f' + {options.evaluator_workers} evaluator workers' if options.evaluator_workers else ''}"
-            f" (models loaded in {time.perf_counter() - t_start:.1f} s){label}",
-            file=sys.stderr,
-        )
-        progress, close = progress_bar(len(todo))
-        try:
-            report = engine.run(store, run_id, todo, settings, progress=progress)
-        except (engine.ray.exceptions.RayError, EngineError, ConnectionError) as exc:
-            close()
-            return list_unfinished(store, run_id, todo, exc)
-        finally:
-            close()
-    for sid, reason in report.skipped:
-        print(f"rea2seg: skipped sample {sid}: {reason}", file=sys.stderr)
-    for sid, reason in report.failed:
-        print(f"rea2seg: failed sample {sid}: {reason}", file=sys.stderr)
-    if report.replaced:
-        print(f"rea2seg: {report.replaced} Ray workers died and were replaced", file=sys.stderr)
-    extra = "".join(
-        f", {k} {len(v)}" for k, v in (("skipped", report.skipped), ("failed", report.failed)) if v
-    )
-    print(f"run {run_id}: saved {report.saved} traces{extra}")
-    return 1 if report.skipped or report.failed else 0
-
-
-def _settings(d: dict):
-    from core.pipeline.settings import Stage1Settings
-
-    return Stage1Settings.from_dict(d)

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from core.cli import ray_run
 from core.cli.common import add_common, progress_bar
 
+if TYPE_CHECKING:
+    from core.pipeline.engine import RunReport
+
 
 def _parse_overrides(text: str | None) -> dict:
-    """``--settings`` JSON → overrides of the stage-1 settings (checked against the field names)."""
-    from core.pipeline.settings import Stage1Settings
-
+    """``--settings`` JSON → overrides of the stage-1 settings (names checked by the request)."""
     if not text:
         return {}
     try:
@@ -25,93 +27,73 @@ def _parse_overrides(text: str | None) -> dict:
         ) from exc
     if not isinstance(d, dict):
         raise ValueError("--settings must be a JSON object, e.g. '{\"k1\": 40}'")
-    unknown = set(d) - set(Stage1Settings.__dataclass_fields__)
-    if unknown:  # reported before any model loads; values are checked with the run's base settings
-        raise ValueError(f"unknown stage-1 settings: {sorted(unknown)}")
     return d
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.pipeline import runner
-    from core.store import open_store, repo
+    """Parse → plan → engine → show."""
+    from core.pipeline.plan import RunRequest, plan_run
+    from core.pipeline.settings import Stage2Settings
+    from core.store import open_store
 
-    overrides = _parse_overrides(args.settings)
-    ray_run.check_engine_arguments(args)
-    preset = runner.canonical_preset(args.preset)
+    request = RunRequest(
+        args.preset,
+        stage2=Stage2Settings(
+            args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last
+        ),
+        overrides=_parse_overrides(args.settings),
+        samples=args.sample,
+        status=args.status,
+        category=args.category,
+        resume=args.resume,
+        limit=args.limit,
+        name=args.run_name,
+    )
+    engine = ray_run.make_engine(args)
     store = open_store(args.db, create=False)
-    with store.session(write=False) as s:
-        if args.sample:
-            ids = list(dict.fromkeys(repo.find_sample(s, ref).id for ref in args.sample))
-        else:
-            ids = [x.id for x in repo.list_samples(s, status=args.status, category=args.category)]
-        run = repo.latest_run(s, preset) if args.resume else None
-    if args.resume and run is None:
+    try:
+        plan = plan_run(store, request, engine)
+        if args.resume and not plan.resumed:
+            print(
+                f"rea2seg: no earlier run with preset {plan.preset} to resume; started a new one",
+                file=sys.stderr,
+            )
+        where = f", {engine.summary()}" if engine.summary() else ""
+        label = " (RANDOM WEIGHTS: output is noise, not a result)" if plan.is_random else ""
         print(
-            f"rea2seg: no earlier run with preset {preset} to resume; starting a new one",
+            f"run {plan.run_id}: {len(plan.todo)} samples to do, {plan.done} already done"
+            f"{where}{label}",
             file=sys.stderr,
         )
-    resumed = (
-        None if run is None else runner.resumed_settings(run, overrides)
-    )  # checked before loading models
-    stage2 = runner.Stage2Settings(
-        args.evaluator, cot=args.cot, group_size=args.group_size, pad_last=args.pad_last
-    )
-    if args.engine == "ray":
-        from core.cli.ray_run import run_with_ray
-
-        return run_with_ray(args, store, ids, run, resumed, overrides)
-    seg = runner.load_segmenter(preset, device=args.device)
-    evaluator = None
-    if args.evaluator:
-        from core.evaluator.presets import load_evaluator
-
-        # cot given: an adapter trained on another prompt format is refused before the run row
-        evaluator = load_evaluator(args.evaluator, cot=stage2.cot)
-    settings = runner.default_settings(seg, **overrides) if resumed is None else resumed
-    if run is None:
-        run_id = runner.create_run(
-            store,
-            seg,
-            settings,
-            stage2=stage2,
-            evaluator=evaluator,
-            name=args.run_name,
-            engine={"engine": "local", "workers": 1},
-        )
-    else:
-        run_id = run.id
-    with store.session(write=False) as s:
-        finished = repo.finished_sample_ids(s, run_id)
-    todo = [i for i in ids if i not in finished]
-    if args.limit is not None:
-        todo = todo[: args.limit]
-    label = " (RANDOM WEIGHTS: output is noise, not a result)" if seg.is_random else ""
-    print(
-        f"run {run_id}: {len(todo)} samples to do, {len(finished)} already done{label}",
-        file=sys.stderr,
-    )
-    skipped: list[tuple[int, str]] = []
-    progress, close = progress_bar(len(todo))
-    try:
-        n = runner.run_samples(
-            store,
-            seg,
-            todo,
-            run_id,
-            settings,
-            progress=progress,
-            evaluator=evaluator,
-            cot=stage2.cot,
-            group_size=stage2.group_size,
-            pad_last=stage2.pad_last,
-            skipped=skipped,
-        )
+        progress, close = progress_bar(len(plan.todo))
+        try:
+            report = engine.run(store, plan, progress=progress)
+        except Exception as exc:
+            if not ray_run.stopped_part_way(engine, exc):
+                raise
+            close()
+            return ray_run.list_unfinished(store, plan.run_id, plan.todo, exc)
+        finally:
+            close()
     finally:
-        close()
-    for sid, reason in skipped:
+        engine.close()
+    return show_report(plan.run_id, report)
+
+
+def show_report(run_id: int, report: RunReport) -> int:
+    """Print a :class:`core.pipeline.engine.RunReport`; the exit status (1 if any sample was
+    skipped or failed)."""
+    for sid, reason in report.skipped:
         print(f"rea2seg: skipped sample {sid}: {reason}", file=sys.stderr)
-    print(f"run {run_id}: saved {n} traces" + (f", skipped {len(skipped)}" if skipped else ""))
-    return 1 if skipped else 0
+    for sid, reason in report.failed:
+        print(f"rea2seg: failed sample {sid}: {reason}", file=sys.stderr)
+    if report.replaced:
+        print(f"rea2seg: {report.replaced} Ray workers died and were replaced", file=sys.stderr)
+    extra = "".join(
+        f", {k} {len(v)}" for k, v in (("skipped", report.skipped), ("failed", report.failed)) if v
+    )
+    print(f"run {run_id}: saved {report.saved} traces{extra}")
+    return 0 if report.ok else 1
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -198,7 +180,7 @@ SAMPLE_HELP = (
 
 def register(sub) -> None:
     from core.evaluator.grouping import GROUP_SIZE
-    from core.models.config import ALIASES, EVALUATOR_PRESETS, PRESETS
+    from core.models.config import ALIASES, EVALUATOR_SPECS, PRESET_SPECS, PRESETS
     from core.vocab import CATEGORIES, STATUSES
 
     p = sub.add_parser(
@@ -206,13 +188,20 @@ def register(sub) -> None:
         help="run stage 1 (candidate discovery), and stage 2 with --evaluator, over a store's samples",
     )
     add_common(p)
+
+    def described(spec) -> str:
+        notes = [f"alias {a}" for a in getattr(spec, "aliases", ())]
+        notes += ["random weights"] if spec.is_random else []
+        return spec.name + (f" ({', '.join(notes)})" if notes else "")
+
     p.add_argument(
         "--preset",
         required=True,
         choices=PRESETS + tuple(ALIASES),
         metavar="PRESET",
-        help="segmenter: lisa-7b | lens-3b (paths from the config file) | tiny-random-lisa "
-        "(alias tiny-random) | tiny-random-lens (random weights)",
+        help="segmenter: "
+        + " | ".join(described(x) for x in PRESET_SPECS)
+        + "; paths from the config file",
     )
     p.add_argument(
         "--limit", type=int, metavar="N", help="run at most N samples (after those already done)"
@@ -233,8 +222,9 @@ def register(sub) -> None:
     p.add_argument(
         "--evaluator",
         metavar="PRESET|DIR",
-        help=f"also run stage 2 with this evaluator: a preset ({' | '.join(EVALUATOR_PRESETS)}) "
-        "or a local InternVL checkpoint directory",
+        help="also run stage 2 with this evaluator: a preset ("
+        + " | ".join(described(x) for x in EVALUATOR_SPECS)
+        + ") or a local InternVL checkpoint directory",
     )
     p.add_argument(
         "--cot",

@@ -23,9 +23,10 @@
     max_patches = 12                                 # the server's max_dynamic_patch (not checkable)
     # the API key is read from $REA2SEG_EVAL_API_KEY (an api_key entry here works but is discouraged)
 
-Presets: ``tiny-random`` (a tiny random-init InternVL of the real classes, built once into the
-per-user data folder and loaded through the same loader; labelled random), ``internvl3-8b``
-(local checkpoint), ``openai`` (endpoint). Instead of a preset name :func:`load_evaluator` also
+Presets (the registry's :data:`core.models.config.EVALUATOR_SPECS`, beside the segmenters):
+``tiny-random`` (a tiny random-init InternVL of the real classes, built once into the per-user
+data folder and loaded through the same loader; labelled random), ``internvl3-8b`` (local
+checkpoint), ``openai`` (endpoint); each names its backend's loader in :data:`LOADERS`. Instead of a preset name :func:`load_evaluator` also
 takes a checkpoint directory or a spec dict (``{"backend": "local", "model_path": …}`` or
 ``{"backend": "openai", "base_url": …, "model": …}``).
 """
@@ -38,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError
-from core.models.config import EVALUATOR_PRESETS, config_path, load_config
+from core.models.config import (
+    EVALUATOR_PRESETS,
+    EvaluatorSpec,
+    config_path,
+    evaluator_spec,
+    load_config,
+)
 from core.paths import tiny_models_dir
 
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
@@ -92,6 +99,38 @@ def _local(
     )
 
 
+def _load_tiny(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None):
+    from core.evaluator.local_internvl import load_internvl
+
+    kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
+    kw.setdefault("max_new_tokens", 24)
+    return load_internvl(
+        tiny_internvl_dir(), is_random=True, setting=f"{spec.name} preset", cot=cot, **kw
+    )
+
+
+def _load_local(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None):
+    where = f"evaluator.{spec.name}"
+    if not section.get("model_path"):
+        raise ModelLoadError(
+            f"the {spec.name} evaluator needs a checkpoint: set {where}.model_path in {config_path()} "
+            "to an InternVL3 -hf directory"
+        )
+    return _local(section, where, f" in {config_path()}", is_random=spec.is_random, cot=cot)
+
+
+def _load_openai(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None):
+    from core.evaluator.openai_compat import OpenAICompatEvaluator
+
+    return OpenAICompatEvaluator.from_config(
+        section, where=f"evaluator.{spec.name} in {config_path()}", cot=cot
+    )
+
+
+# One loader per backend named in the registry (core.models.config.EVALUATOR_SPECS).
+LOADERS = {"tiny": _load_tiny, "local": _load_local, "openai": _load_openai}
+
+
 def load_evaluator(
     preset_or_spec: str | Path | dict[str, Any],
     config: dict[str, Any] | None = None,
@@ -100,8 +139,8 @@ def load_evaluator(
 ):
     """Load a :class:`core.evaluator.base.MaskEvaluator` (lazily imports its backend).
 
-    ``preset_or_spec``: a preset name (module docstring), a local checkpoint directory, or a spec
-    dict. ``config``: the parsed config (default: the user config file).
+    ``preset_or_spec``: a preset name of the registry (:data:`core.models.config.EVALUATOR_SPECS`),
+    a local checkpoint directory, or a spec dict. ``config``: the parsed config (default: the user config file).
     ``cot``: the chain-of-thought choice stage 2 will use; given, an adapter trained on the
     other format is refused here (:class:`core.evaluator.adapter.PromptFormatError`, a
     :class:`ModelLoadError`), before a run is created.
@@ -123,30 +162,7 @@ def load_evaluator(
     name = str(preset_or_spec)
     if name not in EVALUATOR_PRESETS and (os.sep in name or Path(name).expanduser().is_dir()):
         return _local({"model_path": name}, "evaluator", " given on the command line", cot=cot)
+    preset = evaluator_spec(name)  # unknown: ModelLoadError listing the registry's presets
     cfg = load_config() if config is None else config
     section = dict(cfg.get("evaluator", {}).get(name, {}))
-    where = f"evaluator.{name}"
-    if name == "openai":
-        from core.evaluator.openai_compat import OpenAICompatEvaluator
-
-        return OpenAICompatEvaluator.from_config(
-            section, where=f"{where} in {config_path()}", cot=cot
-        )
-    if name == "tiny-random":
-        from core.evaluator.local_internvl import load_internvl
-
-        kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
-        kw.setdefault("max_new_tokens", 24)
-        return load_internvl(
-            tiny_internvl_dir(), is_random=True, setting="tiny-random preset", cot=cot, **kw
-        )
-    if name == "internvl3-8b":
-        if not section.get("model_path"):
-            raise ModelLoadError(
-                f"the internvl3-8b evaluator needs a checkpoint: set {where}.model_path in {config_path()} "
-                "to an InternVL3-8B -hf directory"
-            )
-        return _local(section, where, f" in {config_path()}", cot=cot)
-    raise ModelLoadError(
-        f"unknown evaluator preset {name!r}; available: {', '.join(EVALUATOR_PRESETS)}"
-    )
+    return LOADERS[preset.backend](preset, section, cot)

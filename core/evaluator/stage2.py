@@ -18,7 +18,7 @@ from core.evaluator.adapter import PromptFormatError
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import GROUP_SIZE, aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
-from core.evaluator.prompt import prompt_format
+from core.evaluator.prompt import MAX_PATCHES, prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Cancelled",
     "PromptFormatError",
     "answer_mask",
+    "check_prompt_format",
     "load_evaluator",
     "run_stage2",
 ]
@@ -68,18 +69,8 @@ def run_stage2(
     backends check this already when loaded with ``cot``. Out-of-memory and programming errors
     propagate.
     """
-    format_for = getattr(evaluator, "format_for", None)
-    fmt = format_for(cot) if callable(format_for) else prompt_format(cot)
-    trained = getattr(evaluator, "prompt_format", None)
-    if trained and trained != fmt:
-        raise PromptFormatError(
-            f"evaluator {evaluator.name} was trained on prompt format {trained}, not {fmt}; "
-            + (
-                f"run it with{'out' if '-nocot' in trained else ''} chain of thought"
-                if trained.replace("-nocot", "-cot") == fmt.replace("-nocot", "-cot")
-                else "its adapter needs the prompt it was trained on"
-            )
-        )
+    fmt = prompt_format(cot, getattr(evaluator, "max_patches", MAX_PATCHES))
+    check_prompt_format(evaluator.name, getattr(evaluator, "prompt_format", None), fmt)
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):
         raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")
@@ -153,6 +144,22 @@ def run_stage2(
     if progress is not None:
         progress("evaluator", 1.0)
     return ev
+
+
+def check_prompt_format(name: str, trained: str | None, sends: str) -> None:
+    """:class:`PromptFormatError` when an evaluator trained on prompt format ``trained``
+    (``None``: not declared) would be sent format ``sends`` (:func:`prompt_format` of the run's
+    ``cot`` and the evaluator's ``max_patches``). A run checks this before it is created
+    (:func:`core.pipeline.plan.plan_run`), and stage 2 again before its first group."""
+    if trained and trained != sends:
+        raise PromptFormatError(
+            f"evaluator {name} was trained on prompt format {trained}, not {sends}; "
+            + (
+                f"run it with{'out' if '-nocot' in trained else ''} chain of thought"
+                if trained.replace("-nocot", "-cot") == sends.replace("-nocot", "-cot")
+                else "its adapter needs the prompt it was trained on"
+            )
+        )
 
 
 def answer_mask(trace: PipelineTrace) -> np.ndarray | None:

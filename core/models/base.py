@@ -113,8 +113,10 @@ class SamBackend(Protocol):
 
     def decode_prompt_embedding(
         self, prompt_embedding: np.ndarray, multimask: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Logits float32 (M, H, W) at image resolution and predicted IoU float32 (M,)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits float32 (M, H, W) at image resolution, predicted IoU float32 (M,) and the
+        decoder's low-resolution logits float32 (M, s, s) (SAM's mask-prompt size), as
+        ``SamPredictor.predict`` returns them."""
         ...
 
     def predict_points(

@@ -31,6 +31,7 @@ side loads), :func:`load_preset_sam`, :func:`resolve_paths` (validation: ONE
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -44,6 +45,19 @@ from core.paths import config_path, tiny_models_dir
 
 
 @dataclass(frozen=True)
+class Setting:
+    """One entry of a preset's config table (``[<table>.<name>]``): ``key``, a ``label`` for
+    forms, its ``kind`` (``"dir"``, ``"file"`` or ``"text"``), whether the preset cannot load
+    without it (``required``) and an environment variable that stands in for it (``env``)."""
+
+    key: str
+    label: str
+    kind: str = "text"
+    required: bool = False
+    env: str | None = None
+
+
+@dataclass(frozen=True)
 class Adapter:
     """A segmentation-MLLM family: how its prompt model loads and which SAM it drives.
 
@@ -51,11 +65,13 @@ class Adapter:
     -> PromptModel`` (imported only when the preset loads). sam_kind: ``"sam"`` (SAM ViT, its
     checkpoint in ``sam_checkpoint`` or inside the MLLM directory) or ``"sam2"`` (``sam2_checkpoint``
     + ``sam2_config``). build_tiny: ``"module:function"`` writing a tiny random-init model directory
-    of the real classes (for the family's ``tiny-random-*`` preset)."""
+    of the real classes (for the family's ``tiny-random-*`` preset). settings: the entries of a
+    preset's ``[presets.<name>]`` table that the settings form shows."""
 
     loader: str
     sam_kind: SamKind
     build_tiny: str
+    settings: tuple[Setting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,9 +96,30 @@ class PresetSpec:
 
 # The registry: a new model adapter is one module (a loader returning a PromptModel) plus one
 # entry here and its presets in PRESET_SPECS.
+_DEVICE = Setting("device", "Device (cpu / cuda)")
 ADAPTERS: dict[str, Adapter] = {
-    "lisa": Adapter("core.models.lisa:load_lisa", "sam", "core.models.tiny_mllm:build_tiny_lisa"),
-    "lens": Adapter("core.models.lens:load_lens", "sam2", "core.models.tiny_mllm:build_tiny_lens"),
+    "lisa": Adapter(
+        "core.models.lisa:load_lisa",
+        "sam",
+        "core.models.tiny_mllm:build_tiny_lisa",
+        (
+            Setting("mllm_path", "LISA-style model directory", "dir", required=True),
+            Setting("sam_checkpoint", "SAM checkpoint (.pth)", "file"),
+            Setting("sam_model_type", "SAM model type (vit_h / vit_l / vit_b)"),
+            _DEVICE,
+        ),
+    ),
+    "lens": Adapter(
+        "core.models.lens:load_lens",
+        "sam2",
+        "core.models.tiny_mllm:build_tiny_lens",
+        (
+            Setting("mllm_path", "LENS (Qwen2.5-VL) model directory", "dir", required=True),
+            Setting("sam2_checkpoint", "SAM2 checkpoint (.pt)", "file", required=True),
+            Setting("sam2_config", "SAM2 model config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"),
+            _DEVICE,
+        ),
+    ),
 }
 PRESET_SPECS: tuple[PresetSpec, ...] = (
     PresetSpec("lisa-7b", "lisa"),
@@ -92,9 +129,109 @@ PRESET_SPECS: tuple[PresetSpec, ...] = (
 )
 PRESETS = tuple(p.name for p in PRESET_SPECS)
 ALIASES = {a: p.name for p in PRESET_SPECS for a in p.aliases}
-# Stage-2 evaluator presets, ``[evaluator.<name>]`` in the same file (loaded by
-# :func:`core.evaluator.presets.load_evaluator`).
-EVALUATOR_PRESETS = ("tiny-random", "internvl3-8b", "openai")
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """A stage-2 evaluator preset, ``[evaluator.<name>]`` in the same config file: ``backend``
+    names its loader in :data:`core.evaluator.presets.LOADERS` (``"tiny"``, ``"local"``,
+    ``"openai"``), ``is_random`` marks random weights, ``settings`` its config entries."""
+
+    name: str
+    backend: str
+    is_random: bool = False
+    settings: tuple[Setting, ...] = ()
+
+
+# The evaluators join the segmenters in this one registry: a new evaluator preset is one entry
+# here (and, for a new backend, one loader in core.evaluator.presets).
+EVALUATOR_SPECS: tuple[EvaluatorSpec, ...] = (
+    EvaluatorSpec("tiny-random", "tiny", is_random=True),
+    EvaluatorSpec(
+        "internvl3-8b",
+        "local",
+        settings=(
+            Setting("model_path", "InternVL3 -hf directory", "dir", required=True),
+            Setting("lora_path", "Evaluator LoRA adapter (optional)", "dir"),
+            Setting("device", "Evaluator device"),
+        ),
+    ),
+    EvaluatorSpec(
+        "openai",
+        "openai",
+        settings=(
+            Setting(
+                "base_url",
+                "OpenAI-compatible base URL",
+                required=True,
+                env="REA2SEG_EVAL_BASE_URL",
+            ),
+            Setting("model", "Endpoint model name"),
+        ),
+    ),
+)
+EVALUATOR_PRESETS = tuple(e.name for e in EVALUATOR_SPECS)
+
+
+def evaluator_spec(name: str) -> EvaluatorSpec:
+    """The :class:`EvaluatorSpec` of an evaluator preset (unknown: :class:`ModelLoadError`)."""
+    for e in EVALUATOR_SPECS:
+        if e.name == name:
+            return e
+    raise ModelLoadError(
+        f"unknown evaluator preset {name!r}; available: {', '.join(EVALUATOR_PRESETS)}"
+    )
+
+
+def settings_fields() -> list[tuple[str, str, str, str]]:
+    """Every configurable entry of the registry as ``(table, name, key, label)``: the segmenter
+    presets' (``presets``; tiny ones have none), then the evaluators' (``evaluator``)."""
+    rows = [
+        ("presets", p.name, st.key, st.label)
+        for p in PRESET_SPECS
+        if not p.is_random
+        for st in p.adapter.settings
+    ]
+    return rows + [
+        ("evaluator", e.name, st.key, st.label) for e in EVALUATOR_SPECS for st in e.settings
+    ]
+
+
+def setting_kinds() -> dict[str, str]:
+    """``key -> kind`` (``"dir"``, ``"file"``, ``"text"``) over the whole registry."""
+    out: dict[str, str] = {}
+    for p in PRESET_SPECS:
+        out.update({st.key: st.kind for st in p.adapter.settings})
+    for e in EVALUATOR_SPECS:
+        out.update({st.key: st.kind for st in e.settings})
+    return out
+
+
+def evaluator_problems(
+    name: str, config: dict[str, Any] | None = None, *, missing: bool = True
+) -> list[str]:
+    """Plain-language problems that stop an evaluator preset from loading (``[]`` when none are
+    seen without loading it): a required entry not set (and no environment variable for it), a
+    path entry naming nothing. ``missing=False`` reports only paths that do not exist."""
+    cfg = load_config() if config is None else config
+    try:
+        spec = evaluator_spec(name)
+    except ModelLoadError as exc:
+        return [str(exc)]
+    section = (cfg.get("evaluator") or {}).get(name) or {}
+    problems: list[str] = []
+    for st in spec.settings:
+        where = f"evaluator.{name}.{st.key}"
+        raw = str(section.get(st.key) or "").strip()
+        if not raw:
+            if missing and st.required and not (st.env and os.environ.get(st.env)):
+                alt = f", or ${st.env}" if st.env else ""
+                problems.append(f"{name}: {st.key} is not set (setting {where}{alt})")
+        elif st.kind in ("dir", "file") and not Path(raw).expanduser().exists():
+            problems.append(f"{name}: {st.key} '{raw}' does not exist (setting {where})")
+    return problems
+
+
 SAM2_DEFAULT_CONFIG = "configs/sam2.1/sam2.1_hiera_l.yaml"
 TINY_VERSION = "v3"  # bump when the tiny builds change, so stale caches are rebuilt
 

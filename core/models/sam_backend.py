@@ -302,13 +302,15 @@ class SamV1Backend(_EmbeddingCache):
 
     def decode_prompt_embedding(
         self, prompt_embedding: np.ndarray, multimask: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparse prompt tokens float (n, 256) straight into the mask decoder, as LISA does.
 
         The prompt encoder runs with no points, boxes or masks (empty sparse tokens, the
         no-mask dense embedding) and the given tokens become the sparse prompt embeddings.
-        Returns logits float32 (M, H, W) at the original resolution (``postprocess_masks``) and
-        predicted IoU float32 (M,); M = 3 with ``multimask`` else 1.
+        Returns, as ``SamPredictor.predict`` does, logits float32 (M, H, W) at the original
+        resolution (``postprocess_masks``), predicted IoU float32 (M,) and the decoder's own
+        low-resolution logits float32 (M, img_size/4, img_size/4) (what is fed back as a mask
+        prompt); M = 3 with ``multimask`` else 1.
         """
         self._require()
         sam = self.sam
@@ -328,10 +330,11 @@ class SamV1Backend(_EmbeddingCache):
             logits = sam.postprocess_masks(
                 low.float(), self.predictor.input_size, self.predictor.original_size
             )
-        self.last_lowres_logits = (
-            low[0].float().cpu().numpy().astype(np.float32)
-        )  # (M, s, s): the mask prompt L
-        return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
+        return (
+            logits[0].cpu().numpy().astype(np.float32),
+            iou[0].float().cpu().numpy(),
+            low[0].float().cpu().numpy().astype(np.float32),
+        )
 
     def predict_points(
         self,
@@ -407,8 +410,9 @@ class Sam2Backend(_EmbeddingCache):
 
     def decode_prompt_embedding(
         self, prompt_embedding: np.ndarray, multimask: bool
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`SamV1Backend.decode_prompt_embedding`, with SAM2's high-resolution features."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`SamV1Backend.decode_prompt_embedding`, with SAM2's high-resolution features
+        (low-res logits (M, image_size/4, image_size/4))."""
         self._require()
         m = self.model
         dtype = next(m.sam_mask_decoder.parameters()).dtype
@@ -430,10 +434,11 @@ class Sam2Backend(_EmbeddingCache):
             logits = self.predictor._transforms.postprocess_masks(
                 low.float(), self.predictor._orig_hw[-1]
             )
-        self.last_lowres_logits = (
-            low[0].float().cpu().numpy().astype(np.float32)
-        )  # (M, s, s): the mask prompt L
-        return logits[0].cpu().numpy().astype(np.float32), iou[0].float().cpu().numpy()
+        return (
+            logits[0].cpu().numpy().astype(np.float32),
+            iou[0].float().cpu().numpy(),
+            low[0].float().cpu().numpy().astype(np.float32),
+        )
 
     def predict_points(
         self,

@@ -1,12 +1,14 @@
-"""One model session for a process: segmenters loaded lazily, once per preset, and shared.
+"""One model session for a process: segmenters and evaluators loaded lazily, once per preset,
+and shared.
 
-:class:`ModelCache` is what a long-lived caller (the GUI) keeps instead of dicts of models.
-It loads a preset's :class:`~core.pipeline.runner.Segmenter` through
-:func:`core.pipeline.runner.load_segmenter` the first time it is asked for, from any thread
-(a lock per preset: two threads asking for the same preset load it once; a failed load raises
-in every caller and is not cached, so the next call tries again). Click refinement asks for the
-preset's SAM and gets the segmenter's own backend when the segmenter is loaded (one SAM per
-preset, shared by runs and clicks), else a SAM loaded alone.
+:class:`ModelCache` is what a caller keeps instead of dicts of models: the GUI keeps one for its
+lifetime, and :class:`core.pipeline.engine.LocalEngine` makes one for a command's run. It loads
+a preset's :class:`Segmenter` through :func:`load_segmenter` and a stage-2 evaluator through
+:func:`core.evaluator.presets.load_evaluator` the first time either is asked for, from any
+thread (a lock per preset: two threads asking for the same preset load it once; a failed load
+raises in every caller and is not cached, so the next call tries again). Click refinement asks
+for the preset's SAM and gets the segmenter's own backend when the segmenter is loaded (one SAM
+per preset, shared by runs and clicks), else a SAM loaded alone.
 
 SAM image embeddings are kept in a bounded LRU keyed by the caller's image key (e.g.
 ``(sample_id, image_path)`` or the image's sha): returning to a recently seen image restores its
@@ -24,24 +26,55 @@ from typing import Any
 
 import numpy as np
 
+from core.models.config import canonical_preset, load_config, load_preset_sam, load_prompt_model
+
 EMBEDDING_CACHE_SIZE = (
     8  # image embeddings kept per cache (not from the paper; ~4 MB each for ViT-B)
 )
 
 SegmenterLoader = Callable[[str, dict[str, Any] | None], Any]
 SamLoader = Callable[[str, dict[str, Any] | None], Any]
+EvaluatorLoader = Callable[[str, dict[str, Any] | None], Any]
 
 
-def _default_segmenter_loader(preset: str, config: dict[str, Any] | None) -> Any:
-    from core.pipeline.runner import load_segmenter
+@dataclass(frozen=True)
+class Segmenter:
+    """A preset's prompt model (:class:`core.models.base.PromptModel`) and SAM backend
+    (:class:`core.models.base.SamBackend`), loaded together. ``preset`` is the canonical name;
+    ``is_random`` is true when either model has random weights (its output is noise)."""
 
-    return load_segmenter(preset, config=config)
+    prompt_model: Any
+    sam: Any
+    preset: str
+    is_random: bool
+
+
+def load_segmenter(
+    preset: str, device: str | None = None, config: dict[str, Any] | None = None
+) -> Segmenter:
+    """Load a preset's prompt model and SAM backend from local paths only.
+
+    ``preset``: a preset name or alias (``tiny-random`` → ``tiny-random-lisa``); ``device``
+    overrides the preset's ``device`` setting; ``config``: the parsed user config (default: the
+    config file, :func:`core.models.config.load_config`). Raises
+    :class:`core.models.base.ModelLoadError` naming every bad file and its setting.
+    To share one SAM between runs and click refinement, use :class:`ModelCache`.
+    """
+    cfg = load_config() if config is None else config
+    name = canonical_preset(preset)
+    pm = load_prompt_model(name, cfg, device)
+    sam = load_preset_sam(name, cfg, device)
+    return Segmenter(pm, sam, name, bool(pm.is_random or sam.is_random))
 
 
 def _default_sam_loader(preset: str, config: dict[str, Any] | None) -> Any:
-    from core.models.config import load_config, load_preset_sam
-
     return load_preset_sam(preset, load_config() if config is None else config)
+
+
+def _default_evaluator_loader(name: str, config: dict[str, Any] | None) -> Any:
+    from core.evaluator.presets import load_evaluator
+
+    return load_evaluator(name, config)
 
 
 # The predictor attributes that hold one image's embedding (segment-anything, then sam2).
@@ -79,10 +112,14 @@ class _Slot:
 
 
 class ModelCache:
-    """Segmenters and SAM backends per preset, loaded on first use; thread-safe.
+    """Segmenters, SAM backends and evaluators per preset, loaded on first use; thread-safe.
 
     ``config``: a callable returning the parsed user config for a load (read when a model is
     loaded, so a changed config applies after :meth:`clear`); ``None`` uses the config file.
+    ``device``: overrides the presets' ``device`` setting for segmenters loaded by the default
+    loader. ``load_segmenter`` / ``load_sam`` / ``load_evaluator``: ``(preset, config) -> model``
+    loaders replacing the defaults (:func:`load_segmenter`, the preset's SAM alone,
+    :func:`core.evaluator.presets.load_evaluator`).
     """
 
     def __init__(
@@ -90,18 +127,23 @@ class ModelCache:
         *,
         load_segmenter: SegmenterLoader | None = None,
         load_sam: SamLoader | None = None,
+        load_evaluator: EvaluatorLoader | None = None,
         config: Callable[[], dict[str, Any] | None] | None = None,
+        device: str | None = None,
         embedding_cache_size: int = EMBEDDING_CACHE_SIZE,
     ) -> None:
         if embedding_cache_size < 0:
             raise ValueError(f"embedding_cache_size must be >= 0, got {embedding_cache_size}")
-        self._load_segmenter = load_segmenter or _default_segmenter_loader
+        self.device = device
+        self._load_segmenter = load_segmenter or self._default_segmenter_loader
         self._load_sam = load_sam or _default_sam_loader
+        self._load_evaluator = load_evaluator or _default_evaluator_loader
         self._config = config or (lambda: None)
         self.embedding_cache_size = embedding_cache_size
         self._lock = threading.Lock()  # guards the slot tables and the embedding LRU
         self._segmenters: dict[str, _Slot] = {}
         self._sams: dict[str, _Slot] = {}
+        self._evaluators: dict[str, _Slot] = {}
         self._sam_locks: dict[int, threading.Lock] = {}
         self._embeddings: OrderedDict[tuple[int, Hashable], dict[str, Any]] = OrderedDict()
 
@@ -122,6 +164,14 @@ class ModelCache:
         return self._get(
             self._segmenters, preset, lambda: self._load_segmenter(preset, self._config())
         )
+
+    def _default_segmenter_loader(self, preset: str, config: dict[str, Any] | None) -> Any:
+        return load_segmenter(preset, device=self.device, config=config)
+
+    def evaluator(self, name: str) -> Any:
+        """The stage-2 evaluator of a preset name (or checkpoint directory), loaded once
+        (raises the loader's error, e.g. ModelLoadError or ValueError)."""
+        return self._get(self._evaluators, name, lambda: self._load_evaluator(name, self._config()))
 
     def loaded_segmenter(self, preset: str) -> Any | None:
         with self._lock:
@@ -182,5 +232,6 @@ class ModelCache:
         with self._lock:
             self._segmenters.clear()
             self._sams.clear()
+            self._evaluators.clear()
             self._sam_locks.clear()
             self._embeddings.clear()

@@ -1,9 +1,12 @@
-"""The Ray engine: the same run as :func:`core.pipeline.runner.run_samples`, spread over the
+"""The Ray engine: the same run as :class:`core.pipeline.engine.LocalEngine`, spread over the
 GPUs of one machine or a Ray cluster (not from the paper: an execution choice, recorded in the
-run's config under ``engines``).
+run's config under ``engines``). It implements :class:`core.pipeline.engine.Engine`:
+``prepare`` starts the workers (which load the models), ``run`` processes a plan.
 
-Each worker is a Ray actor that loads the preset's models once, through the runner's loader, and
-runs stage 1 (and stage 2, unless an evaluator pool is asked for) on one sample at a time. Image
+Each worker is a Ray actor that loads the preset's models once, through
+:func:`core.pipeline.cache.load_segmenter` and :func:`core.evaluator.presets.load_evaluator`,
+and calls :func:`core.pipeline.engine.process_sample` (stage 1, and stage 2 unless an evaluator
+pool is asked for) on one sample at a time, as the local engine does. Image
 files travel as their encoded bytes in Ray's object store, so the workers need no shared file
 system; traces come back to the driver, which saves each one in its own transaction: the store
 keeps a single writer, and a kill loses at most the samples in flight.
@@ -24,21 +27,24 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from core.evaluator.grouping import GROUP_SIZE
+from core.evaluator.prompt import MAX_PATCHES
 from core.images import ImageError, read_image_bytes
+from core.pipeline.engine import EngineError, ModelInfo, RunReport
+from core.pipeline.settings import Stage1Settings, Stage2Settings
 
-DEFAULT_LOADER = "core.pipeline.runner:load_segmenter"
+if TYPE_CHECKING:
+    from core.pipeline.plan import RunPlan
+
+__all__ = ["EngineError", "JobSpec", "RayEngine", "RayOptions"]
+
+DEFAULT_LOADER = "core.pipeline.cache:load_segmenter"
 # The driver's per-user settings that decide which models a worker loads; forwarded to the
 # workers so a local cluster reads the same config file and tiny-random build as the driver.
 FORWARDED_ENV = ("REA2SEG_CONFIG", "REA2SEG_HOME")
 MAX_REPLACEMENTS_PER_WORKER = 3
-
-
-class EngineError(RuntimeError):
-    """The cluster cannot run the job (no resources, workers that keep dying); one line."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,8 @@ class RayOptions:
     evaluator_workers: 0 runs stage 2 inside each segmenter worker; N > 0 runs it in its own pool
     of N evaluator actors (each with ``gpus_per_worker`` GPUs).
     retries: extra tries of a sample whose worker died or failed on it.
-    loader: ``"module:function"`` with the signature of the runner's ``load_segmenter``
-    (preset, device) → Segmenter; the runner's by default.
+    loader: ``"module:function"`` with the signature of
+    :func:`core.pipeline.cache.load_segmenter` (preset, device) → Segmenter; that one by default.
     """
 
     address: str | None = None
@@ -81,40 +87,12 @@ class RayOptions:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What every worker loads: the preset, the stage-2 evaluator and how it scores."""
+    """What every worker loads: the segmenter ``preset`` on ``device``, and the stage-2 evaluator
+    with how it scores (``stage2``)."""
 
     preset: str
     device: str | None = None
-    evaluator: str | None = None
-    cot: bool = True
-    group_size: int = GROUP_SIZE
-    pad_last: bool = True
-
-    def stage2(self, trace: Any, rgb: Any, evaluator: Any, sample_id: int) -> None:
-        """Stage 2 on ``trace`` as this job scores it (shuffle seeded by the sample id)."""
-        from core.evaluator.stage2 import run_stage2
-
-        run_stage2(
-            trace,
-            rgb,
-            evaluator,
-            group_size=self.group_size,
-            shuffle_seed=sample_id,
-            cot=self.cot,
-            pad_last=self.pad_last,
-        )
-
-
-@dataclass
-class RayReport:
-    """What a Ray run did: traces saved, samples skipped (unreadable image) and failed (after
-    its retry), with reasons, and how many workers were replaced."""
-
-    saved: int = 0
-    skipped: list[tuple[int, str]] = field(default_factory=list)
-    failed: list[tuple[int, str]] = field(default_factory=list)
-    replaced: int = 0
-    cancelled: bool = False
+    stage2: Stage2Settings = Stage2Settings()
 
 
 def _load(path: str) -> Callable[..., Any]:
@@ -130,39 +108,27 @@ class SegmentWorker:
 
     def __init__(self, job: JobSpec, loader: str, with_evaluator: bool) -> None:
         self.job = job
-        self.settings = None
+        self.settings: Stage1Settings | None = None
         self.evaluator = None
         # A load error is kept and raised by the next call, so the driver gets the loader's own
         # exception (Ray reports a failed __init__ only as a dead actor, without it).
         self.load_error: Exception | None = None
         try:
             self.segmenter = _load(loader)(job.preset, device=job.device)
-            if with_evaluator and job.evaluator:
+            if with_evaluator and job.stage2.evaluator:
                 from core.evaluator.presets import load_evaluator
 
-                self.evaluator = load_evaluator(job.evaluator, cot=job.cot)
+                self.evaluator = load_evaluator(job.stage2.evaluator, cot=job.stage2.cot)
         except Exception as exc:  # noqa: BLE001 - re-raised by describe()/segment()
             self.load_error = exc
 
-    def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Model identities and the run's default stage-1 settings for ``overrides``."""
-        from core.pipeline.runner import default_settings
-
+    def describe(self) -> ModelInfo:
+        """What this worker loaded (raises the load error, if loading failed)."""
         if self.load_error is not None:
             raise self.load_error
-        seg, ev = self.segmenter, self.evaluator
-        return {
-            "mllm": seg.prompt_model.name,
-            "sam": seg.sam.name,
-            "preset": seg.preset,
-            "evaluator": ev.name if ev is not None else None,
-            "is_random": bool(seg.is_random or (ev is not None and ev.is_random)),
-            "settings": default_settings(seg, **overrides).to_dict(),
-        }
+        return ModelInfo.of(self.segmenter, self.evaluator)
 
     def configure(self, settings: dict[str, Any]) -> None:
-        from core.pipeline.settings import Stage1Settings
-
         self.settings = Stage1Settings.from_dict(settings)
 
     def segment(
@@ -173,11 +139,12 @@ class SegmentWorker:
         image: bytes,
         is_sentence: bool | None = None,
     ) -> tuple[str, Any]:
-        """("trace", PipelineTrace) | ("skipped", reason) | ("failed", reason)."""
+        """("trace", PipelineTrace) | ("skipped", reason) | ("failed", reason), from
+        :func:`core.pipeline.engine.process_sample` as the local engine calls it."""
         import torch
 
         from core.images import ImageError, decode_image_rgb
-        from core.pipeline.stage1 import run_stage1
+        from core.pipeline.engine import process_sample
 
         if self.load_error is not None:
             raise self.load_error
@@ -186,17 +153,16 @@ class SegmentWorker:
         except ImageError as exc:
             return "skipped", str(exc)
         try:
-            trace = run_stage1(
-                self.segmenter.prompt_model,
-                self.segmenter.sam,
+            trace = process_sample(
+                self.segmenter,
                 rgb,
                 question,
                 self.settings,
-                preset=self.segmenter.preset,
+                evaluator=self.evaluator,
+                stage2=self.job.stage2,
+                sample_id=sample_id,
                 is_sentence=is_sentence,
             )
-            if self.evaluator is not None:
-                self.job.stage2(trace, rgb, self.evaluator, sample_id)
         except torch.OutOfMemoryError:
             _free_device_memory()
             return "failed", f"out of device memory ({rgb.shape[1]}x{rgb.shape[0]} px)"
@@ -212,25 +178,31 @@ class EvaluatorWorker:
         self.job = job
         self.load_error: Exception | None = None  # as in SegmentWorker
         try:
-            self.evaluator = load_evaluator(job.evaluator, cot=job.cot)
+            self.evaluator = load_evaluator(job.stage2.evaluator, cot=job.stage2.cot)
         except Exception as exc:  # noqa: BLE001 - re-raised by describe()/score()
             self.load_error = exc
 
     def describe(self) -> dict[str, Any]:
         if self.load_error is not None:
             raise self.load_error
-        return {"evaluator": self.evaluator.name, "is_random": bool(self.evaluator.is_random)}
+        return {
+            "evaluator": self.evaluator.name,
+            "is_random": bool(self.evaluator.is_random),
+            "prompt_format": getattr(self.evaluator, "prompt_format", None) or None,
+            "max_patches": int(getattr(self.evaluator, "max_patches", MAX_PATCHES)),
+        }
 
     def score(self, sample_id: int, name: str, trace, image: bytes) -> tuple[str, Any]:
         import torch
 
         from core.images import decode_image_rgb
+        from core.pipeline.engine import score_sample
 
         if self.load_error is not None:
             raise self.load_error
         rgb = decode_image_rgb(image, name)
         try:
-            self.job.stage2(trace, rgb, self.evaluator, sample_id)
+            score_sample(trace, rgb, self.evaluator, self.job.stage2, sample_id=sample_id)
         except torch.OutOfMemoryError:
             _free_device_memory()
             return "failed", f"out of device memory in stage 2 ({rgb.shape[1]}x{rgb.shape[0]} px)"
@@ -286,18 +258,54 @@ class _Pool:
 
 
 class RayEngine:
-    """Start the worker pools, describe the models, run samples; ``close()`` (or ``with``)
-    stops the actors, and the Ray instance when this engine started it."""
+    """An :class:`core.pipeline.engine.Engine` on Ray: :meth:`prepare` starts Ray (unless it is
+    running) and the worker pools, and waits for their models; :meth:`run` processes a plan;
+    ``close()`` (or ``with``) stops the actors, and the Ray instance when this engine started it.
 
-    def __init__(self, job: JobSpec, options: RayOptions | None = None) -> None:
+    ``device``: the torch device in each worker (default: ``cuda`` when workers get GPUs, else
+    the preset's own).
+    """
+
+    def __init__(self, options: RayOptions | None = None, *, device: str | None = None) -> None:
+        self.options = options or RayOptions()
+        self.device = device
+        self.ray: Any = None
+        self.job: JobSpec | None = None
+        self.segmenters: _Pool | None = None
+        self.evaluators: _Pool | None = None
+        self.gpus_per_worker, self.workers = 0.0, 0
+        self.load_seconds = 0.0
+        self.info: ModelInfo | None = None
+        self._owns_ray = False
+
+    def prepare(self, preset: str, stage2: Stage2Settings) -> ModelInfo:
+        """Start the pools for ``preset`` and ``stage2.evaluator`` and return what the first
+        workers loaded (a load error is raised here with the loader's own message)."""
+        if self.options.evaluator_workers and not stage2.evaluator:
+            raise ValueError("--evaluator-workers needs --evaluator")
+        if self.segmenters is not None:
+            raise RuntimeError("this engine is already prepared; use a new one for another job")
+        t0 = time.perf_counter()
+        self._start(JobSpec(preset, self.device, stage2))
+        info = self._get(self.segmenters.actors[0].describe.remote())
+        if self.evaluators is not None:
+            ev = self._get(self.evaluators.actors[0].describe.remote())
+            info = replace(
+                info,
+                evaluator=ev["evaluator"],
+                evaluator_is_random=ev["is_random"],
+                prompt_format=ev["prompt_format"],
+                max_patches=ev["max_patches"],
+            )
+        self.load_seconds = time.perf_counter() - t0
+        self.info = info
+        return info
+
+    def _start(self, job: JobSpec) -> None:
         import ray
 
         self.ray = ray
         self.job = job
-        self.options = options or RayOptions()
-        if self.options.evaluator_workers and not job.evaluator:
-            raise ValueError("--evaluator-workers needs --evaluator")
-        self._owns_ray = False
         if not ray.is_initialized():
             # worker logs (model loading) stay in Ray's session logs, off the progress bar
             extra = {"include_dashboard": False} if self.options.address is None else {}
@@ -317,9 +325,7 @@ class RayEngine:
         if env:
             base["runtime_env"] = {"env_vars": env}
         device = job.device or ("cuda" if self.gpus_per_worker > 0 else None)
-        worker_job = JobSpec(
-            job.preset, device, job.evaluator, job.cot, job.group_size, job.pad_last
-        )
+        worker_job = JobSpec(job.preset, device, job.stage2)
         self.segmenters = _Pool(
             ray,
             SegmentWorker,
@@ -328,7 +334,6 @@ class RayEngine:
             base,
             "rea2seg-segmenter",
         )
-        self.evaluators = None
         if self.options.evaluator_workers:
             self.evaluators = _Pool(
                 ray,
@@ -374,11 +379,13 @@ class RayEngine:
         self.close()
 
     def close(self) -> None:
-        self.segmenters.close()
-        if self.evaluators is not None:
-            self.evaluators.close()
+        for pool in (self.segmenters, self.evaluators):
+            if pool is not None:
+                pool.close()
+        self.segmenters = self.evaluators = None
         if self._owns_ray:
             self.ray.shutdown()
+            self._owns_ray = False
 
     def record(self) -> dict[str, Any]:
         """What the run's config records about this engine."""
@@ -391,17 +398,13 @@ class RayEngine:
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
-    def describe(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Model ids, ``is_random`` and default settings, from the first worker (waits until the
-        workers have loaded their models; a load error is raised here with its own message)."""
-        info = self._get(self.segmenters.actors[0].describe.remote(overrides))
-        if self.evaluators is not None:
-            ev = self._get(self.evaluators.actors[0].describe.remote())
-            info["evaluator"], info["is_random"] = (
-                ev["evaluator"],
-                info["is_random"] or ev["is_random"],
-            )
-        return info
+    def summary(self) -> str:
+        extra = (
+            f" + {self.options.evaluator_workers} evaluator workers"
+            if self.options.evaluator_workers
+            else ""
+        )
+        return f"on {self.workers} Ray workers{extra} (models loaded in {self.load_seconds:.1f} s)"
 
     def node_alive(self) -> bool:
         """Whether this driver's raylet still answers on its socket (True when it cannot tell).
@@ -437,20 +440,22 @@ class RayEngine:
     def run(
         self,
         store,
-        run_id: int,
-        sample_ids: list[int],
-        settings,
+        plan: RunPlan,
         *,
         progress=None,
         should_cancel=None,
-    ) -> RayReport:
-        """Process ``sample_ids`` and save each trace in ``run_id`` as it arrives (one transaction
-        each). progress(i, n, label) is called once per sample finished, skipped or failed."""
+    ) -> RunReport:
+        """Process ``plan.todo`` and save each trace in ``plan.run_id`` as it arrives (one
+        transaction each). progress(i, n, label) is called once per sample finished, skipped or
+        failed."""
         from core.store import repo
 
+        if self.segmenters is None or self.info is None or self.info != plan.models:
+            raise RuntimeError("run() takes a plan made with this engine (plan_run prepares it)")
         ray = self.ray
-        report = RayReport()
-        settings_d = settings.to_dict()
+        report = RunReport()
+        run_id, sample_ids = plan.run_id, list(plan.todo)
+        settings_d = plan.settings.to_dict()
         ray.get([a.configure.remote(settings_d) for a in self.segmenters.actors])
         todo: deque[tuple[int, int]] = deque((sid, 0) for sid in sample_ids)
         scoring: deque[tuple[int, int]] = (

@@ -1,9 +1,12 @@
-"""Stage-1 settings with the paper's defaults (§4.2, §5.1, App. B)."""
+"""Stage-1 and stage-2 settings with the paper's defaults (§4.2, §4.3, §5.1, App. B), and the
+defaults a run starts from for a segmenter (:func:`run_defaults`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from core.evaluator.grouping import GROUP_SIZE
 
 SEED_POLICIES = ("proportional", "one_per_token")
 MASK_PROMPTS = ("decoder_lowres", "rebuilt")
@@ -162,3 +165,52 @@ def _tuples(d: dict[str, Any]) -> dict[str, Any]:
         if d.get(k) is not None:
             d[k] = tuple(int(v) for v in d[k])
     return d
+
+
+@dataclass(frozen=True)
+class Stage2Settings:
+    """How stage 2 (§4.3) is run: ``evaluator`` preset name (``None`` = stage 1 only), ``cot``
+    (chain of thought before the scores), ``group_size`` (s, masks per evaluator group, 5) and
+    ``pad_last`` (pad a short last group with candidates of earlier groups; not from the paper)."""
+
+    evaluator: str | None = None
+    cot: bool = True
+    group_size: int = GROUP_SIZE
+    pad_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.group_size < 1:
+            raise ValueError(f"group_size must be >= 1, got {self.group_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# For random weights the AMG filters are opened and fewer seeds are drawn, so every step still
+# produces output to inspect (not from the paper; recorded in the run's stored settings).
+RANDOM_WEIGHT_OVERRIDES: dict[str, Any] = {
+    "layers": None,
+    "pred_iou_thresh": 0.0,
+    "stability_score_thresh": 0.0,
+    "seeds_total": 12,
+    "k1": 12,
+    "k2": 8,
+}
+
+
+def run_defaults(sam_kind: str, is_random: bool, **overrides: Any) -> Stage1Settings:
+    """The stage-1 settings a new run starts from: the paper defaults for the segmenter's SAM
+    (``"sam"`` or ``"sam2"``, App. B) with ``overrides`` applied. For random weights
+    :data:`RANDOM_WEIGHT_OVERRIDES` apply first (not from the paper); the run stores the settings
+    used. Unknown names or bad values are a ``ValueError``."""
+    base = RANDOM_WEIGHT_OVERRIDES if is_random else {}
+    return Stage1Settings.for_backbone(sam_kind, **{**base, **overrides})
+
+
+def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
+    """The settings :func:`run_defaults` gives once ``preset`` is loaded, without loading it
+    (for showing a preset's defaults)."""
+    from core.models.config import preset_spec
+
+    spec = preset_spec(preset)
+    return run_defaults(spec.sam_kind, spec.is_random, **overrides)

@@ -128,11 +128,10 @@ def run_stage1(
     done("sam_embed")
 
     step("initial")
-    single, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=False)
+    single, _, low = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=False)
     L = np.asarray(single[0], dtype=np.float32)
-    low = getattr(sam_backend, "last_lowres_logits", None)
-    L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" and low is not None else L
-    multi, multi_iou = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
+    L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" else L
+    multi, multi_iou, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
     multi_stab = stability_score(multi, s.stability_score_offset)
     multimask = [
         {"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}

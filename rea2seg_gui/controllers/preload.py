@@ -26,7 +26,8 @@ MODULES = (
     "core.models.lisa",
     "core.models.lens",
     "core.evaluator.presets",
-    "core.pipeline.runner",
+    "core.pipeline.engine",
+    "core.pipeline.plan",
 )
 _done = False
 

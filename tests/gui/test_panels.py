@@ -122,6 +122,52 @@ def test_run_with_evaluator_then_metrics_view(qtbot, window, demo_store):
     assert window.metrics_view.curve.getPlotItem().listDataItems()
 
 
+def test_the_gui_lists_its_presets_and_settings_from_the_registry(window):
+    from core.models import config
+    from rea2seg_gui import dialogs
+    from rea2seg_gui.panels.run import NO_EVALUATOR
+
+    def items(combo):
+        return [combo.itemText(i) for i in range(combo.count())]
+
+    assert items(window.run_panel.eval_preset) == [NO_EVALUATOR, *config.EVALUATOR_PRESETS]
+    assert sorted(items(window.run_panel.preset)) == sorted(config.PRESETS)
+    assert list(dialogs.FIELDS) == config.settings_fields()
+    assert {n for t, n, _, _ in dialogs.FIELDS if t == "evaluator"} == {
+        e.name for e in config.EVALUATOR_SPECS if e.settings
+    }
+
+
+@pytest.mark.slow  # builds the tiny random models
+def test_two_runs_with_an_evaluator_load_it_once(qtbot, window, demo_store, monkeypatch):
+    """The evaluator comes from the window's ModelCache, like the segmenter: a second run
+    reuses it instead of loading it again."""
+    from core.evaluator import presets
+    from core.store import repo
+
+    loads = []
+    real = presets.load_evaluator
+    monkeypatch.setattr(
+        presets,
+        "load_evaluator",
+        lambda name, config=None, **kw: loads.append(name) or real(name, config, **kw),
+    )
+    window.samples_panel.select_row(0)
+    window.run_panel.eval_preset.setCurrentText("tiny-random")
+    window.run_panel.eval_cot.setChecked(False)
+    runs = []
+    for _ in range(2):
+        with qtbot.waitSignal(window.run_finished, timeout=180_000) as blocker:
+            window.run_panel.start_button.click()
+        runs.append(blocker.args[0])
+    assert loads == ["tiny-random"] and runs[0] != runs[1]
+    for run_id in runs:
+        trace = demo_store.run(
+            lambda s, r=run_id: repo.load_trace(s, r, window.state.sample_id), write=False
+        )
+        assert trace.evaluator is not None and trace.evaluator.cot is False
+
+
 @pytest.mark.slow  # builds the tiny random models
 def test_cancel_stops_a_whole_project_run(qtbot, window, demo_store):
     from PySide6 import QtCore

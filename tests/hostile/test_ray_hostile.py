@@ -11,89 +11,82 @@ import types
 import pytest
 
 
-class RaySystemError(Exception):
+class RayError(Exception):
+    pass
+
+
+class RaySystemError(RayError):
     pass
 
 
 _FAKE_RAY = types.SimpleNamespace(
-    exceptions=types.SimpleNamespace(RayError=Exception, RaySystemError=RaySystemError)
+    exceptions=types.SimpleNamespace(RayError=RayError, RaySystemError=RaySystemError)
 )
 
 
 class FakeEngine:
+    """Saves the first two samples of the plan, then fails as a Ray cluster does."""
+
     ray = _FAKE_RAY
-    workers = 2
     saved: list[int] = []
 
-    def __init__(self, job, options) -> None:
+    def summary(self) -> str:
+        return "on 2 Ray workers"
+
+    def fail(self) -> Exception:
+        return RaySystemError("System error: the raylet on node 10.0.0.7 died\nmore detail")
+
+    def run(self, store, plan, *, progress=None, should_cancel=None):
+        FakeEngine.saved = plan.todo[:2]
+        raise self.fail()
+
+    def close(self) -> None:
         pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-    def describe(self, overrides):
-        return {"settings": {}, "is_random": True, "preset": "p", "mllm": "m", "sam": "s"}
-
-    def record(self):
-        return {"engine": "ray"}
-
-    def run(self, store, run_id, todo, settings, progress=None):
-        FakeEngine.saved = todo[:2]
-        raise RaySystemError("System error: the raylet on node 10.0.0.7 died\nmore detail")
 
 
 @pytest.mark.parametrize("failure", ["system", "workers", "connection"])
 def test_a_dead_ray_system_lists_every_unfinished_sample(monkeypatch, capsys, failure):
     from core.cli import ray_run
-    from core.pipeline import ray_engine, runner
+    from core.cli import run as cli_run
+    from core.pipeline import engine as engine_mod
+    from core.pipeline import plan as plan_mod
     from core.store import repo
 
     FakeEngine.saved = []
-    engine_cls = FakeEngine
+    engine = FakeEngine()
     if failure == "workers":
-
-        class WorkersDie(FakeEngine):
-            def run(self, store, run_id, todo, settings, progress=None):
-                FakeEngine.saved = todo[:2]
-                raise ray_engine.EngineError("segmenter: workers died 9 times; stopping")
-
-        engine_cls = WorkersDie
+        engine.fail = lambda: engine_mod.EngineError("segmenter: workers died 9 times; stopping")
     elif failure == "connection":
-
-        class GcsGone(FakeEngine):
-            def run(self, store, run_id, todo, settings, progress=None):
-                FakeEngine.saved = todo[:2]
-                raise ConnectionError("GCS at 10.0.0.7:6379 unreachable")
-
-        engine_cls = GcsGone
-    monkeypatch.setattr(ray_engine, "RayEngine", engine_cls)
-    monkeypatch.setattr(runner, "record_run", lambda *a, **k: 7)
-    monkeypatch.setattr(ray_run, "_settings", lambda d: None)
-    monkeypatch.setattr(repo, "finished_sample_ids", lambda s, run_id: set(FakeEngine.saved))
+        engine.fail = lambda: ConnectionError("GCS at 10.0.0.7:6379 unreachable")
 
     class Store:
         @contextlib.contextmanager
         def session(self, write=True):
             yield None
 
+    plan = types.SimpleNamespace(
+        run_id=7, todo=[11, 12, 13, 14, 15], done=0, resumed=False, is_random=True, preset="p"
+    )
+    monkeypatch.setattr(ray_run, "make_engine", lambda args: engine)
+    monkeypatch.setattr(plan_mod, "plan_run", lambda store, request, eng: plan)
+    monkeypatch.setattr("core.store.open_store", lambda db, create=False: Store())
+    monkeypatch.setattr(repo, "finished_sample_ids", lambda s, run_id: set(FakeEngine.saved))
     args = argparse.Namespace(
-        address=None,
-        workers=2,
-        gpus_per_worker=None,
-        evaluator_workers=0,
+        preset="p",
         evaluator=None,
         cot=False,
         group_size=2,
         pad_last=False,
-        preset="p",
-        device="cpu",
-        run_name=None,
+        settings=None,
+        sample=None,
+        status=None,
+        category=None,
+        resume=False,
         limit=None,
+        run_name=None,
+        db="unused",
     )
-    rc = ray_run.run_with_ray(args, Store(), [11, 12, 13, 14, 15], None, None, {})
+    rc = cli_run.cmd_run(args)
     out, err = capsys.readouterr()
     assert rc == 1
     assert [ln for ln in err.splitlines() if "unfinished sample" in ln] == [
@@ -101,6 +94,16 @@ def test_a_dead_ray_system_lists_every_unfinished_sample(monkeypatch, capsys, fa
     ]
     assert "the Ray run stopped" in err and "Traceback" not in err
     assert "saved 2 traces, unfinished 3" in out
+
+
+def test_a_local_run_error_is_not_taken_for_a_stopped_ray_run():
+    from core.cli import ray_run
+    from core.pipeline.engine import EngineError
+
+    local = types.SimpleNamespace()  # a LocalEngine has no .ray
+    assert not ray_run.stopped_part_way(local, EngineError("x"))
+    assert ray_run.stopped_part_way(FakeEngine(), EngineError("x"))
+    assert not ray_run.stopped_part_way(FakeEngine(), KeyError("bug"))
 
 
 _KILL_RAYLET = """

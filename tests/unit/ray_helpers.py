@@ -26,7 +26,7 @@ class FaultyPromptModel:
 
 
 def load_faulty(preset: str, device: str | None = None):
-    from core.pipeline.runner import Segmenter, load_segmenter
+    from core.pipeline.cache import Segmenter, load_segmenter
 
     seg = load_segmenter(preset, device=device)
     return Segmenter(FaultyPromptModel(seg.prompt_model), seg.sam, seg.preset, seg.is_random)

@@ -59,7 +59,7 @@ def test_step_defaults_follow_stage1_settings():
 def test_group_size_defaults_are_one_constant():
     from core.cli import build_parser
     from core.evaluator import export, grouping, stage2
-    from core.pipeline import runner
+    from core.pipeline.settings import Stage2Settings
 
     s = grouping.GROUP_SIZE
     assert s == 5  # App. B: groups of five
@@ -67,10 +67,9 @@ def test_group_size_defaults_are_one_constant():
         grouping.make_groups,
         stage2.run_stage2,
         export.export_evaluator_train,
-        runner.run_samples,
     ):
         assert inspect.signature(fn).parameters["group_size"].default == s, fn
-    assert runner.Stage2Settings(None).group_size == s
+    assert Stage2Settings(None).group_size == s
     args = build_parser().parse_args(["run", "--db", "x", "--preset", "tiny-random"])
     assert args.group_size == s
 

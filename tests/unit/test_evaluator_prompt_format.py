@@ -124,14 +124,20 @@ def test_the_openai_backend_sends_the_exported_system_and_user_turns():
     assert sent.replace(" ", "") == conv[1]["value"].replace("<image>\n", "").replace(" ", "")
 
 
-class _Seg:
-    is_random = True
+def _seg(preset, device=None, config=None):
+    """A stand-in segmenter: all a run plan reads of one before the evaluator loads."""
+    from types import SimpleNamespace
+
+    sam = SimpleNamespace(kind="sam", name="sam-fake")
+    return SimpleNamespace(
+        preset=preset, is_random=True, sam=sam, prompt_model=SimpleNamespace(name="mllm-fake")
+    )
 
 
 def test_a_refused_evaluator_leaves_no_run_row(filled_sqlite, tmp_path, monkeypatch, capsys):
     from core.cli import main
     from core.models import config
-    from core.pipeline import runner
+    from core.pipeline import cache, plan
     from core.store import open_store, repo
 
     write_adapter_declaration(tmp_path / "lora", prompt_format(False))
@@ -141,8 +147,8 @@ def test_a_refused_evaluator_leaves_no_run_row(filled_sqlite, tmp_path, monkeypa
         f'adapter_path = "{tmp_path / "lora"}"\n'
     )
     monkeypatch.setenv("REA2SEG_CONFIG", str(cfg))
-    monkeypatch.setattr(runner, "load_segmenter", lambda preset, device=None: _Seg())
-    monkeypatch.setattr(runner, "canonical_preset", lambda p: p)
+    monkeypatch.setattr(cache, "load_segmenter", _seg)
+    monkeypatch.setattr(plan, "canonical_preset", lambda p: p)
     monkeypatch.setattr(config, "PRESETS", (*config.PRESETS, "fake"))
     url = filled_sqlite.url
     filled_sqlite.close()

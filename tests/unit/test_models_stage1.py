@@ -42,7 +42,7 @@ def image():
 def test_missing_checkpoint_messages_name_file_and_setting(tmp_path):
     from core.models.lisa import load_lisa
     from core.models.sam_backend import load_sam_backend
-    from core.pipeline.runner import load_segmenter
+    from core.pipeline.cache import load_segmenter
 
     with pytest.raises(
         ModelLoadError, match=r"'/nope/lisa' does not exist \(setting presets.lisa-7b.mllm_path"

@@ -54,19 +54,19 @@ def tiny_sam():
 def fake_preset(monkeypatch, tiny_sam):
     from core.models import config
     from core.models.base import ModelLoadError
-    from core.pipeline import runner
+    from core.pipeline import cache, plan
 
     made = []
 
-    def load(preset, device=None):
+    def load(preset, device=None, config=None):
         if preset != "fake":
             raise ModelLoadError(f"unknown preset {preset!r}")
-        seg = runner.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
+        seg = cache.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
         made.append(seg)
         return seg
 
-    monkeypatch.setattr(runner, "load_segmenter", load)
-    monkeypatch.setattr(runner, "canonical_preset", lambda p: p)
+    monkeypatch.setattr(cache, "load_segmenter", load)
+    monkeypatch.setattr(plan, "canonical_preset", lambda p: p)
     monkeypatch.setattr(config, "PRESETS", (*config.PRESETS, "fake"))  # accepted by --preset
     return made
 
@@ -160,21 +160,21 @@ def test_run_selected_samples_in_a_new_run_and_bad_settings(db, fake_preset, cap
 
 def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch):
     from core.cli import main
-    from core.pipeline import runner
+    from core.pipeline import cache
 
-    real = runner.load_segmenter
+    real = cache.load_segmenter
 
-    def failing(preset, device=None):
+    def failing(preset, device=None, config=None):
         seg = real(preset, device)
         seg.prompt_model.fail_on = 3
         return seg
 
-    monkeypatch.setattr(runner, "load_segmenter", failing)
+    monkeypatch.setattr(cache, "load_segmenter", failing)
     with pytest.raises(RuntimeError, match="exploded"):
         main(["run", "--db", db, "--preset", "fake"])
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2}  # the two samples before the failure stay saved
-    monkeypatch.setattr(runner, "load_segmenter", real)
+    monkeypatch.setattr(cache, "load_segmenter", real)
     assert main(["run", "--db", db, "--preset", "fake", "--resume"]) == 0
     [(_, _, _, done, _, _)] = _runs(db)
     assert done == {1, 2, 3, 4}
@@ -182,44 +182,10 @@ def test_each_trace_is_saved_in_its_own_transaction(db, fake_preset, monkeypatch
 
 def test_presets_load_through_the_model_config(monkeypatch, tmp_path):
     from core.models.base import ModelLoadError
-    from core.pipeline.runner import canonical_preset, load_segmenter
+    from core.models.config import canonical_preset
+    from core.pipeline.cache import load_segmenter
 
     monkeypatch.setenv("REA2SEG_CONFIG", str(tmp_path / "none.toml"))
     assert canonical_preset("tiny-random") == "tiny-random-lisa"
     with pytest.raises(ModelLoadError, match="lisa-7b: mllm_path is not set"):
         load_segmenter("lisa-7b")
-
-
-def test_a_run_of_loaded_models_and_one_recorded_from_their_ids_are_the_same(
-    filled_sqlite, tiny_sam
-):
-    from core.pipeline import runner
-    from core.store import repo
-
-    seg = runner.Segmenter(GridPromptModel(), tiny_sam, "fake", True)
-    settings = runner.default_settings(seg, k1=7, k2=3)
-    stage2 = runner.Stage2Settings(None, cot=False)
-    a = runner.create_run(
-        filled_sqlite, seg, settings, stage2=stage2, name="n", engine={"engine": "local"}
-    )
-    ids = {"mllm": seg.prompt_model.name, "sam": "sam-tiny", "evaluator": None}
-    b = runner.record_run(
-        filled_sqlite,
-        "fake",
-        ids,
-        True,
-        settings,
-        stage2=stage2,
-        name="n",
-        engine={"engine": "local"},
-    )
-    with filled_sqlite.session(write=False) as s:
-        ra, rb = repo.get_run(s, a), repo.get_run(s, b)
-        assert (ra.name, ra.preset, ra.config, ra.model_ids, ra.is_random) == (
-            rb.name,
-            rb.preset,
-            rb.config,
-            rb.model_ids,
-            rb.is_random,
-        )
-        assert ra.config["stage1"]["k1"] == 7 and ra.config["engines"] == [{"engine": "local"}]

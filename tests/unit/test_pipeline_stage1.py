@@ -186,7 +186,7 @@ def test_full_trace_is_complete_and_round_trips(backend, image, monkeypatch):
 def test_multimask_candidates_are_the_decoders_masks(backend, image):
     tr = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind, top_n=0))
     backend.set_image(image)
-    multi, iou = backend.decode_prompt_embedding(
+    multi, iou, _ = backend.decode_prompt_embedding(
         HandPromptModel().encode(image, "q").prompt_embedding, True
     )
     first = tr.candidates[0]
@@ -293,10 +293,9 @@ def test_mask_prompt_is_the_decoders_own_lowres_logits(backend, image, monkeypat
         lambda p, lab, m, multimask: (seen.append(m), real(p, lab, m, multimask))[1],
     )
     t = run_stage1(HandPromptModel(), backend, image, "q", _settings(backend.kind))
-    backend.decode_prompt_embedding(
+    _, _, low = backend.decode_prompt_embedding(
         HandPromptModel().encode(image, "q").prompt_embedding, multimask=False
     )
-    low = backend.last_lowres_logits
     s = low.shape[-1]
     assert seen[-1].shape == (1, s, s) and np.array_equal(seen[-1], low[0:1])
     run_stage1(
