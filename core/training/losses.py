@@ -20,28 +20,15 @@ scalar tensor (or a dict of them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from core.training.generator_settings import GeneratorLossWeights
+
 LISA_DICE_SCALE = 1000.0  # LISA's dice_loss default
 LISA_DICE_EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class GeneratorLossWeights:
-    """Weights of the generator's loss parts (App. B, following LISA): mask BCE ``bce`` 2.0,
-    mask Dice ``dice`` 0.5, text cross-entropy ``text`` 1.0."""
-
-    bce: float = 2.0
-    dice: float = 0.5
-    text: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("bce", "dice", "text"):
-            if float(getattr(self, name)) < 0:
-                raise ValueError(f"loss weight {name} must be ≥ 0, got {getattr(self, name)}")
 
 
 def _check(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,26 +62,33 @@ def mask_dice_loss(
 
 def generator_loss(
     text_loss: torch.Tensor | None,
-    mask_logits: torch.Tensor | None,
-    mask_targets: torch.Tensor | None,
-    weights: GeneratorLossWeights = GeneratorLossWeights(),
+    mask_logits: torch.Tensor | Sequence[torch.Tensor] | None,
+    mask_targets: torch.Tensor | Sequence[torch.Tensor] | None,
+    weights: GeneratorLossWeights | None = None,
 ) -> dict[str, torch.Tensor]:
     """The weighted total and its parts: ``loss``, ``text_loss``, ``mask_bce_loss``,
-    ``mask_dice_loss`` (the parts unweighted). A batch without masks (VQA, grounding) has only
-    the text part; one without text targets (``text_loss`` None) only the mask parts."""
-    zero = torch.zeros(())
+    ``mask_dice_loss`` (the parts unweighted). Masks are one (N, H, W) tensor or a sequence of
+    (H, W) tensors (images of different sizes); either way each mask counts once in the mean.
+    A batch without masks (VQA, grounding) has only the text part; one without text targets
+    (``text_loss`` None) only the mask parts."""
+    weights = weights or GeneratorLossWeights()
     parts: dict[str, torch.Tensor] = {}
     total = None
     if text_loss is not None:
         parts["text_loss"] = text_loss
         total = weights.text * text_loss
-    if mask_logits is not None and mask_targets is not None and mask_logits.shape[0] > 0:
-        bce = mask_bce_loss(mask_logits, mask_targets)
-        dice = mask_dice_loss(mask_logits, mask_targets)
+    if mask_logits is not None and mask_targets is not None and len(mask_logits) > 0:
+        if isinstance(mask_logits, torch.Tensor):
+            bce = mask_bce_loss(mask_logits, mask_targets)
+            dice = mask_dice_loss(mask_logits, mask_targets)
+        else:
+            pairs = list(zip(mask_logits, mask_targets, strict=True))
+            bce = torch.stack([mask_bce_loss(x[None], t[None]) for x, t in pairs]).mean()
+            dice = torch.stack([mask_dice_loss(x[None], t[None]) for x, t in pairs]).mean()
         parts["mask_bce_loss"], parts["mask_dice_loss"] = bce, dice
         mask = weights.bce * bce + weights.dice * dice
         total = mask if total is None else total + mask
-    parts["loss"] = total if total is not None else zero
+    parts["loss"] = total if total is not None else torch.zeros(())
     return parts
 
 

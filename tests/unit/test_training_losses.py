@@ -90,3 +90,13 @@ def test_multimask_backpropagates_only_the_best_output():
     assert logits.grad[0, 1].abs().sum() > 0
     # the chosen output is perfect: IoU 1, so the head's error is (0.9 − 1)²
     assert out["iou_mse"].item() == pytest.approx(0.01, rel=1e-5)
+
+
+def test_masks_of_different_sizes_count_once_each():
+    big = torch.zeros(3, 4)
+    out = generator_loss(None, [LOGITS[0], big], [TARGETS[0], torch.ones(3, 4)])
+    want = (
+        math.log(4 / 3) + math.log(2)
+    ) / 2  # the 12-pixel mask weighs as much as the 2-pixel one
+    assert out["mask_bce_loss"].item() == pytest.approx(want, rel=1e-6)
+    assert "text_loss" not in out
