@@ -42,6 +42,7 @@ from torch import nn
 from core.training.common import LossCurveCallback, resume_checkpoint
 from core.training.generator_data import SceneBank, make_sample
 from core.training.generator_settings import GeneratorLossWeights, GeneratorSettings
+from core.training.hf import parts_trainer_class
 from core.training.losses import generator_loss
 from core.training.splits import read_training_split
 
@@ -523,56 +524,6 @@ def export_lisa_dir(
 # -- the trainer ----------------------------------------------------------------------------
 
 
-def _trainer_class() -> type:
-    from transformers import Trainer
-
-    class GeneratorTrainer(Trainer):
-        """transformers' Trainer that logs the loss parts and checkpoints only what trains."""
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            out = model(**inputs)
-            sums = getattr(self, "_part_sums", {})
-            for k in ("text_loss", "mask_bce_loss", "mask_dice_loss"):
-                if k in out:
-                    total, n = sums.get(k, (0.0, 0))
-                    sums[k] = (total + float(out[k].detach()), n + 1)
-            self._part_sums = sums
-            return (out["loss"], out) if return_outputs else out["loss"]
-
-        def log(self, logs, start_time=None):
-            for k, (total, n) in getattr(self, "_part_sums", {}).items():
-                if n:
-                    logs[k] = round(total / n, 6)
-            self._part_sums = {}
-            super().log(logs, start_time)
-
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            from safetensors.torch import load_file
-
-            inner = self.accelerator.unwrap_model(model or self.model)
-            f = Path(resume_from_checkpoint) / "model.safetensors"
-            if not f.is_file():
-                raise ValueError(f"'{resume_from_checkpoint}' has no model.safetensors")
-            state = load_file(str(f))
-            missing = set(inner.trainable_state_dict()) - set(state)
-            unexpected = set(state) - set(inner.state_dict())
-            if missing or unexpected:
-                raise ValueError(
-                    f"checkpoint '{resume_from_checkpoint}' does not fit this model (missing "
-                    f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}): resume with "
-                    "the same base and settings"
-                )
-            inner.load_state_dict(state, strict=False)
-
-        def _save(self, output_dir=None, state_dict=None):
-            inner = self.accelerator.unwrap_model(self.model)
-            if state_dict is None and hasattr(inner, "trainable_state_dict"):
-                state_dict = inner.trainable_state_dict()
-            super()._save(output_dir, state_dict)
-
-    return GeneratorTrainer
-
-
 def train_generator(
     base: str | Path,
     split_dir: str | Path,
@@ -627,7 +578,7 @@ def train_generator(
     data = GeneratorDataset(
         bank, processor, options, s.mix_probabilities(), s.seed, length, sam_size
     )
-    trainer = _trainer_class()(
+    trainer = parts_trainer_class()(
         model=model,
         args=args,
         train_dataset=data,
