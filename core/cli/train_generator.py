@@ -51,6 +51,7 @@ def settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
         mix=args.mix,
         loss=GeneratorLossWeights(
             bce=args.bce_weight, dice=args.dice_weight, text=args.text_weight
@@ -204,6 +205,12 @@ def register(trainers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         help="total optimizer steps; overrides epochs × steps per epoch when > 0",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop (with a checkpoint) after this much wall-clock time; 0: no limit",
     )
     p.add_argument(
         "--mix",

@@ -45,6 +45,7 @@ def cmd_train_sam(args: argparse.Namespace) -> int:
             lr=args.lr,
             warmup_steps=args.warmup_steps,
             max_steps=args.max_steps,
+            max_minutes=args.max_minutes,
             seed=args.seed,
             save_steps=args.save_steps,
             save_total_limit=args.save_total_limit,
@@ -150,6 +151,12 @@ def register(trainers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-steps", type=_positive, default=_D.max_steps, help=f"steps ({_D.max_steps})"
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="stop (with a checkpoint) after this much wall-clock time; 0: no limit",
     )
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of the prompts and weights")
     p.add_argument(

@@ -42,7 +42,7 @@ from torch import nn
 from core.training.common import LossCurveCallback, resume_checkpoint
 from core.training.generator_data import SceneBank, make_sample
 from core.training.generator_settings import GeneratorLossWeights, GeneratorSettings
-from core.training.hf import parts_trainer_class
+from core.training.hf import parts_trainer_class, time_budget_callback
 from core.training.losses import generator_loss
 from core.training.splits import read_training_split
 
@@ -568,6 +568,9 @@ def train_generator(
         use_cpu=not cuda,
         dataloader_num_workers=s.workers,
         remove_unused_columns=False,
+        # text-only batches leave the connection module unused, point-only ones SAM's box
+        # embeddings: DDP must allow that
+        ddp_find_unused_parameters=True,
         label_names=["labels"],
         report_to=[],
         disable_tqdm=not progress_bar,
@@ -583,7 +586,8 @@ def train_generator(
         args=args,
         train_dataset=data,
         data_collator=GeneratorCollator(tok.pad_token_id if tok.pad_token_id is not None else 0),
-        callbacks=[LossCurveCallback(out)],
+        callbacks=[LossCurveCallback(out)]
+        + ([time_budget_callback(s.max_minutes)] if s.max_minutes > 0 else []),
     )
     ckpt = resume_checkpoint(out) if resume else None
     if resume and ckpt is None:

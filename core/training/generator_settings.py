@@ -62,6 +62,7 @@ class GeneratorSettings:
     epochs: int = 14
     steps_per_epoch: int = 500
     max_steps: int = 0
+    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) after this much wall-clock time
     mix: str = ""
     loss: GeneratorLossWeights = field(default_factory=GeneratorLossWeights)
     train: str = ""  # "lora" | "full"; "" = lora for stage lisa, full for grounding

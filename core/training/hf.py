@@ -63,3 +63,24 @@ def parts_trainer_class() -> type:
             super()._save(output_dir, state_dict)
 
     return PartsTrainer
+
+
+def time_budget_callback(max_minutes: float) -> object:
+    """A ``TrainerCallback`` that ends training (with a checkpoint) once ``max_minutes`` of
+    wall-clock time have passed since training began — for runs that must fit a time budget.
+    The learning-rate schedule still follows ``max_steps``: a run stopped early ends before its
+    decay is complete."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.t0 = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.t0 > 60.0 * float(max_minutes):
+                control.should_training_stop = True
+                control.should_save = True
+
+    return TimeBudget()

@@ -28,7 +28,7 @@ from torch import nn
 
 from core.training.common import LossCurveCallback, resume_checkpoint
 from core.training.generator_data import SceneBank
-from core.training.hf import parts_trainer_class
+from core.training.hf import parts_trainer_class, time_budget_callback
 from core.training.losses import sam_mask_loss, sam_multimask_loss
 from core.training.sam_settings import SamTrainSettings
 from core.training.splits import read_training_split
@@ -280,6 +280,9 @@ def train_sam(
         use_cpu=not cuda,
         dataloader_num_workers=s.workers,
         remove_unused_columns=False,
+        # text-only batches leave the connection module unused, point-only ones SAM's box
+        # embeddings: DDP must allow that
+        ddp_find_unused_parameters=True,
         report_to=[],
         disable_tqdm=not progress_bar,
     )
@@ -289,7 +292,8 @@ def train_sam(
         args=args,
         train_dataset=SamPromptDataset(SceneBank(split_dir), s, length),
         data_collator=_collate,
-        callbacks=[LossCurveCallback(out)],
+        callbacks=[LossCurveCallback(out)]
+        + ([time_budget_callback(s.max_minutes)] if s.max_minutes > 0 else []),
     )
     ckpt = resume_checkpoint(out) if resume else None
     if resume and ckpt is None:

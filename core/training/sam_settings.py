@@ -37,6 +37,7 @@ class SamTrainSettings:
     lr: float = 1e-3
     warmup_steps: int = 50
     max_steps: int = 3000
+    max_minutes: float = 0.0  # > 0: stop (with a checkpoint) after this much wall-clock time
     weight_decay: float = 0.01
     seed: int = DEFAULT_TRAINING_SEED
     save_steps: int = 500
