@@ -104,33 +104,26 @@ class SamTrainer(nn.Module):
 
     def decode(
         self, feats: torch.Tensor, points: torch.Tensor, boxes: torch.Tensor, is_box: torch.Tensor
-    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One image's prompts → [(index of the prompts, low-res logits (n, M, s, s), iou (n, M))]
-        for M = 1 and M = 3, points and boxes decoded separately."""
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One image's P prompts → [(low-res logits (P, M, s, s), iou (P, M))] for M = 1 and 3.
+        A point prompt (with SAM's padding point) and a box prompt are both two sparse tokens,
+        so all P prompts go through the decoder together."""
         sam = self.sam
+        labels = torch.ones(points.shape[0], 1, dtype=torch.int, device=points.device)
+        sp_pt, dense = sam.prompt_encoder(points=(points[:, None], labels), boxes=None, masks=None)
+        sp_box, _ = sam.prompt_encoder(points=None, boxes=boxes, masks=None)
+        sparse = torch.where(is_box[:, None, None], sp_box, sp_pt)
         pe = sam.prompt_encoder.get_dense_pe()
-        out = []
-        for use_box in (False, True):
-            idx = (is_box == use_box).nonzero().flatten()
-            if idx.numel() == 0:
-                continue
-            if use_box:
-                sparse, dense = sam.prompt_encoder(points=None, boxes=boxes[idx], masks=None)
-            else:
-                labels = torch.ones(idx.numel(), 1, dtype=torch.int, device=points.device)
-                sparse, dense = sam.prompt_encoder(
-                    points=(points[idx][:, None], labels), boxes=None, masks=None
-                )
-            for multi in (False, True):
-                low, iou = sam.mask_decoder(
-                    image_embeddings=feats,
-                    image_pe=pe,
-                    sparse_prompt_embeddings=sparse,
-                    dense_prompt_embeddings=dense,
-                    multimask_output=multi,
-                )
-                out.append((idx, low, iou))
-        return out
+        return [
+            sam.mask_decoder(
+                image_embeddings=feats,
+                image_pe=pe,
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multi,
+            )
+            for multi in (False, True)
+        ]
 
     def forward(
         self,
@@ -150,19 +143,17 @@ class SamTrainer(nn.Module):
         size = sam.image_encoder.img_size
         parts: dict[str, list[torch.Tensor]] = {}
         for b in range(images.shape[0]):
-            for idx, low, iou in self.decode(feats[b : b + 1], points[b], boxes[b], is_box[b]):
+            target = gt[b].float()
+            for low, iou in self.decode(feats[b : b + 1], points[b], boxes[b], is_box[b]):
                 logits = F.interpolate(low, (size, size), mode="bilinear", align_corners=False)
-                target = gt[b][idx].float()
                 if low.shape[1] == 1:
-                    got = sam_mask_loss(logits[:, 0], target, iou[:, 0])
-                    tag = "single"
+                    got, tag = sam_mask_loss(logits[:, 0], target, iou[:, 0]), "single"
                 else:
-                    got = sam_multimask_loss(logits, target, iou)
-                    tag = "multi"
-                parts.setdefault("loss", []).append(got["loss"] * idx.numel())
-                parts.setdefault(f"{tag}_focal", []).append(got["focal"].detach() * idx.numel())
-                parts.setdefault(f"{tag}_dice", []).append(got["dice"].detach() * idx.numel())
-                parts.setdefault(f"{tag}_iou_mse", []).append(got["iou_mse"].detach() * idx.numel())
+                    got, tag = sam_multimask_loss(logits, target, iou), "multi"
+                k = target.shape[0]
+                parts.setdefault("loss", []).append(got["loss"] * k)
+                for name in ("focal", "dice", "iou_mse"):
+                    parts.setdefault(f"{tag}_{name}", []).append(got[name].detach() * k)
         n = float(gt.shape[0] * gt.shape[1])
         return {k: torch.stack(v).sum() / n for k, v in parts.items()}
 

@@ -24,9 +24,9 @@ class SamTrainSettings:
             "num_heads": 4,
             "window_size": 8,
             "global_attn_indexes": [3],
-            "prompt_dim": 256,
+            "prompt_dim": 128,
             "decoder_depth": 2,
-            "decoder_mlp_dim": 512,
+            "decoder_mlp_dim": 256,
             "decoder_heads": 8,
             "iou_head_hidden_dim": 128,
         }
