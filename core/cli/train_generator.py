@@ -69,6 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
         logging_steps=args.logging_steps,
         workers=args.workers,
         bf16=args.bf16,
+        activation_checkpointing=args.activation_checkpointing,
     )
 
 
@@ -291,6 +292,11 @@ def register(trainers: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="bf16 mixed precision (default: on with CUDA)",
+    )
+    p.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute LLaVA's activations in the backward pass (less memory; LISA's 7B runs)",
     )
     p.add_argument(
         "--device", choices=("cpu",), default=None, help="cpu: train on the CPU even with a GPU"

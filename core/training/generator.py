@@ -188,6 +188,18 @@ class LisaGenerator(nn.Module):
                 p.requires_grad_(False)
             sam.eval()
 
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
+    ) -> None:
+        """Activation checkpointing of the LLaVA layers (what transformers' Trainer calls)."""
+        inner = self.llava.get_base_model() if hasattr(self.llava, "get_base_model") else self.llava
+        inner.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=activation_checkpointing_kwargs
+            or {"use_reentrant": False},
+            every_n_layers=every_n_layers,
+            offload=offload,
+        )
+
     def train(self, mode: bool = True) -> LisaGenerator:
         super().train(mode)
         if self.sam is not None:
@@ -207,6 +219,12 @@ class LisaGenerator(nn.Module):
             x[i, :, :, w:] = 0
         return x
 
+    def _pixel_dtype(self) -> torch.dtype:
+        for name, p in self.llava.named_parameters():
+            if "vision_tower" in name:
+                return p.dtype
+        return torch.float32
+
     def seg_positions(self, input_ids: torch.Tensor) -> torch.Tensor:
         """For each row, the index before its first ``[SEG]`` (rows without one: -1)."""
         hit = input_ids == self.seg_id
@@ -224,7 +242,7 @@ class LisaGenerator(nn.Module):
         sam_input_hw: torch.Tensor | None = None,
         gt_masks: list[torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        dtype = next(self.llava.parameters()).dtype
+        dtype = self._pixel_dtype()
         out = self.llava(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -546,7 +564,15 @@ def train_generator(
     out = Path(out_dir)
     cuda = torch.cuda.is_available() and device != "cpu"
     bf16 = cuda if s.bf16 is None else bool(s.bf16)
-    model, processor, options, sam_file = build_generator(base, s, sam_checkpoint, sam_model_type)
+    # with LoRA under bf16 the frozen base is held in bf16 (as LISA holds it); what trains stays
+    # in float32 for AdamW
+    load_dtype = torch.bfloat16 if bf16 and s.train_mode == "lora" else torch.float32
+    model, processor, options, sam_file = build_generator(
+        base, s, sam_checkpoint, sam_model_type, dtype=load_dtype
+    )
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
     tok = processor.tokenizer
     bank = SceneBank(split_dir)
     args = TrainingArguments(
@@ -565,6 +591,7 @@ def train_generator(
         save_total_limit=s.save_total_limit,
         seed=s.seed % 2**31,
         bf16=bf16,
+        activation_checkpointing=s.activation_checkpointing,
         use_cpu=not cuda,
         dataloader_num_workers=s.workers,
         remove_unused_columns=False,

@@ -80,6 +80,7 @@ class GeneratorSettings:
     logging_steps: int = 10
     workers: int = 0
     bf16: bool | None = None  # None: on when CUDA is available
+    activation_checkpointing: bool = False  # LISA turns it on for the 7B model
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

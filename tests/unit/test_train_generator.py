@@ -206,3 +206,17 @@ def test_cli_grounding_from_scratch_then_lisa_stage(split, base, tmp_path, capsy
         )
         == 2
     )
+
+
+def test_bf16_and_activation_checkpointing_path(base, split, tmp_path):
+    # the GPU path at tiny size on the CPU: frozen base held in bf16, what trains in float32,
+    # activations recomputed; the merged result still loads in float32
+    from core.models.lisa import load_lisa
+    from core.training.generator import train_generator
+
+    s = _tiny(max_steps=1, bf16=True, activation_checkpointing=True)
+    model_dir = train_generator(base, split, tmp_path / "bf16", s, progress_bar=False)
+    lisa = load_lisa(model_dir, is_random=True)
+    assert next(lisa.model.parameters()).dtype == torch.float32
+    out = lisa.encode(np.zeros((96, 128, 3), np.uint8), "the cube")
+    assert np.isfinite(out.prompt_embedding).all()
