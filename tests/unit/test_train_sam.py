@@ -137,3 +137,26 @@ def test_cli_trains_and_refuses_bad_settings(split, tmp_path, capsys):
         main(["train", "sam", "--out", str(tmp_path / "x"), "--scenes", "3", "--split-seed", "42"])
         == 2
     )  # an evaluation seed
+
+
+def test_one_scene_is_learned_in_the_predictors_frame(tmp_path):
+    # prompts, targets and the loss live in SAM's padded input frame; SamPredictor scores in the
+    # image's own pixels: a SAM fitted to one scene must score that scene well through it
+    from core.models.tiny_sam import build_small_sam
+    from core.training.generator_data import SceneBank
+    from core.training.sam import SamPromptDataset, SamTrainer, _collate, evaluate_points
+    from core.training.splits import prepare_training_split
+
+    prepare_training_split(tmp_path / "one", 1, size_wh=(128, 96))
+    bank = SceneBank(tmp_path / "one")
+    torch.manual_seed(0)
+    data = SamPromptDataset(bank, _settings(batch_size=1, prompts_per_image=6), 10_000)
+    model = SamTrainer(build_small_sam(64, TINY, seed=0)).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for i in range(150):
+        out = model(**_collate([data[i]]))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    got = evaluate_points(model.sam, bank, 1)
+    assert got["objects"] >= 2 and got["miou"] > 0.5 and got["miou_box"] > 0.5, got
