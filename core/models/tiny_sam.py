@@ -120,12 +120,6 @@ def build_small_sam(img_size: int, arch: dict[str, Any], seed: int = 0) -> Any:
         return _sam_v1(img_size, arch)
 
 
-def tiny_meta(path: str | Path) -> dict[str, Any] | None:
-    """The ``[TINY_KEY]`` record of a checkpoint file written here or by ``rea2seg train sam``
-    (``trained`` true for the latter), or None."""
-    return _state(path)[1]
-
-
 def build_tiny_sam(img_size: int = 256, seed: int = 0) -> Any:
     """segment-anything ``Sam`` with a 2-block, 64-wide ViT (≈3M parameters), in eval mode.
 
