@@ -494,7 +494,8 @@ def load_sam_backend(
     file's state dict. kind ``"sam2"``: ``build_sam2(model_cfg, checkpoint, device)`` with
     ``model_cfg`` a sam2 config name (default ``configs/sam2.1/sam2.1_hiera_l.yaml``). Files
     written by :mod:`core.models.tiny_sam` are recognised and built with their tiny architecture
-    through the same path; such backends are ``is_random``.
+    through the same path; such backends are ``is_random``, except a small SAM trained by
+    ``rea2seg train sam`` (its record says ``trained``).
 
     Errors are :class:`ModelLoadError` naming the file and ``setting`` (the config key the path
     came from): a missing file, an unknown ``model_type``/``model_cfg``, or weights that do not fit.
@@ -543,6 +544,8 @@ def _load_sam_v1(
         from core.models.tiny_sam import load_tiny_sam
 
         sam = load_tiny_sam(path)
+        if tiny.get("trained"):  # a small SAM trained by rea2seg train sam
+            return SamV1Backend(sam, device, name=name or f"sam-small-trained:{path.name}")
         return SamV1Backend(
             sam, device, name=name or f"sam-tiny-random:{path.name}", is_random=True
         )

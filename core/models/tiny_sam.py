@@ -5,7 +5,9 @@ as it was). Their output is noise and is always labelled random.
 
 Checkpoint files written here hold ``{"model": state_dict, "rea2seg_tiny": {...}}``: the
 state dict in the layout the real loaders read (SAM2's ``build_sam2`` reads ``["model"]``) plus
-the few architecture numbers a tiny build needs. :func:`core.models.sam_backend.load_sam_backend`
+the few architecture numbers a tiny build needs. ``rea2seg train sam`` writes the same format for
+the small SAM it trains, with its architecture numbers (``"arch"``) and ``"trained": true``;
+such a file is not random. :func:`core.models.sam_backend.load_sam_backend`
 recognises that key and loads such a file through the same code path as a released checkpoint.
 """
 
@@ -41,7 +43,23 @@ def sam2_tiny_overrides(image_size: int = 256) -> list[str]:
     ]
 
 
-def _sam_v1(img_size: int) -> Any:
+# The architecture numbers of a small segment-anything SAM (``_sam_v1``); files written by
+# ``rea2seg train sam`` record theirs under ``[TINY_KEY]["arch"]``, tiny random builds use these.
+TINY_ARCH: dict[str, Any] = {
+    "embed_dim": 64,
+    "depth": 2,
+    "num_heads": 2,
+    "window_size": 4,
+    "global_attn_indexes": [1],
+    "prompt_dim": 256,
+    "decoder_depth": 2,
+    "decoder_mlp_dim": 512,
+    "decoder_heads": 8,
+    "iou_head_hidden_dim": 64,
+}
+
+
+def _sam_v1(img_size: int, arch: dict[str, Any] | None = None) -> Any:
     from segment_anything.modeling import (
         ImageEncoderViT,
         MaskDecoder,
@@ -52,38 +70,54 @@ def _sam_v1(img_size: int) -> Any:
 
     if img_size % 16:
         raise ValueError(f"SAM img_size must be a multiple of 16, got {img_size}")
+    a = {**TINY_ARCH, **(arch or {})}
     emb = img_size // 16
+    dim = int(a["prompt_dim"])
     return Sam(
         image_encoder=ImageEncoderViT(
-            depth=2,
-            embed_dim=64,
+            depth=int(a["depth"]),
+            embed_dim=int(a["embed_dim"]),
             img_size=img_size,
             mlp_ratio=4,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=2,
+            num_heads=int(a["num_heads"]),
             patch_size=16,
             qkv_bias=True,
             use_rel_pos=True,
-            global_attn_indexes=(1,),
-            window_size=4,
-            out_chans=256,
+            global_attn_indexes=tuple(int(i) for i in a["global_attn_indexes"]),
+            window_size=int(a["window_size"]),
+            out_chans=dim,
         ),
         prompt_encoder=PromptEncoder(
-            embed_dim=256,
+            embed_dim=dim,
             image_embedding_size=(emb, emb),
             input_image_size=(img_size, img_size),
             mask_in_chans=16,
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=512, num_heads=8),
-            transformer_dim=256,
+            transformer=TwoWayTransformer(
+                depth=int(a["decoder_depth"]),
+                embedding_dim=dim,
+                mlp_dim=int(a["decoder_mlp_dim"]),
+                num_heads=int(a["decoder_heads"]),
+            ),
+            transformer_dim=dim,
             iou_head_depth=3,
-            iou_head_hidden_dim=64,
+            iou_head_hidden_dim=int(a["iou_head_hidden_dim"]),
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
+
+
+def build_small_sam(img_size: int, arch: dict[str, Any], seed: int = 0) -> Any:
+    """segment-anything ``Sam`` of the given architecture numbers (keys of :data:`TINY_ARCH`;
+    missing keys take the tiny values), random weights, train mode — what ``rea2seg train sam``
+    starts from."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _sam_v1(img_size, arch)
 
 
 def build_tiny_sam(img_size: int = 256, seed: int = 0) -> Any:
@@ -149,8 +183,9 @@ def _state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
 
 
 def load_tiny_sam(path: str | Path, img_size: int = 256) -> Any:
-    """The ``Sam`` saved by :func:`save_tiny_sam` (``img_size`` only matters for bare state dicts)."""
+    """The ``Sam`` saved by :func:`save_tiny_sam` or ``rea2seg train sam`` (its architecture
+    numbers in ``[TINY_KEY]["arch"]``); ``img_size`` only matters for bare state dicts."""
     sd, meta = _state(path)
-    sam = _sam_v1(int(meta["img_size"]) if meta else img_size)
+    sam = _sam_v1(int(meta["img_size"]) if meta else img_size, (meta or {}).get("arch"))
     sam.load_state_dict(sd)
     return sam.eval()
