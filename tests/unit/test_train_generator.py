@@ -93,7 +93,8 @@ def test_a_fixed_batch_is_learned_with_sam_and_vision_frozen(base, split):
 
 def test_trained_model_loads_as_a_preset_and_runs_stage_1(base, split, tmp_path):
     from core.models.lisa import FCS_FILE, SAM_FILE
-    from core.pipeline.runner import default_settings, load_segmenter
+    from core.pipeline.cache import load_segmenter
+    from core.pipeline.settings import run_defaults
     from core.pipeline.stage1 import run_stage1
     from core.training.common import read_loss_curve
     from core.training.generator import train_generator
@@ -114,7 +115,13 @@ def test_trained_model_loads_as_a_preset_and_runs_stage_1(base, split, tmp_path)
 
     seg = load_segmenter("lisa-7b", config={"presets": {"lisa-7b": {"mllm_path": str(model_dir)}}})
     _, img, _ = SceneBank(split).get(0)
-    trace = run_stage1(seg.prompt_model, seg.sam, img, "Segment the cube.", default_settings(seg))
+    trace = run_stage1(
+        seg.prompt_model,
+        seg.sam,
+        img,
+        "Segment the cube.",
+        run_defaults(seg.sam.kind, seg.is_random),
+    )
     assert trace.initial_logits.shape == img.shape[:2] and trace.attention.grid_hw == (4, 4)
     assert len(trace.candidates) >= 3 and trace.model_ids["mllm"] == "lisa-7b"
 
