@@ -56,8 +56,9 @@ class ListingChanges:
         return bool(self.changed or self.removed or self.reloaded)
 
 
-def chunks(ids: Iterable[int], size: int = ID_CHUNK) -> Iterator[list[int]]:
-    """``ids`` in lists of at most ``size`` (for ``IN (…)`` clauses)."""
+def chunks(ids: Iterable[int], size: int | None = None) -> Iterator[list[int]]:
+    """``ids`` in lists of at most ``size`` (default :data:`ID_CHUNK`; for ``IN (…)`` clauses)."""
+    size = size or ID_CHUNK
     batch: list[int] = []
     for i in ids:
         batch.append(i)
