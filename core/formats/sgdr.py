@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.fileio import atomic_write
-from core.masks import MaskError, decode_rle
+from core.masks import MaskError, check_rle
 from core.vocab import CATEGORIES, STATUSES
 
 SGDR_VERSION = 1
@@ -55,7 +55,7 @@ class SgdrSample:
 def _check_rle(value: Any, what: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    decode_rle(value)  # raises MaskError with the reason
+    check_rle(value)  # raises MaskError with the reason; the store decodes it once, on insert
     return {
         "size": [int(value["size"][0]), int(value["size"][1])],
         "counts": _counts_str(value["counts"]),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
 
 from core.formats.sgdr import SgdrSample, printable, read_sgdr
 from core.images import ImageError
@@ -16,11 +19,24 @@ from core.importers.common import (
     _never,
     _no_progress,
     insert_sample,
-    sample_exists,
 )
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
 from core.store import Store, repo
+from core.store.models import Image, Sample
+
+BATCH = 200  # samples per transaction (not from the paper)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A sample whose image was read and whose mask fits it: ready to insert."""
+
+    smp: SgdrSample
+    label: str
+    image: Path
+    sha: str
+    hw: tuple[int, int]
 
 
 def import_sgdr(
@@ -34,12 +50,14 @@ def import_sgdr(
 ) -> ImportReport:
     """Import an SGDR file into ``dataset`` (default: the file's stem). Idempotent.
 
-    Each sample is its own transaction: a crash loses at most the sample in flight and
-    re-running the import finishes it. Raises :class:`core.formats.sgdr.SgdrError` when the file as a
-    whole is unreadable; every problem of one sample is reported in the returned report under
-    its id and the other samples still land. Image paths that resolve outside the file's folder
-    are refused unless ``allow_outside`` (:mod:`core.importers.paths`). ``progress`` and
-    ``should_cancel`` as in :func:`core.importers.reasonseg.import_reasonseg` (per sample).
+    Samples are written :data:`BATCH` to a transaction: a crash loses at most the batch in
+    flight and re-running the import finishes it. Raises :class:`core.formats.sgdr.SgdrError`
+    when the file as a whole is unreadable; every problem of one sample is reported in the
+    returned report under its id and the other samples still land (a batch the store refuses
+    is written again one sample per transaction). Image paths that resolve outside the file's
+    folder are refused unless ``allow_outside`` (:mod:`core.importers.paths`). ``progress`` and
+    ``should_cancel`` as in :func:`core.importers.reasonseg.import_reasonseg` (per sample; on
+    cancel the samples read so far are written). Each mask is decoded once, on insert.
     """
     progress = progress or _no_progress
     should_cancel = should_cancel or _never
@@ -48,6 +66,7 @@ def import_sgdr(
     report = ImportReport(errors=list(errors))
     name = dataset or p.stem
     cache = ImageCache()
+    ready: list[_Ready] = []
     for i_smp, smp in enumerate(samples):
         if should_cancel():
             report.cancelled = True
@@ -73,35 +92,70 @@ def import_sgdr(
                 )
             )
             continue
-
-        def add(
-            s, smp: SgdrSample = smp, img_path: Path = img_path, sha: str = sha, hw=(h, w)
-        ) -> bool:
-            ds = repo.get_or_create_dataset(s, name)
-            if sample_exists(s, ds, smp.id):
-                return False
-            image = repo.get_or_create_image(s, ds, img_path, sha, hw)
-            insert_sample(
-                s,
-                ds,
-                image,
-                external_id=smp.id,
-                question=smp.question,
-                category=smp.category,
-                source=smp.source,
-                status=smp.status,
-                mask=smp.mask,
-                ignore=smp.ignore,
-            )
-            return True
-
-        try:
-            if store.run(add):
-                report.added += 1
-            else:
-                report.existing += 1
-        except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
-            report.errors.append((label, " ".join(str(exc).split())[:300]))
+        ready.append(_Ready(smp, label, img_path, sha, (h, w)))
+        if len(ready) >= BATCH:
+            _write(store, name, ready, report)
+            ready = []
+    _write(store, name, ready, report)
     if not report.cancelled:
         progress(len(samples), len(samples), "done")
     return report
+
+
+def _write(store: Store, name: str, batch: list[_Ready], report: ImportReport) -> None:
+    """Insert ``batch`` in one transaction (samples already in the dataset are counted as
+    existing); if the store refuses it, one transaction per sample reports the culprit."""
+    if not batch:
+        return
+
+    def add(s: Session) -> tuple[int, int]:
+        ds = repo.get_or_create_dataset(s, name)
+        present = set(
+            s.scalars(
+                select(Sample.external_id).where(
+                    Sample.dataset_id == ds.id,
+                    Sample.external_id.in_([r.smp.id for r in batch]),
+                )
+            )
+        )
+        paths = {str(r.image.resolve()) for r in batch}
+        images = {
+            img.path: img
+            for img in s.scalars(
+                select(Image).where(Image.dataset_id == ds.id, Image.path.in_(paths))
+            )
+        }
+        added = 0
+        for r in batch:
+            if r.smp.id in present:
+                continue
+            present.add(r.smp.id)
+            key = str(r.image.resolve())
+            if key not in images:
+                images[key] = repo.get_or_create_image(s, ds, r.image, r.sha, r.hw)
+            insert_sample(
+                s,
+                ds,
+                images[key],
+                external_id=r.smp.id,
+                question=r.smp.question,
+                category=r.smp.category,
+                source=r.smp.source,
+                status=r.smp.status,
+                mask=r.smp.mask,
+                ignore=r.smp.ignore,
+            )
+            added += 1
+        return added, len(batch) - added
+
+    try:
+        added, existing = store.run(add)
+    except (MaskError, ValueError, LookupError, TypeError, IntegrityError, DataError) as exc:
+        if len(batch) > 1:
+            for r in batch:
+                _write(store, name, [r], report)
+            return
+        report.errors.append((batch[0].label, " ".join(str(exc).split())[:300]))
+        return
+    report.added += added
+    report.existing += existing
