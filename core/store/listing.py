@@ -73,13 +73,24 @@ def sample_rows(s: Session, ids: Iterable[int] | None = None, after_id: int = 0)
     """List rows ordered by id: those of ``ids`` (read in chunks), else every sample above
     ``after_id``."""
     if ids is None:
-        q = select(*_COLUMNS).where(Sample.id > after_id).order_by(Sample.id)
-        return [SampleRow(*r) for r in s.execute(q)]
+        return _fetch(s, select(*_COLUMNS).where(Sample.id > after_id).order_by(Sample.id))
     out: list[SampleRow] = []
     for batch in chunks(sorted(set(ids))):
-        q = select(*_COLUMNS).where(Sample.id.in_(batch)).order_by(Sample.id)
-        out.extend(SampleRow(*r) for r in s.execute(q))
+        out += _fetch(s, select(*_COLUMNS).where(Sample.id.in_(batch)).order_by(Sample.id))
     return out
+
+
+def _fetch(s: Session, q) -> list[SampleRow]:
+    """The rows of ``q`` through the driver's cursor: at 100,000 rows SQLAlchemy's own result
+    rows cost more than the query. The statement holds integers only, rendered inline."""
+    conn = s.connection()
+    sql = str(q.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.execute(sql)
+        return list(map(SampleRow._make, cur.fetchall()))
+    finally:
+        cur.close()
 
 
 class SampleListing:
@@ -90,6 +101,7 @@ class SampleListing:
         self.rows: dict[int, SampleRow] = {}
         self._by_status: Counter[str] = Counter()
         self._revision = 0  # the newest revision id read
+        self._recent: set[int] = set()  # the ids of the last REVISION_OVERLAP revisions read
         self._max_id = 0  # the largest sample id read
         self.loaded = False
 
@@ -102,14 +114,16 @@ class SampleListing:
     def load(self, store: Store) -> ListingChanges:
         """Read every row."""
 
-        def action(s: Session) -> tuple[list[SampleRow], int]:
+        def action(s: Session) -> tuple[list[SampleRow], int, set[int]]:
             rev = s.scalar(select(func.max(Revision.id))) or 0
-            return sample_rows(s), rev
+            recent = set(s.scalars(select(Revision.id).where(Revision.id > rev - REVISION_OVERLAP)))
+            return sample_rows(s), rev, recent
 
-        rows, rev = store.run(action, write=False)
+        rows, rev, recent = store.run(action, write=False)
         self.rows = {r.id: r for r in rows}
         self._by_status = Counter(r.status for r in rows)
         self._revision = rev
+        self._recent = recent
         self._max_id = rows[-1].id if rows else 0
         self.loaded = True
         return ListingChanges(reloaded=True)
@@ -118,30 +132,29 @@ class SampleListing:
         """Read what changed since the last read (everything on the first call)."""
         if not self.loaded:
             return self.load(store)
-        since, max_id = self._revision, self._max_id
+        since, max_id, recent = self._revision, self._max_id, self._recent
 
-        def action(s: Session) -> tuple[int, int, list[SampleRow]]:
-            rev = s.scalar(select(func.max(Revision.id))) or 0
+        def action(s: Session) -> tuple[int, set[int], list[SampleRow]]:
             n = int(s.scalar(select(func.count()).select_from(Sample)) or 0)
-            touched = set(
-                s.scalars(
-                    select(Revision.sample_id)
-                    .where(Revision.id > max(since - REVISION_OVERLAP, 0))
-                    .distinct()
+            revs = s.execute(
+                select(Revision.id, Revision.sample_id).where(
+                    Revision.id > max(since - REVISION_OVERLAP, 0)
                 )
-            )
+            ).all()
+            touched = {sid for rid, sid in revs if rid not in recent}
             rows = sample_rows(s, after_id=max_id)
             rows += sample_rows(s, ids=touched - {r.id for r in rows})
-            return rev, n, rows
+            return n, {rid for rid, _ in revs}, rows
 
-        rev, n, rows = store.run(action, write=False)
+        n, revs, rows = store.run(action, write=False)
         changed = []
         for r in rows:
             old = self.rows.get(r.id)
             if old != r:
                 self._put(r, old)
                 changed.append(r.id)
-        self._revision = max(self._revision, rev)
+        self._revision = max([self._revision, *revs])
+        self._recent = {i for i in revs if i > self._revision - REVISION_OVERLAP}
         if rows:
             self._max_id = max(self._max_id, max(r.id for r in rows))
         if n != len(self.rows):  # deleted samples: read everything again

@@ -44,6 +44,7 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         self._descending = False
         self._passes: Callable[[SampleRow], bool] = lambda _r: True
         self._allowed: set[int] | None = None
+        self._unfiltered = True
 
     # ------------------------------------------------------------------------ Qt's interface
     def rowCount(self, parent: QtCore.QModelIndex = _NO_PARENT) -> int:  # noqa: N802 - Qt's name
@@ -146,13 +147,23 @@ class SampleTableModel(QtCore.QAbstractTableModel):
 
         self._passes = passes
         self._allowed = allowed
+        self._unfiltered = allowed is None and status is None and category is None and not needle
 
     def reset(self, rows: Mapping[int, SampleRow]) -> None:
         """Show ``rows`` (held by reference: the caller updates it and calls :meth:`update`)."""
         self.beginResetModel()
         self._rows = rows
-        self._ids = [sid for sid in rows if self._shown(sid)]
-        self._ids.sort(key=self._key)
+        if self._unfiltered:
+            self._ids = list(rows)
+        else:
+            passes, allowed = self._passes, self._allowed
+            self._ids = [
+                sid for sid, r in rows.items() if (allowed is None or sid in allowed) and passes(r)
+            ]
+        if self._column == 0:
+            self._ids.sort()  # ids arrive in order: a linear pass
+        else:
+            self._ids.sort(key=self._key)
         self._pos = {sid: i for i, sid in enumerate(self._ids)}
         self.endResetModel()
 
