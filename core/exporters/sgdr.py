@@ -92,6 +92,7 @@ def _samples(
         status=status,
         dataset=dataset,
     )
+    rel: dict[str, str] = {}  # image path → as written (images are shared by samples)
     last = None
     while True:
         page = q if last is None else q.where(Sample.id > last)
@@ -116,7 +117,8 @@ def _samples(
             tally["without_mask"] += mid is None
             yield SgdrSample(
                 id=r.external_id,
-                image=Path(os.path.relpath(r.path, folder)).as_posix(),
+                image=rel.get(r.path)
+                or rel.setdefault(r.path, Path(os.path.relpath(r.path, folder)).as_posix()),
                 question=r.question,
                 category=r.category,
                 source=r.source,

@@ -18,7 +18,6 @@ from core.importers.common import (
     ShouldCancel,
     _never,
     _no_progress,
-    insert_sample,
 )
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
@@ -34,7 +33,7 @@ class _Ready:
 
     smp: SgdrSample
     label: str
-    image: Path
+    key: str  # the image's absolute path, as the store keeps it
     sha: str
     hw: tuple[int, int]
 
@@ -92,7 +91,7 @@ def import_sgdr(
                 )
             )
             continue
-        ready.append(_Ready(smp, label, img_path, sha, (h, w)))
+        ready.append(_Ready(smp, label, str(img_path.resolve()), sha, (h, w)))
         if len(ready) >= BATCH:
             _write(store, name, ready, report)
             ready = []
@@ -118,35 +117,56 @@ def _write(store: Store, name: str, batch: list[_Ready], report: ImportReport) -
                 )
             )
         )
-        paths = {str(r.image.resolve()) for r in batch}
+        todo = []
+        for r in batch:
+            if r.smp.id not in present:
+                present.add(r.smp.id)
+                todo.append(r)
+        if not todo:
+            return 0, len(batch)
         images = {
             img.path: img
             for img in s.scalars(
-                select(Image).where(Image.dataset_id == ds.id, Image.path.in_(paths))
+                select(Image).where(
+                    Image.dataset_id == ds.id, Image.path.in_({r.key for r in todo})
+                )
             )
         }
-        added = 0
-        for r in batch:
-            if r.smp.id in present:
-                continue
-            present.add(r.smp.id)
-            key = str(r.image.resolve())
-            if key not in images:
-                images[key] = repo.get_or_create_image(s, ds, r.image, r.sha, r.hw)
-            insert_sample(
-                s,
-                ds,
-                images[key],
+        for r in todo:
+            if r.key not in images:
+                images[r.key] = Image(
+                    dataset_id=ds.id, path=r.key, sha256=r.sha, height=r.hw[0], width=r.hw[1]
+                )
+                s.add(images[r.key])
+        s.flush()
+        rows = [
+            Sample(
+                dataset_id=ds.id,
+                image_id=images[r.key].id,
                 external_id=r.smp.id,
                 question=r.smp.question,
                 category=r.smp.category,
                 source=r.smp.source,
                 status=r.smp.status,
-                mask=r.smp.mask,
-                ignore=r.smp.ignore,
             )
-            added += 1
-        return added, len(batch) - added
+            for r in todo
+        ]
+        s.add_all(rows)
+        s.flush()
+        masks = []
+        for r, row in zip(todo, rows, strict=True):  # each mask decoded once, here
+            for kind, rle in (("gt", r.smp.mask), ("ignore", r.smp.ignore)):
+                if rle is not None:
+                    masks.append((row, kind, repo.new_mask(row.id, r.hw, rle, kind, checked=True)))
+        s.add_all([m for _, _, m in masks])
+        s.flush()
+        for row, kind, m in masks:
+            if kind == "gt":
+                row.gt_mask_id = m.id
+            else:
+                row.ignore_mask_id = m.id
+        s.flush()
+        return len(todo), len(batch) - len(todo)
 
     try:
         added, existing = store.run(add)

@@ -10,6 +10,7 @@ import core.importers.sgdr as imp
 from core.formats.sgdr import SgdrSample, write_sgdr
 from core.masks import encode_rle
 from core.store import repo
+from core.store.models import Sample
 from tests.unit.conftest import box_mask, make_image
 
 
@@ -62,15 +63,16 @@ def test_each_mask_is_decoded_once_in_few_transactions(sqlite_store, tmp_path, m
 def test_a_refused_sample_costs_only_itself(sqlite_store, tmp_path, monkeypatch):
     path, _ = _file(tmp_path, 25)
     monkeypatch.setattr(imp, "BATCH", 10)
-    real = imp.insert_sample
 
-    def refuse(s, ds, image, **kw):
-        if kw["external_id"] == "s013":
+    def refuse(mapper, connection, target):
+        if target.external_id == "s013":
             raise ValueError("refused by the store")
-        return real(s, ds, image, **kw)
 
-    monkeypatch.setattr(imp, "insert_sample", refuse)
-    rep = imp.import_sgdr(sqlite_store, path)
+    event.listen(Sample, "before_insert", refuse)
+    try:
+        rep = imp.import_sgdr(sqlite_store, path)
+    finally:
+        event.remove(Sample, "before_insert", refuse)
     assert rep.added == 24 and rep.errors == [("s013", "refused by the store")]
 
 
