@@ -15,7 +15,7 @@ from core.formats.sgdr import SgdrSample, write_sgdr_stream
 from core.store import Store, repo
 from core.store.models import Image, Mask, Sample
 
-CHUNK = 1000  # samples per page: at most 2,000 mask ids in one IN list (not from the paper)
+CHUNK = 500  # samples per page: at most 1,000 mask ids in one IN list (not from the paper)
 
 
 @dataclass(frozen=True)
