@@ -1,6 +1,6 @@
 """A store of many samples, written in bulk (seconds for 100,000): for the scale tests and benches.
 
-Samples cycle through ``images`` small real images (so the app can show and accept them) and the
+Samples cycle through ``images`` real JPEG images (so the app can show and accept them) and the
 four categories; each has a ground-truth mask (a square, COCO RLE). The SGDR importer is far too
 slow to build such stores for every test run; this writes the rows directly.
 """
@@ -23,7 +23,7 @@ def fill_store(
     store: Store, folder: Path, n: int, *, images: int = 8, hw: tuple[int, int] = (64, 80)
 ) -> list[int]:
     """Add ``n`` pending samples to an empty dataset ``big`` of ``store``; their ids, ascending.
-    Writes ``images`` PNGs of size ``hw`` into ``folder``."""
+    Writes ``images`` JPEGs of size ``hw`` into ``folder``."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,8 +37,9 @@ def fill_store(
         s.flush()
         image_ids = []
         for i in range(images):
-            p = folder / f"big{i}.png"
-            cv2.imwrite(str(p), rng.integers(0, 255, (*hw, 3), dtype=np.uint8))
+            p = folder / f"big{i}.jpg"  # smooth noise: decodes like a photo of that size
+            noise = rng.integers(0, 255, (*hw, 3), dtype=np.uint8)
+            cv2.imwrite(str(p), cv2.GaussianBlur(noise, (0, 0), 2))
             img = Image(
                 dataset_id=ds.id,
                 path=str(p.resolve()),
