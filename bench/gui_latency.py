@@ -102,7 +102,8 @@ def store_part(n: int, endurance: int) -> None:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     from rea2seg_gui.main_window import MainWindow
 
-    with tempfile.TemporaryDirectory() as tmp:
+    # the loader's threads may still hold the store's files when the folder goes
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         d = Path(tmp)
         st = open_store(d / "big.sqlite")
         t = time.perf_counter()
