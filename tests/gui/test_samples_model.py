@@ -53,14 +53,17 @@ def test_updates_keep_the_rows_a_rebuild_would_show(qtmodeltester, column, order
     model.reset(rows)
     _check(model, _expected(rows, column, order == DESC, "pending", "q 0."))
     for step in range(200):
-        sid = rng.randint(1, 330)
-        if sid > len(rows):  # a new sample
-            sid = len(rows) + 1
-        rows[sid] = SampleRow(
-            sid, f"ext{sid}", rng.choice(CATEGORIES), rng.choice(STATUSES), f"q {rng.random()}"
-        )
-        model.update([sid])
-        if step % 20 == 0:
+        batch = set()
+        for _ in range(1 if step % 2 else rng.randint(2, 12)):  # one row, or several at once
+            sid = rng.randint(1, len(rows) + 3)
+            if sid > len(rows):  # a new sample
+                sid = len(rows) + 1
+            rows[sid] = SampleRow(
+                sid, f"ext{sid}", rng.choice(CATEGORIES), rng.choice(STATUSES), f"q {rng.random()}"
+            )
+            batch.add(sid)
+        model.update(sorted(batch))
+        if step % 10 == 0:
             _check(model, _expected(rows, column, order == DESC, "pending", "q 0."))
     _check(model, _expected(rows, column, order == DESC, "pending", "q 0."))
     qtmodeltester.check(model)
