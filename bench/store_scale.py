@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import io
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -75,21 +76,23 @@ def _floor_import(path: Path) -> float:
     return 0.0
 
 
-def bench_import(d: Path, n: int) -> tuple[float, float]:
-    """(import seconds, floor seconds), the better of two runs each."""
+def bench_import(d: Path, n: int, runs: int = 3) -> tuple[float, float]:
+    """(import seconds, floor seconds): medians of ``runs`` runs each, the two alternating so
+    that a change in the machine's load falls on both."""
     path = _import_file(d, n)
-    best_imp = best_floor = float("inf")
-    for k in range(2):
+    _floor_import(path)  # warm: imports, page cache
+    imp, floor = [], []
+    for k in range(runs):
         t = time.perf_counter()
         _floor_import(path)
-        best_floor = min(best_floor, time.perf_counter() - t)
+        floor.append(time.perf_counter() - t)
         st = open_store(d / f"import{k}.sqlite")
         t = time.perf_counter()
         rep = import_sgdr(st, path)
-        best_imp = min(best_imp, time.perf_counter() - t)
+        imp.append(time.perf_counter() - t)
         st.close()
         assert rep.added == n, rep.summary()
-    return best_imp, best_floor
+    return statistics.median(imp), statistics.median(floor)
 
 
 def bench_open(path: Path) -> tuple[float, float, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,9 +22,10 @@ from core.importers.common import (
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError
 from core.store import Store, repo
-from core.store.models import Image, Sample
+from core.store.models import Image, Mask, Sample
 
 BATCH = 200  # samples per transaction (not from the paper)
+_MASK_COLUMNS = ("sample_id", "kind", "height", "width", "counts", "area", "provenance")
 
 
 @dataclass(frozen=True)
@@ -139,33 +140,46 @@ def _write(store: Store, name: str, batch: list[_Ready], report: ImportReport) -
                 )
                 s.add(images[r.key])
         s.flush()
-        rows = [
-            Sample(
-                dataset_id=ds.id,
-                image_id=images[r.key].id,
-                external_id=r.smp.id,
-                question=r.smp.question,
-                category=r.smp.category,
-                source=r.smp.source,
-                status=r.smp.status,
-            )
-            for r in todo
-        ]
-        s.add_all(rows)
-        s.flush()
-        masks = []
-        for r, row in zip(todo, rows, strict=True):  # each mask decoded once, here
+        # Core statements, one executemany each: the ORM's unit of work per row cost as much
+        # as the rest of the write
+        ids = s.scalars(
+            insert(Sample).returning(Sample.id, sort_by_parameter_order=True),
+            [
+                {
+                    "dataset_id": ds.id,
+                    "image_id": images[r.key].id,
+                    "external_id": r.smp.id,
+                    "question": r.smp.question,
+                    "category": r.smp.category,
+                    "source": r.smp.source,
+                    "status": r.smp.status,
+                }
+                for r in todo
+            ],
+        ).all()
+        masks = []  # (sample id, kind, row values); each mask decoded once, here
+        for r, sid in zip(todo, ids, strict=True):
             for kind, rle in (("gt", r.smp.mask), ("ignore", r.smp.ignore)):
                 if rle is not None:
-                    masks.append((row, kind, repo.new_mask(row.id, r.hw, rle, kind, checked=True)))
-        s.add_all([m for _, _, m in masks])
-        s.flush()
-        for row, kind, m in masks:
-            if kind == "gt":
-                row.gt_mask_id = m.id
-            else:
-                row.ignore_mask_id = m.id
-        s.flush()
+                    m = repo.new_mask(sid, r.hw, rle, kind, checked=True)
+                    masks.append((sid, kind, {c: getattr(m, c) for c in _MASK_COLUMNS}))
+        mask_ids = s.scalars(
+            insert(Mask).returning(Mask.id, sort_by_parameter_order=True),
+            [v for _, _, v in masks],
+        ).all()
+        for kind, column in (("gt", "gt_mask_id"), ("ignore", "ignore_mask_id")):
+            pointers = [
+                {"sid": sid, "mid": mid}
+                for (sid, k, _), mid in zip(masks, mask_ids, strict=True)
+                if k == kind
+            ]
+            if pointers:
+                s.connection().execute(
+                    update(Sample.__table__)
+                    .where(Sample.__table__.c.id == bindparam("sid"))
+                    .values({column: bindparam("mid")}),
+                    pointers,
+                )
         return len(todo), len(batch) - len(todo)
 
     try:

@@ -4,13 +4,12 @@ store refuses costs only itself."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 import core.importers.sgdr as imp
 from core.formats.sgdr import SgdrSample, write_sgdr
 from core.masks import encode_rle
 from core.store import repo
-from core.store.models import Sample
 from tests.unit.conftest import box_mask, make_image
 
 
@@ -64,16 +63,17 @@ def test_a_refused_sample_costs_only_itself(sqlite_store, tmp_path, monkeypatch)
     path, _ = _file(tmp_path, 25)
     monkeypatch.setattr(imp, "BATCH", 10)
 
-    def refuse(mapper, connection, target):
-        if target.external_id == "s013":
-            raise ValueError("refused by the store")
-
-    event.listen(Sample, "before_insert", refuse)
-    try:
-        rep = imp.import_sgdr(sqlite_store, path)
-    finally:
-        event.remove(Sample, "before_insert", refuse)
-    assert rep.added == 24 and rep.errors == [("s013", "refused by the store")]
+    sqlite_store.run(  # the database itself refuses one sample
+        lambda s: s.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON samples WHEN NEW.external_id = 's013' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by the store'); END"
+            )
+        )
+    )
+    rep = imp.import_sgdr(sqlite_store, path)
+    assert rep.added == 24 and [name for name, _ in rep.errors] == ["s013"]
+    assert "refused by the store" in rep.errors[0][1]
 
 
 @pytest.mark.parametrize("cancel_after", [0, 12])
