@@ -10,7 +10,9 @@ Two models, both through :class:`core.evaluator.local_internvl.InternVLEvaluator
 
 Each sample has ``--groups`` groups of five masks (15 candidates = 3 groups, §5.1), decoding is
 greedy with end-of-text disabled so both ways generate exactly ``--new-tokens`` tokens. Prints the
-median time per sample of each way and the ratio per-group / batched (> 1: batching is faster).
+median time per sample of each way with its range over the runs, which alternate between the
+ways (A/B/A/B), and the ratio per-group / batched with its range over the A/B pairs (> 1:
+batching is faster).
 
     .venv/bin/python bench/evaluator_batching.py [--groups 3] [--new-tokens 32] [--repeats 5] [--check-8b]
 """
@@ -98,32 +100,42 @@ def check_8b() -> None:
 
 def time_ways(
     ev: InternVLEvaluator, groups: int, new_tokens: int, repeats: int, sync
-) -> tuple[float, float]:
+) -> tuple[list[float], list[float]]:
+    """Seconds per sample of each way (batched, per group), ``repeats`` runs each, alternating
+    A/B/A/B after one warm-up of each, so that a drift in load or clocks falls on both."""
     ev.max_new_tokens = new_tokens
     ev.model.generation_config.eos_token_id = None  # exactly new_tokens tokens both ways
     ev.model.generation_config.suppress_tokens = None
     rng = np.random.default_rng(0)
     img = (rng.random((480, 640, 3)) * 255).astype(np.uint8)
     masks = [[rng.random((480, 640)) > 0.5 for _ in range(5)] for _ in range(groups)]
-    times = {}
+    times: dict[bool, list[float]] = {True: [], False: []}
     for batched in (True, False):
         ev.batch_groups = batched
         ev.score_groups(img, "which object is on the left ?", masks, cot=False)  # warm-up
-        runs = []
-        for _ in range(repeats):
+    for _ in range(repeats):
+        for batched in (True, False):
+            ev.batch_groups = batched
             sync()
             t = time.perf_counter()
             ev.score_groups(img, "which object is on the left ?", masks, cot=False)
             sync()
-            runs.append(time.perf_counter() - t)
-        times[batched] = float(np.median(runs))
+            times[batched].append(time.perf_counter() - t)
     return times[True], times[False]
 
 
-def report(label: str, b: float, p: float, groups: int) -> None:
+def report(label: str, b: list[float], p: list[float], groups: int) -> None:
+    mb, mp = float(np.median(b)), float(np.median(p))
+
+    def spread(xs: list[float]) -> str:
+        return f"{min(xs) * 1000:.0f}–{max(xs) * 1000:.0f}"
+
+    ratios = [pp / bb for bb, pp in zip(b, p, strict=True)]  # per A/B pair
     print(
-        f"{label}: {groups} groups of 5 masks per sample — batched {b * 1000:.0f} ms/sample, "
-        f"one call per group {p * 1000:.0f} ms/sample, ratio per-group/batched {p / b:.2f}"
+        f"{label}: {groups} groups of 5 masks per sample, {len(b)} A/B pairs — "
+        f"batched {mb * 1000:.0f} ms/sample (range {spread(b)}), "
+        f"one call per group {mp * 1000:.0f} ms/sample (range {spread(p)}); "
+        f"ratio per-group/batched {mp / mb:.2f} (pairs {min(ratios):.2f}–{max(ratios):.2f})"
     )
 
 

@@ -62,6 +62,21 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
     """
     from pycocotools import mask as mask_utils
 
+    h, w, counts_b = _checked(rle, hw, validate)
+    arr = mask_utils.decode({"size": [h, w], "counts": counts_b})
+    # 0/1 uint8 reinterpreted as bool without a copy; the array stays in pycocotools'
+    # column-major order (callers that hand masks to OpenCV make them contiguous first)
+    return arr.view(bool)
+
+
+def check_rle(rle: RLE, hw: tuple[int, int] | None = None) -> None:
+    """Raise :class:`MaskError` where :func:`decode_rle` would, without decoding the mask (the
+    checks read the ``counts`` string only)."""
+    _checked(rle, hw, True)
+
+
+def _checked(rle: RLE, hw: tuple[int, int] | None, validate: bool) -> tuple[int, int, bytes]:
+    """(h, w, counts as bytes) of a well-formed RLE; :class:`MaskError` otherwise."""
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
         raise MaskError("RLE must be a dict with 'size' and 'counts'")
     size = rle["size"]
@@ -98,10 +113,7 @@ def decode_rle(rle: RLE, hw: tuple[int, int] | None = None, *, validate: bool = 
         )
     if validate and not _counts_cover(counts_b, h * w):
         raise MaskError(f"RLE 'counts' do not describe exactly {h}x{w} pixels")
-    arr = mask_utils.decode({"size": [h, w], "counts": counts_b})
-    # 0/1 uint8 reinterpreted as bool without a copy; the array stays in pycocotools'
-    # column-major order (callers that hand masks to OpenCV make them contiguous first)
-    return arr.view(bool)
+    return h, w, counts_b
 
 
 def _counts_cover(counts: bytes, n_pixels: int) -> bool:

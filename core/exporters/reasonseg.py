@@ -54,6 +54,7 @@ from core.formats.sgdr import check_text, printable
 from core.images import file_sha256
 from core.masks import MaskError, decode_rle
 from core.store import Store, repo
+from core.store.listing import chunks
 from core.store.models import Dataset, Mask
 from core.vocab import EXPORT_MASKS as MASK_CHOICES
 from core.vocab import IMAGE_MODES, ImageMode
@@ -223,7 +224,13 @@ def _read_rows(
             for r in samples
         }
         ids = {m for r in samples for m in (pick[r.id], r.ignore_mask_id) if m is not None}
-        rles = {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(ids)))} if ids else {}
+        rles = {  # IN lists of bounded length: a PostgreSQL statement takes 65,535 parameters
+            m.id: {"size": [m.height, m.width], "counts": m.counts}
+            for batch in chunks(ids)
+            for m in s.execute(
+                select(Mask.id, Mask.height, Mask.width, Mask.counts).where(Mask.id.in_(batch))
+            )
+        }
         rows = []
         for r in samples:
             mid = pick[r.id]

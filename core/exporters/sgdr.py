@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from core.formats.sgdr import SgdrSample, write_sgdr
+from core.fileio import atomic_open
+from core.formats.sgdr import SgdrSample, write_sgdr_stream
 from core.store import Store, repo
-from core.store.models import Mask
+from core.store.models import Image, Mask, Sample
+
+CHUNK = 500  # samples per page: at most 1,000 mask ids in one IN list (not from the paper)
 
 
 @dataclass(frozen=True)
@@ -47,43 +52,77 @@ def export_sgdr(
 def export_sgdr_report(
     store: Store, out: str | Path, *, status: str | None = None, dataset: str | None = None
 ) -> ExportReport:
-    """:func:`export_sgdr` with its :class:`ExportReport`."""
+    """:func:`export_sgdr` with its :class:`ExportReport`.
+
+    The samples are read in pages of :data:`CHUNK` (by id, inside one read transaction) with
+    their masks, and each page is written before the next is read: memory does not grow with
+    the store, and no query names more than ``2 × CHUNK`` ids."""
     out_p = Path(out).resolve()
     tally = {"reviewed": 0, "without_mask": 0}
 
-    def collect(s) -> list[SgdrSample]:
-        tally.update(reviewed=0, without_mask=0)  # a retried transaction counts afresh
-        rows = repo.list_samples(s, status=status, dataset=dataset)
-        mask_ids = {
-            m
-            for r in rows
-            for m in (r.edited_mask_id or r.gt_mask_id, r.ignore_mask_id)
-            if m is not None
-        }
+    with atomic_open(out_p) as f:
+
+        def write(s: Session) -> int:
+            f.seek(0)  # a retried transaction writes afresh
+            f.truncate()
+            tally.update(reviewed=0, without_mask=0)
+            return write_sgdr_stream(f, _samples(s, out_p.parent, status, dataset, tally))
+
+        written = store.run(write, write=False)
+    return ExportReport(out_p, written, tally["reviewed"], tally["without_mask"])
+
+
+def _samples(
+    s: Session, folder: Path, status: str | None, dataset: str | None, tally: dict[str, int]
+) -> Iterator[SgdrSample]:
+    """The export's samples in id order, read a page at a time."""
+    q = repo._filtered_samples(
+        select(
+            Sample.id,
+            Sample.external_id,
+            Image.path,
+            Sample.question,
+            Sample.category,
+            Sample.source,
+            Sample.status,
+            Sample.edited_mask_id,
+            Sample.gt_mask_id,
+            Sample.ignore_mask_id,
+        ).join(Image, Image.id == Sample.image_id),
+        status=status,
+        dataset=dataset,
+    )
+    rel: dict[str, str] = {}  # image path → as written (images are shared by samples)
+    last = None
+    while True:
+        page = q if last is None else q.where(Sample.id > last)
+        rows = s.execute(page.order_by(Sample.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        last = rows[-1].id
+        ids = {m for r in rows for m in (r.edited_mask_id or r.gt_mask_id, r.ignore_mask_id) if m}
         masks = (
-            {m.id: m.rle for m in s.scalars(select(Mask).where(Mask.id.in_(mask_ids)))}
-            if mask_ids
+            {
+                m.id: {"size": [m.height, m.width], "counts": m.counts}
+                for m in s.execute(
+                    select(Mask.id, Mask.height, Mask.width, Mask.counts).where(Mask.id.in_(ids))
+                )
+            }
+            if ids
             else {}
         )
-        result = []
         for r in rows:
             mid = r.edited_mask_id or r.gt_mask_id
             tally["reviewed"] += r.edited_mask_id is not None
             tally["without_mask"] += mid is None
-            result.append(
-                SgdrSample(
-                    id=r.external_id,
-                    image=Path(os.path.relpath(r.image.path, out_p.parent)).as_posix(),
-                    question=r.question,
-                    category=r.category,
-                    source=r.source,
-                    status=r.status,
-                    mask=masks.get(mid) if mid is not None else None,
-                    ignore=masks.get(r.ignore_mask_id) if r.ignore_mask_id is not None else None,
-                )
+            yield SgdrSample(
+                id=r.external_id,
+                image=rel.get(r.path)
+                or rel.setdefault(r.path, Path(os.path.relpath(r.path, folder)).as_posix()),
+                question=r.question,
+                category=r.category,
+                source=r.source,
+                status=r.status,
+                mask=masks.get(mid) if mid is not None else None,
+                ignore=masks.get(r.ignore_mask_id) if r.ignore_mask_id is not None else None,
             )
-        return result
-
-    samples = store.run(collect, write=False)
-    write_sgdr(out_p, samples)
-    return ExportReport(out_p, len(samples), tally["reviewed"], tally["without_mask"])

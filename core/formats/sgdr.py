@@ -20,12 +20,13 @@ import → export cycle is byte-identical.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.fileio import atomic_write
-from core.masks import MaskError, decode_rle
+from core.masks import MaskError, check_rle
 from core.vocab import CATEGORIES, STATUSES
 
 SGDR_VERSION = 1
@@ -54,7 +55,7 @@ class SgdrSample:
 def _check_rle(value: Any, what: str) -> dict[str, Any] | None:
     if value is None:
         return None
-    decode_rle(value)  # raises MaskError with the reason
+    check_rle(value)  # raises MaskError with the reason; the store decodes it once, on insert
     return {
         "size": [int(value["size"][0]), int(value["size"][1])],
         "counts": _counts_str(value["counts"]),
@@ -184,6 +185,19 @@ def dumps_sgdr(samples: list[SgdrSample]) -> str:
         if lines
         else (f'{{"version": {SGDR_VERSION},\n "samples": []}}\n')
     )
+
+
+def write_sgdr_stream(f: IO[str], samples: Iterable[SgdrSample]) -> int:
+    """Write the text of :func:`dumps_sgdr` to the open text file ``f`` one sample at a time
+    (memory does not grow with the number of samples); returns how many were written."""
+    f.write(f'{{"version": {SGDR_VERSION},\n "samples": [')
+    n = 0
+    for s in samples:
+        f.write(",\n  " if n else "\n  ")
+        f.write(json.dumps(s.to_dict(), ensure_ascii=False, separators=(", ", ": ")))
+        n += 1
+    f.write("\n ]}\n" if n else "]}\n")
+    return n
 
 
 def write_sgdr(path: str | Path, samples: list[SgdrSample]) -> None:

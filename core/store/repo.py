@@ -78,15 +78,31 @@ def add_mask(
     provenance: dict[str, Any] | None = None,
 ) -> Mask:
     """Store a bool (H, W) mask (or an RLE dict) for ``sample``; checks it matches the image size."""
-    hw = (sample.image.height, sample.image.width)
+    row = new_mask(sample.id, (sample.image.height, sample.image.width), mask, kind, provenance)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def new_mask(
+    sample_id: int,
+    hw: tuple[int, int],
+    mask: np.ndarray | dict[str, Any],
+    kind: str,
+    provenance: dict[str, Any] | None = None,
+    *,
+    checked: bool = False,
+) -> Mask:
+    """A :class:`Mask` row (not yet added) for a bool (H, W) mask or an RLE dict of size ``hw``,
+    stored in canonical COCO RLE with its area. ``checked``: the RLE already passed
+    :func:`core.masks.check_rle` (its run lengths are not checked again; the size still is)."""
     if isinstance(mask, dict):
-        arr = decode_rle(mask, hw)  # validates
-        rle = encode_rle(arr)
+        arr = decode_rle(mask, hw, validate=not checked)  # validates
     else:
         arr = as_bool_mask(mask, hw)
-        rle = encode_rle(arr)
-    row = Mask(
-        sample_id=sample.id,
+    rle = encode_rle(arr)
+    return Mask(
+        sample_id=sample_id,
         kind=kind,
         height=hw[0],
         width=hw[1],
@@ -94,9 +110,6 @@ def add_mask(
         area=int(arr.sum()),
         provenance=provenance,
     )
-    s.add(row)
-    s.flush()
-    return row
 
 
 def get_mask(s: Session, mask_id: int | None) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from PySide6 import QtCore, QtWidgets
 from core.benchmark.provenance import filter_by_verdict, latest_generation
 from core.evaldata.provenance import annotations_of, filter_by_reasoning
 from core.store import Store, repo, review
-from core.store.models import STATUSES
+from core.store.listing import SampleListing
 from core.trace import PipelineTrace, question_is_stale
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import history_rows
@@ -86,6 +86,9 @@ class ReviewController(QtCore.QObject):
         self._question: str | None = None  # the shown sample's current question
         self._shown_question: str | None = None
         self._waiting: tuple[int, int | None, Any] | None = None
+        # every sample's list row, re-read only where it changed; the filters it was shown with
+        self.listing = SampleListing()
+        self._listed_filters: dict[str, str | None] | None = None
         p = panels
         p.samples.filters_changed.connect(self.refresh_samples)
         p.samples.sample_chosen.connect(self.show_sample)
@@ -119,35 +122,41 @@ class ReviewController(QtCore.QObject):
         self.loader.set_store(store)
         self.state.sample_id, self.state.trace, self._waiting = None, None, None
         self.p.samples.forget_current()
+        self.listing = SampleListing()
+        self._listed_filters = None
 
     # ------------------------------------------------------------------------------ samples
+    def _verdict_filter(self, ids: list[int], verdict: str) -> list[int]:
+        """The ids of ``ids`` that pass the verdict box's choice: a generated question's verdict,
+        or (``reasoning: …``) the state of a training sample's reasoning."""
+        if verdict.startswith(REASONING_PREFIX):
+            return filter_by_reasoning(self.store, ids, verdict[len(REASONING_PREFIX) :])
+        return filter_by_verdict(self.store, ids, verdict)
+
     def refresh_samples(self, scroll: bool = True) -> None:
-        """Re-read the sample list and counts with the panel's filters; the selection is kept."""
+        """Bring the sample list and counts up to date with the store and the panel's filters;
+        the selection is kept.
+
+        Only the samples that changed since the last call are read and redrawn; a change of
+        filters (or a store whose samples were deleted) filters every sample's row again."""
         f = self.p.samples.filters()
-        rows = self.store.run(
-            lambda s: [
-                (x.id, x.external_id, x.category, x.status, x.question)
-                for x in repo.list_samples(
-                    s, status=f["status"], category=f["category"], text=f["text"]
-                )
-            ],
-            write=False,
-        )
-        verdict = f["verdict"]
-        if verdict and verdict.startswith(REASONING_PREFIX):
-            which = verdict[len(REASONING_PREFIX) :]
-            ok = set(filter_by_reasoning(self.store, [r[0] for r in rows], which))
-            rows = [r for r in rows if r[0] in ok]
-        elif verdict:
-            ok = set(filter_by_verdict(self.store, [r[0] for r in rows], verdict))
-            rows = [r for r in rows if r[0] in ok]
-        counts = review.counts(self.store)
-        by_status = {st: sum(n for (_, s2), n in counts.items() if s2 == st) for st in STATUSES}
-        self.p.samples.show_rows(rows, by_status)
+        changes = self.listing.refresh(self.store)
+        counts = self.listing.counts_by_status()
+        if changes.reloaded or f != self._listed_filters:
+            ids = list(self.listing.rows)
+            allowed = self._verdict_filter(ids, f["verdict"]) if f["verdict"] else None
+            self.p.samples.show_listing(self.listing.rows, counts, allowed)
+            self._listed_filters = f
+        else:
+            allowed_now = None
+            if f["verdict"] and changes.changed:
+                ok = set(self._verdict_filter(list(changes.changed), f["verdict"]))
+                allowed_now = {sid: sid in ok for sid in changes.changed}
+            self.p.samples.apply_changes(changes.changed, changes.removed, counts, allowed_now)
         keep = self.state.sample_id
         if keep is not None and self.p.samples.row_of(keep) is not None:
             self.p.samples.select(keep, scroll=scroll)
-        elif rows and keep is None:
+        elif self.p.samples.row_count() and keep is None:
             self.p.samples.select_row(0)
 
     def step(self, delta: int) -> None:

@@ -216,9 +216,9 @@ def test_f5_shows_what_another_process_wrote_and_keeps_selection_and_edits(
         review.decide(other, 3, "reject", user="other", note="seen elsewhere")
         review.decide(other, 2, "flag", user="other", note="ask the lead")
         row3 = window.samples_panel.row_of(3)
-        assert window.samples_panel.table.item(row3, 2).text() == "pending"
+        assert window.samples_panel.cell_text(row3, 2) == "pending"
         qtbot.keyClick(window, QtCore.Qt.Key.Key_F5)
-        assert window.samples_panel.table.item(row3, 2).text() == "rejected"
+        assert window.samples_panel.cell_text(row3, 2) == "rejected"
         assert "rejected 1" in window.samples_panel.counts_label.text()
         assert window.samples_panel.selected_ids() == [2] and window.state.sample_id == 2
         assert "flagged" in window.review_panel.status_value.text()
@@ -253,15 +253,11 @@ def test_refresh_on_a_timer_and_on_activation(qtbot, window, demo_store, setting
         review.decide(other, 5, "reject", user="other")
         with qtbot.waitSignal(window.refresher.refreshed, timeout=5000):
             pass  # the 2 s timer fires
-        assert (
-            window.samples_panel.table.item(window.samples_panel.row_of(5), 2).text() == "rejected"
-        )
+        assert window.samples_panel.cell_text(window.samples_panel.row_of(5), 2) == "rejected"
         review.decide(other, 6, "flag", user="other", note="n")
         monkeypatch.setattr(refresh_mod, "ACTIVATION_GAP_S", 0.0)
         QtWidgets.QApplication.sendEvent(window, QtCore.QEvent(QtCore.QEvent.Type.WindowActivate))
-        assert (
-            window.samples_panel.table.item(window.samples_panel.row_of(6), 2).text() == "flagged"
-        )
+        assert window.samples_panel.cell_text(window.samples_panel.row_of(6), 2) == "flagged"
         assert window.samples_panel.selected_ids() == [1]
     finally:
         other.close()

@@ -250,7 +250,7 @@ def test_sgdr_masks_survive_kill9_during_import(tmp_path):
     from tests.unit.conftest import make_image
 
     make_image(tmp_path / "x.png", (32, 32))
-    n = 400
+    n = 4000  # 20 transactions of 200: the kill lands between two of them
     samples = [
         SgdrSample(
             f"s{i}",
