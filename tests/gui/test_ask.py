@@ -62,6 +62,14 @@ def test_enter_without_image_or_question_does_nothing(qtbot, window):
         qtbot.keyClick(window.ask_bar.question, QtCore.Qt.Key.Key_Return)
 
 
+def test_letters_typed_in_the_question_are_not_review_keys(qtbot, window, demo_store):
+    window.ask_bar.question.setFocus()
+    qtbot.keyClicks(window.ask_bar.question, "a red fan")
+    assert window.ask_bar.question.text() == "a red fan"
+    assert demo_store.run(lambda s: repo.get_sample(s, 1).status, write=False) == "pending"
+    assert window.state.sample_id == 1
+
+
 @pytest.mark.slow  # builds the tiny random models
 def test_enter_asks_draws_progressively_and_add_to_store_saves_a_sample(
     qtbot, window, demo_store, tmp_path
