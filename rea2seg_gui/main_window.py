@@ -286,6 +286,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.ask_bar.open_requested.connect(self.open_ask_image)
         self.asking.status.connect(status)
         self.asking.saved.connect(self._ask_saved)
+        self.asking.image_shown.connect(self._leave_sample)
+        self.review.sample_shown.connect(self.asking.leave_canvas)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
@@ -502,6 +504,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if files:
             ev.acceptProposedAction()
             self.asking.open_image(files[0])
+
+    def _leave_sample(self, _hw: object = None) -> None:
+        """The canvas shows an ask image: no store sample is current (review keys, edits and
+        store refreshes leave it alone); choosing a sample in the list shows it again."""
+        self.editing.reset()
+        st = self.state
+        st.sample_id = st.image = st.image_error = st.image_path = None
+        st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None
+        self.samples_panel.forget_current()
+        self.samples_panel.table.clearSelection()
 
     def _ask_saved(self, sample_id: int, run_id: int) -> None:
         self.review.refresh_samples()

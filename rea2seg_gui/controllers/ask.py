@@ -71,6 +71,7 @@ class AskController(QtCore.QObject):
         self._running = False
         self._latest: dict[str, Any] = {}  # written by the worker, read on the GUI thread
         self._partial_shown = False
+        self._on_canvas = False  # the canvas shows the ask image (not a store sample)
         bar.ask_requested.connect(self.ask)
         bar.cancel_requested.connect(self.cancel)
         bar.add_requested.connect(self.add_to_store)
@@ -96,6 +97,7 @@ class AskController(QtCore.QObject):
             self.status.emit("an ask is running; cancel it first")
             return
         self.image, self.image_path, self.trace = np.ascontiguousarray(image_rgb), path, None
+        self._on_canvas = True
         canvas = self.viewer.canvas
         canvas.set_image(self.image)
         canvas.set_trace(None)
@@ -110,6 +112,11 @@ class AskController(QtCore.QObject):
         self.bar.question.setFocus()
         self.image_shown.emit((h, w))
 
+    def leave_canvas(self) -> None:
+        """The canvas now shows something else (a store sample): the ask draws nothing more
+        there until its image is shown again (the next ask shows it)."""
+        self._on_canvas = False
+
     # --------------------------------------------------------------------------- asking
     def ask(self, question: str) -> bool:
         """Start an ask on the image shown; False when there is none or a job is running."""
@@ -118,6 +125,10 @@ class AskController(QtCore.QObject):
 
         if self.image is None or not question.strip():
             return False
+        if self._running:
+            return False
+        if not self._on_canvas:
+            self.set_image(self.image, self.image_path)
         import_model_stack()
         preset, ev_name, cot, group_size = self._choice()
         models, image, latest = self.models, self.image, self._latest
@@ -181,6 +192,8 @@ class AskController(QtCore.QObject):
     def _draw(self, trace: PipelineTrace) -> None:
         from core.evaluator.stage2 import answer_mask
 
+        if not self._on_canvas:
+            return
         canvas = self.viewer.canvas
         canvas.set_trace(trace)
         canvas.set_mask("candidate", answer_mask(trace) if trace.evaluator is not None else None)
@@ -198,11 +211,10 @@ class AskController(QtCore.QObject):
         self._running = False
         self.trace = trace
         self._draw(trace)
-        canvas = self.viewer.canvas
-        if trace.evaluator is None:
+        if trace.evaluator is None and self._on_canvas:
             from core.evaluator.stage2 import answer_mask
 
-            canvas.set_mask("candidate", answer_mask(trace))
+            self.viewer.canvas.set_mask("candidate", answer_mask(trace))
         aid = answer_id(trace)
         seconds = trace.timings.get("ask_total", 0.0)
         what = f"candidate {aid}" if aid is not None else "the initial mask M"

@@ -34,6 +34,20 @@ def test_open_and_paste_show_the_image_and_enable_ask(qtbot, window, tmp_path):
     assert tuple(window.asking.image[0, 0]) == (10, 20, 30)
 
 
+def test_an_ask_image_leaves_the_store_sample_and_a_sample_takes_the_canvas_back(
+    qtbot, window, demo_store, tmp_path
+):
+    assert window.state.sample_id == 1
+    _image(tmp_path / "mine.png")
+    window.asking.open_image(tmp_path / "mine.png")
+    assert window.state.sample_id is None and window.state.image is None
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_A)  # no sample: the review key does nothing
+    assert demo_store.run(lambda s: repo.get_sample(s, 1).status, write=False) == "pending"
+    window.samples_panel.select_row(1)
+    assert window.state.sample_id == 2 and window.canvas.hw == (360, 480)
+    assert not window.asking._on_canvas
+
+
 def test_unreadable_image_is_reported_and_nothing_changes(qtbot, window, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
