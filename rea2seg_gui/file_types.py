@@ -5,3 +5,4 @@ from __future__ import annotations
 
 STORE_FILTER = "Stores (*.sqlite *.db);;All files (*)"
 SGDR_FILTER = "SGDR JSON (*.json);;All files (*)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"

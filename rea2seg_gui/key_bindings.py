@@ -40,6 +40,8 @@ def bind_keys(window: MainWindow) -> list[QtGui.QShortcut]:
     sc("Ctrl+Z", rv.undo)
     sc("Ctrl+Shift+Z", rv.redo)
     sc("Ctrl+0", window.canvas.fit)
+    sc("Ctrl+Shift+O", window.open_ask_image)
+    sc("Ctrl+Shift+V", window.paste_ask_image)
     sc("F1", window.show_cheatsheet)
     sc("?", window.show_cheatsheet)
     for key, tool in TOOL_KEYS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.benchmark.provenance import regenerate
@@ -23,6 +24,7 @@ from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
+from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
 from rea2seg_gui.controllers.jobs import JobRunner
@@ -34,6 +36,7 @@ from rea2seg_gui.controllers.state import SampleState
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
+from rea2seg_gui.panels.ask import AskBar
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
 from rea2seg_gui.panels.evaluator import EvaluatorPanel
@@ -60,6 +63,14 @@ def message(
     box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
     box.setText(text)
     box.exec()
+
+
+def qimage_rgb(image: QtGui.QImage) -> np.ndarray:
+    """A QImage as uint8 (H, W, 3) RGB (a copy; alpha dropped)."""
+    img = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    h, w, stride = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
 def _config_or_empty() -> dict[str, Any]:
@@ -123,6 +134,16 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.review.editing = self.editing
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
+        rp = self.run_panel
+        self.asking = AskController(
+            self.jobs,
+            self.models,
+            self.ask_bar,
+            self.viewer,
+            lambda: self.store,
+            lambda: (rp.preset_name(), rp.evaluator(), rp.cot(), rp.group_size.value()),
+            self,
+        )
         self.refresher = RefreshController(
             self.review.refresh,
             self,
@@ -204,9 +225,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reasoning_dock = self._dock(
             "Training reasoning", "reasoning_dock", self.reasoning_panel, area.BottomDockWidgetArea
         )
+        self.ask_bar = AskBar()
+        self.ask_dock = self._dock("Ask", "ask_dock", self.ask_bar, area.TopDockWidgetArea)
+        self.setAcceptDrops(True)  # an image file dropped on the window is shown for asking
         self.statusBar().showMessage("Ready")
         menu = self.menuBar().addMenu("&File")
         menu.addAction("&Open store…", self._open_dialog)
+        menu.addAction("Open &image for Ask… (Ctrl+Shift+O)", self.open_ask_image)
+        menu.addAction("&Paste image for Ask (Ctrl+Shift+V)", self.paste_ask_image)
         menu.addAction("Open store &URL…", self._open_url_dialog)
         self.recent_menu = menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
@@ -224,6 +250,7 @@ class MainWindow(QtWidgets.QMainWindow):
         menu.addAction("&Quit", self.close)
         view = self.menuBar().addMenu("&View")
         for dock in (
+            self.ask_dock,
             self.samples_dock,
             self.inspector_dock,
             self.questions_dock,
@@ -256,6 +283,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.jobs.failed.connect(self._job_failed)
         self.questions_panel.regenerate_requested.connect(self._regenerate)
         self.reasoning_panel.reannotate_requested.connect(self._reannotate)
+        self.ask_bar.open_requested.connect(self.open_ask_image)
+        self.asking.status.connect(status)
+        self.asking.saved.connect(self._ask_saved)
+        self.asking.image_shown.connect(self._leave_sample)
+        self.review.sample_shown.connect(self.asking.leave_canvas)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
@@ -306,7 +338,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.run_panel.show_error(f"{what} failed: {msg}")
             self.statusBar().showMessage(f"{what} failed — see the Run tab")
             self.run_failed.emit(msg)
-        else:
+        elif what != "Ask":  # the Ask controller reports its own
             self.statusBar().showMessage(f"{what} failed: {msg.splitlines()[0]}")
 
     def _regenerate(self, sid: int) -> None:
@@ -436,6 +468,57 @@ class MainWindow(QtWidgets.QMainWindow):
             self.refresh_presets()
             self.apply_preferences()
             self.statusBar().showMessage(f"settings saved to {dlg.path}")
+
+    # ------------------------------------------------------------------------------- ask
+    def open_ask_image(self) -> None:
+        from rea2seg_gui.file_types import IMAGE_FILTER
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open image for Ask", "", IMAGE_FILTER
+        )
+        if path:
+            self.asking.open_image(path)
+
+    def paste_ask_image(self) -> bool:
+        """Show the clipboard's image (or image file) for asking; False when it holds neither."""
+        data = QtWidgets.QApplication.clipboard().mimeData()
+        if data is not None and data.hasUrls():
+            for url in data.urls():
+                if url.isLocalFile():
+                    return self.asking.open_image(url.toLocalFile())
+        img = QtWidgets.QApplication.clipboard().image()
+        if img.isNull():
+            self.statusBar().showMessage("the clipboard holds no image")
+            return False
+        self.asking.set_image(qimage_rgb(img))
+        return True
+
+    def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+        else:
+            super().dragEnterEvent(ev)
+
+    def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt API
+        files = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if files:
+            ev.acceptProposedAction()
+            self.asking.open_image(files[0])
+
+    def _leave_sample(self, _hw: object = None) -> None:
+        """The canvas shows an ask image: no store sample is current (review keys, edits and
+        store refreshes leave it alone); choosing a sample in the list shows it again."""
+        self.editing.reset()
+        st = self.state
+        st.sample_id = st.image = st.image_error = st.image_path = None
+        st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None
+        self.samples_panel.forget_current()
+        self.samples_panel.table.clearSelection()
+
+    def _ask_saved(self, sample_id: int, run_id: int) -> None:
+        self.review.refresh_samples()
+        self.refresh_runs()
+        self.statusBar().showMessage(f"the answer is saved as sample {sample_id} (run {run_id})")
 
     # ------------------------------------------------------------------------------ misc
     def show_cheatsheet(self) -> None:

@@ -25,6 +25,11 @@ SHORTCUTS = (
     ("D", "Toggle the GT vs edited difference view (added / removed pixels)"),
     ("O / G", "Outlines only (mask layers as contours) / the legend on the canvas"),
     ("Candidates list: ↑ ↓ ← →", "Previous / next candidate, shown on the canvas"),
+    (
+        "Ctrl+Shift+O / Ctrl+Shift+V",
+        "Ask: open an image / paste one from the clipboard (or drop a file on the window); "
+        "type a question in the Ask bar, Enter asks",
+    ),
     ("Ctrl+0", "Fit the image to the view (wheel zooms, drag pans)"),
     (
         "B / E / L / S / X / Esc",

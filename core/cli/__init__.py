@@ -20,6 +20,7 @@ from core.vocab import CATEGORIES, EXPORT_MASKS, IMAGE_MODES, STATUSES
 _PLUGINS = (
     "core.cli.generate",
     "core.cli.run",
+    "core.cli.ask",
     "core.cli.evaluate",
     "core.cli.benchmark",
     "core.cli.train",

@@ -1,0 +1,267 @@
+"""Ask from the GUI: one's own image (file, paste or drop) and question, answered by
+:func:`core.pipeline.ask.ask` in the window's job runner, drawn as it progresses.
+
+The canvas shows the stage-1 trace (heatmap, seeds, k-core, candidates) as soon as stage 1 is
+done, while stage 2 scores group by group; the answer is drawn when the ask ends. The result is a
+scratch trace until Add to store keeps it (:func:`core.pipeline.ask.save_answer`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6 import QtCore
+
+from core.pipeline.cache import ModelCache
+from core.store import Store
+from core.trace import PipelineTrace
+from rea2seg_gui.controllers.jobs import JobRunner
+from rea2seg_gui.controllers.preload import import_model_stack
+from rea2seg_gui.panels.ask import AskBar
+from rea2seg_gui.panels.viewer import ViewerPanel
+
+STAGE_LABELS = {
+    "mllm": "MLLM forward…",
+    "sam_embed": "SAM image embedding…",
+    "initial": "initial mask…",
+    "seeds": "seeds…",
+    "amg": "seeded AMG…",
+    "semantic": "k-core and semantic masks…",
+    "candidates": "candidates…",
+    "evaluator": "stage 2: scoring groups…",
+    "done": "done",
+}
+"""What the Ask bar says during each stage of :data:`core.pipeline.ask.ASK_STEPS`."""
+
+
+class AskController(QtCore.QObject):
+    """``image_shown(hw)``, ``partial(trace)`` (stage 1 done, stage 2 running),
+    ``answered(trace)``, ``saved(sample_id, run_id)``, ``status(text)``.
+
+    ``choice()`` returns the segmenter preset, the evaluator preset (or ``None``), chain of
+    thought and the group size, as the Run tab shows them; ``store()`` the open store.
+    """
+
+    image_shown = QtCore.Signal(object)
+    partial = QtCore.Signal(object)
+    answered = QtCore.Signal(object)
+    saved = QtCore.Signal(int, int)
+    status = QtCore.Signal(str)
+
+    def __init__(
+        self,
+        jobs: JobRunner,
+        models: ModelCache,
+        bar: AskBar,
+        viewer: ViewerPanel,
+        store: Callable[[], Store],
+        choice: Callable[[], tuple[str, str | None, bool, int]],
+        parent: QtCore.QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.jobs, self.models, self.bar, self.viewer = jobs, models, bar, viewer
+        self._store, self._choice = store, choice
+        self.image: np.ndarray | None = None
+        self.image_path: Path | None = None  # None: pasted (written out when added to a store)
+        self.trace: PipelineTrace | None = None
+        self._running = False
+        self._latest: dict[str, Any] = {}  # written by the worker, read on the GUI thread
+        self._partial_shown = False
+        self._on_canvas = False  # the canvas shows the ask image (not a store sample)
+        bar.ask_requested.connect(self.ask)
+        bar.cancel_requested.connect(self.cancel)
+        bar.add_requested.connect(self.add_to_store)
+        jobs.progress.connect(self._on_progress)
+        jobs.busy_changed.connect(self._on_busy)
+
+    # ------------------------------------------------------------------------- the image
+    def open_image(self, path: str | Path) -> bool:
+        """Read an image file with the project's reader; an unreadable one is reported."""
+        from core.images import ImageError, load_image_rgb
+
+        try:
+            image = load_image_rgb(path)
+        except ImageError as exc:
+            self.status.emit(str(exc))
+            return False
+        self.set_image(image, Path(path))
+        return True
+
+    def set_image(self, image_rgb: np.ndarray, path: Path | None = None) -> None:
+        """Show ``image_rgb`` (uint8 (H, W, 3) RGB) for asking; ``path`` its file, if any."""
+        if self._running:
+            self.status.emit("an ask is running; cancel it first")
+            return
+        self.image, self.image_path, self.trace = np.ascontiguousarray(image_rgb), path, None
+        self._on_canvas = True
+        canvas = self.viewer.canvas
+        canvas.set_image(self.image)
+        canvas.set_trace(None)
+        self.viewer.show_banner(None)
+        self.viewer.image_error.setVisible(False)
+        self.viewer.show_question("")
+        self.bar.set_has_image(True)
+        self.bar.set_can_add(False)
+        h, w = self.image.shape[:2]
+        where = path.name if path is not None else "pasted image"
+        self.bar.show_stage(f"{where}, {w}x{h}")
+        self.bar.question.setFocus()
+        self.image_shown.emit((h, w))
+
+    def leave_canvas(self) -> None:
+        """The canvas now shows something else (a store sample): the ask draws nothing more
+        there until its image is shown again (the next ask shows it)."""
+        self._on_canvas = False
+
+    # --------------------------------------------------------------------------- asking
+    def ask(self, question: str) -> bool:
+        """Start an ask on the image shown; False when there is none or a job is running."""
+        from core.pipeline.ask import ask
+        from core.pipeline.settings import Stage2Settings
+
+        if self.image is None or not question.strip():
+            return False
+        if self._running:
+            return False
+        if not self._on_canvas:
+            self.set_image(self.image, self.image_path)
+        import_model_stack()
+        preset, ev_name, cot, group_size = self._choice()
+        models, image, latest = self.models, self.image, self._latest
+        stage2 = Stage2Settings(ev_name, cot=cot, group_size=group_size)
+        latest.clear()
+
+        def job(progress, should_cancel):
+            progress(0, 100, f"loading {preset}")
+            segmenter = models.segmenter(preset)
+            evaluator = models.evaluator(ev_name) if ev_name else None
+
+            def on_stage(stage: str, fraction: float, trace: PipelineTrace | None) -> None:
+                if trace is not None:
+                    latest["trace"] = trace
+                progress(int(round(fraction * 100)), 100, stage)
+
+            return ask(
+                image,
+                question,
+                segmenter,
+                evaluator=evaluator,
+                stage2=stage2,
+                progress=on_stage,
+                should_cancel=should_cancel,
+            )
+
+        self._partial_shown = False
+        self._running = True  # before start: busy_changed is emitted from it
+        if not self.jobs.start(job, self._done, "Ask", self._failed):
+            self._running = False
+            self.status.emit(f"{self.jobs.name} is still running")
+            return False
+        self.trace = None
+        self.viewer.canvas.set_trace(None)
+        self.viewer.show_question(question.strip())
+        self.bar.set_can_add(False)
+        self.bar.show_stage(f"loading {preset}…")
+        return True
+
+    def cancel(self) -> None:
+        if self._running and self.jobs.cancel():
+            self.bar.show_stage("cancelling…")
+
+    def _on_busy(self, busy: bool, _cancellable: bool) -> None:
+        self.bar.set_busy(busy and self._running)
+        if not busy:
+            self.bar.set_has_image(self.image is not None)
+
+    def _on_progress(self, done: int, total: int, label: str) -> None:
+        if not self._running:
+            return
+        if label in STAGE_LABELS:
+            self.bar.show_stage(f"{done}% {STAGE_LABELS[label]}")
+        trace = self._latest.get("trace")
+        if trace is not None and not self._partial_shown:
+            # stage 1 is complete: draw heatmap, seeds, k-core and candidates now
+            self._partial_shown = True
+            self._draw(trace)
+            self.partial.emit(trace)
+
+    def _draw(self, trace: PipelineTrace) -> None:
+        from core.evaluator.stage2 import answer_mask
+
+        if not self._on_canvas:
+            return
+        canvas = self.viewer.canvas
+        canvas.set_trace(trace)
+        canvas.set_mask("candidate", answer_mask(trace) if trace.evaluator is not None else None)
+        ev = trace.evaluator
+        random = trace.is_random or (ev is not None and ev.is_random)
+        self.viewer.show_banner(
+            "RANDOM WEIGHTS — not a result  ·  this answer comes from random-init models"
+            if random
+            else None
+        )
+
+    def _done(self, trace: PipelineTrace) -> None:
+        from core.pipeline.ask import answer_id
+
+        self._running = False
+        self.trace = trace
+        self._draw(trace)
+        if trace.evaluator is None and self._on_canvas:
+            from core.evaluator.stage2 import answer_mask
+
+            self.viewer.canvas.set_mask("candidate", answer_mask(trace))
+        aid = answer_id(trace)
+        seconds = trace.timings.get("ask_total", 0.0)
+        what = f"candidate {aid}" if aid is not None else "the initial mask M"
+        self.bar.show_stage(f"answer: {what} ({len(trace.candidates)} candidates, {seconds:.1f} s)")
+        self.bar.set_can_add(True)
+        self.answered.emit(trace)
+
+    def _failed(self, msg: str) -> None:
+        self._running = False
+        first = msg.splitlines()[0] if msg else "failed"
+        self.bar.show_stage("cancelled" if "Cancelled" in first else "failed")
+        self.status.emit(f"Ask: {first}")
+
+    # ---------------------------------------------------------------------- keeping it
+    def add_to_store(self) -> tuple[int, int] | None:
+        """Save the answer as a sample of dataset ``ask`` with a run and its trace; a pasted
+        image is first written as a PNG under the user data folder (``ask-images``)."""
+        from core.pipeline.ask import save_answer
+
+        if self.trace is None or self.image is None or self._running:
+            return None
+        path = self.image_path or self._write_pasted(self.image)
+        try:
+            sample_id, run_id = save_answer(self._store(), self.trace, path)
+        except (ValueError, OSError) as exc:
+            self.status.emit(f"Add to store failed: {exc}")
+            return None
+        self.image_path = path
+        self.bar.set_can_add(False)
+        self.bar.show_stage(f"saved as sample {sample_id} (run {run_id})")
+        self.saved.emit(sample_id, run_id)
+        return sample_id, run_id
+
+    @staticmethod
+    def _write_pasted(image: np.ndarray) -> Path:
+        import cv2
+
+        from core.fileio import atomic_write
+        from core.paths import data_dir
+
+        ok, data = cv2.imencode(".png", image[:, :, ::-1])
+        if not ok:
+            raise OSError("cannot encode the pasted image as PNG")
+        raw = data.tobytes()
+        folder = data_dir() / "ask-images"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"pasted-{hashlib.sha256(raw).hexdigest()[:16]}.png"
+        if not path.exists():
+            atomic_write(path, raw)
+        return path
