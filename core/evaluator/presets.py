@@ -24,7 +24,8 @@ Presets: ``tiny-random`` (a tiny random-init InternVL of the real classes, built
 per-user data folder and loaded through the same loader; labelled random), ``internvl3-8b``
 (local checkpoint), ``openai`` (endpoint). Instead of a preset name :func:`load_evaluator` also
 takes a checkpoint directory or a spec dict (``{"backend": "local", "model_path": …}`` or
-``{"backend": "openai", "base_url": …, "model": …}``).
+``{"backend": "openai", "base_url": …, "model": …}``). A directory written by ``rea2seg train
+evaluator`` (``rea2seg_adapter.json`` + a PEFT adapter) loads as its base plus the adapter.
 """
 
 from __future__ import annotations
@@ -81,6 +82,19 @@ def _local(section: dict[str, Any], where: str, source: str = "", *, is_random: 
     )
 
 
+def _trained_adapter(adapter: str, config: dict[str, Any] | None):
+    """A ``rea2seg train evaluator`` output: its base plus the adapter, with the prompt format
+    and tiling it was trained on (:mod:`core.evaluator.adapter_dir`)."""
+    from core.evaluator.adapter_dir import read_adapter_info, resolve_base
+
+    info = read_adapter_info(adapter)
+    section = {"model_path": str(resolve_base(info["base"], config)), "lora_path": adapter}
+    for key in ("prompt_format", "max_patches"):
+        if info.get(key) is not None:
+            section[key] = info[key]
+    return _local(section, "evaluator", f" from {adapter}")
+
+
 def load_evaluator(
     preset_or_spec: str | Path | dict[str, Any], config: dict[str, Any] | None = None
 ):
@@ -105,6 +119,10 @@ def load_evaluator(
         )
     name = str(preset_or_spec)
     if name not in EVALUATOR_PRESETS and (os.sep in name or Path(name).expanduser().is_dir()):
+        from core.evaluator.adapter_dir import is_adapter_dir
+
+        if is_adapter_dir(name):
+            return _trained_adapter(name, config)
         return _local({"model_path": name}, "evaluator", " given on the command line")
     cfg = load_config() if config is None else config
     section = dict(cfg.get("evaluator", {}).get(name, {}))
