@@ -7,7 +7,7 @@ import argparse
 import importlib
 
 # One module per trainer, each with ``register(train_subparsers)``.
-_TRAINERS: tuple[str, ...] = ()
+_TRAINERS: tuple[str, ...] = ("core.cli.train_evaluator",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -216,3 +217,55 @@ def format_quality(res: dict[str, Any]) -> str:
     if g["initial"] is None:
         lines.append("(the data names no initial mask M for these questions)")
     return "\n".join(lines)
+
+
+@dataclass
+class HeldOutQuestion:
+    """A question held in memory (e.g. a sample of a run): the same interface as
+    :class:`core.evaluator.trainset.QuestionSet` for :func:`assess_evaluator`."""
+
+    question: str
+    image: np.ndarray
+    masks: list[np.ndarray]
+    ious: list[float]
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def load_image(self) -> np.ndarray:
+        return self.image
+
+    def load_mask(self, i: int) -> np.ndarray:
+        return self.masks[i]
+
+
+def run_questions(store, run_id: int, against: str = "gt", ignore_mode: str = "exclude"):
+    """The finished samples of run ``run_id`` as :class:`HeldOutQuestion` (its stage-1 candidates,
+    their true IoUs against ``against``, and the initial mask M's IoU in ``extra``), lazily;
+    samples without a trace, candidates or reference are skipped."""
+    from core.images import load_image_rgb
+    from core.metrics import intersection_union, sample_iou
+    from core.store import repo
+
+    with store.session(write=False) as s:
+        repo.get_run(s, run_id)
+        ids = sorted(repo.finished_sample_ids(s, run_id))
+    for sid in ids:
+        with store.session(write=False) as s:
+            trace = repo.load_trace(s, run_id, sid)
+            ref = repo.reference_mask(s, sid, against)
+            ign = repo.ignore_mask(s, sid)
+            smp = repo.get_sample(s, sid)
+            path, question = repo.image_path(smp), smp.question
+        if trace is None or ref.mask is None or not trace.candidates:
+            continue
+        gt = ref.mask
+        masks = [c.mask for c in trace.candidates]
+        ious = [sample_iou(*intersection_union(m, gt, ign, ignore_mode)) for m in masks]
+        init = (
+            sample_iou(*intersection_union(trace.initial_mask, gt, ign, ignore_mode))
+            if trace.initial_mask is not None
+            else None
+        )
+        yield HeldOutQuestion(question, load_image_rgb(path), masks, ious, {"initial_iou": init})
