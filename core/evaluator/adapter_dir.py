@@ -7,7 +7,7 @@
      "base": "/models/InternVL3-8B-hf" | "tiny-random" | "internvl3-8b",   # as given to --base
      "prompt_format": "rea2seg-v1-nocot" | null,     # null: trained on both formats
      "prompt_formats": ["rea2seg-v1-cot", "rea2seg-v1-nocot"],
-     "max_patches": 12, "group_size": 5, "stage": 2, "parent_adapter": null | "/…/stage1"}
+     "max_patches": 12, "max_new_tokens": 58, "group_size": 5, "stage": 2, "parent_adapter": null | "/…/stage1"}
 
 :func:`resolve_base` turns ``base`` into a checkpoint directory; ``rea2seg run --evaluator DIR``
 and the app load ``DIR`` as that base plus the adapter (:func:`core.evaluator.presets.load_evaluator`).

@@ -89,7 +89,7 @@ def _trained_adapter(adapter: str, config: dict[str, Any] | None):
 
     info = read_adapter_info(adapter)
     section = {"model_path": str(resolve_base(info["base"], config)), "lora_path": adapter}
-    for key in ("prompt_format", "max_patches"):
+    for key in ("prompt_format", "max_patches", "max_new_tokens"):
         if info.get(key) is not None:
             section[key] = info[key]
     return _local(section, "evaluator", f" from {adapter}")

@@ -71,7 +71,12 @@ class EvaluatorTrainSettings:
     cot_ratio: float | None = (
         None  # not from the paper ("mixed CoT"): None = 0 in stage 1, 0.5 in stage 2
     )
-    warmup: float = 0.03  # not from the paper: share of steps with linear warm-up, then cosine
+    warmup: float = 0.03  # not from the paper: share of steps with linear warm-up
+    lr_scheduler: str = "cosine"  # not from the paper: transformers' scheduler name after warm-up
+    max_minutes: float | None = (
+        None  # stop (and save) after this much training time; None: no limit
+    )
+    modules_to_save: tuple[str, ...] = ()  # not from the paper: modules trained fully besides LoRA
     weight_decay: float = 0.0  # not from the paper
     save_steps: int = 100  # not from the paper: checkpoint every N optimizer steps
     save_total_limit: int | None = 3  # not from the paper: checkpoints kept
@@ -273,7 +278,9 @@ class GroupCollator:
 
 
 # -- the trainer ---------------------------------------------------------------------------------
-def _callbacks(dataset: RegroupedGroups, out: Path, batch_per_step: int):
+def _callbacks(
+    dataset: RegroupedGroups, out: Path, batch_per_step: int, max_minutes: float | None = None
+):
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
@@ -303,7 +310,18 @@ def _callbacks(dataset: RegroupedGroups, out: Path, batch_per_step: int):
             post = {"loss": f"{logs['loss']:.4f}", "samples/s": f"{sps:.2f}"}
             self.training_bar.set_postfix(post, refresh=False)
 
-    return [Regroup(), Progress(), LossCurveCallback(out)]
+    class TimeLimit(TrainerCallback):
+        """Stops after ``max_minutes`` of training (the trainer then saves as at the end)."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if max_minutes is not None and time.perf_counter() - self._t0 > 60 * max_minutes:
+                control.should_training_stop = True
+                control.should_save = True
+
+    return [Regroup(), Progress(), LossCurveCallback(out), TimeLimit()]
 
 
 def _device_setup():
@@ -332,6 +350,7 @@ def _model(base_dir: Path, parent: Path | None, s: EvaluatorTrainSettings, dtype
         lora_dropout=s.lora_dropout,
         target_modules=s.lora_targets,
         bias="none",
+        modules_to_save=list(s.modules_to_save) or None,
     )
     return get_peft_model(model, cfg)
 
@@ -406,7 +425,7 @@ def train_evaluator(
         num_train_epochs=s.epochs,
         max_steps=s.max_steps,
         learning_rate=s.lr,
-        lr_scheduler_type="cosine",
+        lr_scheduler_type=s.lr_scheduler,
         warmup_steps=s.warmup,
         weight_decay=s.weight_decay,
         logging_steps=1,
@@ -432,7 +451,7 @@ def train_evaluator(
     )
     world = max(1, args.world_size)
     trainer.remove_callback(ProgressCallback)
-    for cb in _callbacks(dataset, out, s.batch_size * s.grad_accum * world):
+    for cb in _callbacks(dataset, out, s.batch_size * s.grad_accum * world, s.max_minutes):
         trainer.add_callback(cb)
     ckpt = resume_checkpoint(out) if resume else None
     stats = asdict(dataset.stats)
@@ -461,6 +480,8 @@ def train_evaluator(
             "prompt_format": formats[0] if len(formats) == 1 else None,
             "prompt_formats": formats,
             "max_patches": s.max_patches,
+            # a scores-only answer is a few tokens per mask; a CoT answer needs room to reason
+            "max_new_tokens": 512 if prompt_format(True) in formats else 10 * s.group_size + 8,
             "group_size": s.group_size,
             "stage": s.stage,
             "parent_adapter": str(parent) if parent else None,
