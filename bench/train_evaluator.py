@@ -187,6 +187,7 @@ def expected_scores(ev, questions, max_patches: int) -> tuple[list[float], list[
     tok = ev.processor.tokenizer
     score_ids = torch.tensor([tok.convert_tokens_to_ids(w) for w in SCORE_WORDS[:101]])
     values = torch.linspace(0, 1, 101, dtype=torch.float64)
+    placeholder = tok.convert_tokens_to_ids("0.50")
     pred, true = [], []
     for qi, qs in enumerate(questions):
         image = qs.load_image()
@@ -198,21 +199,20 @@ def expected_scores(ev, questions, max_patches: int) -> tuple[list[float], list[
             enc = ev.processor(
                 text=[text], images=images, return_tensors="pt", **image_kwargs(max_patches)
             )
-            chosen: list[float] = []
-            for k in range(len(g.candidate_ids)):
-                prefix = canonical_answer(chosen) + ("\n" if chosen else "") + f"Mask {k + 1}:"
-                ans = tok(prefix, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                ids = torch.cat([enc["input_ids"], ans], dim=1)
-                with torch.inference_mode():
-                    logits = ev.model(
-                        input_ids=ids,
-                        attention_mask=torch.ones_like(ids),
-                        pixel_values=enc["pixel_values"].to(ev.model.dtype),
-                    ).logits[0, -1]
-                p = torch.softmax(logits[score_ids].double(), dim=0)
-                chosen.append(float((p * values).sum()))
-            for slot, i in enumerate(g.own_ids):
-                pred.append(chosen[slot])
+            ans = tok(canonical_answer([0.5] * len(g.candidate_ids)), add_special_tokens=False)
+            ans = torch.tensor([ans["input_ids"]])
+            ids = torch.cat([enc["input_ids"], ans], dim=1)
+            with torch.inference_mode():
+                logits = ev.model(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    pixel_values=enc["pixel_values"].to(ev.model.dtype),
+                ).logits[0]
+            n = enc["input_ids"].shape[1]
+            slots = [n + k for k in range(ans.shape[1]) if int(ans[0, k]) == placeholder]
+            for slot, i in zip(slots, g.own_ids, strict=False):
+                p = torch.softmax(logits[slot - 1, score_ids].double(), dim=0)
+                pred.append(float((p * values).sum()))
                 true.append(qs.ious[i])
     return pred, true
 
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--train-scenes", type=int, default=150, help="training scenes (≤ 2 questions each)"
     )
-    ap.add_argument("--heldout-scenes", type=int, default=20, help="held-out scenes (another seed)")
+    ap.add_argument("--heldout-scenes", type=int, default=8, help="held-out scenes (another seed)")
     ap.add_argument(
         "--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"), help="scene size"
     )

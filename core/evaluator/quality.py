@@ -23,14 +23,29 @@ its top-1 (IoU 0, counted in ``no_pick``).
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.evaluator.evaluate import pearson, spearman
 from core.evaluator.grouping import GROUP_SIZE, make_groups
+
+QUALITY_FILE = "quality.json"
+"""Where ``rea2seg eval --evaluator DIR --save DIR/quality.json`` keeps an adapter's numbers."""
+
+
+def read_quality(adapter_dir: str | Path) -> dict[str, Any] | None:
+    """``adapter_dir/quality.json`` (:func:`assess_evaluator`'s result), or None when absent or
+    unreadable."""
+    f = Path(adapter_dir) / QUALITY_FILE
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def mae(pred: Sequence[float], true: Sequence[float]) -> float | None:
