@@ -69,9 +69,16 @@ def tiny_internvl_dir() -> Path:
 
 
 def _local(section: dict[str, Any], where: str, source: str = "", *, is_random: bool = False):
+    from core.evaluator.adapter_dir import is_adapter_dir, read_adapter_info
     from core.evaluator.local_internvl import load_internvl
 
     kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
+    if section.get("lora_path") and is_adapter_dir(section["lora_path"]):
+        # a trained adapter says how it was trained; the section's own settings win
+        info = read_adapter_info(section["lora_path"])
+        for key in ("prompt_format", "max_patches", "max_new_tokens"):
+            if info.get(key) is not None:
+                kw.setdefault(key, info[key])
     return load_internvl(
         section.get("model_path"),
         lora_path=section.get("lora_path") or None,
@@ -89,9 +96,6 @@ def _trained_adapter(adapter: str, config: dict[str, Any] | None):
 
     info = read_adapter_info(adapter)
     section = {"model_path": str(resolve_base(info["base"], config)), "lora_path": adapter}
-    for key in ("prompt_format", "max_patches", "max_new_tokens"):
-        if info.get(key) is not None:
-            section[key] = info[key]
     return _local(section, "evaluator", f" from {adapter}")
 
 

@@ -211,12 +211,15 @@ class EvaluatorTrainingView(QtWidgets.QWidget):
                     brush=pg.mkBrush(250, 170, 40, 160),
                 )
             )
-            self.scatter_plot.plot([0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine))
+            self.scatter_plot.plot(
+                [0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine)
+            )
             self.scatter_plot.setXRange(0, 1)
             self.scatter_plot.setYRange(0, 1)
         self.scatter_plot.setTitle(
-            f"Predicted vs true IoU, {len(points)} candidates" if len(points) else
-            "Predicted vs true IoU: no quality.json (rea2seg eval --evaluator DIR --save DIR/quality.json)",
+            f"Predicted vs true IoU, {len(points)} candidates"
+            if len(points)
+            else "Predicted vs true IoU: no quality.json (rea2seg eval --evaluator DIR --save DIR/quality.json)",
             size="9pt",
         )
         self.summary.setText(format_quality(quality) if quality else "")

@@ -265,6 +265,15 @@ def test_stage_two_continues_stage_one_and_the_adapter_runs(tiny, tmp_path):
     ev1, ev2 = load_evaluator(s1.out), load_evaluator(s2.out)
     assert ev1.name.endswith("+lora:s1") and ev1.prompt_format == "rea2seg-v1-nocot"
     assert ev2.max_patches == 1 and not ev2.is_random
+    # a config preset naming the adapter as its lora_path takes the adapter's settings it lacks
+    cfg = {
+        "evaluator": {
+            "internvl3-8b": {"model_path": str(base), "lora_path": s1.out, "max_patches": 2}
+        }
+    }
+    ev3 = load_evaluator("internvl3-8b", cfg)
+    assert ev3.prompt_format == "rea2seg-v1-nocot" and ev3.max_patches == 2
+    assert ev3.max_new_tokens == info1["max_new_tokens"] == 58
     ids = torch.tensor([[1, 5, 6, 7, 2]])
     with torch.inference_mode():
         a, b = ev1.model(input_ids=ids).logits, ev2.model(input_ids=ids).logits
