@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _positive(text: str) -> int:
@@ -37,6 +38,8 @@ def cmd_train_evaluator(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     res = train_evaluator(args.data, args.base, args.out, s, resume=args.resume)
+    if args.resume and not res.resumed_from:
+        print(f"--resume: no checkpoint in {args.out}, started afresh", file=sys.stderr)
     d = res.data
     print(
         f"stage {args.stage}: {res.steps} steps in {res.seconds:.1f} s, last loss "

@@ -47,7 +47,7 @@ from core.evaluator.base import mask_image
 from core.evaluator.grouping import GROUP_SIZE, make_groups
 from core.evaluator.prompt import SYSTEM, canonical_answer, hf_user_content, prompt_format
 from core.evaluator.trainset import QuestionSet, load_question_sets
-from core.training.common import LossCurveCallback, resume_checkpoint
+from core.training.common import LOSS_CURVE_FILE, LossCurveCallback, resume_checkpoint
 
 TRAIN_INFO = "rea2seg_train.json"
 LM_LINEAR = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -458,6 +458,8 @@ def train_evaluator(
     main = trainer.is_world_process_zero()
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:  # a fresh run starts a fresh curve (a resumed one continues its own)
+            (out / LOSS_CURVE_FILE).unlink(missing_ok=True)
         info = {
             "settings": asdict(replace(s, cot_ratio=cot_ratio)),
             "data": [str(Path(d).expanduser().resolve()) for d in data],
