@@ -37,6 +37,14 @@ def cmd_train_evaluator(args: argparse.Namespace) -> int:
         max_patches=args.max_patches,
         seed=args.seed,
     )
+    from core.evaluator.adapter_dir import is_adapter_dir
+
+    if args.stage == 2 and not is_adapter_dir(args.base):
+        print(
+            "note: stage 2 starts from a new adapter; App. B starts it from stage 1's "
+            "(--base STAGE1_OUT)",
+            file=sys.stderr,
+        )
     res = train_evaluator(args.data, args.base, args.out, s, resume=args.resume)
     if args.resume and not res.resumed_from:
         print(f"--resume: no checkpoint in {args.out}, started afresh", file=sys.stderr)
