@@ -15,8 +15,9 @@ questions come from one seed, held-out ones from another; the files are written 
 Model: :func:`core.training.tiny_evaluator.build_tiny_scoring_internvl` (random init; a
 word-level vocabulary with the score tokens ``0.00`` … ``1.00`` and the questions' words),
 trained with :func:`core.training.evaluator.train_evaluator` — LoRA on the language model plus,
-as the model is random rather than pretrained, the multimodal projector and the output layer
-trained fully (``modules_to_save``; not from the paper) — for ``--minutes`` minutes at a constant
+as the model is random rather than pretrained, the multimodal projector, the output layer and
+(``--train-vision``, default on) the vision tower trained fully (``modules_to_save``; not from the
+paper) — for ``--minutes`` minutes at a constant
 learning rate.
 
 Two readings of the held-out scores, before and after:
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--train-scenes", type=int, default=150, help="training scenes (≤ 2 questions each)"
     )
-    ap.add_argument("--heldout-scenes", type=int, default=6, help="held-out scenes (another seed)")
+    ap.add_argument("--heldout-scenes", type=int, default=20, help="held-out scenes (another seed)")
     ap.add_argument(
         "--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"), help="scene size"
     )
@@ -279,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-3, help="learning rate (constant after warm-up)")
     ap.add_argument("--batch-size", type=int, default=8, help="groups per step")
     ap.add_argument("--repeats", type=int, default=2, help="regroupings for the position bias")
+    ap.add_argument(
+        "--train-vision",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train the (random) vision tower fully (not from the paper)",
+    )
     ap.add_argument("--keep", metavar="DIR", help="keep the data, model and adapter here")
     args = ap.parse_args(argv)
 
@@ -325,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         save_steps=100000,
         max_patches=1,
         cot_ratio=0.0,
-        modules_to_save=("multi_modal_projector", "lm_head"),
+        modules_to_save=("multi_modal_projector", "lm_head")
+        + (("vision_tower",) if args.train_vision else ()),
     )
     res = train_evaluator([train_file], base, root / "adapter", settings)
     print(
