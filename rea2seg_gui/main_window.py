@@ -278,6 +278,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.compared.connect(self._compared)
         self.runs.metrics_ready.connect(lambda r: self.metrics_view.show_result(*r))
         self.metrics_view.compute_button.clicked.connect(self.compute_metrics)
+        self.metrics_view.training.adapter_chosen.connect(self.show_adapter_training)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.busy_changed.connect(run.set_busy)
         self.jobs.failed.connect(self._job_failed)
@@ -458,6 +459,13 @@ class MainWindow(QtWidgets.QMainWindow):
                 return
         if not self.runs.compute_metrics(run_id, self.metrics_view.against()):
             self.statusBar().showMessage(f"{self.jobs.name} is still running")
+
+    def show_adapter_training(self, path: str) -> None:
+        """The metrics tab's evaluator-training plots for adapter folder ``path``."""
+        from core.evaluator.quality import read_quality
+        from core.training.common import read_loss_curve
+
+        self.metrics_view.training.show_training(path, read_loss_curve(path), read_quality(path))
 
     def show_settings(self) -> None:
         from rea2seg_gui.dialogs import SettingsDialog

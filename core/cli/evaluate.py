@@ -13,6 +13,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.evaluator.evaluate import evaluate_run, format_table
     from core.store import open_store
 
+    if args.evaluator:
+        return _eval_evaluator(args)
+
     store = open_store(args.db, create=False)
     try:
         res = evaluate_run(
@@ -27,6 +30,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(
         json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res)
     )  # incl. fell_back
+    return 0
+
+
+def _eval_evaluator(args: argparse.Namespace) -> int:
+    """``eval --evaluator``: rescore the run's candidates, R regroupings (core.evaluator.quality)."""
+    from core.cli.common import progress_bar
+    from core.evaluator.presets import load_evaluator
+    from core.evaluator.quality import assess_evaluator, format_quality, run_questions
+    from core.store import open_store
+
+    evaluator = load_evaluator(args.evaluator)
+    store = open_store(args.db, create=False)
+    try:
+        questions = list(run_questions(store, args.run, args.against, args.ignore_mode))
+    finally:
+        store.close()
+    progress, close = progress_bar(len(questions), "question")
+    try:
+        res = assess_evaluator(
+            evaluator,
+            questions,
+            repeats=args.reshuffles,
+            cot=args.cot,
+            progress=lambda d, t: progress(d, t, ""),
+        )
+    finally:
+        close()
+    res["evaluator"] = evaluator.name
+    res["run_id"] = int(args.run)
+    if args.save:
+        from core.fileio import atomic_write
+
+        atomic_write(args.save, json.dumps(res, indent=2))
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        print(f"evaluator {evaluator.name} on the candidates of run {args.run}")
+        print(format_quality(res))
     return 0
 
 
@@ -84,6 +125,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lisa-average",
         action="store_true",
         help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean",
+    )
+    p.add_argument(
+        "--evaluator",
+        metavar="PRESET|DIR",
+        help="rescore the run's candidates with this evaluator (a preset, checkpoint or trained "
+        "adapter folder): predicted vs true IoU (Spearman, Pearson, MAE), top-1 gIoU against "
+        "the initial mask M and the oracle, and position bias",
+    )
+    p.add_argument(
+        "--reshuffles",
+        type=_group_size,
+        default=3,
+        metavar="R",
+        help="with --evaluator: score the same candidates in R different groupings (position "
+        "bias: Kendall tau of the rankings, score spread); default 3",
+    )
+    p.add_argument(
+        "--cot",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="with --evaluator: prompt with chain of thought (default: without)",
+    )
+    p.add_argument(
+        "--save",
+        metavar="FILE.json",
+        help="with --evaluator: also write the result (with the predicted/true IoU points) as "
+        "JSON, e.g. into an adapter folder as quality.json for the app's metrics tab",
     )
     p.set_defaults(func=cmd_eval)
 

@@ -8,7 +8,7 @@
 
 and how well the evaluator's scores track the true IoU: Pearson and Spearman correlation over
 every candidate that got a score (candidates whose score could not be read are left out and
-counted in ``unscored``).
+counted in ``unscored``), and their mean absolute error (MAE).
 
 Metrics are LISA's (:mod:`core.metrics`): per-sample IoU ``I / (U + 1e-5)`` (1.0 for an empty
 prediction on an empty ground truth), gIoU its mean (``giou_average="lisa"``: sum / (n + 1e-5),
@@ -96,7 +96,7 @@ def evaluate_traces(
     (``gt``/``ignore`` bool (H, W) at the trace's image size; ``ignore`` may be ``None``).
 
     Returns ``{"top1" | "best_of_top3" | "initial" | "oracle": {"overall": {giou, ciou, n},
-    "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "n", "unscored"},
+    "per_category": {cat: {…}}}, "correlation": {"pearson", "spearman", "mae", "n", "unscored"},
     "n", "with_evaluator"}``.
     """
     accs = {
@@ -147,6 +147,7 @@ def evaluate_traces(
     out["correlation"] = {
         "pearson": pearson(x, y),
         "spearman": spearman(x, y),
+        "mae": float(np.abs(x - y).mean()) if len(x) else None,
         "n": len(x),
         "unscored": unscored,
     }
@@ -245,7 +246,8 @@ def format_table(res: dict[str, Any]) -> str:
         lines.append(line)
     c = res["correlation"]
     lines.append(
-        f"evaluator score vs true IoU: Pearson {_fmt(c['pearson'], 3)}, Spearman {_fmt(c['spearman'], 3)} "
+        f"evaluator score vs true IoU: Pearson {_fmt(c['pearson'], 3)}, Spearman {_fmt(c['spearman'], 3)}, "
+        f"MAE {_fmt(c.get('mae'), 3)} "
         f"over {c['n']} scored candidates ({c.get('unscored', 0)} unreadable scores left out)"
     )
     lines.append(

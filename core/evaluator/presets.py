@@ -28,7 +28,8 @@ Presets (the registry's :data:`core.models.config.EVALUATOR_SPECS`, beside the s
 data folder and loaded through the same loader; labelled random), ``internvl3-8b`` (local
 checkpoint), ``openai`` (endpoint); each names its backend's loader in :data:`LOADERS`. Instead of a preset name :func:`load_evaluator` also
 takes a checkpoint directory or a spec dict (``{"backend": "local", "model_path": …}`` or
-``{"backend": "openai", "base_url": …, "model": …}``).
+``{"backend": "openai", "base_url": …, "model": …}``). A directory written by ``rea2seg train
+evaluator`` (``rea2seg_adapter.json`` + a PEFT adapter) loads as its base plus the adapter.
 """
 
 from __future__ import annotations
@@ -85,9 +86,16 @@ def _local(
     is_random: bool = False,
     cot: bool | None = None,
 ):
+    from core.evaluator.adapter_dir import is_adapter_dir, read_adapter_info
     from core.evaluator.local_internvl import load_internvl
 
     kw = {k: section[k] for k in _LOCAL_KEYS if k in section}
+    if section.get("lora_path") and is_adapter_dir(section["lora_path"]):
+        # a trained adapter says how it was trained; the section's own settings win
+        info = read_adapter_info(section["lora_path"])
+        for key in ("prompt_format", "max_patches", "max_new_tokens"):
+            if info.get(key) is not None:
+                kw.setdefault(key, info[key])
     return load_internvl(
         section.get("model_path"),
         cot=cot,
@@ -131,6 +139,16 @@ def _load_openai(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None)
 LOADERS = {"tiny": _load_tiny, "local": _load_local, "openai": _load_openai}
 
 
+def _trained_adapter(adapter: str, config: dict[str, Any] | None, cot: bool | None):
+    """A ``rea2seg train evaluator`` output: its base plus the adapter, with the prompt format
+    and tiling it was trained on (:mod:`core.evaluator.adapter_dir`)."""
+    from core.evaluator.adapter_dir import read_adapter_info, resolve_base
+
+    info = read_adapter_info(adapter)
+    section = {"model_path": str(resolve_base(info["base"], config)), "lora_path": adapter}
+    return _local(section, "evaluator", f" from {adapter}", cot=cot)
+
+
 def load_evaluator(
     preset_or_spec: str | Path | dict[str, Any],
     config: dict[str, Any] | None = None,
@@ -161,6 +179,10 @@ def load_evaluator(
         )
     name = str(preset_or_spec)
     if name not in EVALUATOR_PRESETS and (os.sep in name or Path(name).expanduser().is_dir()):
+        from core.evaluator.adapter_dir import is_adapter_dir
+
+        if is_adapter_dir(name):
+            return _trained_adapter(name, config, cot)
         return _local({"model_path": name}, "evaluator", " given on the command line", cot=cot)
     preset = evaluator_spec(name)  # unknown: ModelLoadError listing the registry's presets
     cfg = load_config() if config is None else config

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.cancel import Cancelled
 from core.evaluator.adapter import PromptFormatError
+from core.evaluator.adapter import check_prompt_format as check_declared
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import GROUP_SIZE, aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
@@ -69,8 +70,9 @@ def run_stage2(
     backends check this already when loaded with ``cot``. Out-of-memory and programming errors
     propagate.
     """
-    fmt = prompt_format(cot, getattr(evaluator, "max_patches", MAX_PATCHES))
-    check_prompt_format(evaluator.name, getattr(evaluator, "prompt_format", None), fmt)
+    max_patches = int(getattr(evaluator, "max_patches", MAX_PATCHES))
+    fmt = prompt_format(cot, max_patches)
+    check_prompt_format(evaluator.name, getattr(evaluator, "prompt_format", None), cot, max_patches)
     h, w = trace.image_hw
     if np.shape(image_rgb)[:2] != (h, w):
         raise ValueError(f"image is {np.shape(image_rgb)[:2]} but the trace was made on {(h, w)}")
@@ -146,20 +148,13 @@ def run_stage2(
     return ev
 
 
-def check_prompt_format(name: str, trained: str | None, sends: str) -> None:
+def check_prompt_format(name: str, trained: str | None, cot: bool, max_patches: int) -> None:
     """:class:`PromptFormatError` when an evaluator trained on prompt format ``trained``
-    (``None``: not declared) would be sent format ``sends`` (:func:`prompt_format` of the run's
-    ``cot`` and the evaluator's ``max_patches``). A run checks this before it is created
+    (``None``: not declared) would be sent another: another prompt version, tile budget
+    (``max_patches``) or chain-of-thought choice (``cot``); the rule of
+    :func:`core.evaluator.adapter.check_prompt_format`. A run checks this before it is created
     (:func:`core.pipeline.plan.plan_run`), and stage 2 again before its first group."""
-    if trained and trained != sends:
-        raise PromptFormatError(
-            f"evaluator {name} was trained on prompt format {trained}, not {sends}; "
-            + (
-                f"run it with{'out' if '-nocot' in trained else ''} chain of thought"
-                if trained.replace("-nocot", "-cot") == sends.replace("-nocot", "-cot")
-                else "its adapter needs the prompt it was trained on"
-            )
-        )
+    check_declared(trained, max_patches, cot, who=f"evaluator {name}")
 
 
 def answer_mask(trace: PipelineTrace) -> np.ndarray | None:

@@ -106,11 +106,11 @@ def plan_run(store: Any, request: RunRequest, engine: Engine) -> RunPlan:
         resumed = None if run is None else (run.id, resumed_settings(run, request.overrides))
     info = engine.prepare(preset, request.stage2)
     if info.evaluator is not None:
-        from core.evaluator.prompt import prompt_format
         from core.evaluator.stage2 import check_prompt_format
 
-        sends = prompt_format(request.stage2.cot, info.max_patches)
-        check_prompt_format(info.evaluator, info.prompt_format, sends)
+        check_prompt_format(
+            info.evaluator, info.prompt_format, request.stage2.cot, info.max_patches
+        )
     record = engine.record()
     if resumed is None:
         settings = run_defaults(info.sam_kind, info.segmenter_is_random, **request.overrides)

@@ -52,6 +52,23 @@ def read_loss_curve(path: str | Path) -> list[dict[str, Any]]:
 
 
 def resume_checkpoint(out_dir: str | Path) -> str | None:
-    """The newest ``checkpoint-N`` folder under ``out_dir`` (for ``--resume``), or None."""
+    """The newest complete ``checkpoint-N`` folder under ``out_dir`` (for ``--resume``), or None.
+
+    ``Trainer`` writes ``trainer_state.json`` last, so a checkpoint cut short by a kill (no
+    readable state file) is passed over for the one before it.
+    """
     out_dir = Path(out_dir)
-    return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
+    if not out_dir.is_dir() or get_last_checkpoint(str(out_dir)) is None:
+        return None
+    found = []
+    for d in out_dir.glob("checkpoint-*"):
+        tail = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and tail.isdigit():
+            found.append((int(tail), d))
+    for _, d in sorted(found, reverse=True):
+        try:
+            json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        return str(d)
+    return None

@@ -1,4 +1,5 @@
-"""The metrics panel: per-category gIoU / cIoU bars and the candidate-coverage curve of a run."""
+"""The metrics panel: per-category gIoU / cIoU bars and the candidate-coverage curve of a run;
+below them, an evaluator adapter's training loss curve and its predicted-vs-true IoU scatter."""
 
 from __future__ import annotations
 
@@ -59,6 +60,8 @@ class MetricsView(QtWidgets.QWidget):
         self.table.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
         self.table.setMaximumHeight(150)
         v.addWidget(self.table)
+        self.training = EvaluatorTrainingView()
+        v.addWidget(self.training, 1)
         self.result: dict[str, Any] | None = None
 
     def show_runs(self, runs: Sequence[tuple[int, str]]) -> None:
@@ -135,3 +138,88 @@ class MetricsView(QtWidgets.QWidget):
         self.bars.getAxis("bottom").setTicks([list(zip(x, cats, strict=True))])
         self.bars.setXRange(-0.5, len(cats) - 0.5, padding=0)
         self.bars.setYRange(0, 1.15)  # headroom for the legend
+
+
+class EvaluatorTrainingView(QtWidgets.QWidget):
+    """An evaluator adapter folder (``rea2seg train evaluator --out DIR``): its loss curve
+    (``loss_curve.jsonl``) and, when ``rea2seg eval --evaluator DIR --save DIR/quality.json`` has
+    been run, the predicted-vs-true IoU scatter. ``adapter_chosen(path)`` asks the window to read
+    the folder; :meth:`show_training` draws what it read."""
+
+    adapter_chosen = QtCore.Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        v = QtWidgets.QVBoxLayout(self)
+        v.setContentsMargins(0, 0, 0, 0)
+        row = QtWidgets.QHBoxLayout()
+        self.choose_button = QtWidgets.QPushButton("Evaluator adapter…")
+        self.choose_button.setToolTip("A folder written by rea2seg train evaluator")
+        self.choose_button.clicked.connect(self._choose)
+        self.path_label = QtWidgets.QLabel("no adapter folder chosen")
+        self.path_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        row.addWidget(self.choose_button)
+        row.addWidget(self.path_label, 1)
+        v.addLayout(row)
+        plots = QtWidgets.QHBoxLayout()
+        self.loss_plot = pg.PlotWidget(title="Training loss")
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setLabel("left", "loss")
+        self.scatter_plot = pg.PlotWidget(title="Predicted vs true IoU")
+        self.scatter_plot.setLabel("bottom", "true IoU")
+        self.scatter_plot.setLabel("left", "predicted IoU")
+        self.scatter_plot.setAspectLocked(True)
+        plots.addWidget(self.loss_plot, 1)
+        plots.addWidget(self.scatter_plot, 1)
+        v.addLayout(plots, 1)
+        self.summary = QtWidgets.QLabel("")
+        self.summary.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.summary.setWordWrap(True)
+        v.addWidget(self.summary)
+
+    def _choose(self) -> None:
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Evaluator adapter folder")
+        if path:
+            self.adapter_chosen.emit(path)
+
+    def show_training(
+        self, path: str, curve: Sequence[dict[str, Any]], quality: dict[str, Any] | None
+    ) -> None:
+        """Draw ``curve`` (rows with ``step`` and ``loss``) and ``quality``
+        (:func:`core.evaluator.quality.assess_evaluator`'s result: ``points`` [[pred, true], …])."""
+        from core.evaluator.quality import format_quality
+
+        self.path_label.setText(path)
+        self.loss_plot.clear()
+        rows = [r for r in curve if "loss" in r and "step" in r]
+        if rows:
+            self.loss_plot.plot(
+                [r["step"] for r in rows],
+                [r["loss"] for r in rows],
+                pen=pg.mkPen((60, 140, 255), width=2),
+            )
+        self.loss_plot.setTitle(f"Training loss, {len(rows)} logged steps", size="9pt")
+        self.scatter_plot.clear()
+        points = np.asarray((quality or {}).get("points") or [], dtype=float).reshape(-1, 2)
+        if len(points):
+            self.scatter_plot.addItem(
+                pg.ScatterPlotItem(
+                    x=points[:, 1],
+                    y=points[:, 0],
+                    size=5,
+                    pen=None,
+                    brush=pg.mkBrush(250, 170, 40, 160),
+                )
+            )
+            self.scatter_plot.plot(
+                [0, 1], [0, 1], pen=pg.mkPen((150, 150, 150), style=QtCore.Qt.PenStyle.DashLine)
+            )
+            self.scatter_plot.setXRange(0, 1)
+            self.scatter_plot.setYRange(0, 1)
+        self.scatter_plot.setTitle(
+            f"Predicted vs true IoU, {len(points)} candidates"
+            if len(points)
+            else "Predicted vs true IoU: no quality.json (rea2seg eval --evaluator DIR --save DIR/quality.json)",
+            size="9pt",
+        )
+        self.summary.setText(format_quality(quality) if quality else "")

@@ -139,6 +139,7 @@ def test_eval_numbers_by_hand(scored_run):
     assert c["pearson"] == ap(r, abs=1e-12)
     # ranks: x → 5 1 2 3 4; y → 3.5 1 5 3.5 2 (tie averaged); rho = 2 / sqrt(10 · 9.5)
     assert c["spearman"] == ap(2 / math.sqrt(95), abs=1e-12)
+    assert c["mae"] == ap(sum(abs(a - b) for a, b in zip(x, y, strict=True)) / 5, abs=1e-12)
 
 
 def test_eval_cli_text_and_json(scored_run, capsys):

@@ -1,0 +1,86 @@
+"""A tiny InternVL (the real classes, random init) whose word-level vocabulary can write the
+evaluator's answers: ``Mask``, ``1:`` … ``9:``, every score ``0.00`` … ``1.00`` and ``Answer:``,
+plus the words given (e.g. the questions' words). The ``tiny-random`` preset's vocabulary has no
+score tokens, so a model trained on it could not learn to write a score; tests and
+``bench/train_evaluator.py`` train this one instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+SCORE_WORDS = [f"{v / 100:.2f}" for v in range(101)] + [f"{i}:" for i in range(1, 10)]
+
+
+def build_tiny_scoring_internvl(
+    out_dir: str | Path,
+    words: Iterable[str] = (),
+    *,
+    seed: int = 0,
+    hidden: int = 64,
+    layers: int = 2,
+    side: int = 56,
+    patch: int = 7,
+) -> Path:
+    """Write the model and its processor to ``out_dir``. Vision: 2 layers of width 32 over
+    ``side``² tiles in ``patch``-pixel patches (``(side/patch)²/4`` tokens per tile after the 0.5
+    pixel shuffle); text: Qwen2 with ``layers`` layers of width ``hidden``."""
+    from transformers import InternVLForConditionalGeneration
+
+    from core.evaluator.tiny import (
+        EXTRA_WORDS,
+        SPECIALS,
+        internvl_config,
+        internvl_processor,
+    )
+    from core.models.tiny_mllm import WORDS, start_build, word_tokenizer
+
+    out = start_build(out_dir, seed)
+    vocab = [*WORDS, *EXTRA_WORDS, *SCORE_WORDS, *sorted({w for w in words if w})]
+    tok = word_tokenizer(
+        SPECIALS,
+        vocab,
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIALS[1:],
+        extra_special_tokens={
+            "start_image_token": "<img>",
+            "end_image_token": "</img>",
+            "context_image_token": "<IMG_CONTEXT>",
+            "video_token": "<video>",
+        },
+    )
+    seq = (side // patch) ** 2 // 4
+    cfg = internvl_config(
+        vision={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": [side, side],
+            "patch_size": [patch, patch],
+        },
+        text={
+            "vocab_size": len(tok),
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+        },
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=seq,
+    )
+    model = InternVLForConditionalGeneration(cfg).eval()
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.suppress_tokens = [
+        tok.convert_tokens_to_ids(t) for t in SPECIALS if t != "<|im_end|>"
+    ]
+    model.save_pretrained(out)
+    internvl_processor(tok, side, seq).save_pretrained(out)
+    return out
