@@ -7,7 +7,11 @@ import argparse
 import importlib
 
 # One module per trainer, each with ``register(train_subparsers)``.
-_TRAINERS: tuple[str, ...] = ("core.cli.train_generator", "core.cli.train_sam")
+_TRAINERS: tuple[str, ...] = (
+    "core.cli.train_generator",
+    "core.cli.train_sam",
+    "core.cli.train_miniature",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
