@@ -336,10 +336,14 @@ def _write_card(models: Path, info: dict[str, Any]) -> None:
     for name in STAGES:
         s = st.get(name, {})
         loss = s.get("losses") or {}
-        loss_txt = f"{loss['first']:.3f} → {loss['last']:.3f}" if "first" in loss else ""
+        if "first" in loss:
+            loss_txt = f"{loss['first']:.3f} → {loss['last']:.3f}"
+        else:  # fewer steps than one logging interval
+            loss_txt = f"mean {loss['run_mean']:.3f}" if "run_mean" in loss else ""
+        steps = "" if s.get("steps") is None else s["steps"]
         lines.append(
-            f"| {name} | {s.get('steps', '') if s.get('steps') is not None else ''} | {loss_txt} | "
-            f"{s.get('minutes', 0):.2f} | {s.get('skipped', '')} |"
+            f"| {name} | {steps} | {loss_txt} | {s.get('minutes', 0):.2f} | "
+            f"{s.get('skipped', '')} |"
         )
     lines += ["", "Every setting is in `miniature.json`."]
     (models / CARD_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
