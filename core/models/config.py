@@ -82,7 +82,8 @@ class PresetSpec:
     ``family`` (a key of :data:`ADAPTERS`), whether it is a tiny random-weight model, and its
     ``aliases``. ``bundled``: the parts of a :func:`core.paths.resource_path` folder that is the
     preset's ``mllm_path`` when the config sets none; ``make``: the command that makes those
-    files; ``label``: what the preset is, for traces and forms."""
+    files; ``label``: what the preset is, for traces and forms; ``stage1``: stage-1 settings
+    that replace the paper's defaults for this preset (``(name, value)`` pairs)."""
 
     name: str
     family: str
@@ -91,6 +92,7 @@ class PresetSpec:
     bundled: tuple[str, ...] = ()
     make: str = ""
     label: str = ""
+    stage1: tuple[tuple[str, Any], ...] = ()
 
     @property
     def adapter(self) -> Adapter:
@@ -139,6 +141,9 @@ PRESET_SPECS: tuple[PresetSpec, ...] = (
         bundled=("models", "mini-geometric", "segmenter"),
         make="rea2seg train miniature --out DIR",
         label="small models trained on the synthetic geometric split",
+        # the paper's layers 14–30 are LLaVA-7B's; the miniature's LLaVA has 4: average them
+        # all (not from the paper)
+        stage1=(("layers", None),),
     ),
 )
 PRESETS = tuple(p.name for p in PRESET_SPECS)
@@ -306,6 +311,14 @@ def preset_spec(preset: str) -> PresetSpec:
     """The :class:`PresetSpec` of a preset name or alias (unknown: :class:`ModelLoadError`)."""
     name = canonical_preset(preset)
     return next(p for p in PRESET_SPECS if p.name == name)
+
+
+def preset_stage1(preset: str) -> dict[str, Any]:
+    """The stage-1 settings a preset puts in place of the paper's defaults (``{}`` for most,
+    and for a name outside :data:`PRESET_SPECS`)."""
+    name = ALIASES.get(preset, preset)
+    spec = next((p for p in PRESET_SPECS if p.name == name), None)
+    return dict(spec.stage1) if spec is not None else {}
 
 
 def _import(target: str) -> Any:

@@ -80,6 +80,14 @@ def test_preset_without_files_names_the_command():
     assert not spec.is_random and "synthetic geometric split" in spec.label
 
 
+def test_preset_averages_every_layer_of_its_small_llava():
+    from core.pipeline.settings import preset_default_settings
+
+    # the paper's layers 14–30 are LLaVA-7B's; the miniature's LLaVA has 4
+    assert preset_default_settings("mini-geometric").layers is None
+    assert preset_default_settings("lisa-7b").layers == tuple(range(14, 31))
+
+
 def _tiny_config():
     from core.training.miniature import MiniatureConfig
 
@@ -108,7 +116,7 @@ def _tiny_config():
 def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     from core.geometric.generate import generate
     from core.pipeline.cache import load_segmenter
-    from core.pipeline.settings import run_defaults
+    from core.pipeline.settings import preset_default_settings
     from core.pipeline.stage1 import run_stage1
     from core.training.generator_data import SceneBank
     from core.training.miniature import (
@@ -142,8 +150,7 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     )
     assert not seg.is_random
     _, img, _ = SceneBank(held).get(0)
-    # the paper's layers 14–30 are LLaVA-7B's; the miniature's LLaVA has 2 here: all of them
-    settings = run_defaults(seg.sam.kind, False, layers=None)
+    settings = preset_default_settings("mini-geometric")
     trace = run_stage1(seg.prompt_model, seg.sam, img, "Segment the cube.", settings)
     assert trace.initial_logits.shape == img.shape[:2]
     assert trace.model_ids["mllm"] == "mini-geometric"
