@@ -12,9 +12,10 @@ it finished (``<stage>/DONE.json`` written with the same config hash):
    (:func:`core.training.generator.scratch_base`) trained on text-only grounding questions
    (``train generator --stage grounding``), which a from-scratch model needs before ``[SEG]``.
 4. ``lisa``: LISA's recipe (App. B) on top, with the SAM of stage 2 frozen.
-5. ``evaluator``: stage 1 over training scenes, the exported groups and ``train evaluator``.
-   Not built yet: the stage is skipped with a note in ``miniature.json`` and the model card
-   (:func:`_evaluator_stage`).
+5. ``groups``: stage 1 of that segmenter over training scenes and its candidates exported as
+   ``export evaluator-train`` does (``groups/train.jsonl``).
+6. ``evaluator``: ``train evaluator`` on those groups. Not built yet: the stage is skipped with
+   a note in ``miniature.json`` and the model card (:func:`_evaluator_stage`).
 
 The result is ``<out>/models/`` — ``segmenter/`` (a LISA-layout folder the ``mini-geometric``
 preset loads), ``MODEL_CARD.md`` and ``miniature.json`` (config, config hash, per-stage steps,
@@ -51,7 +52,7 @@ SEGMENTER_SUBDIR = "segmenter"
 CARD_FILE = "MODEL_CARD.md"
 INFO_FILE = "miniature.json"
 DONE_FILE = "DONE.json"
-STAGES = ("split", "sam", "grounding", "lisa", "evaluator")
+STAGES = ("split", "sam", "grounding", "lisa", "groups", "evaluator")
 MIN_SCALED_QUESTIONS = 12  # a scaled-down split still holds a few scenes of every kind
 
 Progress = Callable[[str], None]
@@ -117,7 +118,9 @@ class MiniatureConfig:
     grounding_minutes: float = 15.0
     lisa: GeneratorSettings = field(default_factory=_lisa_defaults)
     lisa_minutes: float = 15.0
-    evaluator_minutes: float = 10.0  # stage 1 over training scenes, export, train evaluator
+    groups_minutes: float = 4.0  # stage 1 over training scenes and the export
+    group_samples: int = 300  # at most this many training questions run through stage 1
+    evaluator_minutes: float = 6.0  # train evaluator
     minutes_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -141,6 +144,7 @@ class MiniatureConfig:
             "sam": self.sam_minutes,
             "grounding": self.grounding_minutes,
             "lisa": self.lisa_minutes,
+            "groups": self.groups_minutes,
             "evaluator": self.evaluator_minutes,
         }
         return {k: v * self.minutes_scale for k, v in raw.items()}
@@ -148,6 +152,12 @@ class MiniatureConfig:
     @property
     def total_minutes(self) -> float:
         return sum(self.stage_minutes.values()) / self.minutes_scale
+
+    @property
+    def scaled_group_samples(self) -> int:
+        if self.minutes_scale == 1:
+            return int(self.group_samples)
+        return max(2, round(self.group_samples * self.minutes_scale))
 
     @property
     def scaled_questions(self) -> int:
@@ -254,6 +264,35 @@ def _lisa_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
     return {"steps": _steps(model, "training.json"), "losses": _losses(d)}
 
 
+def _groups_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
+    """Stage 1 of the ``lisa`` stage's segmenter over the split's training scenes, then its
+    candidates grouped and labelled with their true IoU as ``export evaluator-train`` writes
+    them (``groups/train.jsonl``): the evaluator's training data. Stops at its budget."""
+    from core.cancel import Cancelled
+    from core.evaluator.export import export_evaluator_train
+    from core.importers.sgdr import import_sgdr
+    from core.pipeline.cache import ModelCache
+    from core.pipeline.engine import LocalEngine
+    from core.pipeline.plan import RunRequest, plan_run
+    from core.store.db import open_store
+
+    store = open_store(d / "store.sqlite")
+    import_sgdr(store, out / "split" / "sgdr.json", dataset="miniature-train")
+    presets = {"presets": {"mini-geometric": {"mllm_path": str(out / "lisa" / "model")}}}
+    engine = LocalEngine(ModelCache(config=lambda: presets, device="cpu"))
+    plan = plan_run(
+        store, RunRequest("mini-geometric", resume=True, limit=cfg.scaled_group_samples), engine
+    )
+    t0, budget = time.monotonic(), 60.0 * cfg.stage_minutes["groups"]
+    try:
+        engine.run(store, plan, should_cancel=lambda: time.monotonic() - t0 > budget)
+    except Cancelled:
+        pass  # the budget is spent: export what was run
+    stats = export_evaluator_train(store, plan.run_id, d / "train.jsonl")
+    keep = ("samples", "groups", "mask_images", "samples_skipped")
+    return {"run_id": plan.run_id, **{k: stats.get(k) for k in keep}}
+
+
 EVALUATOR_PENDING = (
     "skipped: no evaluator trainer (rea2seg train evaluator) in this build; the preset has "
     "no trained evaluator yet"
@@ -261,11 +300,10 @@ EVALUATOR_PENDING = (
 
 
 def _evaluator_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
-    """The evaluator stage — a hook. Once ``train evaluator`` exists it runs stage 1 (the
-    ``segmenter`` just written) over training scenes of the split, exports the groups as
-    ``export evaluator-train`` does and trains a small InternVL with LoRA into
-    ``models/evaluator``. Until then it returns a ``skipped`` note and writes nothing, and is
-    not marked finished, so a later re-run with the trainer present runs it."""
+    """The evaluator stage — a hook. Once ``train evaluator`` exists it trains a small InternVL
+    with LoRA on ``groups/train.jsonl`` into ``models/evaluator``. Until then it returns a
+    ``skipped`` note and writes nothing, and is not marked finished, so a later re-run with the
+    trainer present runs it."""
     return {"skipped": EVALUATOR_PENDING}
 
 
@@ -274,6 +312,7 @@ _RUNNERS: dict[str, Callable[[MiniatureConfig, Path, Path], dict[str, Any]]] = {
     "sam": _sam_stage,
     "grounding": _grounding_stage,
     "lisa": _lisa_stage,
+    "groups": _groups_stage,
     "evaluator": _evaluator_stage,
 }
 

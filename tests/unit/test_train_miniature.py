@@ -136,6 +136,10 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     assert info["config"]["split_questions"] == 6000 and info["stages"]["split"]["questions"] == 12
     for name in ("sam", "grounding", "lisa"):
         assert info["stages"][name]["steps"] >= 1 and info["stages"][name]["losses"]["logged"] >= 1
+    assert info["stages"]["groups"]["samples"] >= 1
+    assert info["stages"]["groups"]["groups"] == len(
+        (out / "groups" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    )
     assert info["stages"]["evaluator"]["skipped"] == EVALUATOR_PENDING
     assert 0 < info["model_bytes"] <= MAX_MODEL_BYTES
     card = (models / CARD_FILE).read_text(encoding="utf-8")
@@ -158,7 +162,7 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     # a re-run skips every finished stage and trains nothing
     lines.clear()
     train_miniature(out, cfg, progress=lines.append)
-    assert sum("finished earlier, skipped" in x for x in lines) == 4
+    assert sum("finished earlier, skipped" in x for x in lines) == 5
     assert not any("running" in x and not x.startswith("evaluator") for x in lines)
     # another config is refused in a folder finished under this one
     with pytest.raises(ValueError, match="another miniature configuration"):
