@@ -276,6 +276,8 @@ def _groups_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
     from core.pipeline.plan import RunRequest, plan_run
     from core.store.db import open_store
 
+    # the budget counts the import and the model loading too
+    t0, budget = time.monotonic(), 60.0 * cfg.stage_minutes["groups"]
     store = open_store(d / "store.sqlite")
     import_sgdr(store, out / "split" / "sgdr.json", dataset="miniature-train")
     presets = {"presets": {"mini-geometric": {"mllm_path": str(out / "lisa" / "model")}}}
@@ -283,9 +285,18 @@ def _groups_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
     plan = plan_run(
         store, RunRequest("mini-geometric", resume=True, limit=cfg.scaled_group_samples), engine
     )
-    t0, budget = time.monotonic(), 60.0 * cfg.stage_minutes["groups"]
     try:
-        engine.run(store, plan, should_cancel=lambda: time.monotonic() - t0 > budget)
+        done = [0]  # samples finished; one always runs, so a tiny budget still gives groups
+
+        def finished(i: int, _total: int, _msg: str) -> None:
+            done[0] = i
+
+        engine.run(
+            store,
+            plan,
+            progress=finished,
+            should_cancel=lambda: done[0] >= 1 and time.monotonic() - t0 > budget,
+        )
     except Cancelled:
         pass  # the budget is spent: export what was run
     stats = export_evaluator_train(store, plan.run_id, d / "train.jsonl")
