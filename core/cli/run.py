@@ -192,6 +192,7 @@ def register(sub) -> None:
     def described(spec) -> str:
         notes = [f"alias {a}" for a in getattr(spec, "aliases", ())]
         notes += ["random weights"] if spec.is_random else []
+        notes += [spec.label] if getattr(spec, "label", "") else []
         return spec.name + (f" ({', '.join(notes)})" if notes else "")
 
     p.add_argument(

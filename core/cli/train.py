@@ -11,6 +11,7 @@ _TRAINERS: tuple[str, ...] = (
     "core.cli.train_evaluator",
     "core.cli.train_generator",
     "core.cli.train_sam",
+    "core.cli.train_miniature",
 )
 
 

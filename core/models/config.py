@@ -21,7 +21,9 @@ Presets (:data:`PRESETS`): ``lisa-7b`` (LLaVA + ``[SEG]`` + SAM ViT-H), ``lens-3
 ``tiny-random-lens``: tiny random-init models of the same real classes, built on first use into
 ``<data dir>/tiny-random/`` (:func:`core.paths.tiny_models_dir`) and loaded back through the same loaders;
 their output is noise and is labelled random (``is_random``). ``tiny-random`` is an alias of
-``tiny-random-lisa``.
+``tiny-random-lisa``. ``mini-geometric``: small LISA-style models trained on the synthetic
+geometric split by ``rea2seg train miniature`` (:mod:`core.training.miniature`), read from the
+bundled ``resources/models/mini-geometric/segmenter`` unless ``mllm_path`` is set.
 
 Public API: :func:`load_prompt_model`, :func:`preset_sam_spec` (→ :class:`SamSpec`, what the SAM
 side loads), :func:`load_preset_sam`, :func:`resolve_paths` (validation: ONE
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from core.models.base import ModelLoadError, PromptModel, SamBackend, SamKind
-from core.paths import config_path, tiny_models_dir
+from core.paths import config_path, resource_path, tiny_models_dir
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,19 @@ class Adapter:
 class PresetSpec:
     """A segmenter preset: ``name`` (the config table ``[presets.<name>]``), its adapter
     ``family`` (a key of :data:`ADAPTERS`), whether it is a tiny random-weight model, and its
-    ``aliases``."""
+    ``aliases``. ``bundled``: the parts of a :func:`core.paths.resource_path` folder that is the
+    preset's ``mllm_path`` when the config sets none; ``make``: the command that makes those
+    files; ``label``: what the preset is, for traces and forms; ``stage1``: stage-1 settings
+    that replace the paper's defaults for this preset (``(name, value)`` pairs)."""
 
     name: str
     family: str
     is_random: bool = False
     aliases: tuple[str, ...] = ()
+    bundled: tuple[str, ...] = ()
+    make: str = ""
+    label: str = ""
+    stage1: tuple[tuple[str, Any], ...] = ()
 
     @property
     def adapter(self) -> Adapter:
@@ -126,6 +135,16 @@ PRESET_SPECS: tuple[PresetSpec, ...] = (
     PresetSpec("lens-3b", "lens"),
     PresetSpec("tiny-random-lisa", "lisa", is_random=True, aliases=("tiny-random",)),
     PresetSpec("tiny-random-lens", "lens", is_random=True),
+    PresetSpec(
+        "mini-geometric",
+        "lisa",
+        bundled=("models", "mini-geometric", "segmenter"),
+        make="rea2seg train miniature --out DIR",
+        label="small models trained on the synthetic geometric split",
+        # the paper's layers 14–30 are LLaVA-7B's; the miniature's LLaVA has 4: average them
+        # all (not from the paper)
+        stage1=(("layers", None),),
+    ),
 )
 PRESETS = tuple(p.name for p in PRESET_SPECS)
 ALIASES = {a: p.name for p in PRESET_SPECS for a in p.aliases}
@@ -294,6 +313,14 @@ def preset_spec(preset: str) -> PresetSpec:
     return next(p for p in PRESET_SPECS if p.name == name)
 
 
+def preset_stage1(preset: str) -> dict[str, Any]:
+    """The stage-1 settings a preset puts in place of the paper's defaults (``{}`` for most,
+    and for a name outside :data:`PRESET_SPECS`)."""
+    name = ALIASES.get(preset, preset)
+    spec = next((p for p in PRESET_SPECS if p.name == name), None)
+    return dict(spec.stage1) if spec is not None else {}
+
+
 def _import(target: str) -> Any:
     from importlib import import_module
 
@@ -432,6 +459,17 @@ def _problems(preset: str, config: dict[str, Any]) -> tuple[list[str], dict[str,
     """(problems, resolved fields) for a real preset; nothing is loaded."""
     section = dict(config.get("presets", {}).get(preset, {}))
     problems: list[str] = []
+    spec = preset_spec(preset)
+    if spec.bundled and not str(section.get("mllm_path") or "").strip():
+        bundled = resource_path(*spec.bundled)
+        if not (bundled / "config.json").is_file():
+            problems.append(
+                f"{preset}: its model files are not in '{bundled}'; make them with "
+                f"`{spec.make}` and copy DIR/models to '{bundled.parent}', or set "
+                f"{_where(preset, 'mllm_path')} to DIR/models/segmenter"
+            )
+            return problems, {"mllm": None, "section": section, "sam": None}
+        section["mllm_path"] = str(bundled)
 
     def path_of(key: str, *, required: bool, want_dir: bool) -> Path | None:
         raw = str(section.get(key) or "").strip()

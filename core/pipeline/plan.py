@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models.config import canonical_preset
+from core.models.config import canonical_preset, preset_stage1
 from core.pipeline.engine import Engine, ModelInfo
 from core.pipeline.settings import Stage1Settings, Stage2Settings, run_defaults
 
@@ -113,7 +113,8 @@ def plan_run(store: Any, request: RunRequest, engine: Engine) -> RunPlan:
         )
     record = engine.record()
     if resumed is None:
-        settings = run_defaults(info.sam_kind, info.segmenter_is_random, **request.overrides)
+        overrides = {**preset_stage1(preset), **request.overrides}
+        settings = run_defaults(info.sam_kind, info.segmenter_is_random, **overrides)
         run_id = store.run(lambda s: _create_run(s, request, info, settings, record))
     else:
         run_id, settings = resumed

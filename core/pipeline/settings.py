@@ -210,7 +210,7 @@ def run_defaults(sam_kind: str, is_random: bool, **overrides: Any) -> Stage1Sett
 def preset_default_settings(preset: str, **overrides: Any) -> Stage1Settings:
     """The settings :func:`run_defaults` gives once ``preset`` is loaded, without loading it
     (for showing a preset's defaults)."""
-    from core.models.config import preset_spec
+    from core.models.config import preset_spec, preset_stage1
 
     spec = preset_spec(preset)
-    return run_defaults(spec.sam_kind, spec.is_random, **overrides)
+    return run_defaults(spec.sam_kind, spec.is_random, **{**preset_stage1(preset), **overrides})

@@ -1,3 +1,174 @@
+"""``rea2seg train miniature``: the config hash follows every setting (and the shipped files,
+once shipped, match the current config); a run scaled down to seconds per stage writes a model
+folder that loads as the ``mini-geometric`` preset and runs stage 1 on a held-out scene; a
+re-run skips the finished stages; the preset without its files names the command that makes
+them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+TINY_SAM = {
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "window_size": 2,
+    "global_attn_indexes": [1],
+    "prompt_dim": 32,
+    "decoder_depth": 1,
+    "decoder_mlp_dim": 64,
+    "decoder_heads": 2,
+    "iou_head_hidden_dim": 16,
+}
+
+
+def test_config_hash_follows_every_setting():
+    from core.training.miniature import MiniatureConfig
+
+    base = MiniatureConfig()
+    assert base.config_hash() == MiniatureConfig().config_hash()
+    assert len(base.config_hash()) == 64
+    changed = [
+        dataclasses.replace(base, seed=base.seed + 1),
+        dataclasses.replace(base, sam_minutes=12.0),
+        dataclasses.replace(base, minutes_scale=0.5),
+        dataclasses.replace(base, lisa=dataclasses.replace(base.lisa, lr=1e-4)),
+        dataclasses.replace(base, sam=dataclasses.replace(base.sam, batch_size=4)),
+    ]
+    hashes = {c.config_hash() for c in changed}
+    assert len(hashes) == len(changed) and base.config_hash() not in hashes
+    assert base.total_minutes <= 60
+
+
+def test_config_refuses_evaluation_seeds_and_budgets_over_an_hour():
+    from core.training.miniature import MiniatureConfig
+
+    with pytest.raises(ValueError, match="evaluation seed"):
+        MiniatureConfig(seed=0)
+    with pytest.raises(ValueError, match="over 60"):
+        MiniatureConfig(sam_minutes=30.0)
+
+
+def test_shipped_models_come_from_the_current_config():
+    from core.paths import resource_path
+    from core.training.miniature import INFO_FILE, MiniatureConfig
+
+    info_file = resource_path("models", "mini-geometric", INFO_FILE)
+    if not info_file.is_file():
+        pytest.skip("no mini-geometric models are shipped yet (rea2seg train miniature makes them)")
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    assert info["config_hash"] == MiniatureConfig().config_hash(), (
+        "resources/models/mini-geometric was trained with another configuration: rerun "
+        "rea2seg train miniature and ship its models/ folder"
+    )
+
+
+def test_preset_without_files_names_the_command():
+    from core.models.base import ModelLoadError
+    from core.models.config import preset_problems, preset_spec, resolve_paths
+    from core.paths import resource_path
+
+    if resource_path("models", "mini-geometric", "segmenter", "config.json").is_file():
+        pytest.skip("mini-geometric models are shipped")
+    with pytest.raises(ModelLoadError, match="rea2seg train miniature"):
+        resolve_paths("mini-geometric", config={})
+    assert preset_problems("mini-geometric", config={})
+    spec = preset_spec("mini-geometric")
+    assert not spec.is_random and "synthetic geometric split" in spec.label
+
+
+def test_preset_averages_every_layer_of_its_small_llava():
+    from core.pipeline.settings import preset_default_settings
+
+    # the paper's layers 14–30 are LLaVA-7B's; the miniature's LLaVA has 4
+    assert preset_default_settings("mini-geometric").layers is None
+    assert preset_default_settings("lisa-7b").layers == tuple(range(14, 31))
+
+
+def _tiny_config():
+    from core.training.miniature import MiniatureConfig
+
+    c = MiniatureConfig(minutes_scale=0.001)  # a split of 12 questions, budgets of seconds
+    return dataclasses.replace(
+        c,
+        split_size_wh=(128, 96),
+        sam=dataclasses.replace(
+            c.sam,
+            img_size=64,
+            arch=TINY_SAM,
+            batch_size=2,
+            prompts_per_image=2,
+            save_steps=1,
+            logging_steps=1,
+        ),
+        scratch_width=32,
+        scratch_layers=2,
+        scratch_image_size=28,
+        grounding=dataclasses.replace(c.grounding, batch_size=2, save_steps=1, logging_steps=1),
+        lisa=dataclasses.replace(c.lisa, batch_size=2, save_steps=1, logging_steps=1),
+    )
+
+
+@pytest.mark.slow
+def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
+    from core.geometric.generate import generate
+    from core.pipeline.cache import load_segmenter
+    from core.pipeline.settings import preset_default_settings
+    from core.pipeline.stage1 import run_stage1
+    from core.training.generator_data import SceneBank
+    from core.training.miniature import (
+        CARD_FILE,
+        EVALUATOR_PENDING,
+        INFO_FILE,
+        MAX_MODEL_BYTES,
+        train_miniature,
+    )
+
+    cfg = _tiny_config()
+    out = tmp_path / "mini"
+    lines: list[str] = []
+    models = train_miniature(out, cfg, progress=lines.append)
+    info = json.loads((models / INFO_FILE).read_text(encoding="utf-8"))
+    assert info["config_hash"] == cfg.config_hash()
+    assert info["config"]["split_questions"] == 6000 and info["stages"]["split"]["questions"] == 12
+    for name in ("sam", "grounding", "lisa"):
+        assert info["stages"][name]["steps"] >= 1 and info["stages"][name]["losses"]["logged"] >= 1
+    assert info["stages"]["groups"]["samples"] >= 1
+    assert info["stages"]["groups"]["groups"] == len(
+        (out / "groups" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    )
+    assert info["stages"]["evaluator"]["skipped"] == EVALUATOR_PENDING
+    assert 0 < info["model_bytes"] <= MAX_MODEL_BYTES
+    card = (models / CARD_FILE).read_text(encoding="utf-8")
+    assert cfg.config_hash() in card and "seed 1000000" in card
+
+    # the preset, pointed at the output, runs stage 1 on a scene of an evaluation seed
+    held = tmp_path / "held"
+    generate(held, 3, seed=7, size_wh=(128, 96))
+    seg = load_segmenter(
+        "mini-geometric",
+        config={"presets": {"mini-geometric": {"mllm_path": str(models / "segmenter")}}},
+    )
+    assert not seg.is_random
+    _, img, _ = SceneBank(held).get(0)
+    settings = preset_default_settings("mini-geometric")
+    trace = run_stage1(seg.prompt_model, seg.sam, img, "Segment the cube.", settings)
+    assert trace.initial_logits.shape == img.shape[:2]
+    assert trace.model_ids["mllm"] == "mini-geometric"
+
+    # a re-run skips every finished stage and trains nothing
+    lines.clear()
+    train_miniature(out, cfg, progress=lines.append)
+    assert sum("finished earlier, skipped" in x for x in lines) == 5
+    assert not any("running" in x and not x.startswith("evaluator") for x in lines)
+    # another config is refused in a folder finished under this one
+    with pytest.raises(ValueError, match="another miniature configuration"):
+        train_miniature(out, dataclasses.replace(cfg, scratch_width=48))
+
+
 def test_cli_refuses_evaluation_seeds_and_bad_scales(tmp_path, capsys):
     from core.cli import main
 
