@@ -72,7 +72,8 @@ def small_tmpfs(tmp_path):
 def test_import_onto_a_full_disk_is_one_line_and_the_store_stays_intact(tmp_path, small_tmpfs):
     f = sgdr_file(tmp_path / "data", 300)
     db = small_tmpfs / "s.sqlite"
-    r = cli("import", "sgdr", str(f), "--db", str(db))
+    # batches of 10 samples, so that some batches land before the disk is full
+    r = _cli_with_page_limit(0, "import", "sgdr", str(f), "--db", str(db))
     one_line_error(r, "the disk is full")
     check, saved = count_samples(db)
     assert check == "ok" and 0 < saved < 300
@@ -84,13 +85,16 @@ def test_import_onto_a_full_disk_is_one_line_and_the_store_stays_intact(tmp_path
 
 _FULL_AFTER = """
 import sys
+from core.importers import sgdr
 from core.store import db
 
+sgdr.BATCH = 10  # small transactions, so that some land before the database is full
 real = db._sqlite_pragmas
 
 def limited(conn, record):  # SQLite refuses to grow the file past this: SQLITE_FULL
     real(conn, record)
-    conn.execute("PRAGMA max_page_count = " + sys.argv[1])
+    if int(sys.argv[1]):
+        conn.execute("PRAGMA max_page_count = " + sys.argv[1])
 
 db._sqlite_pragmas = limited
 from core.cli import main
@@ -99,6 +103,8 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _cli_with_page_limit(pages: int, *args: str) -> subprocess.CompletedProcess:
+    """``rea2seg ARGS`` with SQLite limited to ``pages`` pages (0: no limit) and imports in
+    batches of 10 samples."""
     return subprocess.run(
         [sys.executable, "-c", _FULL_AFTER, str(pages), *args],
         capture_output=True,
@@ -128,8 +134,11 @@ def test_full_database_is_one_line_for_every_importer(tmp_path):
             {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "cup"}]}
         )
     )
+    con = sqlite3.connect(db)
+    pages = con.execute("PRAGMA page_count").fetchone()[0]  # no room to grow at all
+    con.close()
     r = _cli_with_page_limit(
-        80, "import", "coco", str(coco), "--images", str(tmp_path / "data"), "--db", str(db)
+        pages, "import", "coco", str(coco), "--images", str(tmp_path / "data"), "--db", str(db)
     )
     one_line_error(r, "the disk is full")
     assert count_samples(db) == ("ok", saved)
