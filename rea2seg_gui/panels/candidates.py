@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtWidgets
 
 from core.trace import Candidate, PipelineTrace
 from rea2seg_gui.gallery import CandidateGallery
-from rea2seg_gui.panels.stale import show_stale, stale_label
+from rea2seg_gui.panels.stale import run_combo, show_stale, stale_label
 
 ROLE = QtCore.Qt.ItemDataRole.DisplayRole
 
@@ -28,7 +28,7 @@ class CandidatesPanel(QtWidgets.QWidget):
         v = QtWidgets.QVBoxLayout(self)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Run"))
-        self.run_combo = QtWidgets.QComboBox()
+        self.run_combo = run_combo()
         self.run_combo.currentIndexChanged.connect(
             lambda _: self.run_changed.emit(self.run_combo.currentData())
         )

@@ -10,6 +10,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from rea2seg_gui.panels.stale import run_combo
+
 REFERENCES = (("gt", "imported ground truth"), ("reviewed", "reviewed mask (else ground truth)"))
 
 
@@ -23,7 +25,7 @@ class MetricsView(QtWidgets.QWidget):
         super().__init__(parent)
         v = QtWidgets.QVBoxLayout(self)
         row = QtWidgets.QHBoxLayout()
-        self.run_combo = QtWidgets.QComboBox()
+        self.run_combo = run_combo()
         self.metric_combo = QtWidgets.QComboBox()
         self.metric_combo.addItems(["gIoU", "cIoU"])
         self.metric_combo.currentIndexChanged.connect(lambda _: self._draw_bars())

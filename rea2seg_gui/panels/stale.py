@@ -34,3 +34,18 @@ def show_stale(label: QtWidgets.QLabel, asked: str | None) -> None:
         "The trace below was computed for the question as it was when the run was made."
     )
     label.show()
+
+
+RUN_COMBO_CHARS = 24  # the run picker's width in characters, whatever its runs are called
+
+
+def run_combo() -> QtWidgets.QComboBox:
+    """A run picker whose width does not follow its longest run name (a long name is cut in
+    the box and shown whole in the tooltip), so a run's title never widens the dock."""
+    combo = QtWidgets.QComboBox()
+    combo.setSizeAdjustPolicy(
+        QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    combo.setMinimumContentsLength(RUN_COMBO_CHARS)
+    combo.currentTextChanged.connect(combo.setToolTip)
+    return combo
