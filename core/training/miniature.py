@@ -336,20 +336,23 @@ def _groups_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
 
 
 def _evaluator_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
-    """A small InternVL from random weights (its vocabulary: the score words and the groups'
-    question words) trained with LoRA on ``groups/train.jsonl`` within the stage's budget, then
+    """A small InternVL from random weights (its vocabulary: the score words, the split's words
+    and the groups' question words) trained with LoRA on ``groups/train.jsonl`` within the stage's budget, then
     laid out as ``evaluator/model``: the adapter files plus ``base/``, its declaration naming
     ``base`` relative to itself (:func:`core.evaluator.adapter_dir.resolve_base`)."""
     from core.evaluator.adapter_dir import ADAPTER_INFO, read_adapter_info
     from core.evaluator.trainset import load_question_sets
     from core.training.evaluator import train_evaluator
+    from core.training.generator_data import SceneBank, split_vocabulary
     from core.training.tiny_evaluator import build_tiny_scoring_internvl
 
     t0, budget = time.monotonic(), cfg.stage_minutes["evaluator"]
     data = out / "groups" / "train.jsonl"
     base = d / EVALUATOR_BASE
     if not (base / "config.json").is_file():
-        words = {w for q in load_question_sets(data) for w in q.question.split()}
+        # the split's words (as the scratch LLaVA's) and the groups' questions as written
+        words = set(split_vocabulary(SceneBank(out / "split")))
+        words |= {w for q in load_question_sets(data) for w in q.question.split()}
         build_tiny_scoring_internvl(
             base,
             words,
@@ -427,7 +430,9 @@ def _write_card(models: Path, info: dict[str, Any]) -> None:
         "project's rendered geometric scenes and are **not** the paper's models: the paper uses",
         "LISA-7B (a pretrained LLaVA) with a frozen pretrained SAM; none can be downloaded here,",
         "so the miniature makes its own SAM from random weights and its own small LLaVA from",
-        "scratch, grounds it, then applies LISA's recipe (App. B).",
+        "scratch, grounds it, then applies LISA's recipe (App. B). Its evaluator is a small",
+        "InternVL from random weights trained with LoRA (no chain of thought) on that",
+        "segmenter's candidates, not the paper's InternVL3-8B.",
         "",
         f"- config hash `{info['config_hash']}` (recipe version {info['recipe_version']}); "
         f"minutes scale {cfg['minutes_scale']}",
