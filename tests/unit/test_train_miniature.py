@@ -144,6 +144,7 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     from core.evaluator.presets import load_evaluator
     from core.evaluator.trainset import load_question_sets
     from core.geometric.generate import generate
+    from core.pipeline.ask import ask
     from core.pipeline.cache import load_segmenter
     from core.pipeline.settings import preset_default_settings
     from core.pipeline.stage1 import run_stage1
@@ -207,6 +208,8 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     trace = run_stage1(seg.prompt_model, seg.sam, img, "Segment the cube.", settings)
     assert trace.initial_logits.shape == img.shape[:2]
     assert trace.model_ids["mllm"] == "mini-geometric"
+    # `ask` takes the preset's own stage-1 defaults too (the paper's layers 14–30 do not exist)
+    assert ask(img, "Segment the cube.", seg).initial_logits.shape == img.shape[:2]
 
     # a re-run skips every finished stage and trains nothing
     lines.clear()
