@@ -6,7 +6,7 @@
     {"prompt_format": "rea2seg-v2-cot-tiles12",       # checked by both backends (core.evaluator.adapter)
      "system": "…", "max_patches": 12, "cot": true,    # what the format id says, for people
      "kind": "rea2seg-evaluator-adapter", "version": 1,
-     "base": "/models/InternVL3-8B-hf" | "tiny-random" | "internvl3-8b",   # as given to --base
+     "base": "/models/InternVL3-8B-hf" | "tiny-random" | "internvl3-8b" | "base",  # as given to --base
      "prompt_formats": ["rea2seg-v2-cot-tiles12", "rea2seg-v2-nocot-tiles12"],  # trained on both
      "max_new_tokens": 512, "group_size": 5, "stage": 2, "parent_adapter": null | "/…/stage1"}
 
@@ -14,7 +14,9 @@ It is written by :func:`core.evaluator.adapter.write_adapter_declaration` (the d
 backends read) with the keys from ``kind`` on added. A run trained on both formats (``--cot-ratio``
 between 0 and 1) declares its chain-of-thought format, so it is run with chain of thought.
 
-:func:`resolve_base` turns ``base`` into a checkpoint directory; ``rea2seg run --evaluator DIR``
+:func:`resolve_base` turns ``base`` into a checkpoint directory (a relative path is taken
+relative to ``DIR``, so a folder holding its base, as ``rea2seg train miniature`` writes
+``models/evaluator/base``, can be moved and shipped); ``rea2seg run --evaluator DIR``
 and the app load ``DIR`` as that base plus the adapter (:func:`core.evaluator.presets.load_evaluator`).
 """
 
@@ -48,12 +50,29 @@ def read_adapter_info(path: str | Path) -> dict[str, Any]:
     return info
 
 
-def resolve_base(base: str | Path, config: dict[str, Any] | None = None) -> Path:
+def resolve_base(
+    base: str | Path,
+    config: dict[str, Any] | None = None,
+    *,
+    adapter_dir: str | Path | None = None,
+) -> Path:
     """The InternVL ``-hf`` checkpoint directory ``base`` names: a directory, the ``tiny-random``
-    preset (built on first use), or a local preset of the config (its ``model_path``)."""
+    preset (built on first use), or a local preset of the config (its ``model_path``). A relative
+    path is resolved against ``adapter_dir`` (the adapter directory whose declaration names it)
+    when given."""
     from core.models.config import EVALUATOR_PRESETS, config_path, load_config
 
     name = str(base)
+    if adapter_dir is not None and name not in EVALUATOR_PRESETS:
+        rel = Path(name).expanduser()
+        if not rel.is_absolute():
+            local = Path(adapter_dir).expanduser() / rel
+            if not (local / "config.json").is_file():
+                raise ModelLoadError(
+                    f"the base '{name}' of adapter '{adapter_dir}' is not a checkpoint directory "
+                    f"there ('{local}')"
+                )
+            return local.resolve()
     if name == "tiny-random":
         from core.evaluator.presets import tiny_internvl_dir
 

@@ -47,7 +47,7 @@ from core.models.config import (
     evaluator_spec,
     load_config,
 )
-from core.paths import tiny_models_dir
+from core.paths import resource_path, tiny_models_dir
 
 TINY_DIR = "internvl-v2"  # bump when the tiny build changes, so stale caches are not reused
 
@@ -135,8 +135,31 @@ def _load_openai(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None)
     )
 
 
+def bundled_evaluator_dir(spec: EvaluatorSpec, section: dict[str, Any]) -> Path:
+    """The trained evaluator folder of a preset with ``bundled`` files (``mini-geometric``):
+    ``lora_path`` when set, else the bundled folder; :class:`ModelLoadError` naming the command
+    that makes it when it is not there."""
+    from core.evaluator.adapter_dir import is_adapter_dir
+
+    setting = str(section.get("lora_path") or "").strip()
+    path = Path(setting).expanduser() if setting else resource_path(*spec.bundled)
+    if not is_adapter_dir(path):
+        key = f"evaluator.{spec.name}.lora_path"
+        where = f"{key} in {config_path()}" if setting else "the bundled resources"
+        raise ModelLoadError(
+            f"{spec.name}: no trained evaluator in '{path}' ({where}); make it with "
+            f"`{spec.make}` and copy DIR/models to '{path.parent}', or set {key} in "
+            f"{config_path()} to DIR/models/evaluator"
+        )
+    return path
+
+
+def _load_mini(spec: EvaluatorSpec, section: dict[str, Any], cot: bool | None):
+    return _trained_adapter(str(bundled_evaluator_dir(spec, section)), None, cot)
+
+
 # One loader per backend named in the registry (core.models.config.EVALUATOR_SPECS).
-LOADERS = {"tiny": _load_tiny, "local": _load_local, "openai": _load_openai}
+LOADERS = {"tiny": _load_tiny, "local": _load_local, "openai": _load_openai, "mini": _load_mini}
 
 
 def _trained_adapter(adapter: str, config: dict[str, Any] | None, cot: bool | None):
@@ -145,7 +168,8 @@ def _trained_adapter(adapter: str, config: dict[str, Any] | None, cot: bool | No
     from core.evaluator.adapter_dir import read_adapter_info, resolve_base
 
     info = read_adapter_info(adapter)
-    section = {"model_path": str(resolve_base(info["base"], config)), "lora_path": adapter}
+    base = resolve_base(info["base"], config, adapter_dir=adapter)
+    section = {"model_path": str(base), "lora_path": adapter}
     return _local(section, "evaluator", f" from {adapter}", cot=cot)
 
 

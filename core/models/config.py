@@ -154,12 +154,17 @@ ALIASES = {a: p.name for p in PRESET_SPECS for a in p.aliases}
 class EvaluatorSpec:
     """A stage-2 evaluator preset, ``[evaluator.<name>]`` in the same config file: ``backend``
     names its loader in :data:`core.evaluator.presets.LOADERS` (``"tiny"``, ``"local"``,
-    ``"openai"``), ``is_random`` marks random weights, ``settings`` its config entries."""
+    ``"openai"``, ``"mini"``), ``is_random`` marks random weights, ``settings`` its config
+    entries. ``bundled``: the parts of a :func:`core.paths.resource_path` folder holding a
+    trained evaluator folder that is used unless ``lora_path`` is set; ``make``: the command
+    that makes it."""
 
     name: str
     backend: str
     is_random: bool = False
     settings: tuple[Setting, ...] = ()
+    bundled: tuple[str, ...] = ()
+    make: str = ""
 
 
 # The evaluators join the segmenters in this one registry: a new evaluator preset is one entry
@@ -187,6 +192,17 @@ EVALUATOR_SPECS: tuple[EvaluatorSpec, ...] = (
             ),
             Setting("model", "Endpoint model name"),
         ),
+    ),
+    # the evaluator of `rea2seg train miniature`: resources/models/mini-geometric/evaluator
+    # unless lora_path names another such folder (core.evaluator.presets._load_mini)
+    EvaluatorSpec(
+        "mini-geometric",
+        "mini",
+        settings=(
+            Setting("lora_path", "Trained evaluator folder (default: the bundled one)", "dir"),
+        ),
+        bundled=("models", "mini-geometric", "evaluator"),
+        make="rea2seg train miniature --out DIR",
     ),
 )
 EVALUATOR_PRESETS = tuple(e.name for e in EVALUATOR_SPECS)
@@ -248,6 +264,13 @@ def evaluator_problems(
                 problems.append(f"{name}: {st.key} is not set (setting {where}{alt})")
         elif st.kind in ("dir", "file") and not Path(raw).expanduser().exists():
             problems.append(f"{name}: {st.key} '{raw}' does not exist (setting {where})")
+    if missing and spec.bundled and not str(section.get("lora_path") or "").strip():
+        bundled = resource_path(*spec.bundled)
+        if not (bundled / "adapter_config.json").is_file():
+            problems.append(
+                f"{name}: its evaluator files are not in '{bundled}'; make them with "
+                f"`{spec.make}` (setting evaluator.{name}.lora_path)"
+            )
     return problems
 
 

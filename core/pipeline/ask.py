@@ -59,7 +59,8 @@ def ask(
     """Answer ``question`` on ``image_rgb`` (uint8 (H, W, 3) RGB); returns the trace, unsaved.
 
     ``segmenter``: a loaded :class:`core.pipeline.cache.Segmenter`; ``settings``: ``None`` →
-    :func:`run_defaults` for its SAM kind and randomness (what a new run would use);
+    :func:`run_defaults` for its SAM kind and randomness with its preset's own stage-1
+    defaults (what a new run would use);
     ``evaluator``: a loaded :class:`core.evaluator.base.MaskEvaluator`, or ``None`` for stage 1
     only (the answer is then the first candidate). Stage 2 scores group by group so that
     ``should_cancel`` can stop between groups; it raises :class:`core.cancel.Cancelled`.
@@ -71,7 +72,15 @@ def ask(
     question = question.strip()
     if not question:
         raise ValueError("the question is empty")
-    s = settings or run_defaults(str(segmenter.sam.kind), bool(segmenter.is_random))
+    if settings is None:  # the preset's own stage-1 defaults (e.g. mini-geometric's layers)
+        from core.models.config import preset_stage1
+
+        settings = run_defaults(
+            str(segmenter.sam.kind),
+            bool(segmenter.is_random),
+            **preset_stage1(getattr(segmenter, "preset", "")),
+        )
+    s = settings
     share = _STAGE1_SHARE if evaluator is not None else 1.0
 
     def stage1_progress(step: str, fraction: float) -> None:

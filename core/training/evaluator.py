@@ -47,6 +47,7 @@ from core.evaluator.grouping import GROUP_SIZE, make_groups
 from core.evaluator.inputs import build_evaluator_input, chat_text
 from core.evaluator.prompt import MAX_PATCHES, assistant_text, prompt_format
 from core.evaluator.trainset import QuestionSet, load_question_sets
+from core.models.config import EVALUATOR_PRESETS
 from core.training.common import LOSS_CURVE_FILE, LossCurveCallback, resume_checkpoint
 
 TRAIN_INFO = "rea2seg_train.json"
@@ -393,8 +394,14 @@ def train_evaluator(
     if is_adapter_dir(base):
         parent = Path(base).expanduser().resolve()
         base_ref = read_adapter_info(parent)["base"]
-    base_dir = resolve_base(base_ref)
-    if not Path(base_ref).is_absolute() and Path(base_ref).expanduser().is_dir():
+    base_dir = resolve_base(base_ref, adapter_dir=parent)
+    if (
+        parent is not None
+        and base_ref not in EVALUATOR_PRESETS
+        and not Path(base_ref).is_absolute()
+    ):
+        base_ref = str(base_dir)  # relative to the parent adapter: name it absolutely here
+    elif not Path(base_ref).is_absolute() and Path(base_ref).expanduser().is_dir():
         base_ref = str(Path(base_ref).expanduser().resolve())
     questions = load_question_sets(list(data))
     if not questions:

@@ -14,11 +14,14 @@ it finished (``<stage>/DONE.json`` written with the same config hash):
 4. ``lisa``: LISA's recipe (App. B) on top, with the SAM of stage 2 frozen.
 5. ``groups``: stage 1 of that segmenter over training scenes and its candidates exported as
    ``export evaluator-train`` does (``groups/train.jsonl``).
-6. ``evaluator``: ``train evaluator`` on those groups. Not built yet: the stage is skipped with
-   a note in ``miniature.json`` and the model card (:func:`_evaluator_stage`).
+6. ``evaluator``: a small InternVL from random weights whose vocabulary can write scores
+   (:func:`core.training.tiny_evaluator.build_tiny_scoring_internvl`) trained with LoRA on
+   those groups (:func:`core.training.evaluator.train_evaluator`, :func:`_evaluator_stage`).
 
 The result is ``<out>/models/`` — ``segmenter/`` (a LISA-layout folder the ``mini-geometric``
-preset loads), ``MODEL_CARD.md`` and ``miniature.json`` (config, config hash, per-stage steps,
+preset loads), ``evaluator/`` (an adapter directory holding its base in ``evaluator/base``,
+which ``rea2seg run --evaluator`` and the ``mini-geometric`` evaluator preset load),
+``MODEL_CARD.md`` and ``miniature.json`` (config, config hash, per-stage steps,
 losses, minutes, sizes) — which is what ships as ``resources/models/mini-geometric/``.
 
 :meth:`MiniatureConfig.config_hash` is a SHA-256 over the config's fields and
@@ -39,16 +42,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.training.evaluator import EvaluatorTrainSettings
 from core.training.generator_settings import GeneratorSettings
 from core.training.sam_settings import SamTrainSettings
 from core.training.splits import DEFAULT_TRAINING_SEED, check_training_seed
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the evaluator stage trains an evaluator
 """Hashed with the config: bump when code changes what a given config trains."""
 MAX_TOTAL_MINUTES = 60.0
 MAX_MODEL_BYTES = 25_000_000
 MODELS_SUBDIR = "models"
 SEGMENTER_SUBDIR = "segmenter"
+EVALUATOR_SUBDIR = "evaluator"
+EVALUATOR_BASE = "base"  # the evaluator's base checkpoint, inside its adapter directory
 CARD_FILE = "MODEL_CARD.md"
 INFO_FILE = "miniature.json"
 DONE_FILE = "DONE.json"
@@ -93,6 +99,26 @@ def _lisa_defaults() -> GeneratorSettings:
     )
 
 
+def _evaluator_defaults() -> EvaluatorTrainSettings:
+    # bench/train_evaluator.py's settings for a random-init model (docs/training-evaluator.md):
+    # no chain of thought (the groups carry none), one tile per picture, a constant rate after
+    # warm-up because the run ends at its time budget, not after a number of epochs
+    return EvaluatorTrainSettings(
+        stage=1,
+        lora_rank=32,
+        lora_alpha=32,
+        lr=5e-3,
+        lr_scheduler="constant_with_warmup",
+        warmup=10,
+        epochs=1000,  # nominal: the budget ends the run
+        batch_size=8,
+        save_steps=50,
+        max_patches=1,
+        cot_ratio=0.0,
+        modules_to_save=("multi_modal_projector", "lm_head", "vision_tower"),
+    )
+
+
 @dataclass(frozen=True)
 class MiniatureConfig:
     """Every setting of the miniature (module docstring). All numbers here are **not from the
@@ -120,7 +146,11 @@ class MiniatureConfig:
     lisa_minutes: float = 15.0
     groups_minutes: float = 4.0  # stage 1 over training scenes and the export
     group_samples: int = 300  # at most this many training questions run through stage 1
+    evaluator: EvaluatorTrainSettings = field(default_factory=_evaluator_defaults)
     evaluator_minutes: float = 6.0  # train evaluator
+    evaluator_width: int = 64  # the small InternVL's language model (bench/train_evaluator.py)
+    evaluator_layers: int = 2
+    evaluator_image_size: int = 112  # tiles of 112² in 14-pixel patches: 16 tokens a picture
     minutes_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -171,6 +201,7 @@ class MiniatureConfig:
         d["sam"] = self.sam.to_dict()
         d["grounding"] = self.grounding.to_dict()
         d["lisa"] = self.lisa.to_dict()
+        d["evaluator"] = dataclasses.asdict(self.evaluator)
         return d
 
     def config_hash(self) -> str:
@@ -304,18 +335,47 @@ def _groups_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
     return {"run_id": plan.run_id, **{k: stats.get(k) for k in keep}}
 
 
-EVALUATOR_PENDING = (
-    "skipped: no evaluator trainer (rea2seg train evaluator) in this build; the preset has "
-    "no trained evaluator yet"
-)
-
-
 def _evaluator_stage(cfg: MiniatureConfig, out: Path, d: Path) -> dict[str, Any]:
-    """The evaluator stage — a hook. Once ``train evaluator`` exists it trains a small InternVL
-    with LoRA on ``groups/train.jsonl`` into ``models/evaluator``. Until then it returns a
-    ``skipped`` note and writes nothing, and is not marked finished, so a later re-run with the
-    trainer present runs it."""
-    return {"skipped": EVALUATOR_PENDING}
+    """A small InternVL from random weights (its vocabulary: the score words, the split's words
+    and the groups' question words) trained with LoRA on ``groups/train.jsonl`` within the stage's budget, then
+    laid out as ``evaluator/model``: the adapter files plus ``base/``, its declaration naming
+    ``base`` relative to itself (:func:`core.evaluator.adapter_dir.resolve_base`)."""
+    from core.evaluator.adapter_dir import ADAPTER_INFO, read_adapter_info
+    from core.evaluator.trainset import load_question_sets
+    from core.training.evaluator import train_evaluator
+    from core.training.generator_data import SceneBank, split_vocabulary
+    from core.training.tiny_evaluator import build_tiny_scoring_internvl
+
+    t0, budget = time.monotonic(), cfg.stage_minutes["evaluator"]
+    data = out / "groups" / "train.jsonl"
+    base = d / EVALUATOR_BASE
+    if not (base / "config.json").is_file():
+        # the split's words (as the scratch LLaVA's) and the groups' questions as written
+        words = set(split_vocabulary(SceneBank(out / "split")))
+        words |= {w for q in load_question_sets(data) for w in q.question.split()}
+        build_tiny_scoring_internvl(
+            base,
+            words,
+            seed=cfg.seed % 2**31,
+            hidden=cfg.evaluator_width,
+            layers=cfg.evaluator_layers,
+            side=cfg.evaluator_image_size,
+            patch=14,
+        )
+    left = max(budget - (time.monotonic() - t0) / 60.0, 1e-6)  # one step always runs
+    s = dataclasses.replace(cfg.evaluator, max_minutes=left, seed=cfg.seed)
+    adapter = d / "adapter"
+    res = train_evaluator([data], base, adapter, s, resume=_resume(adapter))
+    model = d / "model"
+    if model.exists():
+        shutil.rmtree(model)
+    shutil.copytree(base, model / EVALUATOR_BASE)
+    for name in ("adapter_config.json", "adapter_model.safetensors", ADAPTER_INFO):
+        shutil.copy2(adapter / name, model / name)
+    info = read_adapter_info(model)
+    info["base"] = EVALUATOR_BASE  # relative to the adapter: the folder can move and ship
+    (model / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return {"steps": res.steps, "losses": _losses(adapter), "final_loss": res.final_loss}
 
 
 _RUNNERS: dict[str, Callable[[MiniatureConfig, Path, Path], dict[str, Any]]] = {
@@ -370,7 +430,9 @@ def _write_card(models: Path, info: dict[str, Any]) -> None:
         "project's rendered geometric scenes and are **not** the paper's models: the paper uses",
         "LISA-7B (a pretrained LLaVA) with a frozen pretrained SAM; none can be downloaded here,",
         "so the miniature makes its own SAM from random weights and its own small LLaVA from",
-        "scratch, grounds it, then applies LISA's recipe (App. B).",
+        "scratch, grounds it, then applies LISA's recipe (App. B). Its evaluator is a small",
+        "InternVL from random weights trained with LoRA (no chain of thought) on that",
+        "segmenter's candidates, not the paper's InternVL3-8B.",
         "",
         f"- config hash `{info['config_hash']}` (recipe version {info['recipe_version']}); "
         f"minutes scale {cfg['minutes_scale']}",
@@ -441,6 +503,11 @@ def train_miniature(
     if seg.exists():
         shutil.rmtree(seg)
     shutil.copytree(out / "lisa" / "model", seg)
+    ev = models / EVALUATOR_SUBDIR
+    if ev.exists():
+        shutil.rmtree(ev)
+    if (out / "evaluator" / "model").is_dir():
+        shutil.copytree(out / "evaluator" / "model", ev)
     size = _dir_bytes(models)
     info = {
         "recipe_version": RECIPE_VERSION,

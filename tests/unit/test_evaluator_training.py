@@ -369,3 +369,15 @@ def test_adapter_round_trip_through_run_and_eval(tiny, tmp_path, capsys):
     assert "position bias over 2 regroupings" in text and "initial mask M" in text
     res = json.loads(saved.read_text())
     assert res["n_questions"] == 1 and res["position_bias"]["repeats"] == 2
+
+
+def test_a_relative_base_is_resolved_against_its_adapter_dir(tmp_path):
+    from core.evaluator.adapter_dir import resolve_base
+    from core.models.base import ModelLoadError
+
+    adapter = tmp_path / "moved" / "evaluator"
+    (adapter / "base").mkdir(parents=True)
+    (adapter / "base" / "config.json").write_text("{}", encoding="utf-8")
+    assert resolve_base("base", adapter_dir=adapter) == (adapter / "base").resolve()
+    with pytest.raises(ModelLoadError, match="not a checkpoint directory"):
+        resolve_base("elsewhere", adapter_dir=adapter)

@@ -317,7 +317,11 @@ def test_one_registry_lists_segmenters_and_evaluators_for_the_command_and_the_fo
     assert "tiny-random-lisa (alias tiny-random, random weights)" in text
     assert {e.backend for e in config.EVALUATOR_SPECS} <= set(LOADERS)
     fields = config.settings_fields()
-    assert {n for t, n, _, _ in fields if t == "evaluator"} == {"internvl3-8b", "openai"}
+    assert {n for t, n, _, _ in fields if t == "evaluator"} == {
+        "internvl3-8b",
+        "openai",
+        "mini-geometric",
+    }
     assert ("evaluator", "openai", "base_url", "OpenAI-compatible base URL") in fields
     assert config.evaluator_problems("internvl3-8b", {}) == [
         "internvl3-8b: model_path is not set (setting evaluator.internvl3-8b.model_path)"

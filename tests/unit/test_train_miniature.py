@@ -1,13 +1,15 @@
 """``rea2seg train miniature``: the config hash follows every setting (and the shipped files,
 once shipped, match the current config); a run scaled down to seconds per stage writes a model
-folder that loads as the ``mini-geometric`` preset and runs stage 1 on a held-out scene; a
-re-run skips the finished stages; the preset without its files names the command that makes
-them."""
+folder that loads as the ``mini-geometric`` preset and runs stage 1 on a held-out scene, and an
+evaluator folder that loads by path and as the ``mini-geometric`` evaluator preset and scores a
+group; a re-run skips the finished stages; the presets without their files name the command
+that makes them."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -37,6 +39,8 @@ def test_config_hash_follows_every_setting():
         dataclasses.replace(base, minutes_scale=0.5),
         dataclasses.replace(base, lisa=dataclasses.replace(base.lisa, lr=1e-4)),
         dataclasses.replace(base, sam=dataclasses.replace(base.sam, batch_size=4)),
+        dataclasses.replace(base, evaluator=dataclasses.replace(base.evaluator, lora_rank=8)),
+        dataclasses.replace(base, evaluator_width=32),
     ]
     hashes = {c.config_hash() for c in changed}
     assert len(hashes) == len(changed) and base.config_hash() not in hashes
@@ -80,6 +84,25 @@ def test_preset_without_files_names_the_command():
     assert not spec.is_random and "synthetic geometric split" in spec.label
 
 
+def test_evaluator_preset_without_files_names_the_command(tmp_path):
+    from core.evaluator.presets import load_evaluator
+    from core.models.base import ModelLoadError
+    from core.models.config import evaluator_problems, evaluator_spec
+    from core.paths import resource_path
+
+    assert not evaluator_spec("mini-geometric").is_random
+    missing = tmp_path / "nothing"
+    cfg = {"evaluator": {"mini-geometric": {"lora_path": str(missing)}}}
+    with pytest.raises(ModelLoadError, match="rea2seg train miniature") as exc:
+        load_evaluator("mini-geometric", config=cfg)
+    assert str(missing) in str(exc.value) and "lora_path" in str(exc.value)
+    if resource_path("models", "mini-geometric", "evaluator", "adapter_config.json").is_file():
+        return  # shipped: the bundled folder loads (the shipped-files test checks its config)
+    with pytest.raises(ModelLoadError, match="rea2seg train miniature"):
+        load_evaluator("mini-geometric", config={})
+    assert "rea2seg train miniature" in evaluator_problems("mini-geometric", {})[0]
+
+
 def test_preset_averages_every_layer_of_its_small_llava():
     from core.pipeline.settings import preset_default_settings
 
@@ -109,19 +132,25 @@ def _tiny_config():
         scratch_image_size=28,
         grounding=dataclasses.replace(c.grounding, batch_size=2, save_steps=1, logging_steps=1),
         lisa=dataclasses.replace(c.lisa, batch_size=2, save_steps=1, logging_steps=1),
+        evaluator=dataclasses.replace(c.evaluator, batch_size=2, lora_rank=4, lora_alpha=4),
+        evaluator_width=32,
+        evaluator_image_size=56,
     )
 
 
 @pytest.mark.slow
 def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
+    from core.evaluator.adapter_dir import read_adapter_info
+    from core.evaluator.presets import load_evaluator
+    from core.evaluator.trainset import load_question_sets
     from core.geometric.generate import generate
+    from core.pipeline.ask import ask
     from core.pipeline.cache import load_segmenter
     from core.pipeline.settings import preset_default_settings
     from core.pipeline.stage1 import run_stage1
     from core.training.generator_data import SceneBank
     from core.training.miniature import (
         CARD_FILE,
-        EVALUATOR_PENDING,
         INFO_FILE,
         MAX_MODEL_BYTES,
         train_miniature,
@@ -140,10 +169,31 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     assert info["stages"]["groups"]["groups"] == len(
         (out / "groups" / "train.jsonl").read_text(encoding="utf-8").splitlines()
     )
-    assert info["stages"]["evaluator"]["skipped"] == EVALUATOR_PENDING
+    ev_stage = info["stages"]["evaluator"]
+    assert "skipped" not in ev_stage and ev_stage["steps"] >= 1
+    assert ev_stage["losses"]["logged"] >= 1 and ev_stage["minutes"] > 0
+    assert read_adapter_info(models / "evaluator")["base"] == "base"
+    assert any(k.startswith("evaluator/") for k in info["model_files"])
     assert 0 < info["model_bytes"] <= MAX_MODEL_BYTES
     card = (models / CARD_FILE).read_text(encoding="utf-8")
     assert cfg.config_hash() in card and "seed 1000000" in card
+    assert "| evaluator | " in card and "skipped" not in card
+
+    # the evaluator folder, moved, loads by path (its base relative to it) and as the preset
+    moved = tmp_path / "shipped" / "evaluator"
+    shutil.copytree(models / "evaluator", moved)
+    qs = load_question_sets(out / "groups" / "train.jsonl")[0]
+    masks = [qs.load_mask(i) for i in range(min(len(qs), 5))]
+    for ev in (
+        load_evaluator(str(moved)),
+        load_evaluator(
+            "mini-geometric",
+            config={"evaluator": {"mini-geometric": {"lora_path": str(moved)}}},
+        ),
+    ):
+        assert not ev.is_random
+        res = ev.score_group(qs.load_image(), qs.question, masks, cot=False)
+        assert len(res.scores) == len(masks)
 
     # the preset, pointed at the output, runs stage 1 on a scene of an evaluation seed
     held = tmp_path / "held"
@@ -158,12 +208,15 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     trace = run_stage1(seg.prompt_model, seg.sam, img, "Segment the cube.", settings)
     assert trace.initial_logits.shape == img.shape[:2]
     assert trace.model_ids["mllm"] == "mini-geometric"
+    # `ask` takes the preset's own stage-1 defaults too (the paper's layers 14–30 do not exist)
+    assert ask(img, "Segment the cube.", seg).initial_logits.shape == img.shape[:2]
 
     # a re-run skips every finished stage and trains nothing
     lines.clear()
     train_miniature(out, cfg, progress=lines.append)
-    assert sum("finished earlier, skipped" in x for x in lines) == 5
-    assert not any("running" in x and not x.startswith("evaluator") for x in lines)
+    assert sum("finished earlier, skipped" in x for x in lines) == 6
+    assert not any("running" in x for x in lines)
+    assert (models / "evaluator" / "adapter_config.json").is_file()
     # another config is refused in a folder finished under this one
     with pytest.raises(ValueError, match="another miniature configuration"):
         train_miniature(out, dataclasses.replace(cfg, scratch_width=48))
