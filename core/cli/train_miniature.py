@@ -1,8 +1,9 @@
 """``rea2seg train miniature``: every model of the ``mini-geometric`` preset in one command.
 
 A geometric training split, a small SAM from random weights, a small LLaVA from scratch
-(grounding stage, then LISA's recipe) and — once ``train evaluator`` exists — a small
-evaluator, within 60 minutes on 2 CPU cores. Every setting is
+(grounding stage, then LISA's recipe), stage-1 groups over training scenes and a small
+evaluator trained on them, in stage budgets that add up to under 60 minutes on 2 CPU cores.
+Every setting is
 :class:`core.training.miniature.MiniatureConfig`; a finished stage is skipped when the command
 is run again with the same ``--out``. Thin: parses the options and calls
 :func:`core.training.miniature.train_miniature`.
