@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from core.vocab import IGNORE_MODES
 
@@ -62,3 +62,49 @@ def run_console(main: Callable[[Sequence[str]], int], prog: str) -> NoReturn:
         print(f"{prog}: interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
+
+
+# -- what the trainers' commands share (rea2seg train …) ------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1."""
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
+    return v
+
+
+def size_wh(text: str) -> tuple[int, int]:
+    """An argparse type: ``WxH`` in pixels (``256x192``) as ``(w, h)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"size must look like 256x192, got {text!r}") from exc
+    return w, h
+
+
+def add_checkpoint_options(p: argparse.ArgumentParser, defaults: Any) -> None:
+    """``--save-steps``, ``--save-total-limit``, ``--logging-steps`` and ``--workers`` of a
+    trainer on transformers' ``Trainer``, with the defaults of its settings dataclass."""
+    p.add_argument(
+        "--save-steps",
+        type=positive_int,
+        default=defaults.save_steps,
+        help=f"checkpoint every N steps ({defaults.save_steps})",
+    )
+    p.add_argument(
+        "--save-total-limit",
+        type=positive_int,
+        default=defaults.save_total_limit,
+        help=f"checkpoints kept ({defaults.save_total_limit})",
+    )
+    p.add_argument(
+        "--logging-steps",
+        type=positive_int,
+        default=defaults.logging_steps,
+        help=f"loss-curve row every N steps ({defaults.logging_steps})",
+    )
+    p.add_argument(
+        "--workers", type=int, default=0, help="data-loading worker processes (default 0)"
+    )

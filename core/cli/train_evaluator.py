@@ -6,12 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return v
+from core.cli.common import positive_int
 
 
 def _ratio(text: str) -> float:
@@ -93,16 +88,16 @@ def register(trainers: argparse._SubParsersAction) -> None:
         default=2,
         help="1: general data, no CoT by default; 2: reasoning data, mixed CoT (App. B)",
     )
-    p.add_argument("--lora-rank", type=_positive, default=128, help="LoRA rank (App. B: 128)")
+    p.add_argument("--lora-rank", type=positive_int, default=128, help="LoRA rank (App. B: 128)")
     p.add_argument("--epochs", type=float, default=1.0, help="epochs (not from the paper)")
     p.add_argument("--lr", type=float, default=1e-4, help="learning rate (not from the paper)")
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=1,
         help=f"groups of {GROUP_SIZE} per device per step",
     )
-    p.add_argument("--grad-accum", type=_positive, default=1, help="gradient accumulation steps")
+    p.add_argument("--grad-accum", type=positive_int, default=1, help="gradient accumulation steps")
     p.add_argument(
         "--max-steps", type=int, default=-1, help="stop after this many steps (-1: all epochs)"
     )
@@ -113,10 +108,10 @@ def register(trainers: argparse._SubParsersAction) -> None:
         help="share of groups trained with chain of thought (not from the paper; default 0 in "
         "stage 1, 0.5 in stage 2)",
     )
-    p.add_argument("--save-steps", type=_positive, default=100, help="checkpoint every N steps")
+    p.add_argument("--save-steps", type=positive_int, default=100, help="checkpoint every N steps")
     p.add_argument(
         "--max-patches",
-        type=_positive,
+        type=positive_int,
         default=12,
         help="image tiles per picture, as at inference (1 = single tile)",
     )

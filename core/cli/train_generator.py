@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cli.common import add_checkpoint_options, positive_int, size_wh
 from core.training.generator_settings import (
     GROUNDING_KINDS,
     KINDS,
@@ -23,21 +24,6 @@ from core.training.splits import DEFAULT_TRAINING_SEED
 
 _D = GeneratorSettings()
 _W = GeneratorLossWeights()
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
-    return v
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 256x192, got {text!r}") from exc
-    return w, h
 
 
 def settings_from_args(args: argparse.Namespace) -> GeneratorSettings:
@@ -153,7 +139,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--size",
-        type=_size,
+        type=size_wh,
         default=(256, 192),
         help="WxH of a split made by --scenes (default 256x192)",
     )
@@ -184,20 +170,20 @@ def register(trainers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=_D.batch_size,
         help=f"samples per device and step ({_D.batch_size})",
     )
     p.add_argument(
         "--grad-accum",
-        type=_positive,
+        type=positive_int,
         default=_D.grad_accum,
         help=f"gradient accumulation steps ({_D.grad_accum})",
     )
-    p.add_argument("--epochs", type=_positive, default=_D.epochs, help=f"epochs ({_D.epochs})")
+    p.add_argument("--epochs", type=positive_int, default=_D.epochs, help=f"epochs ({_D.epochs})")
     p.add_argument(
         "--steps-per-epoch",
-        type=_positive,
+        type=positive_int,
         default=_D.steps_per_epoch,
         help=f"optimizer steps per epoch (LISA's {_D.steps_per_epoch})",
     )
@@ -266,27 +252,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
         default=_D.seed,
         help="seed of the sample draws and of torch",
     )
-    p.add_argument(
-        "--save-steps",
-        type=_positive,
-        default=_D.save_steps,
-        help=f"checkpoint every N steps ({_D.save_steps})",
-    )
-    p.add_argument(
-        "--save-total-limit",
-        type=_positive,
-        default=_D.save_total_limit,
-        help=f"checkpoints kept ({_D.save_total_limit})",
-    )
-    p.add_argument(
-        "--logging-steps",
-        type=_positive,
-        default=_D.logging_steps,
-        help=f"loss-curve row every N steps ({_D.logging_steps})",
-    )
-    p.add_argument(
-        "--workers", type=int, default=0, help="data-loading worker processes (default 0)"
-    )
+    add_checkpoint_options(p, _D)
     p.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,

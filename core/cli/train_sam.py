@@ -12,25 +12,11 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.common import add_checkpoint_options, positive_int, size_wh
 from core.training.sam_settings import SamTrainSettings
 from core.training.splits import DEFAULT_TRAINING_SEED
 
 _D = SamTrainSettings()
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
-    return v
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 256x192, got {text!r}") from exc
-    return w, h
 
 
 def cmd_train_sam(args: argparse.Namespace) -> int:
@@ -108,7 +94,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
         help=f"seed of a split made by --scenes (training range; default {DEFAULT_TRAINING_SEED})",
     )
     p.add_argument(
-        "--size", type=_size, default=(256, 192), help="WxH of a split made by --scenes (256x192)"
+        "--size", type=size_wh, default=(256, 192), help="WxH of a split made by --scenes (256x192)"
     )
     p.add_argument(
         "--held-out",
@@ -126,13 +112,13 @@ def register(trainers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=_D.batch_size,
         help=f"images per device and step ({_D.batch_size})",
     )
     p.add_argument(
         "--prompts-per-image",
-        type=_positive,
+        type=positive_int,
         default=_D.prompts_per_image,
         help=f"objects prompted per image ({_D.prompts_per_image})",
     )
@@ -150,7 +136,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
         help=f"warm-up steps before the cosine decay ({_D.warmup_steps})",
     )
     p.add_argument(
-        "--max-steps", type=_positive, default=_D.max_steps, help=f"steps ({_D.max_steps})"
+        "--max-steps", type=positive_int, default=_D.max_steps, help=f"steps ({_D.max_steps})"
     )
     p.add_argument(
         "--max-minutes",
@@ -159,27 +145,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
         help="stop (with a checkpoint) after this much wall-clock time; 0: no limit",
     )
     p.add_argument("--seed", type=int, default=_D.seed, help="seed of the prompts and weights")
-    p.add_argument(
-        "--save-steps",
-        type=_positive,
-        default=_D.save_steps,
-        help=f"checkpoint every N steps ({_D.save_steps})",
-    )
-    p.add_argument(
-        "--save-total-limit",
-        type=_positive,
-        default=_D.save_total_limit,
-        help=f"checkpoints kept ({_D.save_total_limit})",
-    )
-    p.add_argument(
-        "--logging-steps",
-        type=_positive,
-        default=_D.logging_steps,
-        help=f"loss-curve row every N steps ({_D.logging_steps})",
-    )
-    p.add_argument(
-        "--workers", type=int, default=0, help="data-loading worker processes (default 0)"
-    )
+    add_checkpoint_options(p, _D)
     p.add_argument(
         "--device", choices=("cpu",), default=None, help="cpu: train on the CPU even with a GPU"
     )

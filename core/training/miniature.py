@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.training.evaluator import EvaluatorTrainSettings
+from core.training.evaluator_settings import EvaluatorTrainSettings
 from core.training.generator_settings import GeneratorSettings
 from core.training.sam_settings import SamTrainSettings
 from core.training.splits import DEFAULT_TRAINING_SEED, check_training_seed
