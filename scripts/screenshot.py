@@ -1,11 +1,12 @@
 """Take the screenshot of the docs (``docs/images/app.png``): the real window on a copy of the
-demo project, after a run of the tiny random-weight presets on one sample.
+demo project, after a run of the ``mini-geometric`` presets (the small models trained by
+``rea2seg train miniature`` and shipped in ``resources/models/mini-geometric/``) on one sample.
 
 Run it under Xvfb, from the repository root (needs ImageMagick's ``import``)::
 
     xvfb-run -a -s "-screen 0 1920x1080x24" .venv/bin/python scripts/screenshot.py
 
-The models have random weights, so the candidates are noise and the window's red banner says so.
+The models are small and know only the synthetic geometric scenes; the window labels them so.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def _store(folder: Path) -> Path:
     db = folder / "demo.sqlite"
     if main(["import", "sgdr", str(demo / DEMO_SGDR.name), "--db", str(db), "--dataset", "demo"]):
         raise SystemExit("screenshot: the import failed")
-    argv = ["run", "--db", str(db), "--preset", "tiny-random", "--evaluator", "tiny-random"]
+    argv = ["run", "--db", str(db), "--preset", "mini-geometric", "--evaluator", "mini-geometric"]
+    argv.append("--no-cot")  # its evaluator was trained without chain of thought
     if main([*argv, "--sample", str(SAMPLE)]) != 0:
         raise SystemExit("screenshot: the run failed")
     return db
