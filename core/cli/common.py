@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from core.vocab import IGNORE_MODES
@@ -108,3 +109,46 @@ def add_checkpoint_options(p: argparse.ArgumentParser, defaults: Any) -> None:
     p.add_argument(
         "--workers", type=int, default=0, help="data-loading worker processes (default 0)"
     )
+
+
+def add_split_options(p: argparse.ArgumentParser) -> None:
+    """``--split``, ``--scenes``, ``--split-seed`` and ``--size``: the geometric training split a
+    trainer reads, or makes first (:func:`training_split`)."""
+    from core.training.splits import DEFAULT_TRAINING_SEED
+
+    p.add_argument(
+        "--split",
+        metavar="DIR",
+        help="geometric training split folder (with split.json); default OUT/split",
+    )
+    p.add_argument(
+        "--scenes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first make the training split with N questions (seeds disjoint from evaluation)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=DEFAULT_TRAINING_SEED,
+        help=f"seed of a split made by --scenes (training range; default {DEFAULT_TRAINING_SEED})",
+    )
+    p.add_argument(
+        "--size",
+        type=size_wh,
+        default=(256, 192),
+        help="WxH of a split made by --scenes (default 256x192)",
+    )
+
+
+def training_split(args: argparse.Namespace, out: Path) -> Path:
+    """The split folder of :func:`add_split_options` (``OUT/split`` by default), made first when
+    ``--scenes`` asks for it (``ValueError`` for a bad seed or size)."""
+    from core.training.splits import prepare_training_split
+
+    split = Path(args.split) if args.split else out / "split"
+    if args.scenes:
+        info = prepare_training_split(split, args.scenes, seed=args.split_seed, size_wh=args.size)
+        print(f"training split {split}: {info['summary']}", file=sys.stderr)
+    return split

@@ -12,7 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.common import add_checkpoint_options, positive_int, size_wh
+from core.cli.common import (
+    add_checkpoint_options,
+    add_split_options,
+    positive_int,
+    training_split,
+)
 from core.training.generator_settings import (
     GROUNDING_KINDS,
     KINDS,
@@ -20,7 +25,6 @@ from core.training.generator_settings import (
     GeneratorLossWeights,
     GeneratorSettings,
 )
-from core.training.splits import DEFAULT_TRAINING_SEED
 
 _D = GeneratorSettings()
 _W = GeneratorLossWeights()
@@ -66,16 +70,10 @@ def cmd_train_generator(args: argparse.Namespace) -> int:
         print(f"rea2seg: {exc}", file=sys.stderr)
         return 2
     from core.training.generator import scratch_base, train_generator
-    from core.training.splits import prepare_training_split
 
     out = Path(args.out)
-    split = Path(args.split) if args.split else out / "split"
     try:
-        if args.scenes:
-            info = prepare_training_split(
-                split, args.scenes, seed=args.split_seed, size_wh=args.size
-            )
-            print(f"training split {split}: {info['summary']}", file=sys.stderr)
+        split = training_split(args, out)
         base = args.base
         if base == "scratch":
             base = scratch_base(
@@ -119,30 +117,7 @@ def register(trainers: argparse._SubParsersAction) -> None:
         "grounding first)",
     )
     p.add_argument("--out", required=True, help="output folder: checkpoints, loss curve, model/")
-    p.add_argument(
-        "--split",
-        metavar="DIR",
-        help="geometric training split folder (with split.json); default OUT/split",
-    )
-    p.add_argument(
-        "--scenes",
-        type=int,
-        default=0,
-        metavar="N",
-        help="first make the training split with N questions (seeds disjoint from evaluation)",
-    )
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=DEFAULT_TRAINING_SEED,
-        help=f"seed of a split made by --scenes (training range; default {DEFAULT_TRAINING_SEED})",
-    )
-    p.add_argument(
-        "--size",
-        type=size_wh,
-        default=(256, 192),
-        help="WxH of a split made by --scenes (default 256x192)",
-    )
+    add_split_options(p)
     p.add_argument(
         "--sam",
         metavar="FILE",
