@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from core.cli.common import add_common, run_console
+from core.cli.common import add_common, refuse_repeats, run_console, strip_bookkeeping
 from core.vocab import CATEGORIES, EXPORT_MASKS, IMAGE_MODES, STATUSES
 
 # Optional command groups, each a module with ``register(subparsers)``.
@@ -345,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
             mod.register_export(exp)
         if hasattr(mod, "register_import"):
             mod.register_import(imp)
+    refuse_repeats(parser)  # after the plugins: their options are checked too
     return parser
 
 
@@ -369,7 +370,7 @@ def _expected(exc: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status. ``KeyboardInterrupt`` passes through (the
     console script, :func:`console`, turns it into status 130)."""
-    args = build_parser().parse_args(argv)
+    args = strip_bookkeeping(build_parser().parse_args(argv))
     try:
         return int(args.func(args) or 0)
     except Exception as exc:

@@ -36,6 +36,40 @@ def add_common(
         )
 
 
+class _StoreOnce(argparse._StoreAction):
+    """A single-value option that refuses a second, different value instead of silently keeping
+    the last one (``--status pending --status verified`` would otherwise act on ``verified``
+    alone). The same value given twice is harmless and accepted."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        seen: dict[str, object] = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in seen and seen[self.dest] != values:
+            parser.error(
+                f"{option_string} was given twice ({seen[self.dest]!r} and {values!r}); it takes "
+                "one value — run the command once per value"
+            )
+        seen[self.dest] = values
+        super().__call__(parser, namespace, values, option_string)
+
+
+def refuse_repeats(parser: argparse.ArgumentParser) -> None:
+    """Make every single-value option of ``parser`` and its (nested) subcommands refuse a second,
+    different value. Options that take several values use ``action="extend"`` or ``"append"``
+    and accumulate; flags (``store_true``, ``--x/--no-x``) are left as they are."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                refuse_repeats(sub)
+        elif type(action) is argparse._StoreAction and action.option_strings:
+            action.__class__ = _StoreOnce
+
+
+def strip_bookkeeping(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` without the repetition bookkeeping of :class:`_StoreOnce`."""
+    args.__dict__.pop("_given_once", None)
+    return args
+
+
 def progress_bar(
     total_hint: int = 0, unit: str = "sample"
 ) -> tuple[Callable[[int, int, str], None], Callable[[], None]]:

@@ -213,7 +213,14 @@ def register(sub) -> None:
         help="continue the latest run of this preset with its settings",
     )
     p.add_argument("--run-name", help="name of the new run (default: preset and date)")
-    p.add_argument("--sample", nargs="+", metavar="ID", help="only these samples: " + SAMPLE_HELP)
+    p.add_argument(
+        "--sample",
+        nargs="+",
+        action="extend",
+        metavar="ID",
+        help="only these samples (several after one --sample, or --sample repeated): "
+        + SAMPLE_HELP,
+    )
     p.add_argument("--status", choices=STATUSES, help="only samples with this review status")
     p.add_argument("--category", choices=CATEGORIES, help="only samples of this category")
     p.add_argument(
