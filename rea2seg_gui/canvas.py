@@ -287,6 +287,20 @@ class Canvas(pg.GraphicsLayoutWidget):
         if first:
             self.fit()
 
+    def clear(self) -> None:
+        """Show nothing: no image, no layers, no trace."""
+        self.image_item.clear()
+        for key in self.items:
+            self._clear(key)
+        self.hw = None
+        self.masks = dict.fromkeys(MASK_LAYERS)
+        self.trace = None
+        self.hover.reset()
+        self._set_diff(None)
+        self.set_polygon(None)
+        self.set_clicks([])
+        self._refresh_legend()
+
     def set_polygon(self, points_xy: list[tuple[float, float]] | None) -> None:
         """Show the polygon being drawn (closed back to its first vertex), or hide it."""
         self.tools.set_polygon(points_xy)

@@ -140,6 +140,8 @@ class ReviewController(QtCore.QObject):
         Only the samples that changed since the last call are read and redrawn; a change of
         filters (or a store whose samples were deleted) filters every sample's row again."""
         f = self.p.samples.filters()
+        keep = self.state.sample_id
+        was_row = self.p.samples.row_of(keep)
         changes = self.listing.refresh(self.store)
         counts = self.listing.counts_by_status()
         if changes.reloaded or f != self._listed_filters:
@@ -153,11 +155,39 @@ class ReviewController(QtCore.QObject):
                 ok = set(self._verdict_filter(list(changes.changed), f["verdict"]))
                 allowed_now = {sid: sid in ok for sid in changes.changed}
             self.p.samples.apply_changes(changes.changed, changes.removed, counts, allowed_now)
-        keep = self.state.sample_id
+        n = self.p.samples.row_count()
         if keep is not None and self.p.samples.row_of(keep) is not None:
             self.p.samples.select(keep, scroll=scroll)
-        elif self.p.samples.row_count() and keep is None:
+        elif keep is not None and was_row is not None:
+            # the shown sample left the list (a filter, a re-generation, another reviewer): what
+            # is highlighted is what is shown and acted on — its neighbour, or nothing
+            if n:
+                self.p.samples.select_row(min(was_row, n - 1))
+            else:
+                self.show_nothing("no sample passes the filters")
+        elif keep is not None and self.p.samples.current_id() != keep:
+            self.p.samples.table.clearSelection()  # shown apart from the list (undo): no row
+        elif n and keep is None:
             self.p.samples.select_row(0)
+        elif not n and keep is None:
+            self.p.samples.table.clearSelection()
+
+    def show_nothing(self, why: str) -> None:
+        """No sample is shown (the list is empty): nothing can be accepted by mistake."""
+        if self.editing is not None:
+            self.editing.reset()
+        st = self.state
+        st.sample_id = st.image = st.image_error = st.image_path = None
+        st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None
+        self._waiting = None
+        self.p.samples.forget_current()
+        self.p.samples.table.clearSelection()
+        self.canvas.clear()
+        self.p.viewer.show_question(f"({why})")
+        self.p.review.show_sample("", "—", "—", "—")
+        self.p.questions.show_sample(None)
+        self.p.candidates.show_runs([])
+        self.status.emit(f"no sample shown: {why}")
 
     def step(self, delta: int) -> None:
         nxt = self.p.samples.neighbour(self.state.sample_id, delta)
@@ -170,8 +200,9 @@ class ReviewController(QtCore.QObject):
         The texts, history and run list are drawn while the image decodes in the pool."""
         st, p = self.state, self.p
         pending = self.loader.begin(sample_id)
-        if p.samples.current_id() != sample_id:
-            p.samples.select(sample_id, emit=False)
+        if p.samples.current_id() != sample_id and not p.samples.select(sample_id, emit=False):
+            p.samples.forget_current()  # shown apart from the list (undo): no row highlighted
+            p.samples.table.clearSelection()
         if self.editing is not None:
             self.editing.reset()
         smp = pending.sample
