@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from rea2seg_gui import preferences as prefs
 from rea2seg_gui.canvas_layers import LAYERS
+from rea2seg_gui.key_guard import FocusKeeper, KeyBurst, KeysLabel, is_text_input
 from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT
 from rea2seg_gui.shortcuts import SHORTCUTS
 
 if TYPE_CHECKING:
     from rea2seg_gui.main_window import MainWindow
 
+NEXT_PENDING_KEY = "Shift+N"
 TOOL_KEYS = (("B", "brush"), ("E", "eraser"), ("L", "polygon"), ("S", "sam"), ("X", "box"))
 
 
@@ -29,13 +32,31 @@ def bind_keys(window: MainWindow) -> list[QtGui.QShortcut]:
         return s
 
     ed, ep, rv = window.editing, window.edit_panel, window.review
-    sc("A", lambda: rv.decide("accept"))
-    sc("R", lambda: rv.decide("reject"))
-    sc("F", lambda: rv.decide("flag"))
-    for k in ("N", "Down"):
-        sc(k, lambda: rv.step(1))
-    for k in ("P", "Up"):
-        sc(k, lambda: rv.step(-1))
+    burst = install_key_guards(window)
+
+    def guarded(key: str, fn: Callable[[], object], decision: bool = True) -> None:
+        def act() -> None:
+            if burst.allow():
+                before = len(rv.undo_log)
+                fn()
+                if decision and len(rv.undo_log) > before:
+                    burst.decided()
+            else:
+                window.statusBar().showMessage(
+                    f"{key} ignored: it came in a burst of typed letters (click the field you "
+                    "meant to type into; the interval is a setting)"
+                )
+
+        sc(key, act)
+
+    guarded("A", lambda: rv.decide("accept"))
+    guarded("R", lambda: rv.decide("reject"))
+    guarded("F", lambda: rv.decide("flag"))
+    guarded("N", lambda: rv.step(1), decision=False)
+    guarded("P", lambda: rv.step(-1), decision=False)
+    guarded(NEXT_PENDING_KEY, rv.next_pending, decision=False)
+    sc("Down", lambda: rv.step(1))
+    sc("Up", lambda: rv.step(-1))
     sc("F5", window.refresher.refresh)
     sc("Ctrl+Z", rv.undo)
     sc("Ctrl+Shift+Z", rv.redo)
@@ -67,10 +88,41 @@ def bind_keys(window: MainWindow) -> list[QtGui.QShortcut]:
     return poly_fill
 
 
+def install_key_guards(window: MainWindow) -> KeyBurst:
+    """The burst guard (``window.key_burst``), the focus keeper that returns the focus to the
+    sample list after every modal dialog, and the status-bar label of the tool and of where keys
+    go (``window.keys_label``)."""
+    burst = window.key_burst = KeyBurst(
+        window, int(prefs.read(window.settings, prefs.KEY_BURST_MS))
+    )
+    burst.typing_after_decision.connect(lambda: _undo_typed_decision(window))
+    table = window.samples_panel.table
+    window.focus_keeper = FocusKeeper(window, table)
+    names = {
+        table: "sample list",
+        window.canvas: "canvas",
+        window.review_panel.question_edit: "the question field",
+        window.review_panel.note_edit: "the note field",
+        window.samples_panel: "sample filters",
+    }
+    window.keys_label = KeysLabel(window, names)
+    window.statusBar().addPermanentWidget(window.keys_label)
+    window.edit_panel.tool_chosen.connect(window.keys_label.set_tool)
+    return burst
+
+
+def _undo_typed_decision(window: MainWindow) -> None:
+    """The decision just made was the first letter of typed text: take it back."""
+    window.review.undo()
+    window.statusBar().showMessage(
+        "a decision followed at once by more letters was typed text: it was undone"
+    )
+
+
 def _escape(window: MainWindow) -> None:
     fw = QtWidgets.QApplication.focusWidget()
-    if isinstance(fw, QtWidgets.QLineEdit):  # Esc leaves a text field; the review keys work again
-        window.canvas.setFocus()
+    if is_text_input(fw):  # Esc leaves a text field; the review keys work again
+        window.samples_panel.table.setFocus()
         return
     window.editing.escape()
 

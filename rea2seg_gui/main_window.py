@@ -291,7 +291,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.review.sample_shown.connect(self.asking.leave_canvas)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
-        return QtWidgets.QInputDialog.getText(self, title, label)
+        with self.key_burst.guard_dialog():  # typing that opened it does not also close it
+            return QtWidgets.QInputDialog.getText(self, title, label)
 
     # ----------------------------------------------------------------------------- presets
     def _config(self) -> dict[str, Any]:
@@ -598,6 +599,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """Read the review preferences (File → Settings) into the controllers."""
         self.review.ask_reject_reason = bool(prefs.read(self.settings, prefs.ASK_REJECT_REASON))
         self.refresher.set_interval(int(prefs.read(self.settings, prefs.REFRESH_INTERVAL_S)))
+        self.key_burst.interval_ms = int(prefs.read(self.settings, prefs.KEY_BURST_MS))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
         self.refresher.timer.stop()

@@ -28,7 +28,14 @@ REFRESH_INTERVAL_S = Preference(
     "Re-read the store every n seconds (0 = only on F5 and when the window is activated)",
     maximum=3600,
 )
-PREFERENCES = (ASK_REJECT_REASON, REFRESH_INTERVAL_S)
+KEY_BURST_MS = Preference(
+    "review/key_burst_ms",
+    250,
+    "Ignore A / R / F / N / P within n ms of another typed letter (typed text never decides a "
+    "sample; 0 = off)",
+    maximum=2000,
+)
+PREFERENCES = (ASK_REJECT_REASON, REFRESH_INTERVAL_S, KEY_BURST_MS)
 
 
 def read(settings: QtCore.QSettings, pref: Preference) -> bool | int:

@@ -17,6 +17,16 @@ SHORTCUTS = (
     ("N / Down", "Next sample"),
     ("P / Up", "Previous sample"),
     (
+        "Shift+N",
+        "Next pending sample in the list (wraps around; the filters decide what the list holds)",
+    ),
+    (
+        "Typed letters",
+        "A / R / F / N / P that come within a short interval of another letter are ignored, and "
+        "a decision followed at once by more letters is undone: typed text never decides a "
+        "sample (a setting)",
+    ),
+    (
         "Ctrl+Z / Ctrl+Shift+Z",
         "Undo / redo the last change made here (status, question, mask), returning to its sample",
     ),

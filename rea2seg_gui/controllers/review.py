@@ -189,6 +189,28 @@ class ReviewController(QtCore.QObject):
         self.p.candidates.show_runs([])
         self.status.emit(f"no sample shown: {why}")
 
+    @property
+    def undo_log(self) -> list[int]:
+        """Sample ids of the changes made here, newest last (read-only use)."""
+        return self._undo_log
+
+    def next_pending(self) -> None:
+        """Show the next ``pending`` sample below the current row of the list, wrapping to the top."""
+        ids = self.p.samples.ids()
+        rows = self.listing.rows
+        here = self.p.samples.row_of(self.state.sample_id)
+        start = -1 if here is None else here
+        order = ids[start + 1 :] + ids[: start + 1]
+        nxt = next(
+            (i for i in order if rows[i].status == "pending" and i != self.state.sample_id), None
+        )
+        if nxt is None:
+            self.status.emit(
+                "no other pending sample in the list (the filters decide what it holds)"
+            )
+            return
+        self.p.samples.select(nxt)
+
     def step(self, delta: int) -> None:
         nxt = self.p.samples.neighbour(self.state.sample_id, delta)
         if nxt is not None:
@@ -403,7 +425,7 @@ class ReviewController(QtCore.QObject):
         self._logged(sid)
         self.p.review.clear_note()
         if from_note:  # the next A / R / F is a shortcut again, never a letter in the note
-            self.canvas.setFocus()
+            self.p.samples.table.setFocus()
         self.status.emit(f"sample {sid}: {decision}")
         row = self.p.samples.row_of(sid)
         self.refresh_samples()
