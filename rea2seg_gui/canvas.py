@@ -21,10 +21,13 @@ from PySide6 import QtCore, QtGui
 from core.trace import PipelineTrace
 from rea2seg_gui import refguard
 from rea2seg_gui.canvas_layers import (
+    AUTO_COLOR,
     LAYER_BY_KEY,
     LAYERS,
     MASK_LAYERS,
+    OUTLINED_FILL,
     TRACE_LAYERS,
+    contrast_color,
     legend_entries,
     mask_lut,
     trace_items,
@@ -72,6 +75,8 @@ class Canvas(pg.GraphicsLayoutWidget):
             spec.key: spec.color for spec in LAYERS if spec.color
         }
         self.masks: dict[str, np.ndarray | None] = dict.fromkeys(MASK_LAYERS)
+        # layers whose colour follows the pixels under them until a colour is chosen
+        self.auto_colors: set[str] = set(AUTO_COLOR)
         self.outline_mode = False
         self.diff: MaskDiff | None = None
         self.trace: PipelineTrace | None = None
@@ -253,6 +258,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         """Draw a mask layer (``MASK_LAYERS``) in another colour (RGB 0–255)."""
         if key not in MASK_LAYERS:
             raise KeyError(f"{key!r} is not a mask layer")
+        self.auto_colors.discard(key)
         self.colors[key] = tuple(int(c) for c in color)
         self._draw_mask(key)
         self._refresh_legend()
@@ -320,6 +326,8 @@ class Canvas(pg.GraphicsLayoutWidget):
     def set_mask(self, key: str, mask: np.ndarray | None) -> None:
         """Replace a mask layer (gt, ignore, candidate, edited, initial)."""
         self.masks[key] = None if mask is None else np.asarray(mask, dtype=bool)
+        if key in self.auto_colors and mask is not None:
+            self.colors[key] = contrast_color(self.image_item.image, self.masks[key])
         self._draw_mask(key)
         if key in ("gt", "edited"):
             self._refresh_diff()
@@ -339,9 +347,13 @@ class Canvas(pg.GraphicsLayoutWidget):
             self._add(key, self._outline_item(key, mask))
             return
         # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
+        alpha = OUTLINED_FILL.get(key, 255)
         self._add(
-            key, ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key]))
+            key,
+            ImageItem(mask.view(np.uint8), levels=(0, 1), lut=mask_lut(self.colors[key], alpha)),
         )
+        if key in OUTLINED_FILL:  # a light fill and a full outline
+            self._add(key, self._outline_item(key, mask))
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
         """Fast in-place update of an existing mask layer (painting)."""
@@ -354,6 +366,8 @@ class Canvas(pg.GraphicsLayoutWidget):
             self.items[key][0].setData(xs, ys, connect="finite")
         else:
             self.items[key][0].setImage(self.masks[key].view(np.uint8), levels=(0, 1))
+            if len(self.items[key]) > 1:  # its outline over the light fill
+                self.items[key][1].setData(*contour_xy(self.masks[key]), connect="finite")
         if key in ("gt", "edited") and self.visible["diff"]:
             self._refresh_diff()
 

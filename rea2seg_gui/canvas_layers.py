@@ -33,7 +33,7 @@ class LayerSpec:
 
 LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("image", "Image", "I", 0, 1.0),
-    LayerSpec("gt", "Ground truth", "1", 10, 0.45, (40, 220, 90)),
+    LayerSpec("gt", "Ground truth", "1", 10, 1.0, (40, 220, 90)),
     LayerSpec("ignore", "Ignore region", "2", 11, 0.45, (160, 160, 160)),
     LayerSpec("attention", "Attention heatmap", "3", 5, 0.55),
     LayerSpec("topk1", "Top-k1 tokens", "4", 20, 0.9, (255, 200, 0)),
@@ -51,11 +51,39 @@ MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial")
 # layers drawn from the trace alone (the initial mask M is a mask layer)
 TRACE_LAYERS = ("attention", "topk1", "topk2", "seeds", "graph")
 NEGATIVE_COLOR = (255, 40, 40)
+# mask layers drawn as an outline over a light fill (the target must stay visible whatever its
+# colour), with the fill's alpha (0-255); not from the paper
+OUTLINED_FILL = {"gt": 90}
+# colours a layer in AUTO_COLOR picks from: the one farthest from the mean colour under the mask
+# (none of them is another mask layer's default colour); not from the paper
+CONTRAST_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (40, 220, 90),  # green
+    (255, 0, 255),  # magenta
+    (255, 220, 0),  # yellow
+    (0, 255, 255),  # cyan
+)
+AUTO_COLOR = ("gt",)
 
 
-def mask_lut(color: tuple[int, int, int]) -> np.ndarray:
+def mask_lut(color: tuple[int, int, int], alpha: int = 255) -> np.ndarray:
     """2-entry RGBA lookup table: 0 → transparent, 1 → ``color`` (pixel-exact, no interpolation)."""
-    return np.array([[0, 0, 0, 0], [*color, 255]], dtype=np.uint8)
+    return np.array([[0, 0, 0, 0], [*color, alpha]], dtype=np.uint8)
+
+
+def contrast_color(
+    image_rgb: np.ndarray | None,
+    mask: np.ndarray | None,
+    palette: tuple[tuple[int, int, int], ...] = CONTRAST_PALETTE,
+) -> tuple[int, int, int]:
+    """The colour of ``palette`` farthest (Euclidean RGB) from the mean colour of the pixels of
+    ``image_rgb`` (uint8 (H, W, 3)) under ``mask`` (bool (H, W)); the first one when either is
+    missing, the shapes differ or the mask is empty."""
+    if image_rgb is None or mask is None or image_rgb.shape[:2] != mask.shape or not mask.any():
+        return palette[0]
+    px = np.asarray(image_rgb)[mask]
+    mean = px[:, :3].mean(axis=0) if px.ndim == 2 else np.repeat(px.mean(), 3)
+    d = [float(np.sum((np.asarray(c, float) - mean) ** 2)) for c in palette]
+    return palette[int(np.argmax(d))]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from rea2seg_gui.canvas import LAYER_BY_KEY, MASK_LAYERS, Canvas
+from rea2seg_gui.canvas_layers import AUTO_COLOR
 from rea2seg_gui.overlays import DIFF_ADDED, DIFF_REMOVED
 
 COLOR_KEY = "layers/color/{}"  # QSettings key of a mask layer's colour ("#rrggbb")
@@ -42,7 +43,14 @@ class ColorSwatch(QtWidgets.QToolButton):
         self.color = color
         side = self.fontMetrics().height()
         self.setIconSize(QtCore.QSize(side, side))
-        self.setToolTip(f"Colour of the {LAYER_BY_KEY[key].title.lower()} layer: click to choose")
+        self.setToolTip(
+            f"Colour of the {LAYER_BY_KEY[key].title.lower()} layer: click to choose"
+            + (
+                " (until then it is picked per sample to contrast with the pixels under it)"
+                if key in AUTO_COLOR
+                else ""
+            )
+        )
         self.setAccessibleName(f"{LAYER_BY_KEY[key].title} colour")
         self.clicked.connect(self.choose)
         self._paint()
@@ -82,7 +90,8 @@ class LayerStyle(QtWidgets.QWidget):
         self.swatches: dict[str, ColorSwatch] = {}
         for key in MASK_LAYERS:
             color = saved_color(settings, key)
-            if color != canvas.colors[key]:
+            chosen = settings.value(COLOR_KEY.format(key)) is not None
+            if color != canvas.colors[key] or (chosen and key in canvas.auto_colors):
                 canvas.set_layer_color(key, color)
             sw = ColorSwatch(key, color)
             sw.color_chosen.connect(self.set_color)

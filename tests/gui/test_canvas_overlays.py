@@ -95,7 +95,7 @@ def test_outline_mode_draws_contours_and_back(canvas):
     canvas.set_layer_opacity("gt", 1.0)
     canvas.view.setRange(QtCore.QRectF(0, 0, W, H), padding=0)
     filled = grab(canvas)
-    gt = LAYER_BY_KEY["gt"].color
+    gt = canvas.colors["gt"]  # picked to contrast with the pixels under the mask
     canvas.set_outline_mode(True)
     item = canvas.items["gt"][0]
     assert isinstance(item, pg.PlotDataItem)

@@ -163,3 +163,31 @@ def test_the_status_bar_names_the_tool_and_where_keys_go(qtbot, window):
     qtbot.waitUntil(lambda: "shortcuts (sample list)" in label.text(), timeout=3000)
     window.edit_panel.choose_tool("brush")
     assert label.text().startswith("Tool: brush")
+
+
+# ------------------------------------------------------------------ the target is visible
+def test_a_green_target_gets_a_contrasting_outline_and_a_light_fill(qtbot):
+    import numpy as np
+    import pyqtgraph as pg
+
+    from rea2seg_gui.canvas import Canvas
+    from rea2seg_gui.canvas_layers import contrast_color
+
+    img = np.full((60, 80, 3), 120, np.uint8)
+    yy, xx = np.mgrid[:60, :80]
+    ball = (yy - 30) ** 2 + (xx - 40) ** 2 < 15**2
+    img[ball] = (30, 200, 60)  # a green ball
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.set_image(img)
+    canvas.set_mask("gt", ball)
+    r, g, b = canvas.colors["gt"]
+    assert g < max(r, b)  # not green
+    fill, outline = canvas.items["gt"]
+    assert isinstance(outline, pg.PlotDataItem) and np.isfinite(outline.xData).sum() > 20
+    assert fill.lut[1, 3] < 128 and outline.opacity() == 1.0  # a light fill, a full outline
+    img[ball] = (150, 80, 40)  # a brown object: not drawn green either
+    assert contrast_color(img, ball) != (40, 220, 90)
+    canvas.set_layer_color("gt", (10, 20, 30))  # a colour chosen by hand stays
+    canvas.set_mask("gt", ball)
+    assert canvas.colors["gt"] == (10, 20, 30)
