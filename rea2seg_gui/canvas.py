@@ -25,11 +25,13 @@ from rea2seg_gui.canvas_layers import (
     LAYER_BY_KEY,
     LAYERS,
     MASK_LAYERS,
+    OUTLINE_ONLY,
     OUTLINED_FILL,
     TRACE_LAYERS,
     contrast_color,
     legend_entries,
     mask_lut,
+    prompt_box_items,
     trace_items,
 )
 from rea2seg_gui.hover import HoverReadout
@@ -67,7 +69,8 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.items: dict[str, list[QtGui.QGraphicsItem]] = {spec.key: [] for spec in LAYERS}
         self.items["image"] = [self.image_item]  # permanent: never cleared, only shown / hidden
         self.visible: dict[str, bool] = {
-            spec.key: spec.key in ("image", "gt", "attention", "seeds", "candidate", "edited")
+            spec.key: spec.key
+            in ("image", "gt", "attention", "seeds", "candidate", "edited", "answer", "prompt")
             for spec in LAYERS
         }
         self.opacity: dict[str, float] = {spec.key: spec.opacity for spec in LAYERS}
@@ -307,6 +310,19 @@ class Canvas(pg.GraphicsLayoutWidget):
         self.set_clicks([])
         self._refresh_legend()
 
+    def set_prompt_boxes(
+        self,
+        target_xyxy: tuple[float, float, float, float] | list[float] | None,
+        others_xyxy: list[list[float]] | tuple = (),
+    ) -> None:
+        """The boxes a generated question's generator and verifier saw (image pixels, ``x0, y0,
+        x1, y1`` with exclusive max): the target red, the other instances blue; ``None``: none."""
+        self._clear("prompt")
+        if target_xyxy is not None:
+            for it in prompt_box_items(target_xyxy, others_xyxy):
+                self._add("prompt", it)
+        self._refresh_legend()
+
     def set_polygon(self, points_xy: list[tuple[float, float]] | None) -> None:
         """Show the polygon being drawn (closed back to its first vertex), or hide it."""
         self.tools.set_polygon(points_xy)
@@ -343,7 +359,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         mask = self.masks[key]
         if mask is None:
             return
-        if self.outline_mode:
+        if self.outline_mode or key in OUTLINE_ONLY:
             self._add(key, self._outline_item(key, mask))
             return
         # the bool mask is drawn through a lookup table: no RGBA copy of the image is built
@@ -361,7 +377,7 @@ class Canvas(pg.GraphicsLayoutWidget):
         if not self.items[key]:
             self.set_mask(key, mask)
             return
-        if self.outline_mode:
+        if self.outline_mode or key in OUTLINE_ONLY:
             xs, ys = contour_xy(self.masks[key])
             self.items[key][0].setData(xs, ys, connect="finite")
         else:
@@ -418,6 +434,8 @@ class Canvas(pg.GraphicsLayoutWidget):
             None if trace is None or trace.initial_mask is None else trace.initial_mask
         )
         self._draw_mask("initial")
+        self.masks["answer"] = None if trace is None else _answer_mask(trace)
+        self._draw_mask("answer")
         if trace is None:
             self._refresh_legend()
             return
@@ -434,3 +452,12 @@ class Canvas(pg.GraphicsLayoutWidget):
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
         self.hover.shutdown()
         super().closeEvent(ev)
+
+
+def _answer_mask(trace: PipelineTrace) -> np.ndarray | None:
+    """The trace's answer (core's choice, :func:`core.pipeline.ask.answer_id`): a candidate, or
+    the initial mask M when there is none or no score was readable."""
+    from core.pipeline.ask import answer_id
+
+    aid = answer_id(trace)
+    return trace.initial_mask if aid is None else trace.candidate(aid).mask

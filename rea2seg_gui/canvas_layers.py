@@ -7,7 +7,7 @@ layers' z-values. Nothing here recomputes pipeline logic: it draws what the trac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,10 +44,23 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("edited", "Edited mask", "9", 13, 0.5, (255, 60, 60)),
     LayerSpec("initial", "Initial mask M (L > 0)", "0", 9, 0.45, (170, 90, 255)),
     LayerSpec("diff", "GT vs edited difference", "D", 14, 0.85),
+    LayerSpec(
+        "answer",
+        "Answer (★ in Candidates; M when no score was readable)",
+        "W",
+        15,
+        1.0,
+        (255, 255, 255),
+    ),
+    LayerSpec("prompt", "Prompt boxes the generator and verifier saw", "Q", 32, 1.0),
 )
 LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
 # layers drawn from a bool mask: colour chosen by the user, filled or outlined
-MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial")
+MASK_LAYERS = ("gt", "ignore", "candidate", "edited", "initial", "answer")
+# mask layers always drawn as their outline (they mark a mask drawn filled elsewhere)
+OUTLINE_ONLY = ("answer",)
+# the generator's prompt image (App. C): the target's box red, the other instances blue
+PROMPT_TARGET, PROMPT_OTHER = (255, 0, 0), (40, 110, 255)
 # layers drawn from the trace alone (the initial mask M is a mask layer)
 TRACE_LAYERS = ("attention", "topk1", "topk2", "seeds", "graph")
 NEGATIVE_COLOR = (255, 40, 40)
@@ -222,7 +235,11 @@ def legend_entries(
     for key in drawn:
         spec = LAYER_BY_KEY[key]
         if key in MASK_LAYERS:
-            out.append(LegendEntry(spec.title, colors[key], "outline" if outline_mode else "fill"))
+            outline = outline_mode or key in OUTLINE_ONLY
+            out.append(LegendEntry(spec.title, colors[key], "outline" if outline else "fill"))
+        elif key == "prompt":
+            out.append(LegendEntry("Prompt box: the target", PROMPT_TARGET, "box"))
+            out.append(LegendEntry("Prompt box: other instances", PROMPT_OTHER, "box"))
         elif key == "attention":
             out.append(LegendEntry(spec.title, (252, 255, 164), "heat"))
         elif key in ("topk1", "topk2") and t is not None and t.seeds is not None:
@@ -251,3 +268,26 @@ def legend_entries(
             out.append(LegendEntry(f"Added by the edit: {diff.added} px", DIFF_ADDED, "fill"))
             out.append(LegendEntry(f"Removed by the edit: {diff.removed} px", DIFF_REMOVED, "fill"))
     return out
+
+
+def prompt_box_items(
+    target_xyxy: Sequence[float] | None, others_xyxy: Sequence[Sequence[float]]
+) -> list[QtWidgets.QGraphicsItem]:
+    """The generator's prompt boxes as outlines (image pixels, exclusive max as
+    :func:`core.benchmark.render.draw_prompt_boxes` draws them): the others blue, the target red
+    on top."""
+    items: list[QtWidgets.QGraphicsItem] = []
+    for boxes, color, width in (
+        (list(others_xyxy), PROMPT_OTHER, 2),
+        ([] if target_xyxy is None else [target_xyxy], PROMPT_TARGET, 3),
+    ):
+        xs: list[float] = []
+        ys: list[float] = []
+        for x0, y0, x1, y1 in boxes:
+            xs += [x0, x1, x1, x0, x0, np.nan]
+            ys += [y0, y0, y1, y1, y0, np.nan]
+        if xs:
+            items.append(
+                pg.PlotDataItem(xs, ys, pen=pg.mkPen(color, width=width), connect="finite")
+            )
+    return items

@@ -18,15 +18,28 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.metrics import intersection_union, sample_iou
+from core.pipeline.ask import answer_id
 from core.trace import Candidate, PipelineTrace
 from rea2seg_gui.overlays import ORIGIN_DESCRIPTIONS, ORIGIN_NAMES
 
 Against = Literal["gt", "reviewed"]
 AGAINST_NAMES: dict[str, str] = {"gt": "imported ground truth", "reviewed": "reviewed mask"}
 # the true IoU and the rank first: they stay in view in a narrow dock (the rest scrolls)
-COLUMNS = ("mask", "id", "origin", "true IoU", "rank", "evaluator score", "SAM score", "stability")
+COLUMNS = (
+    "mask",
+    "id",
+    "origin",
+    "true IoU",
+    "rank",
+    "answer",
+    "evaluator score",
+    "SAM score",
+    "stability",
+)
 IOU_COLUMN = COLUMNS.index("true IoU")
 RANK_COLUMN = COLUMNS.index("rank")
+ANSWER_COLUMN = COLUMNS.index("answer")
+ANSWER_MARK = "★ answer"
 THUMB_MIN = 128  # logical pixels
 PREVIEW_FACTOR = 3  # the hover preview is this many thumbnails wide
 MASK_TINT = (60, 140, 255)  # a candidate over its darkened image
@@ -215,6 +228,10 @@ class CandidateGallery(QtWidgets.QWidget):
         self.against_combo.currentIndexChanged.connect(lambda _i: self._fill_iou())
         row.addWidget(self.against_combo, 1)
         v.addLayout(row)
+        self.rank_note = QtWidgets.QLabel()
+        self.rank_note.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.rank_note.setWordWrap(True)
+        v.addWidget(self.rank_note)
         self.table = CandidateTable(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(
             [c.replace(" ", "\n", 1) if c.endswith("score") else c for c in COLUMNS]
@@ -235,6 +252,7 @@ class CandidateGallery(QtWidgets.QWidget):
             COLUMNS.index("origin"), fm.horizontalAdvance("multimask") + fm.height()
         )
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(RANK_COLUMN, QtCore.Qt.SortOrder.AscendingOrder)  # best first
         self.table.itemSelectionChanged.connect(
             lambda: self.candidate_selected.emit(self.selected_candidate())
         )
@@ -296,9 +314,13 @@ class CandidateGallery(QtWidgets.QWidget):
         tb.setSortingEnabled(False)
         tb.clearSelection()
         tb.setRowCount(0 if t is None else len(t.candidates))
+        self.rank_note.setText(rank_note(t))
         if t is not None:
             ev = t.evaluator
-            ranks = {cid: i + 1 for i, cid in enumerate(ev.ranking)} if ev else {}
+            order = list(ev.ranking) if ev is not None and ev.ranking else []
+            order += [c.id for c in t.candidates if c.id not in order]  # else stage-1 order
+            ranks = {cid: i + 1 for i, cid in enumerate(order)}
+            chosen = answer_id(t)
             for r, c in enumerate(t.candidates):
                 it = QtWidgets.QTableWidgetItem()
                 if self.image is not None:
@@ -310,6 +332,7 @@ class CandidateGallery(QtWidgets.QWidget):
                     "origin": ORIGIN_NAMES.get(c.origin, c.origin),
                     "true IoU": self._iou(c),
                     "rank": ranks.get(c.id),
+                    "answer": ANSWER_MARK if c.id == chosen else "",
                     "evaluator score": ev.final_scores.get(c.id) if ev else None,
                     "SAM score": c.sam_score,
                     "stability": c.stability,
@@ -321,6 +344,14 @@ class CandidateGallery(QtWidgets.QWidget):
                 )
         self._set_header()
         tb.setSortingEnabled(True)
+
+    def answer_row(self) -> int | None:
+        """The row of the candidate chosen as the answer (``None``: the answer is M, or no trace)."""
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, ANSWER_COLUMN)
+            if item is not None and item.text() == ANSWER_MARK:
+                return r
+        return None
 
     @staticmethod
     def _cell(v) -> QtWidgets.QTableWidgetItem:
@@ -396,3 +427,25 @@ class CandidateGallery(QtWidgets.QWidget):
     def closeEvent(self, ev) -> None:  # noqa: N802 - Qt API
         self.preview.hide()
         super().closeEvent(ev)
+
+
+def rank_note(t: PipelineTrace | None) -> str:
+    """What the rank column means for this trace, and which mask is the answer."""
+    if t is None:
+        return ""
+    ev = t.evaluator
+    if not t.candidates:
+        return "No candidates: the answer is the initial mask M (L > 0)."
+    if ev is None:
+        return (
+            "No stage 2 in this run: rank is stage-1 order; the answer (★) is the first candidate."
+        )
+    if ev.fell_back_to_initial:
+        return (
+            "NO READABLE SCORE: the evaluator's answers could not be read, so the answer is the "
+            "initial mask M (L > 0), not a candidate; ranks are stage-1 order and mean nothing."
+        )
+    unread = sum(v is None for v in ev.final_scores.values())
+    return "Rank: the evaluator's ranking, 1 = best; ★ marks the answer." + (
+        f" {unread} candidate(s) got no readable score and rank last." if unread else ""
+    )

@@ -289,6 +289,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.asking.saved.connect(self._ask_saved)
         self.asking.image_shown.connect(self._leave_sample)
         self.review.sample_shown.connect(self.asking.leave_canvas)
+        self.samples_panel.import_requested.connect(
+            lambda fmt: getattr(self.file_actions, f"import_{fmt}")()
+        )
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         with self.key_burst.guard_dialog():  # typing that opened it does not also close it

@@ -56,6 +56,7 @@ MIN_GROUP_SIZE = 2
 DONE_VERDICTS = tuple(v for v in VERDICTS if v != "error")  # an error is retried on --resume
 
 Progress = Callable[[int, int, str], None]
+REGENERATED_NOTE = "re-generated"  # the note of the revisions a re-generation records
 
 
 class GenerationError(ValueError):
@@ -238,6 +239,13 @@ def _target_view(s: Session, target_id: int) -> _TargetView:
     )
 
 
+def prompt_boxes(s: Session, target_id: int) -> tuple[list[int], list[list[int]]]:
+    """The boxes of the target's prompt image (App. C): its own box (red) and those of the other
+    instances of its group (blue), ``(x0, y0, x1, y1)`` image pixels with exclusive max."""
+    tv = _target_view(s, target_id)
+    return tv.box, tv.others
+
+
 def prompt_image(store: Store, target_id: int) -> np.ndarray:
     """The generator's image for a target: uint8 (H, W, 3) RGB with the red and blue boxes."""
     tv = store.run(lambda s: _target_view(s, target_id), write=False)
@@ -376,7 +384,7 @@ def _record(
             )
         else:
             who = user or "generator"
-            note = f"re-generated ({rec.verdict})"
+            note = f"{REGENERATED_NOTE} ({rec.verdict})"
             record_change(s, sample, "question", rec.question, who, note)
             record_change(s, sample, "status", status, who, note)
         rec.sample_id = sample.id

@@ -11,10 +11,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.benchmark.generate import GenerationError, generate_one
+from core.benchmark.generate import (
+    REGENERATED_NOTE,
+    GenerationError,
+    generate_one,
+    prompt_boxes,
+)
 from core.llm_client import API_KEY_ENV, ChatClient
 from core.store import Store
-from core.store.models import QuestionGeneration
+from core.store.models import QuestionGeneration, Revision
 from core.vocab import VERDICT_FILTERS  # noqa: F401  (re-exported for the questions panel)
 
 
@@ -41,6 +46,10 @@ class GenerationView:
     requested_by: str
     created_at: dt.datetime
     count: int  # generations of this sample so far
+    # the boxes of the prompt image the generator and verifier saw (App. C), image pixels
+    # (x0, y0, x1, y1), exclusive max: the target's (red) and the other instances' (blue)
+    target_box_xyxy: tuple[int, int, int, int] | None = None
+    other_boxes_xyxy: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def _latest_ids(s: Session):
@@ -73,6 +82,10 @@ def latest_generation(store: Store, sample_id: int) -> GenerationView | None:
         if not rows:
             return None
         g = rows[-1]
+        try:
+            box, others = prompt_boxes(s, g.target_id)
+        except LookupError:  # the target is gone: no boxes to show
+            box, others = None, []
         return GenerationView(
             g.id,
             sample_id,
@@ -93,7 +106,25 @@ def latest_generation(store: Store, sample_id: int) -> GenerationView | None:
             g.requested_by,
             g.created_at,
             len(rows),
+            None if box is None else tuple(box),
+            tuple(tuple(o) for o in others),
         )
+
+    return store.run(q, write=False)
+
+
+def question_edited_by_hand(store: Store, sample_id: int) -> bool:
+    """Whether the sample's question was last changed by a person (an edit, undo or redo that is
+    not a re-generation's): a re-generation would replace that work."""
+
+    def q(s: Session) -> bool:
+        rev = s.scalar(
+            select(Revision)
+            .where(Revision.sample_id == sample_id, Revision.field == "question")
+            .order_by(Revision.id.desc())
+            .limit(1)
+        )
+        return rev is not None and not (rev.note or "").startswith(REGENERATED_NOTE)
 
     return store.run(q, write=False)
 

@@ -41,6 +41,15 @@ class StoreCorruptError(StoreError):
         self.moved_to = moved_to
 
 
+class StoreUnusable(StoreError):
+    """The file is not a usable database (``verdict`` says why) and was left where it is, as the
+    caller asked (``open_store(..., move_aside=False)``); :func:`move_aside` moves it."""
+
+    def __init__(self, message: str, path: Path, verdict: str) -> None:
+        super().__init__(message)
+        self.path, self.verdict = path, verdict
+
+
 class StoreFull(StoreError):
     """The disk (or the database server's) is full: the change in flight was rolled back."""
 
@@ -291,13 +300,28 @@ def _move_aside(path: Path, verdict: str) -> StoreCorruptError:
     )
 
 
-def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str]] | None:
+def move_aside(path: Path, verdict: str) -> StoreCorruptError:
+    """Move a file that is not a usable database aside (``<name>.corrupt-<time>``, with its
+    -wal/-shm); the :class:`StoreCorruptError` that says where (not raised)."""
+    return _move_aside(path, verdict)
+
+
+def _unusable(path: Path, verdict: str, move: bool) -> StoreError:
+    if move:
+        return _move_aside(path, verdict)
+    return StoreUnusable(f"{path}: {verdict}; nothing was moved or changed", path, verdict)
+
+
+def _check_sqlite_file(
+    path: Path, *, create: bool, move: bool = True
+) -> tuple[str | None, set[str]] | None:
     """Refuse paths that are not database files; move aside only what SQLite calls corrupt.
 
     A directory, an unreadable file or an I/O error raises :class:`StoreError` and the path is
     left untouched. A missing file raises :class:`StoreMissing` unless ``create``. A file
     SQLite itself reports as malformed (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``, or a failed
-    ``quick_check``) is moved aside and :class:`StoreCorruptError` says where.
+    ``quick_check``) is moved aside and :class:`StoreCorruptError` says where; with ``move``
+    False it is left where it is and :class:`StoreUnusable` is raised instead.
 
     Returns (revision, tables) read without writing anything, or ``None`` when there is no file
     yet, it is empty, or another process holds it.
@@ -329,7 +353,7 @@ def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str
     with open(path, "rb") as f:
         magic = f.read(16)
     if magic != b"SQLite format 3\x00":
-        raise _move_aside(path, "not an SQLite database (no SQLite header)")
+        raise _unusable(path, "not an SQLite database (no SQLite header)", move)
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
@@ -348,15 +372,16 @@ def _check_sqlite_file(path: Path, *, create: bool) -> tuple[str | None, set[str
         if code in _BUSY_CODES:
             return None  # another process holds it; the busy timeout handles the rest
         if code in _CORRUPT_CODES:
-            raise _move_aside(path, f"SQLite reports the database is corrupt ({exc})") from None
+            raise _unusable(path, f"SQLite reports the database is corrupt ({exc})", move) from None
         raise StoreError(
             f"{path}: cannot open the store ({exc}; {code}); it was left untouched. "
             "Check permissions, free space and that the folder is writable (SQLite needs its -wal/-shm files)."
         ) from None
     if row is None or row[0] != "ok":
-        raise _move_aside(
+        raise _unusable(
             path,
             f"SQLite reports the database is corrupt (quick_check: {row[0] if row else 'no answer'})",
+            move,
         )
     tables.discard("sqlite_sequence")
     return rev, tables
@@ -381,13 +406,21 @@ def _check_schema(shown: str, current: str | None, tables: set[str], *, create: 
         )
 
 
-def open_store(url_or_path: str | Path, *, upgrade: bool = True, create: bool = True) -> Store:
+def open_store(
+    url_or_path: str | Path,
+    *,
+    upgrade: bool = True,
+    create: bool = True,
+    move_aside_corrupt: bool = True,
+) -> Store:
     """Open (and migrate) a store at a file path or SQLAlchemy URL.
 
     ``create=False`` (read commands) raises :class:`StoreMissing` when there is no store yet
     instead of creating one. A database of another program (tables but no rea2seg schema) and
     one written by a newer rea2seg are refused, never given new tables. On SQLite these checks
-    read the file read-only before anything (even the WAL pragma) writes to it.
+    read the file read-only before anything (even the WAL pragma) writes to it. A file that is
+    not a usable database is moved aside, or with ``move_aside_corrupt=False`` left alone
+    (:class:`StoreUnusable`; the GUI asks first, then calls :func:`move_aside`).
     """
     url = store_url(url_or_path)
     u = make_url(url)
@@ -395,7 +428,7 @@ def open_store(url_or_path: str | Path, *, upgrade: bool = True, create: bool = 
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
         path = Path(u.database)
         shown = str(path)
-        state = _check_sqlite_file(path, create=create)
+        state = _check_sqlite_file(path, create=create, move=move_aside_corrupt)
         if state is not None:
             _check_schema(shown, *state, create=create)
     try:

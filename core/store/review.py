@@ -22,6 +22,7 @@ from core.store.db import Store
 from core.store.models import Review, Revision, Sample, utcnow
 
 _DECISIONS = {"accept": "verified", "reject": "rejected", "flag": "flagged", "reopen": "pending"}
+REOPENED_NOTE = "mask edited after it was verified"
 _FIELDS = ("question", "status", "edited_mask", "category", "reasoning", "reasoning_status")
 # the reasoning text of evaluator training data (§4.4) is reviewed on its own: accept / reject
 _REASONING_DECISIONS = {"accept": "verified", "reject": "rejected", "reopen": "pending"}
@@ -157,11 +158,14 @@ def replace_mask(
     user: str,
     provenance: dict[str, Any] | None = None,
     note: str = "",
+    reopen_verified: bool = False,
 ) -> int | None:
     """Set the sample's edited mask (bool (H, W) at image size; ``None`` clears it).
 
     Returns the new mask id. ``provenance`` records how the mask was made (tool, prompts,
-    source candidate) and is stored with the mask.
+    source candidate) and is stored with the mask. ``reopen_verified``: a ``verified`` sample
+    goes back to ``pending`` in the same transaction (what was verified is not what is there
+    now); its own revision, so undo restores it first.
     """
     user = _check_user(user)
 
@@ -171,6 +175,8 @@ def replace_mask(
         if mask is not None:
             new_id = repo.add_mask(s, sample, mask, "edited", provenance).id
         record_change(s, sample, "edited_mask", new_id, user, note)
+        if reopen_verified and sample.status == "verified":
+            record_change(s, sample, "status", "pending", user, REOPENED_NOTE)
         return new_id
 
     return store.run(action)

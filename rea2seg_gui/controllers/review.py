@@ -16,7 +16,11 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from core.benchmark.provenance import filter_by_verdict, latest_generation
+from core.benchmark.provenance import (
+    filter_by_verdict,
+    latest_generation,
+    question_edited_by_hand,
+)
 from core.evaldata.provenance import annotations_of, filter_by_reasoning
 from core.store import Store, repo, review
 from core.store.listing import SampleListing
@@ -109,6 +113,11 @@ class ReviewController(QtCore.QObject):
             lambda sid: sid == self.state.sample_id and self.decide("reject")
         )
         p.questions.edit_requested.connect(self.edit_question)
+        # the dock's check box and the Layers tab's toggle are one setting
+        p.questions.prompt_boxes_check.toggled.connect(
+            lambda on: p.layers.set_visible("prompt", on)
+        )
+        p.layers.checks["prompt"].toggled.connect(p.questions.prompt_boxes_check.setChecked)
         if p.reasoning is not None:
             p.reasoning.accept_requested.connect(lambda sid: self.decide_reasoning(sid, "accept"))
             p.reasoning.reject_requested.connect(lambda sid: self.decide_reasoning(sid, "reject"))
@@ -251,6 +260,7 @@ class ReviewController(QtCore.QObject):
         self.canvas.set_image(loaded.image)
         self.canvas.set_mask("gt", loaded.gt)
         self.canvas.set_mask("ignore", loaded.ignore)
+        self._draw_prompt_boxes()
         p.viewer.show_image_error(loaded.image_error)
         p.review.set_accept_enabled(
             loaded.image_error is None, "The image cannot be read: it cannot be accepted"
@@ -278,7 +288,9 @@ class ReviewController(QtCore.QObject):
             and q.sample_id == smp.id
             and q.question != (self._shown_question or "").strip()
         ):
-            q.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+            gen = latest_generation(self.store, smp.id)
+            edited = gen is not None and question_edited_by_hand(self.store, smp.id)
+            q.show_sample(smp.id, smp.question, smp.status, gen, hand_edited=edited)
             self._shown_question = smp.question
         r = self.p.reasoning
         if r is not None and not (
@@ -291,6 +303,14 @@ class ReviewController(QtCore.QObject):
                 smp.reasoning_source,
                 annotations_of(self.store, smp.id),
             )
+
+    def _draw_prompt_boxes(self) -> None:
+        """The red / blue boxes the shown generated question's generator and verifier saw."""
+        g = self.p.questions.generation
+        if g is None or g.sample_id != self.state.sample_id:
+            self.canvas.set_prompt_boxes(None)
+        else:
+            self.canvas.set_prompt_boxes(g.target_box_xyxy, list(g.other_boxes_xyxy))
 
     def _show_masks(self) -> None:
         m = self.state.edit_mask
@@ -443,6 +463,7 @@ class ReviewController(QtCore.QObject):
                 lambda s: (repo.get_sample(s, sid), repo.edited_mask(s, sid)), write=False
             )
             self._show_texts(smp)
+            self._draw_prompt_boxes()  # a re-generation may have another target
             self.p.review.show_history(history_rows(self.store, sid))
             self.state.edit_mask = edited
             self._show_masks()
@@ -454,8 +475,15 @@ class ReviewController(QtCore.QObject):
         sid = self.state.sample_id
         if sid is None:
             return False
+        was = self.listing.rows.get(sid)
         ok = self._guard(
-            review.replace_mask, self.store, sid, mask, user=self.user, provenance=provenance
+            review.replace_mask,
+            self.store,
+            sid,
+            mask,
+            user=self.user,
+            provenance=provenance,
+            reopen_verified=True,
         )
         self.after_change(sid)
         if not ok:
@@ -465,7 +493,13 @@ class ReviewController(QtCore.QObject):
         self.p.edit.show_state(
             f"saved: {tool}" + (" — RANDOM WEIGHTS" if provenance.get("is_random") else "")
         )
-        self.status.emit(f"sample {sid}: mask saved ({tool})")
+        reopened = was is not None and was.status == "verified"
+        if reopened:
+            self.refresh_samples(scroll=False)
+        self.status.emit(
+            f"sample {sid}: mask saved ({tool})"
+            + (" — it was verified: back to pending, accept it again (A)" if reopened else "")
+        )
         self.mask_saved.emit(sid)
         return True
 

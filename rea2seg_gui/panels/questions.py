@@ -54,6 +54,8 @@ class QuestionsPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.sample_id: int | None = None
         self.generation: GenerationView | None = None
+        self.hand_edited = False
+        self._stored = ""  # the question as stored
         v = QtWidgets.QVBoxLayout(self)
         top = QtWidgets.QHBoxLayout()
         self.verdict_label = QtWidgets.QLabel("—")
@@ -65,6 +67,14 @@ class QuestionsPanel(QtWidgets.QWidget):
         self.info_label.setWordWrap(True)
         top.addWidget(self.info_label, 1)
         v.addLayout(top)
+        self.prompt_boxes_check = QtWidgets.QCheckBox(
+            "Show the prompt boxes on the image  [Q]  (red: the target, blue: the other instances)"
+        )
+        self.prompt_boxes_check.setToolTip(
+            "The boxes drawn on the image the generator and the verifier were shown (App. C)"
+        )
+        self.prompt_boxes_check.setChecked(True)
+        v.addWidget(self.prompt_boxes_check)
 
         self.question_edit = QtWidgets.QPlainTextEdit()
         self.question_edit.setPlaceholderText("The question")
@@ -104,13 +114,33 @@ class QuestionsPanel(QtWidgets.QWidget):
         v.addLayout(buttons)
         self.accept_button.clicked.connect(lambda: self._emit(self.accept_requested))
         self.reject_button.clicked.connect(lambda: self._emit(self.reject_requested))
-        self.regenerate_button.clicked.connect(lambda: self._emit(self.regenerate_requested))
+        self.regenerate_button.clicked.connect(self._ask_regenerate)
         self.edit_button.clicked.connect(self._emit_edit)
         self.show_sample(None)
 
     def _emit(self, signal) -> None:
         if self.sample_id is not None:
             signal.emit(self.sample_id)
+
+    def _ask_regenerate(self) -> None:
+        """Re-generate; a question a person edited (or an unsaved edit here) is replaced only
+        after Yes to "replace it?"."""
+        if self.sample_id is None:
+            return
+        unsaved = self.question != self._stored.strip()
+        if self.hand_edited or unsaved:
+            what = "has unsaved edits here" if unsaved else "was edited by hand"
+            box = QtWidgets.QMessageBox.question(
+                self,
+                "Replace the question?",
+                f"The question of sample {self.sample_id} {what}. Re-generating replaces it with "
+                "the generator's new question (Ctrl+Z undoes it). Re-generate anyway?",
+                QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+                QtWidgets.QMessageBox.StandardButton.No,
+            )
+            if box != QtWidgets.QMessageBox.StandardButton.Yes:
+                return
+        self.regenerate_requested.emit(self.sample_id)
 
     def _emit_edit(self) -> None:
         if self.sample_id is not None:
@@ -135,8 +165,11 @@ class QuestionsPanel(QtWidgets.QWidget):
         question: str = "",
         status: str = "",
         generation: GenerationView | None = None,
+        hand_edited: bool = False,
     ) -> None:
+        """``hand_edited``: the question was last changed by a person (re-generating asks first)."""
         self.sample_id, self.generation = sample_id, generation
+        self.hand_edited, self._stored = hand_edited, question
         self.question_edit.setPlainText(question)
         g = generation
         if sample_id is None:

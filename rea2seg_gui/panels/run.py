@@ -30,6 +30,27 @@ TIPS = {
 LABELS = {"top_n": "N (top_n)", "tau": "τ (tau)", "delta": "δ (delta)"}
 
 
+def unavailable_text(
+    presets: Sequence[str],
+    problem: Callable[[str], str | None],
+    evaluators: Sequence[str],
+    eval_problem: Callable[[str], str | None],
+) -> str:
+    """One line per greyed-out preset: why, and that File → Settings sets its paths."""
+    lines = [
+        f"{kind} {name}: {why}"
+        for kind, names, check in (
+            ("preset", presets, problem),
+            ("evaluator", evaluators, eval_problem),
+        )
+        for name in names
+        if (why := check(name))
+    ]
+    if not lines:
+        return ""
+    return "Greyed out — set their paths or endpoints in File → Settings:\n" + "\n".join(lines)
+
+
 def fill_presets(
     combo: QtWidgets.QComboBox,
     names: Sequence[str],
@@ -118,6 +139,10 @@ class RunPanel(QtWidgets.QWidget):
             "Stage 2 evaluator; greyed-out presets are not configured (hover for why)"
         )
         f.addRow("Evaluator (stage 2)", self.eval_preset)
+        self.unavailable = QtWidgets.QLabel()  # why presets are greyed out, and what to do
+        self.unavailable.setWordWrap(True)
+        self.unavailable.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        f.addRow(self.unavailable)
         self.eval_cot = QtWidgets.QCheckBox("Chain of thought before the scores")
         self.eval_cot.setChecked(True)
         f.addRow(self.eval_cot)
@@ -164,6 +189,7 @@ class RunPanel(QtWidgets.QWidget):
     ) -> None:
         fill_presets(self.preset, presets, problem)
         fill_presets(self.eval_preset, evaluators, eval_problem, first=NO_EVALUATOR)
+        self.unavailable.setText(unavailable_text(presets, problem, evaluators, eval_problem))
 
     def preset_name(self) -> str:
         return self.preset.currentText()

@@ -245,6 +245,7 @@ class SamplesPanel(QtWidgets.QWidget):
 
     filters_changed = QtCore.Signal()
     sample_chosen = QtCore.Signal(int)
+    import_requested = QtCore.Signal(str)  # "reasonseg" | "sgdr"
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -284,6 +285,7 @@ class SamplesPanel(QtWidgets.QWidget):
         t.setSortingEnabled(True)
         t.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
         lv.addWidget(t, 1)
+        lv.addWidget(self._empty_state())
         self.counts_label = QtWidgets.QLabel()
         self.counts_label.setWordWrap(True)
         lv.addWidget(self.counts_label)
@@ -293,6 +295,61 @@ class SamplesPanel(QtWidgets.QWidget):
             combo.currentIndexChanged.connect(lambda _: self.filters_changed.emit())
         self.text_filter.textChanged.connect(lambda _: self.filters_changed.emit())
         t.selectionModel().selectionChanged.connect(self._on_select)
+
+    def _empty_state(self) -> QtWidgets.QWidget:
+        """What an empty list means and what to do: import into an empty store, or clear the
+        filters that hide every sample."""
+        box = self.empty_box = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.empty_label = QtWidgets.QLabel()
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        v.addWidget(self.empty_label)
+        row = QtWidgets.QHBoxLayout()
+        self.empty_buttons: dict[str, QtWidgets.QPushButton] = {}
+        for key, label, fn in (
+            (
+                "reasonseg",
+                "Import a ReasonSeg folder…",
+                lambda: self.import_requested.emit("reasonseg"),
+            ),
+            ("sgdr", "Import an SGDR file…", lambda: self.import_requested.emit("sgdr")),
+            ("clear", "Clear the filters", self.clear_filters),
+        ):
+            b = QtWidgets.QPushButton(label)
+            b.clicked.connect(fn)
+            row.addWidget(b)
+            self.empty_buttons[key] = b
+        v.addLayout(row)
+        box.hide()
+        return box
+
+    def clear_filters(self) -> None:
+        for combo in (self.status_filter, self.category_filter, self.verdict_filter):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.text_filter.blockSignals(True)
+        self.text_filter.clear()
+        self.text_filter.blockSignals(False)
+        self.filters_changed.emit()
+
+    def _show_empty_state(self, total: int) -> None:
+        empty = self.row_count() == 0
+        self.empty_box.setVisible(empty)
+        if not empty:
+            return
+        no_store_samples = total == 0
+        self.empty_label.setText(
+            "This store has no samples yet: import a dataset (also File → Import), or open "
+            "another store (File → Open store…)."
+            if no_store_samples
+            else f"No sample passes the filters ({total} in the store): clear or change them."
+        )
+        for key in ("reasonseg", "sgdr"):
+            self.empty_buttons[key].setVisible(no_store_samples)
+        self.empty_buttons["clear"].setVisible(not no_store_samples)
 
     # ---------------------------------------------------------------------------- filters
     def filters(self) -> dict[str, str | None]:
@@ -346,6 +403,7 @@ class SamplesPanel(QtWidgets.QWidget):
         self.counts_label.setText(
             f"{self.row_count()} shown · " + " · ".join(f"{k} {v}" for k, v in counts.items())
         )
+        self._show_empty_state(sum(counts.values()))
 
     def _quietly(self, fn: Callable[[], None]) -> None:
         was, self._quiet = self._quiet, True

@@ -9,7 +9,15 @@ from PySide6 import QtCore, QtWidgets
 from core.metrics import intersection_union, sample_iou
 from core.trace import Candidate, EvaluatorTrace, PipelineTrace
 from rea2seg_gui.canvas import LAYER_BY_KEY, Canvas
-from rea2seg_gui.gallery import IOU_COLUMN, RANK_COLUMN, THUMB_MIN, CandidateGallery
+from rea2seg_gui.gallery import (
+    ANSWER_COLUMN,
+    ANSWER_MARK,
+    COLUMNS,
+    IOU_COLUMN,
+    RANK_COLUMN,
+    THUMB_MIN,
+    CandidateGallery,
+)
 from rea2seg_gui.layer_style import COLOR_KEY, LayerStyle, saved_color
 from rea2seg_gui.overlays import ORIGIN_NAMES
 
@@ -54,6 +62,9 @@ def test_gallery_thumbnails_origins_and_iou_picker(gallery):
     image = np.full((H, W, 3), 120, np.uint8)
     gt, reviewed = box(0, 30, 0, 40), box(10, 40, 10, 50)
     gallery.set_candidates(tr, image, gt, None, None)
+    assert column(gallery, RANK_COLUMN) == [1, 2, 3]  # sorted by rank, best first
+    assert column(gallery, ANSWER_COLUMN) == [ANSWER_MARK, "", ""]
+    gallery.table.sortItems(COLUMNS.index("id"))  # in the order they were made, from here on
     assert gallery.table.iconSize().width() >= THUMB_MIN
     pm = gallery.table.item(0, 0).icon().pixmap(gallery.table.iconSize())
     assert (
@@ -97,17 +108,17 @@ def test_gallery_arrow_keys_step_and_preview_on_hover(gallery, qtbot):
     seen: list = []
     gallery.candidate_selected.connect(seen.append)
     gallery.table.setFocus()
-    for key, want in (
-        (QtCore.Qt.Key.Key_Down, 0),
+    for key, want in (  # rows in rank order: candidates 1, 2, 0
         (QtCore.Qt.Key.Key_Down, 1),
-        (QtCore.Qt.Key.Key_Right, 2),
-        (QtCore.Qt.Key.Key_Right, 2),
-        (QtCore.Qt.Key.Key_Up, 1),
-        (QtCore.Qt.Key.Key_Left, 0),
+        (QtCore.Qt.Key.Key_Down, 2),
+        (QtCore.Qt.Key.Key_Right, 0),
+        (QtCore.Qt.Key.Key_Right, 0),
+        (QtCore.Qt.Key.Key_Up, 2),
+        (QtCore.Qt.Key.Key_Left, 1),
     ):
         qtbot.keyClick(gallery.table, key)
         assert gallery.selected_candidate().id == want
-    assert [c.id for c in seen if c is not None][:3] == [0, 1, 2]
+    assert [c.id for c in seen if c is not None][:3] == [1, 2, 0]
     # a larger preview beside the pointer
     gallery.table.cellEntered.emit(2, 3)
     assert gallery.preview.isVisible()

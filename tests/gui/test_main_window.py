@@ -351,6 +351,8 @@ def test_open_a_store_by_url_and_a_bad_one_is_explained(qtbot, window, tmp_path,
     monkeypatch.setattr(mw, "message", lambda parent, title, text, **k: shown.append(text))
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"not a database at all" * 50)
+    yes = QtWidgets.QMessageBox.StandardButton.Yes  # "move it aside?" (asked first)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *a, **k: yes)
     window.open_store(str(bad))
     assert shown and "moved aside" in shown[0]
     assert window.store.url == f"sqlite:///{other}"  # the open store is unchanged

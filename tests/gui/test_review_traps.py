@@ -191,3 +191,169 @@ def test_a_green_target_gets_a_contrasting_outline_and_a_light_fill(qtbot):
     canvas.set_layer_color("gt", (10, 20, 30))  # a colour chosen by hand stays
     canvas.set_mask("gt", ball)
     assert canvas.colors["gt"] == (10, 20, 30)
+
+
+# ------------------------------------------------------------------------- the candidates table
+def _trace(fell_back: bool):
+    import numpy as np
+
+    from core.trace import Candidate, EvaluatorTrace, PipelineTrace
+
+    def box(y0, y1, x0, x1):
+        m = np.zeros((40, 60), bool)
+        m[y0:y1, x0:x1] = True
+        return m
+
+    cands = [
+        Candidate(0, "multimask", 0, box(0, 20, 0, 30), 0.9),
+        Candidate(1, "semantic", 0, box(5, 30, 5, 40), 0.8),
+        Candidate(2, "amg", 0, box(20, 40, 30, 60), 0.7),
+    ]
+    scores = {0: None, 1: None, 2: None} if fell_back else {0: 0.2, 1: 0.9, 2: 0.5}
+    ev = EvaluatorTrace("hand", "m", False, 3, 0, False, [], scores, [1, 2, 0], 3, fell_back)
+    m0 = box(0, 40, 0, 60)
+    return PipelineTrace(
+        "q", (40, 60), "hand", {}, False, {}, None, m0, None, None, None, cands, ev
+    )
+
+
+def test_candidates_sorted_by_rank_with_the_answer_marked(qtbot):
+    import numpy as np
+
+    from rea2seg_gui.gallery import ANSWER_COLUMN, ANSWER_MARK, RANK_COLUMN, CandidateGallery
+
+    g = CandidateGallery()
+    qtbot.addWidget(g)
+    g.set_candidates(_trace(False), np.zeros((40, 60, 3), np.uint8), None, None, None)
+    ranks = [
+        g.table.item(r, RANK_COLUMN).data(QtCore.Qt.ItemDataRole.DisplayRole) for r in range(3)
+    ]
+    assert ranks == [1, 2, 3] and g.candidate_at(0).id == 1
+    assert g.answer_row() == 0 and g.table.item(0, ANSWER_COLUMN).text() == ANSWER_MARK
+    assert "evaluator's ranking" in g.rank_note.text()
+    g.set_candidates(_trace(True), np.zeros((40, 60, 3), np.uint8), None, None, None)
+    assert g.answer_row() is None  # the answer is M, no candidate
+    assert "NO READABLE SCORE" in g.rank_note.text() and "initial mask M" in g.rank_note.text()
+
+
+# ------------------------------------------------------------------- confirm what cannot be seen
+def test_opening_a_wrong_file_asks_before_moving_it_aside(qtbot, window, tmp_path, monkeypatch):
+    import rea2seg_gui.main_window as mw
+
+    shown, asked = [], []
+    monkeypatch.setattr(mw, "message", lambda parent, title, text, **k: shown.append(text))
+    answer = {"button": QtWidgets.QMessageBox.StandardButton.No}
+
+    def question(parent, title, text, *a, **k):
+        asked.append(text)
+        return answer["button"]
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", question)
+    bad = tmp_path / "notes.sqlite"
+    bad.write_bytes(b"my notes, not a database" * 50)
+    before = window.store.url
+    assert not window.open_store(str(bad))
+    assert asked and "Move it aside" in asked[0]
+    assert bad.exists() and not list(tmp_path.glob("notes.sqlite.corrupt-*"))  # untouched
+    assert "nothing was moved" in shown[-1] and window.store.url == before
+    answer["button"] = QtWidgets.QMessageBox.StandardButton.Yes
+    assert not window.open_store(str(bad))
+    assert not bad.exists() and list(tmp_path.glob("notes.sqlite.corrupt-*"))
+    assert "moved aside" in shown[-1]
+
+
+def test_editing_the_mask_of_a_verified_sample_returns_it_to_pending(qtbot, window, demo_store):
+    review.decide(demo_store, 1, "accept", user="tester")
+    window.review.refresh()
+    assert _status(demo_store, 1) == "verified" and window.state.sample_id == 1
+    window.edit_panel.choose_tool("brush")
+    window.canvas.clicked.emit(30.0, 30.0, 1)
+    assert _status(demo_store, 1) == "pending"
+    assert "back to pending" in window.statusBar().currentMessage()
+    assert window.samples_panel.cell_text(window.samples_panel.row_of(1), 2) == "pending"
+    notes = [h.note for h in review.history(demo_store, 1)]
+    assert review.REOPENED_NOTE in notes
+
+
+def test_an_empty_store_offers_import_and_empty_filters_say_so(qtbot, tmp_path, settings):
+    from core.store import open_store
+    from rea2seg_gui.main_window import MainWindow
+
+    st = open_store(tmp_path / "empty.sqlite")
+    w = MainWindow(st, user="tester", settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    sp = w.samples_panel
+    assert sp.empty_box.isVisible() and "no samples yet" in sp.empty_label.text()
+    assert sp.empty_buttons["reasonseg"].isVisible() and sp.empty_buttons["sgdr"].isVisible()
+    called = []
+    w.file_actions.import_sgdr = lambda: called.append("sgdr")
+    sp.empty_buttons["sgdr"].click()
+    assert called == ["sgdr"]
+    w.close()
+    st.close()
+
+
+def test_a_filter_that_hides_everything_says_so_and_clears(qtbot, window):
+    sp = window.samples_panel
+    sp.text_filter.setText("no question says this")
+    assert sp.empty_box.isVisible() and "No sample passes the filters" in sp.empty_label.text()
+    sp.empty_buttons["clear"].click()
+    assert sp.row_count() == 40 and not sp.empty_box.isVisible()
+    _coherent(window)
+
+
+def test_greyed_out_presets_say_why_and_what_to_do(qtbot, window):
+    text = window.run_panel.unavailable.text()
+    assert "File → Settings" in text and "evaluator" in text
+
+
+# --------------------------------------------------------------- generated questions: boxes, re-generate
+from tests.gui.test_questions_panel import generated_store  # noqa: E402, F401 - a fixture
+
+
+def test_question_review_shows_the_prompt_boxes_and_regenerate_asks_over_an_edit(
+    qtbot,
+    generated_store,
+    settings,
+    monkeypatch,  # noqa: F811 - the fixture
+):
+    from rea2seg_gui.main_window import MainWindow
+
+    st, _server = generated_store
+    w = MainWindow(st, user="ann", settings=settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.samples_panel.select_row(0)
+    sid = w.state.sample_id
+    g = w.questions_panel.generation
+    assert g is not None and g.target_box_xyxy is not None and len(g.other_boxes_xyxy) == 2
+    assert w.questions_panel.prompt_boxes_check.isChecked()  # on by default
+    items = w.canvas.items["prompt"]
+    assert len(items) == 2 and all(it.isVisible() for it in items)
+    red = [it for it in items if it.opts["pen"].color().getRgb()[:3] == (255, 0, 0)][0]
+    x0, y0, x1, y1 = g.target_box_xyxy
+    assert (min(red.xData), min(red.yData), max(red.xData), max(red.yData)) == (x0, y0, x1, y1)
+    assert any("Prompt box" in e.title for e in w.canvas.legend_entries())
+    w.questions_panel.prompt_boxes_check.setChecked(False)  # one switch with the Layers tab
+    assert not w.layers_panel.is_visible("prompt") and not any(it.isVisible() for it in items)
+    w.questions_panel.prompt_boxes_check.setChecked(True)
+    # a question edited by hand: re-generating asks first, No changes nothing
+    review.edit_question(st, sid, "Which cup is on the left?", user="ann")
+    w.review.after_change(sid)
+    assert w.questions_panel.hand_edited
+    asked = []
+
+    def no(parent, title, text, *a, **k):
+        asked.append(text)
+        return QtWidgets.QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", no)
+    started = []
+    w.questions_panel.regenerate_requested.connect(started.append)
+    w.questions_panel.regenerate_button.click()
+    assert asked and "edited by hand" in asked[0] and started == []
+    assert st.run(lambda s: repo.get_sample(s, sid).question, write=False) == (
+        "Which cup is on the left?"
+    )
+    w.close()
