@@ -147,9 +147,14 @@ def test_window_filters_by_verdict_and_reviews_generated_questions(
     w.samples_panel.select_row(0)
     # re-generation in a worker: the verifier now accepts; recorded as ann's change
     w.questions_panel.regenerate_button.click()
+    from core.benchmark.provenance import latest_generation
+
     qtbot.waitUntil(
-        lambda: not w.jobs.busy and w.questions_panel.generation.count == 2, timeout=10_000
+        lambda: not w.jobs.busy and latest_generation(st, sid).count == 2, timeout=10_000
     )
+    # accepted now, the sample left the "rejected" list: nothing is shown (never a sample
+    # other than the highlighted row)
+    assert w.samples_panel.row_count() == 0 and w.state.sample_id is None
     assert st.run(lambda s: repo.get_sample(s, sid).status, write=False) == "pending"
     assert any(h.user == "ann" and h.field == "question" for h in review.history(st, sid))
     w.samples_panel.verdict_filter.setCurrentText("all verdicts")
