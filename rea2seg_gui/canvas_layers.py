@@ -44,15 +44,10 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("edited", "Edited mask", "9", 13, 0.5, (255, 60, 60)),
     LayerSpec("initial", "Initial mask M (L > 0)", "0", 9, 0.45, (170, 90, 255)),
     LayerSpec("diff", "GT vs edited difference", "D", 14, 0.85),
-    LayerSpec(
-        "answer",
-        "Answer (★ in Candidates; M when no score was readable)",
-        "W",
-        15,
-        1.0,
-        (255, 255, 255),
-    ),
-    LayerSpec("prompt", "Prompt boxes the generator and verifier saw", "Q", 32, 1.0),
+    # the answer: the candidate marked ★ in the Candidates tab, or M when no score was readable
+    LayerSpec("answer", "Answer (★)", "W", 15, 1.0, (255, 255, 255)),
+    # the red / blue boxes a generated question's generator and verifier saw
+    LayerSpec("prompt", "Prompt boxes", "Q", 32, 1.0),
 )
 LAYER_BY_KEY = {spec.key: spec for spec in LAYERS}
 # layers drawn from a bool mask: colour chosen by the user, filled or outlined

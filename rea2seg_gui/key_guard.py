@@ -222,7 +222,9 @@ class KeysLabel(QtWidgets.QLabel):
         fw = QtWidgets.QApplication.focusWidget()
         if is_text_input(fw):
             where = f"typing into {self._name(fw)} (Esc leaves)"
-        elif fw is None or fw.window() is not self._main:
+        elif fw is None:
+            where = "nowhere (click the sample list)"
+        elif fw.window() is not self._main:
             where = "another window"
         else:
             where = f"shortcuts ({self._name(fw)})"

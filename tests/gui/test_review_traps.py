@@ -314,9 +314,9 @@ from tests.gui.test_questions_panel import generated_store  # noqa: E402, F401 -
 
 def test_question_review_shows_the_prompt_boxes_and_regenerate_asks_over_an_edit(
     qtbot,
-    generated_store,
+    generated_store,  # noqa: F811 - the fixture imported above
     settings,
-    monkeypatch,  # noqa: F811 - the fixture
+    monkeypatch,
 ):
     from rea2seg_gui.main_window import MainWindow
 
