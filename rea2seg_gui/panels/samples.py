@@ -342,7 +342,7 @@ class SamplesPanel(QtWidgets.QWidget):
             return
         no_store_samples = total == 0
         self.empty_label.setText(
-            "This store has no samples yet: import a dataset (also File → Import), or open "
+            "This store has no samples yet: import a dataset (also in the File menu), or open "
             "another store (File → Open store…)."
             if no_store_samples
             else f"No sample passes the filters ({total} in the store): clear or change them."
