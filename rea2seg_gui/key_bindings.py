@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from rea2seg_gui import preferences as prefs
 from rea2seg_gui.canvas_layers import LAYERS
-from rea2seg_gui.key_guard import FocusKeeper, KeyBurst, KeysLabel, is_text_input
+from rea2seg_gui.key_guard import AppFilter, FocusKeeper, KeyBurst, KeysLabel, is_text_input
 from rea2seg_gui.layer_style import LEGEND_SHORTCUT, OUTLINE_SHORTCUT
 from rea2seg_gui.shortcuts import SHORTCUTS
 
@@ -98,6 +98,7 @@ def install_key_guards(window: MainWindow) -> KeyBurst:
     burst.typing_after_decision.connect(lambda: _undo_typed_decision(window))
     table = window.samples_panel.table
     window.focus_keeper = FocusKeeper(window, table)
+    window.key_filter = AppFilter(window, burst, window.focus_keeper)
     names = {
         table: "sample list",
         window.canvas: "canvas",

@@ -13,6 +13,8 @@
   status filter, where N and P change the filter).
 * :class:`KeysLabel` is a status-bar label naming the current tool and where keys go.
 
+:class:`AppFilter` is the one application-wide event filter that feeds the first two.
+
 The interval is a preference (:data:`rea2seg_gui.preferences.KEY_BURST_MS`); not from the paper.
 """
 
@@ -74,13 +76,11 @@ class KeyBurst(QtCore.QObject):
         self._prev_honoured = False
         self._decided_t = -math.inf  # when the newest honoured decision acted
         self._dialog: _DialogGuard | None = None
-        QtWidgets.QApplication.instance().installEventFilter(self)
 
     # ----------------------------------------------------------------------- events
-    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+    def key_event(self, obj: QtCore.QObject, ev: QtGui.QKeyEvent) -> bool:
+        """A ShortcutOverride or KeyPress event on its way to ``obj``; True eats it."""
         t = ev.type()
-        if t not in (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress):
-            return False
         if self._dialog is not None:
             return self._dialog.key(obj, ev, self.clock())
         # ShortcutOverride goes first to the focus object, then up its parents: count it once
@@ -170,19 +170,17 @@ class FocusKeeper(QtCore.QObject):
     def __init__(self, window: QtWidgets.QWidget, target: QtWidgets.QWidget) -> None:
         super().__init__(window)
         self._main, self.target = window, target
-        QtWidgets.QApplication.instance().installEventFilter(self)
 
-    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+    def hidden(self, obj: QtCore.QObject) -> None:
+        """``obj`` was hidden: when it is a modal dialog over the window, restore the focus."""
         if (
-            ev.type() == QtCore.QEvent.Type.Hide
-            and isinstance(obj, QtWidgets.QDialog)
+            isinstance(obj, QtWidgets.QDialog)
             and (obj.isModal() or obj.windowModality() != QtCore.Qt.WindowModality.NonModal)
             and obj.parentWidget() is not None
             and obj.parentWidget().window() is self._main
         ):
             # after Qt has handed the focus back to whichever widget had it
             QtCore.QTimer.singleShot(0, self.restore)
-        return False
 
     @QtCore.Slot()
     def restore(self) -> None:
@@ -192,6 +190,28 @@ class FocusKeeper(QtCore.QObject):
         if active is None or not active.isVisible():
             self._main.activateWindow()
         self.target.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+
+
+_KEY_TYPES = (QtCore.QEvent.Type.ShortcutOverride, QtCore.QEvent.Type.KeyPress)
+_HIDE = QtCore.QEvent.Type.Hide
+
+
+class AppFilter(QtCore.QObject):
+    """One application-wide event filter for the burst guard and the focus keeper: every event
+    of the application passes through it, so it is one Python call that looks at the type only."""
+
+    def __init__(self, parent: QtCore.QObject, burst: KeyBurst, keeper: FocusKeeper) -> None:
+        super().__init__(parent)
+        self.burst, self.keeper = burst, keeper
+        QtWidgets.QApplication.instance().installEventFilter(self)
+
+    def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
+        t = ev.type()
+        if t in _KEY_TYPES:
+            return self.burst.key_event(obj, ev)
+        if t == _HIDE:
+            self.keeper.hidden(obj)
+        return False
 
 
 class KeysLabel(QtWidgets.QLabel):
