@@ -194,8 +194,12 @@ class ReviewController(QtCore.QObject):
         self.canvas.clear()
         self.p.viewer.show_question(f"({why})")
         self.p.review.show_sample("", "—", "—", "—")
+        self.p.review.show_history([])
         self.p.questions.show_sample(None)
+        if self.p.reasoning is not None:
+            self.p.reasoning.show_sample(None)
         self.p.candidates.show_runs([])
+        self.show_trace(None)
         self.status.emit(f"no sample shown: {why}")
 
     @property
@@ -205,20 +209,13 @@ class ReviewController(QtCore.QObject):
 
     def next_pending(self) -> None:
         """Show the next ``pending`` sample below the current row of the list, wrapping to the top."""
-        ids = self.p.samples.ids()
-        rows = self.listing.rows
-        here = self.p.samples.row_of(self.state.sample_id)
-        start = -1 if here is None else here
-        order = ids[start + 1 :] + ids[: start + 1]
-        nxt = next(
-            (i for i in order if rows[i].status == "pending" and i != self.state.sample_id), None
-        )
+        nxt = self.p.samples.next_with_status(self.state.sample_id, "pending")
         if nxt is None:
             self.status.emit(
                 "no other pending sample in the list (the filters decide what it holds)"
             )
-            return
-        self.p.samples.select(nxt)
+        else:
+            self.p.samples.select(nxt)
 
     def step(self, delta: int) -> None:
         nxt = self.p.samples.neighbour(self.state.sample_id, delta)

@@ -439,6 +439,17 @@ class SamplesPanel(QtWidgets.QWidget):
         r = 0 if r is None else min(max(r + delta, 0), n - 1)
         return self.id_at(r)
 
+    def next_with_status(self, sample_id: int | None, status: str) -> int | None:
+        """The first row below ``sample_id``'s (wrapping to the top; from the top when it is not
+        shown) whose status is ``status``, other than ``sample_id``; ``None`` when there is none."""
+        ids, rows = self.ids(), self.model._rows
+        here = self.row_of(sample_id)
+        start = 0 if here is None else here + 1
+        for sid in ids[start:] + ids[:start]:
+            if sid != sample_id and rows[sid].status == status:
+                return sid
+        return None
+
     def current_id(self) -> int | None:
         return self._current
 

@@ -48,6 +48,8 @@ def test_a_filter_that_hides_everything_shows_nothing_and_accepts_nothing(
     assert window.samples_panel.row_count() == 0
     _coherent(window)
     assert window.state.sample_id is None and window.state.image is None
+    assert window.review_panel.history_count() == 0 and window.canvas.trace is None
+    assert window.candidates_panel.row_count() == 0
     qtbot.keyClick(window, QtCore.Qt.Key.Key_A)
     assert [_status(demo_store, i) for i in (1, 2)] == ["pending", "pending"]
     window.samples_panel.text_filter.setText("")
