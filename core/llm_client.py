@@ -21,6 +21,7 @@ import contextlib
 import email.utils
 import http.client
 import json
+import math
 import os
 import re
 import socket
@@ -33,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from core.textsafe import json_safe, storable_text
+
 API_KEY_ENV = "REA2SEG_EVAL_API_KEY"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -43,7 +46,14 @@ larger reply is refused without being stored. Not from the paper."""
 
 
 class EndpointError(RuntimeError):
-    """A request to the endpoint failed for good (message never holds the API key)."""
+    """A request to the endpoint failed for good (message never holds the API key).
+
+    ``paid`` is true when the server did answer (HTTP 2xx/3xx) but its reply was unusable: the
+    request was most likely billed, and a caller that records requests should say so."""
+
+    def __init__(self, message: str, *, paid: bool = False) -> None:
+        super().__init__(message)
+        self.paid = paid
 
 
 class _TooLarge(Exception):
@@ -238,7 +248,8 @@ class OpenAICompatTransport:
             except _TooLarge as exc:
                 raise EndpointError(
                     f"reply from {shown} refused: {exc.size} bytes or more, over the "
-                    f"{self.max_body_bytes}-byte limit (max_body_bytes)"
+                    f"{self.max_body_bytes}-byte limit (max_body_bytes)",
+                    paid=True,
                 ) from None
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 # timeouts, refused or reset connections, truncated replies, bad status lines
@@ -260,11 +271,13 @@ class OpenAICompatTransport:
                         out = json.loads(body)
                     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                         raise EndpointError(
-                            f"malformed response from {shown} (not JSON): {self.snippet(body)!r}"
+                            f"malformed response from {shown} (not JSON): {self.snippet(body)!r}",
+                            paid=True,
                         ) from None
                     if not isinstance(out, dict):
                         raise EndpointError(
-                            f"malformed response from {shown}: a JSON {type(out).__name__}, not an object"
+                            f"malformed response from {shown}: a JSON {type(out).__name__}, not an object",
+                            paid=True,
                         )
                     return out
             time.sleep(wait)
@@ -278,20 +291,42 @@ class OpenAICompatTransport:
         try:
             content = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            shown = self.redact(json.dumps(body, ensure_ascii=False, default=str))[:200]
+            # json_safe: a body nested hundreds deep must not break the message itself
+            shown = json.dumps(json_safe(body, 4), ensure_ascii=False)
             raise EndpointError(
-                f"malformed response: no choices[0].message.content in {shown!r}"
+                f"malformed response: no choices[0].message.content in {self.redact(shown)[:200]!r}",
+                paid=True,
             ) from None
         if isinstance(content, list):  # some servers return content parts
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            content = "".join(
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
         if not isinstance(content, str):
             raise EndpointError(
-                f"malformed response: message content is a {type(content).__name__}"
+                f"malformed response: message content is a {type(content).__name__}", paid=True
             )
         return content
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_MAX_TOKENS_REPORTED = 2**53  # a larger (or negative, or non-finite) count is not a count
+
+
+def usage_counts(raw: Any) -> dict[str, int]:
+    """The token counts of a reply's ``usage``: whole, finite, 0 ≤ n < 2^53; others dropped
+    (servers have sent ``NaN``, ``Infinity``, strings and booleans here)."""
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for k in _USAGE_KEYS:
+        v = raw.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
+            continue
+        if 0 <= v < _MAX_TOKENS_REPORTED:
+            out[k] = int(v)
+    return out
 
 
 @dataclass(frozen=True)
@@ -325,7 +360,8 @@ class ChatClient:
         return f"ChatClient({self.model!r} @ {self.endpoint!r})"
 
     def chat(self, system: str, user_text: str, images: Sequence[np.ndarray] = ()) -> ChatReply:
-        """Raises :class:`EndpointError` when the request fails for good or the body is malformed."""
+        """Raises :class:`EndpointError` when the request fails for good or the body is malformed
+        (``paid`` tells which). The text has NUL and lone surrogates replaced (U+FFFD)."""
         content = [{"type": "image_url", "image_url": {"url": png_data_url(im)}} for im in images]
         content.append({"type": "text", "text": user_text})
         payload = {
@@ -339,16 +375,11 @@ class ChatClient:
         }
         t0 = time.perf_counter()
         body = self._t.post(payload)
-        text = self._t.redact(self._t.content(body))
-        raw_usage = body.get("usage")
-        usage = {}
-        if isinstance(raw_usage, dict):
-            usage = {
-                k: int(v)
-                for k, v in raw_usage.items()
-                if k in _USAGE_KEYS and isinstance(v, int | float)
-            }
+        text = storable_text(self._t.redact(self._t.content(body)))
         reported = body.get("model")
         return ChatReply(
-            text, usage, time.perf_counter() - t0, reported if isinstance(reported, str) else ""
+            text,
+            usage_counts(body.get("usage")),
+            time.perf_counter() - t0,
+            storable_text(reported)[:200] if isinstance(reported, str) else "",
         )
