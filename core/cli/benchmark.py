@@ -16,6 +16,13 @@ LIST_QUESTION_CHARS = 300
 shows it whole). Not from the paper."""
 
 
+def _positive(text: str) -> float:
+    v = float(text)
+    if not (v > 0 and v < 1e7):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return v
+
+
 def _open(db: str):
     from core.store import open_store
 
@@ -131,6 +138,7 @@ def cmd_questions_generate(args: argparse.Namespace) -> int:
             dataset=args.dataset,
             progress=progress,
             retry_paid=args.retry_paid,
+            **({"claim_lease_s": args.claim_lease} if args.claim_lease else {}),
         )
     finally:
         if bar is not None:
@@ -255,6 +263,13 @@ def register(sub) -> None:
         "--retry-paid",
         action="store_true",
         help="with --resume: also ask again targets whose paid reply was unusable (pays again)",
+    )
+    p.add_argument(
+        "--claim-lease",
+        type=_positive,
+        metavar="SECONDS",
+        help="a target this run claims stays locked this long after a crash (renewed while "
+        "the run lives; default: the setting CLAIM_LEASE_S of core/benchmark/claims.py)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_args(p)
