@@ -357,3 +357,114 @@ def test_a_store_with_another_run_s_live_claims_leaves_them(tmp_path):
     assert rep.claimed_elsewhere == 1 and rep.verdicts["accepted"] == 3 and rep.paid == 6
     assert len(server.requests) == 6
     st.close()
+
+
+# -- the verifier and the multi-step split ------------------------------------------------------
+
+ODD_VERIFIER_REPLIES = {
+    "flag a list": '{"incorrect": [0], "ambiguous": 0, "trivial": 0, "question": "Which?"}',
+    "question an object": '{"incorrect": 0, "ambiguous": 0, "trivial": 0, "question": {"q": 1}}',
+    "deep thinking": '{"incorrect": 0, "ambiguous": 0, "trivial": 0, "question": "Which?", '
+    '"thinking_process": ' + "[" * 950 + "]" * 950 + "}",
+    "nan flags": '{"incorrect": NaN, "ambiguous": Infinity, "trivial": 0, "question": "Q?"}',
+    "surrogate question": '{"incorrect": 0, "ambiguous": 0, "trivial": 0, '
+    '"question": "Which \\udfff cup?"}',
+}
+MULTI_STEP_ODD = [
+    '{"Final multi-step referring expression": ["the", "cup"]}',
+    '{"Final multi-step referring expression": "' + "cup " * 400 + '"}',
+    "Final multi-step referring expression: the cup \x00 by the \ud800 plate",
+    "Description: " + "{" * 100_000,
+]
+
+
+@pytest.mark.parametrize("split", ["spatial", "multi_step"])
+def test_odd_verifier_and_multi_step_replies_are_recorded(tmp_path, split):
+    verifier = list(ODD_VERIFIER_REPLIES.values())
+    gens = list(MULTI_STEP_ODD) if split == "multi_step" else []
+    n = len(verifier) + len(gens)
+    db = coco_store(tmp_path, n)
+
+    def script(req) -> Reply:
+        if req.role == "generator":
+            if gens:
+                return Reply(gens.pop(0))
+            if split == "spatial":
+                return Reply(PHRASE)
+            return Reply("Final multi-step referring expression: the cup nearest the edge")
+        return Reply(verifier.pop(0) if verifier else ACCEPT)
+
+    server = ChatServer(script)
+    st = open_store(db)
+    try:
+        client = ChatClient(server.url, "m", concurrency=1)
+        rep = generate_questions(st, split, client, client)
+        recs = st.run(lambda s: list(s.scalars(select(QuestionGeneration))), write=False)
+    finally:
+        server.close()
+        st.close()
+    assert len(recs) == n and sum(x.paid for x in recs) == len(server.requests) == rep.paid
+    assert rep.verdicts["error"] >= 3
+
+
+# -- the store fails under a run ----------------------------------------------------------------
+
+
+def test_store_deleted_while_questions_are_generated_is_one_line(tmp_path):
+    db = coco_store(tmp_path, 8)
+
+    def script(req) -> Reply:
+        if len(server.requests) == 5:  # mid-run: the store file disappears
+            os.unlink(db)
+        return Reply(ACCEPT if req.role == "verifier" else PHRASE)
+
+    server = ChatServer(script)
+    try:
+        r = cli("questions", "generate", "--split", "spatial", "--db", db, "--endpoint",
+                server.url, "--model", "m", "--concurrency", "1", "--quiet")  # fmt: skip
+    finally:
+        server.close()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and "deleted or replaced" in r.stderr
+    assert "accepted" not in r.stdout  # no report of work that was lost
+    assert len(server.requests) <= 6  # it stopped at the first change it could not save
+
+
+_FULL_GENERATE = """
+import sys
+from core.store import db
+real = db._sqlite_pragmas
+
+def limited(conn, record):  # SQLite refuses to grow the file past this: SQLITE_FULL
+    real(conn, record)
+    conn.execute("PRAGMA max_page_count = " + sys.argv[1])
+
+db._sqlite_pragmas = limited
+from core.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_full_disk_while_questions_are_generated_is_one_line(tmp_path):
+    import sqlite3
+
+    db = coco_store(tmp_path, 40)
+    con = sqlite3.connect(db)
+    pages = con.execute("PRAGMA page_count").fetchone()[0] + 25  # room for a few records
+    con.close()
+    long_reply = json.dumps({"phrase": "the cup " + "x" * 900, "relation": "y" * 3000})
+    server = ChatServer(lambda req: Reply(ACCEPT if req.role == "verifier" else long_reply))
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", _FULL_GENERATE, str(pages), "questions", "generate",
+             "--split", "spatial", "--db", db, "--endpoint", server.url, "--model", "m",
+             "--concurrency", "1", "--quiet"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and "the disk is full" in r.stderr
+    recorded = records(db)
+    assert 0 < len(recorded) < 40  # what was saved before the disk filled stays
