@@ -182,11 +182,21 @@ def done_target_ids(s: Session, split: str, *, retry_paid: bool = False) -> set[
     return set(s.scalars(q))
 
 
-def is_done(s: Session, target_id: int, split: str, *, retry_paid: bool = False) -> bool:
+def is_done(
+    s: Session,
+    target_id: int,
+    split: str,
+    *,
+    retry_paid: bool = False,
+    after_id: int | None = None,
+) -> bool:
+    """Whether the target has a generation that ends it (see :func:`_done_clause`), or any
+    generation with an id above ``after_id`` (another run asked about it meanwhile)."""
+    done = _done_clause(retry_paid)
+    if after_id is not None:
+        done = or_(done, QuestionGeneration.id > after_id)
     q = select(QuestionGeneration.id).where(
-        QuestionGeneration.target_id == target_id,
-        QuestionGeneration.split == split,
-        _done_clause(retry_paid),
+        QuestionGeneration.target_id == target_id, QuestionGeneration.split == split, done
     )
     return s.scalar(q.limit(1)) is not None
 
@@ -530,6 +540,8 @@ def generate_questions(
     a target another live run holds is left to it (``report.claimed_elsewhere``), so runs on
     one store, at once or resumed, never pay twice for a target."""
     split_prompts(split, kind)  # fail early on a bad split / kind / missing prompt file
+    # read before listing: a target another run records after this is not asked again
+    last_id = store.run(lambda s: s.scalar(select(func.max(QuestionGeneration.id))), write=False)
     ids = targets_to_generate(
         store, split, resume=resume, limit=limit, dataset=dataset, retry_paid=retry_paid
     )
@@ -540,7 +552,7 @@ def generate_questions(
     holder = claims.new_holder()
 
     def finished(s: Session, tid: int) -> bool:
-        return is_done(s, tid, split, retry_paid=retry_paid)
+        return is_done(s, tid, split, retry_paid=retry_paid, after_id=last_id or 0)
 
     def one(tid: int) -> None:
         nonlocal done

@@ -468,3 +468,64 @@ def test_full_disk_while_questions_are_generated_is_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "the disk is full" in r.stderr
     recorded = records(db)
     assert 0 < len(recorded) < 40  # what was saved before the disk filled stays
+
+
+def test_two_generators_retrying_paid_errors_pay_once_per_target(tmp_path):
+    """Both runs list the same paid errors to ask again (--retry-paid); the one that claims a
+    target second sees the other's new record and leaves it."""
+    n = 8
+    db = coco_store(tmp_path, n)
+    bad = ChatServer(lambda req: Reply("no json here"))
+    try:
+        r = cli("questions", "generate", "--split", "spatial", "--db", db, "--endpoint",
+                bad.url, "--model", "m", "--quiet")  # fmt: skip
+    finally:
+        bad.close()
+    assert r.returncode == 1 and len(bad.requests) == n
+    server = slow_server()
+    try:
+        runs = run_together(
+            [
+                generate_cmd(db, server.url, "--retry-paid"),
+                generate_cmd(db, server.url, "--retry-paid"),
+            ]
+        )
+    finally:
+        server.close()
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-1000:] for r in runs]
+    assert len(server.requests) == 2 * n
+    assert sorted(x.verdict for x in records(db)) == ["accepted"] * n + ["error"] * n
+
+
+def test_a_paid_error_recorded_by_another_run_after_listing_is_not_paid_again(
+    tmp_path, monkeypatch
+):
+    """Run B lists the paid errors to retry; run A retries them first (unusable again, paid
+    again) before B claims them: B sees A's new records and pays for none."""
+    from core.benchmark import generate as gen_mod
+
+    db = coco_store(tmp_path, 3)
+    st = open_store(db)
+    bad = ChatServer(lambda req: Reply("no json here"))
+    good = slow_server(0.0)
+    try:
+        client = ChatClient(bad.url, "m", concurrency=1)
+        assert generate_questions(st, "spatial", client, client).paid == 3
+        real = gen_mod.targets_to_generate
+
+        def listed_then_raced(*a, **kw):
+            ids = real(*a, **kw)  # B's list: the three paid errors
+            monkeypatch.setattr(gen_mod, "targets_to_generate", real)
+            rep_a = generate_questions(st, "spatial", client, client, resume=True, retry_paid=True)
+            assert rep_a.paid == 3  # A paid for them again (it was asked to)
+            return ids
+
+        monkeypatch.setattr(gen_mod, "targets_to_generate", listed_then_raced)
+        b = ChatClient(good.url, "m")
+        rep_b = generate_questions(st, "spatial", b, b, resume=True, retry_paid=True)
+    finally:
+        bad.close()
+        good.close()
+        st.close()
+    assert rep_b.paid == 0 and len(good.requests) == 0
+    assert len(bad.requests) == 6
