@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from core.evaluator.prompt import MAX_PATCHES
 from core.images import ImageError, read_image_bytes
 from core.pipeline.engine import EngineError, ModelInfo, RunReport
+from core.pipeline.ray_health import gcs_answers, raylet_answers
 from core.pipeline.settings import Stage1Settings, Stage2Settings
 
 if TYPE_CHECKING:
@@ -413,7 +413,7 @@ class RayEngine:
         With the raylet gone its workers die one by one, and Ray ends the driver process at its
         next object put (exit status 1, no exception); with the GCS gone the raylet and then
         the driver end the same way. So the run checks before each sample it sends."""
-        return _raylet_answers(self.ray) and _gcs_answers(self.ray)
+        return raylet_answers(self.ray) and gcs_answers(self.ray)
 
     def _get(self, ref):
         try:
@@ -565,38 +565,3 @@ class RayEngine:
             self.evaluators.replaced if self.evaluators else 0
         )
         return report
-
-
-def _node(ray):
-    try:
-        return ray._private.worker.global_worker.node
-    except AttributeError:
-        return None
-
-
-def _raylet_answers(ray) -> bool:
-    path = getattr(_node(ray), "raylet_socket_name", None)
-    family = getattr(socket, "AF_UNIX", None)
-    if family is None or not isinstance(path, str) or not path.startswith("/"):
-        return True
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        try:
-            sock.connect(path)
-        except OSError:
-            return False
-    return True
-
-
-def _gcs_answers(ray) -> bool:
-    address = getattr(_node(ray), "gcs_address", None)
-    if not isinstance(address, str) or ":" not in address:
-        return True
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        return True
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
-            return True
-    except OSError:
-        return False
