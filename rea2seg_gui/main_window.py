@@ -24,6 +24,8 @@ from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
+from rea2seg_gui import window_layout as layout
+from rea2seg_gui.benchmark_actions import benchmark_menu
 from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
@@ -162,6 +164,9 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
+        self.screen_clamp = layout.ScreenClamp(
+            self
+        )  # saved or default: never larger than the screen
         self._show_questions_dock()
         self._remember_recent(store.url)
 
@@ -175,7 +180,9 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        layout.compact_combos(widget)  # a long choice never widens the dock
+        bottom = area == QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        dock.setWidget(layout.scrolled(widget) if bottom else widget)  # a low dock scrolls
         self.addDockWidget(area, dock)
         return dock
 
@@ -199,7 +206,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_panel = EditPanel()
         self.run_panel = RunPanel()
         self.metrics_view = MetricsView()
-        self.tabs = QtWidgets.QTabWidget()
+        # each tab scrolls: no panel sets the window's minimum size
+        self.tabs = layout.ScrollingTabs()
         for w, title in (
             (self.review_panel, "Review"),
             (self.layers_panel, "Layers"),
@@ -213,7 +221,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector_dock = self._dock(
             "Inspector", "inspector_dock", self.tabs, area.RightDockWidgetArea
         )
-        self.inspector_dock.setMinimumWidth(360)
         self.resizeDocks(
             [self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal
         )
@@ -224,6 +231,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reasoning_panel = ReasoningPanel()
         self.reasoning_dock = self._dock(
             "Training reasoning", "reasoning_dock", self.reasoning_panel, area.BottomDockWidgetArea
+        )
+        self.canvas_guard = layout.CanvasGuard(
+            self,
+            [self.samples_dock, self.inspector_dock],
+            [self.questions_dock, self.reasoning_dock],
         )
         self.ask_bar = AskBar()
         self.ask_dock = self._dock("Ask", "ask_dock", self.ask_bar, area.TopDockWidgetArea)
@@ -258,6 +270,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             view.addAction(dock.toggleViewAction())
         view.addAction("&Fit image (Ctrl+0)", self.canvas.fit)
+        self.benchmark_actions = benchmark_menu(self)  # import COCO, generate, agreement
+        self.review_panel.question_edit.escaped.connect(self.canvas.setFocus)
         self.menuBar().addMenu("&Help").addAction("Keyboard &shortcuts (F1)", self.show_cheatsheet)
 
     def _wire(self) -> None:
