@@ -35,6 +35,7 @@ from rea2seg_gui.controllers.refresh import RefreshController
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.controllers.text_prompt import TextPromptController
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
@@ -135,6 +136,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.review.editing = self.editing
+        self.text_prompt = TextPromptController(
+            self.state,
+            self.edit_panel.text_prompt,
+            self.jobs,
+            self.review.commit_mask,
+            self.settings,
+            self,
+        )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         rp = self.run_panel
         self.asking = AskController(
@@ -281,8 +290,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.candidates_panel.use_requested.connect(self.editing.use_candidate)
         self.review.status.connect(status)
         self.review.refused.connect(lambda text: message(self, "Rea2Seg Studio", text))
-        self.editing.status.connect(status)
-        self.editing.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+        for ctl in (self.editing, self.text_prompt):
+            ctl.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+            ctl.status.connect(status)
         run.preset_changed.connect(self._show_preset_defaults)
         run.start_requested.connect(self.start_run)
         run.cancel_requested.connect(self.runs.cancel)
@@ -345,7 +355,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _on_progress(self, done: int, total: int, label: str) -> None:
-        self.run_panel.show_progress(done, total)
+        self.run_panel.show_progress(done, total, label)
         self.statusBar().showMessage(f"{done}/{total} {label}")
 
     def _job_failed(self, what: str, msg: str) -> None:
