@@ -173,9 +173,10 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
-        self.screen_clamp = layout.ScreenClamp(
-            self
-        )  # saved or default: never larger than the screen
+        if self.settings.value("window/state") is not None:
+            self.canvas_guard.keep_layout()  # the user's dock sizes
+        # saved or default: never larger than the screen
+        self.screen_clamp = layout.ScreenClamp(self)
         self._show_questions_dock()
         self._remember_recent(store.url)
 

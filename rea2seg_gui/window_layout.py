@@ -23,7 +23,8 @@ DOCK_MIN_W = 220
 DOCK_MIN_H = 110
 """The lowest a bottom dock gets (logical px); its content scrolls below its own minimum."""
 COMBO_MIN_CHARS = 6
-"""Combo boxes in docks shrink to this many characters (the full text is in the popup)."""
+"""Combo boxes in docks shrink to about this many characters when room is short (the full
+text is in the popup)."""
 
 
 def clamp_rect(rect: QtCore.QRect, available: QtCore.QRect) -> QtCore.QRect:
@@ -120,14 +121,10 @@ class ScrollingTabs(QtWidgets.QTabWidget):
 
 
 def compact_combos(widget: QtWidgets.QWidget, chars: int = COMBO_MIN_CHARS) -> None:
-    """Let every combo box under ``widget`` shrink to ``chars`` characters (its popup still
-    shows the whole text)."""
+    """Let every combo box under ``widget`` shrink to about ``chars`` characters when room is
+    short (its popup still shows the whole text); with room, it keeps its full width."""
     for combo in widget.findChildren(QtWidgets.QComboBox):
-        combo.setSizeAdjustPolicy(
-            QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        combo.setMinimumContentsLength(chars)
-        # an explicit minimum width wins over the (cached) hint of the longest item
+        # an explicit minimum width wins over the hint of the longest item
         arrow = combo.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_ScrollBarExtent)
         combo.setMinimumWidth(chars * combo.fontMetrics().averageCharWidth() + arrow + 12)
 
@@ -150,6 +147,7 @@ class CanvasGuard(QtCore.QObject):
             d.setMinimumWidth(DOCK_MIN_W)
         for d in self.bottom:
             d.setMinimumHeight(DOCK_MIN_H)
+        self._grown = False
         window.installEventFilter(self)
 
     def eventFilter(self, obj: QtCore.QObject, ev: QtCore.QEvent) -> bool:  # noqa: N802 - Qt API
@@ -157,11 +155,36 @@ class CanvasGuard(QtCore.QObject):
             QtCore.QTimer.singleShot(0, self.fit)  # after the layout has placed the docks
         return False
 
+    def keep_layout(self) -> None:
+        """The dock sizes were restored: :meth:`grow` leaves them alone."""
+        self._grown = True
+
+    def grow(self) -> None:
+        """Once, when first shown: widen the side docks toward the width their content asks
+        for, as far as the canvas's target width allows (a restored layout is left alone)."""
+        self._grown = True
+        central = self.window.centralWidget()
+        if central is None:
+            return
+        slack = central.width() - canvas_target(self.window.width())
+        shown = [d for d in self.side if d.isVisible() and not d.isFloating()]
+        want = [max(0, d.widget().sizeHint().width() - d.widget().width()) for d in shown]
+        if slack <= 0 or not any(want):
+            return
+        scale = min(1.0, slack / sum(want))
+        self.window.resizeDocks(
+            shown,
+            [d.width() + int(w * scale) for d, w in zip(shown, want, strict=True)],
+            QtCore.Qt.Orientation.Horizontal,
+        )
+
     def fit(self) -> None:
         """Make room for the central widget now if it is below its target size."""
         central = self.window.centralWidget()
         if central is None:
             return
+        if not self._grown and self.window.isVisible():
+            self.grow()
         horizontal, vertical = QtCore.Qt.Orientation.Horizontal, QtCore.Qt.Orientation.Vertical
         self._give(
             self.side,
