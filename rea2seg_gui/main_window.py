@@ -24,6 +24,8 @@ from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
+from rea2seg_gui import window_layout as layout
+from rea2seg_gui.benchmark_actions import benchmark_menu
 from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
@@ -33,6 +35,7 @@ from rea2seg_gui.controllers.refresh import RefreshController
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.controllers.text_prompt import TextPromptController
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
@@ -133,6 +136,14 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.review.editing = self.editing
+        self.text_prompt = TextPromptController(
+            self.state,
+            self.edit_panel.text_prompt,
+            self.jobs,
+            self.review.commit_mask,
+            self.settings,
+            self,
+        )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         rp = self.run_panel
         self.asking = AskController(
@@ -162,6 +173,10 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
+        if self.settings.value("window/state") is not None:
+            self.canvas_guard.keep_layout()  # the user's dock sizes
+        # saved or default: never larger than the screen
+        self.screen_clamp = layout.ScreenClamp(self)
         self._show_questions_dock()
         self._remember_recent(store.url)
 
@@ -175,7 +190,9 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        layout.compact_combos(widget)  # a long choice never widens the dock
+        bottom = area == QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        dock.setWidget(layout.scrolled(widget) if bottom else widget)  # a low dock scrolls
         self.addDockWidget(area, dock)
         return dock
 
@@ -199,7 +216,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_panel = EditPanel()
         self.run_panel = RunPanel()
         self.metrics_view = MetricsView()
-        self.tabs = QtWidgets.QTabWidget()
+        # each tab scrolls: no panel sets the window's minimum size
+        self.tabs = layout.ScrollingTabs()
         for w, title in (
             (self.review_panel, "Review"),
             (self.layers_panel, "Layers"),
@@ -213,7 +231,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.inspector_dock = self._dock(
             "Inspector", "inspector_dock", self.tabs, area.RightDockWidgetArea
         )
-        self.inspector_dock.setMinimumWidth(360)
         self.resizeDocks(
             [self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal
         )
@@ -224,6 +241,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reasoning_panel = ReasoningPanel()
         self.reasoning_dock = self._dock(
             "Training reasoning", "reasoning_dock", self.reasoning_panel, area.BottomDockWidgetArea
+        )
+        self.canvas_guard = layout.CanvasGuard(
+            self,
+            [self.samples_dock, self.inspector_dock],
+            [self.questions_dock, self.reasoning_dock],
         )
         self.ask_bar = AskBar()
         self.ask_dock = self._dock("Ask", "ask_dock", self.ask_bar, area.TopDockWidgetArea)
@@ -258,6 +280,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             view.addAction(dock.toggleViewAction())
         view.addAction("&Fit image (Ctrl+0)", self.canvas.fit)
+        self.benchmark_actions = benchmark_menu(self)  # import COCO, generate, agreement
+        self.review_panel.question_edit.escaped.connect(self.canvas.setFocus)
         self.menuBar().addMenu("&Help").addAction("Keyboard &shortcuts (F1)", self.show_cheatsheet)
 
     def _wire(self) -> None:
@@ -267,8 +291,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.candidates_panel.use_requested.connect(self.editing.use_candidate)
         self.review.status.connect(status)
         self.review.refused.connect(lambda text: message(self, "Rea2Seg Studio", text))
-        self.editing.status.connect(status)
-        self.editing.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+        for ctl in (self.editing, self.text_prompt):
+            ctl.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+            ctl.status.connect(status)
         run.preset_changed.connect(self._show_preset_defaults)
         run.start_requested.connect(self.start_run)
         run.cancel_requested.connect(self.runs.cancel)
@@ -331,7 +356,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _on_progress(self, done: int, total: int, label: str) -> None:
-        self.run_panel.show_progress(done, total)
+        self.run_panel.show_progress(done, total, label)
         self.statusBar().showMessage(f"{done}/{total} {label}")
 
     def _job_failed(self, what: str, msg: str) -> None:

@@ -16,7 +16,30 @@ from core.pipeline.cache import ModelCache
 from core.store import Store, repo
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.preload import import_model_stack
-from rea2seg_gui.panels.run import RunPanel
+from rea2seg_gui.panels.run import BUILDING, RunPanel
+
+
+def build_models(
+    models: ModelCache,
+    preset: str,
+    evaluator: str | None,
+    progress: Callable[[int, int, str], None],
+    total: int,
+) -> None:
+    """Load the run's segmenter and evaluator into ``models`` (on first use a tiny random preset
+    builds its models first), each step said through ``progress(0, total, label)`` with a label
+    that starts with :data:`~rea2seg_gui.panels.run.BUILDING`; the run then finds them loaded.
+    Raises what the loaders raise (e.g. :class:`core.models.base.ModelLoadError`)."""
+    from core.models.config import canonical_preset
+
+    name = canonical_preset(preset)
+    steps = [("segmenter", name, models.segmenter)]
+    if evaluator:
+        steps.append(("evaluator", evaluator, models.evaluator))
+    for i, (what, which, load) in enumerate(steps, 1):
+        progress(0, total, f"{BUILDING} {i}/{len(steps)}: {what} {which}…")
+        load(which)
+    progress(0, total, "models ready")
 
 
 class RunController(QtCore.QObject):
@@ -68,7 +91,7 @@ class RunController(QtCore.QObject):
         self.done, self.total = 0, 0
 
         def job(progress, should_cancel):
-            progress(0, len(ids) if ids else 1, f"loading {preset}")
+            build_models(models, preset, ev_preset, progress, len(ids) if ids else 1)
             engine = LocalEngine(models)
             plan = plan_run(store, request, engine)
             progress(0, len(plan.todo), "running")
@@ -111,6 +134,7 @@ class RunController(QtCore.QObject):
         store, models = self._store(), self.models
 
         def job(progress, should_cancel):
+            build_models(models, preset, None, progress, 1)
             engine = LocalEngine(models)
             plan = plan_run(store, request, engine)
             engine.run(store, plan, progress=progress, should_cancel=should_cancel)
