@@ -270,6 +270,83 @@ class OpenAICompatTransport:
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def post_stream(self, payload: dict[str, Any], on_text: Any) -> str:
+        """One streamed request (``"stream": true``, server-sent events): ``on_text(delta)`` for
+        each piece of ``choices[0].delta.content`` as it arrives (each redacted); returns the
+        whole text, redacted. A server that answers with a plain JSON body instead is read as
+        :meth:`post` would, its text handed out as one piece. ``timeout_s`` bounds the whole
+        stream and ``max_body_bytes`` its size. No retries: any failure raises
+        :class:`EndpointError` (the caller may fall back to :meth:`post`)."""
+        url = self.base_url + "/chat/completions"
+        shown = public_url(url)
+        parts = urllib.parse.urlsplit(url)
+        data = json.dumps({**payload, "stream": True}).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                if conn.sock is not None:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.daemon = True
+        pieces: list[str] = []
+        try:
+            with self._slots:
+                watchdog.start()
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                conn.request("POST", path or "/", body=data, headers=headers)
+                resp = conn.getresponse()
+                if resp.status >= 400:
+                    detail = " ".join(self.snippet(resp.read(4096)).split())
+                    raise EndpointError(f"HTTP {resp.status} from {shown}: {detail}")
+                if "text/event-stream" not in (resp.getheader("content-type") or ""):
+                    body = resp.read(self.max_body_bytes + 1)
+                    if len(body) > self.max_body_bytes:
+                        raise EndpointError(f"reply from {shown} is over max_body_bytes")
+                    text = self.redact(self.content(json.loads(body)))
+                    on_text(text)
+                    return text
+                size = 0
+                while time.monotonic() < deadline:
+                    line = resp.readline(65536)
+                    if not line:
+                        break
+                    size += len(line)
+                    if size > self.max_body_bytes:
+                        raise EndpointError(f"stream from {shown} is over max_body_bytes")
+                    line = line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    chunk = line[5:].strip()
+                    if chunk == b"[DONE]":
+                        break
+                    choice = (json.loads(chunk).get("choices") or [{}])[0]
+                    delta = (choice.get("delta") or {}).get("content") or ""
+                    if isinstance(delta, str) and delta:
+                        pieces.append(delta)
+                        on_text(self.redact(delta))
+                if expired.is_set() or time.monotonic() >= deadline:
+                    raise TimeoutError(f"no complete stream within {self.timeout_s:g} s")
+        except EndpointError as exc:
+            raise EndpointError(self.redact(str(exc))) from None
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            msg = f"streamed request to {shown} failed ({type(exc).__name__}: {exc})"
+            raise EndpointError(self.redact(msg)) from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+        return self.redact("".join(pieces))
+
     @staticmethod
     def _tries(attempt: int) -> str:
         return f" (after {attempt + 1} attempts)" if attempt else ""

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from core.evaluator.adapter import check_prompt_format, declared_format
-from core.evaluator.base import EvaluatorBase, GroupResult
+from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs
 from core.evaluator.inputs import EvaluatorInput, build_evaluator_input, chat_text, encode_inputs
 from core.evaluator.parser import parse_scores
+from core.evaluator.progress import TextFn
 from core.evaluator.prompt import MAX_PATCHES, prompt_format
 from core.models.base import ModelLoadError
 
@@ -107,7 +108,7 @@ class InternVLEvaluator(EvaluatorBase):
         return f"dynamic, {self.max_patches} tiles per group, {self.max_patches} // images each"
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, items: list[EvaluatorInput]) -> list[str]:
+    def _generate(self, items: list[EvaluatorInput], on_text: TextFn | None = None) -> list[str]:
         import torch
 
         try:
@@ -119,15 +120,37 @@ class InternVLEvaluator(EvaluatorBase):
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        extra = {} if on_text is None else {"streamer": _streamer(self.processor, on_text)}
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self._pad_id,
+                **extra,
             )
         new = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new, skip_special_tokens=True)
+
+    def score_group_stream(
+        self,
+        image_rgb: np.ndarray,
+        question: str,
+        masks: list[np.ndarray],
+        cot: bool,
+        on_text: TextFn,
+    ) -> GroupResult:
+        """Score one group, handing the answer to ``on_text`` word by word as it is generated
+        (transformers' ``TextStreamer``); the result is what :meth:`score_group` returns."""
+        check_inputs(image_rgb, [list(masks)])
+        item = self.inputs(image_rgb, question, list(masks), cot)
+        prompt = chat_text(self.processor, item)
+        t = time.perf_counter()
+        raw = self._generate([item], on_text)[0]
+        parsed = parse_scores(raw, len(masks))
+        return GroupResult(
+            parsed.scores, parsed.cot, raw, prompt, parsed.error, time.perf_counter() - t
+        )
 
     def _score_checked(
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
@@ -154,6 +177,19 @@ class InternVLEvaluator(EvaluatorBase):
             parsed = parse_scores(raw, len(g))
             results.append(GroupResult(parsed.scores, parsed.cot, raw, p, parsed.error, sec))
         return results
+
+
+def _streamer(processor: Any, on_text: TextFn) -> Any:
+    """A transformers ``TextStreamer`` that hands each finished piece of new text to
+    ``on_text`` instead of printing it (the prompt is skipped)."""
+    from transformers import TextStreamer
+
+    class _Streamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return _Streamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
 def default_dtype(device: str) -> str:
