@@ -143,6 +143,8 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda: self.store,
             lambda: (rp.preset_name(), rp.evaluator(), rp.cot(), rp.group_size.value()),
             self,
+            self.candidates_panel,
+            self.evaluator_panel,
         )
         self.refresher = RefreshController(
             self.review.refresh,
@@ -517,6 +519,7 @@ class MainWindow(QtWidgets.QMainWindow):
         """The canvas shows an ask image: no store sample is current (review keys, edits and
         store refreshes leave it alone); choosing a sample in the list shows it again."""
         self.editing.reset()
+        self.review.forget_sample()
         st = self.state
         st.sample_id = st.image = st.image_error = st.image_path = None
         st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None

@@ -113,6 +113,10 @@ def run_stage2(
         if partial is not None:
             partial(GroupScored(_group(i, groups[i], r), len(groups)))
 
+    def streamed(i: int, text: str) -> None:
+        check_cancel()  # cancel also stops a group while its answer is being generated
+        partial(ReasoningDelta(i, text))  # type: ignore[misc]
+
     stream = getattr(evaluator, "score_group_stream", None) if partial is not None else None
     if groups and batch:
         for i in range(len(groups)):
@@ -133,7 +137,7 @@ def run_stage2(
                     trace.question,
                     gm,
                     cot,
-                    lambda text, i=i: partial(ReasoningDelta(i, text)),  # type: ignore[misc]
+                    lambda text, i=i: streamed(i, text),
                 )
             else:
                 r = evaluator.score_group(image_rgb, trace.question, gm, cot)
