@@ -62,7 +62,9 @@ class InternVLEvaluator(EvaluatorBase):
 
         if int(max_patches) < 1:
             raise ValueError(f"max_patches must be at least 1, got {max_patches}")
-        self.model = model.to(device).eval()
+        # a 4-bit model is placed on its device when loaded and cannot be moved
+        quantized = bool(getattr(model, "is_loaded_in_4bit", False))
+        self.model = (model if quantized else model.to(device)).eval()
         self.processor = processor
         self.name = name
         self.is_random = bool(is_random)
@@ -192,6 +194,36 @@ def _streamer(processor: Any, on_text: TextFn) -> Any:
     return _Streamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
+def bitsandbytes_problem(device: str) -> str | None:
+    """Why 4-bit loading is not offered (``None`` when it is): it needs the optional
+    bitsandbytes package and a CUDA device."""
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "4-bit loading needs the bitsandbytes package, which is not installed"
+    if not str(device).startswith("cuda"):
+        return f"4-bit loading needs a CUDA device, not {device!r}"
+    return None
+
+
+def quantization(dtype: str, device: str, *, setting: str = "dtype") -> dict[str, Any]:
+    """``from_pretrained`` keywords for ``dtype``: ``{}`` for the float dtypes; for ``"4bit"``
+    a bitsandbytes NF4 ``quantization_config`` (bfloat16 compute) placed on ``device``, or a
+    :class:`ModelLoadError` saying why it cannot be (bitsandbytes is never required)."""
+    if dtype != "4bit":
+        return {}
+    problem = bitsandbytes_problem(device)
+    if problem is not None:
+        raise ModelLoadError(f"{problem}; choose bfloat16, float16 or float32 (setting {setting})")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    cfg = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+    )
+    return {"quantization_config": cfg, "device_map": {"": device}}
+
+
 def default_dtype(device: str) -> str:
     """``bfloat16`` on CUDA devices that support it, else ``float32``."""
     import torch
@@ -225,7 +257,9 @@ def load_internvl(
     offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
 
     ``setting`` / ``lora_setting`` name where the paths came from, for error messages.
-    ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``None`` (:func:`default_dtype`).
+    ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"``, ``"4bit"`` (bitsandbytes NF4 on a
+    CUDA device, when bitsandbytes is installed: :func:`quantization`) or ``None``
+    (:func:`default_dtype`).
     ``prompt_format``: the format the adapter was trained on when its directory has no
     ``rea2seg_adapter.json``; ``cot``: the chain-of-thought choice the caller will run with
     (``None``: checked later, by stage 2).
@@ -250,13 +284,19 @@ def load_internvl(
         declared, int(max_patches), cot, who=f"the evaluator adapter '{lora_path or p}'"
     )
     dt_name = dtype or default_dtype(device)
-    dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
-        dt_name
-    )
+    quant = quantization(dt_name, device, setting=f"dtype of {setting}")
+    dt = {
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+        "float32": torch.float32,
+        "4bit": torch.bfloat16,
+    }.get(dt_name)
     if dt is None:
-        raise ModelLoadError(f"unknown dtype {dt_name!r}; use bfloat16, float16 or float32")
+        raise ModelLoadError(f"unknown dtype {dt_name!r}; use bfloat16, float16, float32 or 4bit")
     try:
-        model = InternVLForConditionalGeneration.from_pretrained(p, local_files_only=True, dtype=dt)
+        model = InternVLForConditionalGeneration.from_pretrained(
+            p, local_files_only=True, dtype=dt, **quant
+        )
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(
