@@ -194,6 +194,17 @@ def _streamer(processor: Any, on_text: TextFn) -> Any:
     return _Streamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
 
 
+def checkpoint_problem(path: str | Path | None, setting: str = "model_path") -> str | None:
+    """What :func:`load_internvl` would say about ``path`` before loading anything (``None``
+    when it is a directory with a ``config.json``)."""
+    if path is None or str(path).strip() == "":
+        return f"no InternVL checkpoint directory is set (setting {setting})"
+    p = Path(str(path)).expanduser()
+    if not (p / "config.json").is_file():
+        return f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
+    return None
+
+
 def bitsandbytes_problem(device: str) -> str | None:
     """Why 4-bit loading is not offered (``None`` when it is): it needs the optional
     bitsandbytes package and a CUDA device."""
@@ -270,13 +281,10 @@ def load_internvl(
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
-    if path is None or str(path).strip() == "":
-        raise ModelLoadError(f"no InternVL checkpoint directory is set (setting {setting})")
-    p = Path(path).expanduser()
-    if not (p / "config.json").is_file():
-        raise ModelLoadError(
-            f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
-        )
+    problem = checkpoint_problem(path, setting)
+    if problem is not None:
+        raise ModelLoadError(problem)
+    p = Path(str(path)).expanduser()
     declared = declared_format(
         prompt_format, lora_path or p, setting=f"prompt_format of {lora_setting}"
     )

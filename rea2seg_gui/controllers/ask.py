@@ -69,6 +69,16 @@ def _plan(models: ModelCache, preset: str, evaluator: str) -> Any:
         return None
 
 
+def qimage_rgb(image: Any) -> np.ndarray:
+    """A QImage as uint8 (H, W, 3) RGB (a copy; alpha dropped)."""
+    from PySide6 import QtGui
+
+    img = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    h, w, stride = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
 def _is_random(preset: str) -> bool:
     from core.models.base import ModelLoadError
     from rea2seg_gui.models import is_random_preset
@@ -142,6 +152,24 @@ class AskController(QtCore.QObject):
             self.status.emit(str(exc))
             return False
         self.set_image(image, Path(path))
+        return True
+
+    def paste(self) -> bool:
+        """Show the clipboard's image file (a copied file) or image (a copied picture) for
+        asking; False, with a status line, when it holds neither."""
+        from PySide6 import QtWidgets
+
+        clipboard = QtWidgets.QApplication.clipboard()
+        data = clipboard.mimeData()
+        if data is not None and data.hasUrls():
+            for url in data.urls():
+                if url.isLocalFile():
+                    return self.open_image(url.toLocalFile())
+        img = clipboard.image()
+        if img.isNull():
+            self.status.emit("the clipboard holds no image")
+            return False
+        self.set_image(qimage_rgb(img))
         return True
 
     def set_image(self, image_rgb: np.ndarray, path: Path | None = None) -> None:
