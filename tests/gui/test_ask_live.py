@@ -252,3 +252,80 @@ def test_models_that_fit_are_loaded_together(qtbot, window, scripted):
     with qtbot.waitSignal(window.asking.answered, timeout=10_000):
         scripted.step(len(scripted.items))
     assert scripted.events == ["segmenter loaded", "evaluator loaded (segmenter in memory: True)"]
+
+
+# ---------------------------------------------------------------------- open / drop / paste
+def _png(path, hw=(12, 16)) -> np.ndarray:
+    import cv2
+
+    img = np.random.default_rng(1).integers(0, 255, (*hw, 3), dtype=np.uint8)
+    cv2.imwrite(str(path), img[:, :, ::-1])
+    return img
+
+
+def test_file_open_image_menu_opens_the_chosen_file(qtbot, window, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    img = _png(tmp_path / "mine.png")
+    monkeypatch.setattr(
+        QtWidgets.QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "mine.png"), "")
+    )
+    file_menu = window.menuBar().actions()[0].menu()
+    action = next(a for a in file_menu.actions() if a.text().startswith("Open &image"))
+    action.trigger()
+    assert np.array_equal(window.asking.image, img)
+    assert window.asking.image_path == tmp_path / "mine.png" and window.canvas.hw == (12, 16)
+
+
+def test_paste_of_a_copied_file_and_of_an_empty_clipboard(qtbot, window, tmp_path):
+    from PySide6 import QtCore, QtWidgets
+
+    img = _png(tmp_path / "copied.png")
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(tmp_path / "copied.png"))])
+    QtWidgets.QApplication.clipboard().setMimeData(mime)
+    assert window.paste_ask_image()
+    assert window.asking.image_path == tmp_path / "copied.png"
+    assert np.array_equal(window.asking.image, img)
+    QtWidgets.QApplication.clipboard().setText("just words")
+    with qtbot.waitSignal(window.asking.status, timeout=2000) as said:
+        assert not window.paste_ask_image()
+    assert said.args == ["the clipboard holds no image"]
+    assert window.asking.image_path == tmp_path / "copied.png"  # nothing else changed
+
+
+def test_drag_accepts_files_only_and_a_dropped_non_image_changes_nothing(qtbot, window, tmp_path):
+    from PySide6 import QtCore, QtGui
+
+    def event(cls, mime):
+        return cls(
+            QtCore.QPoint(10, 10) if cls is QtGui.QDragEnterEvent else QtCore.QPointF(10, 10),
+            QtCore.Qt.DropAction.CopyAction,
+            mime,
+            QtCore.Qt.MouseButton.LeftButton,
+            QtCore.Qt.KeyboardModifier.NoModifier,
+        )
+
+    text = QtCore.QMimeData()
+    text.setText("words")
+    enter = event(QtGui.QDragEnterEvent, text)
+    enter.ignore()
+    window.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    img = _png(tmp_path / "ok.png")
+    files = QtCore.QMimeData()
+    files.setUrls([QtCore.QUrl.fromLocalFile(str(tmp_path / "ok.png"))])
+    enter = event(QtGui.QDragEnterEvent, files)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    window.dropEvent(event(QtGui.QDropEvent, files))
+    assert np.array_equal(window.asking.image, img)
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = QtCore.QMimeData()
+    bad.setUrls([QtCore.QUrl.fromLocalFile(str(tmp_path / "notes.txt"))])
+    with qtbot.waitSignal(window.asking.status, timeout=2000) as said:
+        window.dropEvent(event(QtGui.QDropEvent, bad))
+    assert "notes.txt" in said.args[0]
+    assert (
+        np.array_equal(window.asking.image, img) and window.asking.image_path == tmp_path / "ok.png"
+    )
