@@ -162,7 +162,7 @@ class EvaluatorPanel(QtWidgets.QWidget):
         """Group ``index``'s answer as far as the evaluator has written it, below the groups
         already scored (plain text; the final text replaces it once the group is scored)."""
         head = f"{self._described}\n\n" if self._described else ""
-        self.text.setPlainText(f"{head}── Group {index} of {total}: scoring…\n{text}")
+        self.text.setPlainText(f"{head}── Group {index} ({index + 1} of {total}): scoring…\n{text}")
         bar = self.text.verticalScrollBar()
         bar.setValue(bar.maximum())
 

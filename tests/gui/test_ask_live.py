@@ -186,7 +186,7 @@ def test_each_partial_result_is_drawn_as_it_arrives(qtbot, window, scripted):
     _step(qtbot, window, scripted, "stage1")
     assert ev.item_count() == 0
     _step(qtbot, window, scripted, "group_started")
-    assert "Group 0 of 2: scoring…" in ev.plain_text()
+    assert "Group 0 (1 of 2): scoring…" in ev.plain_text()
     _step(qtbot, window, scripted, "reasoning")
     raw = scripted.trace.evaluator.groups[0].raw_text
     half = raw[: len(raw) // 2]
