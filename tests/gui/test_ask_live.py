@@ -329,3 +329,27 @@ def test_drag_accepts_files_only_and_a_dropped_non_image_changes_nothing(qtbot, 
     assert (
         np.array_equal(window.asking.image, img) and window.asking.image_path == tmp_path / "ok.png"
     )
+
+
+@pytest.mark.slow  # builds the tiny random models
+def test_a_real_ask_with_the_tiny_models_draws_in_order(qtbot, window, tmp_path):
+    from rea2seg_gui.models import tiny_lisa_preset
+
+    window.run_panel.set_preset(tiny_lisa_preset())
+    window.run_panel.set_evaluator("tiny-random")
+    _png(tmp_path / "mine.png", (48, 64))
+    window.asking.open_image(tmp_path / "mine.png")
+    kinds: list[str] = []
+    window.asking.updated.connect(kinds.append)
+    with qtbot.waitSignal(window.asking.answered, timeout=120_000) as done:
+        assert window.asking.ask("the thing on the left")
+    trace = done.args[0]
+    n = len(trace.candidates)
+    assert kinds[: 5 + n] == ["heatmap", "initial", "seeds", "core", *["candidate"] * n, "stage1"]
+    rest = [k for k in kinds[5 + n :] if k != "reasoning"]
+    assert rest == ["group_started", "group"] * len(trace.evaluator.groups)
+    assert "reasoning" in kinds  # the local evaluator streams its answer
+    assert window.candidates_panel.row_count() == n
+    assert window.evaluator_panel.item_count() == sum(
+        len(g.candidate_ids) for g in trace.evaluator.groups
+    )

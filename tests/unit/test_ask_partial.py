@@ -199,3 +199,21 @@ def test_the_evaluator_can_be_loaded_after_stage_1(models, image):
         partial=lambda item: order.append(partial_kind(item)),
     )
     assert order.index("load") == order.index("stage1") + 1 and trace.evaluator is not None
+
+
+@pytest.mark.slow
+def test_cancel_stops_a_group_while_its_answer_streams(models, image):
+    from core.pipeline.ask import ask
+
+    segmenter, evaluator = models
+    kinds: list[str] = []
+    with pytest.raises(Cancelled):
+        ask(
+            image,
+            "the thing",
+            segmenter,
+            evaluator=evaluator,
+            partial=lambda item: kinds.append(partial_kind(item)),
+            should_cancel=lambda: "reasoning" in kinds,
+        )
+    assert kinds[-2:] == ["group_started", "reasoning"] and "group" not in kinds
