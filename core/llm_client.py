@@ -137,21 +137,26 @@ class OpenAICompatTransport:
         )
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def _key_forms(self) -> set[str]:
+        """The API key as it may appear in a text: plain, JSON- or repr-escaped, URL-quoted,
+        base64 (empty without a key)."""
+        key = self._api_key
+        if not key:
+            return set()
+        return {
+            key,
+            json.dumps(key)[1:-1],
+            key.encode("unicode_escape").decode("ascii"),
+            urllib.parse.quote(key, safe=""),
+            base64.b64encode(key.encode()).decode("ascii"),
+        }
+
     def redact(self, text: str) -> str:
         """``text`` with the API key (plain, JSON- or repr-escaped) and any bearer token masked."""
         text = str(text)
-        key = self._api_key
-        if key:
-            forms = {
-                key,
-                json.dumps(key)[1:-1],
-                key.encode("unicode_escape").decode("ascii"),
-                urllib.parse.quote(key, safe=""),
-                base64.b64encode(key.encode()).decode("ascii"),
-            }
-            for form in sorted(forms, key=len, reverse=True):
-                if form:
-                    text = text.replace(form, "***")
+        for form in sorted(self._key_forms(), key=len, reverse=True):
+            if form:
+                text = text.replace(form, "***")
         return re.sub(r"(?i)(bearer\s+)(?!\*\*\*)\S+", r"\1***", text)
 
     def snippet(self, body: bytes, n: int = 200) -> str:
@@ -276,7 +281,11 @@ class OpenAICompatTransport:
         whole text, redacted. A server that answers with a plain JSON body instead is read as
         :meth:`post` would, its text handed out as one piece. ``timeout_s`` bounds the whole
         stream and ``max_body_bytes`` its size. No retries: any failure raises
-        :class:`EndpointError` (the caller may fall back to :meth:`post`)."""
+        :class:`EndpointError` (the caller may fall back to :meth:`post`).
+
+        The key stays masked even when the server splits it across pieces: the text is
+        redacted as a whole and the last few characters (one key's length) are held back
+        until the next piece shows they are not the start of a key."""
         url = self.base_url + "/chat/completions"
         shown = public_url(url)
         parts = urllib.parse.urlsplit(url)
@@ -300,6 +309,16 @@ class OpenAICompatTransport:
         watchdog = threading.Timer(self.timeout_s, cut)
         watchdog.daemon = True
         pieces: list[str] = []
+        sent = [0]  # characters of the redacted text handed out so far
+        hold = max((len(f) for f in self._key_forms()), default=1) - 1
+
+        def hand_out(final: bool = False) -> None:
+            safe = self.redact("".join(pieces))
+            end = len(safe) if final else max(sent[0], len(safe) - hold)
+            if end > sent[0]:
+                on_text(safe[sent[0] : end])
+                sent[0] = end
+
         try:
             with self._slots:
                 watchdog.start()
@@ -334,9 +353,10 @@ class OpenAICompatTransport:
                     delta = (choice.get("delta") or {}).get("content") or ""
                     if isinstance(delta, str) and delta:
                         pieces.append(delta)
-                        on_text(self.redact(delta))
+                        hand_out()
                 if expired.is_set() or time.monotonic() >= deadline:
                     raise TimeoutError(f"no complete stream within {self.timeout_s:g} s")
+                hand_out(final=True)
         except EndpointError as exc:
             raise EndpointError(self.redact(str(exc))) from None
         except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
