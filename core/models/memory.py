@@ -151,7 +151,10 @@ class LoadPlan:
 
 
 def gib(n: int | None) -> str:
-    return "?" if n is None else f"{n / 2**30:.1f} GiB"
+    """Bytes as ``12.3 GiB`` (``17.0 MiB`` under 1 GiB; ``?`` when unknown)."""
+    if n is None:
+        return "?"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def plan_loading(

@@ -91,3 +91,9 @@ def test_4bit_needs_a_cuda_device(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert "CUDA" in local_internvl.bitsandbytes_problem("cpu")
     assert local_internvl.bitsandbytes_problem("cuda:0") is None
+
+
+def test_sizes_read_in_mib_under_a_gib():
+    from core.models.memory import gib
+
+    assert gib(None) == "?" and gib(3 * 2**29) == "1.5 GiB" and gib(17 * 2**20) == "17.0 MiB"
