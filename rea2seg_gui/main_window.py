@@ -522,8 +522,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples_panel.table.clearSelection()
 
     def _ask_saved(self, sample_id: int, run_id: int) -> None:
+        """The kept answer is now an ordinary sample: shown as one, with its run and trace."""
         self.review.refresh_samples()
         self.refresh_runs()
+        if not self.samples_panel.select(sample_id):  # filtered out of the list
+            self.review.show_sample(sample_id)
         self.statusBar().showMessage(f"the answer is saved as sample {sample_id} (run {run_id})")
 
     # ------------------------------------------------------------------------------ misc

@@ -338,6 +338,8 @@ class AskController(QtCore.QObject):
 
     def _show_panels(self, trace: PipelineTrace | None) -> None:
         if self.candidates_panel is not None:
+            if self._on_canvas and self.candidates_panel.run_ids() != [None]:
+                self.candidates_panel.show_runs([(None, "this ask (not saved)")])
             self.candidates_panel.show_trace(trace, self.image)
         if self.evaluator_panel is not None:
             self.evaluator_panel.show_trace(trace, self.image)

@@ -203,6 +203,7 @@ def test_each_partial_result_is_drawn_as_it_arrives(qtbot, window, scripted):
     ]  # fmt: skip
     # the answer's own tabs: the ranked candidates and every group with its rank
     assert cands.row_count() == 3 and cands.trace is scripted.trace
+    assert cands.run_title() == "this ask (not saved)"
     assert ev.item_count() == 4 and "rank 1 of 3" in ev.item_labels()[1]
     assert "Final ranking (best first): #0" in ev.plain_text()
     # a mask clicked in the Evaluator tab shows that candidate on the canvas (no store sample)
