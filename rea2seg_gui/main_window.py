@@ -486,29 +486,23 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------- ask
     def open_ask_image(self) -> None:
-        from rea2seg_gui.file_types import IMAGE_FILTER
-
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image for Ask", "", IMAGE_FILTER
-        )
-        if path:
-            self.asking.open_image(path)
+        self.asking.choose_image(self)
 
     def paste_ask_image(self) -> bool:
         """Show the clipboard's image (or image file) for asking; False when it holds neither."""
         return self.asking.paste()
 
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
-        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+        if self.asking.dropped_file(ev.mimeData()):
             ev.acceptProposedAction()
         else:
             super().dragEnterEvent(ev)
 
     def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt API
-        files = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if files:
+        path = self.asking.dropped_file(ev.mimeData())
+        if path:
             ev.acceptProposedAction()
-            self.asking.open_image(files[0])
+            self.asking.open_image(path)
 
     def _leave_sample(self, _hw: object = None) -> None:
         """The canvas shows an ask image: no store sample is current (review keys, edits and

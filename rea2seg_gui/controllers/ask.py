@@ -154,6 +154,24 @@ class AskController(QtCore.QObject):
         self.set_image(image, Path(path))
         return True
 
+    def choose_image(self, parent: Any = None) -> bool:
+        """File → Open image…: a file dialog, then :meth:`open_image`."""
+        from PySide6 import QtWidgets
+
+        from rea2seg_gui.file_types import IMAGE_FILTER
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            parent, "Open image for Ask", "", IMAGE_FILTER
+        )
+        return bool(path) and self.open_image(path)
+
+    @staticmethod
+    def dropped_file(mime: Any) -> str | None:
+        """The first local file of a drag's data (``None``: nothing this window takes)."""
+        if mime is None or not mime.hasUrls():
+            return None
+        return next((u.toLocalFile() for u in mime.urls() if u.isLocalFile()), None)
+
     def paste(self) -> bool:
         """Show the clipboard's image file (a copied file) or image (a copied picture) for
         asking; False, with a status line, when it holds neither."""
