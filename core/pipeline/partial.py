@@ -125,7 +125,9 @@ def partial_kind(item: object) -> str:
 class LiveTrace:
     """The trace of an ask as far as it has got: :meth:`apply` each partial result in the order
     received, :meth:`trace` for what to draw. ``reasoning[i]``: the text streamed so far for
-    evaluator group ``i``; ``scoring``: the index of the group being scored, or ``None``."""
+    evaluator group ``i``; ``scoring``: the index of the group being scored, or ``None``;
+    ``pending``: its :class:`~core.evaluator.progress.GroupStarted` (its candidates), or
+    ``None``."""
 
     question: str
     image_hw: tuple[int, int]
@@ -141,6 +143,7 @@ class LiveTrace:
     n_groups: int = 0
     reasoning: dict[int, str] = field(default_factory=dict)
     scoring: int | None = None
+    pending: GroupStarted | None = None
     evaluator: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, item: object) -> str:
@@ -160,7 +163,7 @@ class LiveTrace:
             self.full = item.trace
             self.candidates = list(item.trace.candidates)
         elif isinstance(item, GroupStarted):
-            self.scoring, self.n_groups = item.index, item.total
+            self.scoring, self.n_groups, self.pending = item.index, item.total, item
             self.reasoning[item.index] = ""
             self.evaluator.update(item.evaluator)
         elif isinstance(item, ReasoningDelta):
@@ -168,7 +171,7 @@ class LiveTrace:
         elif isinstance(item, GroupScored):
             self.groups.append(item.group)
             self.n_groups = item.total
-            self.scoring = None
+            self.scoring = self.pending = None
         return kind
 
     def trace(self) -> PipelineTrace:

@@ -349,6 +349,9 @@ class AskController(QtCore.QObject):
         if dirty & _EVALUATOR_KINDS and self.evaluator_panel is not None:
             if dirty & {"group_started", "group"}:
                 self.evaluator_panel.show_trace(trace, self.image)
+                g = live.pending
+                if g is not None:
+                    self.evaluator_panel.show_pending(g.index, g.candidate_ids, g.padded)
             if live.scoring is not None:
                 i = live.scoring
                 self.evaluator_panel.show_streaming(i, live.n_groups, live.reasoning.get(i, ""))

@@ -158,6 +158,26 @@ class EvaluatorPanel(QtWidgets.QWidget):
         self._described = describe_evaluator(t)
         self.text.setPlainText(self._described)
 
+    def show_pending(self, index: int, candidate_ids: list[int], padded: int = 0) -> None:
+        """Group ``index``'s masks while the evaluator scores them, after the groups shown
+        (``candidate_ids`` in slot order, the last ``padded`` padding)."""
+        own = len(candidate_ids) - padded
+        labels = self.item_labels()
+        for slot, cid in enumerate(candidate_ids):
+            pad = slot >= own
+            label = f"G{index} · mask {slot + 1}" + (" (pad)" if pad else "")
+            label += f"\n#{cid} · scoring…\n"
+            item = QtWidgets.QListWidgetItem(self._icon(cid, pad), label)
+            item.setData(CID_ROLE, cid)
+            item.setData(PAD_ROLE, pad)
+            item.setTextAlignment(
+                QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop
+            )
+            item.setToolTip(f"group {index}, mask {slot + 1}: candidate {cid}, being scored")
+            self.groups.addItem(item)
+            labels.append(label)
+        self._size_grid(labels)
+
     def show_streaming(self, index: int, total: int, text: str) -> None:
         """Group ``index``'s answer as far as the evaluator has written it, below the groups
         already scored (plain text; the final text replaces it once the group is scored)."""

@@ -187,6 +187,7 @@ def test_each_partial_result_is_drawn_as_it_arrives(qtbot, window, scripted):
     assert ev.item_count() == 0
     _step(qtbot, window, scripted, "group_started")
     assert "Group 0 (1 of 2): scoring…" in ev.plain_text()
+    assert ev.item_labels() == ["G0 · mask 1\n#1 · scoring…\n", "G0 · mask 2\n#0 · scoring…\n"]
     _step(qtbot, window, scripted, "reasoning")
     raw = scripted.trace.evaluator.groups[0].raw_text
     half = raw[: len(raw) // 2]
@@ -195,8 +196,10 @@ def test_each_partial_result_is_drawn_as_it_arrives(qtbot, window, scripted):
     _step(qtbot, window, scripted, "group")
     assert ev.item_count() == 2 and "scoring…" not in ev.plain_text()
     assert "not ranked" in ev.item_labels()[0]  # no ranking before the last group
+    _step(qtbot, window, scripted, "group_started")  # the scored group, then the one scored now
+    assert ev.item_count() == 4 and ev.item_labels()[3] == "G1 · mask 2 (pad)\n#1 · scoring…\n"
     with qtbot.waitSignal(window.asking.answered, timeout=5000):
-        scripted.step(4)
+        scripted.step(3)
     assert kinds == [
         "heatmap", "initial", "seeds", "core", "candidate", "candidate", "candidate", "stage1",
         *["group_started", "reasoning", "reasoning", "group"] * 2,

@@ -118,8 +118,10 @@ def test_partial_kinds_and_live_trace_without_models():
     assert live.apply(ReasoningDelta(0, "ab")) == "reasoning"
     live.apply(ReasoningDelta(0, "c"))
     assert live.reasoning[0] == "abc" and live.scoring == 0
+    assert live.pending.candidate_ids == [0, 1]
     g = EvaluatorGroup(0, [0, 1], "p", "abc", None, [0.1, 0.2])
     assert live.apply(GroupScored(g, 2)) == "group" and live.scoring is None
+    assert live.pending is None and live.trace().candidates == []
     with pytest.raises(TypeError):
         partial_kind(object())
 
