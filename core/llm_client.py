@@ -147,21 +147,26 @@ class OpenAICompatTransport:
         )
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def _key_forms(self) -> set[str]:
+        """The API key as it may appear in a text: plain, JSON- or repr-escaped, URL-quoted,
+        base64 (empty without a key)."""
+        key = self._api_key
+        if not key:
+            return set()
+        return {
+            key,
+            json.dumps(key)[1:-1],
+            key.encode("unicode_escape").decode("ascii"),
+            urllib.parse.quote(key, safe=""),
+            base64.b64encode(key.encode()).decode("ascii"),
+        }
+
     def redact(self, text: str) -> str:
         """``text`` with the API key (plain, JSON- or repr-escaped) and any bearer token masked."""
         text = str(text)
-        key = self._api_key
-        if key:
-            forms = {
-                key,
-                json.dumps(key)[1:-1],
-                key.encode("unicode_escape").decode("ascii"),
-                urllib.parse.quote(key, safe=""),
-                base64.b64encode(key.encode()).decode("ascii"),
-            }
-            for form in sorted(forms, key=len, reverse=True):
-                if form:
-                    text = text.replace(form, "***")
+        for form in sorted(self._key_forms(), key=len, reverse=True):
+            if form:
+                text = text.replace(form, "***")
         return re.sub(r"(?i)(bearer\s+)(?!\*\*\*)\S+", r"\1***", text)
 
     def snippet(self, body: bytes, n: int = 200) -> str:
@@ -282,6 +287,98 @@ class OpenAICompatTransport:
                     return out
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def post_stream(self, payload: dict[str, Any], on_text: Any) -> str:
+        """One streamed request (``"stream": true``, server-sent events): ``on_text(delta)`` for
+        each piece of ``choices[0].delta.content`` as it arrives (each redacted); returns the
+        whole text, redacted. A server that answers with a plain JSON body instead is read as
+        :meth:`post` would, its text handed out as one piece. ``timeout_s`` bounds the whole
+        stream and ``max_body_bytes`` its size. No retries: any failure raises
+        :class:`EndpointError` (the caller may fall back to :meth:`post`).
+
+        The key stays masked even when the server splits it across pieces: the text is
+        redacted as a whole and the last few characters (one key's length) are held back
+        until the next piece shows they are not the start of a key."""
+        url = self.base_url + "/chat/completions"
+        shown = public_url(url)
+        parts = urllib.parse.urlsplit(url)
+        data = json.dumps({**payload, "stream": True}).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                if conn.sock is not None:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.daemon = True
+        pieces: list[str] = []
+        sent = [0]  # characters of the redacted text handed out so far
+        hold = max((len(f) for f in self._key_forms()), default=1) - 1
+
+        def hand_out(final: bool = False) -> None:
+            safe = self.redact("".join(pieces))
+            end = len(safe) if final else max(sent[0], len(safe) - hold)
+            if end > sent[0]:
+                on_text(safe[sent[0] : end])
+                sent[0] = end
+
+        try:
+            with self._slots:
+                watchdog.start()
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                conn.request("POST", path or "/", body=data, headers=headers)
+                resp = conn.getresponse()
+                if resp.status >= 400:
+                    detail = " ".join(self.snippet(resp.read(4096)).split())
+                    raise EndpointError(f"HTTP {resp.status} from {shown}: {detail}")
+                if "text/event-stream" not in (resp.getheader("content-type") or ""):
+                    body = resp.read(self.max_body_bytes + 1)
+                    if len(body) > self.max_body_bytes:
+                        raise EndpointError(f"reply from {shown} is over max_body_bytes")
+                    text = self.redact(self.content(json.loads(body)))
+                    on_text(text)
+                    return text
+                size = 0
+                while time.monotonic() < deadline:
+                    line = resp.readline(65536)
+                    if not line:
+                        break
+                    size += len(line)
+                    if size > self.max_body_bytes:
+                        raise EndpointError(f"stream from {shown} is over max_body_bytes")
+                    line = line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    chunk = line[5:].strip()
+                    if chunk == b"[DONE]":
+                        break
+                    choice = (json.loads(chunk).get("choices") or [{}])[0]
+                    delta = (choice.get("delta") or {}).get("content") or ""
+                    if isinstance(delta, str) and delta:
+                        pieces.append(delta)
+                        hand_out()
+                if expired.is_set() or time.monotonic() >= deadline:
+                    raise TimeoutError(f"no complete stream within {self.timeout_s:g} s")
+                hand_out(final=True)
+        except EndpointError as exc:
+            raise EndpointError(self.redact(str(exc))) from None
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            msg = f"streamed request to {shown} failed ({type(exc).__name__}: {exc})"
+            raise EndpointError(self.redact(msg)) from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+        return self.redact("".join(pieces))
 
     @staticmethod
     def _tries(attempt: int) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.benchmark.provenance import regenerate
@@ -39,6 +38,7 @@ from rea2seg_gui.controllers.text_prompt import TextPromptController
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
+from rea2seg_gui.memory_status import MemoryLabel
 from rea2seg_gui.panels.ask import AskBar
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
@@ -66,14 +66,6 @@ def message(
     box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
     box.setText(text)
     box.exec()
-
-
-def qimage_rgb(image: QtGui.QImage) -> np.ndarray:
-    """A QImage as uint8 (H, W, 3) RGB (a copy; alpha dropped)."""
-    img = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    h, w, stride = img.height(), img.width(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
 def _config_or_empty() -> dict[str, Any]:
@@ -154,6 +146,8 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda: self.store,
             lambda: (rp.preset_name(), rp.evaluator(), rp.cot(), rp.group_size.value()),
             self,
+            self.candidates_panel,
+            self.evaluator_panel,
         )
         self.refresher = RefreshController(
             self.review.refresh,
@@ -211,6 +205,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(
             self.canvas.readout_label
         )  # the canvas's hover read-out
+        self.memory_label = MemoryLabel()
+        self.statusBar().addPermanentWidget(self.memory_label)
         self.candidates_panel = CandidatesPanel()
         self.evaluator_panel = EvaluatorPanel()
         self.edit_panel = EditPanel()
@@ -268,6 +264,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.file_actions.add_to(menu)
         self.file_actions.status.connect(self.statusBar().showMessage)
         menu.addAction("&Settings…", self.show_settings)
+        menu.addAction("&Models…", self.show_models)
         menu.addSeparator()
         menu.addAction("&Quit", self.close)
         view = self.menuBar().addMenu("&View")
@@ -502,46 +499,41 @@ class MainWindow(QtWidgets.QMainWindow):
             self.apply_preferences()
             self.statusBar().showMessage(f"settings saved to {dlg.path}")
 
+    def show_models(self) -> None:
+        """File → Models…: checkpoint folders, device and dtype per model (config.toml)."""
+        from rea2seg_gui.model_manager import ModelManagerDialog
+
+        dlg = ModelManagerDialog(self)
+        if dlg.exec():
+            self.models.clear()  # loaded again with the new choices on next use
+            self.refresh_presets()
+            self.statusBar().showMessage(f"models saved to {dlg.path}")
+
     # ------------------------------------------------------------------------------- ask
     def open_ask_image(self) -> None:
-        from rea2seg_gui.file_types import IMAGE_FILTER
-
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image for Ask", "", IMAGE_FILTER
-        )
-        if path:
-            self.asking.open_image(path)
+        self.asking.choose_image(self)
 
     def paste_ask_image(self) -> bool:
         """Show the clipboard's image (or image file) for asking; False when it holds neither."""
-        data = QtWidgets.QApplication.clipboard().mimeData()
-        if data is not None and data.hasUrls():
-            for url in data.urls():
-                if url.isLocalFile():
-                    return self.asking.open_image(url.toLocalFile())
-        img = QtWidgets.QApplication.clipboard().image()
-        if img.isNull():
-            self.statusBar().showMessage("the clipboard holds no image")
-            return False
-        self.asking.set_image(qimage_rgb(img))
-        return True
+        return self.asking.paste()
 
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
-        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+        if self.asking.dropped_file(ev.mimeData()):
             ev.acceptProposedAction()
         else:
             super().dragEnterEvent(ev)
 
     def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt API
-        files = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if files:
+        path = self.asking.dropped_file(ev.mimeData())
+        if path:
             ev.acceptProposedAction()
-            self.asking.open_image(files[0])
+            self.asking.open_image(path)
 
     def _leave_sample(self, _hw: object = None) -> None:
         """The canvas shows an ask image: no store sample is current (review keys, edits and
         store refreshes leave it alone); choosing a sample in the list shows it again."""
         self.editing.reset()
+        self.review.forget_sample()
         st = self.state
         st.sample_id = st.image = st.image_error = st.image_path = None
         st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None
@@ -549,8 +541,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples_panel.table.clearSelection()
 
     def _ask_saved(self, sample_id: int, run_id: int) -> None:
+        """The kept answer is now an ordinary sample: shown as one, with its run and trace."""
         self.review.refresh_samples()
         self.refresh_runs()
+        if not self.samples_panel.select(sample_id):  # filtered out of the list
+            self.review.show_sample(sample_id)
         self.statusBar().showMessage(f"the answer is saved as sample {sample_id} (run {run_id})")
 
     # ------------------------------------------------------------------------------ misc

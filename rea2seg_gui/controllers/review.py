@@ -98,8 +98,9 @@ class ReviewController(QtCore.QObject):
         p.review.redo_requested.connect(self.redo)
         p.candidates.run_changed.connect(lambda _: self.load_trace())
         p.candidates.candidate_selected.connect(self.show_candidate)
+        # the panel's own trace: a store sample's, or an ask's (no sample then)
         p.evaluator.candidate_chosen.connect(
-            lambda cid: self.show_candidate(self.state.trace.candidate(cid))
+            lambda cid: self.show_candidate(self.p.evaluator.candidate(cid))
         )
         p.tabs.currentChanged.connect(self.refresh_visible_panel)
         p.questions.accept_requested.connect(
@@ -326,6 +327,12 @@ class ReviewController(QtCore.QObject):
         elif current is self.p.evaluator and "evaluator" in self._stale:
             self._stale.discard("evaluator")
             self.p.evaluator.show_trace(st.trace, st.image, loading)
+
+    def forget_sample(self) -> None:
+        """No store sample is shown (the canvas shows an ask): tab changes redraw nothing of
+        the last sample over what the Candidates and Evaluator tabs now show."""
+        self._stale.clear()
+        self._waiting = None
 
     def show_candidate(self, c) -> None:
         self.canvas.set_mask("candidate", None if c is None else c.mask)
