@@ -27,7 +27,7 @@ import inspect
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,15 +156,65 @@ class Stage1Cache:
             raise ValueError(f"heads {bad} out of range: the model has {n_heads} heads")
 
 
-def _ranges(values: list[int]) -> str:
-    """``[0, 1, 2, 5]`` → ``"0-2, 5"``."""
-    out: list[str] = []
-    for v in sorted(values):
-        if out and v == int(out[-1].split("-")[-1]) + 1:
-            out[-1] = f"{out[-1].split('-')[0]}-{v}"
+def format_indices(values: Iterable[int] | None) -> str:
+    """Layer or head indices as a user types them: ``[0, 1, 2, 5]`` → ``"0-2, 5"``; ``None`` (the
+    model's default) → ``""``. :func:`parse_indices` reads it back."""
+    if values is None:
+        return ""
+    out: list[list[int]] = []
+    for v in sorted(set(int(x) for x in values)):
+        if out and v == out[-1][1] + 1:
+            out[-1][1] = v
         else:
-            out.append(str(v))
-    return ", ".join(out) or "none"
+            out.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
+
+
+def parse_indices(text: str, what: str = "layers") -> tuple[int, ...] | None:
+    """``"14-30"``, ``"1, 3, 5"`` or ``"0-2, 7"`` → sorted distinct indices; blank → ``None``
+    (the default). Anything else is a ``ValueError`` with a one-line message naming ``what``."""
+    text = text.strip()
+    if not text:
+        return None
+    out: set[int] = set()
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"{what}: {part!r} is not a number or a range like 14-30") from None
+        if a < 0 or b < a:
+            raise ValueError(f"{what}: {part!r} is not a range of indices from 0 up")
+        out.update(range(a, b + 1))
+    return tuple(sorted(out))
+
+
+def _ranges(values: list[int]) -> str:
+    return format_indices(values) or "none"
+
+
+def candidate_ious(
+    trace: PipelineTrace, gt: np.ndarray, ignore: np.ndarray | None = None
+) -> dict[int, float]:
+    """Each candidate's true IoU against ``gt`` (bool (H, W)), LISA's per-sample IoU with the
+    ignore region excluded (:mod:`core.metrics`)."""
+    from core.metrics import intersection_union, sample_iou
+
+    return {c.id: sample_iou(*intersection_union(c.mask, gt, ignore)) for c in trace.candidates}
+
+
+def best_true_iou(
+    trace: PipelineTrace, gt: np.ndarray, ignore: np.ndarray | None = None
+) -> tuple[int, float] | None:
+    """``(candidate id, IoU)`` of the candidate closest to ``gt`` (the first on ties; the oracle
+    pick: what a perfect stage 2 could reach); ``None`` without candidates."""
+    ious = candidate_ious(trace, gt, ignore)
+    if not ious:
+        return None
+    cid = max(ious, key=lambda k: (ious[k], -k))
+    return cid, ious[cid]
 
 
 def _snapshot(sam: Any) -> dict[str, Any] | None:
