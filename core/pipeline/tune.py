@@ -12,8 +12,10 @@ de-duplication and the AMG budget N — is re-run by :func:`retune` from the cac
     trace = retune(cache, replace(settings, k2=10))       # no MLLM or SAM-encoder call
 
 A change re-runs only the steps that depend on it: each step's output is kept with the inputs
-it was computed from (the last :data:`MEMO_SIZE` per step), so changing τ re-runs only the
-semantic decode, and changing an AMG threshold only the AMG.
+it was computed from (the last :data:`MEMO_SIZE` per step), so changing τ or δ re-runs only the
+semantic decode, and changing an AMG filter (predicted IoU, stability, box NMS) only re-filters the
+masks the AMG decoded for these seeds (:mod:`core.pipeline.tune_amg`); N and de-duplication only
+re-merge.
 
 Layers: :func:`prepare_stage1` captures the attention of *every* decoder layer when the prompt
 model says how many it has (``all_layers=True``, the default; LLaVA / Qwen models do), so a
@@ -35,7 +37,6 @@ import numpy as np
 
 from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
-from core.pipeline.amg import seed_amg
 from core.pipeline.candidates import build_candidates, stability_score
 from core.pipeline.seeds import (
     aggregate_attention,
@@ -53,6 +54,7 @@ from core.pipeline.semantic import (
 )
 from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import _check_output
+from core.pipeline.tune_amg import decode_all, refilter
 from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 PREPARE_STEPS = ("mllm", "sam_embed", "initial")
@@ -67,13 +69,6 @@ MEMO_SIZE = 4
 
 # which settings each re-tune step reads (besides the earlier steps' outputs)
 _SEED_KEYS = ("k1", "k2", "seed_policy", "seeds_total", "seed", "heads", "attention_renorm")
-_AMG_KEYS = (
-    "pred_iou_thresh",
-    "stability_score_thresh",
-    "stability_score_offset",
-    "box_nms_thresh",
-    "points_per_batch",
-)
 _SEMANTIC_KEYS = ("tau", "delta", "mask_prompt", "stability_score_offset")
 
 
@@ -403,22 +398,28 @@ def _retune(
     t = step("amg")
     need_sam = [False]
 
-    def amg() -> list[dict[str, Any]]:
+    def decoded() -> tuple[list[Any], np.ndarray]:
         if not need_sam[0]:
             _restore_embedding(cache)
             need_sam[0] = True
-        masks = seed_amg(cache.sam, seeds_xy, top_n=None, **s.amg())
-        return [
-            {
-                "mask": m.mask,
-                "score": m.predicted_iou,
-                "stability": m.stability,
-                "seed_index": m.seed_index,
-            }
-            for m in masks
-        ]
+        return decode_all(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
 
-    amg_items = _memo(cache, "amg", (seeds_id, *_key(s, _AMG_KEYS)), amg)
+    # the decode once per seed set (and offset / batch size); the filters and NMS on each change
+    masks, boxes = _memo(
+        cache, "amg", (seeds_id, s.stability_score_offset, s.points_per_batch), decoded
+    )
+    amg_items = [
+        {
+            "mask": m.mask,
+            "score": m.predicted_iou,
+            "stability": m.stability,
+            "seed_index": m.seed_index,
+        }
+        for m in refilter(
+            masks, boxes, s.pred_iou_thresh, s.stability_score_thresh, s.box_nms_thresh
+        )
+        if np.any(m.mask)  # as seed_amg's budget: empty masks are never candidates
+    ]
     timings["amg"] = time.perf_counter() - t
 
     t = step("semantic")

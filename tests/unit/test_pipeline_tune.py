@@ -64,6 +64,8 @@ CHANGES = [
     {"seed_policy": "one_per_token"},
     {"tau": 0.5, "delta": -0.5},
     {"pred_iou_thresh": 0.5, "box_nms_thresh": 0.5},
+    {"stability_score_thresh": 0.6, "box_nms_thresh": 0.3},
+    {"stability_score_offset": 2.0, "pred_iou_thresh": 0.2},
     {"top_n": 2, "dedupe_iou": 0.8},
     {"heads": (0, 2), "mask_prompt": "rebuilt"},
 ]
@@ -116,8 +118,10 @@ def test_a_change_reruns_only_the_steps_that_depend_on_it(backend, image, monkey
     s = _settings(backend.kind)
     cache = prepare_stage1(HandPromptModel(), backend, image, "q", s)
     retune(cache, s)
+    import core.pipeline.tune as tune
+
     calls = {"amg": 0, "points": 0}
-    real_amg, real_points = backend.amg_from_seeds, backend.predict_points
+    real_amg, real_points = tune.decode_all, backend.predict_points
 
     def amg(*a, **k):
         calls["amg"] += 1
@@ -127,16 +131,17 @@ def test_a_change_reruns_only_the_steps_that_depend_on_it(backend, image, monkey
         calls["points"] += 1
         return real_points(*a, **k)
 
-    monkeypatch.setattr(backend, "amg_from_seeds", amg)
+    monkeypatch.setattr(tune, "decode_all", amg)  # the AMG's decoder passes
     monkeypatch.setattr(backend, "predict_points", points)
     retune(cache, replace(s, tau=0.3))  # the semantic step only
     assert calls == {"amg": 0, "points": 1}
-    retune(cache, replace(s, tau=0.3, pred_iou_thresh=0.2))  # the AMG only
-    assert calls == {"amg": 1, "points": 1}
-    retune(cache, replace(s, top_n=3, dedupe_iou=0.9))  # neither: the merge
-    assert calls == {"amg": 1, "points": 1}
+    retune(cache, replace(s, tau=0.3, pred_iou_thresh=0.2, box_nms_thresh=0.5))  # re-filter
+    retune(cache, replace(s, top_n=3, dedupe_iou=0.9))  # the merge only
+    assert calls == {"amg": 0, "points": 1}
+    retune(cache, replace(s, stability_score_offset=2.0))  # AMG scores and semantic stability
+    assert calls == {"amg": 1, "points": 2}
     retune(cache, replace(s, k2=3))  # new seeds: both
-    assert calls == {"amg": 2, "points": 2}
+    assert calls == {"amg": 2, "points": 3}
 
 
 def test_layers_not_cached_need_a_new_forward(backend, image):
@@ -180,3 +185,88 @@ def test_tiny_lisa_caches_every_layer_and_reaggregates_exactly(lisa_segmenter, i
         full = run_stage1(pm, sam, image, "the red part", replace(s, layers=ly), preset=seg.preset)
         assert same_trace(tr, full), ly
     assert tuned[0].attention.layers == pm.default_layers
+
+
+def test_refiltering_the_decoded_masks_equals_the_generator_run_with_its_filters(backend, image):
+    from core.pipeline.tune_amg import decode_all, refilter
+
+    backend.set_image(image)
+    seeds = np.array([[10, 10], [30, 25], [31, 26], [60, 40], [70, 50], [5, 55]], np.float32)
+    masks, boxes = decode_all(backend, seeds, 1.0, 64)
+    assert len(masks) == 3 * len(seeds)  # nothing dropped: every multimask output of every seed
+    for pred, stab, nms in ((0.0, 0.0, 0.7), (0.4, 0.0, 0.9), (0.0, 0.7, 0.5), (0.3, 0.5, 0.2)):
+        direct = backend.amg_from_seeds(
+            seeds,
+            {
+                "pred_iou_thresh": pred,
+                "stability_score_thresh": stab,
+                "stability_score_offset": 1.0,
+                "box_nms_thresh": nms,
+                "points_per_batch": 64,
+            },
+        )
+        again = refilter(masks, boxes, pred, stab, nms)
+        assert [(m.predicted_iou, m.seed_index) for m in again] == [
+            (m.predicted_iou, m.seed_index) for m in direct
+        ]
+        assert all(np.array_equal(a.mask, b.mask) for a, b in zip(again, direct, strict=True))
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The bundled mini-geometric segmenter (trained: its AMG filters keep some masks and drop
+    others) and a demo scene."""
+    from core.images import load_image_rgb
+    from core.paths import resource_path
+    from core.pipeline.cache import ModelCache
+
+    seg = ModelCache(device="cpu").segmenter("mini-geometric")
+    return seg, load_image_rgb(resource_path("demo", "images", "scene00002.png"))
+
+
+def test_refilter_equals_the_generator_on_a_trained_sam(trained):
+    from core.pipeline.tune_amg import decode_all, refilter
+
+    seg, img = trained
+    seg.sam.set_image(img)
+    rng = np.random.default_rng(0)
+    seeds = np.stack(
+        [rng.uniform(0, img.shape[1] - 1, 12), rng.uniform(0, img.shape[0] - 1, 12)], 1
+    ).astype(np.float32)
+    masks, boxes = decode_all(seg.sam, seeds, 1.0, 64)
+    kept = []
+    for pred, stab, nms in ((0.0, 0.0, 0.7), (0.5, 0.0, 0.9), (0.0, 0.8, 0.5), (0.7, 0.85, 0.3)):
+        direct = seg.sam.amg_from_seeds(
+            seeds,
+            {
+                "pred_iou_thresh": pred,
+                "stability_score_thresh": stab,
+                "stability_score_offset": 1.0,
+                "box_nms_thresh": nms,
+                "points_per_batch": 64,
+            },
+        )
+        again = refilter(masks, boxes, pred, stab, nms)
+        assert [(m.predicted_iou, m.seed_index) for m in again] == [
+            (m.predicted_iou, m.seed_index) for m in direct
+        ]
+        assert all(np.array_equal(a.mask, b.mask) for a, b in zip(again, direct, strict=True))
+        kept.append(len(direct))
+    assert len(set(kept)) == len(kept) and 0 < min(kept) < len(masks)  # the filters bite
+
+
+def test_retune_equals_stage1_with_the_paper_filters_on_a_trained_model(trained):
+    from core.models.config import preset_stage1
+    from core.pipeline.settings import run_defaults
+
+    seg, img = trained
+    s = run_defaults(seg.sam.kind, False, **preset_stage1(seg.preset))
+    q = "Please segment the second matte thing from the back."
+    cache = prepare_stage1(seg.prompt_model, seg.sam, img, q, s, preset=seg.preset)
+    n_amg = []
+    for ch in ({}, {"pred_iou_thresh": 0.5, "stability_score_thresh": 0.6}, {"k2": 12, "tau": 0.6}):
+        tr = retune(cache, replace(s, **ch))
+        full = run_stage1(seg.prompt_model, seg.sam, img, q, replace(s, **ch), preset=seg.preset)
+        assert same_trace(tr, full), ch
+        n_amg.append(sum(c.origin == "amg" for c in tr.candidates))
+    assert n_amg[1] > n_amg[0]  # the looser filters keep more AMG masks
