@@ -52,6 +52,7 @@ class TuneController(QtCore.QObject):
         self.gt: np.ndarray | None = None
         self.ignore: np.ndarray | None = None
         self._pending: Stage1Settings | None = None
+        self._requested: Stage1Settings | None = None  # the newest settings asked for
         self._generation = 0  # of the latest re-tune started
         self._preparing = False
         self._source: tuple[str, object] | None = None
@@ -114,7 +115,7 @@ class TuneController(QtCore.QObject):
             self.panel.set_preparing(False)
             cache, base, trace = result
             self.cache, self.base, self.gt, self.ignore = cache, base, gt, ignore
-            self._pending = None
+            self._pending, self._requested = None, base
             self.panel.show_settings(base.to_dict())
             self.panel.set_ready(True)
             self.panel.show_error("")
@@ -209,9 +210,9 @@ class TuneController(QtCore.QObject):
             self.panel.show_error(str(exc))
             return
         self.panel.show_error("")
-        if s == self.settings and self._pending is None:
+        if s == self._requested:  # shown, running or waiting already
             return
-        self._pending = s
+        self._pending = self._requested = s
         self._kick()
 
     def _kick(self) -> None:

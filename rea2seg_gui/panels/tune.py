@@ -200,8 +200,8 @@ class TunePanel(QtWidgets.QWidget):
 
     # ----------------------------------------------------------------------- parameters
     def _changed(self, *_: object) -> None:
-        self.dedupe.setEnabled(self.dedupe_on.isChecked())
-        self.params["seeds_total"].setEnabled(self.seed_policy.currentText() == "proportional")
+        if self.apply_button.isEnabled():
+            self._enable_dependent()
         if not self._filling:
             self.settings_changed.emit()
 
@@ -264,9 +264,10 @@ class TunePanel(QtWidgets.QWidget):
         for w in (*self.params.values(), self.dedupe_on, self.apply_button):
             w.setEnabled(on)
         if on:
-            self._changed_enable_only()
+            self._enable_dependent()
 
-    def _changed_enable_only(self) -> None:
+    def _enable_dependent(self) -> None:
+        """De-duplication's threshold only when it is on; the seed count only for 'proportional'."""
         self.dedupe.setEnabled(self.dedupe_on.isChecked())
         self.params["seeds_total"].setEnabled(self.seed_policy.currentText() == "proportional")
 

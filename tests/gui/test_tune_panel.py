@@ -114,6 +114,18 @@ def test_the_latest_edit_wins_and_uncached_layers_are_refused(qtbot, tuned):
     qtbot.wait(50)
     assert len(shown) == 1 and shown[0].settings["top_n"] == 2
     assert shown[0].settings["k2"] == tuning.base.k2 - 1
+    # back to the shown settings while another re-tune runs: that one is overtaken, not shown
+    shown.clear()
+    panel.set_value("top_n", 3)
+    tuning._timer.stop()
+    tuning._request()
+    assert window.jobs.busy
+    panel.set_value("top_n", 2)
+    tuning._timer.stop()
+    tuning._request()
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=60_000)
+    _wait_idle(qtbot, window)
+    assert len(shown) == 1 and shown[0].settings["top_n"] == 2
     # layers the forward did not capture: a one-line message, nothing re-tuned
     before = tuning.retunes_started
     panel.set_value("layers", "0-99")
