@@ -54,7 +54,7 @@ from core.pipeline.semantic import (
 )
 from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import _check_output
-from core.pipeline.tune_amg import decode_all, refilter
+from core.pipeline.tune_amg import DecodedMasks, decode_all
 from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 PREPARE_STEPS = ("mllm", "sam_embed", "initial")
@@ -398,16 +398,16 @@ def _retune(
     t = step("amg")
     need_sam = [False]
 
-    def decoded() -> tuple[list[Any], np.ndarray]:
+    def decoded() -> DecodedMasks:
         if not need_sam[0]:
             _restore_embedding(cache)
             need_sam[0] = True
-        return decode_all(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
+        masks, boxes = decode_all(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
+        return DecodedMasks.pack(masks, boxes, (h, w))
 
-    # the decode once per seed set (and offset / batch size); the filters and NMS on each change
-    masks, boxes = _memo(
-        cache, "amg", (seeds_id, s.stability_score_offset, s.points_per_batch), decoded
-    )
+    # the decode once per seed set (and offset / batch size), kept bit-packed; the filters and
+    # NMS on each change
+    dec = _memo(cache, "amg", (seeds_id, s.stability_score_offset, s.points_per_batch), decoded)
     amg_items = [
         {
             "mask": m.mask,
@@ -415,9 +415,7 @@ def _retune(
             "stability": m.stability,
             "seed_index": m.seed_index,
         }
-        for m in refilter(
-            masks, boxes, s.pred_iou_thresh, s.stability_score_thresh, s.box_nms_thresh
-        )
+        for m in dec.refilter(s.pred_iou_thresh, s.stability_score_thresh, s.box_nms_thresh)
         if np.any(m.mask)  # as seed_amg's budget: empty masks are never candidates
     ]
     timings["amg"] = time.perf_counter() - t

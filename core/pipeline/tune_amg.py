@@ -14,6 +14,7 @@ stability offset and the batch size change the decoded values, so they are part 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -138,18 +139,39 @@ def refilter(
     stability_score_thresh: float,
     box_nms_thresh: float,
 ) -> list[AmgMask]:
-    """The generator's filters and box NMS on :func:`decode_all`'s output; best first. The
-    comparisons are made in float32, as the generators make them on their tensors."""
+    """The generator's filters and box NMS on :func:`decode_all`'s output; best first."""
+    order = kept_indices(
+        np.array([m.predicted_iou for m in masks], dtype=np.float32),
+        np.array([m.stability for m in masks], dtype=np.float32),
+        boxes,
+        pred_iou_thresh,
+        stability_score_thresh,
+        box_nms_thresh,
+    )
+    return [masks[i] for i in order]
+
+
+def kept_indices(
+    iou: np.ndarray,
+    stability: np.ndarray,
+    boxes: np.ndarray,
+    pred_iou_thresh: float,
+    stability_score_thresh: float,
+    box_nms_thresh: float,
+) -> list[int]:
+    """Indices of the masks the generator keeps, best first, from their predicted IoU and
+    stability float32 (M,) and boxes float32 (M, 4). The comparisons are made in float32, as the
+    generators make them on their tensors."""
     import torch
     from torchvision.ops.boxes import batched_nms
 
-    iou = np.array([m.predicted_iou for m in masks], dtype=np.float32)
-    stab = np.array([m.stability for m in masks], dtype=np.float32)
-    keep = np.ones(len(masks), dtype=bool)
+    iou = np.asarray(iou, dtype=np.float32)
+    stability = np.asarray(stability, dtype=np.float32)
+    keep = np.ones(len(iou), dtype=bool)
     if pred_iou_thresh > 0.0:
         keep &= iou > np.float32(pred_iou_thresh)
     if stability_score_thresh > 0.0:
-        keep &= stab >= np.float32(stability_score_thresh)
+        keep &= stability >= np.float32(stability_score_thresh)
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return []
@@ -159,4 +181,62 @@ def refilter(
         torch.zeros(idx.size, dtype=torch.int64),
         iou_threshold=float(box_nms_thresh),
     )
-    return [masks[int(idx[i])] for i in kept.tolist()]
+    return [int(idx[i]) for i in kept.tolist()]
+
+
+@dataclass(frozen=True)
+class DecodedMasks:
+    """:func:`decode_all`'s output kept compact for re-filtering: predicted IoU and stability
+    float32 (M,), boxes float32 (M, 4), seed indices int (M,) and the masks bit-packed
+    (``np.packbits`` of each flattened (H, W) mask: H×W/8 bytes each, 1/8 of a bool mask)."""
+
+    iou: np.ndarray
+    stability: np.ndarray
+    boxes: np.ndarray
+    seed_index: np.ndarray
+    packed: np.ndarray
+    hw: tuple[int, int]
+
+    @classmethod
+    def pack(cls, masks: list[AmgMask], boxes: np.ndarray, hw: tuple[int, int]) -> DecodedMasks:
+        n = int(hw[0]) * int(hw[1])
+        packed = (
+            np.stack([np.packbits(m.mask.reshape(-1)) for m in masks])
+            if masks
+            else np.zeros((0, (n + 7) // 8), np.uint8)
+        )
+        return cls(
+            np.array([m.predicted_iou for m in masks], dtype=np.float32),
+            np.array([m.stability for m in masks], dtype=np.float32),
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+            np.array([m.seed_index for m in masks], dtype=np.int64),
+            packed,
+            (int(hw[0]), int(hw[1])),
+        )
+
+    def mask(self, i: int) -> np.ndarray:
+        """Mask ``i`` as bool (H, W)."""
+        h, w = self.hw
+        return np.unpackbits(self.packed[i], count=h * w).reshape(h, w).astype(bool)
+
+    def refilter(
+        self, pred_iou_thresh: float, stability_score_thresh: float, box_nms_thresh: float
+    ) -> list[AmgMask]:
+        """:func:`refilter` on the kept masks, unpacking only the survivors."""
+        order = kept_indices(
+            self.iou,
+            self.stability,
+            self.boxes,
+            pred_iou_thresh,
+            stability_score_thresh,
+            box_nms_thresh,
+        )
+        return [
+            AmgMask(
+                mask=self.mask(i),
+                predicted_iou=float(self.iou[i]),
+                stability=float(self.stability[i]),
+                seed_index=int(self.seed_index[i]),
+            )
+            for i in order
+        ]

@@ -58,3 +58,23 @@ def test_true_ious_and_the_best_candidate():
     assert best_true_iou(trace, gt, ignore)[0] == 0  # the first on ties
     empty = PipelineTrace("q", (10, 10), "p", {}, True, {}, None, None, None, None, None, [])
     assert best_true_iou(empty, gt) is None
+
+
+def test_decoded_masks_pack_and_refilter_like_the_generator_would():
+    from core.models.base import AmgMask
+    from core.pipeline.tune_amg import DecodedMasks, mask_box_xyxy, refilter
+
+    rng = np.random.default_rng(1)
+    masks = [
+        AmgMask(rng.random((5, 7)) > 0.5, float(np.float32(s)), float(np.float32(t)), i)
+        for i, (s, t) in enumerate([(0.9, 0.95), (0.8, 0.5), (0.95, 0.99), (0.3, 0.9)])
+    ]
+    boxes = np.array([mask_box_xyxy(m.mask) for m in masks], np.float32)
+    dec = DecodedMasks.pack(masks, boxes, (5, 7))
+    assert dec.packed.shape == (4, 5)  # 35 pixels in 5 bytes
+    for args in ((0.0, 0.0, 1.0), (0.85, 0.0, 1.0), (0.0, 0.9, 0.2), (0.5, 0.6, 0.0)):
+        a, b = dec.refilter(*args), refilter(masks, boxes, *args)
+        assert [m.seed_index for m in a] == [m.seed_index for m in b]
+        assert all(np.array_equal(x.mask, y.mask) for x, y in zip(a, b, strict=True))
+    assert [m.seed_index for m in dec.refilter(0.85, 0.0, 1.0)] == [2, 0]  # best first
+    assert mask_box_xyxy(np.zeros((3, 3), bool)) == (0.0, 0.0, 0.0, 0.0)
