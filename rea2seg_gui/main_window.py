@@ -35,6 +35,7 @@ from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
 from rea2seg_gui.controllers.text_prompt import TextPromptController
+from rea2seg_gui.controllers.tune import TuneController
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
@@ -50,6 +51,7 @@ from rea2seg_gui.panels.reasoning import ReasoningPanel
 from rea2seg_gui.panels.review import ReviewPanel
 from rea2seg_gui.panels.run import RunPanel
 from rea2seg_gui.panels.samples import SamplesPanel
+from rea2seg_gui.panels.tune import TunePanel
 from rea2seg_gui.panels.viewer import ViewerPanel
 from rea2seg_gui.store_prompt import open_or_ask
 
@@ -149,6 +151,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.candidates_panel,
             self.evaluator_panel,
         )
+        self.tuning = TuneController(self.jobs, self.models, self.tune_panel, self)
         self.refresher = RefreshController(
             self.review.refresh,
             self,
@@ -212,6 +215,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.edit_panel = EditPanel()
         self.run_panel = RunPanel()
         self.metrics_view = MetricsView()
+        self.tune_panel = TunePanel()
         # each tab scrolls: no panel sets the window's minimum size
         self.tabs = layout.ScrollingTabs()
         for w, title in (
@@ -221,6 +225,7 @@ class MainWindow(QtWidgets.QMainWindow):
             (self.evaluator_panel, "Evaluator"),
             (self.edit_panel, "Edit"),
             (self.run_panel, "Run"),
+            (self.tune_panel, "What-if"),
             (self.metrics_view, "Metrics"),
         ):
             self.tabs.addTab(w, title)
@@ -311,6 +316,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.asking.saved.connect(self._ask_saved)
         self.asking.image_shown.connect(self._leave_sample)
         self.review.sample_shown.connect(self.asking.leave_canvas)
+        self.tune_panel.prepare_requested.connect(self.prepare_tune)
+        self.tuning.retuned.connect(self._show_tuned)
+        self.tuning.apply_requested.connect(self._apply_tuned)
+        self.tuning.status.connect(status)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         return QtWidgets.QInputDialog.getText(self, title, label)
@@ -547,6 +556,35 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.samples_panel.select(sample_id):  # filtered out of the list
             self.review.show_sample(sample_id)
         self.statusBar().showMessage(f"the answer is saved as sample {sample_id} (run {run_id})")
+
+    # -------------------------------------------------------------------------- what-if
+    def prepare_tune(self) -> bool:
+        """Prepare the What-if tab for what the canvas shows (the Ask image and question, else
+        the current sample with its question and ground truth)."""
+        return self.tuning.prepare_shown(
+            self.asking,
+            self.state,
+            self.store,
+            self.run_panel.preset_name(),
+            self.ask_bar.question.text(),
+        )
+
+    def _show_tuned(self, trace: PipelineTrace) -> None:
+        if self.tuning.source_shown(self.asking, self.state) and self.canvas.hw == tuple(
+            trace.image_hw
+        ):
+            self.canvas.set_trace(trace)
+
+    def _apply_tuned(self, preset: str, overrides: dict) -> None:
+        """Start a run with the What-if settings on the Run tab's scope and evaluator."""
+        ids = None if self.run_panel.whole_project() else self.samples_panel.selected_ids()
+        if ids is not None and not ids:
+            self.tune_panel.show_error("Select samples first, or choose 'Whole project' (Run tab).")
+            return
+        if self.runs.start(ids, preset=preset, overrides=overrides, label="what-if"):
+            self.statusBar().showMessage(f"run started with the What-if settings ({preset})")
+        else:
+            self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
     # ------------------------------------------------------------------------------ misc
     def show_cheatsheet(self) -> None:

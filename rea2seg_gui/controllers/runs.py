@@ -70,21 +70,30 @@ class RunController(QtCore.QObject):
         if label == "running":
             self.done, self.total = done, total
 
-    def start(self, ids: list[int] | None) -> bool:
-        """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample)."""
+    def start(
+        self,
+        ids: list[int] | None,
+        *,
+        preset: str | None = None,
+        overrides: dict | None = None,
+        label: str = "GUI",
+    ) -> bool:
+        """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample).
+        ``preset`` / ``overrides``: instead of the panel's (the what-if panel's settings);
+        ``label``: the run name's suffix."""
         from core.pipeline.engine import LocalEngine
         from core.pipeline.plan import RunRequest, plan_run
         from core.pipeline.settings import Stage2Settings
 
         import_model_stack()
         p = self.panel
-        preset, ev_preset = p.preset_name(), p.evaluator()
+        preset, ev_preset = preset or p.preset_name(), p.evaluator()
         request = RunRequest(
             preset,
             stage2=Stage2Settings(ev_preset, cot=p.cot(), group_size=p.group_size.value()),
-            overrides=p.overrides(),
+            overrides=p.overrides() if overrides is None else overrides,
             samples=ids,
-            name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)",
+            name=f"{preset}{' + ' + ev_preset if ev_preset else ''} ({label})",
         )
         store, models = self._store(), self.models
         p.show_error("")
