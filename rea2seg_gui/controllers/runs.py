@@ -9,6 +9,7 @@ second run reuses the models the first one loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6 import QtCore
 
@@ -17,6 +18,9 @@ from core.store import Store, repo
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.preload import import_model_stack
 from rea2seg_gui.panels.run import RunPanel
+
+if TYPE_CHECKING:
+    from core.pipeline.plan import RunRequest
 
 
 class RunController(QtCore.QObject):
@@ -49,11 +53,9 @@ class RunController(QtCore.QObject):
 
     def start(self, ids: list[int] | None) -> bool:
         """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample)."""
-        from core.pipeline.engine import LocalEngine
-        from core.pipeline.plan import RunRequest, plan_run
+        from core.pipeline.plan import RunRequest
         from core.pipeline.settings import Stage2Settings
 
-        import_model_stack()
         p = self.panel
         preset, ev_preset = p.preset_name(), p.evaluator()
         request = RunRequest(
@@ -63,8 +65,17 @@ class RunController(QtCore.QObject):
             samples=ids,
             name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)",
         )
+        return self.start_request(request)
+
+    def start_request(self, request: RunRequest) -> bool:
+        """Plan ``request`` and run it in the job runner (``finished`` when it ends)."""
+        from core.pipeline.engine import LocalEngine
+        from core.pipeline.plan import plan_run
+
+        import_model_stack()
+        preset, ids = request.preset, request.samples
         store, models = self._store(), self.models
-        p.show_error("")
+        self.panel.show_error("")
         self.done, self.total = 0, 0
 
         def job(progress, should_cancel):
