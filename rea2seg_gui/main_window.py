@@ -139,6 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
+        self._demo_pending = False  # open_demo_run: show the run when it ends
         rp = self.run_panel
         self.asking = AskController(
             self.jobs,
@@ -366,6 +367,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"{done}/{total} {label}")
 
     def _job_failed(self, what: str, msg: str) -> None:
+        if what == "Run":
+            self._demo_pending = False
         if what in ("Run", "Compare", "Metrics"):
             self.run_panel.show_error(f"{what} failed: {msg}")
             self.statusBar().showMessage(f"{what} failed — see the Run tab")
@@ -425,12 +428,49 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.runs.start(ids):
             self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
+    def open_demo_run(self, limit: int | None = None) -> bool:
+        """Show the demo run (:data:`core.demo.DEMO_RUN_NAME`): select it when it is finished,
+        else run it in the Run tab's worker and select it when it ends. False when another job
+        is running. ``limit``: at most this many samples (tests)."""
+        from core.demo import demo_run_request, finished_demo_run
+
+        run_id = finished_demo_run(self.store)
+        if run_id is not None:
+            self._show_run(run_id)
+            return True
+        self._demo_pending = True
+        if not self.runs.start_request(demo_run_request(limit)):
+            self._demo_pending = False
+            self.statusBar().showMessage(f"{self.jobs.name} is still running")
+            return False
+        self.statusBar().showMessage(
+            "Preparing the demo: mini-geometric (small models trained on the synthetic "
+            "geometric split) runs over the demo samples…"
+        )
+        return True
+
+    def _show_run(self, run_id: int) -> None:
+        """Select ``run_id`` in the Candidates tab and show its trace of the current sample
+        (the first one of the list when none is shown)."""
+        sid = self.state.sample_id
+        if sid is None:
+            ids = self.samples_panel.ids()
+            if not ids:
+                return
+            sid = ids[0]
+        self.review.show_sample(sid)
+        if self.candidates_panel.select_run(run_id):
+            self.review.load_trace()
+
     def _run_done(self, run_id: int, note: str, detail: str) -> None:
         if detail:
             self.run_panel.show_error(detail)
         self.refresh_runs()
         if self.state.sample_id is not None:
             self.review.show_sample(self.state.sample_id)
+        if self._demo_pending:
+            self._demo_pending = False
+            self._show_run(run_id)
         self.statusBar().showMessage(note)  # after the sample's own status line
         self.run_finished.emit(run_id)
 

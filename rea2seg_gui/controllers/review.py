@@ -25,6 +25,7 @@ from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import history_rows
 from rea2seg_gui.controllers.loading import SampleLoader
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.models import trained_label
 from rea2seg_gui.overlays import logits_loader
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
@@ -296,6 +297,12 @@ class ReviewController(QtCore.QObject):
         self.p.viewer.show_banner(
             f"RANDOM WEIGHTS — not a result  ·  this trace comes from random-init {what}"
             if trace_random or eval_random
+            else None
+        )
+        label = None if trace is None or trace_random else trained_label(trace.preset)
+        self.p.viewer.show_model_note(
+            f"{trace.preset}: {label} — not the paper's models; see its model card"
+            if trace is not None and label
             else None
         )
         self.p.layers.show_legend(self.canvas.attention_range, loading)

@@ -9,6 +9,7 @@ second run reuses the models the first one loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6 import QtCore
 
@@ -40,6 +41,10 @@ def build_models(
         progress(0, total, f"{BUILDING} {i}/{len(steps)}: {what} {which}…")
         load(which)
     progress(0, total, "models ready")
+
+
+if TYPE_CHECKING:
+    from core.pipeline.plan import RunRequest
 
 
 class RunController(QtCore.QObject):
@@ -81,11 +86,9 @@ class RunController(QtCore.QObject):
         """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample).
         ``preset`` / ``overrides``: instead of the panel's (the what-if panel's settings);
         ``label``: the run name's suffix."""
-        from core.pipeline.engine import LocalEngine
-        from core.pipeline.plan import RunRequest, plan_run
+        from core.pipeline.plan import RunRequest
         from core.pipeline.settings import Stage2Settings
 
-        import_model_stack()
         p = self.panel
         preset, ev_preset = preset or p.preset_name(), p.evaluator()
         request = RunRequest(
@@ -95,8 +98,17 @@ class RunController(QtCore.QObject):
             samples=ids,
             name=f"{preset}{' + ' + ev_preset if ev_preset else ''} ({label})",
         )
+        return self.start_request(request)
+
+    def start_request(self, request: RunRequest) -> bool:
+        """Plan ``request`` and run it in the job runner (``finished`` when it ends)."""
+        from core.pipeline.engine import LocalEngine
+        from core.pipeline.plan import plan_run
+
+        import_model_stack()
+        preset, ev_preset, ids = request.preset, request.stage2.evaluator, request.samples
         store, models = self._store(), self.models
-        p.show_error("")
+        self.panel.show_error("")
         self.done, self.total = 0, 0
 
         def job(progress, should_cancel):
