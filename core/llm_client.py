@@ -21,6 +21,7 @@ import contextlib
 import email.utils
 import http.client
 import json
+import math
 import os
 import re
 import socket
@@ -33,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from core.textsafe import json_safe, storable_text
+
 API_KEY_ENV = "REA2SEG_EVAL_API_KEY"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
@@ -43,7 +46,14 @@ larger reply is refused without being stored. Not from the paper."""
 
 
 class EndpointError(RuntimeError):
-    """A request to the endpoint failed for good (message never holds the API key)."""
+    """A request to the endpoint failed for good (message never holds the API key).
+
+    ``paid`` is true when the server did answer (HTTP 2xx/3xx) but its reply was unusable: the
+    request was most likely billed, and a caller that records requests should say so."""
+
+    def __init__(self, message: str, *, paid: bool = False) -> None:
+        super().__init__(message)
+        self.paid = paid
 
 
 class _TooLarge(Exception):
@@ -137,21 +147,26 @@ class OpenAICompatTransport:
         )
 
     # -- HTTP ----------------------------------------------------------------------------------
+    def _key_forms(self) -> set[str]:
+        """The API key as it may appear in a text: plain, JSON- or repr-escaped, URL-quoted,
+        base64 (empty without a key)."""
+        key = self._api_key
+        if not key:
+            return set()
+        return {
+            key,
+            json.dumps(key)[1:-1],
+            key.encode("unicode_escape").decode("ascii"),
+            urllib.parse.quote(key, safe=""),
+            base64.b64encode(key.encode()).decode("ascii"),
+        }
+
     def redact(self, text: str) -> str:
         """``text`` with the API key (plain, JSON- or repr-escaped) and any bearer token masked."""
         text = str(text)
-        key = self._api_key
-        if key:
-            forms = {
-                key,
-                json.dumps(key)[1:-1],
-                key.encode("unicode_escape").decode("ascii"),
-                urllib.parse.quote(key, safe=""),
-                base64.b64encode(key.encode()).decode("ascii"),
-            }
-            for form in sorted(forms, key=len, reverse=True):
-                if form:
-                    text = text.replace(form, "***")
+        for form in sorted(self._key_forms(), key=len, reverse=True):
+            if form:
+                text = text.replace(form, "***")
         return re.sub(r"(?i)(bearer\s+)(?!\*\*\*)\S+", r"\1***", text)
 
     def snippet(self, body: bytes, n: int = 200) -> str:
@@ -238,7 +253,8 @@ class OpenAICompatTransport:
             except _TooLarge as exc:
                 raise EndpointError(
                     f"reply from {shown} refused: {exc.size} bytes or more, over the "
-                    f"{self.max_body_bytes}-byte limit (max_body_bytes)"
+                    f"{self.max_body_bytes}-byte limit (max_body_bytes)",
+                    paid=True,
                 ) from None
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 # timeouts, refused or reset connections, truncated replies, bad status lines
@@ -260,15 +276,109 @@ class OpenAICompatTransport:
                         out = json.loads(body)
                     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                         raise EndpointError(
-                            f"malformed response from {shown} (not JSON): {self.snippet(body)!r}"
+                            f"malformed response from {shown} (not JSON): {self.snippet(body)!r}",
+                            paid=True,
                         ) from None
                     if not isinstance(out, dict):
                         raise EndpointError(
-                            f"malformed response from {shown}: a JSON {type(out).__name__}, not an object"
+                            f"malformed response from {shown}: a JSON {type(out).__name__}, not an object",
+                            paid=True,
                         )
                     return out
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def post_stream(self, payload: dict[str, Any], on_text: Any) -> str:
+        """One streamed request (``"stream": true``, server-sent events): ``on_text(delta)`` for
+        each piece of ``choices[0].delta.content`` as it arrives (each redacted); returns the
+        whole text, redacted. A server that answers with a plain JSON body instead is read as
+        :meth:`post` would, its text handed out as one piece. ``timeout_s`` bounds the whole
+        stream and ``max_body_bytes`` its size. No retries: any failure raises
+        :class:`EndpointError` (the caller may fall back to :meth:`post`).
+
+        The key stays masked even when the server splits it across pieces: the text is
+        redacted as a whole and the last few characters (one key's length) are held back
+        until the next piece shows they are not the start of a key."""
+        url = self.base_url + "/chat/completions"
+        shown = public_url(url)
+        parts = urllib.parse.urlsplit(url)
+        data = json.dumps({**payload, "stream": True}).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parts.hostname or "", parts.port, timeout=self.timeout_s)
+        deadline = time.monotonic() + self.timeout_s
+        expired = threading.Event()
+
+        def cut() -> None:
+            expired.set()
+            with contextlib.suppress(OSError):
+                if conn.sock is not None:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(self.timeout_s, cut)
+        watchdog.daemon = True
+        pieces: list[str] = []
+        sent = [0]  # characters of the redacted text handed out so far
+        hold = max((len(f) for f in self._key_forms()), default=1) - 1
+
+        def hand_out(final: bool = False) -> None:
+            safe = self.redact("".join(pieces))
+            end = len(safe) if final else max(sent[0], len(safe) - hold)
+            if end > sent[0]:
+                on_text(safe[sent[0] : end])
+                sent[0] = end
+
+        try:
+            with self._slots:
+                watchdog.start()
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                conn.request("POST", path or "/", body=data, headers=headers)
+                resp = conn.getresponse()
+                if resp.status >= 400:
+                    detail = " ".join(self.snippet(resp.read(4096)).split())
+                    raise EndpointError(f"HTTP {resp.status} from {shown}: {detail}")
+                if "text/event-stream" not in (resp.getheader("content-type") or ""):
+                    body = resp.read(self.max_body_bytes + 1)
+                    if len(body) > self.max_body_bytes:
+                        raise EndpointError(f"reply from {shown} is over max_body_bytes")
+                    text = self.redact(self.content(json.loads(body)))
+                    on_text(text)
+                    return text
+                size = 0
+                while time.monotonic() < deadline:
+                    line = resp.readline(65536)
+                    if not line:
+                        break
+                    size += len(line)
+                    if size > self.max_body_bytes:
+                        raise EndpointError(f"stream from {shown} is over max_body_bytes")
+                    line = line.strip()
+                    if not line.startswith(b"data:"):
+                        continue
+                    chunk = line[5:].strip()
+                    if chunk == b"[DONE]":
+                        break
+                    choice = (json.loads(chunk).get("choices") or [{}])[0]
+                    delta = (choice.get("delta") or {}).get("content") or ""
+                    if isinstance(delta, str) and delta:
+                        pieces.append(delta)
+                        hand_out()
+                if expired.is_set() or time.monotonic() >= deadline:
+                    raise TimeoutError(f"no complete stream within {self.timeout_s:g} s")
+                hand_out(final=True)
+        except EndpointError as exc:
+            raise EndpointError(self.redact(str(exc))) from None
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            msg = f"streamed request to {shown} failed ({type(exc).__name__}: {exc})"
+            raise EndpointError(self.redact(msg)) from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+        return self.redact("".join(pieces))
 
     @staticmethod
     def _tries(attempt: int) -> str:
@@ -278,20 +388,42 @@ class OpenAICompatTransport:
         try:
             content = body["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            shown = self.redact(json.dumps(body, ensure_ascii=False, default=str))[:200]
+            # json_safe: a body nested hundreds deep must not break the message itself
+            shown = json.dumps(json_safe(body, 4), ensure_ascii=False)
             raise EndpointError(
-                f"malformed response: no choices[0].message.content in {shown!r}"
+                f"malformed response: no choices[0].message.content in {self.redact(shown)[:200]!r}",
+                paid=True,
             ) from None
         if isinstance(content, list):  # some servers return content parts
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            content = "".join(
+                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
         if not isinstance(content, str):
             raise EndpointError(
-                f"malformed response: message content is a {type(content).__name__}"
+                f"malformed response: message content is a {type(content).__name__}", paid=True
             )
         return content
 
 
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_MAX_TOKENS_REPORTED = 2**53  # a larger (or negative, or non-finite) count is not a count
+
+
+def usage_counts(raw: Any) -> dict[str, int]:
+    """The token counts of a reply's ``usage``: whole, finite, 0 ≤ n < 2^53; others dropped
+    (servers have sent ``NaN``, ``Infinity``, strings and booleans here)."""
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for k in _USAGE_KEYS:
+        v = raw.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
+            continue
+        if 0 <= v < _MAX_TOKENS_REPORTED:
+            out[k] = int(v)
+    return out
 
 
 @dataclass(frozen=True)
@@ -325,7 +457,8 @@ class ChatClient:
         return f"ChatClient({self.model!r} @ {self.endpoint!r})"
 
     def chat(self, system: str, user_text: str, images: Sequence[np.ndarray] = ()) -> ChatReply:
-        """Raises :class:`EndpointError` when the request fails for good or the body is malformed."""
+        """Raises :class:`EndpointError` when the request fails for good or the body is malformed
+        (``paid`` tells which). The text has NUL and lone surrogates replaced (U+FFFD)."""
         content = [{"type": "image_url", "image_url": {"url": png_data_url(im)}} for im in images]
         content.append({"type": "text", "text": user_text})
         payload = {
@@ -339,16 +472,11 @@ class ChatClient:
         }
         t0 = time.perf_counter()
         body = self._t.post(payload)
-        text = self._t.redact(self._t.content(body))
-        raw_usage = body.get("usage")
-        usage = {}
-        if isinstance(raw_usage, dict):
-            usage = {
-                k: int(v)
-                for k, v in raw_usage.items()
-                if k in _USAGE_KEYS and isinstance(v, int | float)
-            }
+        text = storable_text(self._t.redact(self._t.content(body)))
         reported = body.get("model")
         return ChatReply(
-            text, usage, time.perf_counter() - t0, reported if isinstance(reported, str) else ""
+            text,
+            usage_counts(body.get("usage")),
+            time.perf_counter() - t0,
+            storable_text(reported)[:200] if isinstance(reported, str) else "",
         )

@@ -12,12 +12,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rea2seg-gui", description="Rea2Seg Studio")
     ap.add_argument("store", nargs="?", help="store path (SQLite) or SQLAlchemy URL")
     ap.add_argument(
-        "--demo", action="store_true", help="open the bundled demo project (a per-user copy)"
+        "--demo",
+        action="store_true",
+        help="open the bundled demo project (a per-user copy) on its mini-geometric run, made on first "
+        "open",
+    )
+    ap.add_argument(
+        "--no-demo-run",
+        action="store_true",
+        help="with --demo: do not run (or show) the mini-geometric demo run",
     )
     ap.add_argument("--user", help="name recorded with your changes (default: your login)")
     args = ap.parse_args(argv)
 
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtWidgets
 
     from core.store import StoreError
     from rea2seg_gui.store_prompt import open_or_ask
@@ -54,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     win = MainWindow(store, user=args.user)
     win.show()
+    if args.demo and not args.no_demo_run:
+        # the window is up at once; the demo run (about 10 s on 2 CPU cores) fills it when done
+        QtCore.QTimer.singleShot(0, win.open_demo_run)
     return app.exec()
 
 

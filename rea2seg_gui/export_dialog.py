@@ -13,6 +13,9 @@ from core.vocab import EXPORT_MASKS, IMAGE_MODES, STATUSES
 from rea2seg_gui.file_types import SGDR_FILTER
 
 ANY = "any"  # the filter choice that filters nothing (the option left out on the command line)
+DEFAULT_STATUS = "verified"
+"""The status the dialog starts with: an export holds what reviewers accepted unless the user
+chooses otherwise (the command line's ``--status`` has no default; the command shown says it)."""
 
 # per export format: window title, output row label, placeholder (File → Export SGDR file… /
 # Export ReasonSeg folder…; the formats are core.exporters.EXPORT_FORMATS)
@@ -29,8 +32,8 @@ MASK_LABELS = {
 class ExportDialog(QtWidgets.QDialog):
     """File → Export SGDR file… / Export ReasonSeg folder… (``fmt`` ``"sgdr"`` / ``"reasonseg"``):
     the output and the options of ``rea2seg export sgdr`` / ``rea2seg export reasonseg`` —
-    *Dataset* (``--dataset``) and *Status* (``--status``), each with the choice *any* (the
-    option left out), and for ReasonSeg *Mask* (``--mask``), *Images* (``--images``) and
+    *Dataset* (``--dataset``) and *Status* (``--status``, starting at :data:`DEFAULT_STATUS`),
+    each with the choice *any* (the option left out), and for ReasonSeg *Mask* (``--mask``), *Images* (``--images``) and
     *Min IoU* (``--min-iou``), starting at :class:`core.exporters.ReasonSegSettings`' defaults.
     :meth:`export_kwargs` are the keyword arguments the command line passes to
     :func:`core.exporters.export_dataset`; :meth:`cli_args` is the same export as a command line,
@@ -81,8 +84,10 @@ class ExportDialog(QtWidgets.QDialog):
         self.status_combo.addItem(ANY, None)
         for st in STATUSES:
             self.status_combo.addItem(st, st)
+        self.status_combo.setCurrentIndex(self.status_combo.findData(DEFAULT_STATUS))
         self.status_combo.setToolTip(
-            "Only samples with this review status (--status); any: every status"
+            "Only samples with this review status (--status); any: every status. "
+            "Verified by default: what a reviewer accepted"
         )
         form.addRow("Status", self.status_combo)
         self._count = count

@@ -13,7 +13,6 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core.benchmark.provenance import regenerate
@@ -24,6 +23,8 @@ from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
+from rea2seg_gui import window_layout as layout
+from rea2seg_gui.benchmark_actions import benchmark_menu
 from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
@@ -33,9 +34,12 @@ from rea2seg_gui.controllers.refresh import RefreshController
 from rea2seg_gui.controllers.review import Panels, ReviewController
 from rea2seg_gui.controllers.runs import RunController
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.controllers.text_prompt import TextPromptController
+from rea2seg_gui.controllers.tune import TuneController
 from rea2seg_gui.file_actions import FileActions
 from rea2seg_gui.key_bindings import bind_keys, cheatsheet
 from rea2seg_gui.layer_style import LayerStyle
+from rea2seg_gui.memory_status import MemoryLabel
 from rea2seg_gui.panels.ask import AskBar
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
@@ -47,6 +51,7 @@ from rea2seg_gui.panels.reasoning import ReasoningPanel
 from rea2seg_gui.panels.review import ReviewPanel
 from rea2seg_gui.panels.run import RunPanel
 from rea2seg_gui.panels.samples import SamplesPanel
+from rea2seg_gui.panels.tune import TunePanel
 from rea2seg_gui.panels.viewer import ViewerPanel
 from rea2seg_gui.store_prompt import open_or_ask
 
@@ -63,14 +68,6 @@ def message(
     box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
     box.setText(text)
     box.exec()
-
-
-def qimage_rgb(image: QtGui.QImage) -> np.ndarray:
-    """A QImage as uint8 (H, W, 3) RGB (a copy; alpha dropped)."""
-    img = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    h, w, stride = img.height(), img.width(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
 def _config_or_empty() -> dict[str, Any]:
@@ -133,7 +130,16 @@ class MainWindow(QtWidgets.QMainWindow):
             self,
         )
         self.review.editing = self.editing
+        self.text_prompt = TextPromptController(
+            self.state,
+            self.edit_panel.text_prompt,
+            self.jobs,
+            self.review.commit_mask,
+            self.settings,
+            self,
+        )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
+        self._demo_pending = False  # open_demo_run: show the run when it ends
         rp = self.run_panel
         self.asking = AskController(
             self.jobs,
@@ -143,7 +149,10 @@ class MainWindow(QtWidgets.QMainWindow):
             lambda: self.store,
             lambda: (rp.preset_name(), rp.evaluator(), rp.cot(), rp.group_size.value()),
             self,
+            self.candidates_panel,
+            self.evaluator_panel,
         )
+        self.tuning = TuneController(self.jobs, self.models, self.tune_panel, self)
         self.refresher = RefreshController(
             self.review.refresh,
             self,
@@ -162,6 +171,10 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             if self.settings.value(key) is not None:
                 restore(self.settings.value(key))
+        if self.settings.value("window/state") is not None:
+            self.canvas_guard.keep_layout()  # the user's dock sizes
+        # saved or default: never larger than the screen
+        self.screen_clamp = layout.ScreenClamp(self)
         self._show_questions_dock()
         self._remember_recent(store.url)
 
@@ -175,7 +188,9 @@ class MainWindow(QtWidgets.QMainWindow):
     ) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        layout.compact_combos(widget)  # a long choice never widens the dock
+        bottom = area == QtCore.Qt.DockWidgetArea.BottomDockWidgetArea
+        dock.setWidget(layout.scrolled(widget) if bottom else widget)  # a low dock scrolls
         self.addDockWidget(area, dock)
         return dock
 
@@ -194,12 +209,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(
             self.canvas.readout_label
         )  # the canvas's hover read-out
+        self.memory_label = MemoryLabel()
+        self.statusBar().addPermanentWidget(self.memory_label)
         self.candidates_panel = CandidatesPanel()
         self.evaluator_panel = EvaluatorPanel()
         self.edit_panel = EditPanel()
         self.run_panel = RunPanel()
         self.metrics_view = MetricsView()
-        self.tabs = QtWidgets.QTabWidget()
+        self.tune_panel = TunePanel()
+        # each tab scrolls: no panel sets the window's minimum size
+        self.tabs = layout.ScrollingTabs()
         for w, title in (
             (self.review_panel, "Review"),
             (self.layers_panel, "Layers"),
@@ -207,13 +226,13 @@ class MainWindow(QtWidgets.QMainWindow):
             (self.evaluator_panel, "Evaluator"),
             (self.edit_panel, "Edit"),
             (self.run_panel, "Run"),
+            (self.tune_panel, "What-if"),
             (self.metrics_view, "Metrics"),
         ):
             self.tabs.addTab(w, title)
         self.inspector_dock = self._dock(
             "Inspector", "inspector_dock", self.tabs, area.RightDockWidgetArea
         )
-        self.inspector_dock.setMinimumWidth(360)
         self.resizeDocks(
             [self.samples_dock, self.inspector_dock], [330, 430], QtCore.Qt.Orientation.Horizontal
         )
@@ -224,6 +243,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reasoning_panel = ReasoningPanel()
         self.reasoning_dock = self._dock(
             "Training reasoning", "reasoning_dock", self.reasoning_panel, area.BottomDockWidgetArea
+        )
+        self.canvas_guard = layout.CanvasGuard(
+            self,
+            [self.samples_dock, self.inspector_dock],
+            [self.questions_dock, self.reasoning_dock],
         )
         self.ask_bar = AskBar()
         self.ask_dock = self._dock("Ask", "ask_dock", self.ask_bar, area.TopDockWidgetArea)
@@ -246,6 +270,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.file_actions.add_to(menu)
         self.file_actions.status.connect(self.statusBar().showMessage)
         menu.addAction("&Settings…", self.show_settings)
+        menu.addAction("&Models…", self.show_models)
         menu.addSeparator()
         menu.addAction("&Quit", self.close)
         view = self.menuBar().addMenu("&View")
@@ -258,6 +283,8 @@ class MainWindow(QtWidgets.QMainWindow):
         ):
             view.addAction(dock.toggleViewAction())
         view.addAction("&Fit image (Ctrl+0)", self.canvas.fit)
+        self.benchmark_actions = benchmark_menu(self)  # import COCO, generate, agreement
+        self.review_panel.question_edit.escaped.connect(self.canvas.setFocus)
         self.menuBar().addMenu("&Help").addAction("Keyboard &shortcuts (F1)", self.show_cheatsheet)
 
     def _wire(self) -> None:
@@ -267,8 +294,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.candidates_panel.use_requested.connect(self.editing.use_candidate)
         self.review.status.connect(status)
         self.review.refused.connect(lambda text: message(self, "Rea2Seg Studio", text))
-        self.editing.status.connect(status)
-        self.editing.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+        for ctl in (self.editing, self.text_prompt):
+            ctl.show_edited_layer.connect(lambda: lp.set_visible("edited", True))
+            ctl.status.connect(status)
         run.preset_changed.connect(self._show_preset_defaults)
         run.start_requested.connect(self.start_run)
         run.cancel_requested.connect(self.runs.cancel)
@@ -292,6 +320,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples_panel.import_requested.connect(
             lambda fmt: getattr(self.file_actions, f"import_{fmt}")()
         )
+        self.tune_panel.prepare_requested.connect(self.prepare_tune)
+        self.tuning.retuned.connect(self._show_tuned)
+        self.tuning.apply_requested.connect(self._apply_tuned)
+        self.tuning.status.connect(status)
 
     def _ask_text(self, title: str, label: str) -> tuple[str, bool]:
         with self.key_burst.guard_dialog():  # typing that opened it does not also close it
@@ -335,10 +367,12 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _on_progress(self, done: int, total: int, label: str) -> None:
-        self.run_panel.show_progress(done, total)
+        self.run_panel.show_progress(done, total, label)
         self.statusBar().showMessage(f"{done}/{total} {label}")
 
     def _job_failed(self, what: str, msg: str) -> None:
+        if what == "Run":
+            self._demo_pending = False
         if what in ("Run", "Compare", "Metrics"):
             self.run_panel.show_error(f"{what} failed: {msg}")
             self.statusBar().showMessage(f"{what} failed — see the Run tab")
@@ -398,12 +432,49 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.runs.start(ids):
             self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
+    def open_demo_run(self, limit: int | None = None) -> bool:
+        """Show the demo run (:data:`core.demo.DEMO_RUN_NAME`): select it when it is finished,
+        else run it in the Run tab's worker and select it when it ends. False when another job
+        is running. ``limit``: at most this many samples (tests)."""
+        from core.demo import demo_run_request, finished_demo_run
+
+        run_id = finished_demo_run(self.store)
+        if run_id is not None:
+            self._show_run(run_id)
+            return True
+        self._demo_pending = True
+        if not self.runs.start_request(demo_run_request(limit)):
+            self._demo_pending = False
+            self.statusBar().showMessage(f"{self.jobs.name} is still running")
+            return False
+        self.statusBar().showMessage(
+            "Preparing the demo: mini-geometric (small models trained on the synthetic "
+            "geometric split) runs over the demo samples…"
+        )
+        return True
+
+    def _show_run(self, run_id: int) -> None:
+        """Select ``run_id`` in the Candidates tab and show its trace of the current sample
+        (the first one of the list when none is shown)."""
+        sid = self.state.sample_id
+        if sid is None:
+            ids = self.samples_panel.ids()
+            if not ids:
+                return
+            sid = ids[0]
+        self.review.show_sample(sid)
+        if self.candidates_panel.select_run(run_id):
+            self.review.load_trace()
+
     def _run_done(self, run_id: int, note: str, detail: str) -> None:
         if detail:
             self.run_panel.show_error(detail)
         self.refresh_runs()
         if self.state.sample_id is not None:
             self.review.show_sample(self.state.sample_id)
+        if self._demo_pending:
+            self._demo_pending = False
+            self._show_run(run_id)
         self.statusBar().showMessage(note)  # after the sample's own status line
         self.run_finished.emit(run_id)
 
@@ -481,46 +552,41 @@ class MainWindow(QtWidgets.QMainWindow):
             self.apply_preferences()
             self.statusBar().showMessage(f"settings saved to {dlg.path}")
 
+    def show_models(self) -> None:
+        """File → Models…: checkpoint folders, device and dtype per model (config.toml)."""
+        from rea2seg_gui.model_manager import ModelManagerDialog
+
+        dlg = ModelManagerDialog(self)
+        if dlg.exec():
+            self.models.clear()  # loaded again with the new choices on next use
+            self.refresh_presets()
+            self.statusBar().showMessage(f"models saved to {dlg.path}")
+
     # ------------------------------------------------------------------------------- ask
     def open_ask_image(self) -> None:
-        from rea2seg_gui.file_types import IMAGE_FILTER
-
-        path, _ = QtWidgets.QFileDialog.getOpenFileName(
-            self, "Open image for Ask", "", IMAGE_FILTER
-        )
-        if path:
-            self.asking.open_image(path)
+        self.asking.choose_image(self)
 
     def paste_ask_image(self) -> bool:
         """Show the clipboard's image (or image file) for asking; False when it holds neither."""
-        data = QtWidgets.QApplication.clipboard().mimeData()
-        if data is not None and data.hasUrls():
-            for url in data.urls():
-                if url.isLocalFile():
-                    return self.asking.open_image(url.toLocalFile())
-        img = QtWidgets.QApplication.clipboard().image()
-        if img.isNull():
-            self.statusBar().showMessage("the clipboard holds no image")
-            return False
-        self.asking.set_image(qimage_rgb(img))
-        return True
+        return self.asking.paste()
 
     def dragEnterEvent(self, ev: QtGui.QDragEnterEvent) -> None:  # noqa: N802 - Qt API
-        if ev.mimeData().hasUrls() and any(u.isLocalFile() for u in ev.mimeData().urls()):
+        if self.asking.dropped_file(ev.mimeData()):
             ev.acceptProposedAction()
         else:
             super().dragEnterEvent(ev)
 
     def dropEvent(self, ev: QtGui.QDropEvent) -> None:  # noqa: N802 - Qt API
-        files = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
-        if files:
+        path = self.asking.dropped_file(ev.mimeData())
+        if path:
             ev.acceptProposedAction()
-            self.asking.open_image(files[0])
+            self.asking.open_image(path)
 
     def _leave_sample(self, _hw: object = None) -> None:
         """The canvas shows an ask image: no store sample is current (review keys, edits and
         store refreshes leave it alone); choosing a sample in the list shows it again."""
         self.editing.reset()
+        self.review.forget_sample()
         st = self.state
         st.sample_id = st.image = st.image_error = st.image_path = None
         st.gt = st.ignore = st.edit_mask = st.trace = st.run_id = None
@@ -528,9 +594,41 @@ class MainWindow(QtWidgets.QMainWindow):
         self.samples_panel.table.clearSelection()
 
     def _ask_saved(self, sample_id: int, run_id: int) -> None:
+        """The kept answer is now an ordinary sample: shown as one, with its run and trace."""
         self.review.refresh_samples()
         self.refresh_runs()
+        if not self.samples_panel.select(sample_id):  # filtered out of the list
+            self.review.show_sample(sample_id)
         self.statusBar().showMessage(f"the answer is saved as sample {sample_id} (run {run_id})")
+
+    # -------------------------------------------------------------------------- what-if
+    def prepare_tune(self) -> bool:
+        """Prepare the What-if tab for what the canvas shows (the Ask image and question, else
+        the current sample with its question and ground truth)."""
+        return self.tuning.prepare_shown(
+            self.asking,
+            self.state,
+            self.store,
+            self.run_panel.preset_name(),
+            self.ask_bar.question.text(),
+        )
+
+    def _show_tuned(self, trace: PipelineTrace) -> None:
+        if self.tuning.source_shown(self.asking, self.state) and self.canvas.hw == tuple(
+            trace.image_hw
+        ):
+            self.canvas.set_trace(trace)
+
+    def _apply_tuned(self, preset: str, overrides: dict) -> None:
+        """Start a run with the What-if settings on the Run tab's scope and evaluator."""
+        ids = None if self.run_panel.whole_project() else self.samples_panel.selected_ids()
+        if ids is not None and not ids:
+            self.tune_panel.show_error("Select samples first, or choose 'Whole project' (Run tab).")
+            return
+        if self.runs.start(ids, preset=preset, overrides=overrides, label="what-if"):
+            self.statusBar().showMessage(f"run started with the What-if settings ({preset})")
+        else:
+            self.statusBar().showMessage(f"{self.jobs.name} is still running")
 
     # ------------------------------------------------------------------------------ misc
     def show_cheatsheet(self) -> None:

@@ -36,6 +36,16 @@ def is_random_preset(preset: str) -> bool:
     return config.preset_spec(preset).is_random
 
 
+def trained_label(preset: str | None) -> str | None:
+    """What a non-random preset's models are, when they are not the paper's (e.g.
+    ``mini-geometric``: "small models trained on the synthetic geometric split"), else ``None``."""
+    try:
+        spec = config.preset_spec(preset or "")
+    except config.ModelLoadError:
+        return None
+    return spec.label or None if not spec.is_random else None
+
+
 def tiny_lisa_preset() -> str:
     """The tiny random LLaVA + SAM preset."""
     return "tiny-random-lisa"

@@ -32,11 +32,23 @@ class VerifierAnswer:
     fields: dict[str, Any]
 
 
+MAX_OBJECT_STARTS = 64
+"""At most this many ``{`` of an answer are tried as the start of its JSON object (prose before
+the object rarely holds braces). Not from the paper."""
+
 _QUOTES = "\"'‘’“”`"
 
 
 def _clean(value: Any) -> str:
     return str(value if value is not None else "").strip().strip(",").strip().strip(_QUOTES).strip()
+
+
+def _text(fields: dict[str, Any], key: str, who: str) -> Any:
+    """``fields[key]`` when it is text or null; AnswerError for a number, list or object."""
+    v = fields.get(key)
+    if v is not None and not isinstance(v, str):
+        raise AnswerError(f"the {who}'s {key!r} is a JSON {type(v).__name__}, not text")
+    return v
 
 
 def is_na(value: Any) -> bool:
@@ -49,11 +61,15 @@ def json_object(text: str) -> dict[str, Any]:
         raise AnswerError("the answer is empty")
     body = re.sub(r"```(?:json)?", "", text)
     dec = json.JSONDecoder()
-    for m in re.finditer(r"\{", body):
+    for i, m in enumerate(re.finditer(r"\{", body)):
+        if i == MAX_OBJECT_STARTS:  # a reply of nested braces would cost quadratic time
+            break
         try:
             obj, _ = dec.raw_decode(body[m.start() :])
         except json.JSONDecodeError:
             continue
+        except RecursionError:
+            raise AnswerError("the answer's JSON is nested too deeply to read") from None
         if isinstance(obj, dict):
             return obj
     raise AnswerError(f"no JSON object in the answer: {' '.join(text.split())[:120]!r}")
@@ -79,7 +95,7 @@ def parse_spatial_generator(text: str) -> GeneratorAnswer:
     fields = json_object(text)
     if "phrase" not in fields:
         raise AnswerError("the generator's answer has no 'phrase'")
-    phrase = fields["phrase"]
+    phrase = _text(fields, "phrase", "generator")
     return GeneratorAnswer(None if is_na(phrase) else _clean(phrase), fields)
 
 
@@ -115,7 +131,7 @@ def parse_multi_step_generator(text: str) -> GeneratorAnswer:
         raise AnswerError(
             f"no 'Final multi-step referring expression' in the answer: {' '.join(str(text).split())[:120]!r}"
         )
-    expr = fields["expression"]
+    expr = _text(fields, "expression", "generator")
     return GeneratorAnswer(None if is_na(expr) else _clean(expr), fields)
 
 
@@ -128,7 +144,8 @@ def parse_verifier(
     fields = json_object(text)
     values = {k: _flag(fields, k) for k in flags}
     raised = [k for k, v in values.items() if v == 1]
-    question = None if is_na(fields.get("question")) else _clean(fields.get("question"))
+    raw_question = _text(fields, "question", "verifier")
+    question = None if is_na(raw_question) else _clean(raw_question)
     accepted = not raised and all(v == 0 for v in values.values()) and question is not None
     why = raised or ([] if accepted else ["no rewritten question"])
     thinking = _clean(fields.get("thinking_process", ""))

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session
 
+from core.benchmark import claims
 from core.benchmark.answers import (
     AnswerError,
     parse_multi_step_generator,
@@ -49,11 +51,17 @@ from core.store.models import (
     Target,
 )
 from core.store.review import record_change
+from core.textsafe import json_safe, storable_text, terminal_text
 from core.vocab import DISCRIMINATIVE_KINDS, SPLITS, VERDICTS
 
 # App. C: the spatial split needs at least two instances of the same category.
 MIN_GROUP_SIZE = 2
 DONE_VERDICTS = tuple(v for v in VERDICTS if v != "error")  # an error is retried on --resume
+
+MAX_QUESTION_CHARS = 1000
+"""Longest generated expression or question kept (characters; setting ``MAX_QUESTION_CHARS``).
+A longer one is recorded as an error and becomes no sample; an over-long expression is not sent
+to the verifier. The paper's questions are one sentence. Not from the paper."""
 
 Progress = Callable[[int, int, str], None]
 REGENERATED_NOTE = "re-generated"  # the note of the revisions a re-generation records
@@ -108,6 +116,8 @@ class GenerationReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     tokens: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    paid: int = 0  # requests the server answered (billed), usable or not
+    claimed_elsewhere: int = 0  # targets another run held (it asks about them)
 
     def summary(self) -> str:
         v = ", ".join(
@@ -115,10 +125,12 @@ class GenerationReport:
             for k in ("accepted", "rejected", "skipped", "error", "fixed")
             if self.verdicts.get(k) or k in ("accepted", "rejected")
         )
-        lines = [f"targets {sum(self.verdicts.values())}: {v}"]
+        lines = [f"targets {sum(self.verdicts.values())}: {v}; requests paid {self.paid}"]
+        if self.claimed_elsewhere:
+            lines.append(f"left to another run (claimed there): {self.claimed_elsewhere}")
         if self.tokens:
             lines.append("tokens: " + ", ".join(f"{k} {n}" for k, n in sorted(self.tokens.items())))
-        lines += [f"  error {name}: {msg}" for name, msg in self.errors]
+        lines += [f"  error {name}: {terminal_text(msg, 300)}" for name, msg in self.errors]
         return "\n".join(lines)
 
 
@@ -157,21 +169,54 @@ def _dataset_id(s: Session, name: str) -> int:
     return ds
 
 
-def done_target_ids(s: Session, split: str) -> set[int]:
+def _done_clause(retry_paid: bool):
+    """Generations that end a target: a finished verdict, or (unless ``retry_paid``) an error
+    whose request was answered and billed (asking again would pay again)."""
+    finished = QuestionGeneration.verdict.in_(DONE_VERDICTS)
+    return finished if retry_paid else or_(finished, QuestionGeneration.paid > 0)
+
+
+def done_target_ids(s: Session, split: str, *, retry_paid: bool = False) -> set[int]:
     q = select(QuestionGeneration.target_id).where(
-        QuestionGeneration.split == split, QuestionGeneration.verdict.in_(DONE_VERDICTS)
+        QuestionGeneration.split == split, _done_clause(retry_paid)
     )
     return set(s.scalars(q))
 
 
+def is_done(
+    s: Session,
+    target_id: int,
+    split: str,
+    *,
+    retry_paid: bool = False,
+    after_id: int | None = None,
+) -> bool:
+    """Whether the target has a generation that ends it (see :func:`_done_clause`), or any
+    generation with an id above ``after_id`` (another run asked about it meanwhile)."""
+    done = _done_clause(retry_paid)
+    if after_id is not None:
+        done = or_(done, QuestionGeneration.id > after_id)
+    q = select(QuestionGeneration.id).where(
+        QuestionGeneration.target_id == target_id, QuestionGeneration.split == split, done
+    )
+    return s.scalar(q.limit(1)) is not None
+
+
 def targets_to_generate(
-    store: Store, split: str, *, resume: bool, limit: int | None = None, dataset: str | None = None
+    store: Store,
+    split: str,
+    *,
+    resume: bool,
+    limit: int | None = None,
+    dataset: str | None = None,
+    retry_paid: bool = False,
 ) -> list[int]:
     """Eligible targets without a finished generation for ``split``.
 
     Without ``resume``, a split that already has generations raises :class:`GenerationError`
     (so a repeated command never pays twice); with it, finished targets are skipped and failed
-    ones are tried again.
+    ones are tried again, except those whose failed request was paid for (an unusable reply)
+    unless ``retry_paid``.
     """
 
     def q(s: Session) -> tuple[list[int], set[int], int]:
@@ -184,7 +229,7 @@ def targets_to_generate(
                 QuestionGeneration.target_id.in_(_eligible(s, split, dataset)),
             )
         )
-        return ids, done_target_ids(s, split), int(started or 0)
+        return ids, done_target_ids(s, split, retry_paid=retry_paid), int(started or 0)
 
     ids, done, started = store.run(q, write=False)
     if started and not resume:
@@ -265,12 +310,16 @@ def generate_one(
     *,
     kind: str | None = None,
     user: str = "",
+    holder: str | None = None,
 ) -> QuestionGeneration:
     """Generate, verify and record one target's question for ``split``; returns the record.
 
-    Request failures and unparsable answers are recorded with verdict ``error`` (nothing else
-    changes). ``user`` names who asked (a re-generation from review); a changed question or
-    status of an existing sample is then recorded as that user's revision.
+    Request failures and unusable answers (unparsable, wrong types, too long, nested too
+    deeply, …) are recorded with verdict ``error`` and ``paid`` set to the requests the server
+    answered; nothing else changes, and no reply can stop the call before it is recorded.
+    ``user`` names who asked (a re-generation from review); a changed question or status of an
+    existing sample is then recorded as that user's revision. ``holder``: the claim on the
+    target (:mod:`core.benchmark.claims`) released with the record.
     """
     prompts = split_prompts(split, kind)
     tv = store.run(lambda s: _target_view(s, target_id), write=False)
@@ -291,9 +340,73 @@ def generate_one(
     else:
         if generator is None or verifier is None:
             raise GenerationError(f"the {split} split needs a generator and a verifier endpoint")
-        status = _ask(tv, split, prompts, generator, verifier, rec)
+        try:
+            status = _ask(tv, split, prompts, generator, verifier, rec)
+        except Exception as exc:  # noqa: BLE001 - a paid reply is recorded whatever it holds
+            rec.verdict, rec.question, status = "error", None, None
+            rec.error = f"unusable reply ({type(exc).__name__}: {str(exc)[:300]})"
     rec.seconds = time.perf_counter() - t0
-    return store.run(lambda s: _record(s, tv, split, rec, status, user))
+    rec.paid = len(rec.usage)
+    _make_storable(rec)
+    try:
+        return store.run(lambda s: _record(s, tv, split, rec, status, user, holder))
+    except (StatementError, ValueError, TypeError, RecursionError) as exc:
+        if isinstance(exc, OperationalError):  # busy, full, gone: the store's own failure
+            raise
+        # a value this backend refuses after all: keep the verdict and what was paid, drop texts
+        note = f"the reply could not be stored ({type(exc).__name__}); its texts are dropped"
+        bare = QuestionGeneration(
+            target_id=target_id,
+            split=split,
+            verdict="error",
+            error=note,
+            prompt_versions=rec.prompt_versions,
+            usage={k: {"dropped": True} for k in rec.usage},
+            paid=rec.paid,
+            endpoint=rec.endpoint or "",
+            generator_model=rec.generator_model or "",
+            verifier_model=rec.verifier_model or "",
+            requested_by=user,
+            reasons="",
+            seconds=rec.seconds,
+            created_at=rec.created_at,
+        )
+        return store.run(lambda s: _record(s, tv, split, bare, None, user, holder))
+
+
+_TEXT_FIELDS = (
+    "reasons", "question", "endpoint", "generator_model", "generator_system", "generator_user",
+    "generator_raw", "verifier_model", "verifier_system", "verifier_user", "verifier_raw", "error",
+)  # fmt: skip
+
+
+def _make_storable(rec: QuestionGeneration) -> None:
+    """Texts without NUL or lone surrogates, JSON without non-finite numbers or deep nesting:
+    what SQLite and PostgreSQL both store (PostgreSQL refuses NUL and NaN in JSON)."""
+    for name in _TEXT_FIELDS:
+        v = getattr(rec, name)
+        if v is not None:
+            setattr(rec, name, storable_text(v))
+    for name in ("generator_parsed", "verifier_parsed", "usage"):
+        v = getattr(rec, name)
+        if v is not None:
+            setattr(rec, name, json_safe(v))
+
+
+def _paid_error(rec: QuestionGeneration, role: str, exc: EndpointError, seconds: float) -> None:
+    """Record a failed request; one the server answered unusably counts as paid."""
+    rec.error = f"{role}: {exc}"
+    if exc.paid:
+        rec.usage = {**rec.usage, role: {"unusable": True, "seconds": round(seconds, 3)}}
+
+
+def _too_long(text: str, what: str) -> str | None:
+    if len(text) > MAX_QUESTION_CHARS:
+        return (
+            f"{what} is {len(text)} characters, over the {MAX_QUESTION_CHARS}-character limit "
+            "(MAX_QUESTION_CHARS)"
+        )
+    return None
 
 
 def _ask(
@@ -316,10 +429,11 @@ def _ask(
     except ImageError as exc:
         rec.error = str(exc)
         return None
+    t0 = time.perf_counter()
     try:
         reply = generator.chat(rec.generator_system, rec.generator_user, [image])
     except EndpointError as exc:
-        rec.error = f"generator: {exc}"
+        _paid_error(rec, "generator", exc, time.perf_counter() - t0)
         return None
     rec.generator_raw, rec.usage = (
         reply.text,
@@ -335,14 +449,18 @@ def _ask(
     if gen.expression is None:
         rec.verdict, rec.reasons = "skipped", "the generator skipped the target (NA)"
         return None
+    if long := _too_long(gen.expression, "the generator's expression"):
+        rec.error = long
+        return None
     rec.verifier_system = prompts.verifier.text
     rec.verifier_user = prompts.verifier_user.format(
         category=tv.category, description=tv.description, refexp=gen.expression
     )
+    t0 = time.perf_counter()
     try:
         vreply = verifier.chat(rec.verifier_system, rec.verifier_user, [image])
     except EndpointError as exc:
-        rec.error = f"verifier: {exc}"
+        _paid_error(rec, "verifier", exc, time.perf_counter() - t0)
         return None
     rec.verifier_raw = vreply.text
     rec.usage = {**rec.usage, "verifier": {**vreply.usage, "seconds": round(vreply.seconds, 3)}}
@@ -352,6 +470,9 @@ def _ask(
         rec.error = f"verifier: {exc}"
         return None
     rec.verifier_parsed, rec.reasons = ver.fields, ver.reasons
+    if ver.accepted and (long := _too_long(ver.question or "", "the verifier's question")):
+        rec.error = long
+        return None
     if ver.accepted:
         rec.verdict, rec.question = "accepted", ver.question
         return "pending"
@@ -360,7 +481,13 @@ def _ask(
 
 
 def _record(
-    s: Session, tv: _TargetView, split: str, rec: QuestionGeneration, status: str | None, user: str
+    s: Session,
+    tv: _TargetView,
+    split: str,
+    rec: QuestionGeneration,
+    status: str | None,
+    user: str,
+    holder: str | None = None,
 ) -> QuestionGeneration:
     ext = f"{split}/{tv.external_id}"
     sample = s.scalar(
@@ -388,6 +515,8 @@ def _record(
             record_change(s, sample, "question", rec.question, who, note)
             record_change(s, sample, "status", status, who, note)
         rec.sample_id = sample.id
+    if holder is not None:
+        claims.release(s, tv.id, split, holder)
     s.add(rec)
     s.flush()
     s.expunge(rec)
@@ -409,22 +538,44 @@ def generate_questions(
     dataset: str | None = None,
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    retry_paid: bool = False,
+    claim_lease_s: float = claims.CLAIM_LEASE_S,
 ) -> GenerationReport:
     """Generate questions for every eligible target of ``split`` not done yet (see
-    :func:`targets_to_generate`), at most ``generator.concurrency`` targets at a time."""
+    :func:`targets_to_generate`), at most ``generator.concurrency`` targets at a time.
+
+    Each target is claimed in the store before its first request (:mod:`core.benchmark.claims`):
+    a target another live run holds is left to it (``report.claimed_elsewhere``), so runs on
+    one store, at once or resumed, never pay twice for a target."""
     split_prompts(split, kind)  # fail early on a bad split / kind / missing prompt file
-    ids = targets_to_generate(store, split, resume=resume, limit=limit, dataset=dataset)
+    # read before listing: a target another run records after this is not asked again
+    last_id = store.run(lambda s: s.scalar(select(func.max(QuestionGeneration.id))), write=False)
+    ids = targets_to_generate(
+        store, split, resume=resume, limit=limit, dataset=dataset, retry_paid=retry_paid
+    )
     report = GenerationReport()
     lock = threading.Lock()
     done = 0
     t0 = time.perf_counter()
+    holder = claims.new_holder()
+
+    def finished(s: Session, tid: int) -> bool:
+        return is_done(s, tid, split, retry_paid=retry_paid, after_id=last_id or 0)
 
     def one(tid: int) -> None:
         nonlocal done
         if should_cancel and should_cancel():
             return
-        rec = generate_one(store, tid, split, generator, verifier, kind=kind)
+        if not claims.claim(store, tid, split, holder, claim_lease_s, finished):
+            with lock:
+                report.claimed_elsewhere += 1
+                done += 1
+                if progress:
+                    progress(done, len(ids), "claimed elsewhere")
+            return
+        rec = generate_one(store, tid, split, generator, verifier, kind=kind, holder=holder)
         with lock:
+            report.paid += rec.paid
             report.verdicts[rec.verdict] += 1
             if rec.error:
                 report.errors.append((f"target {tid}", rec.error))
@@ -441,13 +592,16 @@ def generate_questions(
         max_workers=max(1, min(workers, len(ids) or 1)), thread_name_prefix="questions"
     )
     try:
-        for f in [pool.submit(one, tid) for tid in ids]:
-            f.result()
-    except BaseException:
-        # Ctrl+C or a store failure: targets not started stay to do (``--resume``); the
-        # requests in flight finish and are recorded.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+        with claims.renewing(store, holder, claim_lease_s):
+            try:
+                for f in [pool.submit(one, tid) for tid in ids]:
+                    f.result()
+            except BaseException:
+                # Ctrl+C or a store failure: targets not started stay to do (``--resume``);
+                # the requests in flight finish and are recorded.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        pool.shutdown(wait=True)
     report.seconds = time.perf_counter() - t0
     return report

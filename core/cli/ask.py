@@ -25,8 +25,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
         store = open_store(args.db, create=True)
     models = ModelCache(device=args.device)
+    together = _fits(args) if args.evaluator else True
     segmenter = models.segmenter(args.preset)
-    evaluator = models.evaluator(args.evaluator) if args.evaluator else None
+    evaluator = models.evaluator(args.evaluator) if args.evaluator and together else None
+
+    def load_evaluator():  # when both do not fit: after stage 1, the segmenter freed first
+        models.release_segmenter(args.preset)
+        return models.evaluator(args.evaluator)
+
     stage2 = Stage2Settings(args.evaluator, cot=args.cot, group_size=args.group_size)
 
     def progress(stage: str, fraction: float, trace: object) -> None:
@@ -34,7 +40,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  {fraction:4.0%} {stage}", file=sys.stderr)
 
     trace = ask(
-        image, args.question, segmenter, evaluator=evaluator, stage2=stage2, progress=progress
+        image,
+        args.question,
+        segmenter,
+        evaluator=evaluator,
+        stage2=stage2,
+        progress=progress,
+        load_evaluator=None if together else load_evaluator,
     )
     info = summary(trace)
     if args.mask_out:
@@ -67,6 +79,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if "sample_id" in info:
         print(f"saved as sample {info['sample_id']} (dataset ask) with run {info['run_id']}")
     return 0
+
+
+def _fits(args: argparse.Namespace) -> bool:
+    """Whether the segmenter and the evaluator presets both fit on the device
+    (:func:`core.pipeline.memory.plan_ask`); when not, says so on stderr. An evaluator given as a
+    folder, or a plan that cannot be made, loads them together."""
+    from core.models.base import ModelLoadError
+    from core.pipeline.memory import plan_ask
+
+    try:
+        plan = plan_ask(args.preset, args.evaluator, device=args.device)
+    except (ModelLoadError, ValueError, OSError):
+        return True
+    if not plan.together:
+        print(plan.message, file=sys.stderr)
+    return plan.together
 
 
 def _write_mask(path: str, trace: object) -> None:

@@ -8,7 +8,19 @@ import json
 import sys
 
 from core.cli.common import add_common
+from core.textsafe import terminal_text
 from core.vocab import DECISIONS, DISCRIMINATIVE_KINDS, SPLITS, STATUSES, VERDICT_FILTERS
+
+LIST_QUESTION_CHARS = 300
+"""Longest question shown on one line of ``questions list`` (the rest is cut with …; ``--json``
+shows it whole). Not from the paper."""
+
+
+def _positive(text: str) -> float:
+    v = float(text)
+    if not (v > 0 and v < 1e7):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return v
 
 
 def _open(db: str):
@@ -125,6 +137,8 @@ def cmd_questions_generate(args: argparse.Namespace) -> int:
             limit=args.limit,
             dataset=args.dataset,
             progress=progress,
+            retry_paid=args.retry_paid,
+            **({"claim_lease_s": args.claim_lease} if args.claim_lease else {}),
         )
     finally:
         if bar is not None:
@@ -163,12 +177,13 @@ def cmd_questions_list(args: argparse.Namespace) -> int:
                 "usage": g.usage,
             }
         )
-    if args.json:
+    if args.json:  # JSON escapes every control character (ensure_ascii: bidi ones too)
         print(json.dumps(rows, indent=2, default=str))
     else:
         for r in rows:
             print(
-                f"{r['sample_id']:>6}  {r['split']:<14}{r['status']:<10}{r['verdict']:<10}{r['question']}"
+                f"{r['sample_id']:>6}  {r['split']:<14}{r['status']:<10}{r['verdict']:<10}"
+                f"{terminal_text(r['question'], LIST_QUESTION_CHARS)}"
             )
     return 0
 
@@ -195,7 +210,10 @@ def cmd_questions_regenerate(args: argparse.Namespace) -> int:
         api_key=os.environ.get(args.api_key_env) or None,
         **_client_options(args),
     )
-    print(f"sample {args.sample}: generation {g.count} {g.verdict}: {g.question or '-'}")
+    print(
+        f"sample {args.sample}: generation {g.count} {g.verdict}: "
+        f"{terminal_text(g.question or '-', LIST_QUESTION_CHARS)}"
+    )
     return 0 if g.verdict != "error" else 1
 
 
@@ -240,6 +258,18 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="at most N targets this time")
     p.add_argument(
         "--resume", action="store_true", help="continue: skip finished targets, retry failed ones"
+    )
+    p.add_argument(
+        "--retry-paid",
+        action="store_true",
+        help="with --resume: also ask again targets whose paid reply was unusable (pays again)",
+    )
+    p.add_argument(
+        "--claim-lease",
+        type=_positive,
+        metavar="SECONDS",
+        help="a target this run claims stays locked this long after a crash (renewed while "
+        "the run lives; default: the setting CLAIM_LEASE_S of core/benchmark/claims.py)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_client_args(p)

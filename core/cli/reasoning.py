@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.cli.benchmark import _add_client_args, _client_options
 from core.cli.common import add_common
+from core.textsafe import terminal_text
 from core.vocab import CATEGORIES, STATUSES
 
 BUILDER_HELP = {
@@ -150,7 +151,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         sid = "-" if r.sample_id is None else str(r.sample_id)
-        why = r.error or r.reasons
+        why = terminal_text(r.error or r.reasons, 300)
         print(
             f"{r.id:>6}  {r.builder:<9}{r.item_key:<14}{sid:>7}  {r.verdict:<9}{r.stage:<10}{why}"
         )
@@ -245,7 +246,8 @@ def cmd_reannotate(args: argparse.Namespace) -> int:
         store.close()
     for r in recs:
         print(
-            f"sample {args.sample}: {r.builder} re-annotated, {r.verdict}: {r.error or r.reasons}"
+            f"sample {args.sample}: {r.builder} re-annotated, {r.verdict}: "
+            f"{terminal_text(r.error or r.reasons, 300)}"
         )
     return 0 if all(r.verdict != "error" for r in recs) else 1
 

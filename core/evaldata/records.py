@@ -28,6 +28,7 @@ from core.store.models import (
     utcnow,
 )
 from core.store.review import record_change
+from core.textsafe import terminal_text
 
 BUILDERS = ("gqa", "spatial", "category", "answer")
 DONE_VERDICTS = ("accepted", "rejected", "skipped")  # an error is retried on resume
@@ -85,7 +86,7 @@ class BuildReport:
         if self.tokens:
             lines.append("tokens: " + ", ".join(f"{k} {n}" for k, n in sorted(self.tokens.items())))
         lines.append(f"seconds: {self.seconds:.1f}")
-        lines += [f"  error {name}: {msg}" for name, msg in self.errors]
+        lines += [f"  error {name}: {terminal_text(msg, 300)}" for name, msg in self.errors]
         return "\n".join(lines)
 
 

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from core.evaluator.adapter import check_prompt_format, declared_format
-from core.evaluator.base import EvaluatorBase, GroupResult
+from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs
 from core.evaluator.inputs import EvaluatorInput, build_evaluator_input, chat_text, encode_inputs
 from core.evaluator.parser import parse_scores
+from core.evaluator.progress import TextFn
 from core.evaluator.prompt import MAX_PATCHES, prompt_format
 from core.models.base import ModelLoadError
 
@@ -61,7 +62,9 @@ class InternVLEvaluator(EvaluatorBase):
 
         if int(max_patches) < 1:
             raise ValueError(f"max_patches must be at least 1, got {max_patches}")
-        self.model = model.to(device).eval()
+        # a 4-bit model is placed on its device when loaded and cannot be moved
+        quantized = bool(getattr(model, "is_loaded_in_4bit", False))
+        self.model = (model if quantized else model.to(device)).eval()
         self.processor = processor
         self.name = name
         self.is_random = bool(is_random)
@@ -107,7 +110,7 @@ class InternVLEvaluator(EvaluatorBase):
         return f"dynamic, {self.max_patches} tiles per group, {self.max_patches} // images each"
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, items: list[EvaluatorInput]) -> list[str]:
+    def _generate(self, items: list[EvaluatorInput], on_text: TextFn | None = None) -> list[str]:
         import torch
 
         try:
@@ -119,15 +122,37 @@ class InternVLEvaluator(EvaluatorBase):
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        extra = {} if on_text is None else {"streamer": _streamer(self.processor, on_text)}
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
                 max_new_tokens=self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self._pad_id,
+                **extra,
             )
         new = out[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new, skip_special_tokens=True)
+
+    def score_group_stream(
+        self,
+        image_rgb: np.ndarray,
+        question: str,
+        masks: list[np.ndarray],
+        cot: bool,
+        on_text: TextFn,
+    ) -> GroupResult:
+        """Score one group, handing the answer to ``on_text`` word by word as it is generated
+        (transformers' ``TextStreamer``); the result is what :meth:`score_group` returns."""
+        check_inputs(image_rgb, [list(masks)])
+        item = self.inputs(image_rgb, question, list(masks), cot)
+        prompt = chat_text(self.processor, item)
+        t = time.perf_counter()
+        raw = self._generate([item], on_text)[0]
+        parsed = parse_scores(raw, len(masks))
+        return GroupResult(
+            parsed.scores, parsed.cot, raw, prompt, parsed.error, time.perf_counter() - t
+        )
 
     def _score_checked(
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool
@@ -154,6 +179,60 @@ class InternVLEvaluator(EvaluatorBase):
             parsed = parse_scores(raw, len(g))
             results.append(GroupResult(parsed.scores, parsed.cot, raw, p, parsed.error, sec))
         return results
+
+
+def _streamer(processor: Any, on_text: TextFn) -> Any:
+    """A transformers ``TextStreamer`` that hands each finished piece of new text to
+    ``on_text`` instead of printing it (the prompt is skipped)."""
+    from transformers import TextStreamer
+
+    class _Streamer(TextStreamer):
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            if text:
+                on_text(text)
+
+    return _Streamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+def checkpoint_problem(path: str | Path | None, setting: str = "model_path") -> str | None:
+    """What :func:`load_internvl` would say about ``path`` before loading anything (``None``
+    when it is a directory with a ``config.json``)."""
+    if path is None or str(path).strip() == "":
+        return f"no InternVL checkpoint directory is set (setting {setting})"
+    p = Path(str(path)).expanduser()
+    if not (p / "config.json").is_file():
+        return f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
+    return None
+
+
+def bitsandbytes_problem(device: str) -> str | None:
+    """Why 4-bit loading is not offered (``None`` when it is): it needs the optional
+    bitsandbytes package and a CUDA device."""
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return "4-bit loading needs the bitsandbytes package, which is not installed"
+    if not str(device).startswith("cuda"):
+        return f"4-bit loading needs a CUDA device, not {device!r}"
+    return None
+
+
+def quantization(dtype: str, device: str, *, setting: str = "dtype") -> dict[str, Any]:
+    """``from_pretrained`` keywords for ``dtype``: ``{}`` for the float dtypes; for ``"4bit"``
+    a bitsandbytes NF4 ``quantization_config`` (bfloat16 compute) placed on ``device``, or a
+    :class:`ModelLoadError` saying why it cannot be (bitsandbytes is never required)."""
+    if dtype != "4bit":
+        return {}
+    problem = bitsandbytes_problem(device)
+    if problem is not None:
+        raise ModelLoadError(f"{problem}; choose bfloat16, float16 or float32 (setting {setting})")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    cfg = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+    )
+    return {"quantization_config": cfg, "device_map": {"": device}}
 
 
 def default_dtype(device: str) -> str:
@@ -189,7 +268,9 @@ def load_internvl(
     offline, optionally with a PEFT LoRA adapter directory (``adapter_config.json``).
 
     ``setting`` / ``lora_setting`` name where the paths came from, for error messages.
-    ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"`` or ``None`` (:func:`default_dtype`).
+    ``dtype``: ``"bfloat16"``, ``"float16"``, ``"float32"``, ``"4bit"`` (bitsandbytes NF4 on a
+    CUDA device, when bitsandbytes is installed: :func:`quantization`) or ``None``
+    (:func:`default_dtype`).
     ``prompt_format``: the format the adapter was trained on when its directory has no
     ``rea2seg_adapter.json``; ``cot``: the chain-of-thought choice the caller will run with
     (``None``: checked later, by stage 2).
@@ -200,13 +281,10 @@ def load_internvl(
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
-    if path is None or str(path).strip() == "":
-        raise ModelLoadError(f"no InternVL checkpoint directory is set (setting {setting})")
-    p = Path(path).expanduser()
-    if not (p / "config.json").is_file():
-        raise ModelLoadError(
-            f"InternVL checkpoint directory '{p}' does not exist or has no config.json (setting {setting})"
-        )
+    problem = checkpoint_problem(path, setting)
+    if problem is not None:
+        raise ModelLoadError(problem)
+    p = Path(str(path)).expanduser()
     declared = declared_format(
         prompt_format, lora_path or p, setting=f"prompt_format of {lora_setting}"
     )
@@ -214,13 +292,19 @@ def load_internvl(
         declared, int(max_patches), cot, who=f"the evaluator adapter '{lora_path or p}'"
     )
     dt_name = dtype or default_dtype(device)
-    dt = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(
-        dt_name
-    )
+    quant = quantization(dt_name, device, setting=f"dtype of {setting}")
+    dt = {
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+        "float32": torch.float32,
+        "4bit": torch.bfloat16,
+    }.get(dt_name)
     if dt is None:
-        raise ModelLoadError(f"unknown dtype {dt_name!r}; use bfloat16, float16 or float32")
+        raise ModelLoadError(f"unknown dtype {dt_name!r}; use bfloat16, float16, float32 or 4bit")
     try:
-        model = InternVLForConditionalGeneration.from_pretrained(p, local_files_only=True, dtype=dt)
+        model = InternVLForConditionalGeneration.from_pretrained(
+            p, local_files_only=True, dtype=dt, **quant
+        )
         processor = AutoProcessor.from_pretrained(p, local_files_only=True)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 
 from core.evaluator.adapter import check_prompt_format, declared_format
-from core.evaluator.base import EvaluatorBase, GroupResult, mask_image
+from core.evaluator.base import EvaluatorBase, GroupResult, check_inputs, mask_image
 from core.evaluator.parser import parse_scores
+from core.evaluator.progress import TextFn
 from core.evaluator.prompt import MAX_PATCHES, openai_messages, prompt_format, user_text
 from core.llm_client import (  # noqa: F401  (API_KEY_ENV, MAX_BODY_BYTES re-exported)
     API_KEY_ENV,
@@ -131,20 +132,58 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
         )
 
     # -- scoring -------------------------------------------------------------------------------
+    def _payload(
+        self, image_url: str, question: str, masks: list[np.ndarray], cot: bool
+    ) -> dict[str, Any]:
+        urls = [image_url, *[png_data_url(mask_image(m)) for m in masks]]
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "messages": openai_messages(urls, question, cot),
+        }
+
+    def score_group_stream(
+        self,
+        image_rgb: np.ndarray,
+        question: str,
+        masks: list[np.ndarray],
+        cot: bool,
+        on_text: TextFn,
+    ) -> GroupResult:
+        """Score one group with ``"stream": true``, handing each piece of the answer to
+        ``on_text`` as the server sends it; the result is what :meth:`score_group` returns. A
+        stream that fails (or a server that cannot stream) falls back to the ordinary request,
+        with its retries; the text already handed out is then superseded by the result's."""
+        check_inputs(image_rgb, [list(masks)])
+        image_url = png_data_url(image_rgb)
+        text = user_text(question, len(masks), cot)
+        t = time.perf_counter()
+        try:
+            raw = self.post_stream(self._payload(image_url, question, masks, cot), on_text)
+        except (EndpointError, ValueError, OSError):
+            return self._one(image_url, question, masks, cot)
+        return self._result(raw, text, len(masks), time.perf_counter() - t)
+
+    def _result(self, raw: str, text: str, n: int, seconds: float) -> GroupResult:
+        raw = self.redact(raw)
+        parsed = parse_scores(raw, n)
+        return GroupResult(
+            parsed.scores,
+            None if parsed.cot is None else self.redact(parsed.cot),
+            raw,
+            text,
+            None if parsed.error is None else self.redact(parsed.error),
+            seconds,
+        )
+
     def _one(
         self, image_url: str, question: str, masks: list[np.ndarray], cot: bool
     ) -> GroupResult:
         text = user_text(question, len(masks), cot)
         t = time.perf_counter()
         try:
-            urls = [image_url, *[png_data_url(mask_image(m)) for m in masks]]
-            payload = {
-                "model": self.model,
-                "max_tokens": self.max_tokens,
-                "temperature": self.temperature,
-                "messages": openai_messages(urls, question, cot),
-            }
-            raw = self.content(self.post(payload))
+            raw = self.content(self.post(self._payload(image_url, question, masks, cot)))
         except Exception as exc:  # noqa: BLE001  (a failed group, never an escaping exception)
             what = str(exc) if isinstance(exc, EndpointError) else f"{type(exc).__name__}: {exc}"
             return GroupResult(
@@ -155,16 +194,7 @@ class OpenAICompatEvaluator(OpenAICompatTransport, EvaluatorBase):
                 self.redact(f"request failed: {what}"),
                 time.perf_counter() - t,
             )
-        raw = self.redact(raw)
-        parsed = parse_scores(raw, len(masks))
-        return GroupResult(
-            parsed.scores,
-            None if parsed.cot is None else self.redact(parsed.cot),
-            raw,
-            text,
-            None if parsed.error is None else self.redact(parsed.error),
-            time.perf_counter() - t,
-        )
+        return self._result(raw, text, len(masks), time.perf_counter() - t)
 
     def _score_checked(
         self, image_rgb: np.ndarray, question: str, groups: list[list[np.ndarray]], cot: bool

@@ -19,6 +19,7 @@ from core.evaluator.adapter import check_prompt_format as check_declared
 from core.evaluator.base import GroupResult, MaskEvaluator
 from core.evaluator.grouping import GROUP_SIZE, aggregate_scores, make_groups, rerank
 from core.evaluator.presets import EVALUATOR_PRESETS, load_evaluator
+from core.evaluator.progress import GroupScored, GroupStarted, ReasoningDelta
 from core.evaluator.prompt import MAX_PATCHES, prompt_format
 from core.trace import EvaluatorGroup, EvaluatorTrace, PipelineTrace
 
@@ -46,6 +47,7 @@ def run_stage2(
     batch: bool = True,
     progress: Callable[[str, float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    partial: Callable[[object], None] | None = None,
 ) -> EvaluatorTrace:
     """Score ``trace.candidates`` and rerank them; sets ``trace.evaluator`` and returns it.
 
@@ -57,6 +59,11 @@ def run_stage2(
     remotely); ``False`` scores group by group, which lets ``should_cancel`` stop between groups.
     ``progress(step, fraction)`` is called with ``"evaluator"``; ``should_cancel()`` returning
     True raises :class:`Cancelled` and leaves ``trace`` unchanged.
+    ``partial(item)``: per group, :class:`~core.evaluator.progress.GroupStarted`, then (group by
+    group only, from an evaluator with ``score_group_stream``) a
+    :class:`~core.evaluator.progress.ReasoningDelta` per piece of text as it is generated, then
+    :class:`~core.evaluator.progress.GroupScored`; with ``batch`` all groups are reported after
+    the one call.
 
     ``pad_last``: pad a short last group with candidates of earlier groups (default, see
     :mod:`core.evaluator.grouping`; not from the paper, which is silent); recorded in the trace.
@@ -88,18 +95,57 @@ def run_stage2(
     if progress is not None:
         progress("evaluator", 0.0)
     results: list[GroupResult] = []
+    about = {
+        "backend": evaluator.backend,
+        "model_id": evaluator.name,
+        "is_random": bool(evaluator.is_random),
+        "group_size": group_size,
+        "shuffle_seed": shuffle_seed,
+        "cot": cot,
+    }
+
+    def started(i: int) -> None:
+        if partial is not None:
+            g = groups[i]
+            partial(GroupStarted(i, len(groups), list(g.candidate_ids), g.padded, about))
+
+    def scored(i: int, r: GroupResult) -> None:
+        if partial is not None:
+            partial(GroupScored(_group(i, groups[i], r), len(groups)))
+
+    def streamed(i: int, text: str) -> None:
+        check_cancel()  # cancel also stops a group while its answer is being generated
+        partial(ReasoningDelta(i, text))  # type: ignore[misc]
+
+    stream = getattr(evaluator, "score_group_stream", None) if partial is not None else None
     if groups and batch:
+        for i in range(len(groups)):
+            started(i)
         t0 = time.perf_counter()
         results = list(evaluator.score_groups(image_rgb, trace.question, masks, cot))
         trace.timings["evaluator"] = trace.timings.get("evaluator", 0.0) + time.perf_counter() - t0
+        for i, r in enumerate(results[: len(groups)]):
+            scored(i, r)
     else:
         for i, gm in enumerate(masks):
             check_cancel()
+            started(i)
             t0 = time.perf_counter()
-            results.append(evaluator.score_group(image_rgb, trace.question, gm, cot))
+            if stream is not None:
+                r = stream(
+                    image_rgb,
+                    trace.question,
+                    gm,
+                    cot,
+                    lambda text, i=i: streamed(i, text),
+                )
+            else:
+                r = evaluator.score_group(image_rgb, trace.question, gm, cot)
+            results.append(r)
             trace.timings["evaluator"] = (
                 trace.timings.get("evaluator", 0.0) + time.perf_counter() - t0
             )
+            scored(i, r)
             if progress is not None:
                 progress("evaluator", (i + 1) / len(masks))
     if len(results) != len(groups):
@@ -120,20 +166,7 @@ def run_stage2(
         group_size=group_size,
         shuffle_seed=shuffle_seed,
         cot=cot,
-        groups=[
-            EvaluatorGroup(
-                index=i,
-                candidate_ids=list(g.candidate_ids),
-                prompt=r.prompt,
-                raw_text=r.raw_text,
-                cot=r.cot_text,
-                scores=[None if s is None else float(s) for s in r.scores],
-                parse_error=r.parse_error,
-                padded=g.padded,
-                seconds=float(r.seconds),
-            )
-            for i, (g, r) in enumerate(zip(groups, results, strict=True))
-        ],
+        groups=[_group(i, g, r) for i, (g, r) in enumerate(zip(groups, results, strict=True))],
         final_scores=scores,
         ranking=rerank(scores, order),
         top_k=top_k,
@@ -146,6 +179,21 @@ def run_stage2(
     if progress is not None:
         progress("evaluator", 1.0)
     return ev
+
+
+def _group(i: int, g, r: GroupResult) -> EvaluatorGroup:
+    """Group ``i`` as recorded in the trace: its candidates (``g``) and the evaluator's answer."""
+    return EvaluatorGroup(
+        index=i,
+        candidate_ids=list(g.candidate_ids),
+        prompt=r.prompt,
+        raw_text=r.raw_text,
+        cot=r.cot_text,
+        scores=[None if s is None else float(s) for s in r.scores],
+        parse_error=r.parse_error,
+        padded=g.padded,
+        seconds=float(r.seconds),
+    )
 
 
 def check_prompt_format(name: str, trained: str | None, cot: bool, max_patches: int) -> None:

@@ -46,7 +46,14 @@ from core.importers.coco_json import (
     compact_segmentation,
     read_coco,
 )
-from core.importers.common import ImageCache, ImportReport
+from core.importers.common import (
+    ImageCache,
+    ImportReport,
+    Progress,
+    ShouldCancel,
+    _never,
+    _no_progress,
+)
 from core.importers.paths import OutsideDatasetError, resolve_inside
 from core.masks import MaskError, bbox_xyxy, decode_rle, encode_rle
 from core.store import Store, repo
@@ -142,6 +149,8 @@ def import_coco(
     dataset: str | None = None,
     category_filter: Iterable[str] | None = None,
     allow_outside: bool = False,
+    progress: Progress | None = None,
+    should_cancel: ShouldCancel | None = None,
 ) -> ImportReport:
     """Import COCO instances from ``ann_file`` (images under ``images_dir``) as targets.
 
@@ -149,7 +158,12 @@ def import_coco(
     ``existing`` count targets. One transaction per image. An image path that resolves
     outside ``images_dir`` (``..``, absolute, symlink) is refused unless ``allow_outside``.
     Raises :class:`CocoError` (nothing lands) only when the file as a whole is unusable.
+    ``progress(done, total, label)`` is called per image (``label``: its file name) after
+    ``(0, total, "start")``; ``should_cancel()`` is asked before each image: the images done so
+    far stay imported (``report.cancelled``; importing again finishes the rest).
     """
+    progress = progress or _no_progress
+    should_cancel = should_cancel or _never
     p = Path(ann_file)
     name = dataset or p.stem
     try:
@@ -174,7 +188,12 @@ def import_coco(
         groups_by_image[g.image].append((g.key, g.ann_keys, g.description))
     cache = ImageCache()
     root = Path(images_dir)
-    for image_id in sorted(set(by_image) | set(groups_by_image)):
+    todo = sorted(set(by_image) | set(groups_by_image))
+    progress(0, len(todo), "start")
+    for done, image_id in enumerate(todo, 1):
+        if should_cancel():
+            report.cancelled = True
+            break
         _import_image(
             store,
             name,
@@ -188,6 +207,7 @@ def import_coco(
             cache,
             report,
         )
+        progress(done, len(todo), printable(str(data.images[image_id].file_name), 60))
     return report
 
 

@@ -55,6 +55,8 @@ def ask(
     stage2: Stage2Settings | None = None,
     progress: AskProgress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    partial: Callable[[object], None] | None = None,
+    load_evaluator: Callable[[], Any] | None = None,
 ) -> PipelineTrace:
     """Answer ``question`` on ``image_rgb`` (uint8 (H, W, 3) RGB); returns the trace, unsaved.
 
@@ -65,6 +67,13 @@ def ask(
     only (the answer is then the first candidate). Stage 2 scores group by group so that
     ``should_cancel`` can stop between groups; it raises :class:`core.cancel.Cancelled`.
     An empty question is a ``ValueError``.
+
+    ``partial(item)``: each partial result as it exists (:mod:`core.pipeline.partial`: the
+    heatmap, initial mask, seeds, k-core and candidates of stage 1, then
+    :class:`~core.pipeline.partial.Stage1Done`, then stage 2's groups and streamed text).
+    ``load_evaluator()``: loads the evaluator only once stage 1 is done (when the segmenter and
+    the evaluator do not both fit in memory, the caller frees the segmenter in it first); used
+    when ``evaluator`` is ``None``.
     """
     from core.evaluator.stage2 import run_stage2
     from core.pipeline.stage1 import run_stage1
@@ -81,7 +90,8 @@ def ask(
             **preset_stage1(getattr(segmenter, "preset", "")),
         )
     s = settings
-    share = _STAGE1_SHARE if evaluator is not None else 1.0
+    staged = evaluator is not None or load_evaluator is not None
+    share = _STAGE1_SHARE if staged else 1.0
 
     def stage1_progress(step: str, fraction: float) -> None:
         if progress is not None and step != "done":
@@ -97,7 +107,18 @@ def ask(
         preset=segmenter.preset,
         progress=stage1_progress,
         should_cancel=should_cancel,
+        partial=partial,
     )
+    if partial is not None:
+        from core.pipeline.partial import Stage1Done
+
+        partial(Stage1Done(trace))
+    if evaluator is None and load_evaluator is not None:
+        if should_cancel is not None and should_cancel():
+            from core.cancel import Cancelled
+
+            raise Cancelled("cancelled before stage 2")
+        evaluator = load_evaluator()
     if evaluator is not None:
         st2 = stage2 or Stage2Settings(str(evaluator.name))
 
@@ -116,6 +137,7 @@ def ask(
             batch=False,  # group by group: each shows as it is scored, cancel between groups
             progress=stage2_progress,
             should_cancel=should_cancel,
+            partial=partial,
         )
     trace.timings["ask_total"] = time.perf_counter() - t0
     if progress is not None:

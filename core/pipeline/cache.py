@@ -147,6 +147,10 @@ class ModelCache:
         self._sam_locks: dict[int, threading.Lock] = {}
         self._embeddings: OrderedDict[tuple[int, Hashable], dict[str, Any]] = OrderedDict()
 
+    def config(self) -> dict[str, Any] | None:
+        """The parsed user config models are loaded with (``None``: the config file)."""
+        return self._config()
+
     def _slot(self, table: dict[str, _Slot], preset: str) -> _Slot:
         with self._lock:
             return table.setdefault(preset, _Slot(threading.Lock()))
@@ -226,6 +230,30 @@ class ModelCache:
         """The image keys whose embeddings are cached, least recently used first."""
         with self._lock:
             return [k for _, k in self._embeddings]
+
+    def release_segmenter(self, preset: str) -> bool:
+        """Forget a loaded segmenter (and its cached image embeddings) so its memory can be
+        given back, e.g. before the evaluator loads when both do not fit; True when one was
+        loaded. The next request loads it again."""
+        with self._lock:
+            slot = self._segmenters.pop(preset, None)
+            seg = slot.value if slot is not None and slot.loaded else None
+            if seg is not None:
+                sam_id = id(getattr(seg, "sam", None))
+                for k in [k for k in self._embeddings if k[0] == sam_id]:
+                    del self._embeddings[k]
+                self._sam_locks.pop(sam_id, None)
+        if seg is None:
+            return False
+        del seg, slot
+        import gc
+        import sys
+
+        gc.collect()
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return True
 
     def clear(self) -> None:
         """Forget every model and embedding (the next request loads again, e.g. after new settings)."""

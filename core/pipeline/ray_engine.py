@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from core.evaluator.prompt import MAX_PATCHES
 from core.images import ImageError, read_image_bytes
 from core.pipeline.engine import EngineError, ModelInfo, RunReport
+from core.pipeline.ray_health import gcs_answers, raylet_answers
 from core.pipeline.settings import Stage1Settings, Stage2Settings
 
 if TYPE_CHECKING:
@@ -407,24 +407,13 @@ class RayEngine:
         return f"on {self.workers} Ray workers{extra} (models loaded in {self.load_seconds:.1f} s)"
 
     def node_alive(self) -> bool:
-        """Whether this driver's raylet still answers on its socket (True when it cannot tell).
+        """Whether this driver's raylet and the cluster's GCS still answer on their sockets
+        (True when it cannot tell).
 
         With the raylet gone its workers die one by one, and Ray ends the driver process at its
-        next object put (exit status 1, no exception), so the run checks before going on."""
-        try:
-            path = self.ray._private.worker.global_worker.node.raylet_socket_name
-        except AttributeError:
-            return True
-        family = getattr(socket, "AF_UNIX", None)
-        if family is None or not isinstance(path, str) or not path.startswith("/"):
-            return True
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            try:
-                sock.connect(path)
-            except OSError:
-                return False
-        return True
+        next object put (exit status 1, no exception); with the GCS gone the raylet and then
+        the driver end the same way. So the run checks before each sample it sends."""
+        return raylet_answers(self.ray) and gcs_answers(self.ray)
 
     def _get(self, ref):
         try:
@@ -512,6 +501,11 @@ class RayEngine:
                 report.cancelled = True
                 todo.clear()
                 scoring.clear()
+            if ((todo and self.segmenters.idle) or scoring) and not self.node_alive():
+                # between samples: the next put would end this process without a word
+                raise EngineError(
+                    "a Ray system process of this driver died (its raylet or the GCS is gone)"
+                )
             while todo and self.segmenters.idle:
                 slot = self.segmenters.idle[-1]
                 sid, attempt = todo.popleft()

@@ -28,6 +28,14 @@ from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
 from core.pipeline.amg import seed_amg
 from core.pipeline.candidates import build_candidates, stability_score
+from core.pipeline.partial import (
+    CandidateReady,
+    CoreReady,
+    HeatmapReady,
+    InitialMaskReady,
+    PartialFn,
+    SeedsReady,
+)
 from core.pipeline.seeds import (
     aggregate_attention,
     allocate_seeds,
@@ -78,6 +86,7 @@ def run_stage1(
     is_sentence: bool | None = None,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    partial: PartialFn | None = None,
 ) -> PipelineTrace:
     """Run candidate discovery on one image and return the full trace.
 
@@ -88,6 +97,9 @@ def run_stage1(
     Timings are seconds per step. ``sample_id`` and ``evaluator`` are left for the caller.
     ``is_sentence``: the sample's ReasonSeg flag, passed to prompt models that word the query by
     it (LISA: ``False`` → "What is {X} in this image? …").
+    ``partial(item)``: called with each partial result as soon as it exists, in the order of
+    :mod:`core.pipeline.partial` (heatmap, initial mask, seeds, k-core, then the candidates one
+    by one); ``None`` computes nothing extra.
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -122,6 +134,8 @@ def run_stage1(
         out = prompt_model.encode(image_rgb, question, layers)
     gh, gw = _check_output(out)
     done("mllm")
+    if partial is not None:
+        partial(HeatmapReady(_attention_trace(out, s, gh, gw)))
 
     step("sam_embed")
     sam_backend.set_image(image_rgb)
@@ -138,6 +152,8 @@ def run_stage1(
         for i in range(multi.shape[0])
     ]
     done("initial")
+    if partial is not None:
+        partial(InitialMaskReady(L))
 
     step("seeds")
     heads = None if s.heads is None else list(s.heads)
@@ -151,6 +167,9 @@ def run_stage1(
         token_map.ravel()[np.asarray(seed_token, dtype=np.int64)] if seed_token else np.zeros(0)
     )
     done("seeds")
+    seed_trace = SeedTrace(s.k1, s.k2, top1, top2, seeds_xy, [int(i) for i in seed_token])
+    if partial is not None:
+        partial(SeedsReady(seed_trace))
 
     step("amg")
     amg = seed_amg(
@@ -186,6 +205,9 @@ def run_stage1(
         for i in range(sem_logits.shape[0])
     ]
     done("semantic")
+    graph = FeatureGraphTrace(s.tau, s.delta, edges, k, core, neg_xy, neg_logit, fallback)
+    if partial is not None:
+        partial(CoreReady(graph))
 
     step("candidates")
     candidates = build_candidates(
@@ -194,6 +216,9 @@ def run_stage1(
         caps={"amg": s.top_n},
     )
     done("candidates")
+    if partial is not None:
+        for i, c in enumerate(candidates):
+            partial(CandidateReady(c, i, len(candidates)))
     if progress is not None:
         progress("done", 1.0)
 
@@ -223,9 +248,26 @@ def run_stage1(
             per_layer=att.mean(axis=1).reshape(len(out.layers), gh, gw),
             prompt_token=out.prompt_token,
         ),
-        seeds=SeedTrace(s.k1, s.k2, top1, top2, seeds_xy, [int(i) for i in seed_token]),
-        graph=FeatureGraphTrace(s.tau, s.delta, edges, k, core, neg_xy, neg_logit, fallback),
+        seeds=seed_trace,
+        graph=graph,
         candidates=candidates,
         timings=timings,
         generated_text=out.generated_text,
+    )
+
+
+def _attention_trace(out: PromptModelOutput, s: Stage1Settings, gh: int, gw: int) -> AttentionTrace:
+    """The heatmap handed out right after the MLLM forward: the token map as the seeds step
+    computes it (same layers, heads and renormalisation)."""
+    heads = None if s.heads is None else list(s.heads)
+    token_map = aggregate_attention(
+        out.attention, (gh, gw), None, heads, renormalise=s.attention_renorm
+    )
+    return AttentionTrace(
+        grid_hw=(gh, gw),
+        token_map=token_map,
+        token_boxes_xyxy=np.asarray(out.token_boxes_xyxy, dtype=np.float32),
+        layers=[int(v) for v in out.layers],
+        heads=heads,
+        prompt_token=out.prompt_token,
     )

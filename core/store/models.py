@@ -267,7 +267,8 @@ class QuestionGeneration(Base):
     found no valid expression), ``error`` (request or parse failure; retried on resume), or
     ``fixed`` (a fixed question of §C, no model). ``sample_id`` is the sample the question
     became (none for ``skipped`` / ``error``). ``usage`` holds each call's token counts as the
-    server reported them.
+    server reported them. ``paid`` counts the requests the server answered (billed), usable or
+    not; an ``error`` with ``paid`` > 0 is not asked again on resume unless asked to.
     """
 
     __tablename__ = "question_generations"
@@ -298,8 +299,26 @@ class QuestionGeneration(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     requested_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    paid: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     target: Mapped[Target] = relationship(lazy="joined")
+
+
+class GenerationClaim(Base):
+    """A target one ``questions generate`` run is working on, so that no other run pays for it.
+
+    ``holder`` names the run (host:pid:random); the claim lapses at ``expires_at`` (UTC) unless
+    its run renews it, so a crashed run's targets become claimable again. The row is deleted in
+    the transaction that records the target's generation.
+    """
+
+    __tablename__ = "generation_claims"
+    __table_args__ = (UniqueConstraint("target_id", "split", name="uq_generation_claim"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(String(100), index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
 # -- evaluator training data (paper §4.4, App. D) ---------------------------------------------

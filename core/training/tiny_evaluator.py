@@ -22,8 +22,11 @@ def build_tiny_scoring_internvl(
     layers: int = 2,
     side: int = 56,
     patch: int = 7,
+    vision_hidden: int = 32,
+    vision_layers: int = 2,
 ) -> Path:
-    """Write the model and its processor to ``out_dir``. Vision: 2 layers of width 32 over
+    """Write the model and its processor to ``out_dir``. Vision: ``vision_layers`` layers of
+    width ``vision_hidden`` over
     ``side``² tiles in ``patch``-pixel patches (``(side/patch)²/4`` tokens per tile after the 0.5
     pixel shuffle); text: Qwen2 with ``layers`` layers of width ``hidden``."""
     from transformers import InternVLForConditionalGeneration
@@ -54,9 +57,9 @@ def build_tiny_scoring_internvl(
     seq = (side // patch) ** 2 // 4
     cfg = internvl_config(
         vision={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
+            "hidden_size": vision_hidden,
+            "intermediate_size": 2 * vision_hidden,
+            "num_hidden_layers": vision_layers,
             "num_attention_heads": 2,
             "image_size": [side, side],
             "patch_size": [patch, patch],

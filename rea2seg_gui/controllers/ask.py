@@ -1,9 +1,16 @@
 """Ask from the GUI: one's own image (file, paste or drop) and question, answered by
 :func:`core.pipeline.ask.ask` in the window's job runner, drawn as it progresses.
 
-The canvas shows the stage-1 trace (heatmap, seeds, k-core, candidates) as soon as stage 1 is
-done, while stage 2 scores group by group; the answer is drawn when the ask ends. The result is a
-scratch trace until Add to store keeps it (:func:`core.pipeline.ask.save_answer`).
+The worker hands each partial result (:mod:`core.pipeline.partial`) to the GUI thread through a
+queued signal; :class:`~core.pipeline.partial.LiveTrace` adds them up and the canvas, the
+Candidates tab and the Evaluator tab draw what is known: the heatmap after the MLLM forward, the
+initial mask, seeds and k-core, the candidates one by one, then stage 2 group by group with the
+evaluator's text as it streams. Redraws are coalesced (one per turn of the event loop). The
+result is a scratch trace until Add to store keeps it (:func:`core.pipeline.ask.save_answer`).
+
+When the segmenter and the evaluator do not both fit in memory
+(:func:`core.pipeline.memory.plan_ask`), the segmenter is freed after stage 1 and the evaluator
+loaded only then; the Ask bar says so.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import numpy as np
 from PySide6 import QtCore
 
 from core.pipeline.cache import ModelCache
+from core.pipeline.partial import LiveTrace
 from core.store import Store
 from core.trace import PipelineTrace
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.preload import import_model_stack
 from rea2seg_gui.panels.ask import AskBar
+from rea2seg_gui.panels.candidates import CandidatesPanel
+from rea2seg_gui.panels.evaluator import EvaluatorPanel
 from rea2seg_gui.panels.viewer import ViewerPanel
 
 STAGE_LABELS = {
@@ -37,9 +47,51 @@ STAGE_LABELS = {
 }
 """What the Ask bar says during each stage of :data:`core.pipeline.ask.ASK_STEPS`."""
 
+_STAGE1_KINDS = frozenset({"heatmap", "initial", "seeds", "core", "stage1"})
+_EVALUATOR_KINDS = frozenset({"group_started", "reasoning", "group"})
+
+
+class _Relay(QtCore.QObject):
+    """Lives on the GUI thread; the worker emits ``item(ask number, partial result)`` on it."""
+
+    item = QtCore.Signal(int, object)
+
+
+def _plan(models: ModelCache, preset: str, evaluator: str) -> Any:
+    """The memory plan of an ask (:func:`core.pipeline.memory.plan_ask`); ``None`` when it
+    cannot be made (the load itself then reports the problem)."""
+    from core.models.base import ModelLoadError
+    from core.pipeline.memory import plan_ask
+
+    try:
+        return plan_ask(preset, evaluator, models.config(), device=models.device)
+    except (ModelLoadError, ValueError, OSError):
+        return None
+
+
+def qimage_rgb(image: Any) -> np.ndarray:
+    """A QImage as uint8 (H, W, 3) RGB (a copy; alpha dropped)."""
+    from PySide6 import QtGui
+
+    img = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    h, w, stride = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+def _is_random(preset: str) -> bool:
+    from core.models.base import ModelLoadError
+    from rea2seg_gui.models import is_random_preset
+
+    try:
+        return is_random_preset(preset)
+    except ModelLoadError:
+        return False
+
 
 class AskController(QtCore.QObject):
     """``image_shown(hw)``, ``partial(trace)`` (stage 1 done, stage 2 running),
+    ``updated(kind)`` (each partial result drawn, :func:`core.pipeline.partial.partial_kind`),
     ``answered(trace)``, ``saved(sample_id, run_id)``, ``status(text)``.
 
     ``choice()`` returns the segmenter preset, the evaluator preset (or ``None``), chain of
@@ -48,6 +100,7 @@ class AskController(QtCore.QObject):
 
     image_shown = QtCore.Signal(object)
     partial = QtCore.Signal(object)
+    updated = QtCore.Signal(str)
     answered = QtCore.Signal(object)
     saved = QtCore.Signal(int, int)
     status = QtCore.Signal(str)
@@ -61,10 +114,20 @@ class AskController(QtCore.QObject):
         store: Callable[[], Store],
         choice: Callable[[], tuple[str, str | None, bool, int]],
         parent: QtCore.QObject | None = None,
+        candidates: CandidatesPanel | None = None,
+        evaluator: EvaluatorPanel | None = None,
     ) -> None:
         super().__init__(parent)
         self.jobs, self.models, self.bar, self.viewer = jobs, models, bar, viewer
+        self.candidates_panel, self.evaluator_panel = candidates, evaluator
         self._store, self._choice = store, choice
+        self.plan_memory: Callable[[ModelCache, str, str], Any] = _plan
+        self.live: LiveTrace | None = None
+        self._ask_no = 0
+        self._dirty: set[str] = set()
+        self._flush_pending = False
+        self._relay = _Relay(self)
+        self._relay.item.connect(self._on_partial, QtCore.Qt.ConnectionType.QueuedConnection)
         self.image: np.ndarray | None = None
         self.image_path: Path | None = None  # None: pasted (written out when added to a store)
         self.trace: PipelineTrace | None = None
@@ -91,6 +154,42 @@ class AskController(QtCore.QObject):
         self.set_image(image, Path(path))
         return True
 
+    def choose_image(self, parent: Any = None) -> bool:
+        """File → Open image…: a file dialog, then :meth:`open_image`."""
+        from PySide6 import QtWidgets
+
+        from rea2seg_gui.file_types import IMAGE_FILTER
+
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            parent, "Open image for Ask", "", IMAGE_FILTER
+        )
+        return bool(path) and self.open_image(path)
+
+    @staticmethod
+    def dropped_file(mime: Any) -> str | None:
+        """The first local file of a drag's data (``None``: nothing this window takes)."""
+        if mime is None or not mime.hasUrls():
+            return None
+        return next((u.toLocalFile() for u in mime.urls() if u.isLocalFile()), None)
+
+    def paste(self) -> bool:
+        """Show the clipboard's image file (a copied file) or image (a copied picture) for
+        asking; False, with a status line, when it holds neither."""
+        from PySide6 import QtWidgets
+
+        clipboard = QtWidgets.QApplication.clipboard()
+        data = clipboard.mimeData()
+        if data is not None and data.hasUrls():
+            for url in data.urls():
+                if url.isLocalFile():
+                    return self.open_image(url.toLocalFile())
+        img = clipboard.image()
+        if img.isNull():
+            self.status.emit("the clipboard holds no image")
+            return False
+        self.set_image(qimage_rgb(img))
+        return True
+
     def set_image(self, image_rgb: np.ndarray, path: Path | None = None) -> None:
         """Show ``image_rgb`` (uint8 (H, W, 3) RGB) for asking; ``path`` its file, if any."""
         if self._running:
@@ -104,6 +203,7 @@ class AskController(QtCore.QObject):
         self.viewer.show_banner(None)
         self.viewer.image_error.setVisible(False)
         self.viewer.show_question("")
+        self._show_panels(None)
         self.bar.set_has_image(True)
         self.bar.set_can_add(False)
         h, w = self.image.shape[:2]
@@ -134,11 +234,25 @@ class AskController(QtCore.QObject):
         models, image, latest = self.models, self.image, self._latest
         stage2 = Stage2Settings(ev_name, cot=cot, group_size=group_size)
         latest.clear()
+        self._ask_no += 1
+        number, relay, plan_memory = self._ask_no, self._relay, self.plan_memory
 
         def job(progress, should_cancel):
+            def emit(item: object) -> None:
+                relay.item.emit(number, item)
+
+            plan = plan_memory(models, preset, ev_name) if ev_name else None
+            together = plan is None or plan.together
+            if not together:
+                emit(plan.message)
             progress(0, 100, f"loading {preset}")
             segmenter = models.segmenter(preset)
-            evaluator = models.evaluator(ev_name) if ev_name else None
+            evaluator = models.evaluator(ev_name) if ev_name and together else None
+
+            def load_evaluator():
+                models.release_segmenter(preset)
+                emit(f"stage 1 done; segmenter freed, loading {ev_name}…")
+                return models.evaluator(ev_name)
 
             def on_stage(stage: str, fraction: float, trace: PipelineTrace | None) -> None:
                 if trace is not None:
@@ -153,9 +267,14 @@ class AskController(QtCore.QObject):
                 stage2=stage2,
                 progress=on_stage,
                 should_cancel=should_cancel,
+                partial=emit,
+                load_evaluator=None if together or not ev_name else load_evaluator,
             )
 
         self._partial_shown = False
+        h, w = self.image.shape[:2]
+        self.live = LiveTrace(question.strip(), (h, w), preset, _is_random(preset))
+        self._dirty.clear()
         self._running = True  # before start: busy_changed is emitted from it
         if not self.jobs.start(job, self._done, "Ask", self._failed):
             self._running = False
@@ -163,6 +282,8 @@ class AskController(QtCore.QObject):
             return False
         self.trace = None
         self.viewer.canvas.set_trace(None)
+        self.viewer.canvas.set_mask("candidate", None)
+        self._show_panels(None)
         self.viewer.show_question(question.strip())
         self.bar.set_can_add(False)
         self.bar.show_stage(f"loading {preset}…")
@@ -189,6 +310,68 @@ class AskController(QtCore.QObject):
             self._draw(trace)
             self.partial.emit(trace)
 
+    # ---------------------------------------------------------------- partial results
+    def _on_partial(self, number: int, item: object) -> None:
+        """One partial result of ask ``number`` (older asks' late results are dropped)."""
+        if number != self._ask_no or not self._running or self.live is None:
+            return
+        if isinstance(item, str):  # a note: the memory plan, the evaluator loading later
+            self.bar.show_stage(item)
+            self.status.emit(f"Ask: {item}")
+            return
+        kind = self.live.apply(item)
+        self._dirty.add(kind)
+        if not self._flush_pending:
+            self._flush_pending = True
+            QtCore.QTimer.singleShot(0, self._flush)
+        self.updated.emit(kind)
+
+    def _flush(self) -> None:
+        """Draw what arrived since the last draw (several results, one redraw)."""
+        self._flush_pending = False
+        dirty, self._dirty = self._dirty, set()
+        live = self.live
+        if live is None or not self._running or not dirty:
+            return
+        trace = live.trace()
+        if dirty & _STAGE1_KINDS and self._on_canvas:
+            self.viewer.canvas.set_trace(trace)
+            if trace.is_random or live.is_random:
+                self._banner(True)
+        if "candidate" in dirty or "stage1" in dirty:
+            if self.candidates_panel is not None:
+                self.candidates_panel.show_trace(trace, self.image)
+            if self._on_canvas and trace.candidates and trace.evaluator is None:
+                self.viewer.canvas.set_mask("candidate", trace.candidates[-1].mask)
+            if "candidate" in dirty and trace.candidates:
+                n = live.candidates[-1].id + 1
+                self.bar.show_stage(f"candidate {n} found")
+        if dirty & _EVALUATOR_KINDS and self.evaluator_panel is not None:
+            if dirty & {"group_started", "group"}:
+                self.evaluator_panel.show_trace(trace, self.image)
+                g = live.pending
+                if g is not None:
+                    self.evaluator_panel.show_pending(g.index, g.candidate_ids, g.padded)
+            if live.scoring is not None:
+                i = live.scoring
+                self.evaluator_panel.show_streaming(i, live.n_groups, live.reasoning.get(i, ""))
+                self.bar.show_stage(f"stage 2: group {i + 1} of {live.n_groups}…")
+
+    def _show_panels(self, trace: PipelineTrace | None) -> None:
+        if self.candidates_panel is not None:
+            if self._on_canvas and self.candidates_panel.run_ids() != [None]:
+                self.candidates_panel.show_runs([(None, "this ask (not saved)")])
+            self.candidates_panel.show_trace(trace, self.image)
+        if self.evaluator_panel is not None:
+            self.evaluator_panel.show_trace(trace, self.image)
+
+    def _banner(self, random: bool) -> None:
+        self.viewer.show_banner(
+            "RANDOM WEIGHTS — not a result  ·  this answer comes from random-init models"
+            if random
+            else None
+        )
+
     def _draw(self, trace: PipelineTrace) -> None:
         from core.evaluator.stage2 import answer_mask
 
@@ -198,12 +381,7 @@ class AskController(QtCore.QObject):
         canvas.set_trace(trace)
         canvas.set_mask("candidate", answer_mask(trace) if trace.evaluator is not None else None)
         ev = trace.evaluator
-        random = trace.is_random or (ev is not None and ev.is_random)
-        self.viewer.show_banner(
-            "RANDOM WEIGHTS — not a result  ·  this answer comes from random-init models"
-            if random
-            else None
-        )
+        self._banner(bool(trace.is_random or (ev is not None and ev.is_random)))
 
     def _done(self, trace: PipelineTrace) -> None:
         from core.pipeline.ask import answer_id
@@ -211,6 +389,7 @@ class AskController(QtCore.QObject):
         self._running = False
         self.trace = trace
         self._draw(trace)
+        self._show_panels(trace)
         if trace.evaluator is None and self._on_canvas:
             from core.evaluator.stage2 import answer_mask
 

@@ -29,6 +29,7 @@ from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import history_rows
 from rea2seg_gui.controllers.loading import SampleLoader
 from rea2seg_gui.controllers.state import SampleState
+from rea2seg_gui.models import trained_label
 from rea2seg_gui.overlays import logits_loader
 from rea2seg_gui.panels.candidates import CandidatesPanel
 from rea2seg_gui.panels.edit import EditPanel
@@ -102,8 +103,9 @@ class ReviewController(QtCore.QObject):
         p.review.redo_requested.connect(self.redo)
         p.candidates.run_changed.connect(lambda _: self.load_trace())
         p.candidates.candidate_selected.connect(self.show_candidate)
+        # the panel's own trace: a store sample's, or an ask's (no sample then)
         p.evaluator.candidate_chosen.connect(
-            lambda cid: self.show_candidate(self.state.trace.candidate(cid))
+            lambda cid: self.show_candidate(self.p.evaluator.candidate(cid))
         )
         p.tabs.currentChanged.connect(self.refresh_visible_panel)
         p.questions.accept_requested.connect(
@@ -367,6 +369,12 @@ class ReviewController(QtCore.QObject):
             if trace_random or eval_random
             else None
         )
+        label = None if trace is None or trace_random else trained_label(trace.preset)
+        self.p.viewer.show_model_note(
+            f"{trace.preset}: {label} — not the paper's models; see its model card"
+            if trace is not None and label
+            else None
+        )
         self.p.layers.show_legend(self.canvas.attention_range, loading)
         self._show_stale()
         # thumbnails and texts are built when their tab is shown: switching samples stays fast
@@ -396,6 +404,12 @@ class ReviewController(QtCore.QObject):
         elif current is self.p.evaluator and "evaluator" in self._stale:
             self._stale.discard("evaluator")
             self.p.evaluator.show_trace(st.trace, st.image, loading)
+
+    def forget_sample(self) -> None:
+        """No store sample is shown (the canvas shows an ask): tab changes redraw nothing of
+        the last sample over what the Candidates and Evaluator tabs now show."""
+        self._stale.clear()
+        self._waiting = None
 
     def show_candidate(self, c) -> None:
         self.canvas.set_mask("candidate", None if c is None else c.mask)

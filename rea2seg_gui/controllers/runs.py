@@ -9,6 +9,7 @@ second run reuses the models the first one loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6 import QtCore
 
@@ -16,7 +17,34 @@ from core.pipeline.cache import ModelCache
 from core.store import Store, repo
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.controllers.preload import import_model_stack
-from rea2seg_gui.panels.run import RunPanel
+from rea2seg_gui.panels.run import BUILDING, RunPanel
+
+
+def build_models(
+    models: ModelCache,
+    preset: str,
+    evaluator: str | None,
+    progress: Callable[[int, int, str], None],
+    total: int,
+) -> None:
+    """Load the run's segmenter and evaluator into ``models`` (on first use a tiny random preset
+    builds its models first), each step said through ``progress(0, total, label)`` with a label
+    that starts with :data:`~rea2seg_gui.panels.run.BUILDING`; the run then finds them loaded.
+    Raises what the loaders raise (e.g. :class:`core.models.base.ModelLoadError`)."""
+    from core.models.config import canonical_preset
+
+    name = canonical_preset(preset)
+    steps = [("segmenter", name, models.segmenter)]
+    if evaluator:
+        steps.append(("evaluator", evaluator, models.evaluator))
+    for i, (what, which, load) in enumerate(steps, 1):
+        progress(0, total, f"{BUILDING} {i}/{len(steps)}: {what} {which}…")
+        load(which)
+    progress(0, total, "models ready")
+
+
+if TYPE_CHECKING:
+    from core.pipeline.plan import RunRequest
 
 
 class RunController(QtCore.QObject):
@@ -47,28 +75,44 @@ class RunController(QtCore.QObject):
         if label == "running":
             self.done, self.total = done, total
 
-    def start(self, ids: list[int] | None) -> bool:
-        """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample)."""
-        from core.pipeline.engine import LocalEngine
-        from core.pipeline.plan import RunRequest, plan_run
+    def start(
+        self,
+        ids: list[int] | None,
+        *,
+        preset: str | None = None,
+        overrides: dict | None = None,
+        label: str = "GUI",
+    ) -> bool:
+        """Stage 1 (and stage 2 when an evaluator is chosen) on ``ids`` (``None``: every sample).
+        ``preset`` / ``overrides``: instead of the panel's (the what-if panel's settings);
+        ``label``: the run name's suffix."""
+        from core.pipeline.plan import RunRequest
         from core.pipeline.settings import Stage2Settings
 
-        import_model_stack()
         p = self.panel
-        preset, ev_preset = p.preset_name(), p.evaluator()
+        preset, ev_preset = preset or p.preset_name(), p.evaluator()
         request = RunRequest(
             preset,
             stage2=Stage2Settings(ev_preset, cot=p.cot(), group_size=p.group_size.value()),
-            overrides=p.overrides(),
+            overrides=p.overrides() if overrides is None else overrides,
             samples=ids,
-            name=f"{preset}{' + ' + ev_preset if ev_preset else ''} (GUI)",
+            name=f"{preset}{' + ' + ev_preset if ev_preset else ''} ({label})",
         )
+        return self.start_request(request)
+
+    def start_request(self, request: RunRequest) -> bool:
+        """Plan ``request`` and run it in the job runner (``finished`` when it ends)."""
+        from core.pipeline.engine import LocalEngine
+        from core.pipeline.plan import plan_run
+
+        import_model_stack()
+        preset, ev_preset, ids = request.preset, request.stage2.evaluator, request.samples
         store, models = self._store(), self.models
-        p.show_error("")
+        self.panel.show_error("")
         self.done, self.total = 0, 0
 
         def job(progress, should_cancel):
-            progress(0, len(ids) if ids else 1, f"loading {preset}")
+            build_models(models, preset, ev_preset, progress, len(ids) if ids else 1)
             engine = LocalEngine(models)
             plan = plan_run(store, request, engine)
             progress(0, len(plan.todo), "running")
@@ -111,6 +155,7 @@ class RunController(QtCore.QObject):
         store, models = self._store(), self.models
 
         def job(progress, should_cancel):
+            build_models(models, preset, None, progress, 1)
             engine = LocalEngine(models)
             plan = plan_run(store, request, engine)
             engine.run(store, plan, progress=progress, should_cancel=should_cancel)

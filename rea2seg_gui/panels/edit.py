@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
+from rea2seg_gui.panels.text_prompt import TextPromptBox
+
 TOOLS = (
     ("none", "Pan (Esc)"),
     ("brush", "Brush (B)"),
@@ -86,6 +88,8 @@ class EditPanel(QtWidgets.QWidget):
         self.speck_area.setRange(1, 100000)
         self.speck_area.setValue(20)
         f.addRow("Speck area (px)", self.speck_area)
+        self.text_prompt = TextPromptBox()  # SAM 3: every instance of a typed concept
+        f.addRow(self.text_prompt)
         hint = QtWidgets.QLabel(
             "Every stroke, polygon and SAM click is saved at once, with the prompts "
             "that produced it; Ctrl+Z undoes it."

@@ -81,6 +81,7 @@ class EvaluatorPanel(QtWidgets.QWidget):
         self._image: np.ndarray | None = None
         self._trace: PipelineTrace | None = None
         self._known: set[int] = set()
+        self._described = ""
         self._size_grid([])
 
     @property
@@ -117,6 +118,7 @@ class EvaluatorPanel(QtWidgets.QWidget):
         self.groups.clear()
         self._trace, self._image = t, image
         self._known = set() if t is None else {c.id for c in t.candidates}
+        self._described = ""
         if t is None and loading:
             self.text.setPlainText("Loading the trace…")
             return
@@ -153,7 +155,41 @@ class EvaluatorPanel(QtWidgets.QWidget):
                     item.setForeground(QtGui.QColor(200, 40, 30))
                 self.groups.addItem(item)
         self._size_grid(labels)
-        self.text.setPlainText(describe_evaluator(t))
+        self._described = describe_evaluator(t)
+        self.text.setPlainText(self._described)
+
+    def show_pending(self, index: int, candidate_ids: list[int], padded: int = 0) -> None:
+        """Group ``index``'s masks while the evaluator scores them, after the groups shown
+        (``candidate_ids`` in slot order, the last ``padded`` padding)."""
+        own = len(candidate_ids) - padded
+        labels = self.item_labels()
+        for slot, cid in enumerate(candidate_ids):
+            pad = slot >= own
+            label = f"G{index} · mask {slot + 1}" + (" (pad)" if pad else "")
+            label += f"\n#{cid} · scoring…\n"
+            item = QtWidgets.QListWidgetItem(self._icon(cid, pad), label)
+            item.setData(CID_ROLE, cid)
+            item.setData(PAD_ROLE, pad)
+            item.setTextAlignment(
+                QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignTop
+            )
+            item.setToolTip(f"group {index}, mask {slot + 1}: candidate {cid}, being scored")
+            self.groups.addItem(item)
+            labels.append(label)
+        self._size_grid(labels)
+
+    def show_streaming(self, index: int, total: int, text: str) -> None:
+        """Group ``index``'s answer as far as the evaluator has written it, below the groups
+        already scored (plain text; the final text replaces it once the group is scored)."""
+        head = f"{self._described}\n\n" if self._described else ""
+        self.text.setPlainText(f"{head}── Group {index} ({index + 1} of {total}): scoring…\n{text}")
+        bar = self.text.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def candidate(self, cid: int):
+        """The candidate ``cid`` of the trace shown (``None`` when it has none)."""
+        t = self._trace
+        return None if t is None or cid not in self._known else t.candidate(cid)
 
     def _icon(self, cid: int, pad: bool) -> QtGui.QIcon:
         img = self._image

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from PySide6 import QtCore, QtWidgets
 
+from rea2seg_gui.question_field import QuestionField
+
 DECISIONS = (("Accept (A)", "accept"), ("Reject (R)", "reject"), ("Flag (F)", "flag"))
 
 
@@ -24,8 +26,8 @@ class ReviewPanel(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         f = QtWidgets.QFormLayout(self)
-        self.question_edit = QtWidgets.QLineEdit()
-        self.question_edit.setToolTip("Edit and press Enter to save the question")
+        self.question_edit = QuestionField()  # wraps: a long question stays readable
+        self.question_edit.setToolTip("Edit and press Enter to save the question (Esc leaves)")
         self.question_edit.returnPressed.connect(
             lambda: self.question_submitted.emit(self.question_edit.text())
         )

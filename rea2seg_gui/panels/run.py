@@ -17,6 +17,7 @@ OPEN_CHOICES = (
     "box_nms_thresh",
 )
 NO_EVALUATOR = "none (stage 1 only)"
+BUILDING = "building models"  # the start of a progress label while a run loads its models
 TIPS = {
     "k1": "tokens kept by attention (§4.2)",
     "k2": "tokens kept after the logit rerank",
@@ -173,6 +174,10 @@ class RunPanel(QtWidgets.QWidget):
         f.addRow(self.compare_button)
         self.progress = QtWidgets.QProgressBar()
         f.addRow(self.progress)
+        self.progress_label = QtWidgets.QLabel()  # what the job does now: building models, running
+        self.progress_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.progress_label.setWordWrap(True)
+        f.addRow(self.progress_label)
         self.error = QtWidgets.QPlainTextEdit()
         self.error.setReadOnly(True)
         self.error.setMaximumHeight(120)
@@ -237,10 +242,16 @@ class RunPanel(QtWidgets.QWidget):
         self.start_button.setEnabled(not busy)
         self.compare_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy and cancellable)
+        if not busy and self.progress.maximum() == 0:  # a job ended while building models
+            self.progress.setRange(0, 1)
 
-    def show_progress(self, done: int, total: int) -> None:
-        self.progress.setMaximum(max(total, 1))
+    def show_progress(self, done: int, total: int, label: str = "") -> None:
+        """``done`` of ``total``; ``label`` says what the job does (building models: a busy bar)."""
+        building = label.startswith(BUILDING)
+        self.progress.setRange(0, 0 if building else max(total, 1))
         self.progress.setValue(done)
+        if label:
+            self.progress_label.setText(label)
 
     def show_error(self, text: str) -> None:
         self.error.setPlainText(text)

@@ -27,6 +27,8 @@ class ViewerPanel(QtWidgets.QWidget):
         v.setSpacing(0)
         self.banner = _strip("background:#b3261e;color:white;font-weight:bold;padding:4px;")
         v.addWidget(self.banner)
+        self.model_note = _strip("background:#1d3b5c;color:white;padding:4px;")
+        v.addWidget(self.model_note)
         self.question_label = QtWidgets.QLabel()
         self.question_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         self.question_label.setWordWrap(True)
@@ -49,6 +51,15 @@ class ViewerPanel(QtWidgets.QWidget):
         """A red strip above the image (random weights), or none."""
         self.banner.setText(text or "")
         self.banner.setVisible(bool(text))
+
+    def show_model_note(self, text: str | None) -> None:
+        """A blue strip above the image saying what the trace's models are when they are
+        neither random nor the paper's (``mini-geometric``), or none."""
+        self.model_note.setText(text or "")
+        self.model_note.setVisible(bool(text))
+
+    def model_note_text(self) -> str | None:
+        return self.model_note.text() if self.model_note.isVisibleTo(self) else None
 
     def banner_text(self) -> str | None:
         return self.banner.text() if self.banner.isVisibleTo(self) else None

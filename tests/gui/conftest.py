@@ -76,7 +76,8 @@ def window(qtbot, demo_store, settings):
     w = MainWindow(demo_store, user="tester", settings=settings)
     w.loader.trace_wait_s = 60  # traces drawn as part of switching samples: deterministic tests
     qtbot.addWidget(w)
-    w.resize(1400, 900)
     w.show()
     qtbot.waitExposed(w)
+    qtbot.wait(10)  # the window opens clamped to the 800 × 800 offscreen screen; then
+    w.resize(1400, 900)  # the size these tests were written for
     return w

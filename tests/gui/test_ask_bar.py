@@ -118,6 +118,10 @@ def test_enter_asks_draws_progressively_and_add_to_store_saves_a_sample(
     back = demo_store.run(lambda s: repo.load_trace(s, run_id, sid), write=False)
     assert back.evaluator.ranking == trace.evaluator.ranking
     assert window.samples_panel.row_count() == before + 1 and not bar.add_button.isEnabled()
+    # the kept answer is shown as the ordinary sample it now is, with its run and trace
+    assert window.state.sample_id == sid and window.candidates_panel.run_id() == run_id
+    qtbot.waitUntil(lambda: window.state.trace is not None, timeout=10_000)
+    assert window.state.trace.evaluator.ranking == trace.evaluator.ranking
 
 
 @pytest.mark.slow  # builds the tiny random models

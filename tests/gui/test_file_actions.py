@@ -64,7 +64,11 @@ def test_import_sgdr_then_export_writes_what_the_cli_writes(qtbot, fresh, tmp_pa
     out = tmp_path / "gui.json"
     fresh.file_actions.actions["export_sgdr"].trigger()
     dlg = fresh.file_actions.export_dialog
-    assert dlg.isVisible() and dlg.export_kwargs() == {"status": None, "dataset": None}  # any, any
+    # verified by default (the command shown says so); these imported samples are pending
+    assert dlg.isVisible() and dlg.export_kwargs() == {"status": "verified", "dataset": None}
+    assert dlg.matching.text() == "0 samples" and "--status verified" in dlg.command()
+    dlg.set_filters(status=None)  # any
+    assert dlg.matching.text() == "2 samples" and "--status" not in dlg.command()
     _patch(monkeypatch, "getSaveFileName", (str(out), ""))
     qtbot.mouseClick(
         dlg.findChild(QtWidgets.QPushButton, "browse"), QtCore.Qt.MouseButton.LeftButton
@@ -300,6 +304,7 @@ def test_export_reasonseg_refusals_and_skips_are_explained(qtbot, two, tmp_path)
     (full / "keep.txt").write_text("keep")
     two.file_actions.actions["export_reasonseg"].trigger()
     dlg = two.file_actions.export_dialog
+    dlg.set_filters()  # any status: every sample
     dlg.out_edit.setText(str(full))
     dlg.export_button.click()
     assert dlg.isVisible() and not two.jobs.busy  # the dialog stays open; no job started

@@ -1,6 +1,8 @@
 """A real window under Xvfb, screenshotted with ImageMagick's ``import`` (skipped without them):
 the main window, the candidates with the canvas legend (and the same view without it), the
-GT-vs-edited difference view, and the window at 3840 × 2160 with ``QT_SCALE_FACTOR=2``."""
+GT-vs-edited difference view, the window at 3840 × 2160 with ``QT_SCALE_FACTOR=2``, on a
+1024 × 700 screen, with ``QT_SCALE_FACTOR=2`` on a 1920 × 1080 screen (960 × 540 logical), and
+the review of a generated question. ``REA2SEG_SCREENSHOT_DIR=folder`` keeps the images."""
 
 from __future__ import annotations
 
@@ -83,6 +85,11 @@ SCRIPT = textwrap.dedent(
         info["diff"] = [c.diff.added, c.diff.removed]
 
     def measures():
+        g, a = w.frameGeometry(), w.screen().availableGeometry()
+        info.update(frame=[g.x(), g.y(), g.width(), g.height()],
+                    avail=[a.x(), a.y(), a.width(), a.height()],
+                    canvas_size=[c.width(), c.height()],
+                    window=[w.width(), w.height()])
         info.update(dpr=w.devicePixelRatioF(), font_px=w.fontMetrics().height(),
                     inspector=w.inspector_dock.width(), swatch=lp.style_controls.swatches["gt"].iconSize().width(),
                     screen=[w.screen().size().width(), w.screen().size().height()])
@@ -134,6 +141,7 @@ def _shoot(
     window: tuple[int, int],
     env_extra: dict[str, str],
     tag: str = "",
+    script: str = SCRIPT,
 ) -> dict:
     display = f":{90 + (os.getpid() + len(env_extra)) % 100}"
     xvfb = subprocess.Popen(
@@ -148,7 +156,7 @@ def _shoot(
             [
                 sys.executable,
                 "-c",
-                SCRIPT,
+                script,
                 str(db),
                 str(tmp_path),
                 str(tmp_path / "s.ini"),
@@ -245,3 +253,154 @@ def test_hidpi_text_docks_and_thumbnails_scale_at_3840x2160(tmp_path):
         assert large.shape[0] == pytest.approx(2 * small.shape[0], abs=3)
         assert large.shape[1] == pytest.approx(2 * small.shape[1], abs=3)
         assert float(np.std(large)) > 10
+
+
+def _inside(frame: list[int], avail: list[int]) -> bool:
+    fx, fy, fw, fh = frame
+    ax, ay, aw, ah = avail
+    return ax <= fx and ay <= fy and fx + fw <= ax + aw and fy + fh <= ay + ah
+
+
+@needs_x
+def test_a_1024x700_screen_keeps_the_canvas_usable(tmp_path):
+    info = _shoot(tmp_path, _store(tmp_path), (1024, 700), (1024, 700), {}, "small_")
+    main = _read(tmp_path / "main_window.png")
+    assert main.shape[:2] == (700, 1024)
+    assert info["canvas_size"][0] >= 400 and info["canvas_size"][1] >= 300, info
+    assert _inside(info["frame"], info["avail"]), info
+    assert float(np.std(_crop(main, info["canvas"]))) > 20  # the image is drawn in the canvas
+
+
+@needs_x
+def test_scale_2_on_a_1080p_screen_opens_within_the_screen(tmp_path):
+    """1920 × 1080 at ``QT_SCALE_FACTOR=2`` is 960 × 540 logical pixels: the window asked for
+    1920 × 1080 opens clamped to it."""
+    info = _shoot(
+        tmp_path,
+        _store(tmp_path),
+        (1920, 1080),
+        (1920, 1080),
+        {"QT_SCALE_FACTOR": "2"},
+        "scale2_1080p_",
+    )
+    assert info["dpr"] == 2.0 and info["screen"] == [960, 540]
+    assert _inside(info["frame"], info["avail"]), info
+    assert info["window"][0] <= 960 and info["window"][1] <= 540
+    main = _read(tmp_path / "main_window.png")
+    assert main.shape[:2] == (1080, 1920) and float(np.std(main)) > 20
+
+
+# argv: store, output folder, settings file, window width, height (logical pixels)
+QUESTION_SCRIPT = textwrap.dedent(
+    """
+    import json, subprocess, sys
+    from pathlib import Path
+    from PySide6 import QtCore, QtWidgets
+    app = QtWidgets.QApplication([])
+    from core.store import open_store
+    from rea2seg_gui.main_window import MainWindow
+    out = Path(sys.argv[2])
+    w = MainWindow(open_store(sys.argv[1]), user="shot",
+                   settings=QtCore.QSettings(sys.argv[3], QtCore.QSettings.Format.IniFormat))
+    w.setGeometry(0, 0, int(sys.argv[4]), int(sys.argv[5]))
+    w.show()
+
+    def pick():
+        w.samples_panel.select_row(0)
+        QtCore.QTimer.singleShot(1500, shoot)
+
+    def shoot():
+        q = w.questions_panel
+        g = q.mapToGlobal(q.rect().topLeft())
+        c = w.canvas
+        cg = c.mapToGlobal(c.rect().topLeft())
+        info = {"panel": [g.x(), g.y(), q.width(), q.height()],
+                "dock_visible": w.questions_dock.isVisible(),
+                "verdict": q.verdict_label.text(),
+                "question": w.review_panel.question_edit.text(),
+                "canvas": [cg.x(), cg.y(), c.width(), c.height()],
+                "layers": {k: bool(v) for k, v in c.visible.items()}}
+        subprocess.run(["import", "-window", "root", str(out / "question_review.png")], check=True)
+        (out / "info.json").write_text(json.dumps(info))
+        app.quit()
+
+    QtCore.QTimer.singleShot(1500, pick)
+    app.exec()
+    """
+)
+
+
+def _question_store(tmp_path: Path) -> Path:
+    """Three cups and a plate on a table, spatial questions generated and verified over a
+    loopback server (the first accepted, the second rejected)."""
+    import cv2
+
+    from core.benchmark.generate import generate_questions
+    from core.importers.coco import import_coco
+    from core.llm_client import ChatClient
+    from core.store import open_store
+    from tests.unit.llm_server import ChatServer, Reply
+    from tests.unit.test_benchmark_build import ACCEPT, PHRASE, REJECT
+
+    img = np.full((240, 360, 3), (120, 160, 190), np.uint8)  # BGR: a light wooden table
+    cv2.ellipse(img, (250, 150), (70, 35), 0, 0, 360, (235, 235, 235), -1)  # the plate
+    cups = [(60, 80, 110, 150), (150, 60, 200, 130), (300, 40, 345, 105)]
+    colours = [(40, 60, 150), (60, 140, 60), (150, 80, 40)]
+    for (x0, y0, x1, y1), col in zip(cups, colours, strict=True):
+        cv2.rectangle(img, (x0, y0), (x1, y1), col, -1)
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "table.png"), img)
+    data = {
+        "images": [{"id": 1, "file_name": "table.png", "height": 240, "width": 360}],
+        "categories": [{"id": 1, "name": "cup"}],
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+            }
+            for i, (x0, y0, x1, y1) in enumerate(cups)
+        ],
+    }
+    (tmp_path / "cups.json").write_text(json.dumps(data))
+    db = tmp_path / "questions.sqlite"
+    st = open_store(db)
+    import_coco(st, tmp_path / "cups.json", tmp_path / "img")
+    verdicts = [ACCEPT, REJECT, ACCEPT]
+
+    def script(req):
+        if req.role == "generator":
+            return PHRASE
+        return verdicts.pop(0) if verdicts else Reply(ACCEPT.content)
+
+    server = ChatServer(script)
+    try:
+        generate_questions(
+            st,
+            "spatial",
+            ChatClient(server.url, "gen", concurrency=1),
+            ChatClient(server.url, "ver"),
+        )
+    finally:
+        server.close()
+        st.close()
+    return db
+
+
+@needs_x
+def test_question_review_screenshot(tmp_path):
+    info = _shoot(
+        tmp_path,
+        _question_store(tmp_path),
+        (1600, 1000),
+        (1600, 1000),
+        {},
+        "question_",
+        script=QUESTION_SCRIPT,
+    )
+    shot = _read(tmp_path / "question_review.png")
+    assert info["dock_visible"] and info["verdict"].startswith("verifier: ")
+    assert info["question"]  # the question under review is in the Review tab
+    assert float(np.std(_crop(shot, info["panel"]))) > 10  # the dock is drawn
+    assert float(np.std(_crop(shot, info["canvas"]))) > 10  # and the image

@@ -156,3 +156,114 @@ def test_a_killed_raylet_is_seen_before_ray_ends_the_driver():
     assert r.returncode == 0, r.stderr[-2000:]
     result = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]  # Ray logs here too
     assert result == ["RESULT True actor error False"], r.stdout[-2000:]
+
+
+# -- a system process dies between samples ---------------------------------------------------
+
+
+class _Ref:
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+class _Died(BaseException):
+    """What Ray does at a put once its raylet is gone: the driver process ends (no exception
+    the run could catch)."""
+
+
+def test_a_system_process_dying_between_samples_stops_before_the_next_put(monkeypatch):
+    """No sample is in flight when the raylet dies: the run must see it before it sends the
+    next sample (whose ``ray.put`` would end the process) and raise the engine's error, which
+    the CLI turns into the list of unfinished samples."""
+    from core.pipeline import ray_engine
+    from core.pipeline.engine import EngineError
+    from core.store import repo
+
+    state = {"dead": False, "puts": 0, "saved": []}
+
+    class Actor:
+        class _Method:
+            def __init__(self, fn) -> None:
+                self.remote = fn
+
+        def __init__(self) -> None:
+            self.configure = self._Method(lambda settings: _Ref(None))
+            self.segment = self._Method(self._segment)
+
+        def _segment(self, sid, name, question, ref, is_sentence):
+            state["dead"] = True  # the raylet dies once this sample's answer is back
+            return _Ref(("trace", {"sample": sid}))
+
+    def put(data):
+        if state["dead"]:
+            raise _Died
+        state["puts"] += 1
+        return _Ref(data)
+
+    fake_ray = types.SimpleNamespace(
+        put=put,
+        get=lambda x: [r.value for r in x] if isinstance(x, list) else x.value,
+        wait=lambda refs, num_returns=1: (refs[:1], refs[1:]),
+        exceptions=types.SimpleNamespace(
+            RayActorError=type("RayActorError", (Exception,), {}),
+            RayTaskError=type("RayTaskError", (Exception,), {}),
+        ),
+    )
+    engine = ray_engine.RayEngine.__new__(ray_engine.RayEngine)
+    engine.ray, engine.info, engine.evaluators = fake_ray, "models", None
+    engine.options = types.SimpleNamespace(retries=0)
+    engine.segmenters = types.SimpleNamespace(actors=[Actor()], idle=[0], replaced=0)
+    monkeypatch.setattr(
+        ray_engine.RayEngine, "node_alive", lambda self: not state["dead"], raising=True
+    )
+    monkeypatch.setattr(ray_engine, "read_image_bytes", lambda path: b"png")
+    sample = types.SimpleNamespace(external_id="x", question="q", is_sentence=None)
+    monkeypatch.setattr(repo, "get_sample", lambda s, sid: sample)
+    monkeypatch.setattr(repo, "image_path", lambda smp: "a.png")
+    monkeypatch.setattr(repo, "save_trace", lambda s, run, sid, tr: state["saved"].append(sid))
+    store = types.SimpleNamespace(run=lambda action, write=True: action(None))
+    plan = types.SimpleNamespace(
+        run_id=1, todo=[1, 2, 3], models="models", settings=types.SimpleNamespace(to_dict=dict)
+    )
+    with pytest.raises(EngineError, match="raylet or the GCS"):
+        engine.run(store, plan)
+    assert state["saved"] == [1] and state["puts"] == 1  # nothing sent after the death
+
+
+_KILL_GCS = """
+import os, signal, types
+import ray
+from core.pipeline.ray_engine import RayEngine
+
+ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+engine = types.SimpleNamespace(ray=ray)  # node_alive reads only .ray
+before = RayEngine.node_alive(engine)
+gcs = ray._private.worker._global_node.all_processes["gcs_server"][0].process.pid
+os.kill(gcs, signal.SIGKILL)  # the GCS this process started, by its id
+os.waitpid(gcs, 0)
+print("RESULT", before, RayEngine.node_alive(engine), flush=True)
+os._exit(0)  # before Ray's own exit hooks, which would wait for the dead GCS
+"""
+
+
+@pytest.mark.ray
+def test_a_killed_gcs_is_seen_by_the_driver():
+    """A real local Ray instance: its GCS killed between samples, the check the run makes
+    before each sample turns false (the run then stops and lists its unfinished samples)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.hostile.conftest import ROOT
+
+    pytest.importorskip("ray")
+    r = subprocess.run(
+        [sys.executable, "-c", _KILL_GCS],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert result == ["RESULT True False"], r.stdout[-2000:]

@@ -149,3 +149,26 @@ def test_cli_ask_unreadable_image_is_one_line_status_2(tmp_path, capsys, content
     code, out, err = _ask(capsys, str(p), "q", "--preset", "tiny-random-lisa")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and str(p) in err
+
+
+def test_cli_ask_loads_one_model_after_the_other_when_both_do_not_fit(
+    tmp_path, capsys, monkeypatch
+):
+    import core.pipeline.memory as memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: 1024)  # 1 KiB free
+    img_path = tmp_path / "img.png"
+    make_image(img_path, hw=(48, 64))
+    code, out, err = _ask(
+        capsys,
+        str(img_path),
+        "q",
+        "--preset",
+        "tiny-random-lisa",
+        "--evaluator",
+        "tiny-random",
+        "--json",
+    )
+    assert code == 0
+    assert "do not both fit" in err and "loading them one after the other" in err
+    assert json.loads(out)["evaluator"] is not None

@@ -330,11 +330,15 @@ def test_generate_verify_review_export_flow(coco, tmp_path, capsys, monkeypatch)
             and tuple(img[10, 50]) == (0, 0, 255)
         )
         assert tuple(img[12, 12]) == (GRAY,) * 3
-        # again without --resume: refused; with it: only the failed target is asked again
+        # again without --resume: refused; with it: the failed target's unusable reply was
+        # paid for, so it is asked again only with --retry-paid
         assert main(["questions", "generate", "--split", "spatial", *common]) == 2
         assert "--resume" in capsys.readouterr().err
         n = len(server.requests)
         assert main(["questions", "generate", "--split", "spatial", "--resume", *common]) == 0
+        assert "targets 0" in capsys.readouterr().out and len(server.requests) == n
+        resume = ["questions", "generate", "--split", "spatial", "--resume", "--retry-paid"]
+        assert main([*resume, *common]) == 0
         assert "accepted 1" in capsys.readouterr().out and len(server.requests) == n + 2
         # multi-step: the category group of 3 and the gRefCOCO group of 2
         assert main(["questions", "generate", "--split", "multi_step", *common]) == 0

@@ -1,0 +1,242 @@
+"""Seed-point AMG (§4.2) split for re-tuning: the decode once per seed set, the filters again.
+
+The libraries' generators decode every seed, then drop masks with predicted IoU ≤
+``pred_iou_thresh`` and stability < ``stability_score_thresh`` (each only when its threshold is
+above 0), then run box NMS at ``box_nms_thresh`` and return the survivors by decreasing predicted
+IoU. :func:`decode_all` runs the generator's own batch step with both filters off (every decoded
+mask with its box, in the order the generator's NMS receives them); :func:`refilter` then applies
+the filters and the NMS the generator would have applied. Filtering the decoded masks afterwards
+gives the same masks in the same order (the tests compare with the generator run directly); a
+change of the thresholds then costs no decoder pass. The
+stability offset and the batch size change the decoded values, so they are part of what
+:func:`decode_all` is run with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.models.base import AmgMask, SamBackend
+
+NO_NMS = 1.0  # box IoU is at most 1: nothing is suppressed
+
+
+def mask_box_xyxy(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """The box the generators use for NMS: (min col, min row, max col, max row), inclusive, as
+    ``batched_mask_to_box``; (0, 0, 0, 0) for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0.0, 0.0, 0.0, 0.0
+    return float(cols[0]), float(rows[0]), float(cols[-1]), float(rows[-1])
+
+
+def decode_all(
+    sam: SamBackend,
+    seeds_xy: np.ndarray,
+    stability_score_offset: float,
+    points_per_batch: int,
+) -> tuple[list[AmgMask], np.ndarray]:
+    """Every mask the generator decodes from ``seeds_xy`` (float (K, 2) pixel points), in the
+    order its NMS receives them, with their boxes float32 (M, 4) xyxy (inclusive max).
+
+    For the project's SAM and SAM2 backends the generators' batch step is done here as they do
+    it (same batches, same calls on the predictor) without its filters and its RLE round trip;
+    other backends get a generator run with the filters off and NMS at 1.0."""
+    seeds = np.asarray(seeds_xy, dtype=np.float64).reshape(-1, 2)
+    from core.models.sam_backend import Sam2Backend, SamV1Backend
+
+    if not isinstance(sam, SamV1Backend | Sam2Backend):
+        masks = sam.amg_from_seeds(
+            seeds.astype(np.float32),
+            {
+                "pred_iou_thresh": 0.0,
+                "stability_score_thresh": 0.0,
+                "stability_score_offset": float(stability_score_offset),
+                "box_nms_thresh": NO_NMS,
+                "points_per_batch": int(points_per_batch),
+            },
+        )
+        boxes = [mask_box_xyxy(m.mask) for m in masks]
+        return masks, np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    return _batches(sam, seeds, stability_score_offset, points_per_batch)
+
+
+def _batches(
+    sam: Any, seeds: np.ndarray, offset: float, points_per_batch: int
+) -> tuple[list[AmgMask], np.ndarray]:
+    """The generators' batch step (``_process_batch`` of segment-anything's and sam2's automatic
+    mask generators, one full-image crop, filters off), without its RLE round trip."""
+    import torch
+
+    from core.models.sam_backend import Sam2Backend, _seed_index
+
+    image = sam._require()
+    h, w = image.shape[:2]
+    # the generator's own arithmetic: the seeds as a normalised grid, scaled back to pixels
+    points = (seeds / np.array([w, h], dtype=np.float64)) * np.array((h, w))[None, ::-1]
+    pred = sam.predictor
+    if isinstance(sam, Sam2Backend):
+        from sam2.utils.amg import batched_mask_to_box, calculate_stability_score
+
+        threshold = 0.0  # SAM2AutomaticMaskGenerator's default mask_threshold
+    else:
+        from segment_anything.utils.amg import batched_mask_to_box, calculate_stability_score
+
+        threshold = float(sam.sam.mask_threshold)
+    masks: list[AmgMask] = []
+    boxes: list[np.ndarray] = []
+    with torch.inference_mode():
+        for start in range(0, len(points), int(points_per_batch)):
+            batch = points[start : start + int(points_per_batch)]
+            if isinstance(sam, Sam2Backend):
+                pts = torch.as_tensor(batch, dtype=torch.float32, device=pred.device)
+                in_points = pred._transforms.transform_coords(pts, normalize=True, orig_hw=(h, w))
+                labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+                logits, iou, _ = pred._predict(
+                    in_points[:, None, :],
+                    labels[:, None],
+                    multimask_output=True,
+                    return_logits=True,
+                )
+                pts = pts.repeat_interleave(logits.shape[1], dim=0)
+            else:
+                in_points = torch.as_tensor(
+                    pred.transform.apply_coords(batch, (h, w)), device=pred.device
+                )
+                labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+                logits, iou, _ = pred.predict_torch(
+                    in_points[:, None, :],
+                    labels[:, None],
+                    multimask_output=True,
+                    return_logits=True,
+                )
+                pts = torch.as_tensor(batch.repeat(logits.shape[1], axis=0))
+            logits, iou = logits.flatten(0, 1), iou.flatten(0, 1)
+            stab = calculate_stability_score(logits, threshold, float(offset))
+            binary = logits > threshold
+            boxes.append(batched_mask_to_box(binary).float().cpu().numpy().astype(np.float32))
+            binary_np = binary.cpu().numpy()
+            for i in range(binary_np.shape[0]):
+                masks.append(
+                    AmgMask(
+                        mask=binary_np[i],
+                        predicted_iou=float(iou[i].item()),
+                        stability=float(stab[i].item()),
+                        seed_index=_seed_index(pts[i].cpu().numpy(), seeds),
+                    )
+                )
+    return masks, (np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32))
+
+
+def refilter(
+    masks: list[AmgMask],
+    boxes: np.ndarray,
+    pred_iou_thresh: float,
+    stability_score_thresh: float,
+    box_nms_thresh: float,
+) -> list[AmgMask]:
+    """The generator's filters and box NMS on :func:`decode_all`'s output; best first."""
+    order = kept_indices(
+        np.array([m.predicted_iou for m in masks], dtype=np.float32),
+        np.array([m.stability for m in masks], dtype=np.float32),
+        boxes,
+        pred_iou_thresh,
+        stability_score_thresh,
+        box_nms_thresh,
+    )
+    return [masks[i] for i in order]
+
+
+def kept_indices(
+    iou: np.ndarray,
+    stability: np.ndarray,
+    boxes: np.ndarray,
+    pred_iou_thresh: float,
+    stability_score_thresh: float,
+    box_nms_thresh: float,
+) -> list[int]:
+    """Indices of the masks the generator keeps, best first, from their predicted IoU and
+    stability float32 (M,) and boxes float32 (M, 4). The comparisons are made in float32, as the
+    generators make them on their tensors."""
+    import torch
+    from torchvision.ops.boxes import batched_nms
+
+    iou = np.asarray(iou, dtype=np.float32)
+    stability = np.asarray(stability, dtype=np.float32)
+    keep = np.ones(len(iou), dtype=bool)
+    if pred_iou_thresh > 0.0:
+        keep &= iou > np.float32(pred_iou_thresh)
+    if stability_score_thresh > 0.0:
+        keep &= stability >= np.float32(stability_score_thresh)
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return []
+    kept = batched_nms(
+        torch.from_numpy(np.ascontiguousarray(boxes[idx])),
+        torch.from_numpy(iou[idx]),
+        torch.zeros(idx.size, dtype=torch.int64),
+        iou_threshold=float(box_nms_thresh),
+    )
+    return [int(idx[i]) for i in kept.tolist()]
+
+
+@dataclass(frozen=True)
+class DecodedMasks:
+    """:func:`decode_all`'s output kept compact for re-filtering: predicted IoU and stability
+    float32 (M,), boxes float32 (M, 4), seed indices int (M,) and the masks bit-packed
+    (``np.packbits`` of each flattened (H, W) mask: H×W/8 bytes each, 1/8 of a bool mask)."""
+
+    iou: np.ndarray
+    stability: np.ndarray
+    boxes: np.ndarray
+    seed_index: np.ndarray
+    packed: np.ndarray
+    hw: tuple[int, int]
+
+    @classmethod
+    def pack(cls, masks: list[AmgMask], boxes: np.ndarray, hw: tuple[int, int]) -> DecodedMasks:
+        n = int(hw[0]) * int(hw[1])
+        packed = (
+            np.stack([np.packbits(m.mask.reshape(-1)) for m in masks])
+            if masks
+            else np.zeros((0, (n + 7) // 8), np.uint8)
+        )
+        return cls(
+            np.array([m.predicted_iou for m in masks], dtype=np.float32),
+            np.array([m.stability for m in masks], dtype=np.float32),
+            np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+            np.array([m.seed_index for m in masks], dtype=np.int64),
+            packed,
+            (int(hw[0]), int(hw[1])),
+        )
+
+    def mask(self, i: int) -> np.ndarray:
+        """Mask ``i`` as bool (H, W)."""
+        h, w = self.hw
+        return np.unpackbits(self.packed[i], count=h * w).reshape(h, w).astype(bool)
+
+    def refilter(
+        self, pred_iou_thresh: float, stability_score_thresh: float, box_nms_thresh: float
+    ) -> list[AmgMask]:
+        """:func:`refilter` on the kept masks, unpacking only the survivors."""
+        order = kept_indices(
+            self.iou,
+            self.stability,
+            self.boxes,
+            pred_iou_thresh,
+            stability_score_thresh,
+            box_nms_thresh,
+        )
+        return [
+            AmgMask(
+                mask=self.mask(i),
+                predicted_iou=float(self.iou[i]),
+                stability=float(self.stability[i]),
+                seed_index=int(self.seed_index[i]),
+            )
+            for i in order
+        ]
