@@ -99,6 +99,7 @@ class KeyBurst(QtCore.QObject):
         self._last_t, self._last_honoured = now, False
         if (
             Key(ev.key()) not in REVIEW_KEYS
+            and (ev.text().isalpha() or ev.text() == " ")  # words, not a layer digit or [ ]
             and self.interval_ms
             and now - self._decided_t < self.interval_ms
         ):

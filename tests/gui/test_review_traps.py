@@ -359,3 +359,10 @@ def test_question_review_shows_the_prompt_boxes_and_regenerate_asks_over_an_edit
         "Which cup is on the left?"
     )
     w.close()
+
+
+def test_a_layer_digit_right_after_a_decision_does_not_undo_it(qtbot, window, demo_store):
+    _frozen_clock(window)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_A)
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_1)  # the ground-truth layer, at once
+    assert _status(demo_store, 1) == "verified"
