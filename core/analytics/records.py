@@ -138,6 +138,18 @@ def sample_record(
     return rec
 
 
+def answer_mask(trace: PipelineTrace) -> np.ndarray | None:
+    """The run's answer (top-1) for one trace, by the rules of :func:`sample_record`: the
+    initial mask M when the evaluator read no score, else the first ranked candidate's mask;
+    ``None`` when there is no candidate."""
+    if trace.evaluator is not None and trace.evaluator.fell_back_to_initial:
+        return trace.initial_mask
+    rank = ranking_of(trace)
+    if not rank:
+        return None
+    return next(c.mask for c in trace.candidates if c.id == rank[0])
+
+
 def run_records(
     store,
     run_id: int,
@@ -187,6 +199,7 @@ def summarize(
 __all__ = [
     "METHODS",
     "CandidateRecord",
+    "answer_mask",
     "SampleRecord",
     "run_records",
     "sample_record",
