@@ -237,3 +237,28 @@ def test_analyse_records_carries_everything():
     assert set(res) >= {"classification", "origins", "ablations", "coverage", "intervals"}
     assert set(res["intervals"]) == set(METHODS)
     assert res["ablations"]["amg"]["intervals"]["oracle"]["n"] == 3
+
+
+def test_doubt_measures_known_answers():
+    from core.analytics import doubt
+
+    recs, _ = samples()
+    g = doubt.doubt_gt(recs)
+    assert g == pytest.approx({0: 0.0, 1: 1.0, 2: 0.6}, abs=1e-5)
+    assert doubt.doubt_order(g) == [1, 2, 0]
+    # SAM scores fall with the id (0.9, 0.8, 0.7); sample 0 scores 0.2 / 0.9 / 0.1 → ranks
+    # (2, 3, 1) vs (3, 2, 1): ρ = 0.5 → 0.25; sample 1 scores fall with the id too → ρ = 1 → 0;
+    # sample 2 has two readable scores rising against SAM → ρ = −1 → 1
+    s = doubt.doubt_sam(recs)
+    assert s == pytest.approx({0: 0.25, 1: 0.0, 2: 1.0})
+    a = {1: GT, 2: box(0, 5, 0, 2), 3: None}
+    b = {1: GT, 2: GT, 3: np.zeros(HW, bool), 4: GT}
+    assert doubt.doubt_runs(a, b) == pytest.approx({1: 0.0, 2: 0.6, 3: 0.0})
+    votes = {
+        5: {"ann": "accept", "bob": "reject"},
+        6: {"ann": "accept"},
+        7: dict.fromkeys("abc", "flag"),
+    }
+    votes[8] = {"a": "accept", "b": "accept", "c": "reject"}
+    assert doubt.doubt_annotators(votes) == pytest.approx({5: 0.5, 6: 0.0, 7: 0.0, 8: 1 / 3})
+    assert doubt.doubt_order({3: 0.5, 1: 0.5, 2: 0.9}) == [2, 1, 3]

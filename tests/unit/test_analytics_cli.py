@@ -145,3 +145,21 @@ def test_report_is_self_contained_html(two_runs, tmp_path, capsys):
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in text
     assert f"Run {ra} vs run {rb}" in text and "worst samples" in text
+
+
+def test_doubt_scores_from_the_store(two_runs):
+    from core.analytics.doubt import doubt_order, doubt_scores
+    from core.store import review
+
+    st, _db, ra, rb = two_runs
+    before = _row_counts(st)
+    assert doubt_scores(st, "gt", ra) == pytest.approx({1: 0.0, 2: 1.0}, abs=1e-5)
+    assert doubt_scores(st, "runs", ra, rb) == pytest.approx({1: 1.0})
+    with pytest.raises(ValueError, match="second"):
+        doubt_scores(st, "runs", ra)
+    assert _row_counts(st) == before
+    review.decide(st, 3, "accept", user="ann")
+    review.decide(st, 3, "reject", user="bob")
+    review.decide(st, 4, "accept", user="ann")
+    got = doubt_scores(st, "annotators")
+    assert got == pytest.approx({3: 0.5, 4: 0.0}) and doubt_order(got) == [3, 4]
