@@ -122,6 +122,7 @@ class ReviewController(QtCore.QObject):
         self.loader.set_store(store)
         self.state.sample_id, self.state.trace, self._waiting = None, None, None
         self.p.samples.forget_current()
+        self.p.samples.forget_analytics()  # ids and doubts of the old store mean nothing here
         self.listing = SampleListing()
         self._listed_filters = None
 

@@ -102,6 +102,10 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         self.changePersistentIndexList(old, new)
         self.layoutChanged.emit()
 
+    def doubt(self) -> Mapping[int, float] | None:
+        """The doubt column's values (``None``: no doubt column)."""
+        return self._doubt
+
     def set_doubt(self, scores: Mapping[int, float] | None) -> None:
         """Show a doubt column with ``scores`` (sample id → doubt in [0, 1]) and order the rows
         by it, most doubtful first; ``None`` removes the column and orders by id again."""
@@ -349,6 +353,15 @@ class SamplesPanel(QtWidgets.QWidget):
         self._only, self._only_text = None, None
         self.only_label.bar.setVisible(False)
         self.filters_changed.emit()
+
+    def forget_analytics(self) -> None:
+        """Drop the id condition and the doubt order without signalling (another store)."""
+        self._only, self._only_text = None, None
+        self.only_label.bar.setVisible(False)
+        if self.model.doubt() is not None:
+            self.model.set_doubt(None)
+            self.table.horizontalHeader().setSortIndicator(0, QtCore.Qt.SortOrder.AscendingOrder)
+        self.doubt_label.bar.setVisible(False)
 
     def only_ids(self) -> set[int] | None:
         """The ids :meth:`show_only` keeps (``None``: no such condition)."""

@@ -158,3 +158,15 @@ def test_order_by_doubt(qtbot, window, two_runs):
     assert (
         QtCore.Qt.SortOrder.AscendingOrder == samples.table.horizontalHeader().sortIndicatorOrder()
     )
+
+
+def test_another_store_drops_the_filter_and_the_doubt_order(qtbot, window, two_runs, tmp_path):
+    from core.demo import ensure_demo_store
+
+    samples = window.samples_panel
+    samples.show_only([1, 2], "fine (overall, run 1)")
+    samples.set_doubt({3: 1.0}, "test")
+    assert samples.ids()[0] == 1 and samples.row_count() == 2
+    assert window.open_store(str(ensure_demo_store(tmp_path / "other.sqlite")))
+    assert samples.only_ids() is None and samples.model.columnCount() == 4
+    assert samples.row_count() == 40 and not samples.only_label.bar.isVisibleTo(samples)
