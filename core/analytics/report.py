@@ -219,16 +219,21 @@ def _compare_section(cmp: dict[str, Any]) -> str:
 def thumbnail_png(
     image_rgb: np.ndarray, answer: np.ndarray | None, gt: np.ndarray, px: int = THUMB_PX
 ) -> bytes:
-    """A PNG of the image with the ground truth in green and the answer in red (blended),
-    at most ``px`` pixels on its long side."""
+    """A PNG of the image in dimmed grey with the reference only in green, the answer only in
+    magenta and their overlap in yellow (colours that stay readable whatever the scene's own
+    colours), at most ``px`` pixels on its long side."""
     from PIL import Image
 
-    img = image_rgb.astype(np.float32).copy()
+    grey = image_rgb.astype(np.float32).mean(axis=2, keepdims=True) * 0.55
+    img = np.repeat(grey, 3, axis=2)
     g = gt.astype(bool)
-    img[g] = img[g] * 0.5 + np.array([40, 220, 60]) * 0.5
-    if answer is not None:
-        a = answer.astype(bool)
-        img[a] = img[a] * 0.45 + np.array([240, 40, 40]) * 0.55
+    a = np.zeros_like(g) if answer is None else answer.astype(bool)
+    for region, colour in (
+        (g & ~a, (40, 220, 60)),
+        (a & ~g, (235, 40, 220)),
+        (g & a, (250, 220, 30)),
+    ):
+        img[region] = img[region] * 0.3 + np.array(colour, dtype=np.float32) * 0.7
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     pil.thumbnail((px, px))
     buf = io.BytesIO()
@@ -264,7 +269,8 @@ def _worst_section(
         )
     return (
         f"<h2>The {len(worst)} worst samples (lowest top-1 IoU)</h2>"
-        '<p class="note">green: reference mask; red: the run\'s answer.</p>'
+        '<p class="note">on the dimmed image: green = reference only, magenta = the run\'s '
+        "answer only, yellow = both.</p>"
         f'<div class="thumbs">{"".join(cells)}</div>'
     )
 
