@@ -2,8 +2,9 @@
 runs (not from the paper: ReasonSeg's val split has 200 images, where 1–2 points of gIoU can be
 noise; the paper reports point estimates only).
 
-Percentile bootstrap: ``n_boot`` resamples of the samples with replacement, all drawn at once as
-``numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))``; each resample's statistic is
+Percentile bootstrap: ``n_boot`` resamples of the samples with replacement, drawn as
+``numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))`` (in row chunks on large runs,
+the same stream); each resample's statistic is
 computed by LISA's rules (:mod:`core.metrics`: per-sample IoU ``I / (U + 1e-5)`` with 1.0 for
 ``U == 0``, gIoU their mean — or ``sum / (n + 1e-5)`` with ``giou_average="lisa"`` —, cIoU
 ``ΣI / (ΣU + 1e-10)``); the interval is the 2.5th and 97.5th percentile (numpy's linear rule).
@@ -29,6 +30,8 @@ N_BOOT = 1000
 BOOT_SEED = 0
 """Seed of the resampling (a figure is reproducible; not from the paper)."""
 LEVEL = 0.95
+CHUNK_CELLS = 20_000_000
+"""Resampled indices drawn at once at most (160 MB of int64), whatever the run's size."""
 
 
 def _counts(rows: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,6 +51,25 @@ def _stats(
     return giou, ciou
 
 
+def _replicates(
+    n: int, n_boot: int, seed: int, fn, chunk_cells: int | None = None
+) -> list[np.ndarray]:
+    """``fn(idx)`` (a tuple of arrays, one value per row) over all resamples, drawn in chunks of
+    at most ``chunk_cells`` indices so memory stays bounded on large runs; the generator's
+    stream is the same as one ``integers(0, n, size=(n_boot, n))`` call."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    rows = max(1, (chunk_cells or CHUNK_CELLS) // max(n, 1))
+    parts: list[tuple[np.ndarray, ...]] = []
+    done = 0
+    while done < n_boot:
+        k = min(rows, n_boot - done)
+        parts.append(fn(rng.integers(0, n, size=(k, n))))
+        done += k
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
+
+
 def _point(rows: Sequence[tuple[int, int]], giou_average: str) -> dict[str, float | None]:
     acc = MetricAccumulator(giou_average=giou_average)  # type: ignore[arg-type]
     for i, u in rows:
@@ -60,13 +82,6 @@ def _interval(values: np.ndarray, level: float) -> list[float]:
     a = (1.0 - level) / 2.0 * 100.0
     lo, hi = np.percentile(values, [a, 100.0 - a])
     return [float(lo), float(hi)]
-
-
-def resample_indices(n: int, n_boot: int = N_BOOT, seed: int = BOOT_SEED) -> np.ndarray:
-    """int64 (n_boot, n): the resampled sample positions (module docstring)."""
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
 def interval(
@@ -83,7 +98,7 @@ def interval(
     if n == 0:
         return {"giou": None, "ciou": None, "giou_ci": None, "ciou_ci": None, "n": 0}
     inter, union, ious = _counts(rows)
-    g, c = _stats(inter, union, ious, resample_indices(n, n_boot, seed), giou_average)
+    g, c = _replicates(n, n_boot, seed, lambda idx: _stats(inter, union, ious, idx, giou_average))
     return {
         **_point(rows, giou_average),
         "giou_ci": _interval(g, level),
@@ -117,9 +132,12 @@ def paired_difference(
             "ciou_ci": None,
             "n": 0,
         }
-    idx = resample_indices(n, n_boot, seed)
-    ga, ca = _stats(*_counts(rows_a), idx, giou_average)
-    gb, cb = _stats(*_counts(rows_b), idx, giou_average)
+    ca_, cb_ = _counts(rows_a), _counts(rows_b)
+
+    def both(idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (*_stats(*ca_, idx, giou_average), *_stats(*cb_, idx, giou_average))
+
+    ga, ca, gb, cb = _replicates(n, n_boot, seed, both)
     pa, pb = _point(rows_a, giou_average), _point(rows_b, giou_average)
     return {
         "a": pa,

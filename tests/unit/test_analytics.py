@@ -262,3 +262,23 @@ def test_doubt_measures_known_answers():
     votes[8] = {"a": "accept", "b": "accept", "c": "reject"}
     assert doubt.doubt_annotators(votes) == pytest.approx({5: 0.5, 6: 0.0, 7: 0.0, 8: 1 / 3})
     assert doubt.doubt_order({3: 0.5, 1: 0.5, 2: 0.9}) == [2, 1, 3]
+
+
+def test_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
+    rows = _rows(37, 4)
+    whole = bootstrap.interval(rows, n_boot=101, seed=9)
+    pair = bootstrap.paired_difference(rows, _rows(37, 5), n_boot=101, seed=9)
+    chunks = []
+    real = bootstrap._stats
+
+    def counted(*a):
+        chunks.append(a[3].shape[0])
+        return real(*a)
+
+    monkeypatch.setattr(bootstrap, "CHUNK_CELLS", 37 * 7)  # 7 resamples a chunk
+    monkeypatch.setattr(bootstrap, "_stats", counted)
+    assert bootstrap.interval(rows, n_boot=101, seed=9) == whole
+    assert bootstrap.paired_difference(rows, _rows(37, 5), n_boot=101, seed=9) == pair
+    assert chunks[:15] == [7] * 14 + [3]  # 101 = 14 x 7 + 3: the interval's chunks
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap.interval(rows, n_boot=0)
