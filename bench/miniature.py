@@ -61,7 +61,32 @@ def _run(store, engine, overrides: dict[str, Any], name: str) -> tuple[int, floa
 
 def _fmt(d: dict[str, Any], key: str) -> str:
     ci = d[key + "_ci"]
-    return f"{d[key]:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    f = "+" if d.get("paired") else ""
+    return f"{d[key]:{f}.3f} [{ci[0]:{f}.3f}, {ci[1]:{f}.3f}]"
+
+
+def _existing_runs(store) -> dict[str, int]:
+    """The bench's runs already in ``store`` (by name), newest of each name."""
+    from core.store import repo
+
+    names = {"bench miniature: full": "full"}
+    names.update({f"bench miniature: w/o {o}": o for o, _ in ABLATIONS})
+    runs = store.run(lambda s: [(r.id, r.name) for r in repo.list_runs(s)], write=False)
+    return {names[name]: rid for rid, name in sorted(runs) if name in names}
+
+
+def _paired(a: list, b: list, n_boot: int) -> dict[str, Any]:
+    """Paired bootstrap of A − B over the same samples, in :func:`_fmt`'s shape."""
+    from core.analytics import bootstrap
+
+    d = bootstrap.paired_difference(a, b, n_boot=n_boot)
+    return {
+        "giou": d["giou_diff"],
+        "ciou": d["ciou_diff"],
+        "giou_ci": d["giou_ci"],
+        "ciou_ci": d["ciou_ci"],
+        "paired": True,
+    }
 
 
 def measure(n: int, seed: int, work: Path, n_boot: int) -> dict[str, Any]:
@@ -79,20 +104,29 @@ def measure(n: int, seed: int, work: Path, n_boot: int) -> dict[str, Any]:
         raise SystemExit(f"--seed {seed} is not an evaluation seed ({EVALUATION_SEEDS})")
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    generate(work / "split", n, seed=seed, size_wh=(256, 192), per_scene=3)
+    reuse = (work / "store.sqlite").is_file()
+    if not reuse:
+        generate(work / "split", n, seed=seed, size_wh=(256, 192), per_scene=3)
     store = open_store(work / "store.sqlite")
-    import_sgdr(store, work / "split" / "sgdr.json", dataset="miniature-heldout")
-    times["generate + import"] = time.perf_counter() - t0
-    engine = LocalEngine(ModelCache(device="cpu"))
-    runs: dict[str, int] = {}
-    try:
-        runs["full"], times["full run"] = _run(store, engine, {}, "bench miniature: full")
-        for origin, _label in ABLATIONS:
-            runs[origin], times[f"run w/o {origin}"] = _run(
-                store, engine, {"disabled_origins": [origin]}, f"bench miniature: w/o {origin}"
-            )
-    finally:
-        engine.close()
+    runs = _existing_runs(store) if reuse else {}
+    if len(runs) == 1 + len(ABLATIONS):
+        print(f"reusing the runs {runs} of {work / 'store.sqlite'}", file=sys.stderr)
+    else:
+        if not reuse:
+            import_sgdr(store, work / "split" / "sgdr.json", dataset="miniature-heldout")
+            times["generate + import"] = time.perf_counter() - t0
+        engine = LocalEngine(ModelCache(device="cpu"))
+        try:
+            runs["full"], times["full run"] = _run(store, engine, {}, "bench miniature: full")
+            for origin, _label in ABLATIONS:
+                runs[origin], times[f"run w/o {origin}"] = _run(
+                    store,
+                    engine,
+                    {"disabled_origins": [origin]},
+                    f"bench miniature: w/o {origin}",
+                )
+        finally:
+            engine.close()
     t0 = time.perf_counter()
     recs = {k: run_records(store, rid) for k, rid in runs.items()}
     store.close()
@@ -116,6 +150,35 @@ def measure(n: int, seed: int, work: Path, n_boot: int) -> dict[str, Any]:
             (f"{label}: top-1 (stored)", ci([s["top1"] for s in stored])),
             (f"{label}: oracle (stored)", ci([s["oracle"] for s in stored])),
         ]
+    # paired differences (same samples resampled together): is each gap more than noise?
+    by_id = {k: {r.sample_id: r for r in v} for k, v in recs.items()}
+    ids = sorted(set.intersection(*(set(d) for d in by_id.values())))
+    f = by_id["full"]
+    rows += [
+        (
+            "Δ stage-2 top-1 − M (paired)",
+            _paired(
+                [f[i].counts["top1"] for i in ids], [f[i].counts["initial"] for i in ids], n_boot
+            ),
+        ),
+        (
+            "Δ oracle − M (paired)",
+            _paired(
+                [f[i].counts["oracle"] for i in ids], [f[i].counts["initial"] for i in ids], n_boot
+            ),
+        ),
+    ]
+    for origin, label in ABLATIONS:
+        rows.append(
+            (
+                f"Δ oracle, all − {label} (paired, re-run)",
+                _paired(
+                    [f[i].counts["oracle"] for i in ids],
+                    [by_id[origin][i].counts["oracle"] for i in ids],
+                    n_boot,
+                ),
+            )
+        )
     cls = failures.classification(full)["overall"]
     orig = failures.origins(full)["overall"]
     times["analysis"] = time.perf_counter() - t0
@@ -128,8 +191,8 @@ def render(res: dict[str, Any], markdown: bool) -> str:
         out = ["| | gIoU [95% CI] | cIoU [95% CI] |", "|---|---|---|"]
         out += [f"| {name} | {_fmt(d, 'giou')} | {_fmt(d, 'ciou')} |" for name, d in rows]
     else:
-        out = [f"{'':<42}{'gIoU [95% CI]':>26}{'cIoU [95% CI]':>26}"]
-        out += [f"{name:<42}{_fmt(d, 'giou'):>26}{_fmt(d, 'ciou'):>26}" for name, d in rows]
+        out = [f"{'':<54}{'gIoU [95% CI]':>26}{'cIoU [95% CI]':>26}"]
+        out += [f"{name:<54}{_fmt(d, 'giou'):>26}{_fmt(d, 'ciou'):>26}" for name, d in rows]
     out.append("")
     out.append(
         f"{res['n']} held-out samples; failure classes (IoU 0.5): "
