@@ -3,10 +3,24 @@ grouped bars with optional interval whiskers, and a line. Coordinates are SVG us
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
+import numpy as np
+
 PALETTE = ("#3c8cff", "#faaa28", "#9a9a9a", "#28c85a", "#c8503c", "#8c5ac8")
+
+
+def nice_step(span: float, ticks: int = 5) -> tuple[float, int]:
+    """A tick step of 1, 2, 2.5 or 5 × 10^k giving about ``ticks`` ticks over ``span``, and the
+    decimals that print it exactly."""
+    raw = max(span, 1e-12) / max(ticks - 1, 1)
+    k = math.floor(math.log10(raw))
+    m = next(m for m in (1, 2, 2.5, 5, 10) if m * 10.0**k >= raw * (1 - 1e-9))
+    step = m * 10.0**k
+    digits = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if m == 2.5 else 0)
+    return step, digits
 
 
 def _num(v: float) -> str:
@@ -38,12 +52,12 @@ def bars(
         f'<text x="{left}" y="16" font-size="12">{escape(title)}</text>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#444"/>',
     ]
-    for k in range(5):
-        v = y_min + span * k / 4
+    step, digits = nice_step(span)
+    for v in np.arange(np.ceil(y_min / step) * step, y_max + step * 1e-6, step):
         out.append(
             f'<line x1="{left}" y1="{_num(y(v))}" x2="{left + pw}" y2="{_num(y(v))}" '
             f'stroke="#ddd"/><text x="{left - 4}" y="{_num(y(v) + 4)}" font-size="10" '
-            f'text-anchor="end">{v:.2f}</text>'
+            f'text-anchor="end">{v + 0.0:.{digits}f}</text>'
         )
     if y_min < 0 < y_max:
         out.append(

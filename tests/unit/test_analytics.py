@@ -282,3 +282,13 @@ def test_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
     assert chunks[:15] == [7] * 14 + [3]  # 101 = 14 x 7 + 3: the interval's chunks
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap.interval(rows, n_boot=0)
+
+
+def test_svg_ticks_are_round_numbers_printed_exactly():
+    from core.analytics.svg import bars, nice_step
+
+    assert nice_step(1.0) == (0.25, 2) and nice_step(0.052) == (0.02, 2)
+    assert nice_step(0.004) == (0.001, 3) and nice_step(2.0) == (0.5, 1)
+    text = bars(["a"], [("d", [0.005], [[0.0, 0.012]])], y_min=-0.02, y_max=0.032)
+    assert ">0.02</text>" in text and ">-0.02</text>" in text and ">0.00</text>" in text
+    assert ">0.01</text>" not in text  # no rounded label of an unround tick
