@@ -9,6 +9,7 @@ from typing import Any
 
 from core.analytics import bootstrap, failures
 from core.analytics.records import METHODS, SampleRecord, run_records
+from core.evaluator.evaluate import LABELS
 
 
 def intervals(
@@ -256,7 +257,7 @@ def format_analytics(res: dict[str, Any]) -> str:
     lines.append(
         "95% bootstrap intervals, overall: "
         + "; ".join(
-            f"{m} gIoU {_ci(iv[m]['overall']['giou_ci'], signed=False)} "
+            f"{LABELS.get(m, m)} gIoU {_ci(iv[m]['overall']['giou_ci'], signed=False)} "
             f"cIoU {_ci(iv[m]['overall']['ciou_ci'], signed=False)}"
             for m in iv
         )
