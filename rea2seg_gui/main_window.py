@@ -25,6 +25,7 @@ from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
 from rea2seg_gui import window_layout as layout
 from rea2seg_gui.benchmark_actions import benchmark_menu
+from rea2seg_gui.controllers.analytics import AnalyticsController
 from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
@@ -140,6 +141,14 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         self._demo_pending = False  # open_demo_run: show the run when it ends
+        self.analytics = AnalyticsController(
+            self.jobs,
+            self.metrics_view.analytics,
+            self.samples_panel,
+            lambda: self.store,
+            self.metrics_view.against,
+            self,
+        )
         rp = self.run_panel
         self.asking = AskController(
             self.jobs,
@@ -307,6 +316,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.metrics_ready.connect(lambda r: self.metrics_view.show_result(*r))
         self.metrics_view.compute_button.clicked.connect(self.compute_metrics)
         self.metrics_view.training.adapter_chosen.connect(self.show_adapter_training)
+        self.analytics.status.connect(status)
+        self.analytics.compared.connect(self._runs_compared)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.busy_changed.connect(run.set_busy)
         self.jobs.failed.connect(self._job_failed)
@@ -508,6 +519,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.compare_dialog.show()
         self.refresh_runs()
         self.run_finished.emit(run_id)
+
+    def _runs_compared(self, result) -> None:
+        """Two existing runs side by side (the metrics tab's Compare runs…); nothing written."""
+        from rea2seg_gui.run_compare import open_run_compare
+
+        self.run_compare_dialog = open_run_compare(self, self.store, result)
 
     def refresh_runs(self) -> None:
         runs = self.store.run(
