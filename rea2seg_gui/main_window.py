@@ -18,13 +18,14 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core.benchmark.provenance import regenerate
 from core.models.base import ModelLoadError
 from core.pipeline.cache import ModelCache
-from core.store import Store, repo
+from core.store import Store
 from core.trace import PipelineTrace
 from rea2seg_gui import gc_guard
 from rea2seg_gui import models as gui_models
 from rea2seg_gui import preferences as prefs
 from rea2seg_gui import window_layout as layout
 from rea2seg_gui.benchmark_actions import benchmark_menu
+from rea2seg_gui.controllers.analytics import AnalyticsController
 from rea2seg_gui.controllers.ask import AskController
 from rea2seg_gui.controllers.editing import EditController
 from rea2seg_gui.controllers.history import describe_provenance  # noqa: F401 - re-exported
@@ -54,6 +55,7 @@ from rea2seg_gui.panels.samples import SamplesPanel
 from rea2seg_gui.panels.tune import TunePanel
 from rea2seg_gui.panels.viewer import ViewerPanel
 from rea2seg_gui.store_prompt import open_or_ask
+from rea2seg_gui.window_runs import RunActions
 
 
 def message(
@@ -78,7 +80,7 @@ def _config_or_empty() -> dict[str, Any]:
         return {}
 
 
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(RunActions, QtWidgets.QMainWindow):
     """Docks (samples, inspector tabs, generated question), the viewer in the centre, menus and
     shortcuts. ``review`` (the review loop), ``editing``, ``runs``, ``jobs``, ``loader`` and
     ``models`` are the controllers; ``*_panel`` the panels. ``run_finished(run_id)`` and
@@ -140,6 +142,14 @@ class MainWindow(QtWidgets.QMainWindow):
         )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         self._demo_pending = False  # open_demo_run: show the run when it ends
+        self.analytics = AnalyticsController(
+            self.jobs,
+            self.metrics_view.analytics,
+            self.samples_panel,
+            lambda: self.store,
+            self.metrics_view.against,
+            self,
+        )
         rp = self.run_panel
         self.asking = AskController(
             self.jobs,
@@ -307,6 +317,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runs.metrics_ready.connect(lambda r: self.metrics_view.show_result(*r))
         self.metrics_view.compute_button.clicked.connect(self.compute_metrics)
         self.metrics_view.training.adapter_chosen.connect(self.show_adapter_training)
+        self.analytics.status.connect(status)
+        self.analytics.compared.connect(self._runs_compared)
         self.jobs.progress.connect(self._on_progress)
         self.jobs.busy_changed.connect(run.set_busy)
         self.jobs.failed.connect(self._job_failed)
@@ -422,125 +434,6 @@ class MainWindow(QtWidgets.QMainWindow):
             failed,
         ):
             self.reasoning_panel.set_busy(True)
-
-    def start_run(self) -> None:
-        """Stage 1 (and stage 2 when an evaluator is chosen) on the selection or the whole project."""
-        ids = None if self.run_panel.whole_project() else self.samples_panel.selected_ids()
-        if ids is not None and not ids:
-            self.run_panel.show_error("Select samples first, or choose 'Whole project'.")
-            return
-        if not self.runs.start(ids):
-            self.statusBar().showMessage(f"{self.jobs.name} is still running")
-
-    def open_demo_run(self, limit: int | None = None) -> bool:
-        """Show the demo run (:data:`core.demo.DEMO_RUN_NAME`): select it when it is finished,
-        else run it in the Run tab's worker and select it when it ends. False when another job
-        is running. ``limit``: at most this many samples (tests)."""
-        from core.demo import demo_run_request, finished_demo_run
-
-        run_id = finished_demo_run(self.store)
-        if run_id is not None:
-            self._show_run(run_id)
-            return True
-        self._demo_pending = True
-        if not self.runs.start_request(demo_run_request(limit)):
-            self._demo_pending = False
-            self.statusBar().showMessage(f"{self.jobs.name} is still running")
-            return False
-        self.statusBar().showMessage(
-            "Preparing the demo: mini-geometric (small models trained on the synthetic "
-            "geometric split) runs over the demo samples…"
-        )
-        return True
-
-    def _show_run(self, run_id: int) -> None:
-        """Select ``run_id`` in the Candidates tab and show its trace of the current sample
-        (the first one of the list when none is shown)."""
-        sid = self.state.sample_id
-        if sid is None:
-            ids = self.samples_panel.ids()
-            if not ids:
-                return
-            sid = ids[0]
-        self.review.show_sample(sid)
-        if self.candidates_panel.select_run(run_id):
-            self.review.load_trace()
-
-    def _run_done(self, run_id: int, note: str, detail: str) -> None:
-        if detail:
-            self.run_panel.show_error(detail)
-        self.refresh_runs()
-        if self.state.sample_id is not None:
-            self.review.show_sample(self.state.sample_id)
-        if self._demo_pending:
-            self._demo_pending = False
-            self._show_run(run_id)
-        self.statusBar().showMessage(note)  # after the sample's own status line
-        self.run_finished.emit(run_id)
-
-    def rerun_and_compare(self) -> None:
-        """Stage 1 on the current sample with the Run tab's parameters, shown beside its last trace."""
-        if self.state.sample_id is None or self.state.trace is None:
-            self.run_panel.show_error(
-                "Pick a sample that already has a trace (choose its run in the Candidates tab)."
-            )
-            return
-        self.run_panel.show_error("")
-        self._compare_with = (
-            self.state.trace,
-            self.candidates_panel.run_title(),
-            self.run_panel.preset_name(),
-        )
-        if not self.runs.compare(self.state.sample_id):
-            self.statusBar().showMessage(f"{self.jobs.name} is still running")
-
-    def _compared(self, run_id: int, new: PipelineTrace | None) -> None:
-        from rea2seg_gui.dialogs import CompareDialog
-
-        old, old_title, preset = self._compare_with
-        if new is None:
-            self.run_panel.show_error("The re-run produced no trace (cancelled?).")
-            return
-        self.compare_dialog = CompareDialog(
-            self.state.image,
-            self.state.gt,
-            old,
-            new,
-            (old_title, f"#{run_id} {preset} (new parameters)"),
-            self,
-        )
-        self.compare_dialog.show()
-        self.refresh_runs()
-        self.run_finished.emit(run_id)
-
-    def refresh_runs(self) -> None:
-        runs = self.store.run(
-            lambda s: [(r.id, r.name, r.is_random) for r in repo.list_runs(s)], write=False
-        )
-        self.metrics_view.show_runs(
-            [
-                (rid, f"#{rid} {name}" + (" [random]" if rnd else ""))
-                for rid, name, rnd in reversed(runs)
-            ]
-        )
-
-    def compute_metrics(self) -> None:
-        run_id = self.metrics_view.run_id()
-        if run_id is None:
-            self.refresh_runs()
-            run_id = self.metrics_view.run_id()
-            if run_id is None:
-                self.statusBar().showMessage("no runs yet")
-                return
-        if not self.runs.compute_metrics(run_id, self.metrics_view.against()):
-            self.statusBar().showMessage(f"{self.jobs.name} is still running")
-
-    def show_adapter_training(self, path: str) -> None:
-        """The metrics tab's evaluator-training plots for adapter folder ``path``."""
-        from core.evaluator.quality import read_quality
-        from core.training.common import read_loss_curve
-
-        self.metrics_view.training.show_training(path, read_loss_curve(path), read_quality(path))
 
     def show_settings(self) -> None:
         from rea2seg_gui.dialogs import SettingsDialog

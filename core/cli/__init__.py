@@ -22,6 +22,7 @@ _PLUGINS = (
     "core.cli.run",
     "core.cli.ask",
     "core.cli.evaluate",
+    "core.cli.analytics",
     "core.cli.benchmark",
     "core.cli.train",
     "core.cli.reasoning",

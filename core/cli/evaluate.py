@@ -16,20 +16,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.evaluator:
         return _eval_evaluator(args)
 
+    from core.analytics.runs import analyse_run, format_analytics
+
+    average = "lisa" if args.lisa_average else "mean"
     store = open_store(args.db, create=False)
     try:
         res = evaluate_run(
             store,
             args.run,
             ignore_mode=args.ignore_mode,
-            giou_average="lisa" if args.lisa_average else "mean",
+            giou_average=average,
             against=args.against,
+        )
+        extra, _ = analyse_run(
+            store,
+            args.run,
+            against=args.against,
+            ignore_mode=args.ignore_mode,
+            threshold=args.failure_iou,
+            n_boot=args.bootstrap,
+            seed=args.bootstrap_seed,
+            giou_average=average,
         )
     finally:
         store.close()
-    print(
-        json.dumps(res, indent=2, sort_keys=True) if args.json else format_table(res)
-    )  # incl. fell_back
+    res.update(extra)  # classification, origins, ablations, coverage, intervals, bootstrap
+    if args.json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+    else:
+        print(format_table(res) + "\n" + format_analytics(res))  # incl. fell_back
     return 0
 
 
@@ -109,7 +124,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``eval``."""
     p = sub.add_parser(
         "eval",
-        help="gIoU/cIoU per category of a run: top-1, best of top-3, initial mask, oracle; score-vs-IoU correlation",
+        help="gIoU/cIoU per category of a run: top-1, best of top-3, initial mask, oracle, with "
+        "bootstrap intervals; score-vs-IoU correlation; failure classes, best origins, "
+        "ablations by origin, coverage",
     )
     add_common(p, ignore_mode=True)
     p.add_argument("--run", type=int, required=True, help="run id (see rea2seg runs)")
@@ -126,6 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="gIoU as LISA's distributed average: sum / (n + 1e-5) instead of the mean",
     )
+    from core.cli.analytics import add_analysis_options
+
+    add_analysis_options(p)
     p.add_argument(
         "--evaluator",
         metavar="PRESET|DIR",

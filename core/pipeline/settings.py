@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.evaluator.grouping import GROUP_SIZE
+from core.pipeline.candidates import ORIGIN_ORDER as CANDIDATE_ORIGINS
 
 SEED_POLICIES = ("proportional", "one_per_token")
 MASK_PROMPTS = ("decoder_lowres", "rebuilt")
@@ -48,6 +49,10 @@ class Stage1Settings:
         mask logits L as a mask prompt"). ``decoder_lowres`` (default; as LISA/SAM feed masks
         back): the decoder's own low-resolution logits of the initial single-mask decode;
         ``rebuilt`` (not from the paper): a low-res prompt rebuilt from the full-resolution L.
+    disabled_origins: candidate origins left out of the candidate set (``multimask``,
+        ``semantic``, ``amg``), for the paper's ablations "w/o multimask outputs / semantic masks /
+        AMG masks" (§5.3, Table 3) run for real; default none. The steps still run (the trace
+        keeps their seeds and graph); only the merge skips them.
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
@@ -70,6 +75,7 @@ class Stage1Settings:
     mask_prompt: str = "decoder_lowres"
     attention_renorm: bool = False
     layer_base: int = 0
+    disabled_origins: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -100,6 +106,11 @@ class Stage1Settings:
             raise ValueError(f"dedupe_iou must be in (0, 1], got {self.dedupe_iou}")
         if self.top_n < 0:
             raise ValueError(f"top_n must be >= 0, got {self.top_n}")
+        bad = sorted(set(self.disabled_origins) - set(CANDIDATE_ORIGINS))
+        if bad:
+            raise ValueError(
+                f"disabled_origins: unknown origin(s) {bad}; use {list(CANDIDATE_ORIGINS)}"
+            )
         if self.points_per_batch < 1:
             raise ValueError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
 
@@ -132,7 +143,7 @@ class Stage1Settings:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples as lists)."""
         d = asdict(self)
-        for k in ("layers", "heads"):
+        for k in ("layers", "heads", "disabled_origins"):
             if d[k] is not None:
                 d[k] = list(d[k])
         return d
@@ -164,6 +175,9 @@ def _tuples(d: dict[str, Any]) -> dict[str, Any]:
     for k in ("layers", "heads"):
         if d.get(k) is not None:
             d[k] = tuple(int(v) for v in d[k])
+    if d.get("disabled_origins") is not None:
+        v = d["disabled_origins"]
+        d["disabled_origins"] = (v,) if isinstance(v, str) else tuple(str(o) for o in v)
     return d
 
 

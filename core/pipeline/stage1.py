@@ -210,8 +210,9 @@ def run_stage1(
         partial(CoreReady(graph))
 
     step("candidates")
+    groups = [("multimask", multimask), ("semantic", semantic), ("amg", amg_items)]
     candidates = build_candidates(
-        [("multimask", multimask), ("semantic", semantic), ("amg", amg_items)],
+        [(o, items) for o, items in groups if o not in s.disabled_origins],
         s.dedupe_iou,
         caps={"amg": s.top_n},
     )

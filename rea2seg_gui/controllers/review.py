@@ -133,6 +133,7 @@ class ReviewController(QtCore.QObject):
         self.loader.set_store(store)
         self.state.sample_id, self.state.trace, self._waiting = None, None, None
         self.p.samples.forget_current()
+        self.p.samples.forget_analytics()  # ids and doubts of the old store mean nothing here
         self.listing = SampleListing()
         self._listed_filters = None
 
@@ -155,16 +156,23 @@ class ReviewController(QtCore.QObject):
         was_row = self.p.samples.row_of(keep)
         changes = self.listing.refresh(self.store)
         counts = self.listing.counts_by_status()
+        only = self.p.samples.only_ids()  # e.g. a failure class's samples, from the metrics tab
         if changes.reloaded or f != self._listed_filters:
             ids = list(self.listing.rows)
             allowed = self._verdict_filter(ids, f["verdict"]) if f["verdict"] else None
+            if only is not None:
+                allowed = [i for i in (ids if allowed is None else allowed) if i in only]
             self.p.samples.show_listing(self.listing.rows, counts, allowed)
             self._listed_filters = f
         else:
             allowed_now = None
-            if f["verdict"] and changes.changed:
-                ok = set(self._verdict_filter(list(changes.changed), f["verdict"]))
-                allowed_now = {sid: sid in ok for sid in changes.changed}
+            if (f["verdict"] or only is not None) and changes.changed:
+                ok = set(changes.changed)
+                if f["verdict"]:
+                    ok = set(self._verdict_filter(list(changes.changed), f["verdict"]))
+                allowed_now = {
+                    sid: sid in ok and (only is None or sid in only) for sid in changes.changed
+                }
             self.p.samples.apply_changes(changes.changed, changes.removed, counts, allowed_now)
         n = self.p.samples.row_count()
         if keep is not None and self.p.samples.row_of(keep) is not None:

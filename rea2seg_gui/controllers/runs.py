@@ -171,12 +171,16 @@ class RunController(QtCore.QObject):
 
     def compute_metrics(self, run_id: int, against: str = "gt") -> bool:
         """Metrics of ``run_id`` against ``"gt"`` or ``"reviewed"`` (as ``rea2seg eval --against``)."""
-        from core.evaluator.evaluate import coverage_curve, evaluate_run, format_table
+        from core.analytics.runs import analyse_run, format_analytics
+        from core.evaluator.evaluate import evaluate_run, format_table
 
         store = self._store()
 
         def job(progress, should_cancel):
             res = evaluate_run(store, run_id, against=against)
-            return res, coverage_curve(store, run_id, against=against), format_table(res)
+            extra, records = analyse_run(store, run_id, against=against)
+            res.update(extra)  # failure classes, origins, ablations, coverage, intervals
+            res["category_of"] = {r.sample_id: r.category for r in records}
+            return res, res["coverage"], format_table(res) + "\n" + format_analytics(res)
 
         return self.jobs.start(job, self.metrics_ready.emit, "Metrics")

@@ -21,6 +21,7 @@ from rea2seg_gui.panels.questions import VERDICT_FILTERS
 from rea2seg_gui.panels.reasoning import reasoning_filter_items
 
 HEADERS = ("id", "category", "status", "question")
+DOUBT_COLUMN = len(HEADERS)  # shown while the list is ordered by doubt
 # more rows than this entering or leaving the list in one update rebuild it instead (each
 # move renumbers the rows after it: up to ~5 ms at 100,000 rows; a rebuild costs 20-60 ms)
 MOVES_MAX = 8
@@ -47,13 +48,14 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         self._passes: Callable[[SampleRow], bool] = lambda _r: True
         self._allowed: set[int] | None = None
         self._unfiltered = True
+        self._doubt: Mapping[int, float] | None = None  # the doubt column's values
 
     # ------------------------------------------------------------------------ Qt's interface
     def rowCount(self, parent: QtCore.QModelIndex = _NO_PARENT) -> int:  # noqa: N802 - Qt's name
         return 0 if parent.isValid() else len(self._ids)
 
     def columnCount(self, parent: QtCore.QModelIndex = _NO_PARENT) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(HEADERS)
+        return 0 if parent.isValid() else len(HEADERS) + (self._doubt is not None)
 
     def data(self, index: QtCore.QModelIndex, role: int = _DISPLAY) -> Any:
         if role != _DISPLAY and role != _TOOLTIP:
@@ -62,6 +64,11 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         if row is None:
             return None
         col = index.column()
+        if col == DOUBT_COLUMN:
+            d = None if self._doubt is None else self._doubt.get(row.id)
+            if role == _TOOLTIP:
+                return "how doubtful this sample is (0 none … 1 most); see docs/analytics.md"
+            return "—" if d is None else f"{d:.3f}"
         if role == _TOOLTIP:
             return row.external_id if col == 0 else (row.question if col == 3 else None)
         return (row.id, row.category, row.status, row.question)[col]
@@ -70,7 +77,7 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         self, section: int, orientation: QtCore.Qt.Orientation, role: int = _DISPLAY
     ) -> Any:
         if orientation == QtCore.Qt.Orientation.Horizontal and role == _DISPLAY:
-            return HEADERS[section]
+            return "doubt" if section == DOUBT_COLUMN else HEADERS[section]
         return None
 
     def sort(
@@ -95,6 +102,20 @@ class SampleTableModel(QtCore.QAbstractTableModel):
         self.changePersistentIndexList(old, new)
         self.layoutChanged.emit()
 
+    def doubt(self) -> Mapping[int, float] | None:
+        """The doubt column's values (``None``: no doubt column)."""
+        return self._doubt
+
+    def set_doubt(self, scores: Mapping[int, float] | None) -> None:
+        """Show a doubt column with ``scores`` (sample id → doubt in [0, 1]) and order the rows
+        by it, most doubtful first; ``None`` removes the column and orders by id again."""
+        self.beginResetModel()
+        self._doubt = None if scores is None else dict(scores)
+        self._column, self._descending = (0 if scores is None else DOUBT_COLUMN), False
+        self._ids.sort(key=self._key)
+        self._pos = {sid: i for i, sid in enumerate(self._ids)}
+        self.endResetModel()
+
     # ------------------------------------------------------------------------------- rows
     def id_at(self, row: int) -> int | None:
         n = len(self._ids)
@@ -114,6 +135,9 @@ class SampleTableModel(QtCore.QAbstractTableModel):
     def _key(self, sample_id: int) -> tuple[Any, int] | int:
         if self._column == 0:
             return sample_id
+        if self._column == DOUBT_COLUMN:  # most doubtful first; samples without a value last
+            d = (self._doubt or {}).get(sample_id)
+            return (1.0 if d is None else -float(d), sample_id)
         return (self._rows[sample_id][self._column + 1], sample_id)
 
     def _shown(self, sample_id: int) -> bool:
@@ -286,6 +310,10 @@ class SamplesPanel(QtWidgets.QWidget):
         t.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
         lv.addWidget(t, 1)
         lv.addWidget(self._empty_state())
+        self.only_label, self.only_clear = self._bar(lv, "Show all", self.clear_only)
+        self.doubt_label, self.doubt_clear = self._bar(lv, "Order by id", self.clear_doubt)
+        self._only: set[int] | None = None
+        self._only_text: str | None = None
         self.counts_label = QtWidgets.QLabel()
         self.counts_label.setWordWrap(True)
         lv.addWidget(self.counts_label)
@@ -333,6 +361,8 @@ class SamplesPanel(QtWidgets.QWidget):
         self.text_filter.blockSignals(True)
         self.text_filter.clear()
         self.text_filter.blockSignals(False)
+        self._only, self._only_text = None, None  # the metrics tab's "only these samples" too
+        self.only_label.bar.setVisible(False)
         self.filters_changed.emit()
 
     def _show_empty_state(self, total: int) -> None:
@@ -351,6 +381,75 @@ class SamplesPanel(QtWidgets.QWidget):
             self.empty_buttons[key].setVisible(no_store_samples)
         self.empty_buttons["clear"].setVisible(not no_store_samples)
 
+    def _bar(self, layout: QtWidgets.QVBoxLayout, button: str, slot) -> tuple:
+        row = QtWidgets.QWidget()
+        h = QtWidgets.QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        label = QtWidgets.QLabel()
+        label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        label.setWordWrap(True)
+        b = QtWidgets.QPushButton(button)
+        b.clicked.connect(slot)
+        h.addWidget(label, 1)
+        h.addWidget(b)
+        row.setVisible(False)
+        layout.addWidget(row)
+        label.bar = row  # type: ignore[attr-defined]
+        return label, b
+
+    # ------------------------------------------------------------------- analytics views
+    def show_only(self, ids: Collection[int], label: str) -> None:
+        """Show only the samples ``ids`` (e.g. a failure class's, from the metrics tab), besides
+        the other filters, until :meth:`clear_only`; emits ``filters_changed``."""
+        self._only, self._only_text = {int(i) for i in ids}, label
+        self.only_label.setText(f"Only {len(self._only)} samples: {label}")
+        self.only_label.bar.setVisible(True)
+        self.filters_changed.emit()
+
+    def clear_only(self) -> None:
+        if self._only is None:
+            return
+        self._only, self._only_text = None, None
+        self.only_label.bar.setVisible(False)
+        self.filters_changed.emit()
+
+    def forget_analytics(self) -> None:
+        """Drop the id condition and the doubt order without signalling (another store)."""
+        self._only, self._only_text = None, None
+        self.only_label.bar.setVisible(False)
+        if self.model.doubt() is not None:
+            self.model.set_doubt(None)
+            self.table.horizontalHeader().setSortIndicator(0, QtCore.Qt.SortOrder.AscendingOrder)
+        self.doubt_label.bar.setVisible(False)
+
+    def only_ids(self) -> set[int] | None:
+        """The ids :meth:`show_only` keeps (``None``: no such condition)."""
+        return self._only
+
+    def set_doubt(self, scores: Mapping[int, float], label: str) -> None:
+        """Order the list by ``scores`` (most doubtful first) with a doubt column
+        (:mod:`core.analytics.doubt`); the selection stays on the same sample."""
+        keep = self._current
+        self._quietly(lambda: self.model.set_doubt(scores))
+        self.table.horizontalHeader().setSortIndicator(
+            DOUBT_COLUMN, QtCore.Qt.SortOrder.AscendingOrder
+        )
+        self.doubt_label.setText(f"Ordered by doubt: {label} ({len(scores)} samples scored)")
+        self.doubt_label.bar.setVisible(True)
+        self._reselect(keep)
+
+    def clear_doubt(self) -> None:
+        keep = self._current
+        self._quietly(lambda: self.model.set_doubt(None))
+        self.table.horizontalHeader().setSortIndicator(0, QtCore.Qt.SortOrder.AscendingOrder)
+        self.doubt_label.bar.setVisible(False)
+        self._reselect(keep)
+
+    def _reselect(self, keep: int | None) -> None:
+        r = self.row_of(keep)
+        if r is not None:
+            self._quietly(lambda: self._select_only(r))
+
     # ---------------------------------------------------------------------------- filters
     def filters(self) -> dict[str, str | None]:
         """``status``, ``category``, ``verdict`` (``None`` = all) and ``text`` (``None`` = no text)."""
@@ -364,6 +463,7 @@ class SamplesPanel(QtWidgets.QWidget):
             "category": pick(self.category_filter),
             "verdict": pick(self.verdict_filter),
             "text": self.text_filter.text().strip() or None,
+            "only": self._only_text,
         }
 
     # ------------------------------------------------------------------------------ rows
