@@ -142,6 +142,7 @@ class MainWindow(RunActions, QtWidgets.QMainWindow):
         )
         self.runs = RunController(self.jobs, self.models, self.run_panel, lambda: self.store, self)
         self._demo_pending = False  # open_demo_run: show the run when it ends
+        self._closing = False
         self.analytics = AnalyticsController(
             self.jobs,
             self.metrics_view.analytics,
@@ -596,6 +597,8 @@ class MainWindow(RunActions, QtWidgets.QMainWindow):
         self.key_burst.interval_ms = int(prefs.read(self.settings, prefs.KEY_BURST_MS))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:
+        self._closing = True  # a run's result that arrives later is dropped (window_runs)
+        self._demo_pending = False
         self.refresher.timer.stop()
         self.jobs.shutdown()
         self.loader.shutdown()

@@ -58,6 +58,8 @@ class RunActions:
             self.review.load_trace()
 
     def _run_done(self, run_id: int, note: str, detail: str) -> None:
+        if self._closing:  # the window closed while the run ended: nothing left to show
+            return
         if detail:
             self.run_panel.show_error(detail)
         self.refresh_runs()

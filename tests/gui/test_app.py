@@ -15,7 +15,7 @@ def test_demo_opens_the_bundled_project_in_the_user_folder(qtbot, tmp_path, monk
     shown = []
     monkeypatch.setattr(MainWindow, "show", lambda self: shown.append(self))
     monkeypatch.setattr(QtWidgets.QApplication, "exec", lambda self=None: 0)
-    assert app.main(["--demo", "--user", "ann"]) == 0
+    assert app.main(["--demo", "--no-demo-run", "--user", "ann"]) == 0
     win = shown[0]
     qtbot.addWidget(win)
     assert (tmp_path / "home" / "demo.sqlite").is_file()
@@ -24,12 +24,33 @@ def test_demo_opens_the_bundled_project_in_the_user_folder(qtbot, tmp_path, monk
     win.close()
     win.store.close()
     # opening it again keeps the review (the import is idempotent)
-    assert app.main(["--demo"]) == 0
+    assert app.main(["--demo", "--no-demo-run"]) == 0
     again = shown[1]
     qtbot.addWidget(again)
     assert again.store.run(lambda s: repo.get_sample(s, 1).status, write=False) == "verified"
     again.close()
     again.store.close()
+
+
+def test_demo_starts_its_run_and_a_window_closed_meanwhile_drops_it(qtbot, monkeypatch):
+    from rea2seg_gui import app
+    from rea2seg_gui.main_window import MainWindow
+
+    shown, started = [], []
+    monkeypatch.setattr(MainWindow, "show", lambda self: shown.append(self))
+    monkeypatch.setattr(MainWindow, "open_demo_run", lambda self: started.append(self) or True)
+    monkeypatch.setattr(QtWidgets.QApplication, "exec", lambda self=None: 0)
+    assert app.main(["--demo"]) == 0
+    win = shown[0]
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: started == [win], timeout=5000)  # queued once the loop runs
+    win.close()
+    shows = []
+    monkeypatch.setattr(win.review, "show_sample", shows.append)
+    with qtbot.assertNotEmitted(win.run_finished):
+        win._run_done(1, "run 1: 40 of 40 samples done", "")  # arrives after the close
+    assert shows == []
+    win.store.close()
 
 
 def test_a_store_that_cannot_be_opened_is_explained(qtbot, tmp_path, monkeypatch, capsys):
