@@ -14,11 +14,14 @@ questions come from one seed, held-out ones from another; the files are written 
 
 Model: :func:`core.training.tiny_evaluator.build_tiny_scoring_internvl` (random init; a
 word-level vocabulary with the score tokens ``0.00`` … ``1.00`` and the questions' words),
-trained with :func:`core.training.evaluator.train_evaluator` — LoRA on the language model plus,
-as the model is random rather than pretrained, the multimodal projector, the output layer and
-(``--train-vision``, default on) the vision tower trained fully (``modules_to_save``; not from the
-paper) — for ``--minutes`` minutes at a constant
-learning rate.
+trained with :func:`core.training.evaluator.train_evaluator` for ``--minutes`` minutes at a
+constant learning rate. ``--train all`` (default; not from the paper, whose InternVL3 is
+pretrained): every weight of the random model trains — language model, projector and output
+layer as ``modules_to_save``, full-rank LoRA on the vision tower's ``fc1`` — as the miniature's
+evaluator; ``--train lora``: LoRA on the language model with the projector, output layer and
+vision tower trained, the earlier recipe. ``--groups FILE`` trains on the candidates of an
+``export evaluator-train`` file (e.g. the miniature's ``groups/train.jsonl``), every sixth sample
+held out, instead of candidates made from instance masks.
 
 Two readings of the held-out scores, before and after:
 
@@ -179,6 +182,23 @@ def write_jsonl(folder: Path, questions, name: str) -> Path:
     return out
 
 
+def split_groups(groups: Path, folder: Path) -> tuple[Path, Path]:
+    """An ``export evaluator-train`` file split by sample id (every sixth held out), image paths
+    made absolute: (training file, held-out file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train, held = [], []
+    for line in groups.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        rec["image"] = [str((groups.parent / p).resolve()) for p in rec["image"]]
+        (held if int(rec["sample_id"]) % 6 == 0 else train).append(json.dumps(rec))
+    out = folder / "train.jsonl", folder / "heldout.jsonl"
+    for path, lines in zip(out, (train, held), strict=True):
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 def expected_scores(ev, questions, max_patches: int) -> tuple[list[float], list[float]]:
     """The teacher-forced readout of the module docstring: (predicted, true) over all candidates."""
     import torch
@@ -280,14 +300,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--lora-rank", type=int, default=32, help="LoRA rank (the paper's 128 is for 8B)"
     )
-    ap.add_argument("--lr", type=float, default=5e-3, help="learning rate (constant after warm-up)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="learning rate (constant after warm-up)")
     ap.add_argument("--batch-size", type=int, default=8, help="groups per step")
     ap.add_argument("--repeats", type=int, default=2, help="regroupings for the position bias")
     ap.add_argument(
-        "--train-vision",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train the (random) vision tower fully (not from the paper)",
+        "--train",
+        choices=("all", "lora"),
+        default="all",
+        help="all: every weight of the random model trains, as the miniature's evaluator "
+        "(language model, projector and output layer as modules_to_save, full-rank LoRA on the "
+        "vision tower's fc1); lora: LoRA on the language model with the projector, output layer "
+        "and vision tower trained (the earlier recipe, which did not learn to rank)",
+    )
+    ap.add_argument(
+        "--groups",
+        metavar="FILE",
+        help="train on the candidates of an `export evaluator-train` file (e.g. the miniature's "
+        "groups/train.jsonl) instead of candidates made from instance masks; every sixth sample "
+        "id is held out",
     )
     ap.add_argument("--keep", metavar="DIR", help="keep the data, model and adapter here")
     args = ap.parse_args(argv)
@@ -303,18 +333,23 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="rea2seg-bench-ev-"))
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train_q = make_questions(args.train_scenes, 1, tuple(args.size), args.simple)
-    held_q = make_questions(args.heldout_scenes, 2, tuple(args.size), args.simple)
-    train_file = write_jsonl(root / "data", train_q, "train.jsonl")
-    held_file = write_jsonl(root / "data", held_q, "heldout.jsonl")
-    words = {w for _, q, _, _ in train_q + held_q for w in q.split()}
+    if args.groups:
+        train_file, held_file = split_groups(Path(args.groups), root / "data")
+        words = {w for q in load_question_sets(args.groups) for w in q.question.split()}
+    else:
+        train_q = make_questions(args.train_scenes, 1, tuple(args.size), args.simple)
+        held_q = make_questions(args.heldout_scenes, 2, tuple(args.size), args.simple)
+        train_file = write_jsonl(root / "data", train_q, "train.jsonl")
+        held_file = write_jsonl(root / "data", held_q, "heldout.jsonl")
+        words = {w for _, q, _, _ in train_q + held_q for w in q.split()}
     base = build_tiny_scoring_internvl(
         root / "base", words, hidden=args.hidden, layers=args.layers, side=112, patch=14
     )
     held = load_question_sets(held_file)
+    n_train = len(load_question_sets(train_file))
     print(
-        f"data: {len(train_q)} training questions, {len(held_q)} held-out "
-        f"({sum(len(c) for _, _, c, _ in held_q)} candidates), {time.perf_counter() - t0:.0f} s"
+        f"data: {n_train} training questions, {len(held)} held-out "
+        f"({sum(len(q) for q in held)} candidates), {time.perf_counter() - t0:.0f} s"
     )
     ev0 = load_internvl(base, max_patches=1, max_new_tokens=58)
     n_params = sum(p.numel() for p in ev0.model.parameters())
@@ -335,8 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         save_steps=100000,
         max_patches=1,
         cot_ratio=0.0,
-        modules_to_save=("multi_modal_projector", "lm_head")
-        + (("vision_tower",) if args.train_vision else ()),
+        **(
+            {
+                "lora_targets": r".*vision_tower.*\.fc1",
+                "modules_to_save": ("language_model", "multi_modal_projector", "lm_head"),
+            }
+            if args.train == "all"
+            else {"modules_to_save": ("multi_modal_projector", "lm_head", "vision_tower")}
+        ),
     )
     res = train_evaluator([train_file], base, root / "adapter", settings)
     print(

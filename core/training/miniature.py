@@ -2,7 +2,8 @@
 cores within an hour (``rea2seg train miniature``).
 
 Stages, in order, each in its own folder under the output and each skipped when a re-run finds
-it finished (``<stage>/DONE.json`` written with the same config hash):
+it finished with the same settings for it and every stage before it (``<stage>/DONE.json``
+holding the same stage hash, :meth:`MiniatureConfig.stage_hash`):
 
 1. ``split``: a geometric *training* split (seeds disjoint from evaluation,
    :mod:`core.training.splits`).
@@ -47,8 +48,33 @@ from core.training.generator_settings import GeneratorSettings
 from core.training.sam_settings import SamTrainSettings
 from core.training.splits import DEFAULT_TRAINING_SEED, check_training_seed
 
-RECIPE_VERSION = 2  # 2: the evaluator stage trains an evaluator
-"""Hashed with the config: bump when code changes what a given config trains."""
+RECIPE_VERSION = 3  # 2: the evaluator stage trains an evaluator; 3: per-stage recipes below
+"""Hashed with the config: bump when code changes what a given config trains in every stage."""
+STAGE_RECIPES = {"split": 1, "sam": 1, "grounding": 1, "lisa": 1, "groups": 1, "evaluator": 2}
+"""Each stage's own recipe version (evaluator 2: grid position embeddings in the random
+InternViT, every weight trained): bump one when code changes what that stage trains; it and the
+stages after it then re-run, the ones before are reused."""
+STAGE_FIELDS = {
+    "split": ("seed", "split_questions", "split_size_wh", "split_minutes", "minutes_scale"),
+    "sam": ("sam", "sam_minutes"),
+    "grounding": (
+        "scratch_width",
+        "scratch_layers",
+        "scratch_image_size",
+        "grounding",
+        "grounding_minutes",
+    ),
+    "lisa": ("lisa", "lisa_minutes"),
+    "groups": ("groups_minutes", "group_samples"),
+    "evaluator": (
+        "evaluator",
+        "evaluator_minutes",
+        "evaluator_width",
+        "evaluator_layers",
+        "evaluator_image_size",
+    ),
+}
+"""The config fields each stage reads; a stage's hash covers its own and every earlier stage's."""
 MAX_TOTAL_MINUTES = 60.0
 MAX_MODEL_BYTES = 25_000_000
 MODELS_SUBDIR = "models"
@@ -58,6 +84,7 @@ EVALUATOR_BASE = "base"  # the evaluator's base checkpoint, inside its adapter d
 CARD_FILE = "MODEL_CARD.md"
 INFO_FILE = "miniature.json"
 DONE_FILE = "DONE.json"
+STARTED_FILE = "STARTED.json"  # the stage hash of a stage begun (and maybe interrupted)
 STAGES = ("split", "sam", "grounding", "lisa", "groups", "evaluator")
 MIN_SCALED_QUESTIONS = 12  # a scaled-down split still holds a few scenes of every kind
 
@@ -100,14 +127,18 @@ def _lisa_defaults() -> GeneratorSettings:
 
 
 def _evaluator_defaults() -> EvaluatorTrainSettings:
-    # bench/train_evaluator.py's settings for a random-init model (docs/training-evaluator.md):
-    # no chain of thought (the groups carry none), one tile per picture, a constant rate after
-    # warm-up because the run ends at its time budget, not after a number of epochs
+    # measured (docs/miniature.md, "Teaching the small evaluator"): a random-init InternVL learns
+    # to rank candidates only when every weight trains — the language model, the projector and
+    # the output layer as modules_to_save, full-rank LoRA on the vision tower's first MLP layer
+    # (PEFT needs one adapted module outside modules_to_save) — not with LoRA on a random
+    # language model; no chain of thought (the groups carry none), one tile per picture, a
+    # constant rate after warm-up because the run ends at its time budget
     return EvaluatorTrainSettings(
         stage=1,
         lora_rank=32,
         lora_alpha=32,
-        lr=5e-3,
+        lora_targets=r".*vision_tower.*\.fc1",
+        lr=1e-3,
         lr_scheduler="constant_with_warmup",
         warmup=10,
         epochs=1000,  # nominal: the budget ends the run
@@ -115,7 +146,7 @@ def _evaluator_defaults() -> EvaluatorTrainSettings:
         save_steps=50,
         max_patches=1,
         cot_ratio=0.0,
-        modules_to_save=("multi_modal_projector", "lm_head", "vision_tower"),
+        modules_to_save=("language_model", "multi_modal_projector", "lm_head"),
     )
 
 
@@ -145,9 +176,9 @@ class MiniatureConfig:
     lisa: GeneratorSettings = field(default_factory=_lisa_defaults)
     lisa_minutes: float = 15.0
     groups_minutes: float = 4.0  # stage 1 over training scenes and the export
-    group_samples: int = 300  # at most this many training questions run through stage 1
+    group_samples: int = 1000  # at most this many training questions run through stage 1
     evaluator: EvaluatorTrainSettings = field(default_factory=_evaluator_defaults)
-    evaluator_minutes: float = 6.0  # train evaluator
+    evaluator_minutes: float = 10.0  # train evaluator
     evaluator_width: int = 64  # the small InternVL's language model (bench/train_evaluator.py)
     evaluator_layers: int = 2
     evaluator_image_size: int = 112  # tiles of 112² in 14-pixel patches: 16 tokens a picture
@@ -205,8 +236,26 @@ class MiniatureConfig:
         return d
 
     def config_hash(self) -> str:
-        """SHA-256 (hex) of the config's fields and :data:`RECIPE_VERSION` (module docstring)."""
-        payload = {"recipe_version": RECIPE_VERSION, "config": self.to_dict()}
+        """SHA-256 (hex) of the config's fields, :data:`RECIPE_VERSION` and
+        :data:`STAGE_RECIPES` (module docstring)."""
+        payload = {
+            "recipe_version": RECIPE_VERSION,
+            "stage_recipes": STAGE_RECIPES,
+            "config": self.to_dict(),
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def stage_hash(self, stage: str) -> str:
+        """SHA-256 (hex) of what ``stage`` and the stages before it read (:data:`STAGE_FIELDS`,
+        their :data:`STAGE_RECIPES`, :data:`RECIPE_VERSION`): a finished stage whose hash is
+        unchanged is reused by a re-run with another config."""
+        d = self.to_dict()
+        upto = STAGES[: STAGES.index(stage) + 1]
+        payload = {
+            "recipe_version": RECIPE_VERSION,
+            "stages": {n: [STAGE_RECIPES[n], {f: d[f] for f in STAGE_FIELDS[n]}] for n in upto},
+        }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -388,20 +437,33 @@ _RUNNERS: dict[str, Callable[[MiniatureConfig, Path, Path], dict[str, Any]]] = {
 }
 
 
-def _read_done(d: Path, config_hash: str) -> dict[str, Any] | None:
-    p = d / DONE_FILE
-    if not p.is_file():
-        return None
-    done = json.loads(p.read_text(encoding="utf-8"))
-    if done.get("config_hash") != config_hash:
-        raise ValueError(
-            f"'{d}' was finished by another miniature configuration "
-            f"({done.get('config_hash', '?')[:12]}, this one {config_hash[:12]}): use a new --out"
-        )
-    return done
+def _read_done(d: Path, stage_hash: str) -> dict[str, Any] | None:
+    """The stage's ``DONE.json`` when it was finished with the same settings (its stage hash),
+    else ``None``. A folder begun or finished with other settings is moved aside (renamed
+    ``<stage>.other-<its hash>``; nothing is deleted), so that the stage runs afresh."""
+    made_by = None
+    for name in (DONE_FILE, STARTED_FILE):
+        p = d / name
+        if p.is_file():
+            made_by = json.loads(p.read_text(encoding="utf-8")).get("stage_hash")
+            break
+    if made_by == stage_hash:
+        p = d / DONE_FILE
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+    if d.exists() and (made_by is not None or any(d.iterdir())):
+        aside = d.with_name(f"{d.name}.other-{(made_by or 'unknown')[:12]}")
+        n = 1
+        while aside.exists():
+            aside, n = d.with_name(f"{d.name}.other-{(made_by or 'unknown')[:12]}-{n}"), n + 1
+        d.rename(aside)
+    return None
 
 
 # -- the whole run --------------------------------------------------------------------------
+
+
+def _mtime(path: Path) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
 
 
 def _dir_bytes(path: Path) -> int:
@@ -453,10 +515,10 @@ def _write_card(models: Path, info: dict[str, Any]) -> None:
         else:  # fewer steps than one logging interval
             loss_txt = f"mean {loss['run_mean']:.3f}" if "run_mean" in loss else ""
         steps = "" if s.get("steps") is None else s["steps"]
-        lines.append(
-            f"| {name} | {steps} | {loss_txt} | {s.get('minutes', 0):.2f} | "
-            f"{s.get('skipped', '')} |"
-        )
+        note = s.get("skipped", "")
+        if s.get("finished_at"):
+            note = f"finished {s['finished_at']}"
+        lines.append(f"| {name} | {steps} | {loss_txt} | {s.get('minutes', 0):.2f} | {note} |")
     lines += ["", "Every setting is in `miniature.json`."]
     (models / CARD_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -468,9 +530,10 @@ def train_miniature(
 ) -> Path:
     """Run every stage (module docstring) under ``out_dir`` and return ``out_dir/models``.
 
-    A stage finished by an earlier call with the same config is skipped; one interrupted
-    mid-training continues from its last checkpoint; a folder finished under another config is
-    refused (``ValueError``). Raises ``ValueError`` when the models exceed
+    A stage finished by an earlier call with the same settings for it and the stages before it
+    (:meth:`MiniatureConfig.stage_hash`) is skipped; one interrupted mid-training continues from
+    its last checkpoint; a stage folder made with other settings is moved aside and the stage
+    re-run (:func:`_read_done`). Raises ``ValueError`` when the models exceed
     :data:`MAX_MODEL_BYTES`. ``progress`` receives one line per stage."""
     cfg = config or MiniatureConfig()
     say = progress or (lambda _msg: None)
@@ -480,21 +543,36 @@ def train_miniature(
     stages: dict[str, dict[str, Any]] = {}
     for name in STAGES:
         d = out / name
-        done = _read_done(d, h)
+        sh = cfg.stage_hash(name)
+        done = _read_done(d, sh)
         if done is not None:
             say(f"{name}: finished earlier, skipped")
-            stages[name] = {**done["result"], "minutes": done["minutes"], "reused": True}
+            finished = done.get("finished_at") or _mtime(d / DONE_FILE)
+            stages[name] = {
+                **done["result"],
+                "minutes": done["minutes"],
+                "reused": True,
+                "finished_at": finished,
+            }
             continue
         say(f"{name}: running (budget {cfg.stage_minutes[name]:.2f} min)")
         t0 = time.monotonic()
         d.mkdir(parents=True, exist_ok=True)
+        (d / STARTED_FILE).write_text(json.dumps({"stage_hash": sh}), encoding="utf-8")
         result = _RUNNERS[name](cfg, out, d)
         minutes = (time.monotonic() - t0) / 60.0
-        stages[name] = {**result, "minutes": minutes}
+        finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        stages[name] = {**result, "minutes": minutes, "finished_at": finished}
         if "skipped" in result:
             say(f"{name}: {result['skipped']}")
             continue
-        record = {"config_hash": h, "result": result, "minutes": minutes}
+        record = {
+            "stage_hash": sh,
+            "config_hash": h,
+            "result": result,
+            "minutes": minutes,
+            "finished_at": finished,
+        }
         (d / DONE_FILE).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         say(f"{name}: done in {minutes:.2f} min")
 
@@ -511,6 +589,7 @@ def train_miniature(
     size = _dir_bytes(models)
     info = {
         "recipe_version": RECIPE_VERSION,
+        "stage_recipes": STAGE_RECIPES,
         "config_hash": h,
         "config": cfg.to_dict(),
         "stages": stages,

@@ -79,6 +79,7 @@ def build_tiny_scoring_internvl(
         image_seq_length=seq,
     )
     model = InternVLForConditionalGeneration(cfg).eval()
+    grid_positions(model)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.suppress_tokens = [
@@ -87,3 +88,36 @@ def build_tiny_scoring_internvl(
     model.save_pretrained(out)
     internvl_processor(tok, side, seq).save_pretrained(out)
     return out
+
+
+def grid_positions(model, scale: float = 0.5) -> None:
+    """Give a random-init InternVL vision tower fixed 2-D sine-cosine position embeddings
+    (as MAE's ViT), in place; the class token's stays zero.
+
+    transformers initialises InternViT's ``position_embeddings`` to zeros, which a pretrained
+    checkpoint overwrites; a model trained from random weights would start with image tokens
+    that say nothing about *where* they are — a uniform picture gives identical tokens — and a
+    mask could not be compared with the objects under it. Not from the paper (it starts from
+    pretrained InternVL3); ``scale`` ≈ the patch embedding's output scale at init."""
+    import math
+
+    import torch
+
+    emb = model.model.vision_tower.embeddings
+    pos = emb.position_embeddings
+    if pos is None:
+        return
+    dim = pos.shape[-1]
+    side = math.isqrt(pos.shape[1] - 1)
+    if side * side != pos.shape[1] - 1 or dim % 4:
+        raise ValueError(f"position embeddings of shape {tuple(pos.shape)} are not a square grid")
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    omega = 1.0 / (10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4)))
+    parts = []
+    for coord in (ys.flatten(), xs.flatten()):
+        angles = coord[:, None].double() * omega[None, :]
+        parts += [torch.sin(angles), torch.cos(angles)]
+    grid = torch.cat(parts, dim=1) * scale
+    with torch.no_grad():
+        pos.zero_()
+        pos[0, 1:] = grid.to(pos.dtype)

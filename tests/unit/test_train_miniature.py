@@ -2,7 +2,8 @@
 once shipped, match the current config); a run scaled down to seconds per stage writes a model
 folder that loads as the ``mini-geometric`` preset and runs stage 1 on a held-out scene, and an
 evaluator folder that loads by path and as the ``mini-geometric`` evaluator preset and scores a
-group; a re-run skips the finished stages; the presets without their files name the command
+group; a re-run skips the finished stages, and one with another evaluator setting re-runs only
+the evaluator, moving its old folder aside; the presets without their files name the command
 that makes them."""
 
 from __future__ import annotations
@@ -45,6 +46,26 @@ def test_config_hash_follows_every_setting():
     hashes = {c.config_hash() for c in changed}
     assert len(hashes) == len(changed) and base.config_hash() not in hashes
     assert base.total_minutes <= 60
+
+
+def test_stage_hashes_cover_every_setting_and_follow_the_stage_order():
+    from core.training.miniature import STAGE_FIELDS, STAGES, MiniatureConfig
+
+    base = MiniatureConfig()
+    listed = [f for st in STAGES for f in STAGE_FIELDS[st]]
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(base))
+    changes = {
+        "split": dataclasses.replace(base, seed=base.seed + 1),
+        "sam": dataclasses.replace(base, sam_minutes=12.0),
+        "grounding": dataclasses.replace(base, scratch_width=96),
+        "lisa": dataclasses.replace(base, lisa=dataclasses.replace(base.lisa, lr=1e-4)),
+        "groups": dataclasses.replace(base, group_samples=10),
+        "evaluator": dataclasses.replace(base, evaluator_width=32),
+    }
+    for changed_stage, cfg in changes.items():
+        k = STAGES.index(changed_stage)
+        for i, st in enumerate(STAGES):
+            assert (cfg.stage_hash(st) == base.stage_hash(st)) == (i < k), (changed_stage, st)
 
 
 def test_config_refuses_evaluation_seeds_and_budgets_over_an_hour():
@@ -217,9 +238,17 @@ def test_scaled_run_loads_as_the_preset_runs_stage_1_and_resumes(tmp_path):
     assert sum("finished earlier, skipped" in x for x in lines) == 6
     assert not any("running" in x for x in lines)
     assert (models / "evaluator" / "adapter_config.json").is_file()
-    # another config is refused in a folder finished under this one
-    with pytest.raises(ValueError, match="another miniature configuration"):
-        train_miniature(out, dataclasses.replace(cfg, scratch_width=48))
+    # another evaluator setting: the stages before it are reused, the evaluator's folder is
+    # moved aside (nothing deleted) and the evaluator trains again
+    old_hash = cfg.stage_hash("evaluator")
+    other = dataclasses.replace(cfg, evaluator=dataclasses.replace(cfg.evaluator, lr=2e-3))
+    lines.clear()
+    train_miniature(out, other, progress=lines.append)
+    assert sum("finished earlier, skipped" in x for x in lines) == 5
+    assert any(x.startswith("evaluator: running") for x in lines)
+    assert (out / f"evaluator.other-{old_hash[:12]}" / "DONE.json").is_file()
+    info = json.loads((models / INFO_FILE).read_text(encoding="utf-8"))
+    assert info["config_hash"] == other.config_hash()
 
 
 def test_cli_refuses_evaluation_seeds_and_bad_scales(tmp_path, capsys):
