@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from core.benchmark.checks import latest_checks
 from core.benchmark.provenance import filter_by_verdict, latest_generation
 from core.evaldata.provenance import annotations_of, filter_by_reasoning
 from core.store import Store, repo, review
@@ -236,6 +237,7 @@ class ReviewController(QtCore.QObject):
             and q.question != (self._shown_question or "").strip()
         ):
             q.show_sample(smp.id, smp.question, smp.status, latest_generation(self.store, smp.id))
+            q.show_checks(latest_checks(self.store, smp.id))
             self._shown_question = smp.question
         r = self.p.reasoning
         if r is not None and not (

@@ -42,9 +42,9 @@ def _blind(req) -> bool:
     return "NOT shown the image" in req.system
 
 
-@pytest.fixture
-def gen_store(tmp_path):
-    """A store with three generated spatial questions (one per cup) and their server."""
+def build_store(tmp_path):
+    """A store with three generated spatial questions (one per cup) on one image of three cups
+    and a dog."""
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.full((*HW, 3), 128, np.uint8))
     anns = [
@@ -67,9 +67,17 @@ def gen_store(tmp_path):
     import_coco(st, tmp_path / "c.json", tmp_path / "img")
     server = ChatServer(lambda req: PHRASE if req.role == "generator" else ACCEPT)
     client = ChatClient(server.url, "g", concurrency=1)
-    generate_questions(st, "spatial", client, client)
+    try:
+        generate_questions(st, "spatial", client, client)
+    finally:
+        server.close()
+    return st
+
+
+@pytest.fixture
+def gen_store(tmp_path):
+    st = build_store(tmp_path)
     yield st, tmp_path
-    server.close()
     st.close()
 
 
