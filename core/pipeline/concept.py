@@ -119,20 +119,23 @@ def concept_items(
     return items, {**record, "scores": scores, "union": union}
 
 
-_cache: OrderedDict[tuple[str, str], ConceptSegmenter] = OrderedDict()
+_cache: OrderedDict[tuple[str, float, str], ConceptSegmenter] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_concept_segmenter(path: str, device: str = "cpu") -> ConceptSegmenter:
-    """The SAM 3 checkpoint at ``path`` (loaded once, at most :data:`MAX_SEGMENTERS` kept)."""
+def load_concept_segmenter(
+    path: str, threshold: float = 0.5, device: str = "cpu"
+) -> ConceptSegmenter:
+    """The SAM 3 checkpoint at ``path`` returning instances whose detection score is at least
+    ``threshold`` (loaded once per path and threshold, at most :data:`MAX_SEGMENTERS` kept)."""
     from core.models.sam3_text import load_sam3
 
-    key = (str(path), device)
+    key = (str(path), float(threshold), device)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        seg = load_sam3(path, device=device, setting="concept_model")
+        seg = load_sam3(path, device=device, threshold=threshold, setting="concept_model")
         _cache[key] = seg
         while len(_cache) > MAX_SEGMENTERS:
             _cache.popitem(last=False)

@@ -59,7 +59,8 @@ class Stage1Settings:
         MLLM's ``answer`` (default; the question's phrase when the answer names nothing) or the
         ``question``'s noun phrase. concept_model: the SAM 3 checkpoint directory (needed when
         ``concept_origin`` is on). concept_max: most SAM 3 instances kept (8; not from the
-        paper).
+        paper). concept_threshold: smallest SAM 3 detection score of a returned instance (0.5,
+        as ``core.models.sam3_text.THRESHOLD``; not from the paper).
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
@@ -87,6 +88,7 @@ class Stage1Settings:
     concept_phrase: str = "answer"
     concept_model: str = ""
     concept_max: int = 8
+    concept_threshold: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -126,6 +128,8 @@ class Stage1Settings:
             raise ValueError(
                 f"concept_phrase must be 'answer' or 'question', got {self.concept_phrase!r}"
             )
+        if not 0.0 <= self.concept_threshold <= 1.0:
+            raise ValueError(f"concept_threshold must be in [0, 1], got {self.concept_threshold}")
         if self.concept_max < 1:
             raise ValueError(f"concept_max must be >= 1, got {self.concept_max}")
         if self.points_per_batch < 1:

@@ -290,7 +290,7 @@ def _concept(
                 "concept_origin needs concept_model, a SAM 3 checkpoint directory "
                 "(the concept origin is not from the paper)"
             )
-        segmenter = load_concept_segmenter(s.concept_model)
+        segmenter = load_concept_segmenter(s.concept_model, s.concept_threshold)
     phrase, source = concept_phrase(s.concept_phrase, out.generated_text or "", question)
     items, record = concept_items(segmenter, image_rgb, phrase, s.concept_max)
     return items, {**record, "source": source}

@@ -139,10 +139,72 @@ def test_tiny_sam3_checkpoint_as_the_concept_model(sam, tmp_path):
     from core.models.sam3_text import build_tiny_sam3
 
     path = build_tiny_sam3(tmp_path / "sam3")
-    s = _settings(concept_origin=True, concept_model=str(path), concept_phrase="question")
+    s = _settings(
+        concept_origin=True,
+        concept_model=str(path),
+        concept_phrase="question",
+        concept_threshold=0.0,
+        concept_max=3,
+    )
     tr = run_stage1(Answering("[SEG]"), sam, _image(), "Which cup is left?", s)
     n = len(tr.concept["scores"])
     concept = [c for c in tr.candidates if c.origin == "concept"]
     assert tr.concept["phrase"] == "cup" and tr.concept["model"] == "sam3:sam3"
-    assert len(concept) == n + (1 if n >= 2 else 0) and tr.concept["union"] == (n >= 2)
+    assert n == 3 and len(concept) == 4 and tr.concept["union"]  # random weights: all kept
+    assert np.array_equal(concept[3].mask, concept[0].mask | concept[1].mask | concept[2].mask)
     assert all(c.mask.shape == HW for c in concept)
+
+
+@pytest.mark.slow
+def test_analytics_say_whether_the_concept_origin_raises_the_oracle(sam):
+    from core.analytics import failures
+    from core.analytics.records import sample_record
+
+    gt = TWO[0] | TWO[1]  # the union of SAM 3's two instances is the ground truth
+    s = _settings(concept_origin=True)
+    full = sample_record(
+        run_stage1(Answering("cups"), sam, _image(), "q", s, concept=ScriptedSam3()),
+        gt,
+        None,
+        "other",
+    )
+    assert failures.best_origin(full) == "concept" and "concept" in failures.origin_names([full])
+    off = Stage1Settings.from_dict({**s.to_dict(), "disabled_origins": ["concept"]})
+    rerun = sample_record(
+        run_stage1(Answering("cups"), sam, _image(), "q", off, concept=ScriptedSam3()),
+        gt,
+        None,
+        "other",
+    )
+    stored = failures.without_origin(full, "concept")
+    assert stored["oracle"] == rerun.counts["oracle"] and stored["top1"] == rerun.counts["top1"]
+    assert full.iou("oracle") == pytest.approx(1.0) and rerun.iou("oracle") < 0.9  # raised
+
+
+@pytest.mark.slow
+def test_cli_run_with_the_concept_origin_records_it(tmp_path, capsys):
+    import json
+
+    from core.cli import main
+    from core.demo import DEMO_SGDR
+    from core.models.sam3_text import build_tiny_sam3
+
+    sam3 = build_tiny_sam3(tmp_path / "sam3")
+    db = str(tmp_path / "d.sqlite")
+    assert main(["import", "sgdr", str(DEMO_SGDR), "--db", db]) == 0
+    settings = {
+        "concept_origin": True,
+        "concept_model": str(sam3),
+        "concept_phrase": "question",
+        "concept_threshold": 0.0,
+    }
+    run = ["run", "--db", db, "--preset", "tiny-random", "--limit", "1"]
+    assert main([*run, "--settings", json.dumps(settings)]) == 0
+    capsys.readouterr()
+    assert main(["trace", "--db", db, "--sample", "1", "--json"]) == 0
+    tr = json.loads(capsys.readouterr().out)
+    assert tr["settings"]["concept_origin"] is True and tr["concept"]["model"] == "sam3:sam3"
+    assert tr["concept"]["source"] == "question" and "concept" in tr["timings"]
+    n = len(tr["concept"]["scores"])
+    origins = [c["origin"] for c in tr["candidates"]]
+    assert n >= 2 and origins.count("concept") == n + 1
