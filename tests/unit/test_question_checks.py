@@ -42,9 +42,9 @@ def _blind(req) -> bool:
     return "NOT shown the image" in req.system
 
 
-def build_store(tmp_path):
-    """A store with three generated spatial questions (one per cup) on one image of three cups
-    and a dog."""
+def build_store(tmp_path, url: str | None = None):
+    """A store (SQLite in ``tmp_path``, or ``url``) with three generated spatial questions (one
+    per cup) on one image of three cups and a dog."""
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.full((*HW, 3), 128, np.uint8))
     anns = [
@@ -63,7 +63,7 @@ def build_store(tmp_path):
         "annotations": anns,
     }
     (tmp_path / "c.json").write_text(json.dumps(data))
-    st = open_store(tmp_path / "s.sqlite")
+    st = open_store(url or tmp_path / "s.sqlite")
     import_coco(st, tmp_path / "c.json", tmp_path / "img")
     server = ChatServer(lambda req: PHRASE if req.role == "generator" else ACCEPT)
     client = ChatClient(server.url, "g", concurrency=1)
@@ -77,6 +77,15 @@ def build_store(tmp_path):
 @pytest.fixture
 def gen_store(tmp_path):
     st = build_store(tmp_path)
+    yield st, tmp_path
+    st.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request, tmp_path):
+    """:func:`gen_store` on each backend (PostgreSQL: ``check`` is a reserved word there)."""
+    url = request.getfixturevalue("pg_server").new_database() if request.param != "sqlite" else None
+    st = build_store(tmp_path, url)
     yield st, tmp_path
     st.close()
 
@@ -172,8 +181,8 @@ def test_uniqueness_check_sends_numbered_boxes_and_grades_the_pick(gen_store, ch
     assert latest_checks(st, by_target[1])["unique"].verdict == "wrong"
 
 
-def test_resume_never_pays_twice_and_rechecks_an_edited_question(gen_store, checker):
-    st, _ = gen_store
+def test_resume_never_pays_twice_and_rechecks_an_edited_question(any_store, checker):
+    st, _ = any_store
     server, _, client = checker
     check_questions(st, ["blind", "unique"], client)
     assert len(server.requests) == 6
@@ -231,8 +240,8 @@ def test_unpaid_failure_is_retried_on_resume(gen_store, checker):
     assert latest_checks(st, _sample_ids(st)[0])["blind"].verdict == "needs_image"
 
 
-def test_a_sample_claimed_by_another_run_is_left_to_it(gen_store, checker):
-    st, _ = gen_store
+def test_a_sample_claimed_by_another_run_is_left_to_it(any_store, checker):
+    st, _ = any_store
     server, _, client = checker
     sid = _sample_ids(st)[0]
     assert claims.claim(st, sid, "blind", "other-run", 600, lambda s, i: False, QuestionCheckClaim)
