@@ -22,7 +22,7 @@ import numpy as np
 
 from core.masks import MaskError, decode_rle, encode_rle
 
-CandidateOrigin = Literal["multimask", "semantic", "amg", "initial"]
+CandidateOrigin = Literal["multimask", "semantic", "amg", "concept", "initial"]
 TRACE_FORMAT_VERSION = 1
 
 
@@ -140,7 +140,8 @@ class Candidate:
     """One candidate mask with its origin (§4.2, §5.1).
 
     ``origin``: ``multimask`` (SAM multimask from the prompt embedding), ``semantic``
-    (k-core refinement), ``amg`` (attention-seeded AMG). ``sam_score`` is SAM's predicted
+    (k-core refinement), ``amg`` (attention-seeded AMG), ``concept`` (SAM 3 prompted with a
+    phrase; not from the paper, :mod:`core.pipeline.concept`). ``sam_score`` is SAM's predicted
     IoU; ``stability`` the stability score (``None`` where not computed); ``seed_index`` the
     AMG seed that produced it. ``mask`` is bool (H, W); a candidate read back from RLE
     (:meth:`from_rle`) decodes it on first use, so a trace loads without decoding masks that are
@@ -255,6 +256,8 @@ class PipelineTrace:
     timings: dict[str, float] = field(default_factory=dict)
     generated_text: str = ""
     sample_id: int | None = None
+    # the concept origin (not from the paper): phrase, its source, SAM 3 model, instance scores
+    concept: dict[str, Any] | None = None
     format_version: int = TRACE_FORMAT_VERSION
 
     # -- serialisation -------------------------------------------------------------------
@@ -307,6 +310,7 @@ class PipelineTrace:
             "evaluator": None if self.evaluator is None else _evaluator_to_dict(self.evaluator),
             "timings": dict(self.timings),
             "generated_text": self.generated_text,
+            **({"concept": self.concept} if self.concept is not None else {}),
         }
 
     def to_json(self, *, with_logits: bool = True) -> str:
@@ -371,6 +375,7 @@ class PipelineTrace:
             timings=dict(d.get("timings", {})),
             generated_text=d.get("generated_text", ""),
             sample_id=d.get("sample_id"),
+            concept=d.get("concept"),
             format_version=int(d.get("format_version", TRACE_FORMAT_VERSION)),
         )
 

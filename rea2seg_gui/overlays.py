@@ -21,12 +21,15 @@ ORIGIN_NAMES: dict[str, str] = {
     "multimask": "multimask",
     "semantic": "semantic",
     "amg": "AMG",
+    "concept": "concept",
     "initial": "initial mask M",
 }
 ORIGIN_DESCRIPTIONS: dict[str, str] = {
     "multimask": "SAM's multimask output from the prompt embedding",
     "semantic": "semantic refinement: SAM prompted with the k-core points and the negative point",
     "amg": "automatic mask generator run from the seed points (placed on the top-k2 tokens)",
+    "concept": "SAM 3 prompted with the answer's or the question's phrase: every instance and "
+    "their union (not from the paper; stage-1 setting concept_origin)",
     "initial": "the segmenter's own prediction, M = L > 0",
 }
 

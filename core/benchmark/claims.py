@@ -6,6 +6,9 @@ claim lapses ``lease_s`` seconds after it was taken or last renewed; a live run 
 claims every ``lease_s / 4`` seconds, so only a crashed (or frozen) run's targets become
 claimable again. Claiming also checks, under the claim, that the target has no finished
 generation: a run that listed its targets before another finished them does not ask again.
+
+``questions check`` claims samples the same way (``table=QuestionCheckClaim``: one row per
+sample and check).
 """
 
 from __future__ import annotations
@@ -23,7 +26,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.store import Store
-from core.store.models import GenerationClaim
+from core.store.models import GenerationClaim, QuestionCheckClaim
+
+ClaimTable = type[GenerationClaim] | type[QuestionCheckClaim]
+_KEYS = {GenerationClaim: ("target_id", "split"), QuestionCheckClaim: ("sample_id", "check")}
+
+
+def _where(table: ClaimTable, item_id: int, kind: str) -> tuple:
+    item, k = _KEYS[table]
+    return getattr(table, item) == item_id, getattr(table, k) == kind
+
 
 CLAIM_LEASE_S = 120.0
 """Seconds a claim holds without renewal (setting ``claim_lease_s``): how long a crashed run's
@@ -46,21 +58,18 @@ def claim(
     holder: str,
     lease_s: float,
     is_done,  # (Session, target_id) -> bool
+    table: ClaimTable = GenerationClaim,
 ) -> bool:
-    """Claim ``target_id`` for ``split``; False when another live run holds it or it is done."""
+    """Claim ``target_id`` (a sample's id for :class:`QuestionCheckClaim`) for ``split`` (the
+    check's name); False when another live run holds it or it is done."""
+    item, kind = _KEYS[table]
 
     def attempt(s: Session) -> bool:
         now = _now()
         until = now + dt.timedelta(seconds=lease_s)
-        row = s.scalar(
-            select(GenerationClaim)
-            .where(GenerationClaim.target_id == target_id, GenerationClaim.split == split)
-            .with_for_update()
-        )
+        row = s.scalar(select(table).where(*_where(table, target_id, split)).with_for_update())
         if row is None:
-            s.add(
-                GenerationClaim(target_id=target_id, split=split, holder=holder, expires_at=until)
-            )
+            s.add(table(**{item: target_id, kind: split}, holder=holder, expires_at=until))
             s.flush()  # PostgreSQL: a concurrent claimer's row makes this fail (unique)
         elif row.holder != holder and row.expires_at > now:
             return False
@@ -68,13 +77,7 @@ def claim(
             row.holder, row.expires_at = holder, until
             s.flush()
         if is_done(s, target_id):  # finished by another run after this one listed its targets
-            s.execute(
-                delete(GenerationClaim).where(
-                    GenerationClaim.target_id == target_id,
-                    GenerationClaim.split == split,
-                    GenerationClaim.holder == holder,
-                )
-            )
+            s.execute(delete(table).where(*_where(table, target_id, split), table.holder == holder))
             return False
         return True
 
@@ -84,24 +87,20 @@ def claim(
         return False
 
 
-def release(s: Session, target_id: int, split: str, holder: str) -> None:
+def release(
+    s: Session, target_id: int, split: str, holder: str, table: ClaimTable = GenerationClaim
+) -> None:
     """Drop this run's claim (call it in the transaction that records the target)."""
-    s.execute(
-        delete(GenerationClaim).where(
-            GenerationClaim.target_id == target_id,
-            GenerationClaim.split == split,
-            GenerationClaim.holder == holder,
-        )
-    )
+    s.execute(delete(table).where(*_where(table, target_id, split), table.holder == holder))
 
 
-def renew(store: Store, holder: str, lease_s: float) -> int:
+def renew(store: Store, holder: str, lease_s: float, table: ClaimTable = GenerationClaim) -> int:
     """Extend every claim of ``holder`` to ``lease_s`` from now; returns how many."""
 
     def q(s: Session) -> int:
         res = s.execute(
-            update(GenerationClaim)
-            .where(GenerationClaim.holder == holder)
+            update(table)
+            .where(table.holder == holder)
             .values(expires_at=_now() + dt.timedelta(seconds=lease_s))
         )
         return int(res.rowcount or 0)
@@ -110,7 +109,9 @@ def renew(store: Store, holder: str, lease_s: float) -> int:
 
 
 @contextmanager
-def renewing(store: Store, holder: str, lease_s: float) -> Iterator[None]:
+def renewing(
+    store: Store, holder: str, lease_s: float, table: ClaimTable = GenerationClaim
+) -> Iterator[None]:
     """Renew ``holder``'s claims every ``lease_s / 4`` seconds while the block runs; drop its
     remaining claims (targets it never recorded) when the block ends."""
     stop = threading.Event()
@@ -118,7 +119,7 @@ def renewing(store: Store, holder: str, lease_s: float) -> Iterator[None]:
     def beat() -> None:
         while not stop.wait(lease_s / 4):
             try:
-                renew(store, holder, lease_s)
+                renew(store, holder, lease_s, table)
             except Exception:  # noqa: BLE001 - a busy store: the next beat tries again
                 pass
 
@@ -130,8 +131,6 @@ def renewing(store: Store, holder: str, lease_s: float) -> Iterator[None]:
         stop.set()
         t.join(timeout=5)
         try:
-            store.run(
-                lambda s: s.execute(delete(GenerationClaim).where(GenerationClaim.holder == holder))
-            )
+            store.run(lambda s: s.execute(delete(table).where(table.holder == holder)))
         except Exception:  # noqa: BLE001 - the store failed: the claims lapse on their own
             pass

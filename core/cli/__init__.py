@@ -24,6 +24,7 @@ _PLUGINS = (
     "core.cli.evaluate",
     "core.cli.analytics",
     "core.cli.benchmark",
+    "core.cli.question_checks",
     "core.cli.train",
     "core.cli.reasoning",
 )
@@ -128,6 +129,7 @@ def _unit_interval(text: str) -> float:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from core.cli.question_checks import print_rates, rates_json
     from core.store import review
 
     store = _open(args.db)
@@ -136,7 +138,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         out: dict[str, dict[str, int]] = {}
         for (cat, st), n in counts.items():
             out.setdefault(cat, {})[st] = n
-        print(json.dumps({"counts": out, "total": sum(counts.values())}, indent=2, sort_keys=True))
+        data: dict = {"counts": out, "total": sum(counts.values())}
+        if checks := rates_json(store):
+            data["question_checks"] = checks
+        print(json.dumps(data, indent=2, sort_keys=True))
         return 0
     cats = sorted({c for c, _ in counts}, key=lambda c: (CATEGORIES + (c,)).index(c))
     head = f"{'category':<16}" + "".join(f"{s:>10}" for s in STATUSES) + f"{'total':>10}"
@@ -148,6 +153,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     tot = [sum(counts.get((c, s), 0) for c in cats) for s in STATUSES]
     print("-" * len(head))
     print(f"{'total':<16}" + "".join(f"{n:>10}" for n in tot) + f"{sum(tot):>10}")
+    print_rates(store)
     return 0
 
 

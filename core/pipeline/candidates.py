@@ -20,7 +20,9 @@ import numpy as np
 from core.masks import bbox_xyxy, mask_iou
 from core.trace import Candidate
 
-ORIGIN_ORDER = ("multimask", "semantic", "amg")
+ORIGIN_ORDER = ("multimask", "semantic", "amg", "concept")
+"""Candidate origins in merge order; ``concept`` (SAM 3 from a text phrase) is not from the paper
+and off by default (:mod:`core.pipeline.concept`)."""
 
 
 def stability_score(logits: np.ndarray, offset: float = 1.0, threshold: float = 0.0) -> np.ndarray:
@@ -50,7 +52,7 @@ def build_candidates(
 ) -> list[Candidate]:
     """Merge candidate groups into the final list (rules in the module docstring).
 
-    groups: ``[(origin, items), ...]`` with origin in ``multimask``/``semantic``/``amg``; each item
+    groups: ``[(origin, items), ...]`` with origin in :data:`ORIGIN_ORDER`; each item
     ``{"mask": bool (H, W), "score": float (SAM's predicted IoU), "stability": float | None,
     "seed_index": int | None}``.
     """

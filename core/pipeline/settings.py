@@ -53,6 +53,14 @@ class Stage1Settings:
         ``semantic``, ``amg``), for the paper's ablations "w/o multimask outputs / semantic masks /
         AMG masks" (§5.3, Table 3) run for real; default none. The steps still run (the trace
         keeps their seeds and graph); only the merge skips them.
+    concept_origin: add the ``concept`` origin (NOT from the paper; default False): SAM 3
+        prompted with a phrase, every instance it returns plus their union join the candidates
+        after the AMG masks (:mod:`core.pipeline.concept`). concept_phrase: the phrase is the
+        MLLM's ``answer`` (default; the question's phrase when the answer names nothing) or the
+        ``question``'s noun phrase. concept_model: the SAM 3 checkpoint directory (needed when
+        ``concept_origin`` is on). concept_max: most SAM 3 instances kept (8; not from the
+        paper). concept_threshold: smallest SAM 3 detection score of a returned instance (0.5,
+        as ``core.models.sam3_text.THRESHOLD``; not from the paper).
     extra: free-form notes stored with the settings; the pipeline does not read them.
     """
 
@@ -76,6 +84,11 @@ class Stage1Settings:
     attention_renorm: bool = False
     layer_base: int = 0
     disabled_origins: tuple[str, ...] = ()
+    concept_origin: bool = False
+    concept_phrase: str = "answer"
+    concept_model: str = ""
+    concept_max: int = 8
+    concept_threshold: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +124,14 @@ class Stage1Settings:
             raise ValueError(
                 f"disabled_origins: unknown origin(s) {bad}; use {list(CANDIDATE_ORIGINS)}"
             )
+        if self.concept_phrase not in ("answer", "question"):
+            raise ValueError(
+                f"concept_phrase must be 'answer' or 'question', got {self.concept_phrase!r}"
+            )
+        if not 0.0 <= self.concept_threshold <= 1.0:
+            raise ValueError(f"concept_threshold must be in [0, 1], got {self.concept_threshold}")
+        if self.concept_max < 1:
+            raise ValueError(f"concept_max must be >= 1, got {self.concept_max}")
         if self.points_per_batch < 1:
             raise ValueError(f"points_per_batch must be >= 1, got {self.points_per_batch}")
 

@@ -14,7 +14,10 @@ step reuses it:
    graph (τ) → densest k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L
    as mask prompt in multimask mode → 3 *semantic* candidates;
 7. ``candidates``: multimask, semantic and amg merged in that order (de-duplicated only when
-   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9.
+   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9. With the setting
+   ``concept_origin`` (NOT from the paper, off by default) SAM 3's instances of a phrase and
+   their union follow as origin ``concept`` (:mod:`core.pipeline.concept`; timed as
+   ``concept``, recorded in ``trace.concept``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
 from core.pipeline.amg import seed_amg
 from core.pipeline.candidates import build_candidates, stability_score
+from core.pipeline.concept import (
+    ConceptSegmenter,
+    concept_items,
+    concept_phrase,
+    load_concept_segmenter,
+)
 from core.pipeline.partial import (
     CandidateReady,
     CoreReady,
@@ -87,6 +96,7 @@ def run_stage1(
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     partial: PartialFn | None = None,
+    concept: ConceptSegmenter | None = None,
 ) -> PipelineTrace:
     """Run candidate discovery on one image and return the full trace.
 
@@ -100,6 +110,8 @@ def run_stage1(
     ``partial(item)``: called with each partial result as soon as it exists, in the order of
     :mod:`core.pipeline.partial` (heatmap, initial mask, seeds, k-core, then the candidates one
     by one); ``None`` computes nothing extra.
+    ``concept``: the SAM 3 segmenter of the concept origin (default: the one at
+    ``settings.concept_model``, loaded once); used only when ``settings.concept_origin`` is on.
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -211,6 +223,12 @@ def run_stage1(
 
     step("candidates")
     groups = [("multimask", multimask), ("semantic", semantic), ("amg", amg_items)]
+    concept_record = None
+    if s.concept_origin and "concept" not in s.disabled_origins:
+        t0 = time.perf_counter()
+        concept_candidates, concept_record = _concept(s, concept, image_rgb, question, out)
+        groups.append(("concept", concept_candidates))
+        timings["concept"] = time.perf_counter() - t0
     candidates = build_candidates(
         [(o, items) for o, items in groups if o not in s.disabled_origins],
         s.dedupe_iou,
@@ -254,7 +272,28 @@ def run_stage1(
         candidates=candidates,
         timings=timings,
         generated_text=out.generated_text,
+        concept=concept_record,
     )
+
+
+def _concept(
+    s: Stage1Settings,
+    segmenter: ConceptSegmenter | None,
+    image_rgb: np.ndarray,
+    question: str,
+    out: PromptModelOutput,
+) -> tuple[list[dict], dict]:
+    """The concept origin's items and trace record (:mod:`core.pipeline.concept`)."""
+    if segmenter is None:
+        if not s.concept_model.strip():
+            raise ValueError(
+                "concept_origin needs concept_model, a SAM 3 checkpoint directory "
+                "(the concept origin is not from the paper)"
+            )
+        segmenter = load_concept_segmenter(s.concept_model, s.concept_threshold)
+    phrase, source = concept_phrase(s.concept_phrase, out.generated_text or "", question)
+    items, record = concept_items(segmenter, image_rgb, phrase, s.concept_max)
+    return items, {**record, "source": source}
 
 
 def _attention_trace(out: PromptModelOutput, s: Stage1Settings, gh: int, gw: int) -> AttentionTrace:

@@ -380,3 +380,53 @@ class ReasoningAnnotation(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     requested_by: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# -- question quality checks (not from the paper) ---------------------------------------------
+
+
+class QuestionCheck(Base):
+    """One quality check of one sample's question by a model, with its full provenance (checks
+    not from the paper; see :mod:`core.benchmark.checks`).
+
+    ``check``: ``blind`` (the question and the image's category list, no image: does the model
+    name the target's category anyway?) or ``unique`` (the image with every instance boxed and
+    numbered: does the question pick exactly the target?). ``question``: the text checked (a
+    changed question is checked again on resume). ``verdict``: ``shortcut`` / ``needs_image`` /
+    ``uninformative`` (blind), ``unique`` / ``ambiguous`` / ``wrong`` / ``none`` (unique), or
+    ``error`` (retried on resume unless its request was ``paid``). ``details``: what was offered
+    (categories or boxes, the target's place among them) and the parsed answer.
+    """
+
+    __tablename__ = "question_checks"
+    __table_args__ = (Index("ix_question_check_sample_check", "sample_id", "check"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    check: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[str] = mapped_column(String(16))
+    question: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prompt_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    endpoint: Mapped[str] = mapped_column(String(300), default="")
+    model: Mapped[str] = mapped_column(String(200), default="")
+    system: Mapped[str] = mapped_column(Text, default="")
+    user_text: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[str] = mapped_column(Text, default="")
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    paid: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QuestionCheckClaim(Base):
+    """A sample one ``questions check`` run is asking about for one check, so that no other run
+    pays for it (as :class:`GenerationClaim` for targets)."""
+
+    __tablename__ = "question_check_claims"
+    __table_args__ = (UniqueConstraint("sample_id", "check", name="uq_question_check_claim"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    check: Mapped[str] = mapped_column(String(16))
+    holder: Mapped[str] = mapped_column(String(100), index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from core.benchmark.checks import latest_checks
 from core.benchmark.provenance import (
     filter_by_verdict,
     latest_generation,
@@ -298,6 +299,7 @@ class ReviewController(QtCore.QObject):
             gen = latest_generation(self.store, smp.id)
             edited = gen is not None and question_edited_by_hand(self.store, smp.id)
             q.show_sample(smp.id, smp.question, smp.status, gen, hand_edited=edited)
+            q.show_checks(latest_checks(self.store, smp.id))
             self._shown_question = smp.question
         r = self.p.reasoning
         if r is not None and not (

@@ -11,6 +11,7 @@ import json
 
 from PySide6 import QtCore, QtWidgets
 
+from core.benchmark.checks import CheckView
 from core.benchmark.provenance import VERDICT_FILTERS, GenerationView
 
 __all__ = ["VERDICT_FILTERS", "QuestionsPanel"]
@@ -28,6 +29,25 @@ def _pretty(raw: str) -> str:
         return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
     except (ValueError, TypeError):
         return raw
+
+
+_CHECK_TITLES = {"blind": "blind check", "unique": "uniqueness check"}
+_CHECK_BAD = {"shortcut", "ambiguous", "wrong", "none", "error"}
+
+
+def check_line(c: CheckView) -> str:
+    """One check as one line: its verdict and what the model named, e.g.
+    ``blind check: shortcut (named cup)`` or ``uniqueness check: ambiguous (boxes 1, 2; target 1)``."""
+    d = c.details
+    if c.verdict == "error":
+        what = (c.error or "")[:120]
+    elif c.check == "blind":
+        what = f"named {d.get('named') or 'NA'}" if "named" in d else "one category only"
+    else:
+        picked = ", ".join(str(b) for b in d.get("picked", [])) or "none"
+        what = f"boxes {picked}; target {d.get('target')}"
+    stale = "" if c.current else " — checked an earlier wording"
+    return f"{_CHECK_TITLES.get(c.check, c.check)}: {c.verdict} ({what}){stale}"
 
 
 def _tokens(usage: dict) -> str:
@@ -100,6 +120,16 @@ class QuestionsPanel(QtWidgets.QWidget):
         answers.addWidget(self.generator_box)
         answers.addWidget(self.verifier_box)
         v.addLayout(answers, 1)
+
+        self.checks_label = QtWidgets.QLabel()
+        self.checks_label.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.checks_label.setWordWrap(True)
+        self.checks_label.setToolTip(
+            "Question checks (not from the paper): rea2seg questions check. Blind: the model "
+            "saw the question and the category list, no image; uniqueness: the image with "
+            "every instance in a numbered box"
+        )
+        v.addWidget(self.checks_label)
 
         buttons = QtWidgets.QHBoxLayout()
         self.accept_button = QtWidgets.QPushButton("Accept")
@@ -206,4 +236,26 @@ class QuestionsPanel(QtWidgets.QWidget):
         self.reasons_label.setText(
             f"{g.verdict}: {g.reasons}" if g and g.reasons else (g.verdict if g else "")
         )
+        self.show_checks({})
         self.set_busy(False)
+
+    def show_checks(self, checks: dict[str, CheckView]) -> None:
+        """The sample's latest question checks (:func:`core.benchmark.checks.latest_checks`);
+        a flagged one (text shortcut, not unique, error) is shown in red."""
+        self.checks = dict(checks)
+        if not checks:
+            self.checks_label.setText("question checks: none" if self.sample_id else "")
+            self.checks_label.setStyleSheet("")
+            return
+        ordered = [checks[k] for k in ("blind", "unique") if k in checks]
+        lines = [check_line(c) for c in ordered]
+        tips = [
+            f"{_CHECK_TITLES.get(c.check, c.check)}: {c.model} @ {c.endpoint} · "
+            f"{', '.join(c.prompt_versions.values())} · {c.created_at:%Y-%m-%d %H:%M} UTC\n"
+            f"{c.raw[:400]}"
+            for c in ordered
+        ]
+        self.checks_label.setText("\n".join(lines))
+        self.checks_label.setToolTip("\n\n".join(tips))
+        flagged = any(c.verdict in _CHECK_BAD for c in ordered)
+        self.checks_label.setStyleSheet("color:#b3261e;font-weight:bold;" if flagged else "")
