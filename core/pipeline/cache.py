@@ -248,8 +248,12 @@ class ModelCache:
         del seg, slot
         import gc
         import sys
+        import threading
 
-        gc.collect()
+        # collect the model's reference cycles now, but only on the main thread: a collection
+        # on a worker thread may finalise GUI objects there (the app collects on its own thread)
+        if threading.current_thread() is threading.main_thread():
+            gc.collect()
         torch = sys.modules.get("torch")
         if torch is not None and torch.cuda.is_available():
             torch.cuda.empty_cache()
