@@ -153,7 +153,7 @@ def test_schema_version_is_the_migration_head():
     heads = store_db._script_directory().get_heads()
     assert len(heads) == 1, "migrations must form one line"
     assert store_db._head_revision() == heads[0]
-    assert heads[0].startswith("0005") and schema_version() == "5"
+    assert heads[0].startswith("0006") and schema_version() == "6"
     assert heads[0] in store_db._known_revisions()
 
 

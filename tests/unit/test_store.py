@@ -22,7 +22,7 @@ def test_sqlite_pragmas_and_schema_version(sqlite_store):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
         assert (
-            s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+            s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         )  # the migration head
 
 
