@@ -17,6 +17,7 @@ def _ratio(text: str) -> float:
 
 
 def cmd_train_evaluator(args: argparse.Namespace) -> int:
+    from core.training.common import end_distributed
     from core.training.evaluator import EvaluatorTrainSettings, train_evaluator
 
     s = EvaluatorTrainSettings(
@@ -55,6 +56,7 @@ def cmd_train_evaluator(args: argparse.Namespace) -> int:
         "and were trained without"
     )
     print(f"adapter: {res.out} (run it with: rea2seg run --evaluator {res.out})")
+    end_distributed()  # every rank waits here, then the group closes: no rank exits mid-talk
     return 0
 
 

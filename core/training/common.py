@@ -72,3 +72,16 @@ def resume_checkpoint(out_dir: str | Path) -> str | None:
             continue
         return str(d)
     return None
+
+
+def end_distributed() -> None:
+    """Under ``torchrun`` / ``accelerate launch``: wait for every rank, then close the process
+    group, so that no rank exits while another still talks to it (an unclosed gloo group can
+    abort a rank at exit after the training finished). Nothing happens in a single process."""
+    import sys
+
+    dist = getattr(sys.modules.get("torch"), "distributed", None)
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    dist.barrier()
+    dist.destroy_process_group()
