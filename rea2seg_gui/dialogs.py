@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 from core.models.config import setting_kinds, settings_fields
 from rea2seg_gui import preferences as prefs
 from rea2seg_gui.models import config_path, load_config, path_problems, save_config
+from rea2seg_gui.plain_dialogs import browse_into
 
 # Every entry of the preset registry's config tables (segmenters and evaluators), in its order.
 FIELDS = tuple(settings_fields())
@@ -129,20 +130,7 @@ class SettingsDialog(QtWidgets.QDialog):
         form.addRow(buttons)
 
     def _browse(self, edit: QtWidgets.QLineEdit, directory: bool) -> None:
-        start = edit.text().strip() or str(Path.home())
-        if directory:
-            path = QtWidgets.QFileDialog.getExistingDirectory(
-                self, "Choose a model directory", start
-            )
-        else:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self,
-                "Choose a checkpoint",
-                start,
-                "Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
-            )
-        if path:
-            edit.setText(path)
+        browse_into(self, edit, directory, "Choose a model directory")
 
     def collected(self) -> dict[str, Any]:
         """The config with the dialog's values; an emptied field removes its setting."""

@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core.store import Store
 from rea2seg_gui.controllers.jobs import JobRunner
 from rea2seg_gui.file_types import SGDR_FILTER, STORE_FILTER
+from rea2seg_gui.plain_dialogs import report_box
 
 
 class FileActions(QtCore.QObject):
@@ -218,14 +219,4 @@ class FileActions(QtCore.QObject):
         self.failed.emit(msg)
 
     def _show(self, title: str, text: str, *, error: bool = False) -> None:
-        """A non-modal plain-text message (file names and reasons may hold any text)."""
-        box = QtWidgets.QMessageBox(self.window)
-        box.setIcon(
-            QtWidgets.QMessageBox.Icon.Warning if error else QtWidgets.QMessageBox.Icon.Information
-        )
-        box.setWindowTitle(title)
-        box.setTextFormat(QtCore.Qt.TextFormat.PlainText)
-        box.setText(text)
-        box.setModal(False)
-        box.show()
-        self.report_box = box
+        self.report_box = report_box(self.window, title, text, error=error)

@@ -26,6 +26,7 @@ from core.pipeline.memory import (
     model_problems,
 )
 from rea2seg_gui.models import config_path, load_config, save_config
+from rea2seg_gui.plain_dialogs import browse_into
 
 DEFAULT_DTYPE = "default (bfloat16 on CUDA, float32 otherwise)"
 WHY_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
@@ -196,18 +197,7 @@ class ModelManagerDialog(QtWidgets.QDialog):
         self._validate(key)
 
     def _browse(self, edit: QtWidgets.QLineEdit, directory: bool) -> None:
-        start = edit.text().strip() or str(Path.home())
-        if directory:
-            path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a folder", start)
-        else:
-            path, _ = QtWidgets.QFileDialog.getOpenFileName(
-                self,
-                "Choose a checkpoint",
-                start,
-                "Checkpoints (*.pth *.pt *.safetensors);;All files (*)",
-            )
-        if path:
-            edit.setText(path)
+        browse_into(self, edit, directory)
 
     # ------------------------------------------------------------------------------- checks
     def collected(self) -> dict[str, Any]:
