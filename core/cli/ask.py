@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from core.cli.common import add_scoring_options
+
 RANDOM_NOTE = "RANDOM WEIGHTS: the answer is noise, not a result"
 
 
@@ -116,7 +118,6 @@ def _write_mask(path: str, trace: object) -> None:
 
 
 def register(sub) -> None:
-    from core.evaluator.grouping import GROUP_SIZE
     from core.models.config import ALIASES, EVALUATOR_SPECS, PRESET_SPECS, PRESETS
 
     p = sub.add_parser(
@@ -140,18 +141,7 @@ def register(sub) -> None:
         + " | ".join(x.name + (" (random weights)" if x.is_random else "") for x in EVALUATOR_SPECS)
         + " or a local InternVL checkpoint directory",
     )
-    p.add_argument(
-        "--cot",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="chain of thought before the scores",
-    )
-    p.add_argument(
-        "--group-size",
-        type=int,
-        default=GROUP_SIZE,
-        help=f"masks per evaluator group (s, default {GROUP_SIZE})",
-    )
+    add_scoring_options(p)
     p.add_argument("--device", help="torch device (cpu, cuda, cuda:N, mps); default: the preset's")
     p.add_argument("--json", action="store_true", help="print the answer and candidates as JSON")
     p.add_argument("--mask-out", metavar="PNG", help="write the answer mask here (0/255 PNG)")

@@ -145,6 +145,25 @@ def add_checkpoint_options(p: argparse.ArgumentParser, defaults: Any) -> None:
     )
 
 
+def add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How stage 2 scores (§4.3), shared by ``rea2seg run`` and ``rea2seg ask``: ``--cot`` /
+    ``--no-cot`` and ``--group-size`` (s)."""
+    from core.evaluator.grouping import GROUP_SIZE
+
+    p.add_argument(
+        "--cot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="chain of thought before the scores",
+    )
+    p.add_argument(
+        "--group-size",
+        type=int,
+        default=GROUP_SIZE,
+        help=f"masks per evaluator group (s, default {GROUP_SIZE})",
+    )
+
+
 def add_split_options(p: argparse.ArgumentParser) -> None:
     """``--split``, ``--scenes``, ``--split-seed`` and ``--size``: the geometric training split a
     trainer reads, or makes first (:func:`training_split`)."""

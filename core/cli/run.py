@@ -9,7 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from core.cli import ray_run
-from core.cli.common import add_common, progress_bar
+from core.cli.common import add_common, add_scoring_options, progress_bar
 
 if TYPE_CHECKING:
     from core.pipeline.engine import RunReport
@@ -179,7 +179,6 @@ SAMPLE_HELP = (
 
 
 def register(sub) -> None:
-    from core.evaluator.grouping import GROUP_SIZE
     from core.models.config import ALIASES, EVALUATOR_SPECS, PRESET_SPECS, PRESETS
     from core.vocab import CATEGORIES, STATUSES
 
@@ -234,18 +233,7 @@ def register(sub) -> None:
         + " | ".join(described(x) for x in EVALUATOR_SPECS)
         + ") or a local InternVL checkpoint directory",
     )
-    p.add_argument(
-        "--cot",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="chain of thought before the scores",
-    )
-    p.add_argument(
-        "--group-size",
-        type=int,
-        default=GROUP_SIZE,
-        help=f"masks per evaluator group (s, default {GROUP_SIZE})",
-    )
+    add_scoring_options(p)
     p.add_argument(
         "--pad-last",
         action=argparse.BooleanOptionalAction,
