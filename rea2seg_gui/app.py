@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     win = MainWindow(store, user=args.user)
     win.show()
     if args.demo and not args.no_demo_run:
-        # the window is up at once; the demo run (about 10 s on 2 CPU cores) fills it when done
+        # the window is up at once; the demo run (19 s measured on 2 shared CPU cores) fills it
         QtCore.QTimer.singleShot(0, win.open_demo_run)
     return app.exec()
 
