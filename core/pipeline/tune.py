@@ -54,7 +54,7 @@ from core.pipeline.semantic import (
 )
 from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import _check_output
-from core.pipeline.tune_amg import DecodedMasks, decode_all
+from core.pipeline.tune_amg import DecodedMasks, SeedBank, decode_all
 from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 PREPARE_STEPS = ("mllm", "sam_embed", "initial")
@@ -118,6 +118,22 @@ class Stage1Cache:
     timings: dict[str, float] = field(default_factory=dict)
     memo: dict[str, OrderedDict[Hashable, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    use_seed_bank: bool = True
+    bank: SeedBank | None = field(default=None, repr=False)
+
+    def seed_bank(self) -> SeedBank | None:
+        """The per-seed AMG decodes of this image (:class:`SeedBank`), made on first use;
+        ``None`` when switched off or the backend is not one the bank supports."""
+        if self.bank is None and self.use_seed_bank and SeedBank.supported(self.sam):
+            self.bank = SeedBank(self.hw)
+        return self.bank if self.use_seed_bank else None
+
+    def forget(self) -> None:
+        """Drop every re-tune result (the step memo and the seed bank); the forward, the
+        embedding and the initial decode stay."""
+        self.memo.clear()
+        if self.bank is not None:
+            self.bank.clear()
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -399,14 +415,26 @@ def _retune(
     need_sam = [False]
 
     def decoded() -> DecodedMasks:
+        bank = cache.seed_bank()
+        if bank is not None and not bank.missing(seeds_xy, s.stability_score_offset):
+            held = bank.assemble(seeds_xy, s.stability_score_offset)
+            if held is not None:
+                return held  # every seed was decoded before: no decoder pass
         if not need_sam[0]:
             _restore_embedding(cache)
             need_sam[0] = True
+        if bank is not None:
+            # only the seeds not held; a set with none held is decoded in the generator's
+            # batches, exactly as decode_all does
+            bank.decode(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
+            held = bank.assemble(seeds_xy, s.stability_score_offset)
+            if held is not None:
+                return held
         masks, boxes = decode_all(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
         return DecodedMasks.pack(masks, boxes, (h, w))
 
-    # the decode once per seed set (and offset / batch size), kept bit-packed; the filters and
-    # NMS on each change
+    # the decode once per seed (and offset), kept bit-packed in the cache's seed bank; the
+    # filters and NMS on each change
     dec = _memo(cache, "amg", (seeds_id, s.stability_score_offset, s.points_per_batch), decoded)
     amg_items = [
         {

@@ -14,6 +14,7 @@ stability offset and the batch size change the decoded values, so they are part 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,3 +241,144 @@ class DecodedMasks:
             )
             for i in order
         ]
+
+
+SEED_BANK_BYTES = 512 * 2**20
+"""Most bytes of packed masks a :class:`SeedBank` keeps (not from the paper; 512 MiB holds every
+centre seed of a 24×24 token grid on a 1600×1200 image). The least recently used seeds go first."""
+
+
+@dataclass(frozen=True)
+class _SeedEntry:
+    iou: np.ndarray  # float32 (m,)
+    stability: np.ndarray  # float32 (m,)
+    boxes: np.ndarray  # float32 (m, 4)
+    packed: np.ndarray  # uint8 (m, ceil(H*W/8))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.packed.nbytes + self.boxes.nbytes + 2 * self.iou.nbytes)
+
+
+class SeedBank:
+    """Each seed's AMG decode kept once, so that a new seed set decodes only its new seeds.
+
+    The seeded AMG decodes every seed on its own (one point per prompt; a seed's masks do not
+    depend on the other seeds), so the decode of a seed set is the decodes of its seeds, in the
+    order of the set. Entries are keyed by the seed pixel ``(x, y)`` and the stability offset
+    (the only other input of a decode). For the project's SAM and SAM2 backends only
+    (:func:`supported`): their batch step yields each seed's masks together.
+
+    A seed decoded in another batch than the generator would use differs only by the decoder's
+    float rounding between batch sizes (the difference ``points_per_batch`` makes: about 1e-7 in
+    predicted IoU and a few pixels of a mask; measured in the tests), so a seed set assembled
+    from the bank equals :func:`decode_all` on it up to that rounding; a set decoded in one go
+    equals it exactly.
+    """
+
+    def __init__(self, hw: tuple[int, int], max_bytes: int = SEED_BANK_BYTES) -> None:
+        self.hw = (int(hw[0]), int(hw[1]))
+        self.max_bytes = int(max_bytes)
+        self._entries: OrderedDict[tuple[float, float, float], _SeedEntry] = OrderedDict()
+        self.nbytes = 0
+        self.decoded = 0  # seeds this bank has decoded (for tests and the bench)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def supported(sam: Any) -> bool:
+        from core.models.sam_backend import Sam2Backend, SamV1Backend
+
+        return isinstance(sam, SamV1Backend | Sam2Backend)
+
+    @staticmethod
+    def _key(xy: np.ndarray, offset: float) -> tuple[float, float, float]:
+        return float(xy[0]), float(xy[1]), float(offset)
+
+    def missing(self, seeds_xy: np.ndarray, offset: float) -> list[int]:
+        """Positions in ``seeds_xy`` (float (K, 2)) whose decode is not held (first of repeats)."""
+        out: list[int] = []
+        seen: set[tuple[float, float, float]] = set()
+        for i, xy in enumerate(np.asarray(seeds_xy).reshape(-1, 2)):
+            k = self._key(xy, offset)
+            if k not in self._entries and k not in seen:
+                out.append(i)
+                seen.add(k)
+        return out
+
+    def decode(self, sam: Any, seeds_xy: np.ndarray, offset: float, points_per_batch: int) -> int:
+        """Decode the seeds of ``seeds_xy`` not held yet (in their order, ``points_per_batch``
+        per decoder call) and keep them; returns how many were decoded."""
+        seeds = np.asarray(seeds_xy, dtype=np.float64).reshape(-1, 2)
+        todo = seeds[self.missing(seeds, offset)]
+        if len(todo) == 0:
+            return 0
+        masks, boxes = _batches(sam, todo, offset, points_per_batch)
+        per_seed: dict[int, list[int]] = {}
+        for j, m in enumerate(masks):
+            per_seed.setdefault(m.seed_index, []).append(j)
+        for s, rows in per_seed.items():
+            packed = np.stack([np.packbits(masks[j].mask.reshape(-1)) for j in rows])
+            self._put(
+                self._key(todo[s], offset),
+                _SeedEntry(
+                    np.array([masks[j].predicted_iou for j in rows], dtype=np.float32),
+                    np.array([masks[j].stability for j in rows], dtype=np.float32),
+                    np.asarray(boxes[rows], dtype=np.float32).reshape(-1, 4),
+                    packed,
+                ),
+            )
+        self.decoded += len(todo)
+        return len(todo)
+
+    def _put(self, key: tuple[float, float, float], entry: _SeedEntry) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+        self._entries[key] = entry
+        self.nbytes += entry.nbytes
+        while self.nbytes > self.max_bytes and len(self._entries) > 1:
+            _, gone = self._entries.popitem(last=False)
+            self.nbytes -= gone.nbytes
+
+    def full(self) -> bool:
+        return self.nbytes >= self.max_bytes
+
+    def assemble(self, seeds_xy: np.ndarray, offset: float) -> DecodedMasks | None:
+        """The decode of ``seeds_xy`` from held entries, in the generator's order (seed by seed,
+        each seed's masks in decoder order), seed indices as :func:`decode_all` gives them (the
+        first of repeated seeds); ``None`` when a seed is not held."""
+        seeds = np.asarray(seeds_xy).reshape(-1, 2)
+        first: dict[tuple[float, float, float], int] = {}
+        parts: list[tuple[int, _SeedEntry]] = []
+        for i, xy in enumerate(seeds):
+            k = self._key(xy, offset)
+            e = self._entries.get(k)
+            if e is None:
+                return None
+            self._entries.move_to_end(k)
+            parts.append((first.setdefault(k, i), e))
+        n = self.hw[0] * self.hw[1]
+        if not parts:
+            z = np.zeros(0, np.float32)
+            return DecodedMasks(
+                z,
+                z,
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.int64),
+                np.zeros((0, (n + 7) // 8), np.uint8),
+                self.hw,
+            )
+        return DecodedMasks(
+            np.concatenate([e.iou for _, e in parts]),
+            np.concatenate([e.stability for _, e in parts]),
+            np.concatenate([e.boxes for _, e in parts]),
+            np.concatenate([np.full(len(e.iou), i, np.int64) for i, e in parts]),
+            np.concatenate([e.packed for _, e in parts]),
+            self.hw,
+        )
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.nbytes = 0

@@ -117,31 +117,37 @@ def test_retune_after_another_image_restores_the_embedding_without_the_encoder(b
 def test_a_change_reruns_only_the_steps_that_depend_on_it(backend, image, monkeypatch):
     s = _settings(backend.kind)
     cache = prepare_stage1(HandPromptModel(), backend, image, "q", s)
-    retune(cache, s)
-    import core.pipeline.tune as tune
+    first = retune(cache, s)
+    import core.pipeline.tune_amg as tune_amg
 
-    calls = {"amg": 0, "points": 0}
-    real_amg, real_points = tune.decode_all, backend.predict_points
+    calls = {"amg": 0, "seeds": 0, "points": 0}
+    real_batches, real_points = tune_amg._batches, backend.predict_points
 
-    def amg(*a, **k):
+    def batches(sam, seeds, *a, **k):
         calls["amg"] += 1
-        return real_amg(*a, **k)
+        calls["seeds"] += len(seeds)
+        return real_batches(sam, seeds, *a, **k)
 
     def points(*a, **k):
         calls["points"] += 1
         return real_points(*a, **k)
 
-    monkeypatch.setattr(tune, "decode_all", amg)  # the AMG's decoder passes
+    monkeypatch.setattr(tune_amg, "_batches", batches)  # the AMG's decoder passes
     monkeypatch.setattr(backend, "predict_points", points)
     retune(cache, replace(s, tau=0.3))  # the semantic step only
-    assert calls == {"amg": 0, "points": 1}
+    assert calls == {"amg": 0, "seeds": 0, "points": 1}
     retune(cache, replace(s, tau=0.3, pred_iou_thresh=0.2, box_nms_thresh=0.5))  # re-filter
     retune(cache, replace(s, top_n=3, dedupe_iou=0.9))  # the merge only
-    assert calls == {"amg": 0, "points": 1}
+    assert calls == {"amg": 0, "seeds": 0, "points": 1}
+    n_seeds = len(first.seeds.seeds_xy)
     retune(cache, replace(s, stability_score_offset=2.0))  # AMG scores and semantic stability
-    assert calls == {"amg": 1, "points": 2}
-    retune(cache, replace(s, k2=3))  # new seeds: both
-    assert calls == {"amg": 2, "points": 3}
+    assert calls == {"amg": 1, "seeds": n_seeds, "points": 2}
+    # new seeds: the semantic decode, and the AMG decodes only the seeds it has not seen (each
+    # token's first seed is its centre whatever k2 is, so the 3 tokens kept are not decoded again)
+    fewer = retune(cache, replace(s, k2=3))
+    new = {tuple(p) for p in fewer.seeds.seeds_xy} - {tuple(p) for p in first.seeds.seeds_xy}
+    assert calls == {"amg": 2, "seeds": n_seeds + len(new), "points": 3}
+    assert 0 < len(new) < len(fewer.seeds.seeds_xy)
 
 
 def test_layers_not_cached_need_a_new_forward(backend, image):
