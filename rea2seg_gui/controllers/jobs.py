@@ -1,4 +1,9 @@
-"""One long job at a time in a worker thread, its result or error delivered on the GUI thread."""
+"""One long job at a time in a worker thread, its result or error delivered on the GUI thread.
+
+A *background* job (``start(..., background=True)``: work done ahead of the user, such as the
+What-if seed bank) gives way: it does not count as busy, and a job started while it runs cancels
+it and starts as soon as it has stopped (one such job waits; a second is refused as usual).
+"""
 
 from __future__ import annotations
 
@@ -23,13 +28,23 @@ class JobRunner(QtCore.QObject):
         self.worker: workers.Worker | None = None
         self.thread: QtCore.QThread | None = None
         self._job: dict[str, Any] | None = None
+        self._queued: tuple[Any, ...] | None = None  # a job waiting for a background one to stop
 
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        """A job other than a background one is running (or waiting for one to give way)."""
+        return self.worker is not None and (
+            not self._job.get("background") or self._queued is not None
+        )
+
+    @property
+    def background_running(self) -> bool:
+        return self.worker is not None and bool(self._job and self._job.get("background"))
 
     @property
     def name(self) -> str:
+        if self._queued is not None:
+            return str(self._queued[2])
         return self._job["name"] if self._job else ""
 
     def start(
@@ -39,31 +54,50 @@ class JobRunner(QtCore.QObject):
         name: str,
         on_error: Callable[[str], None] | None = None,
         cancellable: bool = True,
+        background: bool = False,
     ) -> bool:
-        """Run ``job(progress, should_cancel)`` in a worker; False (and nothing started) when busy."""
+        """Run ``job(progress, should_cancel)`` in a worker; False (and nothing started) when busy.
+        A background job emits no ``busy_changed`` and no ``progress``; it is cancelled (its
+        error handler gets the message) when another job starts, which then waits for it."""
         if self.worker is not None:
-            return False
+            if background or self._queued is not None or not self.background_running:
+                return False
+            self._queued = (job, done, name, on_error, cancellable)
+            self.busy_changed.emit(True, cancellable)
+            self.worker.cancel()
+            return True
         # bound slots of this GUI-thread object: Qt queues the worker's signals to the GUI thread
         w = workers.Worker(job)
-        self._job = {"name": name, "done": done, "error": on_error}
-        w.progress.connect(self._on_progress, QtCore.Qt.ConnectionType.QueuedConnection)
+        self._job = {"name": name, "done": done, "error": on_error, "background": background}
+        if not background:
+            w.progress.connect(self._on_progress, QtCore.Qt.ConnectionType.QueuedConnection)
         w.finished.connect(self._on_done, QtCore.Qt.ConnectionType.QueuedConnection)
         w.failed.connect(self._on_failed, QtCore.Qt.ConnectionType.QueuedConnection)
         self.worker = w
-        self.busy_changed.emit(True, cancellable)
+        if not background:
+            self.busy_changed.emit(True, cancellable)
         self.thread = workers.start(w, self)
         return True
 
     def cancel(self) -> bool:
         if self.worker is None:
             return False
+        if self.background_running and self._queued is not None:
+            self._queued = None  # the waiting job is what the user sees: drop it
+            self.busy_changed.emit(False, False)
+            return True
         self.worker.cancel()
         return True
 
     def _ended(self) -> dict[str, Any]:
         job, self._job = self._job or {}, None
         self.worker = None
-        self.busy_changed.emit(False, False)
+        if self._queued is not None:
+            queued, self._queued = self._queued, None
+            # straight on, with no "not busy" in between that another caller could take
+            self.start(*queued)
+        elif not job.get("background"):
+            self.busy_changed.emit(False, False)
         return job
 
     @QtCore.Slot(int, int, str)
@@ -81,7 +115,8 @@ class JobRunner(QtCore.QObject):
         job = self._ended()
         if job.get("error") is not None:
             job["error"](msg)
-        self.failed.emit(job.get("name", "job"), msg)
+        if not job.get("background"):
+            self.failed.emit(job.get("name", "job"), msg)
 
     def shutdown(self) -> None:
         if self.worker is not None:

@@ -128,6 +128,7 @@ class TuneController(QtCore.QObject):
             )
             self.prepared.emit(cache)
             self._show(base, trace)
+            self._prefill_next()
 
         def failed(msg: str) -> None:
             self._preparing = False
@@ -244,6 +245,61 @@ class TuneController(QtCore.QObject):
     def _on_busy(self, busy: bool, _cancellable: bool) -> None:
         if not busy:
             self._kick()
+            self._prefill_next()
+
+    # ---------------------------------------------------------------------- seed bank
+    def _prefill_next(self) -> None:
+        """Decode the next chunk of token centre seeds into the cache's seed bank as a
+        background job (:func:`core.pipeline.tune_prefill.prefill_seed_bank`), when nothing else
+        runs or waits; any other job cancels it and it goes on when that job has ended."""
+        from core.pipeline.tune_prefill import PREFILL_CHUNK, bank_progress, prefill_seed_bank
+
+        cache, s = self.cache, self.settings or self.base
+        if cache is None or s is None or cache.seed_bank() is None or cache.bank.full():
+            return
+        if self._pending is not None or self._timer.isActive():
+            return  # the re-tune first; busy_changed brings us back
+        if self.jobs.busy or self.jobs.background_running:
+            return
+        held, total = bank_progress(cache, s)
+        self._show_bank(held, total)
+        if held >= total:
+            return
+        lock = self.models.sam_lock(cache.sam)
+
+        def job(_progress, should_cancel):
+            prefill_seed_bank(
+                cache, s, max_seeds=PREFILL_CHUNK, lock=lock, should_cancel=should_cancel
+            )
+            return bank_progress(cache, s)
+
+        def done(result) -> None:
+            if cache is self.cache:
+                self._show_bank(*result)
+                QtCore.QTimer.singleShot(0, self._prefill_next)
+
+        def failed(msg: str) -> None:
+            if cache is self.cache and "cancel" not in msg.lower():
+                self.panel.show_bank(f"seed bank stopped: {msg.splitlines()[0] if msg else ''}")
+
+        self.jobs.start(job, done, "What-if seed bank", failed, background=True)
+
+    def _show_bank(self, held: int, total: int) -> None:
+        bank = self.cache.bank if self.cache is not None else None
+        mib = (bank.nbytes if bank is not None else 0) / 2**20
+        state = "complete" if held >= total else "filling in the background"
+        self.panel.show_bank(
+            f"seed bank: {held} of {total} token seeds decoded ({mib:.1f} MiB), {state}"
+            + (
+                " · full: the rest are decoded when needed"
+                if bank is not None and bank.full()
+                else ""
+            )
+        )
+
+    def bank_filling(self) -> bool:
+        """A seed-bank chunk is running (tests wait on it)."""
+        return self.jobs.background_running
 
     def _show(self, s: Stage1Settings, trace: PipelineTrace, seconds: float | None = None) -> None:
         from core.pipeline.tune import best_true_iou, candidate_ious

@@ -177,6 +177,15 @@ class TunePanel(QtWidgets.QWidget):
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(QtCore.Qt.TextFormat.PlainText)
         v.addWidget(self.summary)
+        self.bank = QtWidgets.QLabel()
+        self.bank.setWordWrap(True)
+        self.bank.setTextFormat(QtCore.Qt.TextFormat.PlainText)
+        self.bank.setStyleSheet("color: palette(mid)")
+        self.bank.setToolTip(
+            "Each token's centre seed is decoded once, in the background, most attended first: "
+            "a change of k1, k2, layers or heads then takes its AMG masks from this bank"
+        )
+        v.addWidget(self.bank)
         self.table_model = CandidateTable(self)
         self.table = QtWidgets.QTableView()
         self.table.setModel(self.table_model)
@@ -301,6 +310,12 @@ class TunePanel(QtWidgets.QWidget):
             parts.append("no ground truth")
         parts.append(f"re-tuned in {seconds * 1000:.0f} ms")
         self.summary.setText(" · ".join(parts))
+
+    def show_bank(self, text: str) -> None:
+        self.bank.setText(text)
+
+    def bank_text(self) -> str:
+        return self.bank.text()
 
     def summary_text(self) -> str:
         return self.summary.text()
