@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.screenshot_ask import OUT, QUESTION, ROOT, SIZE, _save, _user_image  # noqa: E402
+from scripts.screenshot_ask import OUT, QUESTION, SIZE, _save, _user_image  # noqa: E402
 
 
 def _shoot(folder: Path) -> None:
