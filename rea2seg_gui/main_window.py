@@ -188,6 +188,9 @@ class MainWindow(RunActions, QtWidgets.QMainWindow):
         self.screen_clamp = layout.ScreenClamp(self)
         self._show_questions_dock()
         self._remember_recent(store.url)
+        # the review keys work from the start: the sample list has the focus when the window
+        # is activated (not the first filter box, where letters would pick a filter value)
+        self.samples_panel.table.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
 
     @property
     def store(self) -> Store:

@@ -366,3 +366,12 @@ def test_a_layer_digit_right_after_a_decision_does_not_undo_it(qtbot, window, de
     qtbot.keyClick(window, QtCore.Qt.Key.Key_A)
     qtbot.keyClick(window, QtCore.Qt.Key.Key_1)  # the ground-truth layer, at once
     assert _status(demo_store, 1) == "verified"
+
+
+def test_the_review_keys_work_as_soon_as_the_window_is_activated(qtbot, window):
+    """The sample list has the focus on opening (not the first filter box, which would take a
+    typed letter as a filter value)."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.focusWidget() is not None, timeout=5000)
+    assert QtWidgets.QApplication.focusWidget() is window.samples_panel.table
+    assert "keys → shortcuts (sample list)" in window.keys_label.text()
