@@ -349,7 +349,10 @@ def test_a_real_ask_with_the_tiny_models_draws_in_order(qtbot, window, tmp_path)
         assert window.asking.ask("the thing on the left")
     trace = done.args[0]
     n = len(trace.candidates)
-    assert kinds[: 5 + n] == ["heatmap", "initial", "seeds", "core", *["candidate"] * n, "stage1"]
+    m = sum(c.origin == "multimask" for c in trace.candidates)  # shown right after the initial mask
+    assert kinds[: 5 + n] == [
+        "heatmap", "initial", *["candidate"] * m, "seeds", "core", *["candidate"] * (n - m), "stage1"
+    ]  # fmt: skip
     rest = [k for k in kinds[5 + n :] if k != "reasoning"]
     assert rest == ["group_started", "group"] * len(trace.evaluator.groups)
     assert "reasoning" in kinds  # the local evaluator streams its answer
