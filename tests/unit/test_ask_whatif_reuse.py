@@ -122,14 +122,19 @@ def _ask(seg, image, s, keep=None):
     return trace, items, steps
 
 
-SETTINGS = [{}, {"dedupe_iou": 0.5, "top_n": 3}, {"k2": 4, "k1": 6, "tau": 0.3}]
+SETTINGS = [
+    {},
+    {"dedupe_iou": 0.5, "top_n": 3},
+    {"k2": 4, "k1": 6, "tau": 0.3},
+    {"layers": (1, 2), "heads": (0, 1)},  # the heatmap: a subset of the layers kept
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change", SETTINGS)
 def test_an_ask_via_the_cache_hands_out_what_run_stage1_does(segmenter, image, change, monkeypatch):
     from core.pipeline.stage1 import STEPS
-    from core.pipeline.tune import Stage1Cache, retune
+    from core.pipeline.tune import Stage1Cache, layer_count, retune
 
     s = replace(_defaults(segmenter), **change)
     calls = {"encode": 0}
@@ -153,6 +158,8 @@ def test_an_ask_via_the_cache_hands_out_what_run_stage1_does(segmenter, image, c
     assert set(cached.timings) == set(plain.timings) == {*STEPS, "ask_total"}
     cache = kept[0]
     assert cache.question == "the red part" and cache.preset == segmenter.preset
+    n = layer_count(segmenter.prompt_model)
+    assert n is not None and cache.cached_layers == list(range(n))  # every layer, for What-if
     assert cache.sam is segmenter.sam and np.array_equal(cache.image_rgb, image)
 
 
@@ -191,3 +198,42 @@ def test_an_ask_with_the_concept_origin_runs_run_stage1_and_keeps_no_cache(segme
     with pytest.raises(ValueError, match="concept_origin needs concept_model"):
         _ask(segmenter, image, s, kept.append)
     assert kept == []
+
+
+# ----------------------------------------------------- prepare + retune alone, both SAM kinds
+@pytest.fixture(scope="module", params=["sam", "sam2"])
+def backend(request):
+    from core.models.sam_backend import Sam2Backend, SamV1Backend
+    from core.models.tiny_sam import build_tiny_sam, build_tiny_sam2
+
+    if request.param == "sam":
+        return SamV1Backend(build_tiny_sam(), name="sam-tiny", is_random=True)
+    return Sam2Backend(build_tiny_sam2(), name="sam2-tiny", is_random=True)
+
+
+@pytest.mark.slow
+def test_prepare_and_retune_hand_out_run_stage1s_partials_for_any_settings(backend):
+    from core.pipeline.stage1 import run_stage1
+    from core.pipeline.tune import prepare_stage1, retune
+    from tests.unit.test_pipeline_stage1 import HW, HandPromptModel
+
+    img = (np.random.default_rng(0).random((*HW, 3)) * 255).astype(np.uint8)
+    img[20:40, 25:60] = (240, 30, 30)
+    base = {"layers": None, "k1": 8, "k2": 4, "pred_iou_thresh": 0.0}
+    base |= {"stability_score_thresh": 0.0, "dedupe_iou": 0.6}
+    s = Stage1Settings.for_backbone(backend.kind, **base)
+    first: list[object] = []
+    cache = prepare_stage1(HandPromptModel(), backend, img, "q", s, partial=first.append)
+    # decodes reused from the seed bank in other batches may differ in the last float bits;
+    # this test is about what is handed out and when, so every seed set is decoded afresh
+    cache.use_seed_bank = False
+    assert [partial_kind(i) for i in first] == ["heatmap", "initial"]
+    for change in ({}, {"k2": 3, "tau": 0.4}, {"dedupe_iou": None, "top_n": 2}):
+        s2 = replace(s, **change)
+        full: list[object] = []
+        run_stage1(HandPromptModel(), backend, img, "q", s2, partial=full.append)
+        tuned: list[object] = []
+        retune(cache, s2, partial=tuned.append)
+        assert same(first, full[:2])  # the heatmap and L depend on nothing changed here
+        assert [partial_kind(i) for i in tuned] == [partial_kind(i) for i in full[2:]], change
+        assert all(same(a, b) for a, b in zip(tuned, full[2:], strict=True)), change
