@@ -11,6 +11,12 @@ The same code serves ``rea2seg ask`` and the app's Ask bar::
 :func:`core.pipeline.engine.process_sample` does for a run, and reports each step as it starts
 (see :data:`ASK_STEPS`). Nothing is saved: the trace is a scratch result until
 :func:`save_answer` makes it an ordinary sample (dataset ``ask``) with a run and its trace.
+
+With ``stage1_cache=keep`` an ask computes stage 1 as :func:`core.pipeline.tune.prepare_stage1`
+then :func:`core.pipeline.tune.retune` (the same trace and partial results as
+:func:`core.pipeline.stage1.run_stage1`) and hands ``keep`` the
+:class:`~core.pipeline.tune.Stage1Cache`, from which the What-if tools re-tune without a new
+MLLM forward or SAM embedding.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from core.pipeline.stage1 import STEPS
 
 if TYPE_CHECKING:
     from core.pipeline.cache import Segmenter
+    from core.pipeline.tune import Stage1Cache
     from core.trace import PipelineTrace
 
 ASK_STEPS = (*STEPS, "evaluator", "done")
@@ -44,6 +51,18 @@ ASK_DATASET = "ask"
 # share of the progress bar for stage 1 when stage 2 follows (the evaluator dominates)
 _STAGE1_SHARE = 0.5
 
+KeepCache = Callable[["Stage1Cache"], None]
+"""``keep(cache)``: receives the ask's :class:`~core.pipeline.tune.Stage1Cache` once stage 1 is
+done (before stage 2), on the thread doing the work."""
+
+
+def reuses_cache(settings: Stage1Settings) -> bool:
+    """Whether an ask with ``settings`` can compute stage 1 from a
+    :class:`~core.pipeline.tune.Stage1Cache`: :func:`core.pipeline.tune.retune` neither runs
+    the concept origin nor leaves origins out, so ``concept_origin`` and ``disabled_origins``
+    rule it out."""
+    return not settings.concept_origin and not settings.disabled_origins
+
 
 def ask(
     image_rgb: np.ndarray,
@@ -57,6 +76,7 @@ def ask(
     should_cancel: Callable[[], bool] | None = None,
     partial: Callable[[object], None] | None = None,
     load_evaluator: Callable[[], Any] | None = None,
+    stage1_cache: KeepCache | None = None,
 ) -> PipelineTrace:
     """Answer ``question`` on ``image_rgb`` (uint8 (H, W, 3) RGB); returns the trace, unsaved.
 
@@ -74,6 +94,13 @@ def ask(
     ``load_evaluator()``: loads the evaluator only once stage 1 is done (when the segmenter and
     the evaluator do not both fit in memory, the caller frees the segmenter in it first); used
     when ``evaluator`` is ``None``.
+    ``stage1_cache(cache)``: when given and :func:`reuses_cache` allows it, stage 1 runs as
+    :func:`core.pipeline.tune.prepare_stage1` + :func:`core.pipeline.tune.retune` (the same
+    trace, timings but ``retune``, and partial results as ``run_stage1``; the attention of
+    every decoder layer is kept when the model says how many it has) and ``stage1_cache`` gets
+    the cache before stage 2. The cache holds the segmenter's SAM backend: a caller whose
+    ``load_evaluator`` frees the segmenter should not keep it. Otherwise ``run_stage1`` runs and
+    ``stage1_cache`` is not called.
     """
     from core.evaluator.stage2 import run_stage2
     from core.pipeline.stage1 import run_stage1
@@ -98,17 +125,22 @@ def ask(
             progress(step, fraction * share, None)
 
     t0 = time.perf_counter()
-    trace = run_stage1(
-        segmenter.prompt_model,
-        segmenter.sam,
-        image_rgb,
-        question,
-        s,
-        preset=segmenter.preset,
-        progress=stage1_progress,
-        should_cancel=should_cancel,
-        partial=partial,
-    )
+    if stage1_cache is not None and reuses_cache(s):
+        trace = _stage1_via_cache(
+            segmenter, image_rgb, question, s, stage1_progress, should_cancel, partial, stage1_cache
+        )
+    else:
+        trace = run_stage1(
+            segmenter.prompt_model,
+            segmenter.sam,
+            image_rgb,
+            question,
+            s,
+            preset=segmenter.preset,
+            progress=stage1_progress,
+            should_cancel=should_cancel,
+            partial=partial,
+        )
     if partial is not None:
         from core.pipeline.partial import Stage1Done
 
@@ -142,6 +174,41 @@ def ask(
     trace.timings["ask_total"] = time.perf_counter() - t0
     if progress is not None:
         progress("done", 1.0, trace)
+    return trace
+
+
+def _stage1_via_cache(
+    segmenter: Segmenter,
+    image_rgb: np.ndarray,
+    question: str,
+    s: Stage1Settings,
+    progress: Callable[[str, float], None],
+    should_cancel: Callable[[], bool] | None,
+    partial: Callable[[object], None] | None,
+    keep: KeepCache,
+) -> PipelineTrace:
+    """Stage 1 as prepare + retune, reporting progress on ``run_stage1``'s scale (step
+    ``i`` of :data:`STEPS` at ``i / 7``); hands the cache to ``keep``."""
+    from core.pipeline.tune import prepare_stage1, retune
+
+    def on_step(step: str, _fraction: float) -> None:
+        if step in STEPS:  # not prepare's "ready" nor retune's "done"
+            progress(step, STEPS.index(step) / len(STEPS))
+
+    cache = prepare_stage1(
+        segmenter.prompt_model,
+        segmenter.sam,
+        image_rgb,
+        question,
+        s,
+        preset=segmenter.preset,
+        progress=on_step,
+        should_cancel=should_cancel,
+        partial=partial,
+    )
+    trace = retune(cache, s, progress=on_step, should_cancel=should_cancel, partial=partial)
+    trace.timings.pop("retune", None)  # the same steps as run_stage1's
+    keep(cache)
     return trace
 
 

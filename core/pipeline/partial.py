@@ -2,9 +2,10 @@
 
 Stage 1 (:func:`core.pipeline.stage1.run_stage1`, argument ``partial``) hands out, in order:
 :class:`HeatmapReady` right after the MLLM forward (§4.2: the attention map over image tokens),
-:class:`InitialMaskReady` once SAM has decoded L, :class:`SeedsReady` (top-k1/k2 tokens and the
-seed points), :class:`CoreReady` (the densest k-core of the feature graph and the negative
-point) and one :class:`CandidateReady` per candidate of the final list. Stage 2
+:class:`InitialMaskReady` once SAM has decoded L, one :class:`CandidateReady` per multimask
+candidate (they keep ids 0, 1, 2 whatever follows), :class:`SeedsReady` (top-k1/k2 tokens and
+the seed points), :class:`CoreReady` (the densest k-core of the feature graph and the negative
+point) and one :class:`CandidateReady` per remaining candidate of the final list. Stage 2
 (:func:`core.evaluator.stage2.run_stage2`) then hands out
 :class:`~core.evaluator.progress.GroupStarted`, any number of
 :class:`~core.evaluator.progress.ReasoningDelta` (when the backend streams) and
@@ -81,11 +82,14 @@ class CoreReady:
 
 @dataclass(frozen=True)
 class CandidateReady:
-    """Candidate ``index`` (0-based) of ``total`` in the final stage-1 list."""
+    """Candidate ``index`` (0-based) of ``total`` in the final stage-1 list. The multimask
+    candidates come right after :class:`InitialMaskReady`, before the final count is known
+    (``total`` is ``None``); their ids never change (the merge takes them first). The others
+    follow :class:`CoreReady` with ``total`` set. Each candidate is handed out once."""
 
     candidate: Candidate
     index: int
-    total: int
+    total: int | None
 
 
 @dataclass(frozen=True)

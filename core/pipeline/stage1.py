@@ -14,7 +14,10 @@ step reuses it:
    graph (τ) → densest k-core P* → negative point p⁻ = argmax{L | L < δ}; SAM with P*, p⁻ and L
    as mask prompt in multimask mode → 3 *semantic* candidates;
 7. ``candidates``: multimask, semantic and amg merged in that order (de-duplicated only when
-   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9. With the setting
+   ``dedupe_iou`` is set), then the AMG top-N cut: 3 + 3 + up to 9. The multimask masks are
+   merged first, so they are the list's first candidates (ids 0, 1, 2) whatever the later steps
+   give (:func:`multimask_candidates`); the partial results hand them out right after the
+   initial decode. With the setting
    ``concept_origin`` (NOT from the paper, off by default) SAM 3's instances of a phrase and
    their union follow as origin ``concept`` (:mod:`core.pipeline.concept`; timed as
    ``concept``, recorded in ``trace.concept``).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +64,7 @@ from core.pipeline.semantic import (
     semantic_prompt,
 )
 from core.pipeline.settings import Stage1Settings
-from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
+from core.trace import AttentionTrace, Candidate, FeatureGraphTrace, PipelineTrace, SeedTrace
 
 STEPS = ("mllm", "sam_embed", "initial", "seeds", "amg", "semantic", "candidates")
 
@@ -158,14 +162,13 @@ def run_stage1(
     L = np.asarray(single[0], dtype=np.float32)
     L_prompt = low[0:1] if s.mask_prompt == "decoder_lowres" else L
     multi, multi_iou, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
-    multi_stab = stability_score(multi, s.stability_score_offset)
-    multimask = [
-        {"mask": multi[i] > 0, "score": float(multi_iou[i]), "stability": float(multi_stab[i])}
-        for i in range(multi.shape[0])
-    ]
+    multimask = multimask_items(multi, multi_iou, s.stability_score_offset)
     done("initial")
+    early: list[Candidate] = []
     if partial is not None:
         partial(InitialMaskReady(L))
+        early = multimask_candidates(multimask, s)
+        emit_candidates(partial, early, final=False)
 
     step("seeds")
     heads = None if s.heads is None else list(s.heads)
@@ -236,8 +239,7 @@ def run_stage1(
     )
     done("candidates")
     if partial is not None:
-        for i, c in enumerate(candidates):
-            partial(CandidateReady(c, i, len(candidates)))
+        emit_candidates(partial, candidates, start=len(early))
     if progress is not None:
         progress("done", 1.0)
 
@@ -274,6 +276,43 @@ def run_stage1(
         generated_text=out.generated_text,
         concept=concept_record,
     )
+
+
+def multimask_items(
+    logits: np.ndarray, iou: np.ndarray, stability_score_offset: float
+) -> list[dict[str, Any]]:
+    """The multimask decode as :func:`build_candidates` items: logits float (3, H, W), SAM's
+    predicted IoUs (3,); the stability score at ``stability_score_offset``."""
+    stab = stability_score(logits, stability_score_offset)
+    return [
+        {"mask": logits[i] > 0, "score": float(iou[i]), "stability": float(stab[i])}
+        for i in range(logits.shape[0])
+    ]
+
+
+def multimask_candidates(multimask: list[dict[str, Any]], s: Stage1Settings) -> list[Candidate]:
+    """The multimask candidates exactly as the final candidate list begins with them.
+
+    :func:`build_candidates` merges the ``multimask`` group first; what it drops there (an
+    empty mask, and with ``dedupe_iou`` a duplicate of an earlier multimask mask) is decided
+    among these masks alone, and only AMG is capped. So these candidates keep their ids
+    (0, 1, …) and fields whatever AMG, the semantic step and the concept origin give later:
+    they can be shown as soon as the initial decode is done. Empty when ``multimask`` is in
+    ``disabled_origins``."""
+    if "multimask" in s.disabled_origins:
+        return []
+    return build_candidates([("multimask", multimask)], s.dedupe_iou, caps={"amg": s.top_n})
+
+
+def emit_candidates(
+    partial: PartialFn, candidates: list[Candidate], *, start: int = 0, final: bool = True
+) -> None:
+    """``partial(CandidateReady(c, index, total))`` for each of ``candidates[start:]``.
+    ``final``: ``candidates`` is the final list (``total`` its length); else the multimask
+    candidates handed out early, whose ``total`` is ``None`` (not known yet)."""
+    total = len(candidates) if final else None
+    for i in range(start, len(candidates)):
+        partial(CandidateReady(candidates[i], i, total))
 
 
 def _concept(

@@ -17,6 +17,13 @@ semantic decode, and changing an AMG filter (predicted IoU, stability, box NMS) 
 masks the AMG decoded for these seeds (:mod:`core.pipeline.tune_amg`); N and de-duplication only
 re-merge.
 
+Partial results: both take ``partial=`` (:mod:`core.pipeline.partial`) and hand out what
+:func:`core.pipeline.stage1.run_stage1` does, in its order: :func:`prepare_stage1` the heatmap
+(for its ``settings``' layers and heads) and the initial mask, :func:`retune` the multimask
+candidates, the seeds, the k-core and the other candidates. :func:`core.pipeline.ask.ask` runs
+stage 1 this way when its caller keeps the cache (``stage1_cache=``), so the What-if tab can
+start from an ask without a new forward.
+
 Layers: :func:`prepare_stage1` captures the attention of *every* decoder layer when the prompt
 model says how many it has (``all_layers=True``, the default; LLaVA / Qwen models do), so a
 change of ``layers`` or ``heads`` re-aggregates from the cache. Layers that were not captured
@@ -30,7 +37,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +45,7 @@ import numpy as np
 from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
 from core.pipeline.candidates import build_candidates, stability_score
+from core.pipeline.partial import CoreReady, HeatmapReady, InitialMaskReady, PartialFn, SeedsReady
 from core.pipeline.seeds import (
     aggregate_attention,
     allocate_seeds,
@@ -53,7 +61,13 @@ from core.pipeline.semantic import (
     semantic_prompt,
 )
 from core.pipeline.settings import Stage1Settings
-from core.pipeline.stage1 import _check_output
+from core.pipeline.stage1 import (
+    _attention_trace,
+    _check_output,
+    emit_candidates,
+    multimask_candidates,
+    multimask_items,
+)
 from core.pipeline.tune_amg import DecodedMasks, SeedBank, decode_all
 from core.trace import AttentionTrace, FeatureGraphTrace, PipelineTrace, SeedTrace
 
@@ -147,15 +161,7 @@ class Stage1Cache:
     def layer_positions(self, settings: Stage1Settings) -> list[int]:
         """Positions in the cached attention of the layers ``settings`` asks for (``None`` = the
         model's default layers); :class:`NeedsForward` when some are not cached."""
-        wanted = settings.model_layers() or list(self.default_layers)
-        have = {v: i for i, v in enumerate(self.cached_layers)}
-        missing = [v for v in wanted if v not in have]
-        if missing:
-            raise NeedsForward(
-                f"attention of layers {missing} is not cached (cached: {_ranges(self.cached_layers)}); "
-                "these layers need a new MLLM forward"
-            )
-        return [have[v] for v in wanted]
+        return _positions(self.cached_layers, self.default_layers, settings)
 
     def check(self, settings: Stage1Settings) -> None:
         """Raise :class:`NeedsForward` or ``ValueError`` (one line) when ``settings`` cannot be
@@ -165,6 +171,20 @@ class Stage1Cache:
         bad = [h for h in settings.heads or () if not 0 <= h < n_heads]
         if bad:
             raise ValueError(f"heads {bad} out of range: the model has {n_heads} heads")
+
+
+def _positions(cached: list[int], default: list[int], settings: Stage1Settings) -> list[int]:
+    """Positions in ``cached`` of the layers ``settings`` asks for (``None``: ``default``);
+    :class:`NeedsForward` when some are not there."""
+    wanted = settings.model_layers() or list(default)
+    have = {v: i for i, v in enumerate(cached)}
+    missing = [v for v in wanted if v not in have]
+    if missing:
+        raise NeedsForward(
+            f"attention of layers {missing} is not cached (cached: {_ranges(cached)}); "
+            "these layers need a new MLLM forward"
+        )
+    return [have[v] for v in wanted]
 
 
 def format_indices(values: Iterable[int] | None) -> str:
@@ -246,6 +266,7 @@ def prepare_stage1(
     all_layers: bool = True,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    partial: PartialFn | None = None,
 ) -> Stage1Cache:
     """The MLLM forward, the SAM image embedding and the initial decode, as
     :func:`core.pipeline.stage1.run_stage1` computes them, kept for :func:`retune`.
@@ -254,6 +275,10 @@ def prepare_stage1(
     or the model does not say how many it has (``None``: the backend's paper defaults).
     progress(step, fraction) is called before each of :data:`PREPARE_STEPS` and with
     ``("ready", 1.0)``; should_cancel() is polled before each and raises :class:`Cancelled`.
+    ``partial(item)``: :class:`~core.pipeline.partial.HeatmapReady` after the forward (the
+    token map of ``settings``' layers and heads, as ``run_stage1`` hands it out) and
+    :class:`~core.pipeline.partial.InitialMaskReady` after the initial decode; :func:`retune`
+    hands out the rest.
     """
     image_rgb = np.asarray(image_rgb)
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
@@ -280,8 +305,12 @@ def prepare_stage1(
         out = prompt_model.encode(image_rgb, question, layers, is_sentence=is_sentence)
     else:
         out = prompt_model.encode(image_rgb, question, layers)
-    _check_output(out)
+    gh, gw = _check_output(out)
     timings["mllm"] = time.perf_counter() - t
+    default = getattr(prompt_model, "default_layers", None)
+    default_layers = [int(v) for v in (default if default else out.layers)]
+    if partial is not None:
+        partial(HeatmapReady(_heatmap(out, default_layers, s, gh, gw)))
 
     t = step("sam_embed")
     sam_backend.set_image(image_rgb)
@@ -291,9 +320,11 @@ def prepare_stage1(
     single, _, low = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=False)
     multi, multi_iou, _ = sam_backend.decode_prompt_embedding(out.prompt_embedding, multimask=True)
     timings["initial"] = time.perf_counter() - t
+    logits = np.asarray(single[0], dtype=np.float32)
+    if partial is not None:
+        partial(InitialMaskReady(logits))
     if progress is not None:
         progress("ready", 1.0)
-    default = getattr(prompt_model, "default_layers", None)
     return Stage1Cache(
         image_rgb=image_rgb.copy(),
         question=question,
@@ -306,8 +337,8 @@ def prepare_stage1(
             getattr(prompt_model, "is_random", True) or getattr(sam_backend, "is_random", True)
         ),
         output=out,
-        default_layers=[int(v) for v in (default if default else out.layers)],
-        logits=np.asarray(single[0], dtype=np.float32),
+        default_layers=default_layers,
+        logits=logits,
         lowres=np.asarray(low[0:1], dtype=np.float32),
         multi_logits=np.asarray(multi, dtype=np.float32),
         multi_iou=np.asarray(multi_iou, dtype=np.float32),
@@ -315,6 +346,19 @@ def prepare_stage1(
         embedding=_snapshot(sam_backend),
         timings=timings,
     )
+
+
+def _heatmap(
+    out: PromptModelOutput, default: list[int], s: Stage1Settings, gh: int, gw: int
+) -> AttentionTrace:
+    """The heatmap of ``s``' layers and heads from an output that may hold more layers."""
+    positions = _positions([int(v) for v in out.layers], default, s)
+    picked = replace(
+        out,
+        attention=np.asarray(out.attention)[positions],
+        layers=[int(out.layers[i]) for i in positions],
+    )
+    return _attention_trace(picked, s, gh, gw)
 
 
 def _restore_embedding(cache: Stage1Cache) -> None:
@@ -354,6 +398,7 @@ def retune(
     *,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
+    partial: PartialFn | None = None,
 ) -> PipelineTrace:
     """Stage 1's parameter-dependent steps (:data:`RETUNE_STEPS`) on ``cache`` with ``settings``;
     the same trace :func:`core.pipeline.stage1.run_stage1` returns for these settings (equal
@@ -361,11 +406,14 @@ def retune(
 
     ``trace.timings`` holds the cache's three steps as they were measured, this call's steps and
     ``retune`` (this call's total). Layers that are not cached raise :class:`NeedsForward`.
+    ``partial(item)``: the multimask candidates, :class:`~core.pipeline.partial.SeedsReady`,
+    :class:`~core.pipeline.partial.CoreReady` and the other candidates, as ``run_stage1``
+    hands them out after the initial mask (:func:`prepare_stage1` hands out what comes before).
     Thread-safe per cache (one re-tune at a time); callers sharing the SAM backend with other
     work hold its lock (:meth:`core.pipeline.cache.ModelCache.sam_lock`).
     """
     with cache.lock:
-        return _retune(cache, settings, progress, should_cancel)
+        return _retune(cache, settings, progress, should_cancel, partial)
 
 
 def _retune(
@@ -373,6 +421,7 @@ def _retune(
     s: Stage1Settings,
     progress: ProgressFn | None,
     should_cancel: CancelFn | None,
+    partial: PartialFn | None = None,
 ) -> PipelineTrace:
     cache.check(s)
     out = cache.output
@@ -388,6 +437,12 @@ def _retune(
         if progress is not None:
             progress(name, RETUNE_STEPS.index(name) / len(RETUNE_STEPS))
         return time.perf_counter()
+
+    # merged first, so shown first (run_stage1 hands them out right after the initial mask)
+    multimask = multimask_items(cache.multi_logits, cache.multi_iou, s.stability_score_offset)
+    early = multimask_candidates(multimask, s) if partial is not None else []
+    if partial is not None:
+        emit_candidates(partial, early, final=False)
 
     t = step("seeds")
     positions = cache.layer_positions(s)
@@ -409,6 +464,9 @@ def _retune(
         token_map.ravel()[np.asarray(seed_token, dtype=np.int64)] if seed_token else np.zeros(0)
     )
     timings["seeds"] = time.perf_counter() - t
+    seed_trace = SeedTrace(s.k1, s.k2, top1, top2, seeds_xy, [int(i) for i in seed_token])
+    if partial is not None:
+        partial(SeedsReady(seed_trace))
 
     seeds_id = (seeds_key, np.asarray(seeds_xy).tobytes())
     t = step("amg")
@@ -477,17 +535,10 @@ def _retune(
 
     graph, semantic_items = _memo(cache, "semantic", (seeds_id, *_key(s, _SEMANTIC_KEYS)), semantic)
     timings["semantic"] = time.perf_counter() - t
+    if partial is not None:
+        partial(CoreReady(graph))
 
     t = step("candidates")
-    multi_stab = stability_score(cache.multi_logits, s.stability_score_offset)
-    multimask = [
-        {
-            "mask": cache.multi_logits[i] > 0,
-            "score": float(cache.multi_iou[i]),
-            "stability": float(multi_stab[i]),
-        }
-        for i in range(cache.multi_logits.shape[0])
-    ]
     candidates = build_candidates(
         [("multimask", multimask), ("semantic", semantic_items), ("amg", amg_items)],
         s.dedupe_iou,
@@ -495,6 +546,8 @@ def _retune(
     )
     timings["candidates"] = time.perf_counter() - t
     timings["retune"] = time.perf_counter() - t_start
+    if partial is not None:
+        emit_candidates(partial, candidates, start=len(early))
     if progress is not None:
         progress("done", 1.0)
 
@@ -520,7 +573,7 @@ def _retune(
             per_layer=per_layer_att.mean(axis=1).reshape(len(layers), gh, gw),
             prompt_token=out.prompt_token,
         ),
-        seeds=SeedTrace(s.k1, s.k2, top1, top2, seeds_xy, [int(i) for i in seed_token]),
+        seeds=seed_trace,
         graph=graph,
         candidates=candidates,
         timings=timings,

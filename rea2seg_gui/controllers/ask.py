@@ -11,12 +11,18 @@ result is a scratch trace until Add to store keeps it (:func:`core.pipeline.ask.
 When the segmenter and the evaluator do not both fit in memory
 (:func:`core.pipeline.memory.plan_ask`), the segmenter is freed after stage 1 and the evaluator
 loaded only then; the Ask bar says so.
+
+The multimask candidates arrive right after the initial mask, the others after the k-core; each
+is drawn as it arrives. Otherwise (the segmenter stays loaded) the ask keeps its stage-1 cache
+(:class:`AskCache`), which the What-if tab adopts for the same image, question, preset and
+segmenter instead of running the MLLM forward again.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +55,18 @@ STAGE_LABELS = {
 
 _STAGE1_KINDS = frozenset({"heatmap", "initial", "seeds", "core", "stage1"})
 _EVALUATOR_KINDS = frozenset({"group_started", "reasoning", "group"})
+
+
+@dataclass(frozen=True)
+class AskCache:
+    """The stage-1 cache an ask left (:class:`core.pipeline.tune.Stage1Cache`, made by
+    :func:`core.pipeline.ask.ask` with ``stage1_cache=``) and what it was made from: the image
+    array shown (the same object), the preset name asked with and the segmenter object."""
+
+    cache: Any
+    image: np.ndarray
+    preset: str
+    segmenter: Any
 
 
 class _Relay(QtCore.QObject):
@@ -131,6 +149,7 @@ class AskController(QtCore.QObject):
         self.image: np.ndarray | None = None
         self.image_path: Path | None = None  # None: pasted (written out when added to a store)
         self.trace: PipelineTrace | None = None
+        self.stage1_cache: AskCache | None = None  # the last ask's, for the What-if tab
         self._running = False
         self._latest: dict[str, Any] = {}  # written by the worker, read on the GUI thread
         self._partial_shown = False
@@ -196,6 +215,7 @@ class AskController(QtCore.QObject):
             self.status.emit("an ask is running; cancel it first")
             return
         self.image, self.image_path, self.trace = np.ascontiguousarray(image_rgb), path, None
+        self.stage1_cache = None  # another image: its memory can go
         self._on_canvas = True
         canvas = self.viewer.canvas
         canvas.set_image(self.image)
@@ -211,6 +231,19 @@ class AskController(QtCore.QObject):
         self.bar.show_stage(f"{where}, {w}x{h}")
         self.bar.question.setFocus()
         self.image_shown.emit((h, w))
+
+    def cache_for(
+        self, image: np.ndarray | None, question: str, preset: str, segmenter: Any
+    ) -> Any:
+        """The last ask's :class:`core.pipeline.tune.Stage1Cache` when it was made on ``image``
+        (the same array), ``question`` (stripped), ``preset`` and ``segmenter`` (the same
+        object); else ``None``."""
+        rec = self.stage1_cache
+        if rec is None or segmenter is None or image is None:
+            return None
+        if rec.image is not image or rec.preset != preset or rec.segmenter is not segmenter:
+            return None
+        return rec.cache if rec.cache.question == question.strip() else None
 
     def leave_canvas(self) -> None:
         """The canvas now shows something else (a store sample): the ask draws nothing more
@@ -234,6 +267,7 @@ class AskController(QtCore.QObject):
         models, image, latest = self.models, self.image, self._latest
         stage2 = Stage2Settings(ev_name, cot=cot, group_size=group_size)
         latest.clear()
+        self.stage1_cache = None  # replaced by this ask's, if it leaves one
         self._ask_no += 1
         number, relay, plan_memory = self._ask_no, self._relay, self.plan_memory
 
@@ -259,6 +293,9 @@ class AskController(QtCore.QObject):
                     latest["trace"] = trace
                 progress(int(round(fraction * 100)), 100, stage)
 
+            def keep(cache: Any) -> None:
+                latest["cache"] = AskCache(cache, image, preset, segmenter)
+
             return ask(
                 image,
                 question,
@@ -269,6 +306,8 @@ class AskController(QtCore.QObject):
                 should_cancel=should_cancel,
                 partial=emit,
                 load_evaluator=None if together or not ev_name else load_evaluator,
+                # a segmenter freed after stage 1 must not stay alive in a kept cache
+                stage1_cache=keep if together else None,
             )
 
         self._partial_shown = False
@@ -388,6 +427,7 @@ class AskController(QtCore.QObject):
 
         self._running = False
         self.trace = trace
+        self.stage1_cache = self._latest.get("cache")
         self._draw(trace)
         self._show_panels(trace)
         if trace.evaluator is None and self._on_canvas:
@@ -403,6 +443,7 @@ class AskController(QtCore.QObject):
 
     def _failed(self, msg: str) -> None:
         self._running = False
+        self.stage1_cache = self._latest.get("cache")  # stage 1 was complete when it was kept
         first = msg.splitlines()[0] if msg else "failed"
         self.bar.show_stage("cancelled" if "Cancelled" in first else "failed")
         self.status.emit(f"Ask: {first}")

@@ -3,6 +3,9 @@
 (:func:`core.pipeline.tune.retune`), off the GUI thread.
 
 Both run in the window's job runner, so they never overlap a run or an ask on the same models.
+Right after an ask on the image shown, with the same question, preset and segmenter, Prepare
+adopts the ask's stage-1 cache (:attr:`rea2seg_gui.controllers.ask.AskController.stage1_cache`)
+and runs no MLLM forward or SAM embedding.
 Edits are debounced (:data:`DEBOUNCE_MS`) and the latest wins: while a re-tune runs, newer edits
 wait as one pending request, and a result that a newer request has overtaken is dropped.
 """
@@ -24,6 +27,15 @@ from rea2seg_gui.panels.tune import TunePanel
 
 DEBOUNCE_MS = 150
 """Quiet time after an edit before a re-tune starts (not from the paper)."""
+
+
+def _holds(cache: Any, settings: Stage1Settings) -> bool:
+    """``cache`` can be re-tuned with ``settings`` (its layers and heads are there)."""
+    try:
+        cache.check(settings)
+    except ValueError:  # NeedsForward included
+        return False
+    return True
 
 
 class TuneController(QtCore.QObject):
@@ -76,10 +88,14 @@ class TuneController(QtCore.QObject):
         ignore: np.ndarray | None = None,
         is_sentence: bool | None = None,
         source: str = "",
+        cache: Any = None,
     ) -> bool:
         """The expensive part for ``image_rgb`` (uint8 (H, W, 3)) and ``question`` with
         ``preset``'s models, then a first re-tune with the settings a run of the preset uses.
-        ``gt`` / ``ignore``: bool (H, W) for the true IoUs. False when a job is running."""
+        ``gt`` / ``ignore``: bool (H, W) for the true IoUs. ``cache``: a
+        :class:`core.pipeline.tune.Stage1Cache` already made for this image, question and
+        preset (an ask's), adopted instead of the expensive part when it holds the layers those
+        settings need. False when a job is running."""
         from core.models.config import preset_stage1
         from core.pipeline.settings import run_defaults
         from core.pipeline.tune import prepare_stage1, retune
@@ -89,31 +105,33 @@ class TuneController(QtCore.QObject):
             self.panel.show_error("Type a question first (the Ask bar, or a sample's question).")
             return False
         import_model_stack()
-        models, image = self.models, np.ascontiguousarray(image_rgb)
+        models, image, given = self.models, np.ascontiguousarray(image_rgb), cache
 
         def job(progress, should_cancel):
             progress(0, 3, f"loading {preset}")
             seg = models.segmenter(preset)
             base = run_defaults(str(seg.sam.kind), bool(seg.is_random), **preset_stage1(seg.preset))
             with models.sam_lock(seg.sam):
-                cache = prepare_stage1(
-                    seg.prompt_model,
-                    seg.sam,
-                    image,
-                    question.strip(),
-                    base,
-                    preset=seg.preset,
-                    is_sentence=is_sentence,
-                    progress=lambda step, f: progress(int(f * 3), 3, step),
-                    should_cancel=should_cancel,
-                )
+                cache = given if given is not None and _holds(given, base) else None
+                if cache is None:
+                    cache = prepare_stage1(
+                        seg.prompt_model,
+                        seg.sam,
+                        image,
+                        question.strip(),
+                        base,
+                        preset=seg.preset,
+                        is_sentence=is_sentence,
+                        progress=lambda step, f: progress(int(f * 3), 3, step),
+                        should_cancel=should_cancel,
+                    )
                 trace = retune(cache, base)
-            return cache, base, trace
+            return cache, base, trace, cache is given
 
         def done(result) -> None:
             self._preparing = False
             self.panel.set_preparing(False)
-            cache, base, trace = result
+            cache, base, trace, adopted = result
             self.cache, self.base, self.gt, self.ignore = cache, base, gt, ignore
             self._pending, self._requested = None, base
             self.panel.show_settings(base.to_dict())
@@ -124,6 +142,7 @@ class TuneController(QtCore.QObject):
             self.panel.show_source(
                 f"{source or 'image'} · {cache.preset} · “{cache.question}” · attention of "
                 f"layers {format_indices(cache.cached_layers)} cached"
+                + (" · from the ask (no new MLLM forward)" if adopted else "")
                 + (" · RANDOM WEIGHTS: noise, not a result" if cache.is_random else "")
             )
             self.prepared.emit(cache)
@@ -159,6 +178,9 @@ class TuneController(QtCore.QObject):
                 ask_question,
                 preset,
                 source=path.name if path is not None else "pasted image",
+                cache=asking.cache_for(
+                    asking.image, ask_question, preset, self.models.loaded_segmenter(preset)
+                ),
             )
             key: tuple[str, object] = ("ask", asking.image)
         elif state.image is not None and state.sample_id is not None:

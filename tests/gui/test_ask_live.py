@@ -214,6 +214,35 @@ def test_each_partial_result_is_drawn_as_it_arrives(qtbot, window, scripted):
     assert np.array_equal(window.canvas.masks["candidate"], scripted.trace.candidates[2].mask)
 
 
+def test_a_multimask_candidate_before_the_seeds_is_drawn_at_once_and_kept(qtbot, window, scripted):
+    """As stage 1 hands it out: candidate 0 (multimask, total not known yet) right after the
+    initial mask, the others after the k-core; each drawn as it arrives, none twice."""
+    cands, canvas = window.candidates_panel, window.canvas
+    items = scripted.items
+    c0 = scripted.trace.candidates[0]
+    early = CandidateReady(c0, 0, None)
+    items[:] = [items[0], items[1], early, *[i for i in items[2:] if i is not items[4]]]
+    assert window.asking.ask("which one?")
+    _step(qtbot, window, scripted, "heatmap")
+    _step(qtbot, window, scripted, "initial")
+    _step(qtbot, window, scripted, "candidate")
+    assert cands.row_count() == 1 and not canvas.items["seeds"]
+    assert np.array_equal(canvas.masks["candidate"], c0.mask)
+    assert window.ask_bar.stage_text() == "candidate 1 found"
+    _step(qtbot, window, scripted, "seeds")
+    _step(qtbot, window, scripted, "core")
+    assert canvas.items["seeds"] and canvas.items["graph"] and cands.row_count() == 1
+    for n in (2, 3):
+        _step(qtbot, window, scripted, "candidate")
+        assert cands.row_count() == n
+    assert [c.id for c in window.asking.live.candidates] == [0, 1, 2]
+    _step(qtbot, window, scripted, "stage1")
+    assert cands.row_count() == 3
+    with qtbot.waitSignal(window.asking.answered, timeout=5000):
+        scripted.step(len(items))
+    assert cands.row_count() == 3 and cands.trace is scripted.trace
+
+
 def test_cancel_keeps_what_was_drawn_and_stops_the_rest(qtbot, window, scripted):
     kinds: list[str] = []
     window.asking.updated.connect(kinds.append)
@@ -349,7 +378,10 @@ def test_a_real_ask_with_the_tiny_models_draws_in_order(qtbot, window, tmp_path)
         assert window.asking.ask("the thing on the left")
     trace = done.args[0]
     n = len(trace.candidates)
-    assert kinds[: 5 + n] == ["heatmap", "initial", "seeds", "core", *["candidate"] * n, "stage1"]
+    m = sum(c.origin == "multimask" for c in trace.candidates)  # shown right after the initial mask
+    assert kinds[: 5 + n] == [
+        "heatmap", "initial", *["candidate"] * m, "seeds", "core", *["candidate"] * (n - m), "stage1"
+    ]  # fmt: skip
     rest = [k for k in kinds[5 + n :] if k != "reasoning"]
     assert rest == ["group_started", "group"] * len(trace.evaluator.groups)
     assert "reasoning" in kinds  # the local evaluator streams its answer
