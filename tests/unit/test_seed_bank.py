@@ -189,3 +189,28 @@ def test_a_cache_without_bank_decodes_every_seed_set_whole(backend, image, monke
     calls = _count_decodes(monkeypatch)
     retune(cache, replace(s, k2=3))
     assert calls == {"passes": 1, "seeds": 3}
+
+
+@pytest.mark.parametrize("lib", ["segment_anything", "sam2"])
+def test_stability_scores_and_boxes_equal_the_libraries_own(lib):
+    import importlib
+
+    import torch
+
+    from core.pipeline.tune_amg import mask_boxes, stability_scores
+
+    amg = importlib.import_module(f"{lib}.utils.amg")
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 33, 47, generator=g) * 3
+    logits[1] = -5.0  # empty at every threshold: 0 / 0
+    logits[2] = 5.0  # full
+    logits[3, 10:12, 40:47] = 9.0  # one small blob on a low background
+    logits[3][logits[3] < 9] = -9.0
+    for threshold, offset in ((0.0, 1.0), (0.0, 0.0), (0.5, 2.5), (-1.0, 0.25)):
+        want = amg.calculate_stability_score(logits, threshold, offset).numpy()
+        got = stability_scores(logits, threshold, offset)
+        assert got.dtype == np.float32 and np.array_equal(got, want, equal_nan=True)
+        binary = logits > threshold
+        want_box = amg.batched_mask_to_box(binary).float().numpy()
+        assert np.array_equal(mask_boxes(binary.numpy()), want_box)
+    assert np.array_equal(mask_boxes(np.zeros((0, 4, 5), bool)), np.zeros((0, 4), np.float32))
