@@ -56,14 +56,6 @@ KeepCache = Callable[["Stage1Cache"], None]
 done (before stage 2), on the thread doing the work."""
 
 
-def reuses_cache(settings: Stage1Settings) -> bool:
-    """Whether an ask with ``settings`` can compute stage 1 from a
-    :class:`~core.pipeline.tune.Stage1Cache`: :func:`core.pipeline.tune.retune` neither runs
-    the concept origin nor leaves origins out, so ``concept_origin`` and ``disabled_origins``
-    rule it out."""
-    return not settings.concept_origin and not settings.disabled_origins
-
-
 def ask(
     image_rgb: np.ndarray,
     question: str,
@@ -94,13 +86,12 @@ def ask(
     ``load_evaluator()``: loads the evaluator only once stage 1 is done (when the segmenter and
     the evaluator do not both fit in memory, the caller frees the segmenter in it first); used
     when ``evaluator`` is ``None``.
-    ``stage1_cache(cache)``: when given and :func:`reuses_cache` allows it, stage 1 runs as
+    ``stage1_cache(cache)``: when given, stage 1 runs as
     :func:`core.pipeline.tune.prepare_stage1` + :func:`core.pipeline.tune.retune` (the same
     trace, timings but ``retune``, and partial results as ``run_stage1``; the attention of
     every decoder layer is kept when the model says how many it has) and ``stage1_cache`` gets
     the cache before stage 2. The cache holds the segmenter's SAM backend: a caller whose
-    ``load_evaluator`` frees the segmenter should not keep it. Otherwise ``run_stage1`` runs and
-    ``stage1_cache`` is not called.
+    ``load_evaluator`` frees the segmenter should not keep it. Without it ``run_stage1`` runs.
     """
     from core.evaluator.stage2 import run_stage2
     from core.pipeline.stage1 import run_stage1
@@ -125,7 +116,7 @@ def ask(
             progress(step, fraction * share, None)
 
     t0 = time.perf_counter()
-    if stage1_cache is not None and reuses_cache(s):
+    if stage1_cache is not None:
         trace = _stage1_via_cache(
             segmenter, image_rgb, question, s, stage1_progress, should_cancel, partial, stage1_cache
         )

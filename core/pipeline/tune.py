@@ -45,6 +45,7 @@ import numpy as np
 from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
 from core.pipeline.candidates import build_candidates, stability_score
+from core.pipeline.concept import ConceptSegmenter
 from core.pipeline.partial import CoreReady, HeatmapReady, InitialMaskReady, PartialFn, SeedsReady
 from core.pipeline.seeds import (
     aggregate_attention,
@@ -64,6 +65,7 @@ from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import (
     _attention_trace,
     _check_output,
+    _concept,
     emit_candidates,
     multimask_candidates,
     multimask_items,
@@ -84,6 +86,7 @@ MEMO_SIZE = 4
 # which settings each re-tune step reads (besides the earlier steps' outputs)
 _SEED_KEYS = ("k1", "k2", "seed_policy", "seeds_total", "seed", "heads", "attention_renorm")
 _SEMANTIC_KEYS = ("tau", "delta", "mask_prompt", "stability_score_offset")
+_CONCEPT_KEYS = ("concept_model", "concept_phrase", "concept_max", "concept_threshold")
 
 
 class NeedsForward(ValueError):
@@ -399,6 +402,7 @@ def retune(
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     partial: PartialFn | None = None,
+    concept: ConceptSegmenter | None = None,
 ) -> PipelineTrace:
     """Stage 1's parameter-dependent steps (:data:`RETUNE_STEPS`) on ``cache`` with ``settings``;
     the same trace :func:`core.pipeline.stage1.run_stage1` returns for these settings (equal
@@ -409,11 +413,15 @@ def retune(
     ``partial(item)``: the multimask candidates, :class:`~core.pipeline.partial.SeedsReady`,
     :class:`~core.pipeline.partial.CoreReady` and the other candidates, as ``run_stage1``
     hands them out after the initial mask (:func:`prepare_stage1` hands out what comes before).
+    With ``concept_origin`` (not from the paper) SAM 3's instances of the phrase join as origin
+    ``concept`` as in ``run_stage1`` (``concept``: the segmenter, else loaded from
+    ``concept_model``); they depend on no stage-1 parameter, so they are computed once per
+    concept setting. ``disabled_origins`` leaves origins out as ``run_stage1`` does.
     Thread-safe per cache (one re-tune at a time); callers sharing the SAM backend with other
     work hold its lock (:meth:`core.pipeline.cache.ModelCache.sam_lock`).
     """
     with cache.lock:
-        return _retune(cache, settings, progress, should_cancel, partial)
+        return _retune(cache, settings, progress, should_cancel, partial, concept)
 
 
 def _retune(
@@ -422,6 +430,7 @@ def _retune(
     progress: ProgressFn | None,
     should_cancel: CancelFn | None,
     partial: PartialFn | None = None,
+    concept: ConceptSegmenter | None = None,
 ) -> PipelineTrace:
     cache.check(s)
     out = cache.output
@@ -539,8 +548,21 @@ def _retune(
         partial(CoreReady(graph))
 
     t = step("candidates")
+    groups = [("multimask", multimask), ("semantic", semantic_items), ("amg", amg_items)]
+    concept_record = None
+    if s.concept_origin and "concept" not in s.disabled_origins:
+        # SAM 3 on the image and a phrase: no stage-1 parameter changes it, so once per setting
+        t_concept = time.perf_counter()
+        concept_items, concept_record = _memo(
+            cache,
+            "concept",
+            _key(s, _CONCEPT_KEYS),
+            lambda: _concept(s, concept, cache.image_rgb, cache.question, out),
+        )
+        groups.append(("concept", concept_items))
+        timings["concept"] = time.perf_counter() - t_concept
     candidates = build_candidates(
-        [("multimask", multimask), ("semantic", semantic_items), ("amg", amg_items)],
+        [(o, items) for o, items in groups if o not in s.disabled_origins],
         s.dedupe_iou,
         caps={"amg": s.top_n},
     )
@@ -578,4 +600,5 @@ def _retune(
         candidates=candidates,
         timings=timings,
         generated_text=out.generated_text,
+        concept=concept_record,
     )

@@ -183,18 +183,19 @@ def test_the_multimask_candidates_come_right_after_the_initial_mask(segmenter, i
     assert same([c.candidate for c in cands], trace.candidates)
 
 
-def test_settings_that_retune_cannot_reproduce_run_stage1():
-    from core.pipeline.ask import reuses_cache
-
-    assert reuses_cache(Stage1Settings())
-    assert not reuses_cache(Stage1Settings(concept_origin=True))
-    assert not reuses_cache(Stage1Settings(disabled_origins=("amg",)))
+@pytest.mark.slow
+def test_an_ask_that_leaves_origins_out_keeps_its_cache_and_equals_a_plain_ask(segmenter, image):
+    kept: list[object] = []
+    s = replace(_defaults(segmenter), disabled_origins=("amg",))
+    via, plain = _ask(segmenter, image, s, kept.append), _ask(segmenter, image, s)
+    assert len(kept) == 1 and same_trace(via[0], plain[0])
+    assert "amg" not in {c.origin for c in via[0].candidates}
 
 
 @pytest.mark.slow
-def test_an_ask_with_the_concept_origin_runs_run_stage1_and_keeps_no_cache(segmenter, image):
+def test_an_ask_with_the_concept_origin_but_no_model_says_so_and_keeps_no_cache(segmenter, image):
     kept: list[object] = []
-    s = replace(_defaults(segmenter), concept_origin=True)  # no concept_model: run_stage1 says so
+    s = replace(_defaults(segmenter), concept_origin=True)  # no concept_model
     with pytest.raises(ValueError, match="concept_origin needs concept_model"):
         _ask(segmenter, image, s, kept.append)
     assert kept == []

@@ -208,3 +208,34 @@ def test_cli_run_with_the_concept_origin_records_it(tmp_path, capsys):
     n = len(tr["concept"]["scores"])
     origins = [c["origin"] for c in tr["candidates"]]
     assert n >= 2 and origins.count("concept") == n + 1
+
+
+@pytest.mark.slow
+def test_retune_runs_the_concept_origin_once_and_leaves_out_disabled_origins(sam):
+    """What-if equals a full stage 1 with the concept origin and with origins left out; SAM 3
+    runs once per concept setting, not on every re-tune."""
+    from core.pipeline.tune import prepare_stage1, retune
+    from tests.unit.test_pipeline_tune import same_trace
+
+    seg, img, q = ScriptedSam3(), _image(), "Which knife cuts?"
+    s = _settings(concept_origin=True)
+    cache = prepare_stage1(Answering("a knife [SEG]"), sam, img, q, s)
+    cache.use_seed_bank = False  # each seed set decoded whole: equal to the last bit
+    changes = [
+        {},
+        {"k2": 3},
+        {"tau": 0.4},
+        {"disabled_origins": ("amg",)},
+        {"disabled_origins": ("multimask", "concept")},
+        {"concept_phrase": "question"},
+    ]
+    tuned = [retune(cache, dataclasses.replace(s, **ch), concept=seg) for ch in changes]
+    assert seg.phrases == ["a knife", "knife cuts"]  # once per phrase setting
+    for ch, tr in zip(changes, tuned, strict=True):
+        full = run_stage1(
+            Answering("a knife [SEG]"), sam, img, q, dataclasses.replace(s, **ch), concept=seg
+        )
+        assert same_trace(tr, full), ch
+    assert "amg" not in {c.origin for c in tuned[3].candidates}
+    assert {c.origin for c in tuned[4].candidates} == {"semantic", "amg"}
+    assert tuned[4].concept is None and tuned[0].concept["phrase"] == "a knife"
