@@ -214,3 +214,22 @@ def test_stability_scores_and_boxes_equal_the_libraries_own(lib):
         want_box = amg.batched_mask_to_box(binary).float().numpy()
         assert np.array_equal(mask_boxes(binary.numpy()), want_box)
     assert np.array_equal(mask_boxes(np.zeros((0, 4, 5), bool)), np.zeros((0, 4), np.float32))
+
+
+def test_with_the_bank_every_change_equals_a_full_stage1_up_to_rounding(backend, image):
+    """The what-if changes of the exact test in test_pipeline_tune, one after the other on one
+    cache with its bank on (the app's way): seeds come from earlier decodes."""
+    from tests.unit.test_pipeline_tune import CHANGES
+    from tests.unit.test_pipeline_tune import _settings as tune_settings
+
+    s = tune_settings(backend.kind)
+    cache = prepare_stage1(HandPromptModel(), backend, image, "which part is red ?", s)
+    for ch in CHANGES:
+        tr = retune(cache, replace(s, **ch))
+        full = run_stage1(
+            HandPromptModel(), backend, image, "which part is red ?", replace(s, **ch)
+        )
+        close_traces(tr, full)
+    assert cache.bank.decoded < sum(
+        len(retune(cache, replace(s, **ch)).seeds.seeds_xy) for ch in CHANGES
+    )
