@@ -119,6 +119,7 @@ class JobRunner(QtCore.QObject):
             self.failed.emit(job.get("name", "job"), msg)
 
     def shutdown(self) -> None:
+        self._queued = None  # nothing starts after the window has closed
         if self.worker is not None:
             self.worker.cancel()
         if self.thread is not None:

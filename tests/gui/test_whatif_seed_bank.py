@@ -83,3 +83,14 @@ def test_cancel_drops_a_job_waiting_behind_a_background_job(qtbot):
     qtbot.wait(50)
     assert results == []
     jobs.shutdown()
+
+
+def test_a_job_waiting_behind_a_background_job_does_not_start_after_shutdown(qtbot):
+    jobs = JobRunner()
+    started, results = threading.Event(), []
+    jobs.start(_background(started), None, "bank", lambda m: None, background=True)
+    assert started.wait(5)
+    jobs.start(lambda p, c: 1, results.append, "Run")
+    jobs.shutdown()
+    qtbot.wait(100)  # the background job's end is delivered
+    assert results == [] and jobs.worker is None
