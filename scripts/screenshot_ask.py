@@ -15,7 +15,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"
@@ -47,7 +49,8 @@ def _save(raw: Path, out: Path) -> None:
     print(f"{out.relative_to(ROOT)}: {out.stat().st_size // 1024} KB")
 
 
-def _shoot(folder: Path) -> None:
+def window(folder: Path) -> tuple[Any, Any]:
+    """The application and a main window on a scratch store in ``folder``, shown at ``SIZE``."""
     from PySide6 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication([])
@@ -58,6 +61,13 @@ def _shoot(folder: Path) -> None:
     w = MainWindow(open_store(folder / "scratch.sqlite", create=True), "demo", settings)
     w.setGeometry(0, 0, *SIZE)
     w.show()
+    return app, w
+
+
+def _shoot(folder: Path) -> None:
+    from PySide6 import QtCore
+
+    app, w = window(folder)
     image = _user_image(folder)
     shots: list[str] = []
 
@@ -98,17 +108,22 @@ def _shoot(folder: Path) -> None:
     app.exec()
 
 
-def main() -> int:
+def run(name: str, shoot: Callable[[Path], None]) -> int:
+    """``shoot(folder)`` on the X display, with a scratch home and config in ``folder``."""
     if not os.environ.get("DISPLAY"):
-        print("screenshot_ask: no X display; run it under xvfb-run", file=sys.stderr)
+        print(f"{name}: no X display; run it under xvfb-run", file=sys.stderr)
         return 2
     os.environ["QT_QPA_PLATFORM"] = "xcb"
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("REA2SEG_HOME", str(Path(tmp) / "home"))
         os.environ.setdefault("REA2SEG_CONFIG", str(Path(tmp) / "config.toml"))
-        _shoot(Path(tmp))
+        shoot(Path(tmp))
     return 0
+
+
+def main() -> int:
+    return run("screenshot_ask", _shoot)
 
 
 if __name__ == "__main__":

@@ -10,28 +10,19 @@ Run it under Xvfb, from the repository root (needs ImageMagick's ``import``)::
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.screenshot_ask import OUT, QUESTION, SIZE, _save, _user_image  # noqa: E402
+from scripts.screenshot_ask import OUT, QUESTION, _save, _user_image, run, window  # noqa: E402
 
 
 def _shoot(folder: Path) -> None:
-    from PySide6 import QtCore, QtWidgets
+    from PySide6 import QtCore
 
-    app = QtWidgets.QApplication([])
-    from core.store import open_store
-    from rea2seg_gui.main_window import MainWindow
-
-    settings = QtCore.QSettings(str(folder / "ui.ini"), QtCore.QSettings.Format.IniFormat)
-    w = MainWindow(open_store(folder / "scratch.sqlite", create=True), "demo", settings)
-    w.setGeometry(0, 0, *SIZE)
-    w.show()
+    app, w = window(folder)
     image = _user_image(folder)
 
     def start() -> None:
@@ -63,16 +54,7 @@ def _shoot(folder: Path) -> None:
 
 
 def main() -> int:
-    if not os.environ.get("DISPLAY"):
-        print("screenshot_whatif: no X display; run it under xvfb-run", file=sys.stderr)
-        return 2
-    os.environ["QT_QPA_PLATFORM"] = "xcb"
-    OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ.setdefault("REA2SEG_HOME", str(Path(tmp) / "home"))
-        os.environ.setdefault("REA2SEG_CONFIG", str(Path(tmp) / "config.toml"))
-        _shoot(Path(tmp))
-    return 0
+    return run("screenshot_whatif", _shoot)
 
 
 if __name__ == "__main__":
