@@ -13,6 +13,7 @@ from core.pipeline.candidates import build_candidates
 from core.pipeline.partial import CandidateReady, Stage1Done, partial_kind
 from core.pipeline.settings import Stage1Settings
 from core.pipeline.stage1 import multimask_candidates
+from tests.unit.test_pipeline_stage1 import tiny_backend
 
 
 def same(a, b) -> bool:
@@ -204,22 +205,16 @@ def test_an_ask_with_the_concept_origin_but_no_model_says_so_and_keeps_no_cache(
 # ----------------------------------------------------- prepare + retune alone, both SAM kinds
 @pytest.fixture(scope="module", params=["sam", "sam2"])
 def backend(request):
-    from core.models.sam_backend import Sam2Backend, SamV1Backend
-    from core.models.tiny_sam import build_tiny_sam, build_tiny_sam2
-
-    if request.param == "sam":
-        return SamV1Backend(build_tiny_sam(), name="sam-tiny", is_random=True)
-    return Sam2Backend(build_tiny_sam2(), name="sam2-tiny", is_random=True)
+    return tiny_backend(request.param)
 
 
 @pytest.mark.slow
 def test_prepare_and_retune_hand_out_run_stage1s_partials_for_any_settings(backend):
     from core.pipeline.stage1 import run_stage1
     from core.pipeline.tune import prepare_stage1, retune
-    from tests.unit.test_pipeline_stage1 import HW, HandPromptModel
+    from tests.unit.test_pipeline_stage1 import HandPromptModel, red_image
 
-    img = (np.random.default_rng(0).random((*HW, 3)) * 255).astype(np.uint8)
-    img[20:40, 25:60] = (240, 30, 30)
+    img = red_image()
     base = {"layers": None, "k1": 8, "k2": 4, "pred_iou_thresh": 0.0}
     base |= {"stability_score_thresh": 0.0, "dedupe_iou": 0.6}
     s = Stage1Settings.for_backbone(backend.kind, **base)

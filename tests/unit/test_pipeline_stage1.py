@@ -55,21 +55,31 @@ class HandPromptModel:
         )
 
 
-@pytest.fixture(scope="module", params=["sam", "sam2"])
-def backend(request):
+def tiny_backend(kind: str):
+    """A tiny random-init SAM (``"sam"``) or SAM2 (``"sam2"``) backend."""
     from core.models.sam_backend import Sam2Backend, SamV1Backend
     from core.models.tiny_sam import build_tiny_sam, build_tiny_sam2
 
-    if request.param == "sam":
+    if kind == "sam":
         return SamV1Backend(build_tiny_sam(), name="sam-tiny", is_random=True)
     return Sam2Backend(build_tiny_sam2(), name="sam2-tiny", is_random=True)
 
 
-@pytest.fixture(scope="module")
-def image():
+def red_image() -> np.ndarray:
+    """Noise with a red block, uint8 (*HW, 3): the image the stage-1 and what-if tests use."""
     img = (np.random.default_rng(0).random((*HW, 3)) * 255).astype(np.uint8)
     img[20:40, 25:60] = (240, 30, 30)
     return img
+
+
+@pytest.fixture(scope="module", params=["sam", "sam2"])
+def backend(request):
+    return tiny_backend(request.param)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return red_image()
 
 
 def _settings(kind: str, **kw) -> Stage1Settings:

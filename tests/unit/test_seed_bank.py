@@ -16,26 +16,19 @@ from core.pipeline.stage1 import run_stage1
 from core.pipeline.tune import prepare_stage1, retune
 from core.pipeline.tune_amg import SeedBank, decode_all
 from core.pipeline.tune_prefill import bank_progress, centre_seeds, prefill_seed_bank
-from tests.unit.test_pipeline_stage1 import HW, HandPromptModel
+from tests.unit.test_pipeline_stage1 import HW, HandPromptModel, red_image, tiny_backend
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["sam", "sam2"])
 def backend(request):
-    from core.models.sam_backend import Sam2Backend, SamV1Backend
-    from core.models.tiny_sam import build_tiny_sam, build_tiny_sam2
-
-    if request.param == "sam":
-        return SamV1Backend(build_tiny_sam(), name="sam-tiny", is_random=True)
-    return Sam2Backend(build_tiny_sam2(), name="sam2-tiny", is_random=True)
+    return tiny_backend(request.param)
 
 
 @pytest.fixture(scope="module")
 def image():
-    img = (np.random.default_rng(0).random((*HW, 3)) * 255).astype(np.uint8)
-    img[20:40, 25:60] = (240, 30, 30)
-    return img
+    return red_image()
 
 
 SEEDS = np.array(
