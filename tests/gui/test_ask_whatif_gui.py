@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rea2seg_gui.models import tiny_lisa_preset
+from tests.gui.test_tune_panel import count_model_calls
 
 
 @pytest.fixture
@@ -19,18 +20,7 @@ def asked(qtbot, window, tmp_path, monkeypatch):
     preset = tiny_lisa_preset()
     window.run_panel.set_preset(preset)
     window.run_panel.set_evaluator(None)
-    seg = window.models.segmenter(preset)
-    calls = {"mllm": 0, "encoder": 0}
-    real = seg.prompt_model.encode
-
-    def encode(*a, **k):
-        calls["mllm"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(seg.prompt_model, "encode", encode)
-    hook = seg.sam.sam.image_encoder.register_forward_hook(
-        lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1)
-    )
+    calls, hook = count_model_calls(window.models.segmenter(preset), monkeypatch)
     img = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "mine.png"), img[:, :, ::-1])
     assert window.asking.open_image(tmp_path / "mine.png")

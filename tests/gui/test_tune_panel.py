@@ -31,13 +31,9 @@ def test_panel_round_trips_settings_and_reports_bad_fields(qtbot):
         p.values()
 
 
-@pytest.fixture
-def tuned(qtbot, window, monkeypatch):
-    """The window prepared on sample 1 (with its ground truth); ``calls`` counts MLLM forwards
-    and SAM encoder passes from then on."""
-    preset = tiny_lisa_preset()
-    window.run_panel.set_preset(preset)
-    seg = window.models.segmenter(preset)
+def count_model_calls(seg, monkeypatch) -> tuple[dict[str, int], object]:
+    """``calls``: the MLLM forwards and SAM encoder passes of segmenter ``seg`` from now on; and
+    the encoder hook (remove it when done)."""
     calls = {"mllm": 0, "encoder": 0}
     real = seg.prompt_model.encode
 
@@ -49,6 +45,16 @@ def tuned(qtbot, window, monkeypatch):
     hook = seg.sam.sam.image_encoder.register_forward_hook(
         lambda *a: calls.__setitem__("encoder", calls["encoder"] + 1)
     )
+    return calls, hook
+
+
+@pytest.fixture
+def tuned(qtbot, window, monkeypatch):
+    """The window prepared on sample 1 (with its ground truth); ``calls`` counts MLLM forwards
+    and SAM encoder passes from then on."""
+    preset = tiny_lisa_preset()
+    window.run_panel.set_preset(preset)
+    calls, hook = count_model_calls(window.models.segmenter(preset), monkeypatch)
     assert window.state.sample_id == 1 and window.state.gt is not None
     with qtbot.waitSignal(window.tuning.retuned, timeout=120_000):
         assert window.prepare_tune()

@@ -70,12 +70,18 @@ def test_a_job_started_while_a_background_job_runs_cancels_it_and_runs_next(qtbo
     jobs.shutdown()
 
 
-def test_cancel_drops_a_job_waiting_behind_a_background_job(qtbot):
+def _run_behind_a_background_job() -> tuple[JobRunner, list[int]]:
+    """A runner with a background job running and a "Run" job waiting behind it (its results)."""
     jobs = JobRunner()
     started, results = threading.Event(), []
     jobs.start(_background(started), None, "bank", lambda m: None, background=True)
     assert started.wait(5)
-    jobs.start(lambda p, c: 1, results.append, "Run")
+    assert jobs.start(lambda p, c: 1, results.append, "Run")
+    return jobs, results
+
+
+def test_cancel_drops_a_job_waiting_behind_a_background_job(qtbot):
+    jobs, results = _run_behind_a_background_job()
     assert jobs.cancel() and not jobs.busy  # the waiting run is dropped; the bank goes on
     assert jobs.background_running
     jobs.worker.cancel()
@@ -86,11 +92,7 @@ def test_cancel_drops_a_job_waiting_behind_a_background_job(qtbot):
 
 
 def test_a_job_waiting_behind_a_background_job_does_not_start_after_shutdown(qtbot):
-    jobs = JobRunner()
-    started, results = threading.Event(), []
-    jobs.start(_background(started), None, "bank", lambda m: None, background=True)
-    assert started.wait(5)
-    jobs.start(lambda p, c: 1, results.append, "Run")
+    jobs, results = _run_behind_a_background_job()
     jobs.shutdown()
     qtbot.wait(100)  # the background job's end is delivered
     assert results == [] and jobs.worker is None
