@@ -232,11 +232,7 @@ def run_stage1(
         concept_candidates, concept_record = _concept(s, concept, image_rgb, question, out)
         groups.append(("concept", concept_candidates))
         timings["concept"] = time.perf_counter() - t0
-    candidates = build_candidates(
-        [(o, items) for o, items in groups if o not in s.disabled_origins],
-        s.dedupe_iou,
-        caps={"amg": s.top_n},
-    )
+    candidates = merge_candidates(groups, s)
     done("candidates")
     if partial is not None:
         emit_candidates(partial, candidates, start=len(early))
@@ -299,9 +295,19 @@ def multimask_candidates(multimask: list[dict[str, Any]], s: Stage1Settings) -> 
     (0, 1, …) and fields whatever AMG, the semantic step and the concept origin give later:
     they can be shown as soon as the initial decode is done. Empty when ``multimask`` is in
     ``disabled_origins``."""
-    if "multimask" in s.disabled_origins:
-        return []
-    return build_candidates([("multimask", multimask)], s.dedupe_iou, caps={"amg": s.top_n})
+    return merge_candidates([("multimask", multimask)], s)
+
+
+def merge_candidates(
+    groups: list[tuple[str, list[dict[str, Any]]]], s: Stage1Settings
+) -> list[Candidate]:
+    """Step 7: the origins' items merged in the order given, those in ``s.disabled_origins``
+    left out, de-duplicated at ``s.dedupe_iou`` (when set), AMG cut to ``s.top_n``."""
+    return build_candidates(
+        [(o, items) for o, items in groups if o not in s.disabled_origins],
+        s.dedupe_iou,
+        caps={"amg": s.top_n},
+    )
 
 
 def emit_candidates(

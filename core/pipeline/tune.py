@@ -44,7 +44,7 @@ import numpy as np
 
 from core.cancel import Cancelled
 from core.models.base import CancelFn, ProgressFn, PromptModel, PromptModelOutput, SamBackend
-from core.pipeline.candidates import build_candidates, stability_score
+from core.pipeline.candidates import stability_score
 from core.pipeline.concept import ConceptSegmenter
 from core.pipeline.partial import CoreReady, HeatmapReady, InitialMaskReady, PartialFn, SeedsReady
 from core.pipeline.seeds import (
@@ -67,6 +67,7 @@ from core.pipeline.stage1 import (
     _check_output,
     _concept,
     emit_candidates,
+    merge_candidates,
     multimask_candidates,
     multimask_items,
 )
@@ -481,23 +482,25 @@ def _retune(
     t = step("amg")
     need_sam = [False]
 
-    def decoded() -> DecodedMasks:
-        bank = cache.seed_bank()
-        if bank is not None and not bank.missing(seeds_xy, s.stability_score_offset):
-            held = bank.assemble(seeds_xy, s.stability_score_offset)
-            if held is not None:
-                return held  # every seed was decoded before: no decoder pass
+    def sam_ready() -> None:
+        """The cached embedding back in the backend, once per re-tune and only when used."""
         if not need_sam[0]:
             _restore_embedding(cache)
             need_sam[0] = True
+
+    def decoded() -> DecodedMasks:
+        offset, bank = s.stability_score_offset, cache.seed_bank()
         if bank is not None:
-            # only the seeds not held; a set with none held is decoded in the generator's
-            # batches, exactly as decode_all does
-            bank.decode(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
-            held = bank.assemble(seeds_xy, s.stability_score_offset)
-            if held is not None:
+            # only the seeds not held (none: no decoder pass); a set with none held is decoded
+            # in the generator's batches, exactly as decode_all does
+            if bank.missing(seeds_xy, offset):
+                sam_ready()
+                bank.decode(cache.sam, seeds_xy, offset, s.points_per_batch)
+            held = bank.assemble(seeds_xy, offset)
+            if held is not None:  # None: the bank is full and dropped some of them
                 return held
-        masks, boxes = decode_all(cache.sam, seeds_xy, s.stability_score_offset, s.points_per_batch)
+        sam_ready()
+        masks, boxes = decode_all(cache.sam, seeds_xy, offset, s.points_per_batch)
         return DecodedMasks.pack(masks, boxes, (h, w))
 
     # the decode once per seed (and offset), kept bit-packed in the cache's seed bank; the
@@ -518,9 +521,7 @@ def _retune(
     t = step("semantic")
 
     def semantic() -> tuple[Any, ...]:
-        if not need_sam[0]:
-            _restore_embedding(cache)
-            need_sam[0] = True
+        sam_ready()
         nodes = graph_nodes(seed_token)  # one node per distinct token: its first seed
         idx = np.asarray(nodes, dtype=np.int64)
         feats = sample_features(
@@ -561,11 +562,7 @@ def _retune(
         )
         groups.append(("concept", concept_items))
         timings["concept"] = time.perf_counter() - t_concept
-    candidates = build_candidates(
-        [(o, items) for o, items in groups if o not in s.disabled_origins],
-        s.dedupe_iou,
-        caps={"amg": s.top_n},
-    )
+    candidates = merge_candidates(groups, s)
     timings["candidates"] = time.perf_counter() - t
     timings["retune"] = time.perf_counter() - t_start
     if partial is not None:

@@ -48,9 +48,7 @@ def decode_all(
     it (same batches, same calls on the predictor) without its filters and its RLE round trip;
     other backends get a generator run with the filters off and NMS at 1.0."""
     seeds = np.asarray(seeds_xy, dtype=np.float64).reshape(-1, 2)
-    from core.models.sam_backend import Sam2Backend, SamV1Backend
-
-    if not isinstance(sam, SamV1Backend | Sam2Backend):
+    if not SeedBank.supported(sam):
         masks = sam.amg_from_seeds(
             seeds.astype(np.float32),
             {
@@ -322,6 +320,7 @@ class SeedBank:
 
     @staticmethod
     def supported(sam: Any) -> bool:
+        """The project's SAM and SAM2 backends, whose batch step :func:`decode_all` does itself."""
         from core.models.sam_backend import Sam2Backend, SamV1Backend
 
         return isinstance(sam, SamV1Backend | Sam2Backend)
@@ -393,17 +392,8 @@ class SeedBank:
                 return None
             self._entries.move_to_end(k)
             parts.append((first.setdefault(k, i), e))
-        n = self.hw[0] * self.hw[1]
         if not parts:
-            z = np.zeros(0, np.float32)
-            return DecodedMasks(
-                z,
-                z,
-                np.zeros((0, 4), np.float32),
-                np.zeros(0, np.int64),
-                np.zeros((0, (n + 7) // 8), np.uint8),
-                self.hw,
-            )
+            return DecodedMasks.pack([], np.zeros((0, 4), np.float32), self.hw)
         return DecodedMasks(
             np.concatenate([e.iou for _, e in parts]),
             np.concatenate([e.stability for _, e in parts]),
