@@ -302,8 +302,8 @@ class SeedBank:
     (:func:`supported`): their batch step yields each seed's masks together.
 
     A seed decoded in another batch than the generator would use differs only by the decoder's
-    float rounding between batch sizes (the difference ``points_per_batch`` makes: about 1e-7 in
-    predicted IoU and a few pixels of a mask; measured in the tests), so a seed set assembled
+    float rounding between batch sizes (the difference ``points_per_batch`` makes; the tests
+    bound it at 1e-6 in predicted IoU and 0.1 % of a mask's pixels), so a seed set assembled
     from the bank equals :func:`decode_all` on it up to that rounding; a set decoded in one go
     equals it exactly.
     """
